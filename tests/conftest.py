@@ -1,0 +1,33 @@
+"""Test-wide settings: nothing may reach the network, and generated media is shared per session."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Set before anything imports transformers / ultralytics / huggingface_hub.
+_CONFIG = Path(tempfile.mkdtemp(prefix="vemoclap-test-config-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("VEMOCLAP_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_CONFIG / "ultralytics"))
+os.environ.setdefault("HF_HOME", str(_CONFIG / "hf"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def short_video(media_dir) -> Path:
+    """3 s, 25 fps, 320×240, with a tone soundtrack."""
+    from vemoclap.testing import make_video
+
+    return make_video(media_dir / "short.mp4", duration=3.0, audio="tone")

@@ -1,0 +1,171 @@
+"""The one protocol every extractor follows, with device handling and batching written once.
+
+An extractor is built with options, loads its models once (lazily, on first use or ``load()``),
+and is called on a :class:`Clip` to return its typed output: the feature array in the reference
+shape (or ``missing`` with a reason) plus readable results. Subclasses implement ``_load`` and
+``_run``; ``_run`` raises :class:`Missing` when the clip has nothing for it (no audio, no face,
+no text), which becomes an output with ``missing`` set, never an exception to the caller.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator, Sequence
+
+import numpy as np
+
+from .._util import to_jsonable
+from ..media import SAMPLE_RATE, Frames, MediaInfo
+
+log = logging.getLogger(__name__)
+
+
+class Missing(Exception):
+    """Raised inside ``_run`` when a clip has nothing for this extractor; the message is the reason."""
+
+
+@dataclass
+class Clip:
+    """What an extractor sees of one video: sampled frames and the whole audio track."""
+
+    frames: Frames
+    audio: np.ndarray  # mono float32 in [-1, 1] at ``sample_rate``; empty when the file has no audio
+    sample_rate: int = SAMPLE_RATE
+    info: MediaInfo | None = None
+
+    @property
+    def duration(self) -> float:
+        if self.info is not None:
+            return self.info.duration
+        return len(self.audio) / self.sample_rate
+
+    @classmethod
+    def from_file(cls, path, n_frames: int = 16, *, random: bool = False, seed: int | None = None,
+                  short_side: int | None = 360) -> "Clip":
+        from .. import media
+
+        info = media.probe(path)
+        frames = media.sample_frames(path, n_frames, random=random, seed=seed, short_side=short_side)
+        audio = media.load_audio(path) if info.has_audio else np.zeros(0, np.float32)
+        return cls(frames=frames, audio=audio, info=info)
+
+
+@dataclass
+class ExtractorOutput:
+    """Base of every extractor's output. Subclasses add readable fields, all with defaults."""
+
+    name: str = ""
+    feature: np.ndarray | None = None  # float32 in the reference shape; None when missing
+    times: np.ndarray | None = None  # seconds of each feature row, for sequence features
+    missing: str | None = None  # why there is no feature (None when there is one)
+    seconds: float = 0.0  # wall time of the run
+
+    @property
+    def ok(self) -> bool:
+        return self.feature is not None
+
+    def readable(self) -> dict[str, Any]:
+        """The readable results as plain JSON types (no feature arrays)."""
+        skip = {"feature", "times"}
+        return {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip}
+
+    def summary(self) -> str:
+        if self.missing:
+            return f"{self.name}: missing ({self.missing})"
+        shape = "×".join(map(str, self.feature.shape)) if self.feature is not None else "-"
+        return f"{self.name}: {shape} in {self.seconds:.2f} s"
+
+
+def resolve_device(device: str | None = "auto"):
+    """'auto' → the first CUDA GPU when there is one, else the CPU."""
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu")
+    return resolved
+
+
+def batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), max(1, batch_size)):
+        yield items[start:start + batch_size]
+
+
+# Models shared by several extractors (the sentiment model serves both ASR and OCR) are built once
+# per (key, device, dtype, models dir) and kept here.
+_SHARED: dict[tuple, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(key: str, device, dtype, models_dir, build: Callable[[], Any]) -> Any:
+    cache_key = (key, str(device), str(dtype), str(models_dir))
+    with _SHARED_LOCK:
+        if cache_key not in _SHARED:
+            _SHARED[cache_key] = build()
+        return _SHARED[cache_key]
+
+
+class Extractor(abc.ABC):
+    """Base class: subclasses set the class attributes and implement ``_load`` and ``_run``."""
+
+    name: ClassVar[str]  # registry name, also the name of its output
+    feature_name: ClassVar[str | None] = None  # the fusion feature it fills (None: readable only)
+    output_type: ClassVar[type[ExtractorOutput]] = ExtractorOutput
+    model_keys: ClassVar[tuple[str, ...]] = ()  # keys of vemoclap.models.MODELS it loads
+    half_precision_ok: ClassVar[bool] = True  # fp16 on CUDA is safe for this model
+
+    def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16,
+                 half: bool | None = None):
+        import torch
+
+        self.device = resolve_device(device)
+        use_half = self.half_precision_ok and self.device.type == "cuda" if half is None else half
+        self.dtype = torch.float16 if use_half else torch.float32
+        self.models_dir = models_dir
+        self.batch_size = batch_size
+        self._loaded = False
+        self._load_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device}, dtype={self.dtype})"
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def load(self) -> "Extractor":
+        """Load the models (once). Raises vemoclap.models.ModelUnavailable naming what is missing."""
+        with self._load_lock:
+            if not self._loaded:
+                start = time.perf_counter()
+                self._load()
+                self._loaded = True
+                log.info("loaded %s on %s in %.1f s", self.name, self.device, time.perf_counter() - start)
+        return self
+
+    def __call__(self, clip: Clip) -> ExtractorOutput:
+        self.load()
+        start = time.perf_counter()
+        try:
+            output = self._run(clip)
+        except Missing as reason:
+            output = self.output_type(missing=str(reason))
+        output.name = self.name
+        output.seconds = time.perf_counter() - start
+        if output.feature is not None:
+            output.feature = np.asarray(output.feature, dtype=np.float32)
+        return output
+
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Build the models on ``self.device`` in ``self.dtype``."""
+
+    @abc.abstractmethod
+    def _run(self, clip: Clip) -> ExtractorOutput:
+        """Compute the output for one clip; raise Missing when the clip has nothing for it."""

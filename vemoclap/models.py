@@ -1,0 +1,167 @@
+"""Every pretrained model vemoclap uses, in one table, and where to find each one.
+
+Lookup order for a model: the models directory (``--models-dir`` / ``VEMOCLAP_MODELS_DIR``), then
+the Hugging Face hub or the model's download URL (the hub's own ``HF_HUB_OFFLINE`` is respected;
+``VEMOCLAP_OFFLINE=1`` forbids every download). Inside a models directory the layout is:
+
+* Hugging Face models: ``<dir>/<hub id>/`` holding ``save_pretrained`` files
+  (e.g. ``weights/openai/clip-vit-base-patch32/config.json``);
+* checkpoint files: ``<dir>/<file name>`` (e.g. ``weights/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt``,
+  ``weights/whisper/small.pt``).
+
+``vemoclap download-models --dir weights`` fills that layout.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR_ENV = "VEMOCLAP_MODELS_DIR"
+OFFLINE_ENV = "VEMOCLAP_OFFLINE"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model could not be found locally nor fetched; the message says how to supply it."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    key: str  # short name used by the extractors and the CLI
+    kind: str  # "hf" (transformers from_pretrained), "file" (a checkpoint file), "whisper"
+    hub_id: str | None = None  # Hugging Face repo id
+    filename: str | None = None  # file name inside the models dir (and inside the hub repo, if any)
+    url: str | None = None  # direct download URL for "file" models hosted outside the hub
+    purpose: str = ""
+    size_mb: int = 0
+
+
+BEATS_CHECKPOINT = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
+
+MODELS: dict[str, ModelRef] = {
+    ref.key: ref
+    for ref in [
+        ModelRef("clip", "hf", hub_id="openai/clip-vit-base-patch32",
+                 purpose="CLIP ViT-B/32 frame embeddings", size_mb=605),
+        ModelRef("beats", "file", filename=BEATS_CHECKPOINT,
+                 url=("https://valle.blob.core.windows.net/share/BEATs/" + BEATS_CHECKPOINT
+                      + "?sv=2020-08-04&st=2023-03-01T07%3A51%3A05Z&se=2033-03-02T07%3A51%3A00Z"
+                        "&sr=c&sp=rl&sig=QJXmSJG9DbMKf48UDIU1MfzIro8HQOf3sqlNXiflY1I%3D"),
+                 purpose="BEATs audio embeddings and AudioSet labels", size_mb=345),
+        ModelRef("ast", "hf", hub_id="MIT/ast-finetuned-audioset-10-10-0.4593",
+                 purpose="AST audio embeddings and AudioSet labels (alternative to BEATs)", size_mb=346),
+        ModelRef("face_expression", "hf", hub_id="trpakov/vit-face-expression",
+                 purpose="ViT facial-expression classifier (7 classes)", size_mb=343),
+        ModelRef("yolo_face", "file", hub_id="arnabdhar/YOLOv8-Face-Detection", filename="model.pt",
+                 purpose="YOLOv8 face detector (ultralytics)", size_mb=6),
+        ModelRef("whisper", "whisper", filename="whisper/{name}.pt",
+                 purpose="Whisper speech recognition, translated to English", size_mb=1457),
+        ModelRef("sentiment", "hf", hub_id="cardiffnlp/twitter-roberta-base-sentiment-latest",
+                 purpose="RoBERTa sentiment of transcript and on-screen text", size_mb=499),
+        ModelRef("language_id", "hf", hub_id="papluca/xlm-roberta-base-language-detection",
+                 purpose="language of on-screen text", size_mb=1112),
+        ModelRef("translation", "hf", hub_id="facebook/nllb-200-distilled-600M",
+                 purpose="NLLB-200 translation of on-screen text to English", size_mb=2460),
+        ModelRef("spell", "hf", hub_id="ai-forever/T5-large-spell",
+                 purpose="T5 spelling correction of on-screen text (optional)", size_mb=2950),
+        ModelRef("caption", "hf", hub_id="Salesforce/blip-image-captioning-base",
+                 purpose="BLIP caption of one frame", size_mb=990),
+    ]
+}
+
+
+def default_models_dir() -> Path | None:
+    value = os.environ.get(MODELS_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes") and os.environ.get(
+        "HF_HUB_OFFLINE", ""
+    ) not in ("1", "true", "yes")
+
+
+def _models_dir(models_dir: str | os.PathLike | None) -> Path | None:
+    return Path(models_dir).expanduser() if models_dir else default_models_dir()
+
+
+def local_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path | None:
+    """The model's path inside the models dir, or None when it is not there."""
+    ref = MODELS[key]
+    root = _models_dir(models_dir)
+    if root is None:
+        return None
+    if ref.kind == "hf":
+        path = root / ref.hub_id
+        return path if (path / "config.json").is_file() else None
+    path = root / ref.filename.format(**fmt)
+    return path if path.is_file() else None
+
+
+def unavailable(key: str, models_dir: str | os.PathLike | None, why: str = "", **fmt: str) -> ModelUnavailable:
+    """The error for a model that cannot be had, saying where it was looked for and what to do."""
+    ref = MODELS[key]
+    root = _models_dir(models_dir)
+    where = ref.hub_id if ref.kind == "hf" else ref.filename.format(**fmt)
+    looked = f"not in {root}" if root else "no models dir given"
+    hint = (f"run `vemoclap download-models --only {key} --dir weights` where there is internet, "
+            f"then pass --models-dir weights (or set {MODELS_DIR_ENV})")
+    reason = f": {why}" if why else ""
+    return ModelUnavailable(f"model '{key}' ({where}) is unavailable ({looked}){reason}; {hint}")
+
+
+def resolve(key: str, models_dir: str | os.PathLike | None = None) -> str:
+    """For a Hugging Face model: a local directory when present, else the hub id.
+
+    ``from_pretrained`` on the returned string does the right thing either way; pair it with
+    :func:`load_pretrained` so a failure becomes a :class:`ModelUnavailable` with a hint.
+    """
+    ref = MODELS[key]
+    assert ref.kind == "hf", key
+    local = local_path(key, models_dir)
+    if local is not None:
+        return str(local)
+    return ref.hub_id
+
+
+def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, **kwargs):
+    """``cls.from_pretrained`` on the model's local dir or hub id; errors name the model and the fix."""
+    source = resolve(key, models_dir)
+    local = source != MODELS[key].hub_id
+    if not local and not downloads_allowed():
+        # Only the local HF cache can serve it now.
+        kwargs.setdefault("local_files_only", True)
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:  # transformers raises OSError for missing repos/files
+        raise unavailable(key, models_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+def checkpoint_file(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path:
+    """A checkpoint file of a "file" model: from the models dir, else downloaded into the cache."""
+    ref = MODELS[key]
+    local = local_path(key, models_dir, **fmt)
+    if local is not None:
+        return local
+    if not downloads_allowed():
+        raise unavailable(key, models_dir, "downloads are off (offline mode)", **fmt)
+    filename = ref.filename.format(**fmt)
+    try:
+        if ref.hub_id:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(ref.hub_id, Path(filename).name))
+        if ref.url:
+            import torch.hub
+
+            target = Path(torch.hub.get_dir()) / "vemoclap" / filename
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(ref.url, str(target), progress=True)
+            return target
+    except Exception as exc:  # network errors come in many types
+        raise unavailable(key, models_dir, f"download failed: {exc}", **fmt) from exc
+    raise unavailable(key, models_dir, **fmt)
