@@ -55,7 +55,7 @@ MODELS: dict[str, ModelRef] = {
                  purpose="AST audio embeddings and AudioSet labels (alternative to BEATs)", size_mb=346),
         ModelRef("face_expression", "hf", hub_id="trpakov/vit-face-expression",
                  purpose="ViT facial-expression classifier (7 classes)", size_mb=343),
-        ModelRef("yolo_face", "file", hub_id="arnabdhar/YOLOv8-Face-Detection", filename="model.pt",
+        ModelRef("yolo_face", "file", hub_id="arnabdhar/YOLOv8-Face-Detection", filename="yolo_face/model.pt",
                  purpose="YOLOv8 face detector (ultralytics)", size_mb=6),
         ModelRef("whisper", "whisper", filename="whisper/{name}.pt",
                  purpose="Whisper speech recognition, translated to English", size_mb=1457),
