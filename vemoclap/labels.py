@@ -19,3 +19,19 @@ VALENCE_AROUSAL: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "sadness": ((-0.63, 0.23), (-0.27, 0.34)),
     "surprise": ((0.40, 0.30), (0.67, 0.27)),
 }
+
+# One colour per emotion, shared by every plot and overlay (colour-blind friendly, Okabe–Ito).
+EMOTION_COLORS: dict[str, str] = {
+    "anger": "#D55E00",
+    "disgust": "#009E73",
+    "fear": "#785EF0",
+    "joy": "#E69F00",
+    "sadness": "#0072B2",
+    "surprise": "#CC79A7",
+}
+
+# Facial expressions → the nearest Ekman emotion (neutral has none), for colours and tracks.
+EXPRESSION_TO_EMOTION: dict[str, str | None] = {
+    "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy",
+    "neutral": None, "sad": "sadness", "surprise": "surprise",
+}

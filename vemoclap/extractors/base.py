@@ -73,6 +73,10 @@ class ExtractorOutput:
         skip = {"feature", "times"}
         return {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip}
 
+    def describe(self) -> list[str]:
+        """Readable report lines; subclasses override with their own readable fields."""
+        return [self.summary()]
+
     def summary(self) -> str:
         if self.missing:
             return f"{self.name}: missing ({self.missing})"
@@ -119,6 +123,7 @@ class Extractor(abc.ABC):
     output_type: ClassVar[type[ExtractorOutput]] = ExtractorOutput
     model_keys: ClassVar[tuple[str, ...]] = ()  # keys of vemoclap.models.MODELS it loads
     half_precision_ok: ClassVar[bool] = True  # fp16 on CUDA is safe for this model
+    inputs: ClassVar[tuple[str, ...]] = ()  # "frames" and/or "audio": what the clip must have
 
     def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16,
                  half: bool | None = None):
@@ -153,6 +158,10 @@ class Extractor(abc.ABC):
         self.load()
         start = time.perf_counter()
         try:
+            if "frames" in self.inputs and len(clip.frames) == 0:
+                raise Missing("no video frames")
+            if "audio" in self.inputs and clip.audio.size == 0:
+                raise Missing("no audio track")
             output = self._run(clip)
         except Missing as reason:
             output = self.output_type(missing=str(reason))

@@ -1,0 +1,27 @@
+"""vemoclap: tell the emotion of any video (Ekman-6) from frozen pretrained models fused by a
+small trained network.
+
+    >>> import vemoclap
+    >>> result = vemoclap.analyze("video.mp4", classifier="weights/vemoclap")
+    >>> print(result.summary()); result.plot()
+"""
+from __future__ import annotations
+
+from .labels import EMOTIONS
+
+__version__ = "0.1.0"
+
+__all__ = ["EMOTIONS", "Analyzer", "Result", "analyze", "__version__"]
+
+
+def __getattr__(name: str):
+    # Heavy modules (torch, transformers) load only when their names are used.
+    if name in ("Analyzer", "analyze"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    if name == "Result":
+        from .results import Result
+
+        return Result
+    raise AttributeError(f"module 'vemoclap' has no attribute {name!r}")

@@ -1,0 +1,105 @@
+"""The ``vemoclap`` command: one subcommand per verb.
+
+Bad input ends with exit code 2 and a one-line reason on stderr, never a traceback
+(``--debug`` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("vemoclap")
+
+EXIT_BAD_INPUT = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is written for people: shown as one line, exit code 2."""
+    from .media import MediaError
+    from .models import ModelUnavailable
+
+    errors: list[type[BaseException]] = [MediaError, ModelUnavailable]
+    try:
+        from .fusion import CheckpointError
+
+        errors.append(CheckpointError)
+    except ImportError:  # pragma: no cover - fusion always ships; keep the CLI usable regardless
+        pass
+    try:
+        from .sources import SourceError
+
+        errors.append(SourceError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .pipeline import Analyzer
+
+    extractors = args.extractors.split(",") if args.extractors else None
+    analyzer = Analyzer(extractors, frames=args.frames, device=args.device, models_dir=args.models_dir,
+                        classifier=args.classifier, skip_unavailable=args.skip_unavailable,
+                        whisper_model=args.whisper_model, face_detector=args.face_detector)
+    result = analyzer.analyze(args.source, progress=not args.quiet)
+    if args.json:
+        result.to_json(args.json)
+        log.info("wrote %s", args.json)
+    if args.save:
+        result.save(args.save)
+    print(result.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vemoclap", description="Tell the emotion of a video (Ekman-6).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="analyze one video and print a report")
+    analyze.add_argument("source", help="a video file")
+    analyze.add_argument("--frames", type=int, default=16, help="frames sampled (default 16)")
+    _add_model_options(analyze)
+    analyze.add_argument("--classifier", type=Path, default=None,
+                         help="emotion classifier checkpoint (ours or the reference's); without it only "
+                              "the extractors' outputs are shown")
+    analyze.add_argument("--extractors", default=None,
+                         help="comma-separated extractors to run (default: all of the reference's)")
+    analyze.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
+    analyze.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"])
+    analyze.add_argument("--skip-unavailable", action="store_true",
+                         help="go on without models that cannot be loaded, and list them")
+    analyze.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
+    analyze.add_argument("--save", type=Path, default=None, help="write JSON, CSV and plots into this folder")
+    analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(func=_cmd_analyze)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("vemoclap: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if args.debug:
+            raise
+        print(f"vemoclap: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

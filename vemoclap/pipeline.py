@@ -1,0 +1,196 @@
+"""Analyze videos: load the extractors once, run them on a clip, fuse, and build a :class:`Result`."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from . import media
+from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
+from .models import ModelUnavailable
+from .results import NO_CLASSIFIER, Result
+
+log = logging.getLogger(__name__)
+
+# progress(stage, done, total): stages are "load", "media" and each extractor's name.
+ProgressFn = Callable[[str, int, int], None]
+
+
+def _tqdm_progress() -> ProgressFn:
+    from tqdm.auto import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get("all")
+        if bar is None:
+            bar = bars["all"] = tqdm(total=total, desc="vemoclap", unit="stage", leave=False)
+        bar.set_postfix_str(stage)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+            bars.clear()
+
+    return update
+
+
+class Analyzer:
+    """Keeps the models loaded across videos: build once, call ``analyze`` many times.
+
+    ``extractors`` names the extractors to run (default: the reference's set). ``classifier`` is a
+    checkpoint path (our format or the reference's pair) or None for extractor outputs only.
+    Per-extractor options go in ``extractor_options`` (e.g. ``{"asr_sentiment": {"whisper_model":
+    "small"}}``); ``whisper_model`` and ``face_detector`` are shortcuts for the common ones.
+    """
+
+    def __init__(self, extractors: Iterable[str] | None = None, *, frames: int = 16, device: str = "auto",
+                 models_dir=None, classifier=None, skip_unavailable: bool = False,
+                 whisper_model: str | None = None, face_detector: str | None = None,
+                 short_side: int | None = 360, extractor_options: Mapping[str, Mapping] | None = None):
+        self.n_frames = frames
+        self.short_side = short_side
+        self.device = device
+        self.models_dir = models_dir
+        self.skip_unavailable = skip_unavailable
+        options = {name: dict(opts) for name, opts in (extractor_options or {}).items()}
+        if whisper_model:
+            options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
+        if face_detector:
+            options.setdefault("face_emotion", {})["detector"] = face_detector
+        self.extractors: dict[str, Extractor] = {
+            name: get(name, device=device, models_dir=models_dir, **options.get(name, {}))
+            for name in (extractors if extractors is not None else DEFAULT_EXTRACTORS)
+        }
+        self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+        self.classifier = None
+        self.classifier_name: str | None = None
+        if classifier is not None:
+            from .fusion import load_classifier
+
+            self.classifier = load_classifier(classifier, device="cpu" if device == "auto" else device)
+            self.classifier_name = str(classifier)
+
+    # ---- loading -------------------------------------------------------------------------
+    def load(self, progress: bool | ProgressFn = False) -> "Analyzer":
+        """Load every extractor now (otherwise they load on first use).
+
+        A model that cannot be had raises ModelUnavailable, or with ``skip_unavailable`` is
+        dropped and listed in ``self.unavailable`` (and in every Result's ``missing``).
+        """
+        report = _tqdm_progress() if progress is True else (progress or None)
+        names = list(self.extractors)
+        for done, name in enumerate(names):
+            if report:
+                report("load", done, len(names))
+            self._load_one(name)
+        if report:
+            report("load", len(names), len(names))
+        return self
+
+    def _load_one(self, name: str) -> bool:
+        extractor = self.extractors.get(name)
+        if extractor is None:
+            return False
+        try:
+            extractor.load()
+            return True
+        except ModelUnavailable as exc:
+            if not self.skip_unavailable:
+                raise
+            log.warning("skipping %s: %s", name, exc)
+            self.unavailable[name] = str(exc)
+            del self.extractors[name]
+            return False
+
+    # ---- analysis ------------------------------------------------------------------------
+    def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
+        """Probe, sample frames and load audio; a file without a video stream gives no frames."""
+        info = media.probe(path)
+        if info.width and info.height:
+            frames = media.sample_frames(path, self.n_frames, random=random, seed=seed,
+                                         short_side=self.short_side)
+        else:
+            frames = media.Frames(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0))
+        audio = media.load_audio(path) if info.has_audio else np.zeros(0, np.float32)
+        return Clip(frames=frames, audio=audio, info=info)
+
+    def analyze(self, source, *, progress: bool | ProgressFn = False) -> Result:
+        """Analyze one video file (a path; see vemoclap.sources for URLs and uploads)."""
+        report = _tqdm_progress() if progress is True else (progress or None)
+        path = Path(source)
+        timings: dict[str, float] = {}
+        total = 1 + len(self.extractors)
+
+        start = time.perf_counter()
+        if report:
+            report("media", 0, total)
+        clip = self.read_clip(path)
+        timings["media"] = time.perf_counter() - start
+
+        result = Result(source=str(source), info=clip.info, frames=clip.frames, timings=timings,
+                        warnings=list(clip.frames.warnings))
+        result.missing.update(self.unavailable)
+        if len(clip.frames) == 0:
+            result.warnings.append("the file has no video stream: only audio was analyzed")
+
+        for done, name in enumerate(list(self.extractors), start=1):
+            if report:
+                report(name, done, total)
+            output = self._run_one(name, clip)
+            if output is None:
+                continue
+            result.outputs[name] = output
+            timings[name] = output.seconds
+            if output.missing:
+                result.missing[name] = output.missing
+        if report:
+            report("done", total, total)
+
+        self._classify(result)
+        return result
+
+    __call__ = analyze
+
+    def _run_one(self, name: str, clip: Clip) -> ExtractorOutput | None:
+        if not self._load_one(name):
+            return None
+        extractor = self.extractors[name]
+        try:
+            return extractor(clip)
+        except Exception as exc:  # one broken extractor must not lose the others' results
+            log.exception("extractor %s failed", name)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return extractor.output_type(name=name, missing=f"failed: {reason}")
+
+    def features(self, result: Result) -> dict[str, np.ndarray | None]:
+        """Fusion feature name → array (None when its extractor gave none)."""
+        features: dict[str, np.ndarray | None] = {}
+        for name, output in result.outputs.items():
+            feature_name = type(self.extractors[name]).feature_name if name in self.extractors else None
+            if feature_name:
+                features[feature_name] = output.feature
+        return features
+
+    def _classify(self, result: Result) -> None:
+        if self.classifier is None:
+            result.classifier = None
+            result.warnings.append(NO_CLASSIFIER)
+            return
+        start = time.perf_counter()
+        features = self.features(result)
+        for feature in self.classifier.config.features:
+            if features.get(feature) is None and feature not in result.missing:
+                result.missing[feature] = "no extractor produced it; zeros were used"
+        result.probabilities = self.classifier.predict(features)
+        result.labels = tuple(self.classifier.config.labels)
+        result.classifier = self.classifier_name
+        result.timings["classifier"] = time.perf_counter() - start
+
+
+def analyze(source, *, progress: bool | ProgressFn = False, **options) -> Result:
+    """Analyze one video with a fresh :class:`Analyzer` (use an Analyzer to keep models loaded)."""
+    return Analyzer(**options).analyze(source, progress=progress)
