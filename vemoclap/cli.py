@@ -20,7 +20,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .media import MediaError
     from .models import ModelUnavailable
 
-    errors: list[type[BaseException]] = [MediaError, ModelUnavailable]
+    errors: list[type[BaseException]] = [MediaError, ModelUnavailable, ValueError, FileNotFoundError]
     try:
         from .fusion import CheckpointError
 
@@ -59,13 +59,34 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download_models(args: argparse.Namespace) -> int:
+    from .models import download_models
+
+    only = args.only.split(",") if args.only else None
+    written = download_models(args.dir, only=only, whisper_sizes=tuple(args.whisper.split(",")))
+    for key, path in written.items():
+        print(f"{key:<16} {path}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import MODELS, local_path
+
+    for key, ref in MODELS.items():
+        where = ref.hub_id or ref.filename
+        local = local_path(key, args.models_dir, name="small") if ref.kind != "whisper" else None
+        state = f"local: {local}" if local else "not local"
+        print(f"{key:<16} {where:<52} {ref.size_mb:>5} MB  {state}  — {ref.purpose}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vemoclap", description="Tell the emotion of a video (Ekman-6).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True)
 
     analyze = sub.add_parser("analyze", help="analyze one video and print a report")
-    analyze.add_argument("source", help="a video file")
+    analyze.add_argument("source", help="a video file, an http(s) link (YouTube or any yt-dlp site) or \"sample\"")
     analyze.add_argument("--frames", type=int, default=16, help="frames sampled (default 16)")
     _add_model_options(analyze)
     analyze.add_argument("--classifier", type=Path, default=None,
@@ -81,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--save", type=Path, default=None, help="write JSON, CSV and plots into this folder")
     analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
+
+    download = sub.add_parser("download-models", help="fetch the pretrained models into a folder (needs internet)")
+    download.add_argument("--dir", type=Path, default=Path("weights"), help="target folder (default weights)")
+    download.add_argument("--only", default=None, help="comma-separated model keys (see `vemoclap models`)")
+    download.add_argument("--whisper", default="small,medium", help="Whisper sizes to fetch (default small,medium)")
+    download.set_defaults(func=_cmd_download_models)
+
+    models = sub.add_parser("models", help="list every model vemoclap uses and whether it is local")
+    models.add_argument("--models-dir", type=Path, default=None)
+    models.set_defaults(func=_cmd_models)
     return parser
 
 

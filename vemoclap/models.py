@@ -109,6 +109,7 @@ def unavailable(key: str, models_dir: str | os.PathLike | None, why: str = "", *
     looked = f"not in {root}" if root else "no models dir given"
     hint = (f"run `vemoclap download-models --only {key} --dir weights` where there is internet, "
             f"then pass --models-dir weights (or set {MODELS_DIR_ENV})")
+    why = why.strip().splitlines()[0] if why and why.strip() else ""  # one line for people
     reason = f": {why}" if why else ""
     return ModelUnavailable(f"model '{key}' ({where}) is unavailable ({looked}){reason}; {hint}")
 
@@ -165,3 +166,68 @@ def checkpoint_file(key: str, models_dir: str | os.PathLike | None = None, **fmt
     except Exception as exc:  # network errors come in many types
         raise unavailable(key, models_dir, f"download failed: {exc}", **fmt) from exc
     raise unavailable(key, models_dir, **fmt)
+
+
+DEFAULT_WHISPER_SIZES = ("small", "medium")  # what --whisper-model auto picks on CPU / GPU
+
+
+def download_models(directory: str | os.PathLike = "weights", only: list[str] | None = None,
+                    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES, progress: bool = True) -> dict[str, Path]:
+    """Fetch every model (or ``only`` these keys) into ``directory`` in the models-dir layout.
+
+    Returns key → path. Needs internet; each file shows a progress bar. Already present models are
+    skipped, so an interrupted run can be repeated.
+    """
+    from tqdm.auto import tqdm
+
+    directory = Path(directory).expanduser()
+    keys = list(only) if only else list(MODELS)
+    unknown = [k for k in keys if k not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    if os.environ.get(OFFLINE_ENV, "") in ("1", "true", "yes"):
+        raise ModelUnavailable(f"downloads are off ({OFFLINE_ENV}=1); unset it to download models")
+    written: dict[str, Path] = {}
+    for key in tqdm(keys, desc="models", unit="model", disable=not progress):
+        ref = MODELS[key]
+        try:
+            written[key] = _download_one(ref, directory, whisper_sizes)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:  # network/hub errors come in many types
+            raise unavailable(key, directory, f"download failed: {exc}", name=whisper_sizes[0]) from exc
+        log.info("%s → %s", key, written[key])
+    return written
+
+
+def _download_one(ref: ModelRef, directory: Path, whisper_sizes: tuple[str, ...]) -> Path:
+    if ref.kind == "hf":
+        from huggingface_hub import snapshot_download
+
+        target = directory / ref.hub_id
+        if not (target / "config.json").is_file():
+            snapshot_download(ref.hub_id, local_dir=target)
+        return target
+    if ref.kind == "whisper":
+        import whisper
+
+        root = directory / Path(ref.filename).parent
+        for size in whisper_sizes:
+            if not (root / f"{size}.pt").is_file():
+                # whisper's own downloader checks the file's SHA-256; it names the file <size>.pt
+                whisper._download(whisper._MODELS[size], str(root), in_memory=False)
+        return root
+    target = directory / ref.filename
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if ref.hub_id:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(ref.hub_id, Path(ref.filename).name, local_dir=target.parent))
+    import torch.hub
+
+    tmp = target.with_suffix(target.suffix + ".part")
+    torch.hub.download_url_to_file(ref.url, str(tmp), progress=True)
+    os.replace(tmp, target)
+    return target

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -12,6 +11,7 @@ from . import media
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
+from .sources import resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,10 @@ class Analyzer:
         audio = media.load_audio(path) if info.has_audio else np.zeros(0, np.float32)
         return Clip(frames=frames, audio=audio, info=info)
 
-    def analyze(self, source, *, progress: bool | ProgressFn = False) -> Result:
-        """Analyze one video file (a path; see vemoclap.sources for URLs and uploads)."""
+    def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False) -> Result:
+        """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes."""
         report = _tqdm_progress() if progress is True else (progress or None)
-        path = Path(source)
+        path = resolve_source(source, allow_private=allow_private)
         timings: dict[str, float] = {}
         total = 1 + len(self.extractors)
 
@@ -131,7 +131,7 @@ class Analyzer:
         clip = self.read_clip(path)
         timings["media"] = time.perf_counter() - start
 
-        result = Result(source=str(source), info=clip.info, frames=clip.frames, timings=timings,
+        result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name, info=clip.info, frames=clip.frames, timings=timings,
                         warnings=list(clip.frames.warnings))
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
