@@ -49,13 +49,43 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     analyzer = Analyzer(extractors, frames=args.frames, device=args.device, models_dir=args.models_dir,
                         classifier=args.classifier, skip_unavailable=args.skip_unavailable,
                         whisper_model=args.whisper_model, face_detector=args.face_detector)
-    result = analyzer.analyze(args.source, progress=not args.quiet)
+    result = analyzer.analyze(args.source, progress=not args.quiet, allow_private=args.allow_private)
+    print(result.summary())
     if args.json:
         result.to_json(args.json)
-        log.info("wrote %s", args.json)
+        print(f"wrote {args.json}")
     if args.save:
         result.save(args.save)
-    print(result.summary())
+        print(f"saved JSON, CSV and plots to {args.save}")
+    if args.annotated_video:
+        video = result.export_annotated_video(args.annotated_video, progress=not args.quiet)
+        print(f"wrote {video.path} ({video.frames} frames) and per-frame labels to {video.csv_path}")
+    if args.clips:
+        emotion, out = args.clips
+        path, segments = result.export_emotion_clips(emotion, out, progress=not args.quiet)
+        spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments) or "none"
+        print(f"{emotion} segments: {spans}" + (f"; wrote {path}" if path else ""))
+    return 0
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    from .extractors import get
+    from .live import camera_frames, file_frames, run_live
+
+    faces = get("face_emotion", device=args.device, models_dir=args.models_dir,
+                **({"detector": args.face_detector} if args.face_detector else {})).load()
+    if args.source is not None:
+        frames = file_frames(args.source)
+    elif args.stream is not None:
+        from .sources import check_url
+
+        check_url(args.stream, allow_private=args.allow_private)
+        frames = file_frames(args.stream)
+    else:
+        frames = camera_frames(args.camera)
+    show = False if args.no_window else None
+    stats = run_live(frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames)
+    print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")
     return 0
 
 
@@ -100,8 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="go on without models that cannot be loaded, and list them")
     analyze.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     analyze.add_argument("--save", type=Path, default=None, help="write JSON, CSV and plots into this folder")
+    analyze.add_argument("--annotated-video", type=Path, default=None, metavar="FILE",
+                         help="also write every frame with face boxes and expressions (audio kept)")
+    analyze.add_argument("--clips", nargs=2, metavar=("EMOTION", "FILE"), default=None,
+                         help="also write one video of the segments where EMOTION dominates")
+    analyze.add_argument("--allow-private", action="store_true",
+                         help="allow links to private/loopback addresses (off by default)")
     analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
+
+    live = sub.add_parser("live", help="per-frame faces and expressions from a camera, stream or file, FPS shown")
+    live.add_argument("source", nargs="?", default=None, help="a video file (default: the camera)")
+    live.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    live.add_argument("--stream", default=None, help="an http(s) stream URL PyAV can open")
+    live.add_argument("--every", type=int, default=1, help="run the face model on every N-th frame")
+    live.add_argument("--max-frames", type=int, default=None)
+    live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
+    live.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"])
+    live.add_argument("--allow-private", action="store_true")
+    _add_model_options(live)
+    live.set_defaults(func=_cmd_live)
 
     download = sub.add_parser("download-models", help="fetch the pretrained models into a folder (needs internet)")
     download.add_argument("--dir", type=Path, default=Path("weights"), help="target folder (default weights)")

@@ -131,8 +131,12 @@ class Analyzer:
         clip = self.read_clip(path)
         timings["media"] = time.perf_counter() - start
 
-        result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name, info=clip.info, frames=clip.frames, timings=timings,
-                        warnings=list(clip.frames.warnings))
+        result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
+                        info=clip.info, frames=clip.frames, timings=timings, path=str(path),
+                        warnings=list(clip.frames.warnings), feature_of=self.feature_names())
+        faces = self.extractors.get("face_emotion")
+        if faces is not None and hasattr(faces, "analyze_image"):
+            result.face_model = faces.analyze_image
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
             result.warnings.append("the file has no video stream: only audio was analyzed")
@@ -166,14 +170,14 @@ class Analyzer:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return extractor.output_type(name=name, missing=f"failed: {reason}")
 
+    def feature_names(self) -> dict[str, str]:
+        """Extractor name → the fusion feature it fills (extractors that fill none are left out)."""
+        return {name: ext.feature_name for name, ext in self.extractors.items() if ext.feature_name}
+
     def features(self, result: Result) -> dict[str, np.ndarray | None]:
         """Fusion feature name → array (None when its extractor gave none)."""
-        features: dict[str, np.ndarray | None] = {}
-        for name, output in result.outputs.items():
-            feature_name = type(self.extractors[name]).feature_name if name in self.extractors else None
-            if feature_name:
-                features[feature_name] = output.feature
-        return features
+        return {feature: result.outputs[name].feature
+                for name, feature in self.feature_names().items() if name in result.outputs}
 
     def _classify(self, result: Result) -> None:
         if self.classifier is None:
@@ -188,6 +192,7 @@ class Analyzer:
         result.probabilities = self.classifier.predict(features)
         result.labels = tuple(self.classifier.config.labels)
         result.classifier = self.classifier_name
+        result.classifier_model = self.classifier
         result.timings["classifier"] = time.perf_counter() - start
 
 

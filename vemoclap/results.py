@@ -41,6 +41,12 @@ class Result:
     frames: "Frames | None" = None  # the sampled frames (kept in memory, not exported)
     timings: dict[str, float] = field(default_factory=dict)  # stage → seconds
     warnings: list[str] = field(default_factory=list)
+    path: str | None = None  # the local video file (a link's download, an upload's copy)
+    # Live objects the Analyzer attaches so a Result can compute timelines and export videos;
+    # they are never serialized.
+    classifier_model: Any = field(default=None, repr=False, compare=False)
+    feature_of: dict[str, str] = field(default_factory=dict, repr=False)  # output name → fusion feature
+    face_model: Any = field(default=None, repr=False, compare=False)  # image → faces (analyze_image)
 
     # ---- numbers -------------------------------------------------------------------------
     @property
@@ -117,6 +123,7 @@ class Result:
             "probabilities": self.scores or None,
             "top_label": self.top_label,
             "valence_arousal": self.valence_arousal,
+            "path": self.path,
             "classifier": self.classifier,
             "outputs": {name: out.readable() for name, out in self.outputs.items()},
             "missing": dict(self.missing),
@@ -165,19 +172,106 @@ class Result:
         ax.spines[["top", "right"]].set_visible(False)
         return fig
 
+    def annotated_frame(self, index: int | None = None) -> np.ndarray | None:
+        """The sampled frame with the most faces and text (or ``index``), boxes and labels drawn."""
+        from .render import annotated_frame
+
+        return annotated_frame(self, index)
+
+    def plot_annotated_frame(self, index: int | None = None, ax=None) -> "Figure":
+        from .render import plot_annotated_frame
+
+        return plot_annotated_frame(self, index, ax)
+
+    def plot_circumplex(self, ax=None) -> "Figure":
+        from .render import plot_circumplex
+
+        return plot_circumplex(self, ax)
+
+    def timeline(self, window_s: float | None = None, hop_s: float | None = None, smooth_frames: int = 3):
+        """Emotion probabilities on sliding windows (needs the classifier) and the smoothed
+        facial-expression track per sampled frame."""
+        import pandas as pd
+
+        from .labels import EMOTIONS
+        from .timeline import Timeline, emotion_windows, face_track
+
+        if self.classifier_model is not None:
+            windows = emotion_windows(self, self.classifier_model, self.feature_of, window_s, hop_s)
+        else:
+            windows = pd.DataFrame(columns=["start", "end", "centre", *EMOTIONS, "top"])
+        return Timeline(windows=windows, faces=face_track(self, smooth_frames))
+
+    def plot_timeline(self, window_s: float | None = None) -> "Figure":
+        return self.timeline(window_s).plot()
+
+    def emotion_segments(self, emotion: str, window_s: float | None = None) -> list[tuple[float, float]]:
+        """Time ranges where ``emotion`` is the top label: classifier windows, or the face track's
+        frames (matching expression) when no classifier is loaded."""
+        from .export import merge_segments
+        from .labels import EXPRESSION_TO_EMOTION
+
+        if emotion not in self.labels:
+            raise ValueError(f"unknown emotion '{emotion}'; choose from {', '.join(self.labels)}")
+        timeline = self.timeline(window_s)
+        if len(timeline.windows):
+            hits = timeline.windows[timeline.windows["top"] == emotion]
+            return merge_segments(list(zip(hits["start"], hits["end"])))
+        faces = timeline.faces
+        if not len(faces):
+            return []
+        times = faces["time"].to_numpy(float)
+        half = np.diff(times).mean() / 2 if len(times) > 1 else 0.5
+        hits = faces[[EXPRESSION_TO_EMOTION.get(top) == emotion for top in faces["top"]]]
+        return merge_segments([(max(0.0, t - half), t + half) for t in hits["time"]], gap=1e-6)
+
     def figures(self) -> dict[str, "Figure"]:
         """Every plot this result can draw, by file stem."""
-        return {"probabilities": self.plot()}
+        figures = {"probabilities": self.plot(), "circumplex": self.plot_circumplex()}
+        if self.frames is not None and len(self.frames):
+            figures["annotated_frame"] = self.plot_annotated_frame()
+        if self.info is not None and self.info.duration > 0:
+            figures["timeline"] = self.plot_timeline()
+        return figures
+
+    # ---- video exports -------------------------------------------------------------------
+    def _local_video(self) -> str:
+        if not self.path:
+            raise ValueError("this result has no local video file to export from")
+        return self.path
+
+    def export_annotated_video(self, out_path, *, every: int = 1, progress: bool = True):
+        """Every frame of the video with face boxes and smoothed expressions; audio kept; CSV beside."""
+        from .export import export_annotated_video
+
+        if self.face_model is None:
+            raise ValueError("no face model is loaded (run the face_emotion extractor) to annotate the video")
+        return export_annotated_video(self._local_video(), out_path, self.face_model, every=every,
+                                      progress=progress)
+
+    def export_emotion_clips(self, emotion: str, out_path, *, window_s: float | None = None,
+                             progress: bool = True) -> tuple[Path | None, list[tuple[float, float]]]:
+        """One video of the segments where ``emotion`` dominates, and those segments' times."""
+        from .export import export_segments
+
+        segments = self.emotion_segments(emotion, window_s)
+        if not segments:
+            return None, []
+        return export_segments(self._local_video(), segments, out_path, progress=progress), segments
 
     # ---- files ---------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write result.json, probabilities.csv and a PNG per plot into ``directory``."""
+        """Write result.json, probabilities.csv, frames.csv (per sampled frame), windows.csv (per
+        timeline window) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.to_json(directory / "result.json")
         atomic_write_text(directory / "probabilities.csv", self.to_frame().to_csv(index=False))
+        timeline = self.timeline()
+        atomic_write_text(directory / "frames.csv", timeline.faces.to_csv(index=False))
+        atomic_write_text(directory / "windows.csv", timeline.windows.to_csv(index=False))
         for stem, fig in self.figures().items():
             fig.savefig(directory / f"{stem}.png", dpi=120)
             plt.close(fig)

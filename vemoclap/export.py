@@ -1,0 +1,264 @@
+"""Video exports: every frame annotated with faces and expressions (original audio kept, labels
+logged to CSV), and one video made of the segments where a chosen emotion dominates.
+
+Both stream through PyAV: memory holds a frame at a time, not the video.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .labels import FACE_EXPRESSIONS
+from .media import MediaError
+from .render import draw_faces
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackedFace:
+    """A face followed across frames; its expression probabilities are smoothed over time."""
+
+    track_id: int
+    box: tuple[int, int, int, int]
+    probabilities: np.ndarray  # smoothed, in FACE_EXPRESSIONS order
+    detection_score: float = 1.0
+
+    @property
+    def expression(self) -> str:
+        return FACE_EXPRESSIONS[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class FaceSmoother:
+    """Matches faces to the previous frame's by box overlap and averages expressions exponentially.
+
+    ``alpha`` is the weight of the newest frame (1 = no smoothing); a face unseen for ``max_age``
+    frames is dropped.
+    """
+
+    alpha: float = 0.4
+    min_iou: float = 0.3
+    max_age: int = 10
+    tracks: list[TrackedFace] = field(default_factory=list)
+    _ages: dict[int, int] = field(default_factory=dict)
+    _next_id: int = 0
+
+    def update(self, faces: Sequence) -> list[TrackedFace]:
+        current: list[TrackedFace] = []
+        unmatched = list(self.tracks)
+        for face in sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1])):
+            probs = np.array([face.probabilities.get(e, 0.0) for e in FACE_EXPRESSIONS], float)
+            match = max(unmatched, key=lambda t: iou(t.box, face.box), default=None)
+            if match is not None and iou(match.box, face.box) >= self.min_iou:
+                unmatched.remove(match)
+                smoothed = self.alpha * probs + (1 - self.alpha) * match.probabilities
+                track = TrackedFace(match.track_id, tuple(face.box), smoothed, face.detection_score)
+            else:
+                track = TrackedFace(self._next_id, tuple(face.box), probs, face.detection_score)
+                self._next_id += 1
+            self._ages[track.track_id] = 0
+            current.append(track)
+        for stale in unmatched:  # keep unseen faces' history a while (detectors blink)
+            self._ages[stale.track_id] = self._ages.get(stale.track_id, 0) + 1
+        kept = [t for t in unmatched if self._ages[t.track_id] <= self.max_age]
+        self.tracks = current + kept
+        return current
+
+
+@dataclass
+class AnnotatedVideo:
+    path: Path
+    csv_path: Path
+    frames: int
+    faces: int
+
+
+def _open_input(path):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: cannot be opened as a video ({exc}); check the file") from None
+
+
+def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray], list], *,
+                           every: int = 1, smoothing: float = 0.4, csv_path=None,
+                           progress: bool = True) -> AnnotatedVideo:
+    """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
+
+    ``analyze_image(rgb) -> faces`` is the face model (``FaceEmotionExtractor.analyze_image``);
+    with ``every=k`` it runs on every k-th frame and boxes are kept in between. The original audio
+    is copied unchanged. Each frame's labels go to ``csv_path`` (default: beside the video).
+    """
+    import av
+    from tqdm.auto import tqdm
+
+    out_path = Path(out_path)
+    csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_video = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
+    tmp_csv = csv_path.with_name(f".{csv_path.stem}.{os.getpid()}.tmp.csv")
+    smoother = FaceSmoother(alpha=smoothing)
+    n_frames = n_faces = 0
+    with _open_input(source) as container:
+        if not container.streams.video:
+            raise MediaError(f"{source}: has no video stream to annotate")
+        in_video = container.streams.video[0]
+        in_video.thread_type = "AUTO"
+        in_audio = container.streams.audio[0] if container.streams.audio else None
+        rate = in_video.average_rate or Fraction(25)
+        total = in_video.frames or None
+        with av.open(str(tmp_video), "w", format="mp4") as output, open(tmp_csv, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence"])
+            out_video = output.add_stream("libx264", rate=rate)
+            out_video.width = in_video.codec_context.width // 2 * 2
+            out_video.height = in_video.codec_context.height // 2 * 2
+            out_video.pix_fmt = "yuv420p"
+            out_video.options = {"crf": "23", "preset": "veryfast"}
+            out_audio = output.add_stream_from_template(in_audio) if in_audio is not None else None
+            streams = [in_video] + ([in_audio] if in_audio is not None else [])
+            tracks: list[TrackedFace] = []
+            bar = tqdm(total=total, desc="annotating", unit="frame", disable=not progress)
+            for packet in container.demux(*streams):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None and out_audio is not None:
+                        packet.stream = out_audio
+                        output.mux(packet)
+                    continue
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    log.warning("%s: skipped an undecodable video packet", source)
+                    continue
+                for frame in frames:
+                    image = frame.to_ndarray(format="rgb24")[:out_video.height, :out_video.width].copy()
+                    if n_frames % every == 0:
+                        tracks = smoother.update(analyze_image(image))
+                    time = float(frame.time) if frame.time is not None else n_frames / float(rate)
+                    for track in tracks:
+                        writer.writerow([n_frames, f"{time:.3f}", track.track_id, *track.box, track.expression,
+                                         f"{track.confidence:.4f}"])
+                    n_faces += len(tracks)
+                    draw_faces(image, tracks)
+                    new = av.VideoFrame.from_ndarray(image, format="rgb24")
+                    new.pts, new.time_base = n_frames, 1 / rate
+                    for out_packet in out_video.encode(new):
+                        output.mux(out_packet)
+                    n_frames += 1
+                    bar.update(1)
+            for out_packet in out_video.encode():
+                output.mux(out_packet)
+            bar.close()
+    os.replace(tmp_video, out_path)
+    os.replace(tmp_csv, csv_path)
+    return AnnotatedVideo(out_path, csv_path, n_frames, n_faces)
+
+
+def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:
+    """Sort and join segments that overlap or are within ``gap`` seconds of each other."""
+    merged: list[list[float]] = []
+    for start, end in sorted(segments):
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: bool = True) -> Path:
+    """One video made of the given [start, end) segments of ``source``, with their audio (re-encoded)."""
+    import av
+    from tqdm.auto import tqdm
+
+    segments = merge_segments(segments)
+    if not segments:
+        raise ValueError("no segments to export")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
+    with _open_input(source) as container:
+        in_video = container.streams.video[0] if container.streams.video else None
+        in_audio = container.streams.audio[0] if container.streams.audio else None
+        if in_video is None:
+            raise MediaError(f"{source}: has no video stream to cut")
+        rate = in_video.average_rate or Fraction(25)
+        with av.open(str(tmp), "w", format="mp4") as output:
+            out_video = output.add_stream("libx264", rate=rate)
+            out_video.width = in_video.codec_context.width // 2 * 2
+            out_video.height = in_video.codec_context.height // 2 * 2
+            out_video.pix_fmt = "yuv420p"
+            out_video.options = {"crf": "23", "preset": "veryfast"}
+            out_audio = resampler = None
+            if in_audio is not None:
+                out_audio = output.add_stream("aac", rate=in_audio.codec_context.sample_rate or 44100)
+                out_audio.layout = "stereo" if (in_audio.codec_context.channels or 1) > 1 else "mono"
+                resampler = av.AudioResampler(format="fltp", layout=out_audio.layout.name,
+                                              rate=out_audio.codec_context.sample_rate)
+            video_pts = audio_pts = 0
+            bar = tqdm(total=sum(b - a for a, b in segments), desc="cutting", unit="s", disable=not progress)
+            for start, end in segments:
+                container.seek(int(max(0.0, start) / in_video.time_base), stream=in_video, backward=True)
+                done_video = done_audio = False
+                streams = [in_video] + ([in_audio] if in_audio is not None else [])
+                for packet in container.demux(*streams):
+                    if done_video and (done_audio or in_audio is None):
+                        break
+                    try:
+                        decoded = packet.decode()
+                    except av.FFmpegError:
+                        continue
+                    for frame in decoded:
+                        t = float(frame.time) if frame.time is not None else None
+                        if t is None or t < start:
+                            continue
+                        if packet.stream.type == "video":
+                            if t >= end:
+                                done_video = True
+                                continue
+                            image = frame.to_ndarray(format="rgb24")[:out_video.height, :out_video.width]
+                            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                            new.pts, new.time_base = video_pts, 1 / rate
+                            video_pts += 1
+                            for out_packet in out_video.encode(new):
+                                output.mux(out_packet)
+                            bar.update(1 / float(rate))
+                        elif out_audio is not None:
+                            if t >= end:
+                                done_audio = True
+                                continue
+                            frame.pts = None
+                            for converted in resampler.resample(frame):
+                                converted.pts = audio_pts
+                                audio_pts += converted.samples
+                                for out_packet in out_audio.encode(converted):
+                                    output.mux(out_packet)
+            for out_packet in out_video.encode():
+                output.mux(out_packet)
+            if out_audio is not None:
+                for out_packet in out_audio.encode():
+                    output.mux(out_packet)
+            bar.close()
+    os.replace(tmp, out_path)
+    return out_path

@@ -1,0 +1,140 @@
+"""Live mode: per-frame face detection and expression with temporal smoothing, FPS measured.
+
+``analyze_stream(frames, face_model)`` is a generator over any iterable of RGB frames; the
+``vemoclap live`` command feeds it a camera, a stream URL or a file and shows an overlay window
+when a display exists, otherwise prints one line per frame.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .export import FaceSmoother, TrackedFace
+from .render import draw_faces
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveFrame:
+    index: int
+    image: np.ndarray  # RGB, with boxes drawn when ``draw=True``
+    faces: list[TrackedFace]
+    fps: float  # frames per second over the last ``fps_window`` frames (processing rate)
+
+    def line(self) -> str:
+        faces = ", ".join(f"#{f.track_id} {f.expression} {f.confidence:.0%}" for f in self.faces) or "no face"
+        return f"frame {self.index:6d}  {self.fps:5.1f} fps  {faces}"
+
+
+def analyze_stream(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], list], *,
+                   smoothing: float = 0.4, every: int = 1, draw: bool = True, fps_window: int = 30
+                   ) -> Iterator[LiveFrame]:
+    """Yield one :class:`LiveFrame` per input frame: tracked faces with smoothed expressions."""
+    smoother = FaceSmoother(alpha=smoothing)
+    stamps: deque[float] = deque(maxlen=fps_window)
+    tracks: list[TrackedFace] = []
+    for index, image in enumerate(frames):
+        if index % every == 0:
+            tracks = smoother.update(face_model(image))
+        stamps.append(time.perf_counter())
+        fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+        shown = draw_faces(image.copy(), tracks) if draw else image
+        if draw:
+            _draw_fps(shown, fps)
+        yield LiveFrame(index, shown, tracks, fps)
+
+
+def _draw_fps(image: np.ndarray, fps: float) -> None:
+    import cv2
+
+    cv2.putText(image, f"{fps:.1f} FPS", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+
+
+def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
+    """RGB frames from a local camera (OpenCV)."""
+    import cv2
+
+    capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        raise ValueError(f"camera {index} could not be opened; check it is connected or pick another --camera")
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def file_frames(source: str, max_side: int | None = 640) -> Iterator[np.ndarray]:
+    """RGB frames from a file or a stream URL PyAV can open, downscaled so the long side ≤ max_side."""
+    import av
+
+    from .media import MediaError
+
+    try:
+        container = av.open(source)
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"{source}: cannot be opened as a video ({exc})") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(f"{source}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width, stream.codec_context.height
+        scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+        size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+
+
+def has_display() -> bool:
+    if os.name == "nt":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_live(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], list], *, show: bool | None = None,
+             every: int = 1, max_frames: int | None = None, out=print) -> dict[str, float]:
+    """Drive :func:`analyze_stream`; show a window when possible, else print a line per frame.
+
+    Returns {"frames": n, "fps": mean processing rate}. Press q in the window to stop.
+    """
+    show = has_display() if show is None else show
+    window = None
+    if show:
+        import cv2
+
+        window = "vemoclap live (q quits)"
+        try:
+            cv2.namedWindow(window)
+        except cv2.error:  # headless OpenCV build: fall back to printing
+            log.info("OpenCV has no GUI here; printing instead")
+            window = None
+    start, count = time.perf_counter(), 0
+    for live in analyze_stream(frames, face_model, every=every, draw=window is not None):
+        count += 1
+        if window is not None:
+            import cv2
+
+            cv2.imshow(window, cv2.cvtColor(live.image, cv2.COLOR_RGB2BGR))
+            if cv2.waitKey(1) & 0xFF == ord("q"):
+                break
+        else:
+            out(live.line())
+        if max_frames and count >= max_frames:
+            break
+    if window is not None:
+        import cv2
+
+        cv2.destroyWindow(window)
+    elapsed = time.perf_counter() - start
+    return {"frames": count, "fps": count / elapsed if elapsed > 0 else 0.0}

@@ -1,0 +1,149 @@
+"""Emotion over time: the classifier on sliding windows, and the facial-expression track per frame.
+
+A window sees the sequence-feature rows (frames, audio chunks, faces) whose timestamps fall inside
+it, and the whole video's single-vector features (transcript and on-screen-text sentiment); rows it
+lacks are zeros, exactly as a missing modality is for the whole video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+from .labels import EMOTION_COLORS, EXPRESSION_TO_EMOTION, FACE_EXPRESSIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from .results import Result
+
+
+@dataclass
+class Timeline:
+    windows: "pd.DataFrame"  # start, end, centre, one column per emotion, top
+    faces: "pd.DataFrame"  # frame_index, time, one column per expression (smoothed), top, n_faces
+
+    def plot(self, ax_emotions=None, ax_faces=None) -> "Figure":
+        return plot_timeline(self, ax_emotions, ax_faces)
+
+
+def window_bounds(duration: float, window_s: float | None = None, hop_s: float | None = None
+                  ) -> list[tuple[float, float]]:
+    """Windows covering [0, duration]: default length a quarter of the video (3–10 s), hop half of it."""
+    if duration <= 0:
+        return []
+    window = window_s or float(np.clip(duration / 4, 3.0, 10.0))
+    window = min(window, duration)
+    hop = hop_s or window / 2
+    starts = np.arange(0.0, max(duration - window, 0.0) + 1e-9, hop)
+    if len(starts) == 0 or starts[-1] + window < duration - 1e-6:
+        starts = np.append(starts, duration - window)
+    return [(float(s), float(s + window)) for s in starts]
+
+
+def window_features(outputs: Mapping, feature_of: Mapping[str, str], start: float, end: float
+                    ) -> dict[str, np.ndarray | None]:
+    """Per fusion feature, the rows of each output whose time falls in [start, end)."""
+    features: dict[str, np.ndarray | None] = {}
+    for name, output in outputs.items():
+        feature_name = feature_of.get(name)
+        if not feature_name or output.feature is None:
+            continue
+        if output.times is None:  # single-vector feature: the whole video's
+            features[feature_name] = output.feature
+            continue
+        times = np.asarray(output.times)
+        rows = output.feature[(times >= start) & (times < end)]
+        features[feature_name] = rows if len(rows) else None
+    return features
+
+
+def emotion_windows(result: "Result", classifier, feature_of: Mapping[str, str], window_s: float | None = None,
+                    hop_s: float | None = None) -> "pd.DataFrame":
+    import pandas as pd
+
+    labels = list(classifier.config.labels)
+    duration = result.info.duration if result.info else 0.0
+    bounds = window_bounds(duration, window_s, hop_s)
+    rows = []
+    batch = [window_features(result.outputs, feature_of, start, end) for start, end in bounds]
+    probabilities = classifier.predict_batch(batch) if batch else np.zeros((0, len(labels)))
+    for (start, end), probs in zip(bounds, probabilities):
+        row = {"start": start, "end": end, "centre": (start + end) / 2}
+        row.update({label: float(p) for label, p in zip(labels, probs)})
+        row["top"] = labels[int(np.argmax(probs))]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["start", "end", "centre", *labels, "top"])
+
+
+def smooth(values: np.ndarray, width: int = 3) -> np.ndarray:
+    """Centred moving average along axis 0, shrinking the window at the edges."""
+    if len(values) == 0 or width <= 1:
+        return values
+    kernel = np.ones(width)
+    padded_sum = np.apply_along_axis(lambda col: np.convolve(col, kernel, mode="same"), 0, values)
+    counts = np.convolve(np.ones(len(values)), kernel, mode="same")[:, None]
+    return padded_sum / counts
+
+
+def face_track(result: "Result", width: int = 3) -> "pd.DataFrame":
+    """Per sampled frame: the mean expression probabilities of its faces (NaN without a face), smoothed."""
+    import pandas as pd
+
+    columns = ["frame_index", "time", *FACE_EXPRESSIONS, "top", "n_faces"]
+    faces = result.outputs.get("face_emotion")
+    if faces is None or faces.missing or not getattr(faces, "frames", None):
+        return pd.DataFrame(columns=columns)
+    rows, probs = [], []
+    for frame in faces.frames:
+        found = [face.probabilities for face in frame.faces]
+        vector = np.array([[p.get(e, 0.0) for e in FACE_EXPRESSIONS] for p in found]).mean(0) if found \
+            else np.full(len(FACE_EXPRESSIONS), np.nan)
+        rows.append({"frame_index": frame.frame_index, "time": frame.timestamp, "n_faces": len(found)})
+        probs.append(vector)
+    matrix = np.array(probs, float)
+    with_face = ~np.isnan(matrix[:, 0])
+    if with_face.any():  # smooth over the frames that have a face, so gaps stay gaps
+        matrix[with_face] = smooth(matrix[with_face], width)
+    table = pd.DataFrame(rows)
+    for i, expression in enumerate(FACE_EXPRESSIONS):
+        table[expression] = matrix[:, i]
+    table["top"] = [FACE_EXPRESSIONS[int(np.nanargmax(r))] if not np.isnan(r).all() else None for r in matrix]
+    return table[columns]
+
+
+def plot_timeline(timeline: Timeline, ax_emotions=None, ax_faces=None) -> "Figure":
+    import matplotlib.pyplot as plt
+
+    if ax_emotions is None:
+        fig, (ax_emotions, ax_faces) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, layout="constrained")
+    else:
+        fig = ax_emotions.figure
+    windows = timeline.windows
+    emotions = [c for c in windows.columns if c in EMOTION_COLORS]
+    if len(windows):
+        for emotion in emotions:
+            ax_emotions.plot(windows["centre"], windows[emotion], marker="o", ms=3, label=emotion,
+                             color=EMOTION_COLORS[emotion])
+        ax_emotions.set_ylim(0, 1)
+        ax_emotions.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
+    else:
+        ax_emotions.text(0.5, 0.5, "no emotion classifier loaded", ha="center", va="center",
+                         transform=ax_emotions.transAxes)
+    ax_emotions.set_ylabel("emotion probability")
+    if ax_faces is not None:
+        faces = timeline.faces
+        if len(faces) and faces["n_faces"].sum() > 0:
+            for expression in FACE_EXPRESSIONS:
+                emotion = EXPRESSION_TO_EMOTION[expression]
+                ax_faces.plot(faces["time"], faces[expression], marker=".", label=expression,
+                              color=EMOTION_COLORS.get(emotion, "#999999"), linestyle="-" if emotion else "--")
+            ax_faces.set_ylim(0, 1)
+            ax_faces.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.2), frameon=False)
+        else:
+            ax_faces.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=ax_faces.transAxes)
+        ax_faces.set_ylabel("facial expression")
+        ax_faces.set_xlabel("time (s)")
+    return fig
