@@ -1,0 +1,384 @@
+"""Faces in each frame and their facial expressions: the reference's "face_emotion" feature (k × 768).
+
+Detection, one small class per detector with one method ``detect(images) -> boxes per image``:
+
+* ``YoloFaceDetector``: an ultralytics YOLOv8 face model (``arnabdhar/YOLOv8-Face-Detection``,
+  models key "yolo_face"); the reference used a YOLOv5 face model with confidence 0.6 and NMS IoU
+  0.5, which are the defaults here. Its checkpoint is first opened with ultralytics' restricted
+  loader (``weights_only=True`` and an allow-list of model classes) so a file that is not a plain
+  detector checkpoint is refused before anything is unpickled.
+* ``OpenCVFaceDetector``: OpenCV's bundled Haar cascade, fully offline (opencv-python < 5 ships the
+  files). It uses ``haarcascade_frontalface_alt2``: on scikit-image's sample photos it finds the
+  astronaut's face and nothing else, where ``frontalface_default`` also fired on 3 non-face images.
+  The profile cascade is left out: it finds one facing direction only (a second, mirrored pass
+  is needed for the other), each pass costs about 2× the frontal one, and the expression model
+  was trained on mostly frontal faces, so profile crops would add unreliable rows. The cascade
+  gives no calibrated score: its boxes carry score 1.0, ``detection_threshold`` applies to YOLO
+  only, and ``min_neighbors`` sets the cascade's strictness. ``min_face_size`` defaults to 20 px,
+  the cascade's own window.
+
+``detector="auto"`` uses YOLO when its checkpoint can be had (models dir, or the hub when downloads
+are allowed) and OpenCV otherwise, with a logged note.
+
+Classification: each face crop → ViT ``trpakov/vit-face-expression`` (7 expressions). A face's
+feature is the CLS token of the last encoder layer's output *before* ViT's final layer norm, which
+is ``hidden_states[-1]`` (transformers applies ``vit.layernorm`` after collecting hidden states;
+the classifier head sees the normalized one). Per frame the feature is the mean over the two
+largest faces (by box area); frames without a face give no row. The reference cropped the exact
+YOLO box, so the YOLO crop margin is 0; Haar boxes stop at the eyebrows, so their crops get a 10 %
+margin on every side to frame the whole face as the expression model's training faces are.
+"""
+from __future__ import annotations
+
+import collections
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .. import models
+from ..labels import FACE_EXPRESSIONS
+from .base import Clip, Extractor, ExtractorOutput, Missing, batches
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("auto", "yolo", "opencv")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A detected face in pixel coordinates (x1, y1 exclusive) with the detector's score."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    score: float = 1.0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    def expanded(self, margin: float, width: int, height: int) -> "Box":
+        """The box grown by ``margin`` × its size on every side, clamped to a width × height image."""
+        dx, dy = int(round(self.width * margin)), int(round(self.height * margin))
+        return Box(max(0, self.x0 - dx), max(0, self.y0 - dy), min(width, self.x1 + dx), min(height, self.y1 + dy),
+                   self.score)
+
+
+def _clamped(x0: float, y0: float, x1: float, y1: float, score: float, width: int, height: int) -> Box | None:
+    box = Box(max(0, int(round(x0))), max(0, int(round(y0))), min(width, int(round(x1))), min(height, int(round(y1))),
+              float(score))
+    return box if box.width > 0 and box.height > 0 else None
+
+
+class FaceDetector(Protocol):
+    name: str
+    default_margin: float  # crop margin that frames this detector's boxes like the expression model's faces
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Faces in each H × W × 3 uint8 RGB image."""
+
+
+class OpenCVFaceDetector:
+    """OpenCV's bundled Haar frontal-face cascade (offline, CPU)."""
+
+    name = "opencv"
+    default_margin = 0.1
+    cascade_file = "haarcascade_frontalface_alt2.xml"
+
+    def __init__(self, *, min_face_size: int = 20, scale_factor: float = 1.1, min_neighbors: int = 5):
+        import cv2
+
+        folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+        path = Path(folder) / self.cascade_file if folder else None
+        if not hasattr(cv2, "CascadeClassifier") or path is None or not path.is_file():
+            raise models.ModelUnavailable(
+                f"OpenCV {cv2.__version__} has no Haar face cascade (OpenCV 5 dropped them); "
+                "install 'opencv-python-headless<5' or supply the YOLO face model (vemoclap download-models)")
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise models.ModelUnavailable(f"OpenCV could not read its face cascade {path}; reinstall opencv-python<5")
+        self.min_face_size = max(1, int(min_face_size))
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        import cv2
+
+        found = []
+        for image in images:
+            height, width = image.shape[:2]
+            # Equalizing the histogram makes the cascade less sensitive to exposure.
+            gray = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY))
+            rects = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                                  minSize=(self.min_face_size, self.min_face_size))
+            boxes = [_clamped(x, y, x + w, y + h, 1.0, width, height) for x, y, w, h in np.reshape(rects, (-1, 4))]
+            found.append([box for box in boxes if box is not None])
+        return found
+
+
+def _check_restricted_load(path: Path) -> None:
+    """Open an ultralytics checkpoint with weights_only=True and an allow-list; refuse anything else."""
+    from ultralytics.nn import tasks
+
+    safe_load = getattr(tasks, "torch_safe_load", None)
+    supported = getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False)
+    if safe_load is None or "safe_only" not in inspect.signature(safe_load).parameters or not supported:
+        import ultralytics
+
+        log.warning("ultralytics %s (or this torch) cannot load checkpoints restrictedly; loading %s as is — "
+                    "use only trusted files", ultralytics.__version__, path)
+        return
+    try:
+        safe_load(str(path), safe_only=True)
+    except Exception as exc:  # TypeError (foreign globals, damaged file), UnpicklingError, RuntimeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise models.ModelUnavailable(
+            f"refusing to load YOLO checkpoint '{path}': it is not a plain Ultralytics detector checkpoint ({first}); "
+            "use the file from `vemoclap download-models --only yolo_face`") from exc
+
+
+class YoloFaceDetector:
+    """An ultralytics YOLO face detector loaded from a checkpoint file."""
+
+    name = "yolo"
+    default_margin = 0.0
+
+    def __init__(self, checkpoint: str | Path, *, device="cpu", confidence: float = 0.6, iou: float = 0.5,
+                 image_size: int = 640, half: bool = False, min_face_size: int = 0):
+        from ultralytics import YOLO
+
+        path = Path(checkpoint)
+        if not path.is_file():  # YOLO() would try to download a name it does not find
+            raise models.ModelUnavailable(
+                f"YOLO face checkpoint '{path}' does not exist; pass an existing file or leave yolo_model unset "
+                "to use the models dir (vemoclap download-models --only yolo_face)")
+        _check_restricted_load(path)
+        self.model = YOLO(str(path), task="detect")
+        self.checkpoint = path
+        self.device = str(device)
+        self.confidence, self.iou, self.image_size = confidence, iou, image_size
+        self.min_face_size = min_face_size
+        # fp16 on a GPU: ultralytics 8.4 renamed the `half` flag to `quantize`.
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+
+        self.precision = ({"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}) if half else {}
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        if len(images) == 0:
+            return []
+        # ultralytics reads numpy images in OpenCV's BGR order.
+        bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]
+        results = self.model.predict(bgr, conf=self.confidence, iou=self.iou, imgsz=self.image_size,
+                                     device=self.device, verbose=False, **self.precision)
+        found = []
+        for image, result in zip(images, results):
+            height, width = image.shape[:2]
+            xyxy = result.boxes.xyxy.float().cpu().numpy().reshape(-1, 4)
+            scores = result.boxes.conf.float().cpu().numpy().reshape(-1)
+            boxes = [_clamped(*coords, score, width, height) for coords, score in zip(xyxy, scores)]
+            found.append([box for box in boxes
+                          if box is not None and min(box.width, box.height) >= self.min_face_size])
+        return found
+
+
+@dataclass
+class Face:
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels (x1, y1 exclusive)
+    detection_score: float
+    expression: str  # the most probable of the model's labels
+    confidence: float  # its probability
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FrameFaces:
+    frame_index: int
+    timestamp: float
+    faces: list[Face] = field(default_factory=list)  # largest first
+
+
+@dataclass
+class FacesOutput(ExtractorOutput):
+    detector: str = ""  # "yolo" or "opencv"
+    frames: list[FrameFaces] = field(default_factory=list)  # every frame, with or without faces
+
+    @property
+    def n_faces(self) -> int:
+        return sum(len(frame.faces) for frame in self.frames)
+
+    def expression_counts(self) -> dict[str, int]:
+        """How many faces show each expression, most common first."""
+        counts = collections.Counter(face.expression for frame in self.frames for face in frame.faces)
+        return dict(counts.most_common())
+
+    def mean_probabilities(self) -> dict[str, float]:
+        """Expression probabilities averaged over every face (empty when there is none)."""
+        faces = [face for frame in self.frames for face in frame.faces]
+        if not faces:
+            return {}
+        labels = list(faces[0].probabilities)
+        return {label: float(np.mean([face.probabilities.get(label, 0.0) for face in faces])) for label in labels}
+
+    def summary(self) -> str:
+        text = super().summary()
+        counts = self.expression_counts()
+        if counts:
+            top = next(iter(counts))
+            text += f" ({self.n_faces} faces in {sum(bool(f.faces) for f in self.frames)} frames; mostly {top})"
+        return text
+
+
+def _as_rgb(image) -> np.ndarray:
+    """An H × W × 3 uint8 RGB array from an RGB(A)/gray array or PIL image; a one-line error otherwise."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an H×W×3 RGB image, got an array of shape {array.shape}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels (0-255), got {array.dtype}")
+    return array[:, :, :3]
+
+
+class FaceEmotionExtractor(Extractor):
+    """Faces per frame → facial expression per face; feature k × 768 (k = frames with a face)."""
+
+    name = "face_emotion"
+    feature_name = "face_emotion"
+    output_type = FacesOutput
+    model_keys = ("face_expression", "yolo_face")
+
+    def __init__(self, *, detector: str = "auto", yolo_model: str | Path | None = None, min_face_size: int = 20,
+                 detection_threshold: float = 0.6, faces_per_frame: int = 2, margin: float | None = None,
+                 max_faces: int = 20, **options):
+        super().__init__(**options)
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown face detector '{detector}'; choose from {', '.join(DETECTORS)}")
+        if faces_per_frame < 1:
+            raise ValueError(f"faces_per_frame must be at least 1, got {faces_per_frame}")
+        self.detector_choice = detector
+        self.yolo_model = yolo_model
+        self.min_face_size = int(min_face_size)
+        self.detection_threshold = float(detection_threshold)
+        self.faces_per_frame = int(faces_per_frame)
+        self.max_faces = int(max_faces)
+        self._margin = margin
+
+    def _load(self) -> None:
+        from transformers import AutoImageProcessor, ViTForImageClassification
+
+        self.processor = models.load_pretrained("face_expression", AutoImageProcessor, self.models_dir)
+        model = models.load_pretrained("face_expression", ViTForImageClassification, self.models_dir)
+        self.model = model.to(self.device, self.dtype).eval()
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label[i]) for i in range(len(id2label))]
+        if tuple(self.labels) != FACE_EXPRESSIONS:
+            log.warning("face expression model has labels %s, not the expected %s", self.labels, FACE_EXPRESSIONS)
+        self.detector = self._build_detector()
+        self.margin = self.detector.default_margin if self._margin is None else float(self._margin)
+
+    def _build_detector(self) -> FaceDetector:
+        if self.detector_choice in ("auto", "yolo"):
+            import torch
+
+            device = "cpu" if self.device.type == "cpu" else f"{self.device.type}:{self.device.index or 0}"
+            try:
+                path = Path(self.yolo_model) if self.yolo_model else models.checkpoint_file("yolo_face",
+                                                                                            self.models_dir)
+                return YoloFaceDetector(path, device=device, confidence=self.detection_threshold,
+                                        half=self.dtype == torch.float16, min_face_size=self.min_face_size)
+            except (models.ModelUnavailable, ImportError) as exc:
+                if self.detector_choice == "yolo" or self.yolo_model:
+                    raise
+                log.warning("YOLO face detector unavailable (%s); using OpenCV's Haar cascade instead "
+                            "(less accurate on small, turned or dark faces)", exc)
+        return OpenCVFaceDetector(min_face_size=self.min_face_size)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Face boxes per image, largest first, at most ``max_faces`` each."""
+        self.load()
+        found: list[list[Box]] = []
+        for chunk in batches(list(images), self.batch_size):
+            found.extend(self.detector.detect(chunk))
+        return [sorted(boxes, key=lambda b: (b.area, b.score), reverse=True)[: self.max_faces] for boxes in found]
+
+    def classify(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Expression probabilities (m × labels) and CLS features before the final layer norm (m × 768)."""
+        import torch
+
+        self.load()
+        hidden = self.model.config.hidden_size
+        probabilities, features = [np.zeros((0, len(self.labels)), np.float32)], [np.zeros((0, hidden), np.float32)]
+        with torch.inference_mode():
+            for chunk in batches(list(crops), self.batch_size):
+                # Channels-last said outright: a thin crop (3 px high) would otherwise pass for channels-first.
+                pixels = self.processor(images=list(chunk), return_tensors="pt",
+                                        input_data_format="channels_last")["pixel_values"]
+                output = self.model(pixel_values=pixels.to(self.device, self.dtype), output_hidden_states=True)
+                probabilities.append(output.logits.float().softmax(dim=-1).cpu().numpy())
+                features.append(output.hidden_states[-1][:, 0].float().cpu().numpy())
+        return np.concatenate(probabilities), np.concatenate(features)
+
+    def _analyze(self, images: Sequence[np.ndarray]) -> list[list[tuple[Face, np.ndarray]]]:
+        """(face, feature) pairs per image, largest face first; all crops go through the ViT in batches."""
+        boxes_per_image = self.detect(images)
+        crops, owners = [], []
+        for index, (image, boxes) in enumerate(zip(images, boxes_per_image)):
+            height, width = image.shape[:2]
+            for box in boxes:
+                crop = box.expanded(self.margin, width, height)
+                crops.append(image[crop.y0:crop.y1, crop.x0:crop.x1])
+                owners.append((index, box))
+        results: list[list[tuple[Face, np.ndarray]]] = [[] for _ in images]
+        if not crops:
+            return results
+        probabilities, features = self.classify(crops)
+        for (index, box), probs, feature in zip(owners, probabilities, features):
+            top = int(np.argmax(probs))
+            face = Face(box=box.as_tuple(), detection_score=float(box.score), expression=self.labels[top],
+                        confidence=float(probs[top]),
+                        probabilities={label: float(p) for label, p in zip(self.labels, probs)})
+            results[index].append((face, feature))
+        return results
+
+    def analyze_images(self, images: Sequence) -> list[list[Face]]:
+        """Detect and classify the faces of several RGB images (one batched pass)."""
+        arrays = [_as_rgb(image) for image in images]
+        return [[face for face, _ in faces] for faces in self._analyze(arrays)]
+
+    def analyze_image(self, image) -> list[Face]:
+        """Detect and classify the faces of one RGB image (webcam frames, annotated exports)."""
+        return self.analyze_images([image])[0]
+
+    def _run(self, clip: Clip) -> FacesOutput:
+        frames = clip.frames
+        if len(frames) == 0:
+            raise Missing("the clip has no frames")
+        images = [_as_rgb(image) for image in frames.images]
+        analyzed = self._analyze(images)
+        rows, times, per_frame = [], [], []
+        for index, (faces, timestamp) in enumerate(zip(analyzed, frames.timestamps)):
+            per_frame.append(FrameFaces(frame_index=index, timestamp=float(timestamp), faces=[f for f, _ in faces]))
+            if faces:  # faces are largest first: the feature averages the largest few
+                rows.append(np.mean([feature for _, feature in faces[: self.faces_per_frame]], axis=0))
+                times.append(float(timestamp))
+        if not rows:
+            raise Missing(f"no face found in {len(frames)} frames")
+        return FacesOutput(feature=np.stack(rows), times=np.asarray(times, dtype=np.float64),
+                           detector=self.detector.name, frames=per_frame)
