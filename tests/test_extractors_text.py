@@ -1,0 +1,311 @@
+"""ASR and OCR sentiment extractors and their text models.
+
+The Hugging Face and whisper models are tiny random models of the real classes (built by
+vemoclap.testing.tiny_text) loaded through the real loaders; PP-OCR (rapidocr's bundled models)
+and SymSpell's bundled dictionary are used for real.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vemoclap import models
+from vemoclap.extractors import Clip, get
+from vemoclap.extractors import text
+from vemoclap.extractors.ocr import OcrSentimentExtractor, _mostly_latin, merge_rows
+from vemoclap.extractors.text import (NLLB_CODES, LanguageIdentifier, SentimentModel, SpellCorrector, Translator,
+                                      WordSegmenter)
+from vemoclap.media import SAMPLE_RATE, Frames
+from vemoclap.testing.media import speech_like
+from vemoclap.testing.tiny_text import LANGUAGE_LABELS, SENTIMENT_LABELS
+
+LABELS = set(SENTIMENT_LABELS)
+SIZE = (360, 640)  # frame height, width
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    from vemoclap.testing.tiny_text import build
+
+    directory = tmp_path_factory.mktemp("tiny-text-models")
+    build(directory)
+    return directory
+
+
+def text_frame(phrase: str = "HAPPY BIRTHDAY") -> np.ndarray:
+    import cv2
+
+    image = np.full((*SIZE, 3), 255, np.uint8)
+    cv2.putText(image, phrase, (40, 200), cv2.FONT_HERSHEY_SIMPLEX, 2.2, (0, 0, 0), 5, cv2.LINE_AA)
+    return image
+
+
+def make_clip(images: np.ndarray, audio: np.ndarray | None = None, duration: float = 20.0) -> Clip:
+    timestamps = np.linspace(0, duration, len(images), endpoint=False) if len(images) else np.zeros(0)
+    return Clip(frames=Frames(images, timestamps),
+                audio=np.zeros(0, np.float32) if audio is None else audio.astype(np.float32))
+
+
+def small_frames(n: int = 4) -> np.ndarray:
+    return np.zeros((n, 32, 32, 3), np.uint8)
+
+
+# -- the tiny models' layout -------------------------------------------------------------------
+def test_tiny_models_sit_where_the_loaders_look(tiny_dir):
+    for key in ("sentiment", "language_id", "translation", "spell"):
+        assert models.local_path(key, tiny_dir) == tiny_dir / models.MODELS[key].hub_id
+    for name in ("small", "medium"):
+        assert models.local_path("whisper", tiny_dir, name=name) == tiny_dir / "whisper" / f"{name}.pt"
+
+
+def test_nllb_table_covers_every_language_id_label(tiny_dir):
+    assert set(NLLB_CODES) == set(LANGUAGE_LABELS)
+    translator = text.load(Translator, "cpu", None, tiny_dir)
+    unk = translator.tokenizer.unk_token_id
+    for code in NLLB_CODES.values():  # every code is one of the tokenizer's language tokens
+        assert translator.tokenizer.convert_tokens_to_ids(code) not in (None, unk), code
+
+
+# -- text models -------------------------------------------------------------------------------
+def test_sentiment_feature_is_the_cls_token_with_labels(tiny_dir):
+    import torch
+
+    model = text.load(SentimentModel, "cpu", None, tiny_dir)
+    result = model("I love this movie so much")
+    assert result.feature.shape == (768,) and result.feature.dtype == np.float32
+    assert set(result.probabilities) == LABELS
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert result.label == max(result.probabilities, key=result.probabilities.get)
+    assert result.score == result.probabilities[result.label]
+    # The feature is the first token of the last hidden state.
+    inputs = model.tokenizer("I love this movie so much", return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model.model(**inputs, output_hidden_states=True).hidden_states[-1][0, 0].numpy()
+    np.testing.assert_allclose(result.feature, hidden, rtol=1e-5, atol=1e-5)
+    other = model("this is terrible and sad")
+    assert not np.allclose(other.feature, result.feature)
+    # Text longer than the model's positions is truncated, not an error.
+    long = model(" ".join(["happy"] * 3000))
+    assert long.feature.shape == (768,) and np.isfinite(long.feature).all()
+
+
+def test_language_identifier_applies_its_threshold(tiny_dir):
+    identifier = text.load(LanguageIdentifier, "cpu", None, tiny_dir)
+    lines = ["hello world", "Bonjour le monde", "Привет мир"]
+    raw = identifier.identify(lines, threshold=0.0)
+    assert all(code in LANGUAGE_LABELS and 0 < score <= 1 for code, score in raw)
+    gated = identifier.identify(lines)  # threshold 0.9
+    for (code, score), (raw_code, raw_score) in zip(gated, raw):
+        assert score == pytest.approx(raw_score)
+        assert code == (raw_code if score >= 0.9 else None)
+
+
+def test_translator_and_spell_corrector_generate_strings(tiny_dir):
+    translator = text.load(Translator, "cpu", None, tiny_dir)
+    lines = ["Bonjour le monde", "joyeux anniversaire"]
+    translated = translator.translate(lines, "fr")
+    assert len(translated) == 2 and all(isinstance(line, str) for line in translated)
+    assert translator.translate(lines, "en") == lines  # English is not translated
+    with pytest.raises(ValueError, match="no NLLB code"):
+        translator.translate(lines, "xx")
+    speller = text.load(SpellCorrector, "cpu", None, tiny_dir)
+    fixed = speller.correct(["helo wrld", "HAPPY BIRTHDAY"])
+    assert len(fixed) == 2 and all(line.strip() for line in fixed)
+
+
+def test_word_segmenter_splits_run_together_words():
+    segmenter = text.load(WordSegmenter, "cpu", None, None)
+    assert segmenter.segment("thequickbrownfox") == "the quick brown fox"
+    assert segmenter.segment("HAPPYBIRTHDAY!") == "HAPPY BIRTHDAY!"
+    kept = "Sale: 50% off in 2024, don't wait! Привет 你好"
+    assert segmenter.segment(kept) == kept  # words, numbers, punctuation and other scripts stay
+    assert segmenter.segment("xqzvkwp") == "xqzvkwp"  # no dictionary split: left alone
+    assert text.load(WordSegmenter, "cpu", None, None) is segmenter  # the dictionary loads once
+
+
+# -- ASR ---------------------------------------------------------------------------------------
+def test_asr_on_speech_like_clip(tiny_dir):
+    from whisper.tokenizer import LANGUAGES
+
+    extractor = get("asr_sentiment", models_dir=tiny_dir, device="cpu", temperature=0.0)
+    assert extractor.whisper_model == "small"  # "auto" on the CPU
+    output = extractor(make_clip(small_frames(), speech_like(20.0, seed=3)))
+    # Random weights give nonsense words, but every step ran: detection, decoding, segments, sentiment.
+    assert output.missing is None, output.missing
+    assert output.feature.shape == (1, 768) and output.feature.dtype == np.float32
+    assert np.isfinite(output.feature).all()
+    assert output.language in LANGUAGES and output.language_name == LANGUAGES[output.language]
+    assert output.text and output.segments
+    for segment in output.segments:
+        assert 0.0 <= segment.start <= segment.end <= 30.0 and segment.text
+        assert 0.0 <= segment.no_speech_prob <= 1.0
+    assert output.sentiment.label in LABELS
+    expected = extractor.sentiment(output.text)  # the feature is the transcript's sentiment CLS
+    np.testing.assert_allclose(output.feature[0], expected.feature, rtol=1e-5, atol=1e-5)
+    assert output.sentiment.label == expected.label
+    readable = output.readable()
+    assert readable["text"] == output.text and "feature" not in readable
+
+
+@pytest.mark.parametrize("audio, reason", [
+    (np.zeros(0, np.float32), "no audio track"),
+    (np.zeros(20 * SAMPLE_RATE, np.float32), "silent"),
+    (speech_like(0.5), "only 0.50 s"),
+], ids=["no-audio", "silence", "half-second"])
+def test_asr_missing_with_reason(tiny_dir, audio, reason):
+    extractor = get("asr_sentiment", models_dir=tiny_dir, device="cpu", temperature=0.0)
+    output = extractor(make_clip(small_frames(), audio))
+    assert output.feature is None and reason in output.missing
+
+
+def test_asr_no_speech_threshold(tiny_dir):
+    # Every segment's no-speech probability is ≥ 0: with that threshold the clip has no speech.
+    extractor = get("asr_sentiment", models_dir=tiny_dir, device="cpu", temperature=0.0, no_speech_prob=0.0)
+    output = extractor(make_clip(small_frames(), speech_like(5.0)))
+    assert output.feature is None and "no speech found" in output.missing
+
+
+def test_asr_whisper_choices(tiny_dir):
+    for name in ("small.en", "turbo"):
+        with pytest.raises(ValueError, match="cannot translate"):
+            get("asr_sentiment", whisper_model=name, device="cpu")
+    get("asr_sentiment", whisper_model="small.en", task="transcribe", device="cpu")  # allowed
+    checkpoint = tiny_dir / "whisper" / "medium.pt"
+    extractor = get("asr_sentiment", whisper_model=str(checkpoint), models_dir=tiny_dir, device="cpu").load()
+    assert extractor.whisper.is_multilingual and extractor.whisper.dims.n_vocab == 51865
+    with pytest.raises(models.ModelUnavailable, match="neither a model name"):
+        get("asr_sentiment", whisper_model=str(tiny_dir / "nope.pt"), device="cpu").load()
+
+
+def test_unavailable_models_are_named(tiny_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(models.ModelUnavailable, match="'whisper'.*small.pt"):
+        get("asr_sentiment", models_dir=empty, device="cpu").load()
+    with pytest.raises(models.ModelUnavailable, match="'language_id'"):
+        get("ocr_sentiment", models_dir=empty, device="cpu").load()
+    with pytest.raises(models.ModelUnavailable, match="'sentiment'"):
+        text.load(SentimentModel, "cpu", None, empty)
+    # Without the spelling model: "auto" on the CPU does not need it; asking for it explicitly fails.
+    partial = tmp_path / "no-spell"
+    shutil.copytree(tiny_dir, partial, ignore=shutil.ignore_patterns("T5-large-spell"))
+    assert get("ocr_sentiment", models_dir=partial, device="cpu").load().speller is None
+    with pytest.raises(models.ModelUnavailable, match="'spell'"):
+        get("ocr_sentiment", models_dir=partial, device="cpu", spell_check=True).load()
+
+
+def test_sentiment_model_is_shared_by_asr_and_ocr(tiny_dir):
+    asr = get("asr_sentiment", models_dir=tiny_dir, device="cpu").load()
+    ocr = get("ocr_sentiment", models_dir=tiny_dir, device="cpu").load()
+    assert asr.sentiment is ocr.sentiment
+
+
+# -- OCR ---------------------------------------------------------------------------------------
+def test_rapidocr_reads_a_rendered_phrase():
+    from vemoclap.extractors.ocr import _RapidOcr
+
+    engine = _RapidOcr(use_cuda=False)
+    found = engine(text_frame("HAPPY BIRTHDAY"), min_score=0.5)
+    words = " ".join(label for _, label, _ in found).upper().split()
+    assert "HAPPY" in words and "BIRTHDAY" in words
+    for points, _, score in found:
+        assert points.shape == (4, 2) and 0.5 <= score <= 1.0
+        assert (points[:, 0] >= 0).all() and (points[:, 0] <= SIZE[1]).all()
+        assert 120 <= points[:, 1].mean() <= 230  # around the baseline the text was drawn at (y=200)
+
+
+def test_merge_rows_joins_words_of_one_row():
+    def box(x0, y0, x1, y1):
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+    detections = [(box(300, 150, 600, 205), "BIRTHDAY", 0.9), (box(40, 152, 270, 204), "HAPPY", 0.99),
+                  (box(40, 300, 200, 340), "below", 0.8), (box(1500, 150, 1600, 205), "far", 0.7)]
+    merged = merge_rows(detections)
+    assert [label for _, label, _ in merged] == ["HAPPY BIRTHDAY", "far", "below"]
+    joined_box = merged[0][0]
+    assert joined_box[:, 0].min() == 40 and joined_box[:, 0].max() == 600
+    assert 0.9 < merged[0][2] < 0.99
+
+
+def test_unique_lines_fold_case_and_space():
+    from vemoclap.extractors.ocr import OcrLine
+
+    lines = [OcrLine(0, 0.0, [[0, 0]] * 4, "Happy  Birthday", 0.7), OcrLine(1, 1.0, [[0, 0]] * 4, "SALE", 0.9),
+             OcrLine(2, 2.0, [[0, 0]] * 4, "happy birthday", 0.95)]
+    assert OcrSentimentExtractor.unique(lines) == ["happy birthday", "SALE"]
+
+
+def test_ocr_chain_end_to_end(tiny_dir):
+    images = np.stack([text_frame()] * 8 + [np.zeros((*SIZE, 3), np.uint8)] * 8)
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu")
+    assert extractor.load().speller is None  # spelling is off on the CPU by default
+    output = extractor(make_clip(images))
+    assert output.missing is None, output.missing
+    assert output.feature.shape == (1, 768) and output.feature.dtype == np.float32
+    words = " ".join(output.unique_lines).upper().split()
+    assert "HAPPY" in words and "BIRTHDAY" in words
+    # Repeated frames reuse the OCR result: the 16 frames are only 2 different pictures.
+    assert output.frames_read == 2 and output.frames_reused == 14
+    assert {line.frame_index for line in output.lines} == set(range(8))
+    for line in output.lines:
+        assert len(line.box) == 4 and all(isinstance(v, int) for point in line.box for v in point)
+        assert line.timestamp == pytest.approx(20.0 / 16 * line.frame_index)  # its frame's time
+    # Per unique line: below the 0.9 threshold the language is unknown and the line is not translated.
+    assert len(output.languages) == len(output.language_scores) == len(output.english_lines) == len(output.unique_lines)
+    for line, language, score, english in zip(output.unique_lines, output.languages, output.language_scores,
+                                              output.english_lines):
+        if score < 0.9:
+            assert language == "unknown" and english == extractor.segmenter.segment(line)
+        else:
+            assert language in LANGUAGE_LABELS
+    assert output.english_text == ". ".join(output.english_lines)
+    expected = extractor.sentiment(output.english_text)
+    np.testing.assert_allclose(output.feature[0], expected.feature, rtol=1e-5, atol=1e-5)
+    assert output.sentiment.label == expected.label
+
+
+def test_ocr_text_chain_translates_known_languages(tiny_dir):
+    # Threshold 0: every line gets the tiny model's top language, so translation runs.
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", language_threshold=0.0,
+                    spell_check=True).load()
+    lines = ["HAPPY BIRTHDAY", "Bonjour le monde", "thequickbrownfox", "Привет мир"]
+    english, languages, scores = extractor.to_english(lines)
+    assert all(language in LANGUAGE_LABELS for language in languages)
+    assert [code for code, _ in extractor.language_id.identify(lines, threshold=0.0)] == languages
+    # The documented order: translate each language's lines to English (one batch per language),
+    # segment run-together words, then correct the spelling of Latin-script lines.
+    expected = list(lines)
+    for language in set(languages) - {"en"}:
+        where = [i for i, code in enumerate(languages) if code == language]
+        for i, translated in zip(where, extractor.translator.translate([lines[i] for i in where], language)):
+            expected[i] = translated
+    expected = [extractor.segmenter.segment(line) for line in expected]
+    latin = [i for i, line in enumerate(expected) if _mostly_latin(line)]
+    for i, fixed in zip(latin, extractor.speller.correct([expected[i] for i in latin])):
+        expected[i] = fixed
+    assert english == expected
+
+
+@pytest.mark.parametrize("images, reason", [
+    (np.zeros((16, *SIZE, 3), np.uint8), "no text found in 16 frames"),
+    (np.full((4, *SIZE, 3), 200, np.uint8), "no text found in 4 frames"),
+    (np.zeros((0, *SIZE, 3), np.uint8), "no frames"),
+], ids=["black", "plain", "none"])
+def test_ocr_missing_with_reason(tiny_dir, images, reason):
+    output = get("ocr_sentiment", models_dir=tiny_dir, device="cpu")(make_clip(images))
+    assert output.feature is None and reason in output.missing
+
+
+def test_paddleocr_backend_says_how_to_install(tiny_dir):
+    try:
+        import paddleocr  # noqa: F401
+        pytest.skip("paddleocr is installed")
+    except ImportError:
+        pass
+    with pytest.raises(ImportError, match=r"pip install vemoclap\[paddle\]"):
+        get("ocr_sentiment", backend="paddleocr", models_dir=tiny_dir, device="cpu").load()
+    with pytest.raises(ValueError, match="unknown OCR backend"):
+        get("ocr_sentiment", backend="tesseract", device="cpu")

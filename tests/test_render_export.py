@@ -1,0 +1,121 @@
+"""Pictures, timeline, video exports and live mode on the generated sample (a real face) with the
+real OpenCV face detector, tiny ViT / CLIP / BLIP models and a tiny classifier."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+
+from vemoclap.labels import EMOTIONS, FACE_EXPRESSIONS
+from vemoclap.live import analyze_stream, file_frames, run_live
+from vemoclap.pipeline import Analyzer
+from vemoclap.sample import make_sample
+from vemoclap.testing import make_tiny_classifier
+from vemoclap.testing import tiny_vision
+
+
+@pytest.fixture(scope="module")
+def vision_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-vision")
+    tiny_vision.build(directory)
+    make_tiny_classifier(directory / "classifier")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return make_sample(tmp_path_factory.mktemp("sample") / "sample.mp4", seconds=6.0)
+
+
+@pytest.fixture(scope="module")
+def result(vision_dir, sample):
+    analyzer = Analyzer(["clip", "face_emotion", "caption"], models_dir=vision_dir, device="cpu",
+                        face_detector="opencv", classifier=vision_dir / "classifier")
+    return analyzer.analyze(sample)
+
+
+def _frame_count(path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_annotated_frame_has_face_boxes(result):
+    faces = result.outputs["face_emotion"]
+    assert not faces.missing and faces.n_faces >= 8  # the astronaut is in every frame
+    index = max(range(len(result.frames)), key=lambda i: len(faces.frames[i].faces))
+    image = result.annotated_frame()
+    original = result.frames.images[index]
+    assert image.shape == original.shape and not np.array_equal(image, original)
+    x0, y0, x1, y1 = faces.frames[index].faces[0].box
+    edge_changed = np.any(image[y0:y1, x0] != original[y0:y1, x0])  # the box outline is drawn
+    assert edge_changed
+
+
+def test_timeline_windows_and_face_track(result):
+    timeline = result.timeline(window_s=2.0)
+    windows = timeline.windows
+    assert len(windows) >= 4 and windows["start"].min() == 0.0
+    assert windows["end"].max() == pytest.approx(result.info.duration, abs=0.05)
+    assert np.allclose(windows[list(EMOTIONS)].sum(axis=1), 1.0, atol=1e-5)
+    track = timeline.faces
+    assert len(track) == len(result.frames) and track["n_faces"].sum() >= 8
+    probs = track[list(FACE_EXPRESSIONS)].dropna()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_save_writes_every_picture_and_table(result, tmp_path):
+    out = result.save(tmp_path / "saved")
+    for name in ["result.json", "probabilities.csv", "frames.csv", "windows.csv", "probabilities.png",
+                 "circumplex.png", "annotated_frame.png", "timeline.png"]:
+        assert (out / name).stat().st_size > 0, name
+    assert "caption" in (out / "result.json").read_text()
+
+
+def test_annotated_video_keeps_every_frame_and_audio(result, sample, tmp_path):
+    video = result.export_annotated_video(tmp_path / "annotated.mp4", every=5, progress=False)
+    assert video.frames == _frame_count(sample) == _frame_count(video.path)
+    with av.open(str(video.path)) as container:
+        assert container.streams.audio, "the original audio is kept"
+    with open(video.csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= video.frames // 2
+    assert {row["expression"] for row in rows} <= set(FACE_EXPRESSIONS)
+    assert len({row["track"] for row in rows}) <= 3  # one face, followed rather than re-found
+
+
+def test_emotion_clips_cut_the_dominant_segments(result, tmp_path):
+    emotion = result.timeline(window_s=2.0).windows["top"].iloc[0]
+    path, segments = result.export_emotion_clips(emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False)
+    assert segments and path is not None
+    expected = sum(end - start for start, end in segments)
+    with av.open(str(path)) as container:
+        assert container.streams.audio
+        duration = container.duration / 1e6
+    assert duration == pytest.approx(expected, abs=0.3)
+    other = next(e for e in EMOTIONS if e not in set(result.timeline(window_s=2.0).windows["top"]))
+    assert result.export_emotion_clips(other, tmp_path / "none.mp4", window_s=2.0) == (None, [])
+
+
+def test_live_stream_tracks_the_face(result, sample):
+    face_model = result.face_model
+    frames = list(analyze_stream(file_frames(str(sample)), face_model, every=2))
+    assert len(frames) == _frame_count(sample)
+    with_faces = [f for f in frames if f.faces]
+    assert len(with_faces) > len(frames) // 2
+    assert len({face.track_id for f in with_faces for face in f.faces}) <= 3
+    assert frames[-1].fps > 0
+    lines: list[str] = []
+    stats = run_live(file_frames(str(sample)), face_model, show=False, max_frames=5, out=lines.append)
+    assert stats["frames"] == 5 and len(lines) == 5 and "fps" in lines[0]
+
+
+def test_live_cli_on_a_file(vision_dir, sample):
+    run = subprocess.run([sys.executable, "-m", "vemoclap.cli", "live", str(sample), "--no-window",
+                          "--max-frames", "4", "--face-detector", "opencv", "--models-dir", str(vision_dir),
+                          "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("frame ") == 4 and "FPS" in run.stdout
