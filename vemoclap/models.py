@@ -13,6 +13,7 @@ the Hugging Face hub or the model's download URL (the hub's own ``HF_HUB_OFFLINE
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -136,9 +137,30 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
         # Only the local HF cache can serve it now.
         kwargs.setdefault("local_files_only", True)
     try:
-        return cls.from_pretrained(source, **kwargs)
+        with _quiet_transformers():
+            return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:  # transformers raises OSError for missing repos/files
         raise unavailable(key, models_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Hide transformers' per-load progress bars and layout notices; our own logs say what loaded."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # a class from another library
+        yield
+        return
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def checkpoint_file(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path:

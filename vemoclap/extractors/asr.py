@@ -50,6 +50,13 @@ class AsrOutput(ExtractorOutput):
     model: str = ""  # whisper model name or checkpoint path
     task: str = "translate"
 
+    def describe(self) -> list[str]:
+        spoken = f" (spoken: {self.language_name or self.language})" if self.language else ""
+        lines = [f"speech{spoken}: {self.text.strip()!r}"]
+        if self.sentiment is not None:
+            lines.append(f"  speech sentiment: {self.sentiment.label} ({self.sentiment.score:.0%})")
+        return lines
+
 
 def _cannot_translate(name: str) -> bool:
     return name.endswith(".en") or name in NO_TRANSLATION

@@ -54,6 +54,10 @@ class AudioOutput(ExtractorOutput):
     chunk_times: list[float] = field(default_factory=list)  # start of each chunk (s)
     chunk_top: list[str] = field(default_factory=list)  # most likely label of each chunk
 
+    def describe(self) -> list[str]:
+        tags = ", ".join(f"{tag.label} {tag.score:.0%}" for tag in self.tags) or "none"
+        return [f"{self.name} audio events: {tags}"]
+
 
 @lru_cache(maxsize=1)
 def audioset_labels() -> tuple[tuple[str, str], ...]:

@@ -29,6 +29,10 @@ class CaptionOutput(ExtractorOutput):
     frame_index: int | None = None
     timestamp: float | None = None
 
+    def describe(self) -> list[str]:
+        at = f" (frame at {self.timestamp:.1f} s)" if self.timestamp is not None else ""
+        return [f"caption: {self.text!r}{at}"]
+
 
 def _as_rgb(image) -> np.ndarray:
     array = np.asarray(image)

@@ -235,6 +235,11 @@ class FacesOutput(ExtractorOutput):
         labels = list(faces[0].probabilities)
         return {label: float(np.mean([face.probabilities.get(label, 0.0) for face in faces])) for label in labels}
 
+    def describe(self) -> list[str]:
+        counts = ", ".join(f"{label} ×{n}" for label, n in self.expression_counts().items())
+        with_faces = sum(bool(f.faces) for f in self.frames)
+        return [f"faces ({self.detector}): {self.n_faces} in {with_faces} of {len(self.frames)} frames: {counts}"]
+
     def summary(self) -> str:
         text = super().summary()
         counts = self.expression_counts()

@@ -59,6 +59,15 @@ class OcrOutput(ExtractorOutput):
     frames_reused: int = 0  # near-duplicate frames that reused the previous result
     backend: str = "rapidocr"
 
+    def describe(self) -> list[str]:
+        lines = [f"on-screen text: {self.english_text!r}"]
+        original = [line for line, lang in zip(self.unique_lines, self.languages) if lang not in ("en",)]
+        if original and original != self.english_lines:
+            lines.append(f"  as read: {' | '.join(self.unique_lines)!r}")
+        if self.sentiment is not None:
+            lines.append(f"  text sentiment: {self.sentiment.label} ({self.sentiment.score:.0%})")
+        return lines
+
 
 Detection = tuple[np.ndarray, str, float]  # (4×2 corner points, text, score)
 
