@@ -71,6 +71,7 @@ def _resample(audio: np.ndarray, rate: int) -> np.ndarray:
 
 class AsrSentimentExtractor(Extractor):
     name = "asr_sentiment"
+    inputs = ("audio",)
     feature_name = "asr_sentiment"
     output_type = AsrOutput
     model_keys = ("whisper", "sentiment")

@@ -23,6 +23,7 @@ class AstExtractor(Extractor):
     """Audio Spectrogram Transformer: 768-d per 3-s chunk (≤ n_chunks chunks) plus top AudioSet tags."""
 
     name = "ast"
+    inputs = ("audio",)
     feature_name = "ast"
     output_type = AudioOutput
     model_keys = ("ast",)

@@ -437,6 +437,7 @@ class BeatsExtractor(Extractor):
     """BEATs iter3+ AS2M (fine-tuned, cpt2): 768-d per 3-s chunk, ≤ n_chunks chunks, plus tags."""
 
     name = "beats"
+    inputs = ("audio",)
     feature_name = "beats"
     output_type = AudioOutput
     model_keys = ("beats",)

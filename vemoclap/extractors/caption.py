@@ -47,6 +47,7 @@ class CaptionExtractor(Extractor):
     """BLIP caption of one frame of the clip (the middle one unless told otherwise)."""
 
     name = "caption"
+    inputs = ("frames",)
     feature_name = None
     output_type = CaptionOutput
     model_keys = ("caption",)

@@ -50,6 +50,7 @@ class ClipExtractor(Extractor):
     """Projected CLIP image embedding of every frame → feature n × 512, times = frame timestamps."""
 
     name = "clip"
+    inputs = ("frames",)
     feature_name = "clip"
     output_type = ClipOutput
     model_keys = ("clip",)

@@ -265,6 +265,7 @@ class FaceEmotionExtractor(Extractor):
     """Faces per frame → facial expression per face; feature k × 768 (k = frames with a face)."""
 
     name = "face_emotion"
+    inputs = ("frames",)
     feature_name = "face_emotion"
     output_type = FacesOutput
     model_keys = ("face_expression", "yolo_face")

@@ -196,6 +196,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 class OcrSentimentExtractor(Extractor):
     name = "ocr_sentiment"
+    inputs = ("frames",)
     feature_name = "ocr_sentiment"
     output_type = OcrOutput
     model_keys = ("language_id", "translation", "spell", "sentiment")

@@ -1,0 +1,154 @@
+"""Analyze end to end: every extractor through its real loader on tiny models, real bundled face
+and OCR models, and the bad inputs a user throws at it — one-line reasons or partial results."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vemoclap.extractors import DEFAULT_EXTRACTORS
+from vemoclap.labels import EMOTIONS
+from vemoclap.media import MediaError
+from vemoclap.pipeline import Analyzer
+from vemoclap.sample import make_sample
+from vemoclap.testing import make_tiny_models, make_video, write_text_file
+
+FAST_ASR = {"asr_sentiment": {"temperature": 0.0}}  # random-weight Whisper: skip temperature fallback
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-models")
+    make_tiny_models(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def analyzer(models) -> Analyzer:
+    return Analyzer(models_dir=models, device="cpu", classifier=models / "classifier", face_detector="opencv",
+                    extractor_options=FAST_ASR).load()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    return {
+        "sample": make_sample(root / "sample.mp4", seconds=6.0),
+        "silent_no_audio": make_video(root / "no audio.mp4", duration=4.0, audio=None),
+        "audio_only": make_video(root / "audio-only.m4a", duration=4.0, audio="speech", audio_only=True),
+        "vertical_vfr": make_video(root / "vertical vfr.mp4", duration=4.0, size=(180, 320), vfr=True),
+        "uhd": make_video(root / "uhd.mp4", duration=1.0, fps=5, size=(3840, 2160), audio="tone"),
+        "unicode": make_video(root / "ünïcode émotion 視頻.mp4", duration=3.0, audio="speech"),
+    }
+
+
+def test_full_default_run_on_the_sample(analyzer, videos):
+    result = analyzer.analyze(videos["sample"])
+    assert set(result.outputs) == set(DEFAULT_EXTRACTORS)
+    assert result.probabilities.shape == (6,) and np.isclose(result.probabilities.sum(), 1.0)
+    assert result.top_label in EMOTIONS
+    shapes = {name: out.feature.shape for name, out in result.outputs.items() if out.feature is not None}
+    assert shapes["clip"] == (16, 512) and shapes["face_emotion"] == (16, 768)
+    assert shapes["asr_sentiment"] == (1, 768) and shapes["ocr_sentiment"] == (1, 768)
+    assert shapes["beats"][1] == 768 and 1 <= shapes["beats"][0] <= 16
+    assert "WONDERFUL" in result.outputs["ocr_sentiment"].english_text.upper()  # real PP-OCR
+    assert result.outputs["caption"].text  # tiny BLIP says something
+    summary = result.summary()
+    assert "on-screen text" in summary and "faces (opencv)" in summary and result.top_label in summary
+    assert json.loads(result.to_json())["outputs"]["face_emotion"]["frames"][0]["faces"]
+
+
+def test_models_stay_loaded_across_videos(analyzer, videos):
+    before = {name: id(ext) for name, ext in analyzer.extractors.items()}
+    analyzer.analyze(videos["unicode"])
+    assert {name: id(ext) for name, ext in analyzer.extractors.items()} == before
+    assert all(ext.loaded for ext in analyzer.extractors.values())
+
+
+def test_video_without_audio_is_a_partial_result(analyzer, videos):
+    result = analyzer.analyze(videos["silent_no_audio"])
+    assert result.missing["beats"] == "no audio track" and result.missing["asr_sentiment"] == "no audio track"
+    assert result.missing["face_emotion"].startswith("no face")
+    assert result.outputs["clip"].ok and result.probabilities is not None
+
+
+def test_audio_only_file_is_a_partial_result(analyzer, videos):
+    result = analyzer.analyze(videos["audio_only"])
+    assert result.missing["clip"] == "no video frames" and result.missing["caption"] == "no video frames"
+    assert result.outputs["beats"].ok
+    assert any("no video stream" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("name", ["vertical_vfr", "uhd", "unicode"])
+def test_odd_but_valid_videos(analyzer, videos, name):
+    result = analyzer.analyze(videos[name])
+    frames = result.frames.images
+    assert len(frames) == 16 and min(frames.shape[1:3]) == min(360, min(result.info.width, result.info.height))
+    assert np.all(np.diff(result.frames.timestamps) >= 0)
+    assert result.outputs["clip"].ok
+
+
+def test_without_classifier_all_outputs_are_still_produced(models, videos):
+    analyzer = Analyzer(["clip", "ocr_sentiment"], models_dir=models, device="cpu")
+    result = analyzer.analyze(videos["sample"])
+    assert result.probabilities is None and result.outputs["ocr_sentiment"].ok
+    assert "no emotion classifier is loaded" in result.summary()
+
+
+def test_skip_unavailable_lists_what_is_missing(models, tmp_path, videos):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "openai").symlink_to(models / "openai", target_is_directory=True)  # only CLIP
+    analyzer = Analyzer(["clip", "beats"], models_dir=partial, device="cpu", skip_unavailable=True).load()
+    assert "beats" in analyzer.unavailable and "beats" not in analyzer.extractors
+    result = analyzer.analyze(videos["sample"])
+    assert result.outputs["clip"].ok and "beats" in result.missing and "download-models" in result.missing["beats"]
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "missing"])
+def test_bad_files_raise_one_line_media_errors(analyzer, videos, tmp_path, kind):
+    if kind == "text":
+        path = write_text_file(tmp_path / "notes.mp4")
+    elif kind == "truncated":
+        data = videos["sample"].read_bytes()
+        path = tmp_path / "cut.mp4"
+        path.write_bytes(data[: len(data) // 3])
+    else:
+        path = tmp_path / "nowhere.mp4"
+    with pytest.raises((MediaError, ValueError)) as info:
+        analyzer.analyze(path)
+    assert "\n" not in str(info.value) and path.name in str(info.value)
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("source", ["notes", "ftp://example.com/a.mp4", "missing.mp4"])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, source):
+    if source == "notes":
+        source = write_text_file(tmp_path / "notes.mp4")
+    run = _cli("analyze", source, "--extractors", "clip", "--models-dir", tmp_path, "-q")
+    assert run.returncode == 2
+    assert run.stderr.startswith("vemoclap: ") and len(run.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in run.stderr
+
+
+def test_cli_missing_model_exits_2_naming_it(tmp_path, videos):
+    run = _cli("analyze", videos["sample"], "--extractors", "clip", "--models-dir", tmp_path, "-q")
+    assert run.returncode == 2 and "'clip'" in run.stderr and "download-models" in run.stderr
+
+
+def test_cli_report_json_and_save(models, videos, tmp_path):
+    run = _cli("analyze", videos["sample"], "--models-dir", models, "--classifier", models / "classifier",
+               "--extractors", "clip,face_emotion,ocr_sentiment", "--face-detector", "opencv",
+               "--json", tmp_path / "r.json", "--save", tmp_path / "out", "-q")
+    assert run.returncode == 0, run.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["top_label"] in run.stdout and "WONDERFUL" in run.stdout.upper()
+    assert (tmp_path / "out" / "timeline.png").is_file()
