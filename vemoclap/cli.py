@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list every model vemoclap uses and whether it is local")
     models.add_argument("--models-dir", type=Path, default=None)
     models.set_defaults(func=_cmd_models)
+
+    from .app import add_commands as add_app_commands
+
+    add_app_commands(sub)
     return parser
 
 

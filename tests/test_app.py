@@ -1,0 +1,406 @@
+"""The notebook app driven like a person would: buttons clicked, sources chosen, files uploaded.
+
+Tiny models of the real classes (``make_tiny_models``) on the generated sample; OpenCV's real face
+detector finds the astronaut, rapidocr's real models read the sample's title.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ipywidgets = pytest.importorskip("ipywidgets")
+
+from vemoclap import app as app_module  # noqa: E402
+from vemoclap.app import VemoclapApp  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+# Fast settings for tiny models on 2 CPUs: fewer frames, Whisper without temperature fallback.
+FAST = {"face_detector": "opencv", "frames": 4,
+        "extractor_options": {"asr_sentiment": {"temperature": 0.0}}}
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> Path:
+    from vemoclap.testing import make_tiny_models
+
+    directory = tmp_path_factory.mktemp("tiny-models")
+    make_tiny_models(directory)
+    return directory
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sample_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VEMOCLAP_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def texts(app: VemoclapApp) -> list[str]:
+    """Every piece of text the app shows (HTML, labels, text fields)."""
+    found = []
+    for widget in app.all_widgets():
+        value = getattr(widget, "value", None)
+        if isinstance(value, str):
+            found.append(value)
+        description = getattr(widget, "description", None)
+        if isinstance(description, str):
+            found.append(description)
+    return found
+
+
+def visible_text(markup: str) -> str:
+    return re.sub(r"<[^>]+>", "", markup).strip()
+
+
+def assert_one_line(markup: str, *needles: str) -> None:
+    text = visible_text(markup)
+    assert text, "expected a message"
+    assert "\n" not in text and "Traceback" not in text, text
+    for needle in needles:
+        assert needle in text, text
+
+
+def assert_no_traceback(app: VemoclapApp) -> None:
+    for text in texts(app):
+        assert "Traceback" not in text and 'File "' not in text, text
+
+
+@pytest.fixture(scope="module")
+def ran(tiny_models, tmp_path_factory) -> VemoclapApp:
+    """The default extractor set with the classifier, loaded and run on the sample by button clicks."""
+    app_module.clear_cache()
+    app = VemoclapApp(models_dir=tiny_models, classifier=tiny_models / "classifier", analyzer_options=FAST,
+                      output_dir=tmp_path_factory.mktemp("out"))
+    app.widget()
+    app.load_button.click()
+    app.source.value = "sample"
+    assert app.sample_dropdown.value == "sample"
+    app.run_button.click()
+    return app
+
+
+def test_load_rows_show_every_model_loaded(ran):
+    from vemoclap.extractors import DEFAULT_EXTRACTORS
+
+    assert list(ran.model_rows) == ["classifier", *DEFAULT_EXTRACTORS]
+    for name, row in ran.model_rows.items():
+        assert "loaded" in row.status.value and row.progress.value == 1, (name, row.status.value)
+        assert row.seconds.value.endswith(" s")
+    assert "all models are loaded" in ran.load_message.value
+    assert set(ran.analyzer.extractors) == set(DEFAULT_EXTRACTORS)
+
+
+def test_run_shows_real_results(ran):
+    result = ran.result
+    assert result is not None and result.has_prediction, visible_text(ran.message.value)
+    assert set(result.outputs) == set(ran.analyzer.extractors)
+    for image in (ran.chart_image, ran.circumplex_image, ran.frame_image, ran.timeline_image):
+        assert image.value[:8] == PNG and len(image.value) > 5000
+    summary = ran.summary_html.value
+    assert f">{result.top_label}</span>" in summary and f"{result.top_probability:.0%}" in summary
+    assert "vemoclap result for sample" in summary  # the full text report
+    details = ran.details_html.value
+    # rapidocr's real models read the sample's title; OpenCV's real detector finds the astronaut
+    assert "WONDERFUL" in details.upper()
+    faces = result.outputs["face_emotion"]
+    assert faces.n_faces >= 1 and f"{faces.n_faces} face(s)" in details
+    assert "Speech" in details and "Audio events" in details and "Caption" in details
+    assert ran.progress.value == ran.progress.max and ran.progress.bar_style == "success"
+    downloads = ran.downloads_html.value
+    assert 'download="sample.json"' in downloads and "data:text/csv;base64," in downloads
+    assert ran.results.children and ran.message.value == ""
+    assert_no_traceback(ran)
+
+
+def test_rerun_keeps_models_loaded(ran, tiny_models):
+    before = dict(ran.analyzer.extractors)
+    loaded = app_module.cached_models()
+    ran.load_button.click()  # rerunning step 2
+    assert dict(ran.analyzer.extractors) == before
+    again = VemoclapApp(models_dir=tiny_models, classifier=tiny_models / "classifier", analyzer_options=FAST,
+                        output_dir=ran.output_dir)  # rerunning step 1 builds a new app
+    again.load_step()
+    assert again.analyzer is ran.analyzer  # shown as loaded before the button is pressed
+    again.load_button.click()
+    assert again.analyzer is ran.analyzer
+    assert all(again.analyzer.extractors[name] is extractor for name, extractor in before.items())
+    # built once: neither the rerun nor the new app loaded anything again
+    assert [m.loads for m in app_module.cached_models().values()] == [m.loads for m in loaded.values()] == [1]
+    assert all("kept from before" in row.status.value for row in again.model_rows.values())
+
+
+def test_explorers_draw_the_last_result(ran):
+    frames = ran.explore_frames()
+    faces = ran.explore_faces()
+    features = ran.explore_features()
+    image = frames.children[0]
+    assert image.value[:8] == PNG and len(image.value) > 5000
+    assert "face crop(s)" in faces.children[0].value and faces.children[1].value[:8] == PNG
+    table = features.children[0].value
+    for name, output in ran.result.outputs.items():
+        if output.feature is not None:
+            assert f"<td>{name}</td>" in table and "×".join(map(str, output.feature.shape)) in table
+    assert features.children[1].value[:8] == PNG
+
+
+@pytest.mark.parametrize("link, needle", [
+    ("ftp://x", "only http(s) links"),
+    ("http://127.0.0.1:9/video.mp4", "private or local"),
+    ("video.mp4", "not a link"),
+    ("", "paste a video link"),
+])
+def test_bad_links_give_one_line(ran, link, needle):
+    result_before = ran.result
+    ran.source.value = "link"
+    assert ran.url_text in ran.pick_box.children
+    ran.url_text.value = link
+    ran.run_button.click()
+    assert_one_line(ran.message.value, needle)
+    assert ran.result is result_before and not ran.results.children
+    assert_no_traceback(ran)
+    ran.source.value = "sample"
+
+
+def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
+    """A link through yt-dlp's generic extractor, served from 127.0.0.1 (allowed for this app only)."""
+    import functools
+    import http.server
+    import threading
+
+    from vemoclap.sample import make_sample
+
+    site = tmp_path / "site"
+    make_sample(site / "holiday.mp4", seconds=1.5, size=(320, 180), fps=10)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        link = f"http://127.0.0.1:{server.server_address[1]}/holiday.mp4"
+        app = VemoclapApp(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
+                          output_dir=tmp_path / "out", allow_private=True)
+        app.widget()
+        app.source.value = "link"
+        app.url_text.value = f"  {link} "
+        app.run_button.click()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert app.result is not None, visible_text(app.message.value)
+    assert app.result.source == link and app.result.info.duration == pytest.approx(1.5, abs=0.2)
+    assert app.result.outputs["face_emotion"].n_faces >= 1
+    assert "No emotion prediction" in app.summary_html.value  # no classifier given
+    assert_no_traceback(app)
+
+
+def _upload(app: VemoclapApp, name: str, content: bytes) -> None:
+    app.upload.value = ({"name": name, "type": "video/mp4", "size": len(content),
+                         "content": memoryview(content),
+                         "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+
+
+def test_text_file_named_mp4_is_refused(ran):
+    ran.source.value = "upload"
+    assert ran.upload in ran.pick_box.children
+    _upload(ran, "notes.mp4", b"these are my notes, not a video\n" * 20)
+    assert ran.uploaded_path is None
+    assert_one_line(ran.upload_message.value, "notes.mp4: ")
+    assert str(ran.output_dir) not in ran.upload_message.value
+    assert not list((ran.output_dir / "uploads").rglob("*.mp4"))  # the bad file is not kept
+    ran.run_button.click()
+    assert_one_line(ran.message.value, "upload a video file in step 4 first")
+    assert_no_traceback(ran)
+    ran.source.value = "sample"
+
+
+@pytest.mark.parametrize("name", ["report.pdf", "../../evil.sh", "movie.mp4.exe", "noextension"])
+def test_bad_extensions_are_refused(ran, name):
+    _upload(ran, name, b"\x00" * 100)
+    assert ran.uploaded_path is None
+    assert_one_line(ran.upload_message.value, "not a video file")
+    assert [p for p in ran.output_dir.rglob("*") if p.is_file() and p.name != app_module.LOG_FILE] == []
+
+
+def test_upload_too_big_is_refused(tiny_models, tmp_path):
+    app = VemoclapApp(models_dir=tiny_models, max_upload_mb=0.001, output_dir=tmp_path)
+    _upload(app, "big.mp4", b"\x00" * 5000)
+    assert_one_line(app.upload_message.value, "over the", "upload limit")
+    assert app.uploaded_path is None
+
+
+def test_upload_real_video_then_exports(tiny_models, tmp_path):
+    from vemoclap.sample import make_sample
+
+    video = make_sample(tmp_path / "astronaut clip.mp4", seconds=2.0, size=(320, 180), fps=10)
+    app = VemoclapApp(models_dir=tiny_models, classifier=tiny_models / "classifier", extractors=["face_emotion"],
+                      analyzer_options=FAST, output_dir=tmp_path / "out")
+    app.widget()
+    app.source.value = "upload"
+    _upload(app, "../My Holiday (1).mp4", video.read_bytes())
+    assert_one_line(app.upload_message.value, "is ready")
+    saved = app.uploaded_path
+    assert saved.is_file() and saved.name == "My_Holiday_1.mp4"
+    assert (tmp_path / "out" / "uploads") in saved.parents  # the name never picked the folder
+    app.run_button.click()  # Run without Load loads first
+    assert app.result is not None, visible_text(app.message.value)
+    assert all("loaded" in row.status.value for row in app.model_rows.values())
+    assert app.result.outputs["face_emotion"].n_faces >= 1
+    assert app.frame_image.value[:8] == PNG
+
+    path = app.make_annotated_video()
+    assert path is not None and path.is_file() and path.stat().st_size > 1000, app.export_message.value
+    assert "data:video/mp4;base64," in app.export_message.value and "Traceback" not in app.export_message.value
+
+    windows = app.result.timeline().windows
+    emotion = windows["top"].iloc[0]
+    app.emotion_dropdown.value = emotion
+    app.clips_button.click()
+    written = list(path.parent.glob(f"*_{emotion}.mp4"))
+    assert written and written[0].stat().st_size > 1000, app.export_message.value
+    assert "–" in visible_text(app.export_message.value)  # the segments' times are listed
+    assert_no_traceback(app)
+
+
+def test_missing_model_is_one_line_and_listed(tiny_models, tmp_path):
+    # A models dir with the face models but no CLIP: CLIP's row says so, the rest runs.
+    partial = tmp_path / "models"
+    partial.mkdir()
+    (partial / "trpakov").symlink_to(tiny_models / "trpakov", target_is_directory=True)
+    app = VemoclapApp(models_dir=partial, classifier=tiny_models / "classifier", extractors=["clip", "face_emotion"],
+                      analyzer_options=FAST, output_dir=tmp_path / "out")
+    app.widget()
+    app.load_button.click()
+    clip_row = app.model_rows["clip"]
+    assert "unavailable" in clip_row.status.value and "clip" in clip_row.status.value
+    assert clip_row.progress.bar_style == "danger"
+    assert_one_line(clip_row.status.value, "download-models")
+    assert "loaded" in app.model_rows["face_emotion"].status.value
+    assert_one_line(app.load_message.value, "could not be loaded", "clip")
+    app.run_button.click()
+    result = app.result
+    assert result is not None and "clip" in result.missing and result.has_prediction
+    missing = app.missing_html.value
+    assert "<b>clip</b>" in missing and "download-models" in missing
+    assert "zeros were used" in missing  # features no extractor produced
+    assert_no_traceback(app)
+
+
+def test_corrupt_weights_fail_one_row_and_the_rest_runs(tiny_models, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "openai").symlink_to(tiny_models / "openai", target_is_directory=True)
+    face = models / "trpakov" / "vit-face-expression"
+    shutil.copytree(tiny_models / "trpakov" / "vit-face-expression", face)
+    weights = face / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])  # an interrupted download
+    app = VemoclapApp(models_dir=models, extractors=["clip", "face_emotion"], analyzer_options=FAST,
+                      output_dir=tmp_path / "out")
+    app.widget()
+    app.load_button.click()
+    row = app.model_rows["face_emotion"]
+    assert row.progress.bar_style == "danger" and ("failed" in row.status.value or "unavailable" in row.status.value)
+    assert_one_line(row.status.value)
+    assert "loaded" in app.model_rows["clip"].status.value
+    app.run_button.click()
+    assert app.result is not None and "clip" in app.result.outputs
+    assert "face_emotion" in app.result.missing and "<b>face_emotion</b>" in app.missing_html.value
+    assert_no_traceback(app)
+
+
+def test_broken_classifier_is_one_line_and_the_rest_runs(tiny_models, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "classifier.json").write_text("{ not json")
+    (broken / "classifier.safetensors").write_bytes(b"junk")
+    app = VemoclapApp(models_dir=tiny_models, classifier=broken, extractors=["face_emotion"],
+                      analyzer_options=FAST, output_dir=tmp_path / "out")
+    app.widget()
+    app.load_button.click()
+    row = app.model_rows["classifier"]
+    assert "unavailable" in row.status.value and "extractor outputs only" in row.status.value
+    assert_one_line(row.status.value)
+    assert "loaded" in app.model_rows["face_emotion"].status.value
+    app.run_button.click()
+    assert app.result is not None and not app.result.has_prediction
+    assert "No emotion prediction" in app.summary_html.value
+    assert_no_traceback(app)
+
+
+def test_corrupt_video_is_one_line(tiny_models, tmp_path):
+    from vemoclap.sample import make_sample
+
+    good = make_sample(tmp_path / "good.mp4", seconds=1.0, size=(160, 90), fps=10).read_bytes()
+    app = VemoclapApp(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
+                      output_dir=tmp_path / "out", samples={"cut file": str(tmp_path / "cut.mp4")})
+    (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 3])  # a truncated download
+    app.widget()
+    app.source.value = "sample"
+    app.sample_dropdown.value = str(tmp_path / "cut.mp4")
+    app.run_button.click()
+    assert app.result is None
+    assert_one_line(app.message.value, "cut.mp4", "not a readable media file")
+    app.source.value = "upload"
+    _upload(app, "my clip.mp4", good[: len(good) // 3])
+    # the person's file name, not the path of our copy
+    assert_one_line(app.upload_message.value, "my clip.mp4: is not a readable media file")
+    assert "uploads" not in app.upload_message.value and app.uploaded_path is None
+    assert_no_traceback(app)
+
+
+def test_setup_step_reports_device_and_versions(tiny_models, tmp_path):
+    app = VemoclapApp(models_dir=tiny_models, output_dir=tmp_path)
+    text = visible_text(app.setup_step().children[0].value)
+    assert "CPU" in text or "GPU" in text
+    for name in ("torch", "transformers", "ipywidgets", str(tiny_models)):
+        assert name in text
+    assert "classifier" in text and "extractor outputs only" in text
+    assert app.setup_step() is app.setup_step()  # rerunning the cell shows the same widget
+
+
+def test_settings_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("VEMOCLAP_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("VEMOCLAP_EXTRACTORS", "clip, face_emotion")
+    monkeypatch.setenv("VEMOCLAP_FACE_DETECTOR", "opencv")
+    monkeypatch.setenv("VEMOCLAP_FRAMES", "4")
+    monkeypatch.setenv("VEMOCLAP_OUTPUT_DIR", str(tmp_path / "out"))
+    app = VemoclapApp.from_env(classifier="")
+    assert app.models_dir == tmp_path and app.classifier is None
+    assert app.extractor_names == ["clip", "face_emotion"]
+    assert app.analyzer_options == {"face_detector": "opencv", "frames": 4}
+    assert app.output_dir == tmp_path / "out"
+    monkeypatch.setenv("VEMOCLAP_FRAMES", "many")
+    with pytest.raises(ValueError, match="whole number"):
+        VemoclapApp.from_env()
+
+
+def test_app_command_arguments():
+    parser = argparse.ArgumentParser(prog="vemoclap")
+    sub = parser.add_subparsers(dest="command", required=True)
+    app_module.add_commands(sub)
+    args = parser.parse_args(["app", "--port", "9999", "--no-browser", "--models-dir", "w", "--classifier", "c"])
+    assert (args.port, args.no_browser, args.models_dir, args.classifier) == (9999, True, Path("w"), Path("c"))
+    assert args.func is app_module._cmd_app
+    command = app_module.voila_command(Path("nb.ipynb"), 9999, open_browser=False)
+    assert "--Voila.ip=127.0.0.1" in command and "--no-browser" in command and "--port=9999" in command
+
+
+def test_missing_model_path_is_one_line(capsys, tmp_path):
+    code = app_module.main(["--no-browser", "--models-dir", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no such file or folder" in err
+
+
+def test_figures_are_closed(ran):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    ran.explore_features()
+    assert plt.get_fignums() == before
+    assert np.all([len(w.value) > 0 for w in (ran.chart_image, ran.timeline_image)])

@@ -1,0 +1,103 @@
+"""notebooks/vemoclap.ipynb runs top to bottom in a real kernel and really analyzes the sample.
+
+VEMOCLAP_AUTORUN=1 makes step 5 press Load and Run (buttons cannot be clicked headlessly); the
+environment points the notebook at tiny models. A last cell, added here only, reads the kernel's
+``app`` to check that the analysis happened and that the widgets hold its results.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "vemoclap.ipynb"
+
+CHECK = r'''
+import json
+texts = [getattr(w, "value", "") for w in app.all_widgets() if isinstance(getattr(w, "value", None), str)]
+print("CHECK " + json.dumps({
+    "top_label": app.result.top_label if app.result else None,
+    "summary": app.result.summary() if app.result else None,
+    "outputs": sorted(app.result.outputs) if app.result else [],
+    "faces": app.result.outputs["face_emotion"].n_faces if app.result else 0,
+    "chart": len(app.chart_image.value),
+    "explorers": {name: [type(c).__name__ for c in box.children] for name, box in app.explorer_boxes.items()},
+    "frames_png": len(app.explorer_boxes["frames"].children[0].value),
+    "summary_html": app.summary_html.value,
+    "rows": {name: row.status.value for name, row in app.model_rows.items()},
+    "message": app.message.value,
+    "traceback": any("Traceback" in t for t in texts),
+}))
+'''
+
+
+def test_notebook_file_is_the_generated_one():
+    """The committed notebook is exactly what vemoclap.app generates (the page and `vemoclap app` use it)."""
+    from vemoclap.app import build_notebook
+
+    assert NOTEBOOK.is_file()
+    regenerate = "python -c \"from vemoclap.app import write_notebook; write_notebook('notebooks/vemoclap.ipynb')\""
+    assert NOTEBOOK.read_text() == nbformat.writes(build_notebook()) + "\n", f"regenerate with: {regenerate}"
+    nbformat.validate(nbformat.read(NOTEBOOK, as_version=4))
+
+
+def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
+    from vemoclap.testing import make_tiny_models
+
+    models = tmp_path / "models"
+    make_tiny_models(models)
+    env = {
+        "VEMOCLAP_MODELS_DIR": str(models),
+        "VEMOCLAP_CLASSIFIER": str(models / "classifier"),
+        "VEMOCLAP_AUTORUN": "1",
+        "VEMOCLAP_CACHE": str(tmp_path / "cache"),
+        "VEMOCLAP_OUTPUT_DIR": str(tmp_path / "out"),
+        "VEMOCLAP_EXTRACTORS": "clip,face_emotion,ocr_sentiment",
+        "VEMOCLAP_FACE_DETECTOR": "opencv",
+        "VEMOCLAP_FRAMES": "4",
+        "MPLBACKEND": "Agg",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        # the kernel must be this venv's Python whatever PATH says
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    n_cells = len(nb.cells)
+    nb.cells.append(nbformat.v4.new_code_cell(CHECK))
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=False,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()  # raises CellExecutionError on any error cell
+
+    for cell in nb.cells[:n_cells]:
+        for output in cell.get("outputs", []):
+            assert output.get("output_type") != "error"
+            text = output.get("text", "") + json.dumps(output.get("data", {}))
+            assert "Traceback" not in text, text
+    # every step cell shows its widget
+    step_cells = [c for c in nb.cells[:n_cells] if c.cell_type == "code"]
+    for cell in step_cells:
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), cell.source
+
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+    line = next(line for line in printed.splitlines() if line.startswith("CHECK "))
+    check = json.loads(line[len("CHECK "):])
+    assert check["top_label"] in ("anger", "disgust", "fear", "joy", "sadness", "surprise"), check["message"]
+    assert check["outputs"] == ["clip", "face_emotion", "ocr_sentiment"]
+    assert check["faces"] >= 1 and check["chart"] > 5000
+    assert f">{check['top_label']}</span>" in check["summary_html"]
+    assert all("loaded" in status for status in check["rows"].values())
+    assert not check["traceback"] and check["message"] == ""
+    assert check["explorers"] == {"frames": ["Image"], "faces": ["HTML", "Image"], "features": ["HTML", "Image"]}
+    assert check["frames_png"] > 5000
+    assert (tmp_path / "cache" / "sample.mp4").is_file()  # the generated sample was analyzed
