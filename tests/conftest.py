@@ -31,3 +31,13 @@ def short_video(media_dir) -> Path:
     from vemoclap.testing import make_video
 
     return make_video(media_dir / "short.mp4", duration=3.0, audio="tone")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """Tiny models of every kind plus a tiny classifier, built once per test session (read-only)."""
+    from vemoclap.testing import make_tiny_models
+
+    directory = tmp_path_factory.mktemp("tiny-models")
+    make_tiny_models(directory)
+    return directory

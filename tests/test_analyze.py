@@ -15,16 +15,14 @@ from vemoclap.labels import EMOTIONS
 from vemoclap.media import MediaError
 from vemoclap.pipeline import Analyzer
 from vemoclap.sample import make_sample
-from vemoclap.testing import make_tiny_models, make_video, write_text_file
+from vemoclap.testing import make_video, write_text_file
 
 FAST_ASR = {"asr_sentiment": {"temperature": 0.0}}  # random-weight Whisper: skip temperature fallback
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-models")
-    make_tiny_models(directory)
-    return directory
+def models(tiny_models) -> Path:
+    return tiny_models
 
 
 @pytest.fixture(scope="module")

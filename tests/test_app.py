@@ -24,15 +24,6 @@ FAST = {"face_detector": "opencv", "frames": 4,
         "extractor_options": {"asr_sentiment": {"temperature": 0.0}}}
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> Path:
-    from vemoclap.testing import make_tiny_models
-
-    directory = tmp_path_factory.mktemp("tiny-models")
-    make_tiny_models(directory)
-    return directory
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _sample_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:

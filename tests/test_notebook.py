@@ -48,11 +48,8 @@ def test_notebook_file_is_the_generated_one():
     nbformat.validate(nbformat.read(NOTEBOOK, as_version=4))
 
 
-def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
-    from vemoclap.testing import make_tiny_models
-
-    models = tmp_path / "models"
-    make_tiny_models(models)
+def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
+    models = tiny_models
     env = {
         "VEMOCLAP_MODELS_DIR": str(models),
         "VEMOCLAP_CLASSIFIER": str(models / "classifier"),

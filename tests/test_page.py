@@ -49,13 +49,10 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, tiny_models):
     """`python -m vemoclap.app` (= `vemoclap app`) on a free port, pointed at tiny models."""
-    from vemoclap.testing import make_tiny_models
-
     root = tmp_path_factory.mktemp("page")
-    models = root / "models"
-    make_tiny_models(models)
+    models = tiny_models
     port = _free_port()
     env = dict(os.environ)
     env.update({

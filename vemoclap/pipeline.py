@@ -98,11 +98,13 @@ class Analyzer:
         try:
             extractor.load()
             return True
-        except ModelUnavailable as exc:
+        except Exception as exc:  # missing model, corrupt weights, a library that will not import
             if not self.skip_unavailable:
                 raise
-            log.warning("skipping %s: %s", name, exc)
-            self.unavailable[name] = str(exc)
+            reason = str(exc) if isinstance(exc, ModelUnavailable) else \
+                f"{name} could not be loaded: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+            log.warning("skipping %s: %s", name, reason, exc_info=not isinstance(exc, ModelUnavailable))
+            self.unavailable[name] = reason
             del self.extractors[name]
             return False
 
