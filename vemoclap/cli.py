@@ -162,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=_cmd_models)
 
     from .app import add_commands as add_app_commands
+    from .training.commands import add_commands as add_dataset_commands
+    from .training.train_commands import add_commands as add_training_commands
 
     add_app_commands(sub)
+    add_dataset_commands(sub)
+    add_training_commands(sub)
     return parser
 
 

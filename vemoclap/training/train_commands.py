@@ -1,0 +1,146 @@
+"""CLI subcommands for the classifier: ``train``, ``evaluate``, ``ablate``.
+
+``vemoclap.cli`` wires them in with ``add_commands(subparsers)``; each handler returns an exit
+code. Bad input raises one-line ``ValueError`` subclasses:
+:class:`~vemoclap.training.features.FeatureSetError`,
+:class:`~vemoclap.training.train.TrainingError`, :class:`~vemoclap.fusion.CheckpointError`
+(and the extractor's ``FeatureFileError`` for a damaged feature file); a missing blacklist file
+is a ``FileNotFoundError``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _csv_list(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _load(args: argparse.Namespace):
+    from .features import load_feature_set
+
+    exclude: list[str] = []
+    if getattr(args, "blacklist", None):
+        from .blacklist import read_blacklist
+
+        exclude = read_blacklist(args.blacklist)
+    return load_feature_set(args.features_dir, exclude=exclude, progress=not args.quiet)
+
+
+def _train_options(args: argparse.Namespace):
+    from .train import TrainOptions
+
+    return TrainOptions(features=_csv_list(args.features), epochs=args.epochs, lr=args.lr,
+                        batch_size=args.batch_size, dropout=args.dropout, optimizer=args.optimizer,
+                        weight_decay=args.weight_decay, class_balanced=args.class_balanced, beta=args.beta,
+                        patience=args.patience, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
+                        amp=not args.no_amp, d_model=args.d_model, n_frames=args.frames, progress=not args.quiet)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    feature_set = _load(args)
+    report = train(feature_set, args.out, _train_options(args))
+    print(report.summary())
+    print(f"learning curves: {report.curves_path}")
+    if args.evaluate:
+        from .evaluate import evaluate
+
+        result = evaluate(report.checkpoint, feature_set, split=args.evaluate,
+                          out_dir=Path(args.out) / f"eval_{args.evaluate}")
+        print(result.summary())
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    folder = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
+    out = args.out if args.out is not None else folder / f"eval_{args.split}"
+    report = evaluate(args.checkpoint, _load(args), split=args.split, out_dir=out, device=args.device)
+    print(report.summary())
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from .ablate import ablate
+
+    table = ablate(_load(args), args.out, options=_train_options(args), eval_split=args.split,
+                   checkpoint=args.checkpoint)
+    print(table[["variant", "accuracy", "macro_f1"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {Path(args.out) / 'ablation.md'} and ablation.csv")
+    return 0
+
+
+def _add_features_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("features_dir", type=Path, metavar="FEATURES",
+                        help="a feature cache folder (written by `vemoclap extract` / `import-features`)")
+    parser.add_argument("--blacklist", type=Path, default=None,
+                        help="also leave out the videos whose file names this list holds (e.g. ekman_blacklist.txt)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features", default=None,
+                        help="comma-separated features (default: the reference's five that the cache has)")
+    parser.add_argument("--epochs", type=int, default=200, help="most epochs (default 200; early stopping ends sooner)")
+    parser.add_argument("--lr", type=float, default=1e-5, help="learning rate (default 1e-5, the reference's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="default 32")
+    parser.add_argument("--dropout", type=float, default=0.5, help="default 0.5")
+    parser.add_argument("--optimizer", choices=["adam", "adamw"], default="adam", help="default adam")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="default 0 for adam, 0.01 for adamw")
+    parser.add_argument("--class-balanced", action="store_true",
+                        help="weigh the loss by class (effective number of samples, Cui et al. 2019)")
+    parser.add_argument("--beta", type=float, default=0.999,
+                        help="β of the class-balanced loss (default 0.999; 1 = inverse frequency)")
+    parser.add_argument("--patience", type=int, default=10,
+                        help="stop after this many epochs without a better validation accuracy (default 10; 0: never)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of train held out for validation when the cache has no val split (default 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="default 0")
+    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 …")
+    parser.add_argument("--no-amp", action="store_true", help="no mixed precision on the GPU")
+    parser.add_argument("--d-model", type=int, default=512, help="width of the fusion network (default 512)")
+    parser.add_argument("--frames", type=int, default=16, help="rows of each sequence feature it sees (default 16)")
+
+
+def add_commands(subparsers) -> None:
+    """Add ``train``, ``evaluate`` and ``ablate`` to the ``vemoclap`` command's subparsers."""
+    train = subparsers.add_parser("train", help="train the fusion classifier on a feature cache")
+    _add_features_dir(train)
+    train.add_argument("--out", type=Path, required=True,
+                       help="checkpoint folder to write (e.g. weights/NAME): classifier.safetensors + .json, "
+                            "history.json, learning_curves.png")
+    _add_training_options(train)
+    train.add_argument("--evaluate", nargs="?", const="test", default=None, metavar="SPLIT",
+                       help="evaluate on SPLIT (default test) afterwards, into OUT/eval_SPLIT")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="accuracy, P/R/F1, confusion matrix, AUCs and a report")
+    evaluate.add_argument("checkpoint", type=Path, help="a classifier folder (ours or the reference's)")
+    _add_features_dir(evaluate)
+    evaluate.add_argument("--split", default="test", help="which split to evaluate (default test)")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="report folder (default CHECKPOINT/eval_SPLIT)")
+    evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda, auto …")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    ablate = subparsers.add_parser("ablate", help="compare the fusion model with baselines and without each modality")
+    _add_features_dir(ablate)
+    ablate.add_argument("--out", type=Path, default=Path("ablation"), help="output folder (default ablation)")
+    ablate.add_argument("--split", default="test", help="split the variants are scored on (default test)")
+    ablate.add_argument("--checkpoint", type=Path, default=None,
+                        help="use this trained fusion model instead of training one")
+    _add_training_options(ablate)
+    ablate.set_defaults(func=_cmd_ablate)
+
+
+__all__ = ["add_commands"]
