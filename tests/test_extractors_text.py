@@ -292,7 +292,7 @@ def test_ocr_text_chain_translates_known_languages(tiny_dir):
 @pytest.mark.parametrize("images, reason", [
     (np.zeros((16, *SIZE, 3), np.uint8), "no text found in 16 frames"),
     (np.full((4, *SIZE, 3), 200, np.uint8), "no text found in 4 frames"),
-    (np.zeros((0, *SIZE, 3), np.uint8), "no frames"),
+    (np.zeros((0, *SIZE, 3), np.uint8), "no video frames"),
 ], ids=["black", "plain", "none"])
 def test_ocr_missing_with_reason(tiny_dir, images, reason):
     output = get("ocr_sentiment", models_dir=tiny_dir, device="cpu")(make_clip(images))

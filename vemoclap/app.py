@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
+from .errors import one_line, user_errors
 from .sources import SAMPLE, VIDEO_EXTENSIONS, SourceError, check_url, is_url, save_upload
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,30 +83,9 @@ SETTINGS_ENV = {
 
 # --------------------------------------------------------------------------- small helpers
 
-def one_line(exc: BaseException | str, limit: int = 1000) -> str:
-    """The first line of an error's message (or its type), short enough for one line."""
-    text = str(exc).strip()
-    first = text.splitlines()[0].strip() if text else type(exc).__name__
-    return first if len(first) <= limit else first[:limit - 1] + "…"
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors whose message is written for people (shown as is, without 'something went wrong')."""
-    from .media import MediaError
-    from .models import ModelUnavailable
-
-    errors: list[type[BaseException]] = [SourceError, MediaError, ModelUnavailable, ValueError,
-                                         FileNotFoundError]
-    with contextlib.suppress(ImportError):
-        from .fusion import CheckpointError
-
-        errors.append(CheckpointError)
-    return tuple(errors)
-
-
 def describe_error(exc: BaseException, doing: str) -> str:
     """One line for people; unexpected errors say where the details are."""
-    if isinstance(exc, _user_errors()):
+    if isinstance(exc, user_errors()):
         return one_line(exc)
     return f"{doing} failed: {type(exc).__name__}: {one_line(exc)} (details in the log)"
 
@@ -648,7 +628,7 @@ class VemoclapApp:
                 self.uploaded_path = None
                 self.uploaded_path = self.accept_upload(*entries[0])
             except Exception as exc:
-                if not isinstance(exc, _user_errors()):
+                if not isinstance(exc, user_errors()):
                     log.exception("the upload failed")
                 self.upload_message.value = _message_html(describe_error(exc, "the upload"))
             finally:
@@ -762,7 +742,7 @@ class VemoclapApp:
         return self.result
 
     def _fail(self, exc: BaseException, doing: str) -> None:
-        if not isinstance(exc, _user_errors()):
+        if not isinstance(exc, user_errors()):
             log.exception("%s failed", doing)
         else:
             log.info("%s: %s", doing, exc)
@@ -875,7 +855,7 @@ class VemoclapApp:
                 self.export_message.value = " · ".join(parts)
                 return Path(video.path)
             except Exception as exc:
-                if not isinstance(exc, _user_errors()):
+                if not isinstance(exc, user_errors()):
                     log.exception("the annotated video failed")
                 self.export_message.value = _message_html(describe_error(exc, "the annotated video"))
                 return None
@@ -903,7 +883,7 @@ class VemoclapApp:
                                              f"({html.escape(spans)})")
                 return Path(written)
             except Exception as exc:
-                if not isinstance(exc, _user_errors()):
+                if not isinstance(exc, user_errors()):
                     log.exception("the emotion clips failed")
                 self.export_message.value = _message_html(describe_error(exc, "the emotion clips"))
                 return None

@@ -10,30 +10,11 @@ import logging
 import sys
 from pathlib import Path
 
+from .errors import user_errors
+
 log = logging.getLogger("vemoclap")
 
 EXIT_BAD_INPUT = 2
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is written for people: shown as one line, exit code 2."""
-    from .media import MediaError
-    from .models import ModelUnavailable
-
-    errors: list[type[BaseException]] = [MediaError, ModelUnavailable, ValueError, FileNotFoundError]
-    try:
-        from .fusion import CheckpointError
-
-        errors.append(CheckpointError)
-    except ImportError:  # pragma: no cover - fusion always ships; keep the CLI usable regardless
-        pass
-    try:
-        from .sources import SourceError
-
-        errors.append(SourceError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -181,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vemoclap: interrupted", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except user_errors() as exc:
         if args.debug:
             raise
         print(f"vemoclap: {exc}", file=sys.stderr)

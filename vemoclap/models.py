@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import one_line
+
 log = logging.getLogger(__name__)
 
 MODELS_DIR_ENV = "VEMOCLAP_MODELS_DIR"
@@ -110,7 +112,7 @@ def unavailable(key: str, models_dir: str | os.PathLike | None, why: str = "", *
     looked = f"not in {root}" if root else "no models dir given"
     hint = (f"run `vemoclap download-models --only {key} --dir weights` where there is internet, "
             f"then pass --models-dir weights (or set {MODELS_DIR_ENV})")
-    why = why.strip().splitlines()[0] if why and why.strip() else ""  # one line for people
+    why = one_line(why, limit=200) if why else ""  # one line for people
     reason = f": {why}" if why else ""
     return ModelUnavailable(f"model '{key}' ({where}) is unavailable ({looked}){reason}; {hint}")
 
@@ -140,7 +142,7 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
         with _quiet_transformers():
             return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:  # transformers raises OSError for missing repos/files
-        raise unavailable(key, models_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        raise unavailable(key, models_dir, one_line(exc)) from exc
 
 
 @contextlib.contextmanager

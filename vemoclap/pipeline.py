@@ -9,6 +9,7 @@ import numpy as np
 
 from . import media
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
+from .errors import one_line
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
@@ -102,7 +103,7 @@ class Analyzer:
             if not self.skip_unavailable:
                 raise
             reason = str(exc) if isinstance(exc, ModelUnavailable) else \
-                f"{name} could not be loaded: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+                f"{name} could not be loaded: {one_line(exc)}"
             log.warning("skipping %s: %s", name, reason, exc_info=not isinstance(exc, ModelUnavailable))
             self.unavailable[name] = reason
             del self.extractors[name]
@@ -169,7 +170,7 @@ class Analyzer:
             return extractor(clip)
         except Exception as exc:  # one broken extractor must not lose the others' results
             log.exception("extractor %s failed", name)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = one_line(exc)
             return extractor.output_type(name=name, missing=f"failed: {reason}")
 
     def feature_names(self) -> dict[str, str]:
