@@ -146,7 +146,7 @@ def test_clip_checkpoint_without_vision_weights_is_unavailable(tmp_path):
 def test_clip_without_frames_is_missing(clip_extractor):
     clip = Clip(frames=Frames(np.zeros((0, 360, 640, 3), np.uint8), np.zeros(0)), audio=np.zeros(0, np.float32))
     out = clip_extractor(clip)
-    assert not out.ok and out.missing == "the clip has no frames"
+    assert not out.ok and out.missing == "no video frames"
 
 
 # ---------------------------------------------------------------- faces: detectors

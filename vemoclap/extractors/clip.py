@@ -98,7 +98,5 @@ class ClipExtractor(Extractor):
 
     def _run(self, clip: Clip) -> ClipOutput:
         frames = clip.frames
-        if len(frames) == 0:
-            raise Missing("the clip has no frames")
         feature = self.embed(frames.images)
         return ClipOutput(feature=feature, times=np.asarray(frames.timestamps, dtype=np.float64), model=self.source)

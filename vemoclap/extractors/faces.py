@@ -374,8 +374,6 @@ class FaceEmotionExtractor(Extractor):
 
     def _run(self, clip: Clip) -> FacesOutput:
         frames = clip.frames
-        if len(frames) == 0:
-            raise Missing("the clip has no frames")
         images = [_as_rgb(image) for image in frames.images]
         analyzed = self._analyze(images)
         rows, times, per_frame = [], [], []

@@ -293,8 +293,6 @@ class OcrSentimentExtractor(Extractor):
         return english, languages, scores
 
     def _run(self, clip: Clip) -> OcrOutput:
-        if len(clip.frames) == 0:
-            raise Missing("the clip has no frames to read text from")
         lines, read, reused = self.read_frames(clip)
         unique = self.unique(lines)
         if not unique:
