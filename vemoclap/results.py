@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._util import atomic_write_json, atomic_write_text, to_jsonable
+from ._util import atomic_write_text, to_jsonable
 from .labels import EMOTION_COLORS, EMOTIONS, VALENCE_AROUSAL
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import models
-from .base import Clip, Extractor, ExtractorOutput, Missing, batches
+from .base import Clip, Extractor, ExtractorOutput, batches
 
 log = logging.getLogger(__name__)
 

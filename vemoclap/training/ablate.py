@@ -30,7 +30,7 @@ import numpy as np
 
 from .._util import atomic_write_text
 from .features import FeatureSet, FeatureSetError, as_feature_set
-from .train import TrainOptions, TrainingError, choose_features, train
+from .train import TrainOptions, TrainingError, choose_features, resolve_options, train
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +186,7 @@ def ablate(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLi
     from ..fusion import load_classifier
     from .evaluate import check_compatible, predict
 
-    try:
-        options = dataclasses.replace(options, **overrides) if options else TrainOptions(**overrides)
-    except TypeError as exc:
-        raise TrainingError(f"unknown training option ({exc})") from None
+    options = resolve_options(options, overrides)
     feature_set = as_feature_set(feature_set)
     out = Path(out_dir).expanduser()
     wanted = set(variants) if variants is not None else set(BASE_VARIANTS)

@@ -318,6 +318,14 @@ def plot_history(history: Sequence[EpochRecord | Mapping[str, Any]], best_epoch:
 
 # ---- the loop ----------------------------------------------------------------------------------
 
+def resolve_options(options: "TrainOptions | None", overrides: dict) -> "TrainOptions":
+    """``options`` (or the defaults) with keyword overrides; an unknown name is a one-line error."""
+    try:
+        return dataclasses.replace(options, **overrides) if options else TrainOptions(**overrides)
+    except TypeError as exc:
+        raise TrainingError(f"unknown training option ({exc})") from None
+
+
 def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLike,
           options: TrainOptions | None = None, **overrides: Any) -> TrainReport:
     """Train a classifier on a feature cache (a :class:`FeatureSet` or its folder) into ``out_dir``.
@@ -329,10 +337,7 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
 
     from ..extractors.base import resolve_device
 
-    try:
-        options = dataclasses.replace(options, **overrides) if options else TrainOptions(**overrides)
-    except TypeError as exc:
-        raise TrainingError(f"unknown training option ({exc})") from None
+    options = resolve_options(options, overrides)
     feature_set = as_feature_set(feature_set)
     out_dir = Path(out_dir).expanduser()
     features = choose_features(feature_set, options.features)
