@@ -1,17 +1,56 @@
 """Video and audio ingest on PyAV: probe a file, sample frames, load the audio track.
 
 Knows nothing about models. Every failure is a :class:`MediaError` whose message is one line
-naming the file, what is wrong and what to do.
+naming the file, what is wrong and what to do; PyAV's own exceptions never reach the caller.
+
+Frame sampling seeks instead of decoding the whole stream, and plans its work per file from the
+container's keyframe index (``stream.index_entries``: a binary search per position, no decoding):
+
+* position ``i`` of ``n`` is the centre of the ``i``-th of ``n`` equal segments of the video
+  stream (``random=True``: a uniform draw inside the segment, seeded);
+* with a tolerance (default for equidistant sampling: a quarter of a segment either side of the
+  centre) any decodable frame inside that window is taken. A keyframe inside the window costs one
+  decoded packet: seek, decode that packet alone, drain the decoder (no B-frame reorder delay).
+  Otherwise the decoder runs forward from the keyframe before the window only as far as the
+  window's start. ``tolerance=0`` gives exactly the frame on screen at each position;
+* the decoder keeps running forward instead of seeking again when that is cheaper, i.e. when no
+  keyframe lies between where it stands and the next window (sparse keyframes: one partial
+  sequential pass, never more than one whole pass);
+* threading follows the plan: frame threading (AUTO) only when the plan decodes long runs
+  (≥ 60 frames per seek; it adds latency and a flush per seek, and lost on 30-frame runs),
+  slice threading otherwise (free for single-slice streams, helps multi-slice ones);
+* files without an index (MPEG-TS) or with a wrong one still work: a seek that lands after its
+  window is retried further back, and how far before a window seeks land is learned as it goes.
+
+``Frames.timestamps`` are always the times of the frames actually decoded, from ``pts ×
+time_base`` (so variable frame rate files are exact), in seconds from the video stream's first
+frame (streams whose start time is not 0 are handled). Memory holds the ``n`` output images plus
+at most two decoded frames, never the video. Frames are resized so the short side is
+``short_side`` (never enlarged), scaled in YUV then converted to RGB, and rotation metadata
+(phone videos) is applied. Damaged frames are skipped: a position whose frame cannot be decoded
+gets the nearest decodable one and a line in ``Frames.warnings``; when more than a quarter of the
+positions have nothing decodable nearby, the file is reported as corrupt or truncated.
 """
 from __future__ import annotations
 
+import logging
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Hz; every audio model here takes 16 kHz mono
 CHUNK_SECONDS = 3.0  # BEATs / AST chunk length (reference-facts)
 CHUNK_HOP_SECONDS = 1.5  # 50 % overlap
+
+DEFAULT_TOLERANCE = 0.25  # fraction of a segment, either side of its centre (equidistant sampling)
+_SEEK_COST = 3.0  # one seek ≈ this many decoded frames (flush + demux restart), for the plan
+_FRAME_THREADS_MIN_RUN = 60.0  # frames per seek above which frame threading pays (measured: 30 loses, 80 wins)
+_THREADING: str | None = None  # force a thread type (benchmarks compare them)
 
 
 class MediaError(ValueError):
@@ -20,38 +59,713 @@ class MediaError(ValueError):
 
 @dataclass(frozen=True)
 class MediaInfo:
+    """What a file holds, read from the container without decoding.
+
+    An audio-only file probes fine (``width == height == 0``, ``video_codec is None``);
+    :func:`sample_frames` is what refuses it. ``width``/``height`` are the stored size (with the
+    sample aspect ratio applied); rotation metadata is applied by :func:`sample_frames`.
+    """
+
     path: str
-    duration: float  # seconds
-    fps: float  # average frame rate
+    duration: float  # seconds (the video stream's when there is one)
+    fps: float  # average frame rate (0 without video)
     width: int
     height: int
     has_audio: bool
     video_codec: str | None
     audio_codec: str | None
     frame_count: int | None = None  # from the container, when it says
+    audio_rate: int | None = None  # Hz of the source audio track
+    audio_channels: int | None = None
+
+
+@dataclass
+class DecodeStats:
+    """What :func:`sample_frames` did, so callers and tests can see the work actually done."""
+
+    seeks: int = 0
+    packets: int = 0  # video packets sent to the decoder
+    frames: int = 0  # frames the decoder returned (all of them, chosen or not)
+    threading: str = ""  # the decoder's thread type
+    tolerance: float = 0.0  # seconds either side of each target position
+    indexed: bool = False  # whether the container's keyframe index guided the plan
 
 
 @dataclass
 class Frames:
     images: np.ndarray  # n×H×W×3 uint8 RGB
-    timestamps: np.ndarray  # n float64 seconds: the times actually decoded
+    timestamps: np.ndarray  # n float64 seconds: the times actually decoded (from the first frame)
     warnings: list[str] = field(default_factory=list)  # e.g. undecodable frames replaced
+    targets: np.ndarray | None = None  # n float64 seconds: the positions asked for
+    rotation: int = 0  # degrees counter-clockwise applied from the file's display matrix, (-180, 180]
+    stats: DecodeStats = field(default_factory=DecodeStats)
 
     def __len__(self) -> int:
         return len(self.images)
 
 
+# --------------------------------------------------------------------------------------------
+# Opening files and reading what they hold
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(path, problem: str, todo: str) -> MediaError:
+    return MediaError(_one_line(f"{os.fspath(path)}: {problem}; {todo}"))
+
+
+def _open(path):
+    """An open PyAV input container, or MediaError for everything that makes that impossible."""
+    import av
+
+    p = Path(os.fspath(path))
+    if not p.exists():
+        raise _fail(p, "file not found", "check the path or download the video again")
+    if p.is_dir():
+        raise _fail(p, "is a directory, not a media file", "pass one video file inside it")
+    if p.stat().st_size == 0:
+        raise _fail(p, "is empty (0 bytes)", "download or export the video again")
+    try:
+        return av.open(str(p), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise _fail(p, "is not a readable media file (unknown format, or truncated before its header/index)",
+                    "download it again or convert it to MP4 (H.264/AAC)") from None
+    except PermissionError:
+        raise _fail(p, "cannot be read (permission denied)", "fix the file's permissions") from None
+    except (av.FFmpegError, OSError) as exc:
+        raise _fail(p, f"cannot be opened ({_ffmpeg_reason(exc)})",
+                    "download it again or convert it to MP4 (H.264/AAC)") from None
+
+
+def _ffmpeg_reason(exc: BaseException) -> str:
+    return _one_line(getattr(exc, "strerror", None) or exc)
+
+
+def _video_stream(container):
+    """The first real video stream; cover art (attached pictures in audio files) does not count."""
+    import av
+
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _seconds(value, time_base) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _video_span(container, stream) -> tuple[float, float]:
+    """(start, duration) of a video stream in seconds.
+
+    The stream's own duration when the container states it; otherwise (e.g. Matroska) the end is
+    found by demuxing, not decoding, the packets after a seek near the end.
+    """
+    tb = stream.time_base
+    start = _seconds(stream.start_time, tb)
+    if start is None:
+        start = (container.start_time or 0) / 1e6
+    duration = _seconds(stream.duration, tb)
+    if duration and duration > 0:
+        return start, duration
+    import av
+
+    end = None
+    total = (container.duration or 0) / 1e6
+    try:
+        if total > 0:
+            container.seek(int(max(0.0, total - 1.0) / tb) + (stream.start_time or 0), stream=stream)
+        end = _last_packet_end(container, stream)
+        if end is None and total > 0:  # the seek overshot: scan from the start
+            container.seek(stream.start_time or 0, stream=stream)
+            end = _last_packet_end(container, stream)
+    except (av.FFmpegError, OSError):  # a damaged tail: fall back to the container's figure
+        end = None
+    if end is not None:
+        return start, max(0.0, end - start)
+    return start, max(0.0, total - (start - (container.start_time or 0) / 1e6))
+
+
+def _last_packet_end(container, stream) -> float | None:
+    end = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        t = float((packet.pts + (packet.duration or 0)) * stream.time_base)
+        end = t if end is None else max(end, t)
+    return end
+
+
+def _fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def _display_size(stream) -> tuple[int, int]:
+    ctx = stream.codec_context
+    width, height = ctx.width or 0, ctx.height or 0
+    sar = stream.sample_aspect_ratio
+    if sar and float(sar) > 0 and sar != 1:
+        width = int(round(width * float(sar)))
+    return width, height
+
+
 def probe(path) -> MediaInfo:
-    raise NotImplementedError
+    """Duration, frame rate, size, codecs and audio presence, from the container (no decoding).
+
+    Audio-only files probe fine (no video fields); a file with neither decodable video nor audio,
+    or with zero duration, is a :class:`MediaError`.
+    """
+    import av
+
+    container = _open(path)
+    try:
+        video = _video_stream(container)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise _fail(path, "has no video or audio stream", "pass a video file")
+        frame_count, duration, width, height = None, 0.0, 0, 0
+        if video is not None:
+            _, duration = _video_span(container, video)
+            frame_count = int(video.frames) if video.frames else None
+            width, height = _display_size(video)
+            if duration <= 0 and frame_count:
+                duration = frame_count / (_fps(video) or 25.0)
+            if duration <= 0 and audio is None:
+                raise _fail(path, "has a video stream with no frames (zero duration)",
+                            "export or download the video again")
+        if duration <= 0 and audio is not None:
+            duration = _seconds(audio.duration, audio.time_base) or (container.duration or 0) / 1e6
+        if duration <= 0:
+            raise _fail(path, "has zero duration", "export or download the file again")
+        return MediaInfo(
+            path=str(path),
+            duration=float(duration),
+            fps=_fps(video) if video is not None else 0.0,
+            width=width,
+            height=height,
+            has_audio=audio is not None,
+            video_codec=video.codec_context.name if video is not None else None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            frame_count=frame_count,
+            audio_rate=audio.codec_context.sample_rate if audio is not None else None,
+            audio_channels=audio.codec_context.channels if audio is not None else None,
+        )
+    except av.FFmpegError as exc:
+        raise _fail(path, f"could not be read ({_ffmpeg_reason(exc)})",
+                    "download it again or convert it to MP4 (H.264/AAC)") from None
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Frame sampling
+
+
+def _target_times(n: int, start: float, duration: float, random: bool, seed: int | None) -> np.ndarray:
+    segment = duration / n
+    offsets = np.random.default_rng(seed).random(n) if random else np.full(n, 0.5)
+    return start + (np.arange(n) + offsets) * segment
+
+
+def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """Keep the aspect ratio; shrink so the short side is ``short_side``; never enlarge."""
+    if short_side is None or min(width, height) <= short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    if width <= height:
+        return short_side, max(1, int(round(height * scale)))
+    return max(1, int(round(width * scale))), short_side
+
+
+class _KeyIndex:
+    """Keyframe times from the demuxer's index (a binary search each, no decoding)."""
+
+    def __init__(self, stream):
+        self.entries = stream.index_entries
+        self.tb = stream.time_base
+        self.ok = False
+        self.delay = 0  # pts − dts of the first frame (B-frame reorder delay), stream ticks
+        if len(self.entries) and any(self.entries[i].is_keyframe for i in range(min(len(self.entries), 64))):
+            self.ok = True
+            first_pts = stream.start_time
+            if first_pts is not None:
+                self.delay = max(0, first_pts - self.entries[0].timestamp)
+
+    def _entry(self, t: float, backward: bool):
+        i = self.entries.search_timestamp(int(math.floor(t / self.tb)) - self.delay, backward=backward)
+        return self.entries[i] if i >= 0 else None
+
+    def _key(self, entry) -> tuple[float, int] | None:
+        # Demuxers seek by presentation time: seeking to the keyframe's own pts lands on it
+        # whether the index holds decode times (MP4) or presentation times (Matroska).
+        return None if entry is None else (float((entry.timestamp + self.delay) * self.tb),
+                                           entry.timestamp + self.delay)
+
+    def before(self, t: float) -> tuple[float, int] | None:
+        """(presentation time, seek timestamp) of the last keyframe at or before ``t``."""
+        return self._key(self._entry(t, True))
+
+    def after(self, t: float) -> tuple[float, int] | None:
+        """(presentation time, seek timestamp) of the first keyframe at or after ``t``."""
+        return self._key(self._entry(t, False))
+
+
+@dataclass
+class _Step:
+    kind: str  # "key": seek to a keyframe inside the window; "seek": seek before the window; "run": keep decoding
+    seek_ts: int | None = None  # stream ticks to seek to
+    cost: float = 0.0  # frames to decode (estimate)
+
+
+def _choose(t: float, lo: float, hi: float, pos: float | None, index: _KeyIndex | None, fps: float,
+            learned_gap: float | None) -> _Step:
+    """The cheapest way to reach a frame in [lo, hi] (the plan's one rule, used to plan and to run).
+
+    ``pos`` is the time of the decoder's last frame when it can keep running forward.
+    """
+    fps = fps or 25.0
+    run_cost = (lo - pos) * fps if pos is not None and pos < lo else None
+    if index is not None and index.ok:
+        keys = [k for k in (index.before(t), index.after(t)) if k is not None and lo <= k[0] <= hi]
+        if keys:
+            key_time, key_ts = min(keys, key=lambda k: abs(k[0] - t))
+            if run_cost is not None and pos < key_time and (key_time - pos) * fps <= _SEEK_COST + 1:
+                return _Step("run", cost=(key_time - pos) * fps)
+            return _Step("key", key_ts, _SEEK_COST + 1)
+        before = index.before(lo)
+        if before is not None:
+            seek_cost = _SEEK_COST + (lo - before[0]) * fps + 1
+            if run_cost is not None and run_cost <= seek_cost:
+                return _Step("run", cost=run_cost)
+            return _Step("seek", before[1], seek_cost)
+        return _Step("seek", None, _SEEK_COST + lo * fps)
+    # No index: seek and learn how far before the window the decoder lands on average.
+    gap = learned_gap if learned_gap is not None else float("inf")
+    if run_cost is not None and run_cost <= _SEEK_COST + gap * fps:
+        return _Step("run", cost=run_cost)
+    return _Step("seek", None, _SEEK_COST + (0 if math.isinf(gap) else gap * fps))
+
+
+class _Decoder:
+    """Seek / decode-forward over one video stream, counting the work and skipping broken frames."""
+
+    def __init__(self, container, stream, path):
+        self.container, self.stream, self.path = container, stream, path
+        self.tb = stream.time_base
+        self.stats = DecodeStats()
+        self.errors = 0
+        self.corrupt = 0
+        self._frames = iter(())
+        self.pending = None  # a decoded frame not consumed yet (the one that overshot a window)
+        self.prev = None  # the last frame consumed since the last seek
+        self.landed: float | None = None  # time of the first frame after the last seek
+        self.drained = False  # after first_frame(): must seek before decoding on
+        self.damaged = False  # damaged frames were skipped since ``prev``
+        self.replaced: list[tuple[float, float]] = []  # (position, time used): not the frame asked for
+        self.frame_step = 1 / (_fps(stream) or 25.0)
+
+    def seek(self, ts: int) -> None:
+        self.container.seek(int(ts), stream=self.stream, backward=True)
+        self.stats.seeks += 1
+        self._frames = self._decode()
+        self.pending = None
+        self.prev = None
+        self.landed = None
+        self.drained = False
+        self.damaged = False
+
+    def _decode(self):
+        import av
+
+        for packet in self.container.demux(self.stream):
+            if packet.size:
+                self.stats.packets += 1
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:  # a damaged packet: skip it, the decoder resyncs
+                self.errors += 1
+                self.damaged = True
+                continue
+            for frame in frames:
+                self.stats.frames += 1
+                if frame.pts is None or frame.is_corrupt:
+                    self.corrupt += 1
+                    self.damaged = True
+                    continue
+                if self.landed is None:
+                    self.landed = _frame_time(frame)
+                yield frame
+
+    def first_frame(self):
+        """After a seek: decode only the packet the seek landed on, then drain the decoder, so a
+        keyframe costs one frame of decoding (no reorder delay). The decoder must seek again
+        before it can continue."""
+        import av
+
+        frame = None
+        for packet in self.container.demux(self.stream):
+            if not packet.size:
+                continue
+            self.stats.packets += 1
+            try:
+                frames = packet.decode() + self.stream.codec_context.decode(None)
+            except av.FFmpegError:
+                self.errors += 1
+                frames = []
+            self.stats.frames += len(frames)
+            for f in frames:
+                if f.time_base is None:  # drained frames come without one
+                    f.time_base = self.tb
+            good = [f for f in frames if f.pts is not None and not f.is_corrupt]
+            self.corrupt += len(frames) - len(good)
+            frame = good[0] if good else None
+            break
+        self._frames = iter(())
+        self.pending = None
+        self.prev = frame
+        self.drained = True
+        return frame
+
+    def next(self):
+        if self.pending is not None:
+            frame, self.pending = self.pending, None
+            return frame
+        return next(self._frames, None)
+
+    @property
+    def position(self) -> float | None:
+        """Time of the last frame when the decoder can keep running forward from it."""
+        return None if self.prev is None or self.drained else float(self.prev.pts * self.tb)
+
+
+def _frame_time(frame) -> float:
+    return float(frame.pts * frame.time_base)
+
+
+def _frame_end(frame) -> float | None:
+    return float((frame.pts + frame.duration) * frame.time_base) if frame.duration else None
+
+
+def _take(dec: _Decoder, t: float, lo: float, hi: float, exact: bool):
+    """Decode forward to the frame for window [lo, hi] around ``t``.
+
+    Returns (frame, status). A frame inside the window wins; when no frame lies in it, the one on
+    screen at ``t`` (the last before the window) is chosen, and at the end of the stream the last
+    decodable frame. status "late": the first frame after a seek is already past the window;
+    "none": nothing decodable followed the seek. Either way the caller must seek earlier.
+    """
+    eps = 1e-6
+    while True:
+        frame = dec.next()
+        if frame is None:  # end of stream: the last decodable frame is the nearest one
+            if dec.prev is None:
+                return None, "none"
+            last = _frame_time(dec.prev)
+            if t - last > (hi - t) + (_frame_step(dec.prev) or dec.frame_step) + eps:
+                dec.replaced.append((t, last))  # the video stops before this position
+            return dec.prev, "ok"
+        ft = _frame_time(frame)
+        if ft >= lo - eps:
+            if ft <= hi + eps:
+                dec.prev, dec.damaged = frame, False
+                return frame, "ok"
+            dec.pending = frame
+            if dec.prev is None:
+                return None, "late"
+            if dec.damaged:  # the frames between were undecodable: take the nearer neighbour
+                nearer = min((dec.prev, frame), key=lambda f: abs(_frame_time(f) - t))
+                dec.replaced.append((t, _frame_time(nearer)))
+                if nearer is frame:
+                    dec.pending, dec.prev, dec.damaged = None, frame, False
+                return nearer, "ok"
+            return dec.prev, "ok"
+        dec.prev, dec.damaged = frame, False
+        end = _frame_end(frame)
+        if exact and end is not None and end > t + eps:  # on screen at t: no need to decode the next one
+            return frame, "ok"
 
 
 def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | None = 360,
-                  seed: int | None = None) -> Frames:
-    raise NotImplementedError
+                  seed: int | None = None, tolerance: float | None = None) -> Frames:
+    """``n`` RGB frames at equidistant (or, ``random=True``, random per-segment) positions.
+
+    ``short_side``: resize so the shorter side is this many pixels, keeping the aspect ratio
+    (``None``: native size; smaller videos are never enlarged). ``tolerance``: how far (a fraction
+    of the segment length, either side of each position) a frame may be from its position and
+    still be taken as is; ``None`` means 0.25 for equidistant sampling and 0 (exact frames, so the
+    augmentation keeps every frame reachable) for random sampling. 0 gives the frame on screen at
+    each position. A video with fewer frames than ``n`` repeats frames. Rotation metadata is
+    applied (a phone video recorded upright comes out upright).
+    """
+    import av
+
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if short_side is not None and short_side < 1:
+        raise ValueError(f"short_side must be a positive number of pixels or None, got {short_side}")
+    container = _open(path)
+    try:
+        stream = _video_stream(container)
+        if stream is None:
+            what = "audio only" if container.streams.audio else "no streams"
+            raise _fail(path, f"has no video stream ({what})", "pass a video file; use load_audio() for sound")
+        try:
+            return _sample(container, stream, path, n, random, short_side, seed, tolerance)
+        except av.FFmpegError as exc:
+            raise _fail(path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                        "download it again or re-encode it") from None
+    finally:
+        container.close()
+
+
+def _sample(container, stream, path, n, random, short_side, seed, tolerance) -> Frames:
+    start, duration = _video_span(container, stream)
+    if duration <= 0 and not stream.frames:
+        raise _fail(path, "has a video stream with no frames (zero duration)", "export or download the video again")
+    fps = _fps(stream) or 25.0
+    if duration <= 0:
+        duration = stream.frames / fps
+    segment = duration / n
+    if tolerance is None:
+        tolerance = 0.0 if random else DEFAULT_TOLERANCE
+    tol = max(0.0, min(float(tolerance), 0.5)) * segment
+    exact = tol == 0
+    targets = _target_times(n, start, duration, random, seed)
+
+    index = _KeyIndex(stream)
+    if not index.ok or len(index.entries) < 2:
+        # Matroska and others load their index (cues) on the first seek.
+        container.seek(int(targets[n // 2] / stream.time_base), stream=stream)
+        index = _KeyIndex(stream)
+
+    # Plan with the same rule the run uses, to pick the threading that suits it.
+    planned_cost, planned_seeks, pos = 0.0, 0, None
+    for t in targets:
+        step = _choose(t, t - tol, t + tol, pos, index, fps, None)
+        planned_cost += step.cost
+        planned_seeks += step.kind != "run"
+        pos = t - tol if step.kind == "seek" else t
+    threading = "AUTO" if planned_cost / max(1, planned_seeks) >= _FRAME_THREADS_MIN_RUN else "SLICE"
+    threading = _THREADING or threading
+    stream.thread_type = threading
+    stream.codec_context.thread_count = 0
+
+    dec = _Decoder(container, stream, path)
+    dec.stats.threading, dec.stats.tolerance, dec.stats.indexed = threading, tol, index.ok
+    gaps: list[float] = []
+    max_back = max(4 * segment, 32.0)  # how far before a position to look for a decodable frame
+    chosen = []  # VideoFrame per target (None: nothing decodable near it)
+    for t in targets:
+        lo, hi = t - tol, t + tol
+        frame = None
+        # A frame already decoded may serve (several positions inside one frame, short videos).
+        following = None if dec.damaged else dec.pending  # damage between: prev's end is unknown
+        for candidate in (dec.prev, dec.pending):
+            if candidate is not None and _serves(candidate, following if candidate is dec.prev else None,
+                                                 t, lo, hi):
+                frame = candidate
+                if candidate is dec.pending:  # consumed now
+                    dec.prev, dec.pending, dec.damaged = candidate, None, False
+                break
+        if frame is None:
+            step = _choose(t, lo, hi, dec.position, index, fps,
+                           float(np.mean(gaps)) if gaps else None)
+            if step.kind == "run":
+                frame, _ = _take(dec, t, lo, hi, exact)
+            else:
+                frame = _seek_and_take(dec, step, t, lo, hi, exact, start, gaps, max_back)
+        chosen.append(frame)
+    return _assemble(path, chosen, targets, start, short_side, dec, segment)
+
+
+def _serves(frame, following, t: float, lo: float, hi: float) -> bool:
+    ft = _frame_time(frame)
+    if lo - 1e-6 <= ft <= hi + 1e-6:
+        return True
+    if ft > t:
+        return False
+    end = _frame_time(following) if following is not None else _frame_end(frame)
+    return end is not None and end > t + 1e-6
+
+
+def _seek_and_take(dec: _Decoder, step: _Step, t, lo, hi, exact, start, gaps, max_back):
+    if step.kind == "key":
+        dec.seek(step.seek_ts)
+        frame = dec.first_frame()
+        if frame is not None and lo - 1e-6 <= _frame_time(frame) <= hi + 1e-6:
+            return frame
+        # The index's estimate was off (or the packet did not decode alone): decode forward instead.
+    seek_ts = step.seek_ts if step.kind == "seek" and step.seek_ts is not None else int(math.floor(lo / dec.tb))
+    earliest = int(math.floor(start / dec.tb))
+    back = 1.0
+    while True:
+        dec.seek(seek_ts)
+        frame, status = _take(dec, t, lo, hi, exact)
+        if dec.landed is not None and step.kind == "seek":
+            gaps.append(max(0.0, lo - dec.landed))  # how far before the window seeks land (no index)
+        if status == "ok":
+            return frame
+        if seek_ts <= earliest:  # already at the start: its first decodable frame is the nearest
+            first, dec.pending = dec.pending, None
+            dec.prev = first
+            return first
+        if back > max_back:  # nothing decodable anywhere near (truncated or damaged): give up here
+            return None
+        # The seek landed after the window (no index, or damaged data): try earlier.
+        seek_ts = max(earliest, int(math.floor((lo - back) / dec.tb)))
+        back *= 2
+
+
+def _to_image(frame, size: tuple[int, int], rotation: int) -> np.ndarray:
+    import av
+
+    if (frame.width, frame.height) != size:
+        # Scale in the decoder's own pixel format first, then convert the small picture to RGB:
+        # about 3× faster than swscale doing both in one pass (measured, 1080p → 360p).
+        frame = frame.reformat(width=size[0], height=size[1],
+                               interpolation=av.video.reformatter.Interpolation.BICUBIC)
+    image = frame.to_ndarray(format="rgb24")
+    k = int(round(rotation / 90)) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
+def _assemble(path, chosen, targets, start, short_side, dec: _Decoder, segment) -> Frames:
+    n = len(targets)
+    good = [f for f in chosen if f is not None]
+    if not good:
+        raise _fail(path, "has no decodable video frame (corrupt or truncated stream)",
+                    "download it again or re-encode it")
+    warnings: list[str] = []
+    # Positions with nothing decodable near them take the nearest frame decoded for another one.
+    frames = list(chosen)
+    far = {i for i, frame in enumerate(frames) if frame is None}
+    for i in far:
+        frames[i] = min(good, key=lambda f: abs(_frame_time(f) - targets[i]))
+    for t, _ in dec.replaced:
+        far.add(int(np.argmin(np.abs(targets - t))))
+    if len(far) > max(1, n // 4):
+        last = max(_frame_time(f) for f in good) - start
+        raise _fail(path, f"is corrupt or truncated: only {n - len(far)} of {n} positions have a decodable "
+                    f"frame (last one decoded at {last:.1f} s of {targets[-1] - start + segment / 2:.1f} s)",
+                    "download it again or re-encode it")
+    for i in sorted(far):
+        warnings.append(f"frame near {targets[i] - start:.2f} s could not be decoded; "
+                        f"used the nearest decodable one at {_frame_time(frames[i]) - start:.2f} s")
+    if dec.errors or dec.corrupt:
+        warnings.append(f"{dec.errors + dec.corrupt} damaged video packet(s)/frame(s) were skipped")
+    for message in warnings:
+        log.warning("%s: %s", Path(path).name, message)
+
+    first = frames[0]
+    rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
+    rotation = rotation - 360 if rotation > 180 else rotation  # (-180, 180]: 180 rather than -180
+    width = first.width
+    sar = dec.stream.sample_aspect_ratio
+    if sar and float(sar) > 0 and sar != 1:
+        width = int(round(width * float(sar)))
+    size = _output_size(width, first.height, short_side)
+    images = np.empty((n, size[1], size[0], 3) if int(round(rotation / 90)) % 2 == 0 else (n, size[0], size[1], 3),
+                      np.uint8)
+    converted: dict[int, int] = {}  # id(frame) → row already converted (repeated frames)
+    for i, frame in enumerate(frames):
+        row = converted.get(id(frame))
+        if row is not None:
+            images[i] = images[row]
+        else:
+            images[i] = _to_image(frame, size, rotation)
+            converted[id(frame)] = i
+    timestamps = np.array([_frame_time(f) - start for f in frames], np.float64)
+    return Frames(images=images, timestamps=timestamps, warnings=warnings, targets=targets - start,
+                  rotation=rotation, stats=dec.stats)
+
+
+def _frame_step(frame) -> float:
+    end = _frame_end(frame)
+    return 0.0 if end is None else end - _frame_time(frame)
+
+
+# --------------------------------------------------------------------------------------------
+# Audio
 
 
 def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
-    raise NotImplementedError
+    """The first audio track as mono float32 at ``sr`` Hz (empty when the file has no audio).
+
+    Resampled by FFmpeg (PyAV's AudioResampler); channels are averaged ((L+R)/2 for stereo, so a
+    full-scale track never clips). The samples go straight into one preallocated array, grown only
+    if the container under-reports the duration.
+    """
+    import av
+
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            return np.zeros(0, np.float32)
+        stream = container.streams.audio[0]
+        duration = _seconds(stream.duration, stream.time_base) or (container.duration or 0) / 1e6
+        out = np.empty(int(duration * sr) + sr, np.float32)
+        filled = 0
+        errors = packets = 0
+
+        def resampler():
+            # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
+            return av.AudioResampler(format="flt", layout="mono", rate=sr, frame_size=sr,
+                                     options={"rematrix_maxval": "1.0"})
+
+        def put(frames) -> None:
+            nonlocal out, filled
+            for frame in frames:
+                samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
+                if filled + len(samples) > len(out):  # the container under-stated the duration
+                    grown = np.empty(max(len(out) * 3 // 2, filled + len(samples)), np.float32)
+                    grown[:filled] = out[:filled]
+                    out = grown
+                out[filled:filled + len(samples)] = samples
+                filled += len(samples)
+
+        to_16k = resampler()
+        try:
+            for packet in container.demux(stream):
+                packets += bool(packet.size)
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError:  # a damaged packet: skip it
+                    errors += 1
+                    continue
+                for frame in decoded:
+                    try:
+                        put(to_16k.resample(frame))
+                    except ValueError:  # the track changed rate or layout midway: start a new resampler
+                        put(to_16k.resample(None))
+                        to_16k = resampler()
+                        put(to_16k.resample(frame))
+            put(to_16k.resample(None))
+        except av.FFmpegError as exc:
+            raise _fail(path, f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                        "download it again or re-encode it") from None
+        if filled == 0 and packets and errors:
+            raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
+        if errors:
+            log.warning("%s: %d damaged audio packet(s) were skipped", Path(path).name, errors)
+        stated, got = (_seconds(stream.duration, stream.time_base) or 0.0), filled / sr
+        if stated > 1.0 and got < 0.75 * stated:
+            raise _fail(path, f"audio track is truncated or corrupt: only {got:.1f} s of {stated:.1f} s decoded",
+                        "download it again or re-encode it")
+        if stated > 1.0 and got < 0.98 * stated - 1.0:
+            log.warning("%s: audio ends at %.1f s of the stated %.1f s", Path(path).name, got, stated)
+        out.resize(filled, refcheck=False)  # in place: no second copy of a long track
+        return out
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Audio chunks (reference layout)
 
 
 def chunk_starts(n_samples: int, n: int = 16, *, sr: int = SAMPLE_RATE, chunk_s: float = CHUNK_SECONDS,

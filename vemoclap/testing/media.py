@@ -150,3 +150,63 @@ def write_text_file(path, text: str = "this is not a video\n") -> Path:
     path = Path(path)
     path.write_text(text)
     return path
+
+
+def write_audio(path, samples: np.ndarray, rate: int = 16000, codec: str = "aac") -> Path:
+    """Write an audio-only file from float32 samples: 1-D (mono) or channels × samples (stereo)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = np.asarray(samples, np.float32)
+    planes = samples[None, :] if samples.ndim == 1 else samples
+    layout = {1: "mono", 2: "stereo"}[planes.shape[0]]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = layout
+        block = 4096
+        for start in range(0, planes.shape[1], block):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, start:start + block]),
+                                               format="fltp", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = start
+            frame.time_base = Fraction(1, rate)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def remux(src, dst, *, rotation: int | None = None, faststart: bool = False, format: str | None = None) -> Path:
+    """Copy a file's packets into a new container without re-encoding: optionally with a display
+    rotation (degrees counter-clockwise, as phones record it), the index at the front
+    (``faststart``) or another container ``format`` (e.g. "mpegts", which starts at 1.4 s)."""
+    import av
+
+    dst = Path(dst)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(src)) as source, av.open(str(dst), "w", format=format, options=options) as target:
+        streams = {}
+        for stream in source.streams:
+            streams[stream.index] = target.add_stream_from_template(stream)
+            if rotation is not None and stream.type == "video":
+                streams[stream.index].set_display_rotation(rotation)
+        for packet in source.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            target.mux(packet)
+    return dst
+
+
+def make_empty_container(path) -> Path:
+    """An MP4 whose header was written but that holds no stream with any data."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
