@@ -34,7 +34,10 @@ def main() -> None:
     start = time.perf_counter()
     clip = Clip.from_file(video)
     media_s = time.perf_counter() - start
-    options = {"face_emotion": {"detector": "opencv"}, "asr_sentiment": {"whisper_model": "small"}}
+    # Random Whisper weights fail every decoding check and would retry at 5 more temperatures;
+    # real weights rarely do, so one greedy pass is the honest cost.
+    options = {"face_emotion": {"detector": "opencv"},
+               "asr_sentiment": {"whisper_model": "small", "temperature": 0.0}}
     rows = []
     for name in args.extractors.split(","):
         extractor = get(name, device=args.device, models_dir=models, **options.get(name, {}))

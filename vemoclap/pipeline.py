@@ -7,7 +7,6 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from . import media
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from .errors import one_line
 from .models import ModelUnavailable
@@ -111,15 +110,7 @@ class Analyzer:
 
     # ---- analysis ------------------------------------------------------------------------
     def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
-        """Probe, sample frames and load audio; a file without a video stream gives no frames."""
-        info = media.probe(path)
-        if info.width and info.height:
-            frames = media.sample_frames(path, self.n_frames, random=random, seed=seed,
-                                         short_side=self.short_side)
-        else:
-            frames = media.Frames(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0))
-        audio = media.load_audio(path) if info.has_audio else np.zeros(0, np.float32)
-        return Clip(frames=frames, audio=audio, info=info)
+        return Clip.from_file(path, self.n_frames, random=random, seed=seed, short_side=self.short_side)
 
     def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False) -> Result:
         """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes."""
