@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ._util import atomic_write_bytes, atomic_write_json
+from .errors import one_line
 from .labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -437,11 +438,6 @@ def default_config(features: Iterable[str] = REFERENCE_FEATURES, **options: Any)
 
 # ---- our checkpoint format -------------------------------------------------------------------
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def save_checkpoint(directory: str | os.PathLike, model: AttentionClassifier, config: ClassifierConfig) -> Path:
     """Write ``classifier.safetensors`` and ``classifier.json`` into ``directory`` (atomically each)."""
     from safetensors.torch import save as safetensors_bytes
@@ -498,16 +494,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AttentionClassifier, Class
     try:
         config = ClassifierConfig.from_json(config_path.read_text(encoding="utf-8"))
     except (ValueError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"{config_path}: not a valid classifier config ({_one_line(exc)}); "
+        raise CheckpointError(f"{config_path}: not a valid classifier config ({one_line(exc)}); "
                               f"re-save the checkpoint") from None
     try:
         config.norm_stats()
     except ValueError as exc:
-        raise CheckpointError(f"{config_path}: {_one_line(exc)}") from None
+        raise CheckpointError(f"{config_path}: {one_line(exc)}") from None
     try:
         state = load_file(str(weights_path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"{weights_path}: unreadable safetensors file ({_one_line(exc)}); "
+        raise CheckpointError(f"{weights_path}: unreadable safetensors file ({one_line(exc)}); "
                               f"re-save the checkpoint") from None
     model = AttentionClassifier.from_config(config)
     _load_state(model, state, weights_path)
@@ -539,9 +535,9 @@ def _safe_torch_load(path: Path) -> Any:
             raise CheckpointError(f"{path}: refused to load, it needs the disallowed global {found.group(1)} "
                                   f"(only tensors, plain containers, paths and torch.device are allowed); "
                                   f"re-save it as a plain dict / state dict") from None
-        raise CheckpointError(f"{path}: not a loadable torch file ({_one_line(exc)[:200]})") from None
+        raise CheckpointError(f"{path}: not a loadable torch file ({one_line(exc)[:200]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a torch.save file ({_one_line(exc)}); "
+        raise CheckpointError(f"{path}: not a torch.save file ({one_line(exc)}); "
                               f"expected the reference's model_config.pt / model.pt") from None
 
 
@@ -590,7 +586,7 @@ def config_from_reference(raw: Mapping[str, Any], *, stats: Mapping[str, NormSta
     except KeyError as exc:
         raise CheckpointError(f"{source}: the reference config lacks {exc}; is it the right file?") from None
     except (TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{source}: unusable reference config ({_one_line(exc)})") from None
+        raise CheckpointError(f"{source}: unusable reference config ({one_line(exc)})") from None
 
 
 def load_reference_checkpoint(config_path: str | os.PathLike, weights_path: str | os.PathLike, *,

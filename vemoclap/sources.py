@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ._util import atomic_write_bytes
+from .errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _reason(message: str) -> str:
     for needle, reason in _DOWNLOAD_REASONS:
         if needle in lowered:
             return reason
-    first = message.strip().splitlines()[0] if message.strip() else "download failed"
+    first = one_line(message) or "download failed"
     return re.sub(r"^ERROR:\s*", "", first)
 
 

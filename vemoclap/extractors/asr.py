@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import models
+from ..errors import one_line
 from ..media import SAMPLE_RATE
 from . import text
 from .base import Clip, Extractor, ExtractorOutput, Missing, shared_model
@@ -60,13 +61,6 @@ class AsrOutput(ExtractorOutput):
 
 def _cannot_translate(name: str) -> bool:
     return name.endswith(".en") or name in NO_TRANSLATION
-
-
-def _resample(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Linear resampling to 16 kHz (clips from vemoclap.media are 16 kHz already)."""
-    n_out = int(round(len(audio) * SAMPLE_RATE / rate))
-    positions = np.linspace(0, len(audio) - 1, n_out)
-    return np.interp(positions, np.arange(len(audio)), audio).astype(np.float32)
 
 
 class AsrSentimentExtractor(Extractor):
@@ -133,7 +127,7 @@ class AsrSentimentExtractor(Extractor):
         try:
             model = whisper.load_model(source, device=self.device, download_root=download_root)
         except Exception as exc:  # download or unreadable file: say which model and what to do
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = one_line(exc)
             if Path(source).is_file():
                 raise models.ModelUnavailable(f"whisper checkpoint {source} could not be loaded: {first}") from exc
             raise models.unavailable("whisper", self.models_dir, first, name=source) from exc
@@ -151,12 +145,9 @@ class AsrSentimentExtractor(Extractor):
 
     # -- running -------------------------------------------------------------------------------
     def _audio(self, clip: Clip) -> np.ndarray:
-        audio = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
+        audio = clip.audio_16k()
         if audio.size == 0:
-            raise Missing("the video has no audio track")
-        audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-        if clip.sample_rate != SAMPLE_RATE:
-            audio = _resample(audio, clip.sample_rate)
+            raise Missing("no audio track")
         seconds = len(audio) / SAMPLE_RATE
         if seconds < self.min_seconds:
             raise Missing(f"the audio is only {seconds:.2f} s long; speech recognition needs {self.min_seconds:g} s")

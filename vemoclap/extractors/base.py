@@ -43,6 +43,19 @@ class Clip:
             return self.info.duration
         return len(self.audio) / self.sample_rate
 
+    def audio_16k(self) -> np.ndarray:
+        """The audio as finite float32 mono at 16 kHz (polyphase resampling for other rates)."""
+        audio = np.nan_to_num(np.asarray(self.audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0,
+                              neginf=-1.0)
+        if self.sample_rate != SAMPLE_RATE and audio.size:
+            from math import gcd
+
+            from scipy.signal import resample_poly
+
+            g = gcd(int(self.sample_rate), SAMPLE_RATE)
+            audio = resample_poly(audio, SAMPLE_RATE // g, int(self.sample_rate) // g).astype(np.float32)
+        return audio
+
     @classmethod
     def from_file(cls, path, n_frames: int = 16, *, random: bool = False, seed: int | None = None,
                   short_side: int | None = 360) -> "Clip":
@@ -86,6 +99,18 @@ class ExtractorOutput:
             return f"{self.name}: missing ({self.missing})"
         shape = "×".join(map(str, self.feature.shape)) if self.feature is not None else "-"
         return f"{self.name}: {shape} in {self.seconds:.2f} s"
+
+
+def as_rgb(image) -> np.ndarray:
+    """An H × W × 3 uint8 RGB array from an RGB(A)/gray array or PIL image; a one-line error otherwise."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an H×W×3 RGB image, got an array of shape {array.shape}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels (0-255), got {array.dtype}")
+    return array[:, :, :3]
 
 
 def resolve_device(device: str | None = "auto"):

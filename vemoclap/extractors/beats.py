@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import media
+from ..errors import one_line
 from ..models import checkpoint_file, unavailable
 from .base import Clip, Extractor, ExtractorOutput, Missing, batches
 
@@ -75,17 +76,9 @@ def audioset_names_by_mid() -> dict[str, str]:
 
 def clip_chunks(clip: Clip, n_chunks: int) -> tuple[np.ndarray, np.ndarray]:
     """The clip's 3-s chunks (k × 48000 float32 at 16 kHz) and their start times, or Missing."""
-    audio = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
+    audio = clip.audio_16k()
     if audio.size == 0:
         raise Missing("no audio track")
-    audio = np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
-    if clip.sample_rate != media.SAMPLE_RATE:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(clip.sample_rate), media.SAMPLE_RATE)
-        audio = resample_poly(audio, media.SAMPLE_RATE // g, int(clip.sample_rate) // g).astype(np.float32)
     seconds = len(audio) / media.SAMPLE_RATE
     if seconds < media.CHUNK_SECONDS:
         raise Missing(f"audio is {seconds:.1f} s long, shorter than one {media.CHUNK_SECONDS:g}-s chunk")
@@ -425,8 +418,7 @@ def load_beats(path: str | Path, models_dir=None) -> tuple[BEATs, list[str] | No
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise unavailable("beats", models_dir, f"{path} does not match the BEATs layout: {first}") from exc
+        raise unavailable("beats", models_dir, f"{path} does not match the BEATs layout: {one_line(exc)}") from exc
     labels = _label_names(checkpoint.get("label_dict"), cfg.predictor_class) if cfg.finetuned_model else None
     return model.eval(), labels
 

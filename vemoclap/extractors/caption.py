@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import models
-from .base import Clip, Extractor, ExtractorOutput, Missing
+from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb
 
 @dataclass
 class CaptionOutput(ExtractorOutput):
@@ -32,15 +32,6 @@ class CaptionOutput(ExtractorOutput):
     def describe(self) -> list[str]:
         at = f" (frame at {self.timestamp:.1f} s)" if self.timestamp is not None else ""
         return [f"caption: {self.text!r}{at}"]
-
-
-def _as_rgb(image) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-        raise ValueError(f"expected an H×W×3 uint8 RGB image, got {array.dtype} array of shape {array.shape}")
-    return array[:, :, :3]
 
 
 class CaptionExtractor(Extractor):
@@ -74,7 +65,7 @@ class CaptionExtractor(Extractor):
         import torch
 
         self.load()
-        rgb = _as_rgb(image)
+        rgb = as_rgb(image)
         if self.prompt:
             inputs = self.processor(images=rgb, text=self.prompt, return_tensors="pt")
         else:

@@ -40,8 +40,9 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .. import models
+from ..errors import one_line
 from ..labels import FACE_EXPRESSIONS
-from .base import Clip, Extractor, ExtractorOutput, Missing, batches
+from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb, batches
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +148,9 @@ def _check_restricted_load(path: Path) -> None:
     try:
         safe_load(str(path), safe_only=True)
     except Exception as exc:  # TypeError (foreign globals, damaged file), UnpicklingError, RuntimeError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise models.ModelUnavailable(
-            f"refusing to load YOLO checkpoint '{path}': it is not a plain Ultralytics detector checkpoint ({first}); "
+            f"refusing to load YOLO checkpoint '{path}': it is not a plain Ultralytics detector checkpoint "
+            f"({one_line(exc)}); "
             "use the file from `vemoclap download-models --only yolo_face`") from exc
 
 
@@ -247,18 +248,6 @@ class FacesOutput(ExtractorOutput):
             top = next(iter(counts))
             text += f" ({self.n_faces} faces in {sum(bool(f.faces) for f in self.frames)} frames; mostly {top})"
         return text
-
-
-def _as_rgb(image) -> np.ndarray:
-    """An H × W × 3 uint8 RGB array from an RGB(A)/gray array or PIL image; a one-line error otherwise."""
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"expected an H×W×3 RGB image, got an array of shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels (0-255), got {array.dtype}")
-    return array[:, :, :3]
 
 
 class FaceEmotionExtractor(Extractor):
@@ -365,7 +354,7 @@ class FaceEmotionExtractor(Extractor):
 
     def analyze_images(self, images: Sequence) -> list[list[Face]]:
         """Detect and classify the faces of several RGB images (one batched pass)."""
-        arrays = [_as_rgb(image) for image in images]
+        arrays = [as_rgb(image) for image in images]
         return [[face for face, _ in faces] for faces in self._analyze(arrays)]
 
     def analyze_image(self, image) -> list[Face]:
@@ -374,7 +363,7 @@ class FaceEmotionExtractor(Extractor):
 
     def _run(self, clip: Clip) -> FacesOutput:
         frames = clip.frames
-        images = [_as_rgb(image) for image in frames.images]
+        images = [as_rgb(image) for image in frames.images]
         analyzed = self._analyze(images)
         rows, times, per_frame = [], [], []
         for index, (faces, timestamp) in enumerate(zip(analyzed, frames.timestamps)):

@@ -60,6 +60,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .._util import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable
+from ..errors import one_line
 from ..labels import EMOTIONS
 from .dataset import Video, assign_ids
 
@@ -95,8 +96,9 @@ class PickleRefused(ExtractionError):
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    """One line with the error's type: failures here are not always written for people."""
+    text = one_line(exc)
+    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 # ---- options -------------------------------------------------------------------------------------
@@ -358,8 +360,7 @@ class _Worker:
             log.debug("extraction of %s failed", video.id, exc_info=True)
             from ..media import MediaError
 
-            reason = str(exc).strip().splitlines()[0] if isinstance(exc, MediaError) and str(exc).strip() \
-                else _one_line(exc)
+            reason = one_line(exc) if isinstance(exc, MediaError) else _one_line(exc)
             return video, None, reason
 
 
