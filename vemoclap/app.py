@@ -847,7 +847,7 @@ class VemoclapApp:
                     raise SourceError("run step 5 first")
                 self.export_message.value = "making the annotated video…"
                 path = self._export_dir() / f"{_safe_stem(self.result.source)}_annotated.mp4"
-                video = self.result.export_annotated_video(path, progress=False)
+                video = self.result.export_annotated_video(path, progress=self._export_progress("annotating"))
                 parts = [self.offer(Path(video.path), "annotated video")]
                 csv_path = getattr(video, "csv_path", None)
                 if csv_path:
@@ -873,7 +873,8 @@ class VemoclapApp:
                     raise SourceError("choose an emotion first")
                 self.export_message.value = f"finding the {html.escape(emotion)} segments…"
                 path = self._export_dir() / f"{_safe_stem(self.result.source)}_{emotion}.mp4"
-                written, segments = self.result.export_emotion_clips(emotion, path, progress=False)
+                written, segments = self.result.export_emotion_clips(emotion, path,
+                                                                      progress=self._export_progress("cutting"))
                 if written is None:
                     self.export_message.value = _message_html(f"no part of the video has {emotion} on top; "
                                                               "nothing to cut")
@@ -887,6 +888,20 @@ class VemoclapApp:
                     log.exception("the emotion clips failed")
                 self.export_message.value = _message_html(describe_error(exc, "the emotion clips"))
                 return None
+
+    def _export_progress(self, what: str) -> Callable[[float, float | None], None]:
+        """Drive step 5's progress bar from an export (frames or seconds done of total)."""
+        self.progress.bar_style = "info"
+        self.progress.value, self.progress.max = 0, 1000
+
+        def update(done: float, total: float | None) -> None:
+            if total:
+                self.progress.value = min(1000, int(1000 * done / total))
+                self.progress_label.value = f"{what}: {done / total:.0%}"
+            else:
+                self.progress_label.value = f"{what}: {done:.0f}"
+
+        return update
 
     def offer(self, path: Path, label: str) -> str:
         """HTML offering a written file: a download link when small, else its path; on Colab the

@@ -85,6 +85,32 @@ class FaceSmoother:
         return current
 
 
+# progress: True/False for a tqdm bar, or a callable(done, total) (e.g. a widget's updater)
+Progress = "bool | Callable[[float, float | None], None]"
+
+
+class _Reporter:
+    """One progress interface over tqdm or a callback, so exports stay UI-agnostic."""
+
+    def __init__(self, progress, total: float | None, desc: str, unit: str):
+        from tqdm.auto import tqdm
+
+        self.callback = progress if callable(progress) else None
+        self.total, self.done = total, 0.0
+        self.bar = None if self.callback else tqdm(total=total, desc=desc, unit=unit, disable=not progress)
+
+    def update(self, amount: float) -> None:
+        self.done += amount
+        if self.callback:
+            self.callback(self.done, self.total)
+        else:
+            self.bar.update(amount)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @dataclass
 class AnnotatedVideo:
     path: Path
@@ -104,7 +130,7 @@ def _open_input(path):
 
 def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray], list], *,
                            every: int = 1, smoothing: float = 0.4, csv_path=None,
-                           progress: bool = True) -> AnnotatedVideo:
+                           progress: Progress = True) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
 
     ``analyze_image(rgb) -> faces`` is the face model (``FaceEmotionExtractor.analyze_image``);
@@ -112,7 +138,6 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
     is copied unchanged. Each frame's labels go to ``csv_path`` (default: beside the video).
     """
     import av
-    from tqdm.auto import tqdm
 
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
@@ -140,7 +165,7 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
             out_audio = output.add_stream_from_template(in_audio) if in_audio is not None else None
             streams = [in_video] + ([in_audio] if in_audio is not None else [])
             tracks: list[TrackedFace] = []
-            bar = tqdm(total=total, desc="annotating", unit="frame", disable=not progress)
+            bar = _Reporter(progress, total, "annotating", "frame")
             for packet in container.demux(*streams):
                 if packet.stream.type == "audio":
                     if packet.dts is not None and out_audio is not None:
@@ -187,10 +212,10 @@ def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) ->
     return [(a, b) for a, b in merged]
 
 
-def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: bool = True) -> Path:
+def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True
+                    ) -> Path:
     """One video made of the given [start, end) segments of ``source``, with their audio (re-encoded)."""
     import av
-    from tqdm.auto import tqdm
 
     segments = merge_segments(segments)
     if not segments:
@@ -217,7 +242,7 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
                 resampler = av.AudioResampler(format="fltp", layout=out_audio.layout.name,
                                               rate=out_audio.codec_context.sample_rate)
             video_pts = audio_pts = 0
-            bar = tqdm(total=sum(b - a for a, b in segments), desc="cutting", unit="s", disable=not progress)
+            bar = _Reporter(progress, sum(b - a for a, b in segments), "cutting", "s")
             for start, end in segments:
                 container.seek(int(max(0.0, start) / in_video.time_base), stream=in_video, backward=True)
                 done_video = done_audio = False

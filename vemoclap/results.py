@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -240,7 +240,7 @@ class Result:
             raise ValueError("this result has no local video file to export from")
         return self.path
 
-    def export_annotated_video(self, out_path, *, every: int = 1, progress: bool = True):
+    def export_annotated_video(self, out_path, *, every: int = 1, progress: "bool | Callable" = True):
         """Every frame of the video with face boxes and smoothed expressions; audio kept; CSV beside."""
         from .export import export_annotated_video
 
@@ -250,7 +250,7 @@ class Result:
                                       progress=progress)
 
     def export_emotion_clips(self, emotion: str, out_path, *, window_s: float | None = None,
-                             progress: bool = True) -> tuple[Path | None, list[tuple[float, float]]]:
+                             progress: "bool | Callable" = True) -> tuple[Path | None, list[tuple[float, float]]]:
         """One video of the segments where ``emotion`` dominates, and those segments' times."""
         from .export import export_segments
 
