@@ -1,7 +1,8 @@
 """The ``vemoclap`` command: one subcommand per verb.
 
-Bad input ends with exit code 2 and a one-line reason on stderr, never a traceback
-(``--debug`` shows the traceback).
+Bad input (a :class:`vemoclap.errors.UserError`) ends with exit code 2 and a one-line reason on
+stderr, never a traceback. Anything else is a bug: one short line on stderr naming the log file that
+holds the full traceback, exit code 1 (``--debug`` shows the traceback instead).
 """
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import user_errors
+from .errors import one_line, user_errors
 
 log = logging.getLogger("vemoclap")
 
 EXIT_BAD_INPUT = 2
+EXIT_BUG = 1
+LOG_DIR_ENV = "VEMOCLAP_LOG_DIR"
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -165,8 +168,36 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:
         if args.debug:
             raise
-        print(f"vemoclap: {exc}", file=sys.stderr)
+        print(f"vemoclap: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug: keep its traceback where it can be read and reported
+        if args.debug:
+            raise
+        where = _write_traceback(exc)
+        print(f"vemoclap: internal error ({type(exc).__name__}: {one_line(exc, limit=200)}); "
+              f"this is a bug, not bad input: the traceback is in {where}", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _write_traceback(exc: BaseException) -> str:
+    """Write the traceback to a log file (``$VEMOCLAP_LOG_DIR`` or the user cache) and return its path."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    folder = Path(os.environ.get(LOG_DIR_ENV) or Path.home() / ".cache" / "vemoclap" / "logs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(f"vemoclap {' '.join(sys.argv[1:])}\n\n{text}")
+        return str(path)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="vemoclap-error-", suffix=".log")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        return name
 
 
 if __name__ == "__main__":  # pragma: no cover

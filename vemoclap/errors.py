@@ -1,11 +1,24 @@
 """What counts as a user's mistake, and how any error is said in one line.
 
-Every module raises errors whose message is one line for people (MediaError, SourceError,
-CheckpointError, DatasetError, ... are ValueErrors; ModelUnavailable names the model and the fix).
-The CLI and the app show those as they are; anything else is a bug and keeps its traceback in
-the log.
+A :class:`UserError` is something a person can fix (a bad file, a bad link, a missing model, a bad
+option): its message is one line saying which thing, what is wrong and what to do, and the CLI
+shows it as it is (exit code 2). Every other exception is a bug: the CLI prints a short line and
+writes the traceback to a log file (exit code 1). UserError subclasses ValueError so that code
+catching ValueError keeps working; a plain ValueError is *not* a user error.
 """
 from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Something the person running vemoclap can fix; the message is one line that says how."""
+
+
+class OptionError(UserError):
+    """An option or argument has a value that cannot be used."""
+
+
+class ModelUnavailable(UserError):
+    """A model could not be found locally nor fetched; the message says how to supply it."""
 
 
 def one_line(exc: BaseException | str, limit: int = 1000) -> str:
@@ -20,7 +33,8 @@ def one_line(exc: BaseException | str, limit: int = 1000) -> str:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is written for people: shown as one line, no traceback."""
-    from .models import ModelUnavailable
+    return (UserError,)
 
-    # MediaError, SourceError, CheckpointError and the training errors are all ValueErrors.
-    return (ValueError, FileNotFoundError, ModelUnavailable)
+
+def is_user_error(exc: BaseException) -> bool:
+    return isinstance(exc, UserError)

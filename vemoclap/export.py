@@ -5,6 +5,8 @@ Both stream through PyAV: memory holds a frame at a time, not the video.
 """
 from __future__ import annotations
 
+from .errors import UserError
+
 import csv
 import logging
 import os
@@ -219,7 +221,7 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
 
     segments = merge_segments(segments)
     if not segments:
-        raise ValueError("no segments to export")
+        raise UserError("no segments to export")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")

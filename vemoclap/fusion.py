@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ._util import atomic_write_bytes, atomic_write_json
-from .errors import one_line
+from .errors import UserError, one_line
 from .labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ REFERENCE_WEIGHTS_FILE = "model.pt"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A classifier checkpoint that cannot be used; the message is one line naming the file."""
 
 

@@ -33,6 +33,8 @@ positions have nothing decodable nearby, the file is reported as corrupt or trun
 """
 from __future__ import annotations
 
+from .errors import UserError
+
 import logging
 import math
 import os
@@ -53,7 +55,7 @@ _FRAME_THREADS_MIN_RUN = 60.0  # frames per seek above which frame threading pay
 _THREADING: str | None = None  # force a thread type (benchmarks compare them)
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """A file that cannot be used, with a one-line reason naming the file."""
 
 

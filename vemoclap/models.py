@@ -19,16 +19,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import one_line
+from .errors import ModelUnavailable, one_line
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR_ENV = "VEMOCLAP_MODELS_DIR"
 OFFLINE_ENV = "VEMOCLAP_OFFLINE"
-
-
-class ModelUnavailable(RuntimeError):
-    """A model could not be found locally nor fetched; the message says how to supply it."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ._util import atomic_write_bytes
-from .errors import one_line
+from .errors import UserError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", "
 SAMPLE = "sample"
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """A source that cannot be used, with a one-line reason and what to do."""
 
 

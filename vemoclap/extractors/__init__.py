@@ -4,6 +4,8 @@ Modules are imported only when an extractor is built, so ``import vemoclap`` sta
 """
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import importlib
 
 from .base import Clip, Extractor, ExtractorOutput, Missing, resolve_device
@@ -33,7 +35,7 @@ def extractor_class(name: str) -> type[Extractor]:
     try:
         module_name, class_name = _REGISTRY[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown extractor '{name}'; choose from {', '.join(_REGISTRY)}") from None
+        raise OptionError(f"unknown extractor '{name}'; choose from {', '.join(_REGISTRY)}") from None
     return getattr(importlib.import_module(module_name), class_name)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import models
-from ..errors import one_line
+from ..errors import OptionError, one_line
 from ..media import SAMPLE_RATE
 from . import text
 from .base import Clip, Extractor, ExtractorOutput, Missing, shared_model
@@ -79,12 +79,12 @@ class AsrSentimentExtractor(Extractor):
         ``silence_dbfs``: audio whose peak is below this level is silent."""
         super().__init__(**options)
         if task not in ("translate", "transcribe"):
-            raise ValueError(f"task must be 'translate' or 'transcribe', not '{task}'")
+            raise OptionError(f"task must be 'translate' or 'transcribe', not '{task}'")
         self.whisper_model = str(whisper_model)
         if self.whisper_model == "auto":
             self.whisper_model = "medium" if self.device.type == "cuda" else "small"
         if task == "translate" and _cannot_translate(self.whisper_model):
-            raise ValueError(f"whisper '{self.whisper_model}' cannot translate to English (it was not trained to); "
+            raise OptionError(f"whisper '{self.whisper_model}' cannot translate to English (it was not trained to); "
                              "choose a multilingual model such as small, medium or large, or task='transcribe'")
         self.task = task
         self.language = language
@@ -139,7 +139,7 @@ class AsrSentimentExtractor(Extractor):
         self.whisper = shared_model(f"whisper:{source}", self.device, "float32", self.models_dir,
                                     lambda: self._build_whisper(source))
         if self.task == "translate" and not self.whisper.is_multilingual:
-            raise ValueError(f"whisper checkpoint {source} is English-only and cannot translate; "
+            raise OptionError(f"whisper checkpoint {source} is English-only and cannot translate; "
                              "use a multilingual model or task='transcribe'")
         self.sentiment = text.load(SentimentModel, self.device, self.dtype, self.models_dir)
 

@@ -8,6 +8,8 @@ no text), which becomes an output with ``missing`` set, never an exception to th
 """
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import abc
 import dataclasses
 import logging
@@ -121,7 +123,7 @@ def resolve_device(device: str | None = "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu")
+        raise OptionError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu")
     return resolved
 
 

@@ -16,6 +16,8 @@ with junk words such as "arafed" on this checkpoint.
 """
 from __future__ import annotations
 
+from ..errors import OptionError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +49,7 @@ class CaptionExtractor(Extractor):
                  num_beams: int = 3, **options):
         super().__init__(**options)
         if not (frame == "middle" or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))):
-            raise ValueError(f"frame must be 'middle' or a frame index, got {frame!r}")
+            raise OptionError(f"frame must be 'middle' or a frame index, got {frame!r}")
         self.frame = frame
         self.prompt = prompt.strip()
         self.max_new_tokens = int(max_new_tokens)

@@ -40,7 +40,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .. import models
-from ..errors import one_line
+from ..errors import OptionError, one_line
 from ..labels import FACE_EXPRESSIONS
 from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb, batches
 
@@ -264,9 +264,9 @@ class FaceEmotionExtractor(Extractor):
                  max_faces: int = 20, **options):
         super().__init__(**options)
         if detector not in DETECTORS:
-            raise ValueError(f"unknown face detector '{detector}'; choose from {', '.join(DETECTORS)}")
+            raise OptionError(f"unknown face detector '{detector}'; choose from {', '.join(DETECTORS)}")
         if faces_per_frame < 1:
-            raise ValueError(f"faces_per_frame must be at least 1, got {faces_per_frame}")
+            raise OptionError(f"faces_per_frame must be at least 1, got {faces_per_frame}")
         self.detector_choice = detector
         self.yolo_model = yolo_model
         self.min_face_size = int(min_face_size)

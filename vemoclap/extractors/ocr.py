@@ -20,6 +20,8 @@ Choices (documented so results can be compared):
 """
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,7 +210,7 @@ class OcrSentimentExtractor(Extractor):
         this many unique lines go through the text models (the sentiment model reads 512 tokens)."""
         super().__init__(**options)
         if backend not in BACKENDS:
-            raise ValueError(f"unknown OCR backend '{backend}'; choose from {', '.join(BACKENDS)}")
+            raise OptionError(f"unknown OCR backend '{backend}'; choose from {', '.join(BACKENDS)}")
         self.backend = backend
         self.min_score = min_score
         self.spell_check = spell_check

@@ -7,6 +7,8 @@ code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
 """
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import argparse
 import json
 import logging
@@ -65,7 +67,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     log.info("splits: %s", json.dumps(counts))
     options = json.loads(args.extractor_options) if args.extractor_options else None
     if options is not None and not isinstance(options, dict):
-        raise ValueError("--extractor-options must be a JSON object: {\"extractor\": {\"option\": value}}")
+        raise OptionError("--extractor-options must be a JSON object: {\"extractor\": {\"option\": value}}")
     ray_address = args.ray if args.ray not in (None, "local") else None
     report = extract_dataset(
         videos, args.out, extractors=_csv_list(args.extractors), positions=args.positions,

@@ -21,6 +21,8 @@ The original file name stays available as :attr:`Video.name` — the blacklist i
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 import csv
 import dataclasses
 import logging
@@ -44,7 +46,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_ID_PART = 100
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be used; the message is one line naming the file and the fix."""
 
 

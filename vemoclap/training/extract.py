@@ -60,7 +60,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .._util import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable
-from ..errors import one_line
+from ..errors import UserError, one_line
 from ..labels import EMOTIONS
 from .dataset import Video, assign_ids
 
@@ -83,11 +83,11 @@ MANIFEST_COLUMNS = ("id", "name", "path", "label", "split", "feature_file", "dur
 FAILURE_COLUMNS = ("id", "name", "path", "label", "split", "reason", "attempts", "time")
 
 
-class ExtractionError(ValueError):
+class ExtractionError(UserError):
     """Extraction cannot start or go on (options, output folder); the message is one line."""
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(UserError):
     """A feature file or published feature set that cannot be read; the message is one line."""
 
 
@@ -461,7 +461,7 @@ def read_manifest(out_dir) -> list[dict[str, Any]]:
     out_dir = Path(out_dir)
     path = out_dir / MANIFEST_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; run `vemoclap extract` into {out_dir} first")
+        raise UserError(f"{path}: no manifest; run `vemoclap extract` into {out_dir} first")
     rows = _read_csv(path)
     for row in rows:
         row["missing"] = json.loads(row.get("missing") or "{}")
@@ -907,7 +907,7 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
     start = time.perf_counter()
     path = Path(pickle_path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file")
     data = _read_published(path, trust_pickle)
     if not isinstance(data, Mapping) or not data:
         raise FeatureFileError(f"{path}: expected a dict keyed by video (or by split), found "

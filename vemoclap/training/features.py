@@ -15,6 +15,8 @@ format; tests and benchmarks build synthetic caches with :func:`make_synthetic_f
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 import csv
 import io
 import json
@@ -36,7 +38,7 @@ MANIFEST_FILE = "manifest.csv"
 VALIDATION_SPLITS = ("val", "valid", "validation")
 
 
-class FeatureSetError(ValueError):
+class FeatureSetError(UserError):
     """A feature cache or feature set that cannot be used; the message is one line."""
 
 

@@ -19,6 +19,8 @@ afterwards.
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 import dataclasses
 import io
 import logging
@@ -46,7 +48,7 @@ CURVES_FILE = "learning_curves.png"
 OPTIMIZERS = ("adam", "adamw")
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError):
     """Training options or data that cannot work; the message is one line."""
 
 
