@@ -72,7 +72,7 @@ def build_full_size_models(directory: Path | None = None, *, spell: bool = False
 
     from vemoclap.models import MODELS
     from vemoclap.testing import make_tiny_models, make_tiny_classifier
-    from vemoclap.testing.tiny_audio import TINY_BEATS_CFG
+    from vemoclap.tiny.audio import TINY_BEATS_CFG
     from vemoclap.extractors.beats import audioset_labels
 
     directory = Path(directory or CACHE / "full-size")

@@ -65,7 +65,7 @@ def make_web_video(path: Path, *, duration: float = 60.0, fps: int = 30, size=(1
                    crf: int = 23) -> Path:
     import av
 
-    from vemoclap.testing.media import _index_pattern
+    from vemoclap.synth import _index_pattern
 
     width, height = size
     canvas = _photo_canvas(width, height)
@@ -109,7 +109,7 @@ def make_long_video(path: Path, *, hours: float = 2.0, fps: int = 5, size=(64, 4
     """Hours of tiny video with 16 kHz mono AAC, written second by second (interleaved like real files)."""
     import av
 
-    from vemoclap.testing.media import default_frame
+    from vemoclap.synth import default_frame
 
     width, height = size
     rate = Fraction(fps)

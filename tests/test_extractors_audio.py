@@ -15,8 +15,8 @@ from vemoclap.extractors.beats import (AUDIOSET_LABELS_CSV, BEATs, BeatsConfig, 
                                        kaldi_fbank)
 from vemoclap.media import Frames
 from vemoclap.models import ModelUnavailable
-from vemoclap.testing.media import speech_like
-from vemoclap.testing.tiny_audio import AST_ID, BEATS_FILE, build
+from vemoclap.synth import speech_like
+from vemoclap.tiny.audio import AST_ID, BEATS_FILE, build
 
 SR = 16000
 

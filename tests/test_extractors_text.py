@@ -1,7 +1,7 @@
 """ASR and OCR sentiment extractors and their text models.
 
 The Hugging Face and whisper models are tiny random models of the real classes (built by
-vemoclap.testing.tiny_text) loaded through the real loaders; PP-OCR (rapidocr's bundled models)
+vemoclap.tiny.text) loaded through the real loaders; PP-OCR (rapidocr's bundled models)
 and SymSpell's bundled dictionary are used for real.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from vemoclap.extractors.ocr import OcrSentimentExtractor, _mostly_latin, merge_
 from vemoclap.extractors.text import (NLLB_CODES, LanguageIdentifier, SentimentModel, SpellCorrector, Translator,
                                       WordSegmenter)
 from vemoclap.media import SAMPLE_RATE, Frames
-from vemoclap.testing.media import speech_like
-from vemoclap.testing.tiny_text import LANGUAGE_LABELS, SENTIMENT_LABELS
+from vemoclap.synth import speech_like
+from vemoclap.tiny.text import LANGUAGE_LABELS, SENTIMENT_LABELS
 
 LABELS = set(SENTIMENT_LABELS)
 SIZE = (360, 640)  # frame height, width
@@ -28,7 +28,7 @@ SIZE = (360, 640)  # frame height, width
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    from vemoclap.testing.tiny_text import build
+    from vemoclap.tiny.text import build
 
     directory = tmp_path_factory.mktemp("tiny-text-models")
     build(directory)

@@ -24,7 +24,7 @@ ASTRONAUT_FACE = (175, 60, 275, 170)
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> pathlib.Path:
-    from vemoclap.testing import tiny_vision
+    from vemoclap.tiny import vision as tiny_vision
 
     root = tmp_path_factory.mktemp("tiny-vision")
     tiny_vision.build(root)
@@ -133,7 +133,7 @@ def test_clip_load_is_quiet_about_the_unused_text_tower(tiny_dir, caplog):
 def test_clip_checkpoint_without_vision_weights_is_unavailable(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from vemoclap.testing import tiny_vision
+    from vemoclap.tiny import vision as tiny_vision
 
     folder = tiny_vision.build_clip(tmp_path / "openai" / "clip-vit-base-patch32")
     weights = load_file(folder / "model.safetensors")
@@ -381,7 +381,7 @@ def test_unavailable_model_names_the_model_and_the_fix(tmp_path, name, key, hub_
 
 
 def test_tiny_models_are_deterministic(tmp_path):
-    from vemoclap.testing import tiny_vision
+    from vemoclap.tiny import vision as tiny_vision
 
     a = tiny_vision.build_clip(tmp_path / "a")
     b = tiny_vision.build_clip(tmp_path / "b")

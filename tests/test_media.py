@@ -10,7 +10,7 @@ import pytest
 
 from vemoclap import media
 from vemoclap.media import MediaError, audio_chunks, chunk_starts, load_audio, probe, sample_frames
-from vemoclap.testing.media import (
+from vemoclap.synth import (
     make_empty_container,
     make_video,
     read_frame_index,

@@ -15,7 +15,7 @@ from vemoclap.live import analyze_stream, file_frames, run_live
 from vemoclap.pipeline import Analyzer
 from vemoclap.sample import make_sample
 from vemoclap.testing import make_tiny_classifier
-from vemoclap.testing import tiny_vision
+from vemoclap.tiny import vision as tiny_vision
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .testing.media import make_video, speech_like
+from .synth import make_video, speech_like
 
 log = logging.getLogger(__name__)
 
