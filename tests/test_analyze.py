@@ -150,3 +150,25 @@ def test_cli_report_json_and_save(models, videos, tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["top_label"] in run.stdout and "WONDERFUL" in run.stdout.upper()
     assert (tmp_path / "out" / "timeline.png").is_file()
+
+
+def test_cli_internal_bug_exits_1_with_the_traceback_logged(models, videos, tmp_path):
+    """A numpy error inside an extractor (a ValueError subclass) is a bug, not bad input."""
+    script = (
+        "import sys, numpy as np\n"
+        "from vemoclap.extractors import clip\n"
+        "def broken(self, clip_):\n"
+        "    np.linalg.inv(np.zeros((2, 2)))\n"  # raises LinAlgError, a ValueError
+        "clip.ClipExtractor._run = broken\n"
+        "from vemoclap.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = {**__import__("os").environ, "VEMOCLAP_LOG_DIR": str(tmp_path / "logs")}
+    run = subprocess.run([sys.executable, "-c", script, "analyze", str(videos["sample"]), "--models-dir",
+                          str(models), "--classifier", str(models / "classifier"), "--extractors", "clip", "-q"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 1, run.stderr
+    assert "bug" in run.stderr and "Traceback" not in run.stderr
+    logs = list((tmp_path / "logs").glob("*.log"))
+    assert len(logs) == 1 and "LinAlgError" in logs[0].read_text() and str(logs[0]) in run.stderr
+    assert "internal error" in run.stdout  # the report still printed, naming the failed extractor

@@ -247,7 +247,7 @@ def test_upload_real_video_then_exports(tiny_models, tmp_path):
     assert path is not None and path.is_file() and path.stat().st_size > 1000, app.export_message.value
     assert "data:video/mp4;base64," in app.export_message.value and "Traceback" not in app.export_message.value
 
-    windows = app.result.timeline().windows
+    windows = app.analyzer.timeline(app.result).windows
     emotion = windows["top"].iloc[0]
     app.emotion_dropdown.value = emotion
     app.clips_button.click()

@@ -32,9 +32,13 @@ def sample(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def result(vision_dir, sample):
-    analyzer = Analyzer(["clip", "face_emotion", "caption"], models_dir=vision_dir, device="cpu",
-                        face_detector="opencv", classifier=vision_dir / "classifier")
+def analyzer(vision_dir):
+    return Analyzer(["clip", "face_emotion", "caption"], models_dir=vision_dir, device="cpu",
+                    face_detector="opencv", classifier=vision_dir / "classifier")
+
+
+@pytest.fixture(scope="module")
+def result(analyzer, sample):
     return analyzer.analyze(sample)
 
 
@@ -43,7 +47,7 @@ def _frame_count(path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def test_annotated_frame_has_face_boxes(result):
+def test_annotated_frame_has_face_boxes(analyzer, result):
     faces = result.outputs["face_emotion"]
     assert not faces.missing and faces.n_faces >= 8  # the astronaut is in every frame
     index = max(range(len(result.frames)), key=lambda i: len(faces.frames[i].faces))
@@ -55,8 +59,8 @@ def test_annotated_frame_has_face_boxes(result):
     assert edge_changed
 
 
-def test_timeline_windows_and_face_track(result):
-    timeline = result.timeline(window_s=2.0)
+def test_timeline_windows_and_face_track(analyzer, result):
+    timeline = analyzer.timeline(result, window_s=2.0)
     windows = timeline.windows
     assert len(windows) >= 4 and windows["start"].min() == 0.0
     assert windows["end"].max() == pytest.approx(result.info.duration, abs=0.05)
@@ -67,16 +71,16 @@ def test_timeline_windows_and_face_track(result):
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
 
 
-def test_save_writes_every_picture_and_table(result, tmp_path):
-    out = result.save(tmp_path / "saved")
+def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
+    out = analyzer.save(result, tmp_path / "saved")
     for name in ["result.json", "probabilities.csv", "frames.csv", "windows.csv", "probabilities.png",
                  "circumplex.png", "annotated_frame.png", "timeline.png"]:
         assert (out / name).stat().st_size > 0, name
     assert "caption" in (out / "result.json").read_text()
 
 
-def test_annotated_video_keeps_every_frame_and_audio(result, sample, tmp_path):
-    video = result.export_annotated_video(tmp_path / "annotated.mp4", every=5, progress=False)
+def test_annotated_video_keeps_every_frame_and_audio(analyzer, result, sample, tmp_path):
+    video = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", every=5, progress=False)
     assert video.frames == _frame_count(sample) == _frame_count(video.path)
     with av.open(str(video.path)) as container:
         assert container.streams.audio, "the original audio is kept"
@@ -87,21 +91,21 @@ def test_annotated_video_keeps_every_frame_and_audio(result, sample, tmp_path):
     assert len({row["track"] for row in rows}) <= 3  # one face, followed rather than re-found
 
 
-def test_emotion_clips_cut_the_dominant_segments(result, tmp_path):
-    emotion = result.timeline(window_s=2.0).windows["top"].iloc[0]
-    path, segments = result.export_emotion_clips(emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False)
+def test_emotion_clips_cut_the_dominant_segments(analyzer, result, tmp_path):
+    emotion = analyzer.timeline(result, window_s=2.0).windows["top"].iloc[0]
+    path, segments = analyzer.export_emotion_clips(result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False)
     assert segments and path is not None
     expected = sum(end - start for start, end in segments)
     with av.open(str(path)) as container:
         assert container.streams.audio
         duration = container.duration / 1e6
     assert duration == pytest.approx(expected, abs=0.3)
-    other = next(e for e in EMOTIONS if e not in set(result.timeline(window_s=2.0).windows["top"]))
-    assert result.export_emotion_clips(other, tmp_path / "none.mp4", window_s=2.0) == (None, [])
+    other = next(e for e in EMOTIONS if e not in set(analyzer.timeline(result, window_s=2.0).windows["top"]))
+    assert analyzer.export_emotion_clips(result, other, tmp_path / "none.mp4", window_s=2.0) == (None, [])
 
 
-def test_live_stream_tracks_the_face(result, sample):
-    face_model = result.face_model
+def test_live_stream_tracks_the_face(analyzer, result, sample):
+    face_model = analyzer.face_model().analyze_image
     frames = list(analyze_stream(file_frames(str(sample)), face_model, every=2))
     assert len(frames) == _frame_count(sample)
     with_faces = [f for f in frames if f.faces]
@@ -119,3 +123,21 @@ def test_live_cli_on_a_file(vision_dir, sample):
                           "--device", "cpu"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("frame ") == 4 and "FPS" in run.stdout
+
+
+def test_result_round_trips_through_json_without_models(analyzer, result, tmp_path):
+    """A Result is plain data: read back from JSON it gives the same numbers, outputs and timeline."""
+    from vemoclap.results import Result
+
+    path = tmp_path / "result.json"
+    result.to_json(path)
+    again = Result.from_json(path)
+    assert again.summary() == result.summary()
+    assert again.to_dict() == result.to_dict()
+    faces = again.outputs["face_emotion"]
+    assert type(faces) is type(result.outputs["face_emotion"]) and faces.frames[0].faces[0].box
+    np.testing.assert_array_equal(again.outputs["clip"].feature, result.outputs["clip"].feature)
+    windows = again.timeline(analyzer.classifier, window_s=2.0).windows
+    np.testing.assert_allclose(windows[list(EMOTIONS)].to_numpy(float),
+                               analyzer.timeline(result, window_s=2.0).windows[list(EMOTIONS)].to_numpy(float))
+    assert list(again.timeline().windows.columns) == ["start", "end", "centre", *again.labels, "top"]

@@ -30,6 +30,67 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def encode_array(array: np.ndarray | None) -> dict[str, Any] | None:
+    """An array as exact, compact JSON: dtype, shape and the raw bytes in base64."""
+    import base64
+
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    return {"dtype": str(array.dtype), "shape": list(array.shape),
+            "base64": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def decode_array(value: dict[str, Any] | None) -> np.ndarray | None:
+    """The inverse of :func:`encode_array`; the byte count must match the shape it claims."""
+    import base64
+
+    if value is None:
+        return None
+    dtype = np.dtype(value["dtype"])
+    if dtype.kind not in "biuf":
+        raise ValueError(f"array dtype {dtype} is not numeric")
+    shape = tuple(int(n) for n in value["shape"])
+    raw = base64.b64decode(value["base64"])
+    if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise ValueError(f"array data holds {len(raw)} bytes, not what shape {shape} of {dtype} needs")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def from_jsonable(cls: Any, value: Any) -> Any:
+    """Rebuild a dataclass (recursively: lists, tuples, dicts, optionals) from :func:`to_jsonable` output."""
+    import types
+    import typing
+
+    if value is None:
+        return None
+    origin = typing.get_origin(cls)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(cls) if a is not type(None)]
+        return from_jsonable(options[0], value) if len(options) == 1 else value
+    if origin in (list, tuple):
+        args = typing.get_args(cls)
+        item = args[0] if args else Any
+        items = [from_jsonable(item, v) for v in value]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        _, item = typing.get_args(cls) or (Any, Any)
+        return {k: from_jsonable(item, v) for k, v in value.items()}
+    if dataclasses.is_dataclass(cls) and isinstance(value, dict):
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # a forward reference that cannot be resolved here: keep plain values
+            hints = {}
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name in value and f.init:
+                kwargs[f.name] = from_jsonable(hints.get(f.name, Any), value[f.name])
+        return cls(**kwargs)
+    if cls is np.ndarray:
+        return np.asarray(value)
+    return value
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temp file beside ``path`` and rename it into place: readers never see half a file."""
     path = Path(path)

@@ -769,7 +769,7 @@ class VemoclapApp:
     def _render(self, result: "Result") -> None:
         timeline = None
         try:
-            timeline = result.timeline()
+            timeline = self.analyzer.timeline(result)
         except Exception:
             log.exception("the timeline failed")
         self.summary_html.value = self._guard("the summary", lambda: summary_html(result), html_out=True)
@@ -847,7 +847,7 @@ class VemoclapApp:
                     raise SourceError("run step 5 first")
                 self.export_message.value = "making the annotated video…"
                 path = self._export_dir() / f"{_safe_stem(self.result.source)}_annotated.mp4"
-                video = self.result.export_annotated_video(path, progress=self._export_progress("annotating"))
+                video = self.analyzer.export_annotated_video(self.result, path, progress=self._export_progress("annotating"))
                 parts = [self.offer(Path(video.path), "annotated video")]
                 csv_path = getattr(video, "csv_path", None)
                 if csv_path:
@@ -873,7 +873,7 @@ class VemoclapApp:
                     raise SourceError("choose an emotion first")
                 self.export_message.value = f"finding the {html.escape(emotion)} segments…"
                 path = self._export_dir() / f"{_safe_stem(self.result.source)}_{emotion}.mp4"
-                written, segments = self.result.export_emotion_clips(emotion, path,
+                written, segments = self.analyzer.export_emotion_clips(self.result, emotion, path,
                                                                       progress=self._export_progress("cutting"))
                 if written is None:
                     self.export_message.value = _message_html(f"no part of the video has {emotion} on top; "

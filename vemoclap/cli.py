@@ -39,16 +39,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         result.to_json(args.json)
         print(f"wrote {args.json}")
     if args.save:
-        result.save(args.save)
+        analyzer.save(result, args.save)
         print(f"saved JSON, CSV and plots to {args.save}")
     if args.annotated_video:
-        video = result.export_annotated_video(args.annotated_video, progress=not args.quiet)
+        video = analyzer.export_annotated_video(result, args.annotated_video, progress=not args.quiet)
         print(f"wrote {video.path} ({video.frames} frames) and per-frame labels to {video.csv_path}")
     if args.clips:
         emotion, out = args.clips
-        path, segments = result.export_emotion_clips(emotion, out, progress=not args.quiet)
+        path, segments = analyzer.export_emotion_clips(result, emotion, out, progress=not args.quiet)
         spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments) or "none"
         print(f"{emotion} segments: {spans}" + (f"; wrote {path}" if path else ""))
+    if analyzer.bugs:  # the run finished and was reported, but an extractor hit a bug
+        name, exc = analyzer.bugs[0]
+        raise RuntimeError(f"extractor {name} failed: {type(exc).__name__}: {one_line(exc)}") from exc
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
-from .errors import one_line
+from .errors import UserError, one_line
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
@@ -66,6 +66,7 @@ class Analyzer:
             for name in (extractors if extractors is not None else DEFAULT_EXTRACTORS)
         }
         self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+        self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.classifier = None
         self.classifier_name: str | None = None
         if classifier is not None:
@@ -128,9 +129,6 @@ class Analyzer:
         result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
                         info=clip.info, frames=clip.frames, timings=timings, path=str(path),
                         warnings=list(clip.frames.warnings), feature_of=self.feature_names())
-        faces = self.extractors.get("face_emotion")
-        if faces is not None and hasattr(faces, "analyze_image"):
-            result.face_model = faces.analyze_image
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
             result.warnings.append("the file has no video stream: only audio was analyzed")
@@ -159,10 +157,15 @@ class Analyzer:
         extractor = self.extractors[name]
         try:
             return extractor(clip)
-        except Exception as exc:  # one broken extractor must not lose the others' results
-            log.exception("extractor %s failed", name)
-            reason = one_line(exc)
-            return extractor.output_type(name=name, missing=f"failed: {reason}")
+        except UserError as exc:  # the input or an option: the other extractors' results still count
+            log.warning("extractor %s: %s", name, one_line(exc))
+            return extractor.output_type(name=name, missing=f"failed: {one_line(exc)}")
+        except Exception as exc:  # a bug: keep the others' results, and the traceback (self.bugs; --debug logs it)
+            log.error("extractor %s failed: %s: %s", name, type(exc).__name__, one_line(exc))
+            log.debug("extractor %s traceback", name, exc_info=True)
+            self.bugs.append((name, exc))
+            return extractor.output_type(name=name, missing=f"internal error ({type(exc).__name__}: "
+                                                            f"{one_line(exc, limit=200)}); this is a bug")
 
     def feature_names(self) -> dict[str, str]:
         """Extractor name → the fusion feature it fills (extractors that fill none are left out)."""
@@ -183,11 +186,32 @@ class Analyzer:
         for feature in self.classifier.config.features:
             if features.get(feature) is None and feature not in result.missing:
                 result.missing[feature] = "no extractor produced it; zeros were used"
-        result.probabilities = self.classifier.predict(features)
+        result.probabilities = np.asarray(self.classifier.predict(features), dtype=np.float64)  # JSON-exact
         result.labels = tuple(self.classifier.config.labels)
         result.classifier = self.classifier_name
-        result.classifier_model = self.classifier
         result.timings["classifier"] = time.perf_counter() - start
+
+    # ---- what needs the models after the run ----------------------------------------------
+    def face_model(self):
+        """The loaded face extractor (image → faces), for annotated videos and live mode."""
+        from .errors import UserError
+
+        if "face_emotion" not in self.extractors:
+            raise UserError("no face model is loaded (run the face_emotion extractor) to annotate the video")
+        return self.extractors["face_emotion"].load()
+
+    def timeline(self, result: Result, **options):
+        """``result.timeline`` with this Analyzer's classifier."""
+        return result.timeline(self.classifier, **options)
+
+    def save(self, result: Result, directory):
+        return result.save(directory, self.classifier)
+
+    def export_annotated_video(self, result: Result, out_path, **options):
+        return result.export_annotated_video(out_path, self.face_model(), **options)
+
+    def export_emotion_clips(self, result: Result, emotion: str, out_path, **options):
+        return result.export_emotion_clips(emotion, out_path, self.classifier, **options)
 
 
 def analyze(source, *, progress: bool | ProgressFn = False, **options) -> Result:

@@ -1,6 +1,9 @@
 """One :class:`Result` per analyzed video: numbers, readable outputs, pictures and exports.
 
-The CLI, the notebook app and every export render from this one object.
+A Result is plain data: it holds no models, and ``to_json``/``from_json`` round-trip it (feature
+arrays included; the sampled frames' pixels stay in memory only). What needs a model takes it as an
+argument — the timeline and emotion clips take the classifier, the annotated video the face model —
+or goes through the :class:`~vemoclap.pipeline.Analyzer` that made the Result.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ._util import atomic_write_text, to_jsonable
+from ._util import atomic_write_text, decode_array, encode_array, from_jsonable, to_jsonable
 from .labels import EMOTION_COLORS, EMOTIONS, VALENCE_AROUSAL
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,11 +45,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)  # stage → seconds
     warnings: list[str] = field(default_factory=list)
     path: str | None = None  # the local video file (a link's download, an upload's copy)
-    # Live objects the Analyzer attaches so a Result can compute timelines and export videos;
-    # they are never serialized.
-    classifier_model: Any = field(default=None, repr=False, compare=False)
     feature_of: dict[str, str] = field(default_factory=dict, repr=False)  # output name → fusion feature
-    face_model: Any = field(default=None, repr=False, compare=False)  # image → faces (analyze_image)
 
     # ---- numbers -------------------------------------------------------------------------
     @property
@@ -129,7 +128,45 @@ class Result:
             "missing": dict(self.missing),
             "timings": dict(self.timings),
             "warnings": list(self.warnings),
+            "feature_of": dict(self.feature_of),
+            "frame_times": None if self.frames is None else [float(t) for t in self.frames.timestamps],
+            "arrays": {name: {"feature": encode_array(out.feature), "times": encode_array(out.times)}
+                       for name, out in self.outputs.items()},
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        """The Result that :meth:`to_dict` described (frames come back as timestamps without pixels)."""
+        from .extractors import output_type
+        from .media import Frames, MediaInfo
+
+        arrays = data.get("arrays") or {}
+        outputs = {}
+        for name, readable in (data.get("outputs") or {}).items():
+            output = from_jsonable(output_type(name), readable)
+            stored = arrays.get(name) or {}
+            output.feature = decode_array(stored.get("feature"))
+            output.times = decode_array(stored.get("times"))
+            outputs[name] = output
+        labels = tuple(data.get("labels") or EMOTIONS)
+        scores = data.get("probabilities")
+        times = data.get("frame_times")
+        frames = None
+        if times is not None:
+            frames = Frames(np.zeros((len(times), 0, 0, 3), np.uint8), np.asarray(times, float))
+        return cls(source=data["source"], info=from_jsonable(MediaInfo, data.get("info")), labels=labels,
+                   probabilities=None if scores is None else np.array([scores[label] for label in labels], float),
+                   outputs=outputs, missing=dict(data.get("missing") or {}), classifier=data.get("classifier"),
+                   frames=frames, timings=dict(data.get("timings") or {}), warnings=list(data.get("warnings") or []),
+                   path=data.get("path"), feature_of=dict(data.get("feature_of") or {}))
+
+    @classmethod
+    def from_json(cls, path_or_text: "str | Path") -> "Result":
+        """Read a Result written by :meth:`to_json` (a path, or the JSON text itself)."""
+        text = str(path_or_text)
+        if not text.lstrip().startswith("{"):
+            text = Path(path_or_text).read_text(encoding="utf-8")
+        return cls.from_dict(json.loads(text))
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
         text = json.dumps(to_jsonable(self.to_dict()), indent=indent, ensure_ascii=False)
@@ -188,32 +225,34 @@ class Result:
 
         return plot_circumplex(self, ax)
 
-    def timeline(self, window_s: float | None = None, hop_s: float | None = None, smooth_frames: int = 3):
-        """Emotion probabilities on sliding windows (needs the classifier) and the smoothed
-        facial-expression track per sampled frame."""
+    def timeline(self, classifier=None, window_s: float | None = None, hop_s: float | None = None,
+                 smooth_frames: int = 3):
+        """Emotion probabilities on sliding windows (with ``classifier``, the model that made the
+        probabilities) and the smoothed facial-expression track per sampled frame."""
         import pandas as pd
 
-        from .labels import EMOTIONS
         from .timeline import Timeline, emotion_windows, face_track
 
-        if self.classifier_model is not None:
-            windows = emotion_windows(self, self.classifier_model, self.feature_of, window_s, hop_s)
+        if classifier is not None:
+            windows = emotion_windows(self, classifier, self.feature_of, window_s, hop_s)
         else:
-            windows = pd.DataFrame(columns=["start", "end", "centre", *EMOTIONS, "top"])
+            windows = pd.DataFrame(columns=["start", "end", "centre", *self.labels, "top"])
         return Timeline(windows=windows, faces=face_track(self, smooth_frames))
 
-    def plot_timeline(self, window_s: float | None = None) -> "Figure":
-        return self.timeline(window_s).plot()
+    def plot_timeline(self, classifier=None, window_s: float | None = None) -> "Figure":
+        return self.timeline(classifier, window_s).plot()
 
-    def emotion_segments(self, emotion: str, window_s: float | None = None) -> list[tuple[float, float]]:
-        """Time ranges where ``emotion`` is the top label: classifier windows, or the face track's
-        frames (matching expression) when no classifier is loaded."""
+    def emotion_segments(self, emotion: str, classifier=None, window_s: float | None = None
+                         ) -> list[tuple[float, float]]:
+        """Time ranges where ``emotion`` is the top label: the classifier's windows, or the face
+        track's frames (matching expression) without a classifier."""
+        from .errors import OptionError
         from .export import merge_segments
         from .labels import EXPRESSION_TO_EMOTION
 
         if emotion not in self.labels:
-            raise ValueError(f"unknown emotion '{emotion}'; choose from {', '.join(self.labels)}")
-        timeline = self.timeline(window_s)
+            raise OptionError(f"unknown emotion '{emotion}'; choose from {', '.join(self.labels)}")
+        timeline = self.timeline(classifier, window_s)
         if len(timeline.windows):
             hits = timeline.windows[timeline.windows["top"] == emotion]
             return merge_segments(list(zip(hits["start"], hits["end"])))
@@ -225,54 +264,59 @@ class Result:
         hits = faces[[EXPRESSION_TO_EMOTION.get(top) == emotion for top in faces["top"]]]
         return merge_segments([(max(0.0, t - half), t + half) for t in hits["time"]], gap=1e-6)
 
-    def figures(self) -> dict[str, "Figure"]:
+    def figures(self, classifier=None) -> dict[str, "Figure"]:
         """Every plot this result can draw, by file stem."""
         figures = {"probabilities": self.plot(), "circumplex": self.plot_circumplex()}
-        if self.frames is not None and len(self.frames):
+        if self.frames is not None and len(self.frames) and self.frames.images.size:
             figures["annotated_frame"] = self.plot_annotated_frame()
         if self.info is not None and self.info.duration > 0:
-            figures["timeline"] = self.plot_timeline()
+            figures["timeline"] = self.plot_timeline(classifier)
         return figures
 
     # ---- video exports -------------------------------------------------------------------
     def _local_video(self) -> str:
-        if not self.path:
-            raise ValueError("this result has no local video file to export from")
+        from .errors import UserError
+
+        if not self.path or not Path(self.path).is_file():
+            raise UserError(f"{self.source}: the analyzed video file is not on this machine any more "
+                            f"({self.path or 'no path kept'}); analyze it again to export from it")
         return self.path
 
-    def export_annotated_video(self, out_path, *, every: int = 1, progress: "bool | Callable" = True):
-        """Every frame of the video with face boxes and smoothed expressions; audio kept; CSV beside."""
+    def export_annotated_video(self, out_path, face_model, *, every: int = 1, progress: "bool | Callable" = True):
+        """Every frame of the video with face boxes and smoothed expressions; audio kept; CSV beside.
+
+        ``face_model``: image → faces, e.g. the face_emotion extractor's ``analyze_image`` (or the
+        extractor itself)."""
         from .export import export_annotated_video
 
-        if self.face_model is None:
-            raise ValueError("no face model is loaded (run the face_emotion extractor) to annotate the video")
-        return export_annotated_video(self._local_video(), out_path, self.face_model, every=every,
-                                      progress=progress)
+        analyze_image = getattr(face_model, "analyze_image", face_model)
+        return export_annotated_video(self._local_video(), out_path, analyze_image, every=every, progress=progress)
 
-    def export_emotion_clips(self, emotion: str, out_path, *, window_s: float | None = None,
+    def export_emotion_clips(self, emotion: str, out_path, classifier=None, *, window_s: float | None = None,
                              progress: "bool | Callable" = True) -> tuple[Path | None, list[tuple[float, float]]]:
-        """One video of the segments where ``emotion`` dominates, and those segments' times."""
+        """One video of the segments where ``emotion`` dominates (the classifier's windows, or the
+        face track without one), and those segments' times."""
         from .export import export_segments
 
-        segments = self.emotion_segments(emotion, window_s)
+        segments = self.emotion_segments(emotion, classifier, window_s)
         if not segments:
             return None, []
         return export_segments(self._local_video(), segments, out_path, progress=progress), segments
 
     # ---- files ---------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, classifier=None) -> Path:
         """Write result.json, probabilities.csv, frames.csv (per sampled frame), windows.csv (per
-        timeline window) and a PNG per plot into ``directory``."""
+        timeline window, with ``classifier``) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.to_json(directory / "result.json")
         atomic_write_text(directory / "probabilities.csv", self.to_frame().to_csv(index=False))
-        timeline = self.timeline()
+        timeline = self.timeline(classifier)
         atomic_write_text(directory / "frames.csv", timeline.faces.to_csv(index=False))
         atomic_write_text(directory / "windows.csv", timeline.windows.to_csv(index=False))
-        for stem, fig in self.figures().items():
+        for stem, fig in self.figures(classifier).items():
             fig.savefig(directory / f"{stem}.png", dpi=120)
             plt.close(fig)
         log.info("saved result to %s", directory)

@@ -39,10 +39,15 @@ def extractor_class(name: str) -> type[Extractor]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def output_type(name: str) -> type[ExtractorOutput]:
+    """The output class of the extractor called ``name`` (the base class for unknown names)."""
+    return extractor_class(name).output_type if name in _REGISTRY else ExtractorOutput
+
+
 def get(name: str, **options) -> Extractor:
     """Build the extractor called ``name`` (models load on first use or ``.load()``)."""
     return extractor_class(name)(**options)
 
 
 __all__ = ["Clip", "Extractor", "ExtractorOutput", "Missing", "resolve_device", "available", "get",
-           "extractor_class", "DEFAULT_EXTRACTORS"]
+           "extractor_class", "output_type", "DEFAULT_EXTRACTORS"]
