@@ -1,6 +1,7 @@
 """Small helpers shared across modules: JSON conversion and atomic file writes."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -89,6 +90,21 @@ def from_jsonable(cls: Any, value: Any) -> Any:
     if cls is np.ndarray:
         return np.asarray(value)
     return value
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike):
+    """A temporary path beside ``path`` to write into; renamed over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -889,12 +889,12 @@ class VemoclapApp:
                 self.export_message.value = _message_html(describe_error(exc, "the emotion clips"))
                 return None
 
-    def _export_progress(self, what: str) -> Callable[[float, float | None], None]:
+    def _export_progress(self, what: str) -> Callable[[str, float, float | None], None]:
         """Drive step 5's progress bar from an export (frames or seconds done of total)."""
         self.progress.bar_style = "info"
         self.progress.value, self.progress.max = 0, 1000
 
-        def update(done: float, total: float | None) -> None:
+        def update(stage: str, done: float, total: float | None) -> None:
             if total:
                 self.progress.value = min(1000, int(1000 * done / total))
                 self.progress_label.value = f"{what}: {done / total:.0%}"

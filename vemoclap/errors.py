@@ -17,6 +17,10 @@ class OptionError(UserError):
     """An option or argument has a value that cannot be used."""
 
 
+class NotFound(UserError, FileNotFoundError):
+    """A file or folder the person named does not exist (also a FileNotFoundError)."""
+
+
 class ModelUnavailable(UserError):
     """A model could not be found locally nor fetched; the message says how to supply it."""
 

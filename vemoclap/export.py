@@ -5,11 +5,8 @@ Both stream through PyAV: memory holds a frame at a time, not the video.
 """
 from __future__ import annotations
 
-from .errors import UserError
-
 import csv
 import logging
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._util import atomic_output
+from .errors import UserError
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError
 from .render import draw_faces
@@ -87,8 +86,8 @@ class FaceSmoother:
         return current
 
 
-# progress: True/False for a tqdm bar, or a callable(done, total) (e.g. a widget's updater)
-Progress = "bool | Callable[[float, float | None], None]"
+# progress: True/False for a tqdm bar, or a callable(stage, done, total) as everywhere in vemoclap
+Progress = "bool | Callable[[str, float, float | None], None]"
 
 
 class _Reporter:
@@ -98,13 +97,14 @@ class _Reporter:
         from tqdm.auto import tqdm
 
         self.callback = progress if callable(progress) else None
+        self.desc = desc
         self.total, self.done = total, 0.0
         self.bar = None if self.callback else tqdm(total=total, desc=desc, unit=unit, disable=not progress)
 
     def update(self, amount: float) -> None:
         self.done += amount
         if self.callback:
-            self.callback(self.done, self.total)
+            self.callback(self.desc, self.done, self.total)
         else:
             self.bar.update(amount)
 
@@ -143,12 +143,9 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
 
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_video = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
-    tmp_csv = csv_path.with_name(f".{csv_path.stem}.{os.getpid()}.tmp.csv")
     smoother = FaceSmoother(alpha=smoothing)
     n_frames = n_faces = 0
-    with _open_input(source) as container:
+    with _open_input(source) as container, atomic_output(out_path) as tmp_video, atomic_output(csv_path) as tmp_csv:
         if not container.streams.video:
             raise MediaError(f"{source}: has no video stream to annotate")
         in_video = container.streams.video[0]
@@ -198,8 +195,6 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
             for out_packet in out_video.encode():
                 output.mux(out_packet)
             bar.close()
-    os.replace(tmp_video, out_path)
-    os.replace(tmp_csv, csv_path)
     return AnnotatedVideo(out_path, csv_path, n_frames, n_faces)
 
 
@@ -223,9 +218,7 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
     if not segments:
         raise UserError("no segments to export")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.stem}.{os.getpid()}.tmp{out_path.suffix}")
-    with _open_input(source) as container:
+    with _open_input(source) as container, atomic_output(out_path) as tmp:
         in_video = container.streams.video[0] if container.streams.video else None
         in_audio = container.streams.audio[0] if container.streams.audio else None
         if in_video is None:
@@ -287,5 +280,4 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
                 for out_packet in out_audio.encode():
                     output.mux(out_packet)
             bar.close()
-    os.replace(tmp, out_path)
     return out_path

@@ -42,6 +42,7 @@ from torch import nn
 
 from ._util import atomic_write_bytes, atomic_write_json
 from .errors import UserError, one_line
+from .registry import DEFAULT_FEATURES, FEATURES, FeatureSpec  # noqa: F401 (FeatureSpec re-exported)
 from .labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -60,29 +61,8 @@ class CheckpointError(UserError):
 
 # ---- feature specs ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    name: str
-    dim: int  # width of one row
-    length: int  # rows the classifier sees (sequences are padded / trimmed to it)
-    sequence: bool  # True: one row per frame / audio chunk; False: one vector per video
-    description: str = ""
-
-
-FEATURES: dict[str, FeatureSpec] = {
-    spec.name: spec
-    for spec in [
-        FeatureSpec("clip", 512, 16, True, "CLIP ViT-B/32 image embedding per frame"),
-        FeatureSpec("beats", 768, 16, True, "BEATs embedding per 3-s audio chunk"),
-        FeatureSpec("face_emotion", 768, 16, True, "facial-expression ViT CLS feature per frame with a face"),
-        FeatureSpec("asr_sentiment", 768, 1, False, "RoBERTa sentiment CLS feature of the transcript"),
-        FeatureSpec("ocr_sentiment", 768, 1, False, "RoBERTa sentiment CLS feature of the on-screen text"),
-        # Not in the reference set: an alternative audio feature (use it instead of beats).
-        FeatureSpec("ast", 768, 16, True, "AST embedding per 3-s audio chunk"),
-    ]
-}
-
-REFERENCE_FEATURES: tuple[str, ...] = ("clip", "beats", "face_emotion", "asr_sentiment", "ocr_sentiment")
+# Feature specs come from the extractors' registrations (vemoclap.registry).
+REFERENCE_FEATURES: tuple[str, ...] = DEFAULT_FEATURES  # the reference classifier's inputs
 
 
 @dataclass(frozen=True)

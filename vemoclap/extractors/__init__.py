@@ -4,44 +4,30 @@ Modules are imported only when an extractor is built, so ``import vemoclap`` sta
 """
 from __future__ import annotations
 
-from ..errors import OptionError
-
 import importlib
 
+from ..errors import OptionError
+from ..registry import DEFAULT_EXTRACTORS, EXTRACTORS  # name, class, models, fusion feature of each
 from .base import Clip, Extractor, ExtractorOutput, Missing, resolve_device
-
-# name → "module:Class". The name is also the output's name; feature_name says which fusion
-# feature it fills.
-_REGISTRY: dict[str, str] = {
-    "clip": "vemoclap.extractors.clip:ClipExtractor",
-    "beats": "vemoclap.extractors.beats:BeatsExtractor",
-    "ast": "vemoclap.extractors.ast:AstExtractor",
-    "face_emotion": "vemoclap.extractors.faces:FaceEmotionExtractor",
-    "asr_sentiment": "vemoclap.extractors.asr:AsrSentimentExtractor",
-    "ocr_sentiment": "vemoclap.extractors.ocr:OcrSentimentExtractor",
-    "caption": "vemoclap.extractors.caption:CaptionExtractor",
-}
-
-# What the reference system runs, in order.
-DEFAULT_EXTRACTORS: tuple[str, ...] = ("clip", "beats", "face_emotion", "asr_sentiment", "ocr_sentiment", "caption")
 
 
 def available() -> list[str]:
     """Names of every extractor that can be built with :func:`get`."""
-    return list(_REGISTRY)
+    return list(EXTRACTORS)
 
 
 def extractor_class(name: str) -> type[Extractor]:
     try:
-        module_name, class_name = _REGISTRY[name].split(":")
+        registration = EXTRACTORS[name]
     except KeyError:
-        raise OptionError(f"unknown extractor '{name}'; choose from {', '.join(_REGISTRY)}") from None
+        raise OptionError(f"unknown extractor '{name}'; choose from {', '.join(EXTRACTORS)}") from None
+    module_name, class_name = registration.target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
 def output_type(name: str) -> type[ExtractorOutput]:
     """The output class of the extractor called ``name`` (the base class for unknown names)."""
-    return extractor_class(name).output_type if name in _REGISTRY else ExtractorOutput
+    return extractor_class(name).output_type if name in EXTRACTORS else ExtractorOutput
 
 
 def get(name: str, **options) -> Extractor:

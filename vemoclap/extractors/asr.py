@@ -66,9 +66,7 @@ def _cannot_translate(name: str) -> bool:
 class AsrSentimentExtractor(Extractor):
     name = "asr_sentiment"
     inputs = ("audio",)
-    feature_name = "asr_sentiment"
     output_type = AsrOutput
-    model_keys = ("whisper", "sentiment")
 
     def __init__(self, *, whisper_model: str | Path = "auto", task: str = "translate", language: str | None = None,
                  temperature: float | tuple[float, ...] | None = None, condition_on_previous_text: bool = True,

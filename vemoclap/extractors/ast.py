@@ -24,9 +24,7 @@ class AstExtractor(Extractor):
 
     name = "ast"
     inputs = ("audio",)
-    feature_name = "ast"
     output_type = AudioOutput
-    model_keys = ("ast",)
 
     def __init__(self, *, n_chunks: int = 16, top_k: int = 5, **options):
         super().__init__(**options)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._util import to_jsonable
 from ..media import SAMPLE_RATE, Frames, MediaInfo
+from ..registry import EXTRACTORS
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,19 @@ class Extractor(abc.ABC):
     """Base class: subclasses set the class attributes and implement ``_load`` and ``_run``."""
 
     name: ClassVar[str]  # registry name, also the name of its output
+    # feature_name and model_keys come from the class's registration in vemoclap.registry.
     feature_name: ClassVar[str | None] = None  # the fusion feature it fills (None: readable only)
     output_type: ClassVar[type[ExtractorOutput]] = ExtractorOutput
     model_keys: ClassVar[tuple[str, ...]] = ()  # keys of vemoclap.models.MODELS it loads
     half_precision_ok: ClassVar[bool] = True  # fp16 on CUDA is safe for this model
     inputs: ClassVar[tuple[str, ...]] = ()  # "frames" and/or "audio": what the clip must have
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        registration = EXTRACTORS.get(getattr(cls, "name", ""))
+        if registration is not None:
+            cls.feature_name = registration.feature.name if registration.feature else None
+            cls.model_keys = registration.models
 
     def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16,
                  half: bool | None = None):

@@ -430,9 +430,7 @@ class BeatsExtractor(Extractor):
 
     name = "beats"
     inputs = ("audio",)
-    feature_name = "beats"
     output_type = AudioOutput
-    model_keys = ("beats",)
 
     def __init__(self, *, n_chunks: int = 16, top_k: int = 5, **options):
         super().__init__(**options)

@@ -41,9 +41,7 @@ class CaptionExtractor(Extractor):
 
     name = "caption"
     inputs = ("frames",)
-    feature_name = None
     output_type = CaptionOutput
-    model_keys = ("caption",)
 
     def __init__(self, *, frame: str | int = "middle", prompt: str = "a picture of", max_new_tokens: int = 30,
                  num_beams: int = 3, **options):

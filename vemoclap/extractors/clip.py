@@ -51,9 +51,7 @@ class ClipExtractor(Extractor):
 
     name = "clip"
     inputs = ("frames",)
-    feature_name = "clip"
     output_type = ClipOutput
-    model_keys = ("clip",)
 
     def _load(self) -> None:
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection

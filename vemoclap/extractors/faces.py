@@ -255,9 +255,7 @@ class FaceEmotionExtractor(Extractor):
 
     name = "face_emotion"
     inputs = ("frames",)
-    feature_name = "face_emotion"
     output_type = FacesOutput
-    model_keys = ("face_expression", "yolo_face")
 
     def __init__(self, *, detector: str = "auto", yolo_model: str | Path | None = None, min_face_size: int = 20,
                  detection_threshold: float = 0.6, faces_per_frame: int = 2, margin: float | None = None,

@@ -199,9 +199,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 class OcrSentimentExtractor(Extractor):
     name = "ocr_sentiment"
     inputs = ("frames",)
-    feature_name = "ocr_sentiment"
     output_type = OcrOutput
-    model_keys = ("language_id", "translation", "spell", "sentiment")
 
     def __init__(self, *, backend: str = "rapidocr", min_score: float = 0.5, spell_check: bool | None = None,
                  language_threshold: float = text.LANGUAGE_THRESHOLD, merge_lines: bool = True,

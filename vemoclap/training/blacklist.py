@@ -17,7 +17,7 @@ joy class by eye.
 """
 from __future__ import annotations
 
-from ..errors import UserError
+from ..errors import NotFound, UserError
 
 import datetime as _dt
 import logging
@@ -104,7 +104,7 @@ def parse_blacklist(text: str) -> list[str]:
 def read_blacklist(path) -> list[str]:
     path = Path(path).expanduser()
     if not path.is_file():
-        raise UserError(f"{path}: blacklist file not found")
+        raise NotFound(f"{path}: blacklist file not found")
     return parse_blacklist(path.read_text(encoding="utf-8"))
 
 

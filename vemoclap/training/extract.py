@@ -60,20 +60,18 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .._util import atomic_write_bytes, atomic_write_json, atomic_write_text, to_jsonable
-from ..errors import UserError, one_line
+from ..errors import NotFound, UserError, one_line
 from ..labels import EMOTIONS
 from .dataset import Video, assign_ids
+from .store import (FORMAT, FORMAT_VERSION, SUFFIX, TIMES, FeatureFileError, VideoFeatures,  # noqa: F401
+                    feature_path, load_features, read_metadata)
 
 log = logging.getLogger(__name__)
 
-FORMAT = "vemoclap-features"
-FORMAT_VERSION = "1"
 CONFIG_FILE = "extraction.json"
 MANIFEST_FILE = "manifest.csv"
 FAILURES_FILE = "failures.csv"
 LOCK_FILE = ".lock"
-SUFFIX = ".safetensors"
-TIMES = ".times"  # tensor name suffix of a feature's row times
 
 DEFAULT_MIN_POSITIONS = 16
 DEFAULT_MAX_POSITIONS = 64
@@ -85,10 +83,6 @@ FAILURE_COLUMNS = ("id", "name", "path", "label", "split", "reason", "attempts",
 
 class ExtractionError(UserError):
     """Extraction cannot start or go on (options, output folder); the message is one line."""
-
-
-class FeatureFileError(UserError):
-    """A feature file or published feature set that cannot be read; the message is one line."""
 
 
 class PickleRefused(ExtractionError):
@@ -185,80 +179,6 @@ def _effective_options(config: ExtractionConfig) -> dict[str, dict[str, Any]]:
 
 
 # ---- one video ---------------------------------------------------------------------------------
-
-@dataclass
-class VideoFeatures:
-    """One video's feature file: arrays plus metadata (strings in the file, parsed here)."""
-
-    features: dict[str, np.ndarray]  # feature → k × dim float32
-    times: dict[str, np.ndarray]  # feature → k seconds (sequence features)
-    metadata: dict[str, Any]  # id, label, split, name, source, duration, frames, missing, extractors, readable
-
-    @property
-    def missing(self) -> dict[str, str]:
-        return dict(self.metadata.get("missing") or {})
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        out = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in self.features.items()}
-        out.update({name + TIMES: np.ascontiguousarray(t, dtype=np.float64) for name, t in self.times.items()})
-        return out
-
-    def to_bytes(self) -> bytes:
-        from safetensors.numpy import save
-
-        meta = {"format": FORMAT, "version": FORMAT_VERSION}
-        for key, value in self.metadata.items():
-            meta[key] = value if isinstance(value, str) else json.dumps(to_jsonable(value), ensure_ascii=False)
-        return save(self.tensors(), metadata=meta)
-
-
-_JSON_KEYS = ("duration", "frames", "features", "missing", "extractors", "readable", "seconds", "media")
-
-
-def _parse_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
-    if raw.get("format") != FORMAT:
-        raise FeatureFileError(f"{path}: not a vemoclap feature file (format {raw.get('format')!r})")
-    meta: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in _JSON_KEYS:
-            try:
-                meta[key] = json.loads(value)
-            except json.JSONDecodeError:
-                raise FeatureFileError(f"{path}: metadata '{key}' is not JSON; re-extract this video") from None
-        else:
-            meta[key] = value
-    return meta
-
-
-def read_metadata(path) -> dict[str, Any]:
-    """A feature file's metadata without reading its arrays."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), "np") as handle:
-            raw = handle.metadata() or {}
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise FeatureFileError(f"{path}: unreadable feature file ({_one_line(exc)}); delete it to re-extract") from None
-    return _parse_metadata(raw, path)
-
-
-def load_features(path) -> VideoFeatures:
-    """Read one feature file (see the module docstring)."""
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    meta = read_metadata(path)
-    arrays = load_file(str(path))
-    features = {name: arrays[name] for name in arrays if not name.endswith(TIMES)}
-    times = {name[:-len(TIMES)]: arrays[name] for name in arrays if name.endswith(TIMES)}
-    return VideoFeatures(features, times, meta)
-
-
-def feature_path(out_dir, video_id: str) -> Path:
-    return Path(out_dir) / (video_id + SUFFIX)
 
 
 def _seed(video_id: str) -> None:
@@ -461,7 +381,7 @@ def read_manifest(out_dir) -> list[dict[str, Any]]:
     out_dir = Path(out_dir)
     path = out_dir / MANIFEST_FILE
     if not path.is_file():
-        raise UserError(f"{path}: no manifest; run `vemoclap extract` into {out_dir} first")
+        raise NotFound(f"{path}: no manifest; run `vemoclap extract` into {out_dir} first")
     rows = _read_csv(path)
     for row in rows:
         row["missing"] = json.loads(row.get("missing") or "{}")
@@ -907,7 +827,7 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
     start = time.perf_counter()
     path = Path(pickle_path).expanduser()
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise NotFound(f"{path}: no such file")
     data = _read_published(path, trust_pickle)
     if not isinstance(data, Mapping) or not data:
         raise FeatureFileError(f"{path}: expected a dict keyed by video (or by split), found "

@@ -29,7 +29,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .._util import atomic_write_bytes, atomic_write_text
+from .._util import atomic_write_text
+from .store import write_feature_file  # noqa: F401 (part of this module's API)
 from ..labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def read_feature_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray | N
                                                         dict[str, Any]]:
     """One cached video: (feature → array, None for a feature listed as missing; feature → row
     seconds; parsed metadata). Reads with :func:`vemoclap.training.extract.load_features`."""
-    from .extract import load_features
+    from .store import load_features
 
     path = Path(path)
     try:
@@ -339,29 +340,6 @@ def as_feature_set(value: "FeatureSet | str | os.PathLike") -> FeatureSet:
 
 
 # ---- writing a cache (the same format; tests and benchmarks use it) ---------------------------
-
-def write_feature_file(directory: str | os.PathLike, video_id: str, features: Mapping[str, np.ndarray | None], *,
-                       times: Mapping[str, np.ndarray] | None = None, label: str = "", split: str = "train",
-                       name: str = "", duration: float = 0.0, missing: Mapping[str, str] | None = None) -> Path:
-    """Write one video's feature file atomically in the extractor's format
-    (:class:`vemoclap.training.extract.VideoFeatures`); features without rows are listed as missing."""
-    from .extract import SUFFIX, VideoFeatures
-
-    reasons = dict(missing or {})
-    arrays: dict[str, np.ndarray] = {}
-    for feature, array in features.items():
-        if array is None or np.size(array) == 0:
-            reasons.setdefault(feature, "missing")
-            continue
-        arrays[feature] = np.atleast_2d(np.asarray(array, dtype=np.float32))
-    row_times = {f: np.asarray(t, dtype=np.float64) for f, t in (times or {}).items() if f in arrays}
-    meta = {"id": video_id, "label": label, "split": split, "name": name or f"{Path(video_id).name}.mp4",
-            "source": "synthetic", "duration": float(duration), "frames": 0, "features": sorted(arrays),
-            "missing": reasons, "extractors": {}, "readable": {}}
-    path = Path(directory) / f"{video_id}{SUFFIX}"
-    atomic_write_bytes(path, VideoFeatures(arrays, row_times, meta).to_bytes())
-    return path
-
 
 def write_manifest(directory: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write ``manifest.csv`` (the extractor's columns) atomically."""

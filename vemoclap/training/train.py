@@ -164,11 +164,15 @@ def class_weights(counts: Sequence[int], beta: float = 0.999) -> np.ndarray:
 
 
 def choose_features(feature_set: FeatureSet, features: Sequence[str] | None) -> list[str]:
-    """The features to train on: the given ones (each must be in the cache), or the reference's
-    that the cache has."""
+    """The features to train on: the given ones (each must be in the cache), or every registered
+    extractor's feature that the cache has (the reference's first)."""
     if features is None:
         chosen = [name for name in REFERENCE_FEATURES if name in feature_set.feature_names]
         absent = [name for name in REFERENCE_FEATURES if name not in chosen]
+        extra = [name for name in FEATURES if name not in REFERENCE_FEATURES and name in feature_set.feature_names]
+        if extra:
+            log.info("the feature set also has %s (not a reference feature); training on it too", ", ".join(extra))
+            chosen += extra
         if not chosen:
             raise FeatureSetError(f"the feature set{_where(feature_set)} has none of the reference's features "
                                   f"({', '.join(REFERENCE_FEATURES)}); it has {feature_set.feature_names or 'none'}; "
