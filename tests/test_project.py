@@ -30,3 +30,75 @@ def test_layout():
 
 def test_console_script_declared():
     assert 'vemoclap = "vemoclap.cli:main"' in (ROOT / "pyproject.toml").read_text()
+
+
+def _imports(module_path: Path, package_root: Path) -> list[tuple[str, bool]]:
+    """(imported vemoclap module, at module level?) for every import in a file."""
+    import ast
+
+    parts = list(module_path.relative_to(package_root.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    package = parts if module_path.name == "__init__.py" else parts[:-1]
+    tree = ast.parse(module_path.read_text())
+    top_level = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
+            names = [module] + [f"{module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.startswith("vemoclap"):
+                found.append((name, id(node) in top_level))
+    return found
+
+
+def _module_graph(level_only: bool) -> dict[str, set[str]]:
+    package_root = ROOT / "vemoclap"
+    files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in package_root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        targets = set()
+        for name, top in _imports(path, package_root):
+            if level_only and not top:
+                continue
+            while name and name not in files:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def test_no_product_module_imports_testing():
+    graph = _module_graph(level_only=False)
+    offenders = {m: sorted(t for t in targets if t.startswith("vemoclap.testing"))
+                 for m, targets in graph.items() if not m.startswith("vemoclap.testing")}
+    assert not {m: t for m, t in offenders.items() if t}
+
+
+def test_module_level_imports_have_no_cycles():
+    graph = _module_graph(level_only=True)
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node, stack):
+        state[node] = 1
+        for target in graph.get(node, ()):
+            if target.startswith(node + "."):  # a package importing its own submodules is not a cycle
+                continue
+            if state.get(target) == 1 and not node.startswith(target + "."):
+                cycles.append(stack[stack.index(target):] + [target] if target in stack else [node, target])
+            elif target not in state:
+                visit(target, stack + [target])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, cycles
