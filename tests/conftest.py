@@ -1,12 +1,18 @@
 """Test-wide settings: nothing may reach the network, and generated media is shared per session."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-# Set before anything imports transformers / ultralytics / huggingface_hub.
+# Set before anything imports transformers / ultralytics / huggingface_hub; removed at exit, so the
+# suite leaves nothing in the home folder or the system temp folder.
 _CONFIG = Path(tempfile.mkdtemp(prefix="vemoclap-test-config-"))
+atexit.register(shutil.rmtree, _CONFIG, ignore_errors=True)
+os.environ.setdefault("MPLCONFIGDIR", str(_CONFIG / "matplotlib"))
+os.environ.setdefault("VEMOCLAP_LOG_DIR", str(_CONFIG / "logs"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("VEMOCLAP_OFFLINE", "1")

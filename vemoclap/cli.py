@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--extractors", default=None,
                          help="comma-separated extractors to run (default: all of the reference's)")
     analyze.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
-    analyze.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"])
+    analyze.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"],
+                         help="face detector: yolo (YOLOv8-face), opencv (offline), auto (yolo, else opencv)")
     analyze.add_argument("--skip-unavailable", action="store_true",
                          help="go on without models that cannot be loaded, and list them")
     analyze.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
@@ -131,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
     live.add_argument("--stream", default=None, help="an http(s) stream URL PyAV can open")
     live.add_argument("--every", type=int, default=1, help="run the face model on every N-th frame")
-    live.add_argument("--max-frames", type=int, default=None)
+    live.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: never)")
     live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
-    live.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"])
+    live.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"],
+                      help="face detector: yolo (YOLOv8-face), opencv (offline), auto (yolo, else opencv)")
     live.add_argument("--allow-private", action="store_true")
     _add_model_options(live)
     live.set_defaults(func=_cmd_live)

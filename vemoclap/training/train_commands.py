@@ -80,7 +80,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def _add_features_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features_dir", type=Path, metavar="FEATURES",
+    parser.add_argument("features_dir", type=Path, metavar="CACHE",
                         help="a feature cache folder (written by `vemoclap extract` / `import-features`)")
     parser.add_argument("--blacklist", type=Path, default=None,
                         help="also leave out the videos whose file names this list holds (e.g. ekman_blacklist.txt)")
@@ -89,7 +89,7 @@ def _add_features_dir(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", default=None,
-                        help="comma-separated features (default: the reference's five that the cache has)")
+                        help="comma-separated feature names to use (default: every extractor's feature the cache has)")
     parser.add_argument("--epochs", type=int, default=200, help="most epochs (default 200; early stopping ends sooner)")
     parser.add_argument("--lr", type=float, default=1e-5, help="learning rate (default 1e-5, the reference's)")
     parser.add_argument("--batch-size", type=int, default=32, help="default 32")
