@@ -58,7 +58,9 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -1057,6 +1059,124 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
 def load_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> np.ndarray:
     """:func:`read_audio`'s samples alone (its warnings are logged)."""
     return read_audio(path, sr, max_seconds=max_seconds).samples
+
+
+# --------------------------------------------------------------------------------------------
+# Whole videos, frame by frame (exports, live mode)
+
+
+@dataclass
+class VideoImage:
+    image: np.ndarray  # H×W×3 uint8 RGB, upright (rotation metadata applied)
+    time: float  # seconds (the frame's presentation time; from the order and rate when it has none)
+    index: int  # decoded frames before this one
+
+
+class VideoReader:
+    """The one reader of whole videos: every frame as an upright RGB array, in display orientation.
+
+    ``source`` is a file path, or a stream URL FFmpeg opens itself (``options`` go to FFmpeg).
+    ``max_side`` shrinks frames so the long side fits; ``even`` rounds the size down to even
+    numbers (what H.264 in yuv420p needs). The size is fixed by the first frame, so every frame
+    has it. Damaged packets are skipped and counted in ``skipped``; ``warnings`` says so.
+    """
+
+    def __init__(self, source, *, max_side: int | None = None, even: bool = False, options: dict | None = None):
+        import av
+
+        self.source = os.fspath(source)
+        if "://" in self.source:
+            try:
+                self.container = av.open(self.source, options=options or {}, metadata_errors="ignore")
+            except (av.FFmpegError, OSError) as exc:
+                raise _fail(self.source, f"cannot be opened as a video ({_ffmpeg_reason(exc)})",
+                            "check the link or the stream") from None
+        else:
+            self.container = _open(self.source)
+        self.stream = _video_stream(self.container)
+        if self.stream is None:
+            self.container.close()
+            raise _fail(self.source, "has no video stream", "pass a video file")
+        self.stream.thread_type = "AUTO"
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        self.rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        self.total = int(self.stream.frames) if self.stream.frames else None
+        self.max_side, self.even = max_side, even
+        self.size: tuple[int, int] | None = None  # (width, height) of the images, upright
+        self.rotation = 0
+        self.skipped = 0
+        self._count = 0
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{self.skipped} damaged video packet(s) were skipped"] if self.skipped else []
+
+    def seek(self, seconds: float) -> None:
+        """Go to the keyframe at or before ``seconds`` (from the stream's start)."""
+        start = self.stream.start_time or 0
+        self.container.seek(start + int(max(0.0, seconds) / self.stream.time_base), stream=self.stream,
+                            backward=True)
+
+    def _setup(self, frame) -> None:
+        rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        self.rotation = rotation - 360 if rotation > 180 else rotation
+        width, height = _frame_display_size(frame, self.stream)
+        if int(round(self.rotation / 90)) % 2:
+            width, height = height, width
+        scale = min(1.0, self.max_side / max(width, height)) if self.max_side else 1.0
+        width, height = max(1, int(width * scale)), max(1, int(height * scale))
+        if self.even:
+            width, height = max(2, width // 2 * 2), max(2, height // 2 * 2)
+        self.size = (width, height)
+
+    def image(self, frame) -> VideoImage:
+        """One decoded PyAV frame as an upright :class:`VideoImage` of the reader's size."""
+        if self.size is None:
+            self._setup(frame)
+        stored = self.size[::-1] if int(round(self.rotation / 90)) % 2 else self.size
+        start = self.stream.start_time or 0
+        time = (float((frame.pts - start) * frame.time_base) if frame.pts is not None and frame.time_base
+                else self._count / float(self.rate))
+        self._count += 1
+        return VideoImage(_to_image(frame, stored, self.rotation), time, self._count - 1)
+
+    def items(self, *, audio: bool = False) -> Iterator[tuple[str, object]]:
+        """("video", VideoImage) for each decoded frame and, with ``audio``, ("audio", packet) for
+        each audio packet (for copying or decoding), in file order."""
+        import av
+
+        streams = [self.stream] + ([self.audio] if audio and self.audio is not None else [])
+        try:
+            for packet in self.container.demux(*streams):
+                if packet.stream.type == "audio":
+                    yield "audio", packet
+                    continue
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:  # a damaged packet: skip it, the decoder resyncs
+                    self.skipped += 1
+                    continue
+                for frame in frames:
+                    if frame.is_corrupt:
+                        self.skipped += 1
+                        continue
+                    yield "video", self.image(frame)
+        except av.FFmpegError as exc:  # the file ends in damage: what came before stands
+            self.skipped += 1
+            log.warning("%s: stopped reading at damaged data (%s)", Path(self.source).name, _ffmpeg_reason(exc))
+
+    def frames(self) -> Iterator[VideoImage]:
+        for kind, item in self.items():
+            yield item
 
 
 # --------------------------------------------------------------------------------------------
