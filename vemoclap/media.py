@@ -308,6 +308,13 @@ def _extent(container, stream, path) -> _Extent:
         if end is not None:
             break
     extent = _Extent(start, claimed, claimed, packets, packets >= 2 and len(times) == 1)
+    if extent.same_time and path is not None:  # seeking means nothing without timestamps: count them all
+        with _open(path) as again:
+            stream_again = again.streams[stream.index]
+            try:
+                extent.packets = sum(1 for packet in again.demux(stream_again) if packet.size)
+            except (av.FFmpegError, OSError):
+                pass
     if end is None:
         return extent
     real = max(0.0, end - start)
@@ -1020,6 +1027,7 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
                     errors += 1
                     continue
                 for frame in decoded:
+                    frame.pts = None  # samples follow one another; a header's broken timing must not drop them
                     try:
                         put(to_16k.resample(frame))
                     except ValueError:  # the track changed rate or layout midway: start a new resampler
