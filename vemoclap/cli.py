@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .errors import one_line, user_errors
+from .media import MAX_FRAMES
 
 log = logging.getLogger("vemoclap")
 
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="analyze one video and print a report")
     analyze.add_argument("source", help="a video file, an http(s) link (YouTube or any yt-dlp site) or \"sample\"")
-    analyze.add_argument("--frames", type=int, default=16, help="frames sampled (default 16)")
+    analyze.add_argument("--frames", type=int, default=16, help=f"frames sampled (default 16, at most {MAX_FRAMES})")
     _add_model_options(analyze)
     analyze.add_argument("--classifier", type=Path, default=None,
                          help="emotion classifier checkpoint (ours or the reference's); without it only "

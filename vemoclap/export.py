@@ -1,14 +1,14 @@
 """Video exports: every frame annotated with faces and expressions (original audio kept, labels
 logged to CSV), and one video made of the segments where a chosen emotion dominates.
 
-Both stream through PyAV: memory holds a frame at a time, not the video.
+Both read through :class:`vemoclap.media.VideoReader` (upright frames, damaged packets skipped)
+and stream: memory holds a frame at a time, not the video.
 """
 from __future__ import annotations
 
 import csv
 import logging
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,7 +17,7 @@ import numpy as np
 from ._util import atomic_output
 from .errors import UserError
 from .labels import FACE_EXPRESSIONS
-from .media import MediaError
+from .media import MediaError, VideoReader
 from .render import draw_faces
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,12 @@ class AnnotatedVideo:
     faces: int
 
 
-def _open_input(path):
-    import av
-
-    try:
-        return av.open(str(path))
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{path}: cannot be opened as a video ({exc}); check the file") from None
+def _add_video_stream(output, rate, size):
+    stream = output.add_stream("libx264", rate=rate)
+    stream.width, stream.height = size
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"crf": "23", "preset": "veryfast"}
+    return stream
 
 
 def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray], list], *,
@@ -135,9 +134,11 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
                            progress: Progress = True) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
 
-    ``analyze_image(rgb) -> faces`` is the face model (``FaceEmotionExtractor.analyze_image``);
-    with ``every=k`` it runs on every k-th frame and boxes are kept in between. The original audio
-    is copied unchanged. Each frame's labels go to ``csv_path`` (default: beside the video).
+    Frames are read upright (a phone video's rotation metadata is applied, so the export plays
+    upright everywhere). ``analyze_image(rgb) -> faces`` is the face model
+    (``FaceEmotionExtractor.analyze_image``); with ``every=k`` it runs on every k-th frame and
+    boxes are kept in between. The original audio is copied unchanged. Each frame's labels go to
+    ``csv_path`` (default: beside the video).
     """
     import av
 
@@ -145,56 +146,55 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
     smoother = FaceSmoother(alpha=smoothing)
     n_frames = n_faces = 0
-    with _open_input(source) as container, atomic_output(out_path) as tmp_video, atomic_output(csv_path) as tmp_csv:
-        if not container.streams.video:
-            raise MediaError(f"{source}: has no video stream to annotate")
-        in_video = container.streams.video[0]
-        in_video.thread_type = "AUTO"
-        in_audio = container.streams.audio[0] if container.streams.audio else None
-        rate = in_video.average_rate or Fraction(25)
-        total = in_video.frames or None
-        with av.open(str(tmp_video), "w", format="mp4") as output, open(tmp_csv, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence"])
-            out_video = output.add_stream("libx264", rate=rate)
-            out_video.width = in_video.codec_context.width // 2 * 2
-            out_video.height = in_video.codec_context.height // 2 * 2
-            out_video.pix_fmt = "yuv420p"
-            out_video.options = {"crf": "23", "preset": "veryfast"}
-            out_audio = output.add_stream_from_template(in_audio) if in_audio is not None else None
-            streams = [in_video] + ([in_audio] if in_audio is not None else [])
-            tracks: list[TrackedFace] = []
-            bar = _Reporter(progress, total, "annotating", "frame")
-            for packet in container.demux(*streams):
-                if packet.stream.type == "audio":
-                    if packet.dts is not None and out_audio is not None:
-                        packet.stream = out_audio
-                        output.mux(packet)
+    with atomic_output(out_path) as tmp_video, atomic_output(csv_path) as tmp_csv, \
+            VideoReader(source, even=True) as reader, av.open(str(tmp_video), "w", format="mp4") as output, \
+            open(tmp_csv, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence"])
+        out_video = out_audio = None
+        early_audio = []  # audio packets before the first frame fixes the output size
+        tracks: list[TrackedFace] = []
+        bar = _Reporter(progress, reader.total, "annotating", "frame")
+        for kind, item in reader.items(audio=True):
+            if kind == "audio":
+                if item.dts is None:
                     continue
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
-                    log.warning("%s: skipped an undecodable video packet", source)
+                if out_video is None:
+                    early_audio.append(item)
                     continue
-                for frame in frames:
-                    image = frame.to_ndarray(format="rgb24")[:out_video.height, :out_video.width].copy()
-                    if n_frames % every == 0:
-                        tracks = smoother.update(analyze_image(image))
-                    time = float(frame.time) if frame.time is not None else n_frames / float(rate)
-                    for track in tracks:
-                        writer.writerow([n_frames, f"{time:.3f}", track.track_id, *track.box, track.expression,
-                                         f"{track.confidence:.4f}"])
-                    n_faces += len(tracks)
-                    draw_faces(image, tracks)
-                    new = av.VideoFrame.from_ndarray(image, format="rgb24")
-                    new.pts, new.time_base = n_frames, 1 / rate
-                    for out_packet in out_video.encode(new):
-                        output.mux(out_packet)
-                    n_frames += 1
-                    bar.update(1)
-            for out_packet in out_video.encode():
+                if out_audio is not None:
+                    item.stream = out_audio
+                    output.mux(item)
+                continue
+            if out_video is None:  # streams are added before anything is muxed
+                out_video = _add_video_stream(output, reader.rate, reader.size)
+                if reader.audio is not None:
+                    out_audio = output.add_stream_from_template(reader.audio)
+                for packet in early_audio:
+                    packet.stream = out_audio
+                    output.mux(packet)
+                early_audio.clear()
+            image = item.image
+            if n_frames % every == 0:
+                tracks = smoother.update(analyze_image(image))
+            for track in tracks:
+                writer.writerow([n_frames, f"{item.time:.3f}", track.track_id, *track.box, track.expression,
+                                 f"{track.confidence:.4f}"])
+            n_faces += len(tracks)
+            draw_faces(image, tracks)
+            new = av.VideoFrame.from_ndarray(image, format="rgb24")
+            new.pts, new.time_base = n_frames, 1 / reader.rate
+            for out_packet in out_video.encode(new):
                 output.mux(out_packet)
-            bar.close()
+            n_frames += 1
+            bar.update(1)
+        if out_video is None:
+            raise MediaError(f"{source}: has no decodable video frame to annotate; download it again or re-encode it")
+        for out_packet in out_video.encode():
+            output.mux(out_packet)
+        bar.close()
+        if reader.skipped:
+            log.warning("%s: %d damaged video packet(s) were skipped", source, reader.skipped)
     return AnnotatedVideo(out_path, csv_path, n_frames, n_faces)
 
 
@@ -211,73 +211,86 @@ def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) ->
 
 def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True
                     ) -> Path:
-    """One video made of the given [start, end) segments of ``source``, with their audio (re-encoded)."""
+    """One video made of the given [start, end) segments of ``source`` (seconds from the video's
+    first frame), upright, with their audio (re-encoded)."""
     import av
 
     segments = merge_segments(segments)
     if not segments:
         raise UserError("no segments to export")
     out_path = Path(out_path)
-    with _open_input(source) as container, atomic_output(out_path) as tmp:
-        in_video = container.streams.video[0] if container.streams.video else None
-        in_audio = container.streams.audio[0] if container.streams.audio else None
-        if in_video is None:
-            raise MediaError(f"{source}: has no video stream to cut")
-        rate = in_video.average_rate or Fraction(25)
-        with av.open(str(tmp), "w", format="mp4") as output:
-            out_video = output.add_stream("libx264", rate=rate)
-            out_video.width = in_video.codec_context.width // 2 * 2
-            out_video.height = in_video.codec_context.height // 2 * 2
-            out_video.pix_fmt = "yuv420p"
-            out_video.options = {"crf": "23", "preset": "veryfast"}
-            out_audio = resampler = None
+    with atomic_output(out_path) as tmp, VideoReader(source, even=True) as reader, \
+            av.open(str(tmp), "w", format="mp4") as output:
+        in_audio, rate = reader.audio, reader.rate
+        origin = float((reader.stream.start_time or 0) * reader.stream.time_base)
+        out_video = out_audio = resampler = None
+        pending_audio = []  # audio frames decoded before the output streams exist
+        video_pts = audio_pts = 0
+        bar = _Reporter(progress, sum(b - a for a, b in segments), "cutting", "s")
+
+        def add_streams(size):
+            nonlocal out_video, out_audio, resampler
+            out_video = _add_video_stream(output, rate, size)
             if in_audio is not None:
                 out_audio = output.add_stream("aac", rate=in_audio.codec_context.sample_rate or 44100)
                 out_audio.layout = "stereo" if (in_audio.codec_context.channels or 1) > 1 else "mono"
                 resampler = av.AudioResampler(format="fltp", layout=out_audio.layout.name,
                                               rate=out_audio.codec_context.sample_rate)
-            video_pts = audio_pts = 0
-            bar = _Reporter(progress, sum(b - a for a, b in segments), "cutting", "s")
-            for start, end in segments:
-                container.seek(int(max(0.0, start) / in_video.time_base), stream=in_video, backward=True)
-                done_video = done_audio = False
-                streams = [in_video] + ([in_audio] if in_audio is not None else [])
-                for packet in container.demux(*streams):
-                    if done_video and (done_audio or in_audio is None):
-                        break
-                    try:
-                        decoded = packet.decode()
-                    except av.FFmpegError:
-                        continue
-                    for frame in decoded:
-                        t = float(frame.time) if frame.time is not None else None
-                        if t is None or t < start:
-                            continue
-                        if packet.stream.type == "video":
-                            if t >= end:
-                                done_video = True
-                                continue
-                            image = frame.to_ndarray(format="rgb24")[:out_video.height, :out_video.width]
-                            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                            new.pts, new.time_base = video_pts, 1 / rate
-                            video_pts += 1
-                            for out_packet in out_video.encode(new):
-                                output.mux(out_packet)
-                            bar.update(1 / float(rate))
-                        elif out_audio is not None:
-                            if t >= end:
-                                done_audio = True
-                                continue
-                            frame.pts = None
-                            for converted in resampler.resample(frame):
-                                converted.pts = audio_pts
-                                audio_pts += converted.samples
-                                for out_packet in out_audio.encode(converted):
-                                    output.mux(out_packet)
-            for out_packet in out_video.encode():
-                output.mux(out_packet)
-            if out_audio is not None:
-                for out_packet in out_audio.encode():
+
+        def put_audio(frame):
+            nonlocal audio_pts
+            frame.pts = None
+            for converted in resampler.resample(frame):
+                converted.pts = audio_pts
+                audio_pts += converted.samples
+                for out_packet in out_audio.encode(converted):
                     output.mux(out_packet)
-            bar.close()
+
+        for start, end in segments:
+            reader.seek(start)
+            done_video = done_audio = False
+            for kind, item in reader.items(audio=True):
+                if done_video and (done_audio or in_audio is None):
+                    break
+                if kind == "video":
+                    if item.time < start:
+                        continue
+                    if item.time >= end:
+                        done_video = True
+                        continue
+                    if out_video is None:
+                        add_streams(reader.size)
+                        for frame in pending_audio:
+                            put_audio(frame)
+                        pending_audio.clear()
+                    new = av.VideoFrame.from_ndarray(item.image, format="rgb24")
+                    new.pts, new.time_base = video_pts, 1 / rate
+                    video_pts += 1
+                    for out_packet in out_video.encode(new):
+                        output.mux(out_packet)
+                    bar.update(1 / float(rate))
+                    continue
+                try:
+                    decoded = item.decode()
+                except av.FFmpegError:
+                    continue
+                for frame in decoded:
+                    t = float(frame.time) - origin if frame.time is not None else None
+                    if t is None or t < start:
+                        continue
+                    if t >= end:
+                        done_audio = True
+                        continue
+                    if out_video is None:
+                        pending_audio.append(frame)
+                    elif out_audio is not None:
+                        put_audio(frame)
+        if out_video is None:
+            raise MediaError(f"{source}: no decodable video frame in the chosen segments; re-encode the video")
+        for out_packet in out_video.encode():
+            output.mux(out_packet)
+        if out_audio is not None:
+            for out_packet in out_audio.encode():
+                output.mux(out_packet)
+        bar.close()
     return out_path

@@ -74,26 +74,14 @@ def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def file_frames(source: str, max_side: int | None = 640) -> Iterator[np.ndarray]:
-    """RGB frames from a file or a stream URL PyAV can open, downscaled so the long side ≤ max_side."""
-    import av
+def file_frames(source: str, max_side: int | None = 640, options: dict | None = None) -> Iterator[np.ndarray]:
+    """Upright RGB frames from a file or a stream URL (``options`` go to FFmpeg), through the one
+    video reader (rotation applied), shrunk so the long side ≤ ``max_side``."""
+    from .media import VideoReader
 
-    from .media import MediaError
-
-    try:
-        container = av.open(source)
-    except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{source}: cannot be opened as a video ({exc})") from None
-    with container:
-        if not container.streams.video:
-            raise MediaError(f"{source}: has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        width, height = stream.codec_context.width, stream.codec_context.height
-        scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
-        size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+    with VideoReader(source, max_side=max_side, even=True, options=options) as reader:
+        for item in reader.frames():
+            yield item.image
 
 
 def has_display() -> bool:

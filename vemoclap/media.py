@@ -26,20 +26,41 @@ container's keyframe index (``stream.index_entries``: a binary search per positi
 time_base`` (so variable frame rate files are exact), in seconds from the video stream's first
 frame (streams whose start time is not 0 are handled). Memory holds the ``n`` output images plus
 at most two decoded frames, never the video. Frames are resized so the short side is
-``short_side`` (never enlarged), scaled in YUV then converted to RGB, and rotation metadata
-(phone videos) is applied. Damaged frames are skipped: a position whose frame cannot be decoded
-gets the nearest decodable one and a line in ``Frames.warnings``; when more than a quarter of the
-positions have nothing decodable nearby, the file is reported as corrupt or truncated.
+``short_side`` (enlarged only with ``upscale=True``), scaled in YUV then converted to RGB, and
+rotation metadata (phone videos) is applied. Damaged frames are skipped: a position whose frame
+cannot be decoded gets the nearest decodable one and a line in ``Frames.warnings``; when more than
+a quarter of the positions have nothing decodable nearby, the file is reported as corrupt or
+truncated.
+
+Sizes and lengths come from what the file really holds, never from what its header claims:
+
+* positions are spread over the video stream's real extent — the end of the last packet present
+  in the file (found from the index, or by demuxing the tail; no decoding) — not the duration the
+  container states; a file that is shorter than it claims gives frames from what exists and a
+  warning;
+* ``n`` is at most :data:`MAX_FRAMES`; audio is decoded in bounded pieces up to
+  ``max_seconds`` (default :data:`MAX_AUDIO_SECONDS`, clipped past it with a warning), with no
+  buffer sized from a claimed duration;
+* frames handed to models stay within :data:`SAFE_LONG_SIDE` / :data:`SAFE_PIXELS` (larger
+  pictures are shrunk) and an aspect ratio of at most :data:`MAX_ASPECT` (thinner pictures, such
+  as a 2×720 video, are padded with black to that ratio), each with a warning; explicit caps
+  (``max_long_side``, ``max_pixels``) refuse the file with a one-line reason instead;
+* still images (JPEG, PNG) and files that cannot be seeked are read in one sequential pass.
+
+:class:`VideoReader` is the one reader of whole videos (exports, live mode): every frame as an
+upright RGB array, damaged packets skipped and counted.
 """
 from __future__ import annotations
 
-from .errors import UserError
+from .errors import OptionError, UserError
 
 import logging
 import math
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -53,6 +74,33 @@ DEFAULT_TOLERANCE = 0.25  # fraction of a segment, either side of its centre (eq
 _SEEK_COST = 3.0  # one seek ≈ this many decoded frames (flush + demux restart), for the plan
 _FRAME_THREADS_MIN_RUN = 60.0  # frames per seek above which frame threading pays (measured: 30 loses, 80 wins)
 _THREADING: str | None = None  # force a thread type (benchmarks compare them)
+
+# The one list of video file extensions (sources, uploads, dataset folders).
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts", ".mts",
+    ".ogv", ".vob", ".f4v", ".asf",
+})
+
+# 16 is the reference; 512 frames of 640×360 RGB are ~350 MB, the most a run should hold.
+MAX_FRAMES = 512
+# 3 h of 16-kHz float32 is ~690 MB; longer audio is clipped there (with a warning), because the
+# frames of a long video are still worth analysing and one option raises the limit.
+MAX_AUDIO_SECONDS = 3 * 3600.0
+# Frames given to models: at most 4096 px long and 4096×2160 px in all (native 4K passes
+# unchanged); thinner than 1:4 they are padded (a 2×720 video made OCR take 44 s per frame).
+SAFE_LONG_SIDE = 4096
+SAFE_PIXELS = 4096 * 2160
+MAX_ASPECT = 4.0
+
+
+def check_frame_count(n) -> int:
+    """``n`` as a frame count in [1, MAX_FRAMES], or an OptionError naming the limit."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise OptionError(f"frames must be a whole number between 1 and {MAX_FRAMES}, got {n!r}")
+    if not 1 <= n <= MAX_FRAMES:
+        raise OptionError(f"frames={n} is outside 1..{MAX_FRAMES} (each frame is held in memory); "
+                          f"use at most {MAX_FRAMES} (the reference uses 16)")
+    return int(n)
 
 
 class MediaError(UserError):
@@ -161,45 +209,130 @@ def _seconds(value, time_base) -> float | None:
     return float(value * time_base)
 
 
-def _video_span(container, stream) -> tuple[float, float]:
-    """(start, duration) of a video stream in seconds.
+@dataclass
+class _Extent:
+    """Where a video stream really starts and ends, and what its header claimed."""
 
-    The stream's own duration when the container states it; otherwise (e.g. Matroska) the end is
-    found by demuxing, not decoding, the packets after a seek near the end.
-    """
+    start: float
+    duration: float  # seconds the stream really spans (from its first frame's time)
+    claimed: float  # seconds the container states (0 when it states nothing)
+    packets: int = 0  # packets demuxed to find the end
+    same_time: bool = False  # every packet demuxed carried one timestamp (broken timing)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _claimed_span(container, stream) -> tuple[float, float]:
     tb = stream.time_base
     start = _seconds(stream.start_time, tb)
     if start is None:
         start = (container.start_time or 0) / 1e6
     duration = _seconds(stream.duration, tb)
-    if duration and duration > 0:
-        return start, duration
+    if not duration or duration <= 0:
+        total = (container.duration or 0) / 1e6
+        duration = max(0.0, total - (start - (container.start_time or 0) / 1e6))
+    return start, duration
+
+
+def _video_span(container, stream) -> tuple[float, float]:
+    """(start, duration) of a video stream in seconds: its real extent (see :func:`_extent`)."""
+    extent = _extent(container, stream, None)
+    return extent.start, extent.duration
+
+
+def _present_entry(entries, file_size: int | None):
+    """Index of the last index entry whose data lies inside the file (a truncated file's index
+    still lists the samples that were cut off). Entries are stored in file order in practice."""
+    last = len(entries) - 1
+    if file_size is None or last < 0:
+        return last
+
+    def present(i):
+        e = entries[i]
+        return e.pos < 0 or e.pos + e.size <= file_size
+
+    if present(last):
+        return last
+    lo, hi = -1, last  # present(lo) (or lo = -1), not present(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if present(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _extent(container, stream, path) -> _Extent:
+    """The stream's real extent: the end of the last packet present in the file.
+
+    Found by demuxing (not decoding) from the last keyframe that the index says is in the file, or
+    from one second before the claimed end, or, when that finds nothing, from the start. The
+    container's claimed duration is only a hint: a header may claim 2·10⁹ s or nothing at all.
+    """
     import av
 
-    end = None
-    total = (container.duration or 0) / 1e6
-    try:
-        if total > 0:
-            container.seek(int(max(0.0, total - 1.0) / tb) + (stream.start_time or 0), stream=stream)
-        end = _last_packet_end(container, stream)
-        if end is None and total > 0:  # the seek overshot: scan from the start
-            container.seek(stream.start_time or 0, stream=stream)
-            end = _last_packet_end(container, stream)
-    except (av.FFmpegError, OSError):  # a damaged tail: fall back to the container's figure
-        end = None
-    if end is not None:
-        return start, max(0.0, end - start)
-    return start, max(0.0, total - (start - (container.start_time or 0) / 1e6))
-
-
-def _last_packet_end(container, stream) -> float | None:
-    end = None
-    for packet in container.demux(stream):
-        if packet.pts is None:
-            continue
-        t = float((packet.pts + (packet.duration or 0)) * stream.time_base)
-        end = t if end is None else max(end, t)
-    return end
+    start, claimed = _claimed_span(container, stream)
+    tb = stream.time_base
+    file_size = None
+    if path is not None:
+        try:
+            file_size = os.path.getsize(os.fspath(path))
+        except OSError:
+            file_size = None
+    seeks: list[int] = []
+    entries = stream.index_entries
+    if len(entries):
+        i = _present_entry(entries, file_size)
+        if i >= 0:
+            first = max(0, i - 2000)  # bounded walk back to a keyframe
+            key = next((j for j in range(i, first - 1, -1) if entries[j].is_keyframe), first)
+            delay = max(0, (stream.start_time or entries[0].timestamp) - entries[0].timestamp)
+            seeks.append(entries[key].timestamp + delay)
+    if claimed > 0 and math.isfinite(claimed):
+        seeks.append(int(max(start, start + claimed - 1.0) / tb))
+    seeks.append(stream.start_time or 0)
+    end, packets, times = None, 0, set()
+    for ts in seeks:
+        try:
+            container.seek(int(ts), stream=stream, backward=True)
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                packets += 1
+                if len(times) < 2:
+                    times.add(packet.pts)
+                t = float((packet.pts + (packet.duration or 0)) * tb)
+                end = t if end is None else max(end, t)
+        except (av.FFmpegError, OSError, OverflowError):  # damaged tail, or a seek out of range
+            pass
+        if end is not None:
+            break
+    extent = _Extent(start, claimed, claimed, packets, packets >= 2 and len(times) == 1)
+    if extent.same_time and path is not None:  # seeking means nothing without timestamps: count them all
+        with _open(path) as again:
+            stream_again = again.streams[stream.index]
+            try:
+                extent.packets = sum(1 for packet in again.demux(stream_again) if packet.size)
+            except (av.FFmpegError, OSError):
+                pass
+    if end is None:
+        return extent
+    real = max(0.0, end - start)
+    extent.duration = real
+    name = Path(os.fspath(path)).name if path is not None else "video"
+    if extent.same_time:
+        extent.warnings.append(f"all {packets} video frames read carry the same timestamp "
+                               f"({float(next(iter(times)) * tb):.2f} s): the file's timing is broken; "
+                               "frames were picked by their order instead; re-encode the video")
+    elif claimed > 0 and real < claimed - max(0.5, 0.02 * claimed):
+        extent.warnings.append(f"{stream.type} stream ends at {real:.2f} s although the file claims {claimed:.2f} s "
+                               "(truncated, or a wrong header): only what exists was used")
+    elif claimed > 0 and real > claimed + max(0.5, 0.02 * claimed):
+        extent.warnings.append(f"{stream.type} stream runs to {real:.2f} s although the file claims {claimed:.2f} s "
+                               "(a wrong header): all of it was used")
+    for message in extent.warnings:
+        log.warning("%s: %s", name, message)
+    return extent
 
 
 def _fps(stream) -> float:
@@ -232,8 +365,11 @@ def probe(path) -> MediaInfo:
             raise _fail(path, "has no video or audio stream", "pass a video file")
         frame_count, duration, width, height = None, 0.0, 0, 0
         if video is not None:
-            _, duration = _video_span(container, video)
+            extent = _extent(container, video, path)
+            duration = extent.duration
             frame_count = int(video.frames) if video.frames else None
+            if extent.same_time:
+                duration = extent.packets / (_fps(video) or 25.0)
             width, height = _display_size(video)
             if duration <= 0 and frame_count:
                 duration = frame_count / (_fps(video) or 25.0)
@@ -241,7 +377,7 @@ def probe(path) -> MediaInfo:
                 raise _fail(path, "has a video stream with no frames (zero duration)",
                             "export or download the video again")
         if duration <= 0 and audio is not None:
-            duration = _seconds(audio.duration, audio.time_base) or (container.duration or 0) / 1e6
+            duration = _extent(container, audio, path).duration
         if duration <= 0:
             raise _fail(path, "has zero duration", "export or download the file again")
         return MediaInfo(
@@ -274,14 +410,102 @@ def _target_times(n: int, start: float, duration: float, random: bool, seed: int
     return start + (np.arange(n) + offsets) * segment
 
 
-def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
-    """Keep the aspect ratio; shrink so the short side is ``short_side``; never enlarge."""
-    if short_side is None or min(width, height) <= short_side:
+def _output_size(width: int, height: int, short_side: int | None, upscale: bool = False) -> tuple[int, int]:
+    """Keep the aspect ratio; shrink so the short side is ``short_side``; enlarge only with ``upscale``."""
+    if short_side is None or width < 1 or height < 1 or (min(width, height) <= short_side and not upscale):
         return width, height
     scale = short_side / min(width, height)
     if width <= height:
         return short_side, max(1, int(round(height * scale)))
     return max(1, int(round(width * scale))), short_side
+
+
+@dataclass(frozen=True)
+class _SizeRule:
+    short_side: int | None = 360
+    upscale: bool = False
+    max_long_side: int | None = None
+    max_pixels: int | None = None
+
+    def geometry(self, path, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int], list[str]]:
+        """(picture size, canvas size, warnings) in display orientation for a width × height video.
+
+        The explicit caps refuse; the safety bounds shrink, then pad to at most MAX_ASPECT."""
+        w, h = _output_size(width, height, self.short_side, self.upscale)
+        if self.max_long_side is not None and max(w, h) > self.max_long_side:
+            raise _fail(path, f"frames would be {w}×{h} px (the video is {width}×{height}), longer than the "
+                        f"limit of {self.max_long_side} px", "use a video of a less extreme shape or raise max_long_side")
+        if self.max_pixels is not None and w * h > self.max_pixels:
+            raise _fail(path, f"frames would be {w}×{h} px (the video is {width}×{height}), more than the "
+                        f"limit of {self.max_pixels} pixels", "use a smaller video or raise max_pixels")
+        warnings = []
+        shrink = min(1.0, SAFE_LONG_SIDE / max(w, h), math.sqrt(SAFE_PIXELS / (w * h)))
+        if shrink < 1.0:
+            w, h = max(1, int(w * shrink)), max(1, int(h * shrink))
+            warnings.append(f"frames of {width}×{height} px were shrunk to {w}×{h} (at most {SAFE_LONG_SIDE} px "
+                            f"long and {SAFE_PIXELS} pixels) for the models")
+        canvas = (w, h)
+        if max(w, h) > MAX_ASPECT * min(w, h):
+            canvas = (w, math.ceil(w / MAX_ASPECT)) if w > h else (math.ceil(h / MAX_ASPECT), h)
+            warnings.append(f"the video is {width}×{height} px, too thin for the models: frames were padded with "
+                            f"black to {canvas[0]}×{canvas[1]} (at most 1:{MAX_ASPECT:g})")
+        return (w, h), canvas, warnings
+
+
+_MAX_BATCH_BYTES = 2 << 30  # the n output frames together
+
+
+class _Collector:
+    """Converts each chosen frame at once (holding ``n`` small images, not ``n`` decoded frames)."""
+
+    def __init__(self, path, n: int, rule: _SizeRule, stream):
+        self.path, self.n, self.rule, self.stream = path, n, rule, stream
+        self.images: np.ndarray | None = None
+        self.times = np.full(n, np.nan)
+        self.rotation = 0
+        self.warnings: list[str] = []
+        self._last = None  # (frame, row): a frame chosen for consecutive positions is converted once
+
+    def _setup(self, frame) -> None:
+        rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        self.rotation = rotation - 360 if rotation > 180 else rotation  # (-180, 180]: 180 rather than -180
+        width, height = _frame_display_size(frame, self.stream)
+        if self.quarter_turns % 2:
+            width, height = height, width
+        self.picture, self.canvas, self.warnings = self.rule.geometry(self.path, width, height)
+        need = self.n * self.canvas[0] * self.canvas[1] * 3
+        if need > _MAX_BATCH_BYTES:
+            raise _fail(self.path, f"{self.n} frames of {self.canvas[0]}×{self.canvas[1]} px would need "
+                        f"{need / 2**30:.1f} GiB", "sample fewer frames or use a smaller short_side")
+        self.images = np.zeros((self.n, self.canvas[1], self.canvas[0], 3), np.uint8)
+
+    @property
+    def quarter_turns(self) -> int:
+        return int(round(self.rotation / 90)) % 4
+
+    def put(self, i: int, frame) -> None:
+        if frame is None:
+            return
+        if self.images is None:
+            self._setup(frame)
+        if self._last is not None and self._last[0] is frame:
+            self.images[i] = self.images[self._last[1]]
+        else:
+            stored = self.picture[::-1] if self.quarter_turns % 2 else self.picture
+            image = _to_image(frame, stored, self.rotation)
+            (pw, ph), (cw, ch) = self.picture, self.canvas
+            y, x = (ch - ph) // 2, (cw - pw) // 2
+            self.images[i, y:y + ph, x:x + pw] = image
+            self._last = (frame, i)
+        self.times[i] = _frame_time(frame)
+
+
+def _frame_display_size(frame, stream) -> tuple[int, int]:
+    width = frame.width
+    sar = stream.sample_aspect_ratio
+    if sar and float(sar) > 0 and sar != 1:
+        width = max(1, int(round(width * float(sar))))
+    return width, frame.height
 
 
 class _KeyIndex:
@@ -492,24 +716,40 @@ def _take(dec: _Decoder, t: float, lo: float, hi: float, exact: bool):
             return frame, "ok"
 
 
-def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | None = 360,
-                  seed: int | None = None, tolerance: float | None = None) -> Frames:
+class _NothingDecoded(MediaError):
+    """No frame decoded by seeking; a sequential pass may still find some."""
+
+
+def _is_still(container) -> bool:
+    name = container.format.name or ""
+    return name == "image2" or name.endswith("_pipe")
+
+
+def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | None = 360, upscale: bool = False,
+                  tolerance: float | None = None, max_long_side: int | None = None, max_pixels: int | None = None,
+                  seed: int | None = None) -> Frames:
     """``n`` RGB frames at equidistant (or, ``random=True``, random per-segment) positions.
 
     ``short_side``: resize so the shorter side is this many pixels, keeping the aspect ratio
-    (``None``: native size; smaller videos are never enlarged). ``tolerance``: how far (a fraction
-    of the segment length, either side of each position) a frame may be from its position and
-    still be taken as is; ``None`` means 0.25 for equidistant sampling and 0 (exact frames, so the
+    (``None``: native size); smaller videos are enlarged (bicubic) only with ``upscale=True``.
+    ``max_long_side`` / ``max_pixels``: past either (after resizing) the file is refused with a
+    one-line :class:`MediaError` naming the limit. ``tolerance``: how far (a fraction of the
+    segment length, either side of each position) a frame may be from its position and still be
+    taken as is; ``None`` means 0.25 for equidistant sampling and 0 (exact frames, so the
     augmentation keeps every frame reachable) for random sampling. 0 gives the frame on screen at
-    each position. A video with fewer frames than ``n`` repeats frames. Rotation metadata is
-    applied (a phone video recorded upright comes out upright).
+    each centre (k + 0.5)·D/n, D being the stream's real extent. A video with fewer frames than
+    ``n`` repeats frames. Rotation metadata is applied (a phone video recorded upright comes out
+    upright). ``n`` is at most :data:`MAX_FRAMES` (:class:`OptionError` otherwise).
     """
     import av
 
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    if short_side is not None and short_side < 1:
-        raise ValueError(f"short_side must be a positive number of pixels or None, got {short_side}")
+    n = check_frame_count(n)
+    if short_side is not None and (isinstance(short_side, bool) or short_side < 1):
+        raise OptionError(f"short_side must be a positive number of pixels or None, got {short_side!r}")
+    for name, value in (("max_long_side", max_long_side), ("max_pixels", max_pixels)):
+        if value is not None and value < 1:
+            raise OptionError(f"{name} must be a positive number of pixels or None, got {value!r}")
+    rule = _SizeRule(short_side, upscale, max_long_side, max_pixels)
     container = _open(path)
     try:
         stream = _video_stream(container)
@@ -517,7 +757,17 @@ def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | 
             what = "audio only" if container.streams.audio else "no streams"
             raise _fail(path, f"has no video stream ({what})", "pass a video file; use load_audio() for sound")
         try:
-            return _sample(container, stream, path, n, random, short_side, seed, tolerance)
+            extent = _extent(container, stream, path)
+            sequential = extent.same_time or _is_still(container)
+            if not sequential:
+                try:
+                    return _sample(container, stream, path, n, random, rule, seed, tolerance, extent)
+                except _NothingDecoded:  # seeking found nothing: one plain pass from the start
+                    log.info("%s: no frame found by seeking; decoding sequentially", Path(path).name)
+            container.close()
+            container = _open(path)
+            stream = _video_stream(container)
+            return _sequential(container, stream, path, n, random, rule, seed, extent)
         except av.FFmpegError as exc:
             raise _fail(path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})",
                         "download it again or re-encode it") from None
@@ -525,8 +775,8 @@ def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | 
         container.close()
 
 
-def _sample(container, stream, path, n, random, short_side, seed, tolerance) -> Frames:
-    start, duration = _video_span(container, stream)
+def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _Extent) -> Frames:
+    start, duration = extent.start, extent.duration
     if duration <= 0 and not stream.frames:
         raise _fail(path, "has a video stream with no frames (zero duration)", "export or download the video again")
     fps = _fps(stream) or 25.0
@@ -540,10 +790,6 @@ def _sample(container, stream, path, n, random, short_side, seed, tolerance) -> 
     targets = _target_times(n, start, duration, random, seed)
 
     index = _KeyIndex(stream)
-    if not index.ok or len(index.entries) < 2:
-        # Matroska and others load their index (cues) on the first seek.
-        container.seek(int(targets[n // 2] / stream.time_base), stream=stream)
-        index = _KeyIndex(stream)
 
     # Plan with the same rule the run uses, to pick the threading that suits it.
     planned_cost, planned_seeks, pos = 0.0, 0, None
@@ -561,8 +807,8 @@ def _sample(container, stream, path, n, random, short_side, seed, tolerance) -> 
     dec.stats.threading, dec.stats.tolerance, dec.stats.indexed = threading, tol, index.ok
     gaps: list[float] = []
     max_back = max(4 * segment, 32.0)  # how far before a position to look for a decodable frame
-    chosen = []  # VideoFrame per target (None: nothing decodable near it)
-    for t in targets:
+    out = _Collector(path, n, rule, stream)
+    for i, t in enumerate(targets):
         lo, hi = t - tol, t + tol
         frame = None
         # A frame already decoded may serve (several positions inside one frame, short videos).
@@ -581,8 +827,43 @@ def _sample(container, stream, path, n, random, short_side, seed, tolerance) -> 
                 frame, _ = _take(dec, t, lo, hi, exact)
             else:
                 frame = _seek_and_take(dec, step, t, lo, hi, exact, start, gaps, max_back)
-        chosen.append(frame)
-    return _assemble(path, chosen, targets, start, short_side, dec, segment)
+        out.put(i, frame)
+    return _assemble(path, out, targets, start, dec, segment, extent.warnings)
+
+
+def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent) -> Frames:
+    """One pass from the start, keeping the frame on screen at each position: for still images,
+    files that cannot be seeked, and streams whose frames all carry one timestamp (by order)."""
+    fps = _fps(stream) or 25.0
+    by_order = extent.same_time
+    start = 0.0 if by_order else extent.start
+    duration = extent.packets / fps if by_order else extent.duration
+    if duration <= 0:
+        duration = (stream.frames or 1) / fps
+    targets = _target_times(n, start, duration, random, seed)
+    dec = _Decoder(container, stream, path)
+    dec.stats.threading = "sequential"
+    dec._frames = dec._decode()
+    out = _Collector(path, n, rule, stream)
+    k, prev, index = 0, None, 0
+    while k < n:
+        frame = dec.next()
+        if frame is None:
+            break
+        if frame.time_base is None:
+            frame.time_base = stream.time_base
+        if by_order:  # the stream's own times are all equal: times from the order and the rate
+            frame.pts = int(round(index / fps / frame.time_base))
+        index += 1
+        t = _frame_time(frame)
+        while k < n and targets[k] < t - 1e-6:
+            out.put(k, prev if prev is not None else frame)
+            k += 1
+        prev = frame
+    while k < n and prev is not None:
+        out.put(k, prev)
+        k += 1
+    return _assemble(path, out, targets, start, dec, duration / n, extent.warnings)
 
 
 def _serves(frame, following, t: float, lo: float, hi: float) -> bool:
@@ -624,9 +905,11 @@ def _seek_and_take(dec: _Decoder, step: _Step, t, lo, hi, exact, start, gaps, ma
 
 
 def _to_image(frame, size: tuple[int, int], rotation: int) -> np.ndarray:
+    """An upright RGB array of ``frame`` scaled to ``size`` (stored orientation), rotated by
+    ``rotation`` degrees counter-clockwise."""
     import av
 
-    if (frame.width, frame.height) != size:
+    if (frame.width, frame.height) != tuple(size):
         # Scale in the decoder's own pixel format first, then convert the small picture to RGB:
         # about 3× faster than swscale doing both in one pass (measured, 1080p → 360p).
         frame = frame.reformat(width=size[0], height=size[1],
@@ -636,54 +919,36 @@ def _to_image(frame, size: tuple[int, int], rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
-def _assemble(path, chosen, targets, start, short_side, dec: _Decoder, segment) -> Frames:
+def _assemble(path, out: _Collector, targets, start, dec: _Decoder, segment, notes=()) -> Frames:
     n = len(targets)
-    good = [f for f in chosen if f is not None]
-    if not good:
-        raise _fail(path, "has no decodable video frame (corrupt or truncated stream)",
-                    "download it again or re-encode it")
-    warnings: list[str] = []
+    have = ~np.isnan(out.times)
+    if not have.any():
+        raise _NothingDecoded(_one_line(f"{os.fspath(path)}: has no decodable video frame (corrupt or truncated "
+                                        "stream); download it again or re-encode it"))
+    warnings: list[str] = list(notes)
     # Positions with nothing decodable near them take the nearest frame decoded for another one.
-    frames = list(chosen)
-    far = {i for i, frame in enumerate(frames) if frame is None}
+    good = np.flatnonzero(have)
+    far = set(np.flatnonzero(~have).tolist())
     for i in far:
-        frames[i] = min(good, key=lambda f: abs(_frame_time(f) - targets[i]))
+        j = good[np.argmin(np.abs(out.times[good] - targets[i]))]
+        out.images[i], out.times[i] = out.images[j], out.times[j]
     for t, _ in dec.replaced:
         far.add(int(np.argmin(np.abs(targets - t))))
     if len(far) > max(1, n // 4):
-        last = max(_frame_time(f) for f in good) - start
+        last = float(np.max(out.times[good])) - start
         raise _fail(path, f"is corrupt or truncated: only {n - len(far)} of {n} positions have a decodable "
                     f"frame (last one decoded at {last:.1f} s of {targets[-1] - start + segment / 2:.1f} s)",
                     "download it again or re-encode it")
     for i in sorted(far):
         warnings.append(f"frame near {targets[i] - start:.2f} s could not be decoded; "
-                        f"used the nearest decodable one at {_frame_time(frames[i]) - start:.2f} s")
+                        f"used the nearest decodable one at {out.times[i] - start:.2f} s")
     if dec.errors or dec.corrupt:
         warnings.append(f"{dec.errors + dec.corrupt} damaged video packet(s)/frame(s) were skipped")
-    for message in warnings:
+    warnings.extend(out.warnings)
+    for message in warnings[len(notes):]:
         log.warning("%s: %s", Path(path).name, message)
-
-    first = frames[0]
-    rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
-    rotation = rotation - 360 if rotation > 180 else rotation  # (-180, 180]: 180 rather than -180
-    width = first.width
-    sar = dec.stream.sample_aspect_ratio
-    if sar and float(sar) > 0 and sar != 1:
-        width = int(round(width * float(sar)))
-    size = _output_size(width, first.height, short_side)
-    images = np.empty((n, size[1], size[0], 3) if int(round(rotation / 90)) % 2 == 0 else (n, size[0], size[1], 3),
-                      np.uint8)
-    converted: dict[int, int] = {}  # id(frame) → row already converted (repeated frames)
-    for i, frame in enumerate(frames):
-        row = converted.get(id(frame))
-        if row is not None:
-            images[i] = images[row]
-        else:
-            images[i] = _to_image(frame, size, rotation)
-            converted[id(frame)] = i
-    timestamps = np.array([_frame_time(f) - start for f in frames], np.float64)
-    return Frames(images=images, timestamps=timestamps, warnings=warnings, targets=targets - start,
-                  rotation=rotation, stats=dec.stats)
+    return Frames(images=out.images, timestamps=out.times - start, warnings=warnings, targets=targets - start,
+                  rotation=out.rotation, stats=dec.stats)
 
 
 def _frame_step(frame) -> float:
@@ -695,24 +960,42 @@ def _frame_step(frame) -> float:
 # Audio
 
 
-def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
+@dataclass
+class Audio:
+    """A decoded audio track and what decoding it noticed."""
+
+    samples: np.ndarray  # mono float32 at ``sample_rate``
+    sample_rate: int = SAMPLE_RATE
+    warnings: list[str] = field(default_factory=list)
+    skipped_packets: int = 0  # damaged packets the decoder could not use
+    clipped: bool = False  # the track went on past ``max_seconds``
+
+
+def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> Audio:
     """The first audio track as mono float32 at ``sr`` Hz (empty when the file has no audio).
 
     Resampled by FFmpeg (PyAV's AudioResampler); channels are averaged ((L+R)/2 for stereo, so a
-    full-scale track never clips). The samples go straight into one preallocated array, grown only
-    if the container under-reports the duration.
+    full-scale track never clips). Decoded in 1-s pieces into a buffer that grows with what is
+    actually decoded (never sized from the duration the file claims), up to ``max_seconds``
+    (``None``: no limit): past it the track is clipped and a warning says so. Damaged packets
+    are skipped and counted; a track shorter than it claims gives what exists and a warning.
     """
     import av
 
+    if max_seconds is not None and not max_seconds > 0:
+        raise OptionError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
+    limit = None if max_seconds is None else int(max_seconds * sr)
     container = _open(path)
+    name = Path(os.fspath(path)).name
     try:
         if not container.streams.audio:
-            return np.zeros(0, np.float32)
+            return Audio(np.zeros(0, np.float32), sr)
         stream = container.streams.audio[0]
-        duration = _seconds(stream.duration, stream.time_base) or (container.duration or 0) / 1e6
-        out = np.empty(int(duration * sr) + sr, np.float32)
+        stated = _seconds(stream.duration, stream.time_base) or 0.0
+        out = np.empty(60 * sr, np.float32)  # grown ×1.5 as samples arrive
         filled = 0
         errors = packets = 0
+        clipped = False
 
         def resampler():
             # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
@@ -720,10 +1003,12 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
                                      options={"rematrix_maxval": "1.0"})
 
         def put(frames) -> None:
-            nonlocal out, filled
+            nonlocal out, filled, clipped
             for frame in frames:
                 samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
-                if filled + len(samples) > len(out):  # the container under-stated the duration
+                if limit is not None and filled + len(samples) > limit:
+                    samples, clipped = samples[:limit - filled], True
+                if filled + len(samples) > len(out):
                     grown = np.empty(max(len(out) * 3 // 2, filled + len(samples)), np.float32)
                     grown[:filled] = out[:filled]
                     out = grown
@@ -733,6 +1018,8 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         to_16k = resampler()
         try:
             for packet in container.demux(stream):
+                if clipped:
+                    break
                 packets += bool(packet.size)
                 try:
                     decoded = packet.decode()
@@ -740,30 +1027,164 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
                     errors += 1
                     continue
                 for frame in decoded:
+                    frame.pts = None  # samples follow one another; a header's broken timing must not drop them
                     try:
                         put(to_16k.resample(frame))
                     except ValueError:  # the track changed rate or layout midway: start a new resampler
                         put(to_16k.resample(None))
                         to_16k = resampler()
                         put(to_16k.resample(frame))
-            put(to_16k.resample(None))
+            if not clipped:
+                put(to_16k.resample(None))
         except av.FFmpegError as exc:
-            raise _fail(path, f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
-                        "download it again or re-encode it") from None
+            if not filled:
+                raise _fail(path, f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                            "download it again or re-encode it") from None
+            errors += 1  # a read error after some audio: keep what decoded, say so below
         if filled == 0 and packets and errors:
             raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
-        if errors:
-            log.warning("%s: %d damaged audio packet(s) were skipped", Path(path).name, errors)
-        stated, got = (_seconds(stream.duration, stream.time_base) or 0.0), filled / sr
-        if stated > 1.0 and got < 0.75 * stated:
-            raise _fail(path, f"audio track is truncated or corrupt: only {got:.1f} s of {stated:.1f} s decoded",
+        if packets >= 8 and errors > packets // 2:
+            raise _fail(path, f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
                         "download it again or re-encode it")
-        if stated > 1.0 and got < 0.98 * stated - 1.0:
-            log.warning("%s: audio ends at %.1f s of the stated %.1f s", Path(path).name, got, stated)
+        warnings = []
+        if errors:
+            warnings.append(f"{errors} damaged audio packet(s) were skipped")
+        got = filled / sr
+        if clipped:
+            warnings.append(f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
+                            "were used (raise max_audio_seconds to use more)")
+        elif stated > 1.0 and got < 0.98 * stated - 1.0:
+            warnings.append(f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
+                            "(truncated, or a wrong header): only what exists was used")
+        for message in warnings:
+            log.warning("%s: %s", name, message)
         out.resize(filled, refcheck=False)  # in place: no second copy of a long track
-        return out
+        return Audio(out, sr, warnings, errors, clipped)
     finally:
         container.close()
+
+
+def load_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> np.ndarray:
+    """:func:`read_audio`'s samples alone (its warnings are logged)."""
+    return read_audio(path, sr, max_seconds=max_seconds).samples
+
+
+# --------------------------------------------------------------------------------------------
+# Whole videos, frame by frame (exports, live mode)
+
+
+@dataclass
+class VideoImage:
+    image: np.ndarray  # H×W×3 uint8 RGB, upright (rotation metadata applied)
+    time: float  # seconds (the frame's presentation time; from the order and rate when it has none)
+    index: int  # decoded frames before this one
+
+
+class VideoReader:
+    """The one reader of whole videos: every frame as an upright RGB array, in display orientation.
+
+    ``source`` is a file path, or a stream URL FFmpeg opens itself (``options`` go to FFmpeg).
+    ``max_side`` shrinks frames so the long side fits; ``even`` rounds the size down to even
+    numbers (what H.264 in yuv420p needs). The size is fixed by the first frame, so every frame
+    has it. Damaged packets are skipped and counted in ``skipped``; ``warnings`` says so.
+    """
+
+    def __init__(self, source, *, max_side: int | None = None, even: bool = False, options: dict | None = None):
+        import av
+
+        self.source = os.fspath(source)
+        if "://" in self.source:
+            try:
+                self.container = av.open(self.source, options=options or {}, metadata_errors="ignore")
+            except (av.FFmpegError, OSError) as exc:
+                raise _fail(self.source, f"cannot be opened as a video ({_ffmpeg_reason(exc)})",
+                            "check the link or the stream") from None
+        else:
+            self.container = _open(self.source)
+        self.stream = _video_stream(self.container)
+        if self.stream is None:
+            self.container.close()
+            raise _fail(self.source, "has no video stream", "pass a video file")
+        self.stream.thread_type = "AUTO"
+        self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
+        self.rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        self.total = int(self.stream.frames) if self.stream.frames else None
+        self.max_side, self.even = max_side, even
+        self.size: tuple[int, int] | None = None  # (width, height) of the images, upright
+        self.rotation = 0
+        self.skipped = 0
+        self._count = 0
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{self.skipped} damaged video packet(s) were skipped"] if self.skipped else []
+
+    def seek(self, seconds: float) -> None:
+        """Go to the keyframe at or before ``seconds`` (from the stream's start)."""
+        start = self.stream.start_time or 0
+        self.container.seek(start + int(max(0.0, seconds) / self.stream.time_base), stream=self.stream,
+                            backward=True)
+
+    def _setup(self, frame) -> None:
+        rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        self.rotation = rotation - 360 if rotation > 180 else rotation
+        width, height = _frame_display_size(frame, self.stream)
+        if int(round(self.rotation / 90)) % 2:
+            width, height = height, width
+        scale = min(1.0, self.max_side / max(width, height)) if self.max_side else 1.0
+        width, height = max(1, int(width * scale)), max(1, int(height * scale))
+        if self.even:
+            width, height = max(2, width // 2 * 2), max(2, height // 2 * 2)
+        self.size = (width, height)
+
+    def image(self, frame) -> VideoImage:
+        """One decoded PyAV frame as an upright :class:`VideoImage` of the reader's size."""
+        if self.size is None:
+            self._setup(frame)
+        stored = self.size[::-1] if int(round(self.rotation / 90)) % 2 else self.size
+        start = self.stream.start_time or 0
+        time = (float((frame.pts - start) * frame.time_base) if frame.pts is not None and frame.time_base
+                else self._count / float(self.rate))
+        self._count += 1
+        return VideoImage(_to_image(frame, stored, self.rotation), time, self._count - 1)
+
+    def items(self, *, audio: bool = False) -> Iterator[tuple[str, object]]:
+        """("video", VideoImage) for each decoded frame and, with ``audio``, ("audio", packet) for
+        each audio packet (for copying or decoding), in file order."""
+        import av
+
+        streams = [self.stream] + ([self.audio] if audio and self.audio is not None else [])
+        try:
+            for packet in self.container.demux(*streams):
+                if packet.stream.type == "audio":
+                    yield "audio", packet
+                    continue
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:  # a damaged packet: skip it, the decoder resyncs
+                    self.skipped += 1
+                    continue
+                for frame in frames:
+                    if frame.is_corrupt:
+                        self.skipped += 1
+                        continue
+                    yield "video", self.image(frame)
+        except av.FFmpegError as exc:  # the file ends in damage: what came before stands
+            self.skipped += 1
+            log.warning("%s: stopped reading at damaged data (%s)", Path(self.source).name, _ffmpeg_reason(exc))
+
+    def frames(self) -> Iterator[VideoImage]:
+        for kind, item in self.items():
+            yield item
 
 
 # --------------------------------------------------------------------------------------------

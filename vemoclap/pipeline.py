@@ -9,6 +9,7 @@ import numpy as np
 
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from .errors import UserError, one_line
+from .media import check_frame_count
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
@@ -51,7 +52,7 @@ class Analyzer:
                  models_dir=None, classifier=None, skip_unavailable: bool = False,
                  whisper_model: str | None = None, face_detector: str | None = None,
                  short_side: int | None = 360, extractor_options: Mapping[str, Mapping] | None = None):
-        self.n_frames = frames
+        self.n_frames = check_frame_count(frames)
         self.short_side = short_side
         self.device = device
         self.models_dir = models_dir
@@ -128,7 +129,7 @@ class Analyzer:
 
         result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
                         info=clip.info, frames=clip.frames, timings=timings, path=str(path),
-                        warnings=list(clip.frames.warnings), feature_of=self.feature_names())
+                        warnings=clip.warnings, feature_of=self.feature_names())
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
             result.warnings.append("the file has no video stream: only audio was analyzed")

@@ -17,11 +17,10 @@ from urllib.parse import urlparse
 
 from ._util import atomic_write_bytes
 from .errors import UserError, one_line
+from .media import VIDEO_EXTENSIONS  # noqa: F401  (the one list; re-exported for the app)
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv",
-                              ".wmv", ".3gp", ".ogv", ".ts"})
 SAMPLE = "sample"
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 import numpy as np
 
 from .._util import to_jsonable
-from ..media import SAMPLE_RATE, Frames, MediaInfo
+from ..media import MAX_AUDIO_SECONDS, SAMPLE_RATE, Frames, MediaInfo
 from ..registry import EXTRACTORS
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class Clip:
     audio: np.ndarray  # mono float32 in [-1, 1] at ``sample_rate``; empty when the file has no audio
     sample_rate: int = SAMPLE_RATE
     info: MediaInfo | None = None
+    audio_warnings: list[str] = dataclasses.field(default_factory=list)  # from media.read_audio
 
     @property
     def duration(self) -> float:
@@ -61,17 +62,33 @@ class Clip:
 
     @classmethod
     def from_file(cls, path, n_frames: int = 16, *, random: bool = False, seed: int | None = None,
-                  short_side: int | None = 360) -> "Clip":
-        """Probe, sample frames and load the audio; a file without a video stream gives no frames."""
+                  short_side: int | None = 360, upscale: bool = False, tolerance: float | None = None,
+                  max_long_side: int | None = None, max_pixels: int | None = None,
+                  max_audio_seconds: float | None = MAX_AUDIO_SECONDS) -> "Clip":
+        """Probe, sample frames (``media.sample_frames``'s keywords) and load the audio (up to
+        ``max_audio_seconds``); a file without a video stream gives no frames."""
         from .. import media
 
         info = media.probe(path)
         if info.width and info.height:
-            frames = media.sample_frames(path, n_frames, random=random, seed=seed, short_side=short_side)
+            frames = media.sample_frames(path, n_frames, random=random, seed=seed, short_side=short_side,
+                                         upscale=upscale, tolerance=tolerance, max_long_side=max_long_side,
+                                         max_pixels=max_pixels)
         else:
             frames = media.Frames(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0))
-        audio = media.load_audio(path) if info.has_audio else np.zeros(0, np.float32)
-        return cls(frames=frames, audio=audio, info=info)
+        audio_warnings: list[str] = []
+        if info.has_audio:
+            track = media.read_audio(path, max_seconds=max_audio_seconds)
+            audio, audio_warnings = track.samples, track.warnings
+        else:
+            audio = np.zeros(0, np.float32)
+        return cls(frames=frames, audio=audio, info=info, audio_warnings=audio_warnings)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Everything reading the file noticed: the frames' warnings, then the audio's."""
+        return list(self.frames.warnings) + [f"audio: {w}" if not w.startswith("audio") else w
+                                             for w in self.audio_warnings]
 
 
 @dataclass

@@ -32,16 +32,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..labels import EMOTIONS
+from ..media import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                   "dev": "val", "test": "test", "testing": "test"}
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts", ".mts",
-    ".ogv", ".vob", ".f4v", ".asf",
-})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_ID_PART = 100
 
