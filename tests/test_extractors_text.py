@@ -309,3 +309,178 @@ def test_paddleocr_backend_says_how_to_install(tiny_dir):
         get("ocr_sentiment", backend="paddleocr", models_dir=tiny_dir, device="cpu").load()
     with pytest.raises(ValueError, match="unknown OCR backend"):
         get("ocr_sentiment", backend="tesseract", device="cpu")
+
+
+# -- OCR as the reference ran it (text_unit="frame", lowercase, confidence, segment+t5) ----------
+def ttf_frame(*rows: str, size: int = 44) -> np.ndarray:
+    """White rows of text in a real TTF (matplotlib's DejaVu Sans) on a dark frame, one row per 100 px."""
+    import os
+
+    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"), size)
+    image = Image.new("RGB", (SIZE[1], SIZE[0]), (20, 20, 30))
+    draw = ImageDraw.Draw(image)
+    for i, row in enumerate(rows):
+        draw.text((40, 50 + 100 * i), row, font=font, fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+class _FixedEngine:
+    """Stands in for the OCR engine where a test needs exact scores (the rule, not the models)."""
+
+    description = "fixed boxes"
+
+    def __init__(self, detections):
+        self.detections = detections
+
+    def __call__(self, image, min_score):
+        return list(self.detections)
+
+
+def _box(y: float) -> np.ndarray:
+    return np.array([[40, y], [300, y], [300, y + 40], [40, y + 40]], np.float32)
+
+
+def test_frame_unit_gives_one_lowercased_string_per_frame(tiny_dir):
+    two_rows = ttf_frame("Happy Birthday", "SALE TODAY")
+    other = ttf_frame("Good Morning")
+    images = np.stack([two_rows, two_rows, other, np.zeros_like(other)])
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", text_unit="frame", lowercase=True,
+                    min_confidence=0.75, skip_similar=0)
+    output = extractor(make_clip(images))
+    assert output.missing is None, output.missing
+    assert output.text_unit == "frame" and "PP-OCRv" in output.ocr_models
+    # One string per frame with text, its rows joined by a space in reading order, lowercased.
+    assert len(output.frame_texts) == 3
+    assert output.frame_texts[0] == output.frame_texts[1]
+    words = output.frame_texts[0].split()
+    assert words.index("happy") < words.index("birthday") < words.index("sale") < words.index("today")
+    assert "good" in output.frame_texts[2].split() and "morning" in output.frame_texts[2].split()
+    assert all(text == text.lower() for text in output.frame_texts)
+    # Unique per-frame strings, in order of first appearance.
+    assert output.unique_lines == [output.frame_texts[0], output.frame_texts[2]]
+    assert all(line.score >= 0.75 for line in output.lines)
+
+
+def test_line_unit_keeps_case_by_default(tiny_dir):
+    output = get("ocr_sentiment", models_dir=tiny_dir, device="cpu")(make_clip(np.stack([ttf_frame("Happy Birthday")])))
+    assert output.text_unit == "line" and "Happy Birthday" in output.unique_lines
+
+
+def test_min_confidence_drops_boxes_before_the_frame_string_is_made(tiny_dir):
+    engine = _FixedEngine([(_box(40), "Clear", 0.95), (_box(120), "Faint", 0.70), (_box(200), "Edge", 0.75)])
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", text_unit="frame", lowercase=True,
+                    min_confidence=0.75).load()
+    extractor.engine = engine
+    lines, _, _ = extractor.read_frames(make_clip(np.stack([ttf_frame("x")])))
+    assert [line.text for line in lines] == ["clear", "edge"]
+    assert extractor.frame_texts(lines) == [(0, "clear edge")]
+    # Nothing passes a threshold above every score: the feature is missing, with the reason.
+    extractor.min_confidence = 0.99
+    assert "no text found" in extractor(make_clip(np.stack([ttf_frame("x")]))).missing
+
+
+def test_real_ocr_respects_the_confidence_threshold(tiny_dir):
+    images = np.stack([ttf_frame("Happy Birthday")])
+    output = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", min_confidence=1.01)(make_clip(images))
+    assert output.feature is None and "no text found" in output.missing
+
+
+def test_segment_then_t5_for_english_and_unknown_strings_only(tiny_dir):
+    strings = ["happybirth day", "thequickbrownfox jumps", "Bonjour le monde"]
+    # Threshold above 1: every string's language is unknown, so every string is segmented, then corrected.
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="segment+t5",
+                    langid_threshold=1.01).load()
+    assert extractor.speller is not None  # the reference always corrects, on the CPU too
+    calls = []
+    segment, correct = extractor.segmenter.segment_text, extractor.speller.correct
+    extractor.segmenter.segment_text = lambda s: calls.append(("segment", s)) or segment(s)
+    extractor.speller.correct = lambda batch, **kw: calls.append(("t5", list(batch))) or correct(batch, **kw)
+    try:
+        english, languages, _ = extractor.to_english(strings)
+    finally:
+        del extractor.segmenter.segment_text, extractor.speller.correct
+    assert languages == ["unknown"] * 3
+    segmented = [segment(s) for s in strings]
+    assert segmented[:2] == ["happy birth day", "the quick brown fox jumps"]  # whole-string segmentation
+    # Segmentation of each string, then one batched T5 call over the segmented strings.
+    assert calls == [("segment", s) for s in strings] + [("t5", segmented)]
+    assert english == correct(segmented)
+
+
+def test_segment_then_t5_leaves_translations_untouched(tiny_dir):
+    strings = ["HAPPY BIRTHDAY", "Bonjour le monde", "Привет мир"]
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="segment+t5",
+                    langid_threshold=0.0, chinese_code="zho_Hant").load()
+    english, languages, _ = extractor.to_english(strings)
+    expected = list(strings)
+    for language in set(languages) - {"en"}:  # one batch per language, as NLLB output was
+        where = [i for i, code in enumerate(languages) if code == language]
+        code = "zho_Hant" if language == "zh" else None
+        for i, translated in zip(where, extractor.translator.translate([strings[i] for i in where], language,
+                                                                       code=code)):
+            expected[i] = translated
+    untranslated = [i for i, language in enumerate(languages) if language == "en"]
+    for i, fixed in zip(untranslated, extractor.speller.correct(
+            [extractor.segmenter.segment_text(strings[i]) for i in untranslated])):
+        expected[i] = fixed
+    assert english == expected
+
+
+def test_chinese_is_read_with_the_chosen_nllb_code(tiny_dir):
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", chinese_code="zho_Hant",
+                    langid_threshold=0.0, spelling="none").load()
+    seen = []
+    original = extractor.translator.translate
+    extractor.translator.translate = lambda lines, language, **kw: seen.append((language, kw.get("code"))) or list(lines)
+    extractor.language_id.identify = lambda lines, **kw: [("zh", 0.99)] * len(lines)
+    try:
+        english, languages, _ = extractor.to_english(["你好世界"])
+    finally:
+        extractor.translator.translate = original
+        del extractor.language_id.identify
+    assert languages == ["zh"] and seen == [("zh", "zho_Hant")] and english == ["你好世界"]
+
+
+def test_spelling_none_leaves_strings_as_read(tiny_dir):
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="none",
+                    langid_threshold=1.01).load()
+    assert extractor.segmenter is None and extractor.speller is None
+    assert extractor.to_english(["happybirth day"])[0] == ["happybirth day"]
+
+
+def test_language_id_reads_at_most_max_tokens(tiny_dir):
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", langid_max_tokens=512).load()
+    identifier = extractor.language_id
+    seen = []
+    tokenizer = identifier.tokenizer
+    identifier.tokenizer = lambda texts, **kw: seen.append(kw["max_length"]) or tokenizer(texts, **kw)
+    try:
+        extractor.to_english(["word " * 600])
+        identifier.identify(["word"], max_length=16)
+    finally:
+        identifier.tokenizer = tokenizer
+    assert seen == [min(512, identifier.model_limit), 16]
+
+
+@pytest.mark.parametrize("option, value", [("text_unit", "page"), ("spelling", "t5"), ("ocr_models", "surya"),
+                                           ("chinese_code", "zh")])
+def test_unknown_ocr_options_are_refused(option, value):
+    from vemoclap.errors import OptionError
+
+    with pytest.raises(OptionError, match=option):
+        get("ocr_sentiment", device="cpu", **{option: value})
+
+
+def test_english_models_offline_say_where_to_put_them(tiny_dir, tmp_path):
+    with pytest.raises(models.ModelUnavailable, match="ppocr"):
+        get("ocr_sentiment", models_dir=tiny_dir, device="cpu", ocr_models="ppocr-en").load()
+    (tmp_path / "ppocr").mkdir()
+    for name, _ in __import__("vemoclap.extractors.ocr", fromlist=["x"]).ENGLISH_MODELS.values():
+        (tmp_path / "ppocr" / name).write_bytes(b"not a model")
+    from vemoclap.extractors.ocr import english_model_files
+
+    with pytest.raises(models.ModelUnavailable, match="SHA-256"):
+        english_model_files(tmp_path)

@@ -1,6 +1,7 @@
 """Vision extractors (CLIP, faces, caption) on tiny models of the real classes, loaded through the real code.
 
-OpenCV's bundled Haar cascade is used for real on a real photo (scikit-image's astronaut).
+The offline face detectors (scikit-image's LBP cascade; OpenCV's Haar cascade where OpenCV < 5 has
+it) are used for real on real photos (scikit-image's astronaut).
 """
 from __future__ import annotations
 
@@ -152,7 +153,29 @@ def test_clip_without_frames_is_missing(clip_extractor):
 # ---------------------------------------------------------------- faces: detectors
 
 
-def test_opencv_detector_finds_the_astronauts_face(astronaut):
+def test_lbp_detector_finds_the_astronauts_face_under_any_opencv(astronaut):
+    from vemoclap.extractors.faces import LbpFaceDetector
+
+    boxes = LbpFaceDetector().detect([astronaut])
+    assert len(boxes) == 1 and len(boxes[0]) == 1
+    assert iou(boxes[0][0].as_tuple(), ASTRONAUT_FACE) > 0.5
+    assert LbpFaceDetector().detect([np.zeros((360, 640, 3), np.uint8), gradient()]) == [[], []]
+
+
+def test_lbp_min_face_size_zero_means_no_minimum(astronaut):
+    import cv2
+
+    from vemoclap.extractors.faces import LbpFaceDetector
+
+    small = cv2.resize(astronaut, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)  # the face is ~40 px
+    found = LbpFaceDetector(min_face_size=0).detect([small])[0]
+    assert found and max(min(b.width, b.height) for b in found) < 48
+    assert LbpFaceDetector(min_face_size=60).detect([small]) == [[]]
+
+
+@pytest.mark.skipif(not __import__("vemoclap.extractors.faces", fromlist=["x"]).haar_available(),
+                    reason="this OpenCV has no Haar cascades (OpenCV 5)")
+def test_haar_detector_finds_the_astronauts_face(astronaut):
     from vemoclap.extractors.faces import OpenCVFaceDetector
 
     boxes = OpenCVFaceDetector().detect([astronaut])
@@ -161,15 +184,19 @@ def test_opencv_detector_finds_the_astronauts_face(astronaut):
     assert iou(box.as_tuple(), ASTRONAUT_FACE) > 0.5
 
 
-def test_opencv_detector_finds_nothing_without_faces():
-    from vemoclap.extractors.faces import OpenCVFaceDetector
+def test_haar_is_refused_with_a_way_out_where_opencv_lacks_it():
+    from vemoclap.extractors.faces import OpenCVFaceDetector, haar_available
 
-    assert OpenCVFaceDetector().detect([np.zeros((360, 640, 3), np.uint8), gradient()]) == [[], []]
+    if haar_available():
+        assert OpenCVFaceDetector().detect([np.zeros((360, 640, 3), np.uint8), gradient()]) == [[], []]
+        return
+    with pytest.raises(models.ModelUnavailable, match="lbp"):
+        OpenCVFaceDetector()
 
 
 def test_yolo_checkpoint_loads_through_the_yolo_path(tiny_dir, astronaut):
     extractor = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo",
-                               detection_threshold=0.001).load()
+                               conf=0.001).load()
     assert extractor.detector.name == "yolo"
     images = [astronaut, gradient(320, 240)]
     found = extractor.detector.detect(images)  # random weights: only the form of the answer can be checked
@@ -182,7 +209,7 @@ def test_yolo_checkpoint_loads_through_the_yolo_path(tiny_dir, astronaut):
             assert 0.0 <= box.score <= 1.0
 
 
-def test_auto_prefers_yolo_and_falls_back_to_opencv(tiny_dir, tmp_path, caplog):
+def test_auto_prefers_yolo_and_falls_back_to_lbp_and_says_so(tiny_dir, tmp_path, caplog, astronaut):
     assert extractors.get("face_emotion", models_dir=tiny_dir, device="cpu").load().detector.name == "yolo"
     # A models dir with the expression model but no YOLO checkpoint.
     only_vit = tmp_path / "models"
@@ -190,8 +217,11 @@ def test_auto_prefers_yolo_and_falls_back_to_opencv(tiny_dir, tmp_path, caplog):
     (only_vit / "trpakov" / "vit-face-expression").symlink_to(tiny_dir / "trpakov" / "vit-face-expression")
     with caplog.at_level(logging.WARNING, logger="vemoclap.extractors.faces"):
         extractor = extractors.get("face_emotion", models_dir=only_vit, device="cpu").load()
-    assert extractor.detector.name == "opencv"
-    assert "yolo" in caplog.text.lower() and "opencv" in caplog.text.lower()
+    assert extractor.detector.name == "lbp"
+    assert "yolo" in caplog.text.lower() and "lbp" in caplog.text.lower()
+    out = extractor(make_clip([astronaut]))
+    assert out.detector == "lbp" and "YOLO face model unavailable" in out.detector_note
+    assert any("fell back" in line and "LBP" in line for line in out.describe())
     # Asking for YOLO explicitly does not fall back.
     with pytest.raises(models.ModelUnavailable, match="yolo_face"):
         extractors.get("face_emotion", models_dir=only_vit, device="cpu", detector="yolo").load()
@@ -233,8 +263,10 @@ def test_faces_feature_and_readable_output(faces_extractor, astronaut):
     assert out.ok, out.missing
     assert out.feature.shape == (2, 768) and out.feature.dtype == np.float32  # the black frame gives no row
     np.testing.assert_array_equal(out.times, clip.frames.timestamps[[0, 2]])
-    assert out.detector == "opencv"
-    assert [len(frame.faces) for frame in out.frames] == [1, 0, 1]
+    assert out.detector in ("haar", "lbp")  # "opencv": Haar where OpenCV has it, else LBP
+    assert out.detector == "haar" or "no Haar cascade" in out.detector_note
+    counts = [len(frame.faces) for frame in out.frames]
+    assert counts[0] == 1 and counts[1] == 0 and counts[2] >= 1  # LBP may see a second face in the mirror image
     assert [frame.frame_index for frame in out.frames] == [0, 1, 2]
     face = out.frames[0].faces[0]
     assert iou(face.box, ASTRONAUT_FACE) > 0.5
@@ -242,10 +274,10 @@ def test_faces_feature_and_readable_output(faces_extractor, astronaut):
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert face.expression == max(face.probabilities, key=face.probabilities.get)
     assert face.confidence == pytest.approx(face.probabilities[face.expression])
-    assert sum(out.expression_counts().values()) == out.n_faces == 2
+    assert sum(out.expression_counts().values()) == out.n_faces == sum(counts)
     readable = json.loads(json.dumps(out.readable()))
     assert readable["frames"][0]["faces"][0]["box"] == list(face.box)
-    assert "2 faces" in out.summary()
+    assert f"{sum(counts)} faces" in out.summary()
 
 
 def test_one_astronaut_frame_gives_one_row(faces_extractor, astronaut):
@@ -311,7 +343,7 @@ def test_face_feature_is_cls_of_last_encoder_layer_before_layer_norm(faces_extra
 def test_no_face_is_missing_with_a_reason(faces_extractor, frames):
     out = faces_extractor(make_clip(frames))
     assert not out.ok and out.feature is None
-    assert out.missing == "no face found in 2 frames"
+    assert out.missing.startswith("no face found in 2 frames (")
 
 
 def test_analyze_image(faces_extractor, astronaut):
@@ -386,3 +418,25 @@ def test_tiny_models_are_deterministic(tmp_path):
     a = tiny_vision.build_clip(tmp_path / "a")
     b = tiny_vision.build_clip(tmp_path / "b")
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+
+
+def test_yolo_keeps_every_box_when_min_face_size_is_zero(tiny_dir, astronaut):
+    image = np.ascontiguousarray(astronaut[::4, ::4])  # 128 px: random boxes of every size
+    every = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001,
+                           min_face_size=0).load().detector
+    raw = every.model.predict([image[..., ::-1].copy()], conf=0.001, iou=0.5, imgsz=640, device="cpu",
+                              verbose=False)[0]
+    boxes = every.detect([image])[0]
+    assert len(boxes) == len(raw.boxes)  # nothing dropped for its size
+    at_20 = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001,
+                           min_face_size=20).load().detector.detect([image])[0]
+    assert [b for b in boxes if min(b.width, b.height) >= 20] == at_20
+    assert every.iou == 0.5 and every.confidence == 0.001
+
+
+def test_face_options_conf_iou_and_sizes_are_checked():
+    with pytest.raises(ValueError, match="min_face_size"):
+        extractors.get("face_emotion", device="cpu", min_face_size=-1)
+    with pytest.raises(ValueError, match="conf"):
+        extractors.get("face_emotion", device="cpu", conf=1.5)
+    assert extractors.get("face_emotion", device="cpu", detection_threshold=0.3).conf == 0.3  # the old name

@@ -7,18 +7,27 @@ Detection, one small class per detector with one method ``detect(images) -> boxe
   0.5, which are the defaults here. Its checkpoint is first opened with ultralytics' restricted
   loader (``weights_only=True`` and an allow-list of model classes) so a file that is not a plain
   detector checkpoint is refused before anything is unpickled.
-* ``OpenCVFaceDetector``: OpenCV's bundled Haar cascade, fully offline (opencv-python < 5 ships the
-  files). It uses ``haarcascade_frontalface_alt2``: on scikit-image's sample photos it finds the
-  astronaut's face and nothing else, where ``frontalface_default`` also fired on 3 non-face images.
-  The profile cascade is left out: it finds one facing direction only (a second, mirrored pass
-  is needed for the other), each pass costs about 2× the frontal one, and the expression model
-  was trained on mostly frontal faces, so profile crops would add unreliable rows. The cascade
-  gives no calibrated score: its boxes carry score 1.0, ``detection_threshold`` applies to YOLO
-  only, and ``min_neighbors`` sets the cascade's strictness. ``min_face_size`` defaults to 20 px,
-  the cascade's own window.
+* ``LbpFaceDetector`` ("lbp"): scikit-image's LBP frontal-face cascade, whose model file ships in
+  the scikit-image wheel (``skimage.data.lbp_frontal_face_cascade_filename()``): fully offline and
+  independent of the OpenCV version (OpenCV 5, Colab's, has no ``CascadeClassifier`` and no Haar
+  files). Scale step 1.2 and at least 6 neighbouring windows per face: on scikit-image's LFW
+  subset that finds 86 % of the faces with no false alarm, and only the face on the astronaut
+  photo (4 neighbours: 92 % with 2 % false alarms, and the helmet's visor as a second "face";
+  ``benchmarks/README.md``). Its boxes
+  carry score 1.0. It is the offline fallback of ``detector="auto"``.
+* ``OpenCVFaceDetector`` ("haar"): OpenCV's bundled Haar cascade ``haarcascade_frontalface_alt2``,
+  only where OpenCV < 5 still ships the files; the profile cascade is left out (one facing
+  direction per pass, 2× the cost, and the expression model saw mostly frontal faces).
+  ``detector="opencv"`` (the old name of the offline choice) runs Haar where OpenCV has it and the
+  LBP cascade otherwise; the output's ``detector`` says which ran.
 
 ``detector="auto"`` uses YOLO when its checkpoint can be had (models dir, or the hub when downloads
-are allowed) and OpenCV otherwise, with a logged note.
+are allowed) and the LBP cascade otherwise; the output names the detector that ran and why
+(``detector_note``), and its report line says so.
+
+``min_face_size`` (pixels, the shorter box side) drops smaller faces; 0 keeps every face (the
+reference had no minimum; cascades still cannot see faces below their 24-px window). ``conf``
+(YOLO confidence, 0.6) and ``iou`` (YOLO NMS IoU, 0.5) are the reference's values by default.
 
 Classification: each face crop → ViT ``trpakov/vit-face-expression`` (7 expressions). A face's
 feature is the CLS token of the last encoder layer's output *before* ViT's final layer norm, which
@@ -46,7 +55,7 @@ from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb, batches
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("auto", "yolo", "opencv")
+DETECTORS = ("auto", "yolo", "lbp", "haar", "opencv")
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,54 @@ class FaceDetector(Protocol):
         """Faces in each H × W × 3 uint8 RGB image."""
 
 
-class OpenCVFaceDetector:
-    """OpenCV's bundled Haar frontal-face cascade (offline, CPU)."""
+class LbpFaceDetector:
+    """scikit-image's LBP frontal-face cascade (offline, CPU; the model ships in scikit-image)."""
 
-    name = "opencv"
+    name = "lbp"
+    default_margin = 0.1  # the cascade's boxes, like Haar's, stop at the eyebrows
+    window = 24  # the cascade's training window: no smaller face can be found
+
+    def __init__(self, *, min_face_size: int = 0, scale_factor: float = 1.2, min_neighbors: int = 6):
+        try:
+            from skimage import data
+            from skimage.feature import Cascade
+        except ImportError as exc:
+            raise models.ModelUnavailable("the offline face detector needs scikit-image: "
+                                          "pip install scikit-image") from exc
+        self.cascade = Cascade(data.lbp_frontal_face_cascade_filename())
+        self.min_face_size = int(min_face_size)
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        found = []
+        for image in images:
+            height, width = image.shape[:2]
+            grey = np.asarray(image, dtype=np.float32).mean(axis=2) / 255.0
+            side = max(self.window, self.min_face_size)
+            if min(height, width) < side:
+                found.append([])
+                continue
+            rects = self.cascade.detect_multi_scale(
+                img=grey, scale_factor=self.scale_factor, step_ratio=1, min_size=(side, side),
+                max_size=(min(height, width), min(height, width)), min_neighbor_number=self.min_neighbors)
+            boxes = [_clamped(r["c"], r["r"], r["c"] + r["width"], r["r"] + r["height"], 1.0, width, height)
+                     for r in rects]
+            found.append([box for box in boxes if box is not None])
+        return found
+
+
+def haar_available() -> bool:
+    import cv2
+
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    return hasattr(cv2, "CascadeClassifier") and bool(folder) and (Path(folder) / OpenCVFaceDetector.cascade_file).is_file()
+
+
+class OpenCVFaceDetector:
+    """OpenCV's bundled Haar frontal-face cascade (offline, CPU; OpenCV < 5 only)."""
+
+    name = "haar"
     default_margin = 0.1
     cascade_file = "haarcascade_frontalface_alt2.xml"
 
@@ -110,11 +163,11 @@ class OpenCVFaceDetector:
         if not hasattr(cv2, "CascadeClassifier") or path is None or not path.is_file():
             raise models.ModelUnavailable(
                 f"OpenCV {cv2.__version__} has no Haar face cascade (OpenCV 5 dropped them); "
-                "install 'opencv-python-headless<5' or supply the YOLO face model (vemoclap download-models)")
+                "use detector 'lbp' (scikit-image's cascade) or the YOLO face model (vemoclap download-models)")
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise models.ModelUnavailable(f"OpenCV could not read its face cascade {path}; reinstall opencv-python<5")
-        self.min_face_size = max(1, int(min_face_size))
+        self.min_face_size = max(20, int(min_face_size))  # 20 px: the cascade's own window
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
@@ -216,7 +269,9 @@ class FrameFaces:
 
 @dataclass
 class FacesOutput(ExtractorOutput):
-    detector: str = ""  # "yolo" or "opencv"
+    detector: str = ""  # the detector that ran: "yolo", "lbp" or "haar"
+    detector_note: str = ""  # why it is not the one asked for (a fallback), else empty
+    min_face_size: int = 0  # pixels; 0: no minimum
     frames: list[FrameFaces] = field(default_factory=list)  # every frame, with or without faces
 
     @property
@@ -239,7 +294,10 @@ class FacesOutput(ExtractorOutput):
     def describe(self) -> list[str]:
         counts = ", ".join(f"{label} ×{n}" for label, n in self.expression_counts().items())
         with_faces = sum(bool(f.faces) for f in self.frames)
-        return [f"faces ({self.detector}): {self.n_faces} in {with_faces} of {len(self.frames)} frames: {counts}"]
+        lines = [f"faces ({self.detector}): {self.n_faces} in {with_faces} of {len(self.frames)} frames: {counts}"]
+        if self.detector_note:
+            lines.append(f"  face detector: {self.detector_note}")
+        return lines
 
     def summary(self) -> str:
         text = super().summary()
@@ -258,9 +316,16 @@ class FaceEmotionExtractor(Extractor):
     output_type = FacesOutput
 
     def __init__(self, *, detector: str = "auto", yolo_model: str | Path | None = None, min_face_size: int = 20,
-                 detection_threshold: float = 0.6, faces_per_frame: int = 2, margin: float | None = None,
-                 max_faces: int = 20, **options):
+                 conf: float = 0.6, iou: float = 0.5, faces_per_frame: int = 2, margin: float | None = None,
+                 max_faces: int = 20, detection_threshold: float | None = None, **options):
+        """``detection_threshold`` is the old name of ``conf``."""
         super().__init__(**options)
+        if detection_threshold is not None:
+            conf = detection_threshold
+        if int(min_face_size) < 0:
+            raise OptionError(f"min_face_size must be 0 (no minimum) or more pixels, got {min_face_size}")
+        if not (0.0 <= float(conf) <= 1.0 and 0.0 < float(iou) <= 1.0):
+            raise OptionError(f"conf must be in [0, 1] and iou in (0, 1], got conf={conf}, iou={iou}")
         if detector not in DETECTORS:
             raise OptionError(f"unknown face detector '{detector}'; choose from {', '.join(DETECTORS)}")
         if faces_per_frame < 1:
@@ -268,7 +333,9 @@ class FaceEmotionExtractor(Extractor):
         self.detector_choice = detector
         self.yolo_model = yolo_model
         self.min_face_size = int(min_face_size)
-        self.detection_threshold = float(detection_threshold)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.detector_note = ""
         self.faces_per_frame = int(faces_per_frame)
         self.max_faces = int(max_faces)
         self._margin = margin
@@ -287,21 +354,31 @@ class FaceEmotionExtractor(Extractor):
         self.margin = self.detector.default_margin if self._margin is None else float(self._margin)
 
     def _build_detector(self) -> FaceDetector:
-        if self.detector_choice in ("auto", "yolo"):
+        choice = self.detector_choice
+        if choice in ("auto", "yolo"):
             import torch
 
             device = "cpu" if self.device.type == "cpu" else f"{self.device.type}:{self.device.index or 0}"
             try:
                 path = Path(self.yolo_model) if self.yolo_model else models.checkpoint_file("yolo_face",
                                                                                             self.models_dir)
-                return YoloFaceDetector(path, device=device, confidence=self.detection_threshold,
+                return YoloFaceDetector(path, device=device, confidence=self.conf, iou=self.iou,
                                         half=self.dtype == torch.float16, min_face_size=self.min_face_size)
             except (models.ModelUnavailable, ImportError) as exc:
-                if self.detector_choice == "yolo" or self.yolo_model:
+                if choice == "yolo" or self.yolo_model:
                     raise
-                log.warning("YOLO face detector unavailable (%s); using OpenCV's Haar cascade instead "
-                            "(less accurate on small, turned or dark faces)", exc)
-        return OpenCVFaceDetector(min_face_size=self.min_face_size)
+                self.detector_note = (f"YOLO face model unavailable ({one_line(exc, limit=160)}); "
+                                      "fell back to the offline LBP cascade (less accurate on small, turned or dark faces)")
+                log.warning("%s", self.detector_note)
+            return LbpFaceDetector(min_face_size=self.min_face_size)
+        if choice == "haar" or (choice == "opencv" and haar_available()):
+            return OpenCVFaceDetector(min_face_size=self.min_face_size)
+        if choice == "opencv":
+            import cv2
+
+            self.detector_note = f"OpenCV {cv2.__version__} has no Haar cascade; ran the LBP cascade instead"
+            log.info("%s", self.detector_note)
+        return LbpFaceDetector(min_face_size=self.min_face_size)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
         """Face boxes per image, largest first, at most ``max_faces`` each."""
@@ -370,6 +447,7 @@ class FaceEmotionExtractor(Extractor):
                 rows.append(np.mean([feature for _, feature in faces[: self.faces_per_frame]], axis=0))
                 times.append(float(timestamp))
         if not rows:
-            raise Missing(f"no face found in {len(frames)} frames")
+            raise Missing(f"no face found in {len(frames)} frames ({self.detector.name} detector)")
         return FacesOutput(feature=np.stack(rows), times=np.asarray(times, dtype=np.float64),
-                           detector=self.detector.name, frames=per_frame)
+                           detector=self.detector.name, detector_note=self.detector_note,
+                           min_face_size=self.min_face_size, frames=per_frame)

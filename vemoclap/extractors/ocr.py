@@ -1,12 +1,32 @@
 """On-screen text → English → RoBERTa sentiment: ``ocr_sentiment`` (1×768).
 
-Per frame, PP-OCR (rapidocr-onnxruntime, whose wheel ships the PP-OCRv4 models; or PaddleOCR
-itself with ``backend="paddleocr"``) finds text boxes; boxes on one text row are merged into one
-line. Over all frames the lines are deduplicated (whitespace and case folded), then, per unique
-line, as the reference does: language identification (papluca XLM-R, threshold 0.9) → NLLB-200
-translation when the language is known and not English → SymSpell word segmentation → optional
-T5 spelling correction; the lines are joined with ". " and scored by the sentiment model shared
-with the ASR extractor.
+Per frame, PP-OCR (rapidocr 3, whose wheel ships PP-OCRv6 small models; rapidocr-onnxruntime 1.x
+with its PP-OCRv4 models where it is installed instead; or PaddleOCR itself with
+``backend="paddleocr"``) finds text boxes. The text unit is a line (``text_unit="line"``: boxes on
+one text row merged) or a frame (``text_unit="frame"``: every box of a frame joined by a space in
+the engine's reading order, as the reference did). The units are deduplicated over all frames
+(whitespace and case folded), then, per unique unit: language identification (papluca XLM-R,
+``langid_threshold`` 0.9 on at most ``langid_max_tokens`` tokens) → NLLB-200 translation when the
+language is known and not English → spelling; the units are joined with ". " and scored by the
+sentiment model shared with the ASR extractor.
+
+OCR models (``ocr_models``):
+* "ppocr-default": the models inside the installed package (rapidocr 3: PP-OCRv6 small det/rec,
+  multilingual incl. Chinese and English; rapidocr-onnxruntime 1.x: PP-OCRv4 Chinese+English).
+* "ppocr-en": the reference's paper-era English pair, en_PP-OCRv3_det_mobile +
+  en_PP-OCRv4_rec_mobile (rapidocr 3 only). Taken from ``<models dir>/ppocr/`` when there, each
+  file checked against its SHA-256; otherwise rapidocr downloads them on first use from the URLs
+  in its ``default_models.yaml`` and checks the SHA-256 listed there (refused when downloads are
+  off).
+
+Spelling (``spelling``):
+* "tokens" (default): SymSpell segments only run-together non-dictionary tokens of every unit,
+  then T5 corrects mostly-Latin units when ``spell_check`` allows (auto: on CUDA only).
+* "segment+t5" (the reference, paper era): for English or unknown-language units only, SymSpell
+  word segmentation of the whole string, then T5-large-spell; translated units are left as NLLB
+  wrote them. T5 always runs here (a missing spelling model is an error unless
+  ``spell_check=False``).
+* "none": no segmentation, no correction.
 
 Choices (documented so results can be compared):
 * A line whose language is below the threshold is marked "unknown" and kept untranslated (it
@@ -26,6 +46,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import models
@@ -37,6 +59,17 @@ from .text import (UNKNOWN_LANGUAGE, LanguageIdentifier, Sentiment, SentimentMod
 log = logging.getLogger(__name__)
 
 BACKENDS = ("rapidocr", "paddleocr")
+OCR_MODELS = ("ppocr-default", "ppocr-en")
+TEXT_UNITS = ("line", "frame")
+SPELLING = ("tokens", "segment+t5", "none")
+CHINESE_CODES = ("zho_Hans", "zho_Hant")
+
+# The reference's English PP-OCR pair as rapidocr 3.10 publishes it: file name → SHA-256 (from
+# rapidocr's default_models.yaml). Inside a models dir they live under ppocr/.
+ENGLISH_MODELS = {
+    "det": ("en_PP-OCRv3_det_mobile.onnx", "ea07c15d38ac40cd69da3c493444ec75b44ff23840553ff8ba102c1219ed39c2"),
+    "rec": ("en_PP-OCRv4_rec_mobile.onnx", "e8770c967605983d1570cdf5352041dfb68fa0c21664f49f47b155abd3e0e318"),
+}
 
 
 @dataclass
@@ -60,6 +93,9 @@ class OcrOutput(ExtractorOutput):
     frames_read: int = 0  # frames OCR ran on
     frames_reused: int = 0  # near-duplicate frames that reused the previous result
     backend: str = "rapidocr"
+    ocr_models: str = ""  # the detection + recognition models that ran, in words
+    text_unit: str = "line"  # "line": unique_lines are lines; "frame": one string per frame
+    frame_texts: list[str] = field(default_factory=list)  # per frame read: its boxes joined by a space
 
     def describe(self) -> list[str]:
         lines = [f"on-screen text: {self.english_text!r}"]
@@ -74,14 +110,82 @@ class OcrOutput(ExtractorOutput):
 Detection = tuple[np.ndarray, str, float]  # (4×2 corner points, text, score)
 
 
-class _RapidOcr:
-    """rapidocr-onnxruntime: PP-OCRv4 detection + recognition, models from the wheel."""
+def _sha256(path: Path) -> str:
+    import hashlib
 
-    def __init__(self, use_cuda: bool):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def english_model_files(models_dir) -> dict[str, Path] | None:
+    """The English det/rec pair from ``<models dir>/ppocr/`` (SHA-256 checked), or None when absent."""
+    root = models._models_dir(models_dir)
+    if root is None:
+        return None
+    paths = {part: root / "ppocr" / name for part, (name, _) in ENGLISH_MODELS.items()}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    for part, path in paths.items():
+        if _sha256(path) != ENGLISH_MODELS[part][1]:
+            raise models.ModelUnavailable(
+                f"OCR model {path} does not match its SHA-256 (damaged or another file); delete it and "
+                "let vemoclap fetch it again, or use ocr_models='ppocr-default'")
+    return paths
+
+
+class _RapidOcr:
+    """rapidocr 3 (PP-OCRv6 small in its wheel, or the English pair), else rapidocr-onnxruntime 1.x."""
+
+    def __init__(self, use_cuda: bool, ocr_models: str = "ppocr-default", models_dir=None):
+        try:
+            import rapidocr
+        except ImportError:
+            rapidocr = None
+        if rapidocr is None:
+            self._init_v1(use_cuda, ocr_models)
+            return
+        from rapidocr import LangDet, LangRec, ModelType, OCRVersion, RapidOCR
+
+        self.v3 = True
+        params: dict[str, Any] = {"Global.log_level": "error"}
+        if use_cuda:
+            import onnxruntime
+
+            if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                params["EngineConfig.onnxruntime.use_cuda"] = True
+        self.description = "rapidocr 3: PP-OCRv6 small det + rec (bundled)"
+        if ocr_models == "ppocr-en":
+            local = english_model_files(models_dir)
+            if local is None and not models.downloads_allowed():
+                raise models.ModelUnavailable(
+                    "OCR models 'ppocr-en' (en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile) are not in "
+                    "<models dir>/ppocr/ and downloads are off; put the two .onnx files there or use "
+                    "ocr_models='ppocr-default'")
+            params.update({"Det.lang_type": LangDet.EN, "Det.ocr_version": OCRVersion.PPOCRV4,
+                           "Det.model_type": ModelType.MOBILE, "Rec.lang_type": LangRec.EN,
+                           "Rec.ocr_version": OCRVersion.PPOCRV4, "Rec.model_type": ModelType.MOBILE})
+            if local is not None:
+                params.update({"Det.model_path": str(local["det"]), "Rec.model_path": str(local["rec"])})
+            else:  # rapidocr downloads them and checks the SHA-256 of its default_models.yaml
+                root = models._models_dir(models_dir)
+                if root is not None:
+                    params["Global.model_root_dir"] = str(root / "ppocr")
+            self.description = "rapidocr 3: en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile"
+        self.engine = RapidOCR(params=params)
+
+    def _init_v1(self, use_cuda: bool, ocr_models: str) -> None:
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:
-            raise ImportError("the OCR backend needs rapidocr-onnxruntime: pip install rapidocr-onnxruntime") from exc
+            raise ImportError("the OCR backend needs rapidocr: pip install rapidocr onnxruntime") from exc
+        if ocr_models != "ppocr-default":
+            raise models.ModelUnavailable(
+                f"OCR models '{ocr_models}' need rapidocr 3 (pip install 'rapidocr>=3' onnxruntime); "
+                "rapidocr-onnxruntime 1.x has only its bundled models (ocr_models='ppocr-default')")
+        self.v3 = False
         options: dict[str, Any] = {}
         if use_cuda:
             import onnxruntime
@@ -89,10 +193,18 @@ class _RapidOcr:
             if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
                 options = {"det_use_cuda": True, "cls_use_cuda": True, "rec_use_cuda": True}
         self.engine = RapidOCR(**options)
+        self.description = "rapidocr-onnxruntime 1.x: PP-OCRv4 Chinese+English det + rec (bundled)"
 
     def __call__(self, image_rgb: np.ndarray, min_score: float) -> list[Detection]:
         # rapidocr takes arrays as OpenCV BGR.
-        result, _ = self.engine(np.ascontiguousarray(image_rgb[..., ::-1]), text_score=min_score)
+        image = np.ascontiguousarray(image_rgb[..., ::-1])
+        if self.v3:
+            out = self.engine(image, text_score=min_score)
+            if out.boxes is None or out.txts is None:
+                return []
+            return [(np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
+                    for points, label, score in zip(out.boxes, out.txts, out.scores)]
+        result, _ = self.engine(image, text_score=min_score)
         return [(np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
                 for points, label, score in (result or [])]
 
@@ -100,7 +212,11 @@ class _RapidOcr:
 class _PaddleOcr:
     """PaddleOCR itself (2.x ``ocr()`` or 3.x ``predict()``); its models download on first use."""
 
-    def __init__(self, use_cuda: bool):
+    description = "PaddleOCR (its default models)"
+
+    def __init__(self, use_cuda: bool, ocr_models: str = "ppocr-default", models_dir=None):
+        if ocr_models != "ppocr-default":
+            raise OptionError(f"ocr_models '{ocr_models}' is for the rapidocr backend; PaddleOCR uses its own")
         try:
             import paddleocr
         except ImportError as exc:
@@ -201,18 +317,32 @@ class OcrSentimentExtractor(Extractor):
     inputs = ("frames",)
     output_type = OcrOutput
 
-    def __init__(self, *, backend: str = "rapidocr", min_score: float = 0.5, spell_check: bool | None = None,
-                 language_threshold: float = text.LANGUAGE_THRESHOLD, merge_lines: bool = True,
-                 skip_similar: float = 2.0, max_lines: int = 128, **options):
-        """``min_score``: recognition confidence below which a line is dropped; ``max_lines``: at most
-        this many unique lines go through the text models (the sentiment model reads 512 tokens)."""
+    def __init__(self, *, backend: str = "rapidocr", ocr_models: str = "ppocr-default", text_unit: str = "line",
+                 lowercase: bool = False, min_confidence: float = 0.5, langid_threshold: float = text.LANGUAGE_THRESHOLD,
+                 langid_max_tokens: int = 128, spelling: str = "tokens", chinese_code: str = "zho_Hans",
+                 spell_check: bool | None = None, merge_lines: bool = True, skip_similar: float = 2.0,
+                 max_lines: int = 128, min_score: float | None = None, language_threshold: float | None = None,
+                 **options):
+        """``min_confidence``: recognition confidence below which a box is dropped; ``max_lines``: at
+        most this many unique units go through the text models (the sentiment model reads 512
+        tokens). ``min_score`` and ``language_threshold`` are the old names of ``min_confidence``
+        and ``langid_threshold``."""
         super().__init__(**options)
-        if backend not in BACKENDS:
-            raise OptionError(f"unknown OCR backend '{backend}'; choose from {', '.join(BACKENDS)}")
+        for option, value, choices in (("backend", backend, BACKENDS), ("ocr_models", ocr_models, OCR_MODELS),
+                                       ("text_unit", text_unit, TEXT_UNITS), ("spelling", spelling, SPELLING),
+                                       ("chinese_code", chinese_code, CHINESE_CODES)):
+            if value not in choices:
+                raise OptionError(f"unknown OCR {option} '{value}'; choose from {', '.join(choices)}")
         self.backend = backend
-        self.min_score = min_score
+        self.ocr_models = ocr_models
+        self.text_unit = text_unit
+        self.lowercase = bool(lowercase)
+        self.min_confidence = float(min_confidence if min_score is None else min_score)
+        self.langid_threshold = float(langid_threshold if language_threshold is None else language_threshold)
+        self.langid_max_tokens = int(langid_max_tokens)
+        self.spelling = spelling
+        self.chinese_code = chinese_code
         self.spell_check = spell_check
-        self.language_threshold = language_threshold
         self.merge_lines = merge_lines
         self.skip_similar = skip_similar
         self.max_lines = max_lines
@@ -220,25 +350,33 @@ class OcrSentimentExtractor(Extractor):
     def _load(self) -> None:
         use_cuda = self.device.type == "cuda"
         engine_cls = _RapidOcr if self.backend == "rapidocr" else _PaddleOcr
-        self.engine = shared_model(f"ocr:{self.backend}", self.device, None, None, lambda: engine_cls(use_cuda))
+        models_dir = self.models_dir
+        self.engine = shared_model(f"ocr:{self.backend}:{self.ocr_models}", self.device, None, models_dir,
+                                   lambda: engine_cls(use_cuda, self.ocr_models, models_dir))
         args = (self.device, self.dtype, self.models_dir)
         self.language_id = text.load(LanguageIdentifier, *args)
         self.translator = text.load(Translator, *args)
-        self.segmenter = text.load(WordSegmenter, *args)
+        self.segmenter = text.load(WordSegmenter, *args) if self.spelling != "none" else None
         self.sentiment = text.load(SentimentModel, *args)
         self.speller: SpellCorrector | None = None
-        wanted = use_cuda if self.spell_check is None else self.spell_check
+        if self.spelling == "none":
+            return
+        if self.spelling == "segment+t5":
+            wanted = self.spell_check is not False  # the reference always corrected
+        else:
+            wanted = use_cuda if self.spell_check is None else self.spell_check
         if wanted:
             try:
                 self.speller = text.load(SpellCorrector, *args)
             except models.ModelUnavailable as exc:
-                if self.spell_check:  # asked for explicitly: the caller must know
+                if self.spell_check or self.spelling == "segment+t5":  # asked for: the caller must know
                     raise
                 log.warning("spelling correction skipped: %s", exc)
 
     # -- OCR over frames -----------------------------------------------------------------------
     def read_frames(self, clip: Clip) -> tuple[list[OcrLine], int, int]:
-        """Every line in every frame, plus (frames read, frames reused)."""
+        """Every box kept in every frame (lines, or the frame's boxes in frame mode), plus (frames read,
+        frames reused)."""
         lines: list[OcrLine] = []
         previous: tuple[np.ndarray, list[Detection]] | None = None
         read = reused = 0
@@ -248,18 +386,29 @@ class OcrSentimentExtractor(Extractor):
                 detections = previous[1]
                 reused += 1
             else:
-                detections = self.engine(image, self.min_score)
-                if self.merge_lines:
+                detections = self.engine(image, self.min_confidence)
+                # Frame mode keeps the engine's boxes as the reference joined them.
+                if self.merge_lines and self.text_unit == "line":
                     detections = merge_rows(detections)
                 read += 1
                 if thumb is not None:
                     previous = (thumb, detections)
             for points, label, score in detections:
                 label = " ".join(label.split())
-                if score >= self.min_score and any(ch.isalnum() for ch in label):
+                if self.lowercase:
+                    label = label.lower()
+                if score >= self.min_confidence and any(ch.isalnum() for ch in label):
                     box = [[int(round(float(x))), int(round(float(y)))] for x, y in points]
                     lines.append(OcrLine(index, float(timestamp), box, label, score))
         return lines, read, reused
+
+    @staticmethod
+    def frame_texts(lines: list[OcrLine]) -> list[tuple[int, str]]:
+        """(frame index, its kept boxes joined by a space) for every frame with text, in order."""
+        per_frame: dict[int, list[str]] = {}
+        for line in lines:
+            per_frame.setdefault(line.frame_index, []).append(line.text)
+        return [(index, " ".join(texts)) for index, texts in per_frame.items()]
 
     @staticmethod
     def unique(lines: list[OcrLine]) -> list[str]:
@@ -271,34 +420,59 @@ class OcrSentimentExtractor(Extractor):
                 best[key] = line
         return [line.text for line in best.values()]
 
+    @staticmethod
+    def unique_strings(strings: list[str]) -> list[str]:
+        """Unique strings in order of first appearance (whitespace and case folded for the comparison)."""
+        seen: dict[str, str] = {}
+        for string in strings:
+            seen.setdefault(normalize(string), string)
+        return list(seen.values())
+
     # -- text chain ----------------------------------------------------------------------------
     def to_english(self, unique: list[str]) -> tuple[list[str], list[str], list[float]]:
-        """(English lines, language per line, language probability per line)."""
-        identified = self.language_id.identify(unique, threshold=self.language_threshold, batch_size=self.batch_size)
+        """(English units, language per unit, language probability per unit); every model step runs
+        batched over all the units that need it."""
+        identified = self.language_id.identify(unique, threshold=self.langid_threshold, batch_size=self.batch_size,
+                                               max_length=self.langid_max_tokens)
         languages = [code or UNKNOWN_LANGUAGE for code, _ in identified]
         scores = [score for _, score in identified]
         english = list(unique)
+        translated: set[int] = set()
         for language in sorted(set(languages)):
             if language in ("en", UNKNOWN_LANGUAGE) or not Translator.supports(language):
                 continue
             where = [i for i, code in enumerate(languages) if code == language]
-            for i, translated in zip(where, self.translator.translate([unique[i] for i in where], language,
-                                                                      batch_size=self.batch_size)):
-                english[i] = translated
-        english = [self.segmenter.segment(line) for line in english]
-        if self.speller is not None:
-            where = [i for i, line in enumerate(english) if _mostly_latin(line)]
-            for i, fixed in zip(where, self.speller.correct([english[i] for i in where], batch_size=self.batch_size)):
-                english[i] = fixed
+            code = self.chinese_code if language == "zh" else None
+            for i, result in zip(where, self.translator.translate([unique[i] for i in where], language,
+                                                                  batch_size=self.batch_size, code=code)):
+                english[i] = result
+                translated.add(i)
+        if self.spelling == "segment+t5":
+            # The reference: English/unknown strings segmented whole, then T5; translations untouched.
+            where = [i for i in range(len(english)) if i not in translated]
+            for i in where:
+                english[i] = self.segmenter.segment_text(english[i])
+            if self.speller is not None and where:
+                for i, fixed in zip(where, self.speller.correct([english[i] for i in where],
+                                                                batch_size=self.batch_size)):
+                    english[i] = fixed
+        elif self.spelling == "tokens":
+            english = [self.segmenter.segment(line) for line in english]
+            if self.speller is not None:
+                where = [i for i, line in enumerate(english) if _mostly_latin(line)]
+                for i, fixed in zip(where, self.speller.correct([english[i] for i in where],
+                                                                batch_size=self.batch_size)):
+                    english[i] = fixed
         return english, languages, scores
 
     def _run(self, clip: Clip) -> OcrOutput:
         lines, read, reused = self.read_frames(clip)
-        unique = self.unique(lines)
+        per_frame = [string for _, string in self.frame_texts(lines)]
+        unique = self.unique_strings(per_frame) if self.text_unit == "frame" else self.unique(lines)
         if not unique:
             raise Missing(f"no text found in {len(clip.frames)} frames")
         if len(unique) > self.max_lines:
-            log.info("OCR found %d unique lines; using the first %d", len(unique), self.max_lines)
+            log.info("OCR found %d unique %ss; using the first %d", len(unique), self.text_unit, self.max_lines)
             unique = unique[:self.max_lines]
         english, languages, scores = self.to_english(unique)
         kept = [line.strip() for line in english if line.strip()]
@@ -309,4 +483,6 @@ class OcrSentimentExtractor(Extractor):
         return OcrOutput(
             feature=scored.feature[None, :], lines=lines, unique_lines=unique, languages=languages,
             language_scores=scores, english_lines=english, english_text=joined, sentiment=scored.sentiment,
-            frames_read=read, frames_reused=reused, backend=self.backend)
+            frames_read=read, frames_reused=reused, backend=self.backend,
+            ocr_models=getattr(self.engine, "description", self.backend), text_unit=self.text_unit,
+            frame_texts=per_frame)

@@ -141,17 +141,20 @@ class LanguageIdentifier:
         model = models.load_pretrained(self.key, AutoModelForSequenceClassification, models_dir)
         self.model = _prepare(model, self.device, dtype or torch.float32)
         self.labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-        self.max_length = min(128, _usable_length(self.tokenizer, model.config))  # OCR lines are short
+        self.model_limit = _usable_length(self.tokenizer, model.config)
+        self.max_length = min(128, self.model_limit)  # OCR lines are short
 
-    def identify(self, lines: Sequence[str], threshold: float | None = None,
-                 batch_size: int = 32) -> list[tuple[str | None, float]]:
-        """(language code, probability) per line; the code is None below the threshold."""
+    def identify(self, lines: Sequence[str], threshold: float | None = None, batch_size: int = 32,
+                 max_length: int | None = None) -> list[tuple[str | None, float]]:
+        """(language code, probability) per line; the code is None below the threshold. ``max_length``
+        tokens are read (default 128; the reference read 512), capped by the model's limit."""
         import torch
 
         threshold = self.threshold if threshold is None else threshold
+        limit = self.max_length if max_length is None else max(8, min(int(max_length), self.model_limit))
         found: list[tuple[str | None, float]] = []
         for chunk in batches(list(lines), batch_size):
-            inputs = self.tokenizer(list(chunk), truncation=True, max_length=self.max_length, padding=True,
+            inputs = self.tokenizer(list(chunk), truncation=True, max_length=limit, padding=True,
                                     return_tensors="pt").to(self.device)
             with torch.inference_mode():
                 probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu().numpy()
@@ -184,8 +187,9 @@ class Translator:
     def supports(language: str | None) -> bool:
         return language in NLLB_CODES
 
-    def translate(self, lines: Sequence[str], language: str, batch_size: int = 8) -> list[str]:
-        """English translations of ``lines`` written in ``language`` (a papluca code, e.g. "fr")."""
+    def translate(self, lines: Sequence[str], language: str, batch_size: int = 8, code: str | None = None) -> list[str]:
+        """English translations of ``lines`` written in ``language`` (a papluca code, e.g. "fr");
+        ``code`` overrides its NLLB code (e.g. "zho_Hant": the reference read Chinese as Traditional)."""
         import torch
 
         if language == "en" or not lines:
@@ -194,7 +198,7 @@ class Translator:
             raise ValueError(f"no NLLB code for language '{language}'; known: {', '.join(NLLB_CODES)}")
         out: list[str] = []
         with self._lock:
-            self.tokenizer.src_lang = NLLB_CODES[language]
+            self.tokenizer.src_lang = code or NLLB_CODES[language]
             for chunk in batches(list(lines), batch_size):
                 inputs = self.tokenizer(list(chunk), truncation=True, max_length=self.max_length, padding=True,
                                         return_tensors="pt").to(self.device)
@@ -237,6 +241,14 @@ class WordSegmenter:
         if len(pieces) > 1 and all(piece.lower() in self.words for piece in pieces):
             return " ".join(pieces)
         return word
+
+    def segment_text(self, text: str) -> str:
+        """SymSpell word segmentation of the whole string (the reference's way): every space is
+        re-decided by the dictionary, e.g. "happybirth day" → "happy birthday". Edit distance 0:
+        letters are kept as they are (spelling is T5's job)."""
+        if not text.strip():
+            return text
+        return self.symspell.word_segmentation(text, max_edit_distance=0).segmented_string
 
     def segment(self, text: str) -> str:
         tokens = []
