@@ -259,5 +259,72 @@ def choose(recipe=None, classifier=None) -> Recipe:
     return get_recipe(DEFAULT_RECIPE)
 
 
-__all__ = ["Recipe", "FrameSettings", "Deviation", "RECIPES", "REFERENCE", "VEMOCLAP", "DEFAULT_RECIPE",
+# ---- what an Analyzer runs ----------------------------------------------------------------------
+
+def accepted_options(function_or_class) -> set[str] | None:
+    """Keyword names a constructor (following ``**options`` up the class tree) or function takes;
+    None when it takes any."""
+    import inspect
+
+    classes = function_or_class.__mro__ if isinstance(function_or_class, type) else [None]
+    names: set[str] = set()
+    for cls in classes:
+        function = function_or_class if cls is None else cls.__dict__.get("__init__")
+        if function is None:
+            continue
+        params = inspect.signature(function).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+@dataclass
+class Plan:
+    """The resolved recipe with each extractor's options and the frame-sampling keywords."""
+
+    recipe: Recipe
+    extractor_options: dict[str, dict[str, Any]]
+    media_options: dict[str, Any]
+
+
+def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, Mapping[str, Any]] | None = None,
+         n_frames: int | None = None, short_side: Any = "recipe") -> Plan:
+    """Resolve ``recipe`` for ``device`` with the user's extractor ``overrides`` (and frame count
+    / short side when given), and split it into constructor options. A recipe option that the
+    installed extractor (or ``media.sample_frames``) does not take yet is left out and recorded
+    as a deviation; the user's own options are passed as given."""
+    from . import media
+    from .extractors import extractor_class
+
+    overrides = {name: dict(opts) for name, opts in (overrides or {}).items()}
+    resolved = recipe.resolve(device, overrides)
+    device_type = _device_type(device)
+    for key, value in (("n_frames", n_frames), ("short_side", short_side)):
+        if value not in (None, "recipe") or (key == "short_side" and value is None):
+            if getattr(resolved.frames, key) != value:
+                resolved.deviations.append(Deviation(f"frames.{key}", getattr(resolved.frames, key), value,
+                                                     "set by the user"))
+            setattr(resolved.frames, key, value)
+
+    def keep(where: str, wanted: Mapping[str, Any], accepted: set[str] | None, user: Mapping[str, Any]):
+        kept = {}
+        for key, value in wanted.items():
+            if key in user or accepted is None or key in accepted:
+                kept[key] = value
+            else:
+                resolved.deviations.append(Deviation(f"{where}.{key}", value, "default",
+                                                     "this version does not take the option yet"))
+        return kept
+
+    options = {name: keep(name, resolved.options_for(name, device_type), accepted_options(extractor_class(name)),
+                          overrides.get(name, {}))
+               for name in extractors}
+    media_options = keep("frames", resolved.frames.media_options(), accepted_options(media.sample_frames), {})
+    for line in resolved.deviation_lines():
+        log.warning("recipe %s: %s", resolved.label, line)
+    return Plan(resolved, options, media_options)
+
+
+__all__ = ["plan", "Plan", "accepted_options", "Recipe", "FrameSettings", "Deviation", "RECIPES", "REFERENCE", "VEMOCLAP", "DEFAULT_RECIPE",
            "get_recipe", "names", "recipe_of_config", "choose", "CPU_WHISPER"]

@@ -60,13 +60,15 @@ class Clip:
 
     @classmethod
     def from_file(cls, path, n_frames: int = 16, *, random: bool = False, seed: int | None = None,
-                  short_side: int | None = 360) -> "Clip":
-        """Probe, sample frames and load the audio; a file without a video stream gives no frames."""
+                  short_side: int | None = 360, **sampling) -> "Clip":
+        """Probe, sample frames and load the audio; a file without a video stream gives no frames.
+        ``sampling``: more keywords of ``media.sample_frames`` (tolerance, upscale ...)."""
         from .. import media
 
         info = media.probe(path)
         if info.width and info.height:
-            frames = media.sample_frames(path, n_frames, random=random, seed=seed, short_side=short_side)
+            frames = media.sample_frames(path, n_frames, random=random, seed=seed, short_side=short_side,
+                                         **sampling)
         else:
             frames = media.Frames(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0))
         audio = media.load_audio(path) if info.has_audio else np.zeros(0, np.float32)
