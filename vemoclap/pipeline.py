@@ -9,7 +9,7 @@ import numpy as np
 
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from . import recipes
-from .errors import one_line
+from .errors import OptionError, one_line
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
@@ -79,8 +79,20 @@ class Analyzer:
         if self.classifier is not None:
             self.classifier.autocast = self.recipe.classifier_precision == "fp16-autocast"
         self.extractors: dict[str, Extractor] = {
-            name: get(name, device=device, models_dir=models_dir, **planned.extractor_options[name]) for name in names}
+            name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names}
         self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+
+    def _build(self, name: str, opts: dict, user: Mapping) -> Extractor:
+        try:
+            return get(name, device=self.device, models_dir=self.models_dir, **opts)
+        except OptionError as exc:  # a recipe value this version of the extractor does not support yet
+            recipe_only = {k: v for k, v in opts.items() if k not in user and k != "half"}
+            if not recipe_only:
+                raise
+            self.recipe.deviations.append(recipes.Deviation(name, recipe_only, "defaults", one_line(exc)))
+            log.warning("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())
+            return get(name, device=self.device, models_dir=self.models_dir,
+                       **{k: v for k, v in opts.items() if k not in recipe_only})
 
     # ---- loading -------------------------------------------------------------------------
     def load(self, progress: bool | ProgressFn = False) -> "Analyzer":

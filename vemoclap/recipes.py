@@ -321,8 +321,9 @@ def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, M
                           overrides.get(name, {}))
                for name in extractors}
     media_options = keep("frames", resolved.frames.media_options(), accepted_options(media.sample_frames), {})
-    for line in resolved.deviation_lines():
-        log.warning("recipe %s: %s", resolved.label, line)
+    for deviation in resolved.deviations:  # pending options are for the integrator, not the user
+        pending = deviation.reason.startswith("this version does not take")
+        (log.info if pending else log.warning)("recipe %s: %s", resolved.label, deviation.line())
     return Plan(resolved, options, media_options)
 
 
