@@ -340,6 +340,7 @@ class ClassifierConfig:
     normalize: bool = True
     n_frames: int = 16
     training: dict[str, Any] = field(default_factory=dict)  # free-form: data, epochs, accuracy ...
+    recipe: str | None = None  # the feature recipe its training features were made with (vemoclap.recipes)
 
     def __post_init__(self) -> None:
         self.features = list(self.features)
@@ -536,6 +537,20 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+DEFAULT_HEADS = 4  # the reference app's; a config's own num_heads / n_heads wins
+
+
+def reference_heads(raw: Mapping[str, Any]) -> int:
+    """Attention heads of a reference config: its ``num_heads`` or ``n_heads`` (the published
+    checkpoint says 8), else :data:`DEFAULT_HEADS`. The reference app builds 4 whatever the config
+    says; both have the same weight shapes, so only accuracy on real features tells which one the
+    weights were trained with (``vemoclap evaluate --heads 4,8``; docs/parity.md)."""
+    for key in ("num_heads", "n_heads"):
+        if raw.get(key) is not None:
+            return int(raw[key])
+    return DEFAULT_HEADS
+
+
 def config_from_reference(raw: Mapping[str, Any], *, stats: Mapping[str, NormStats] | None = None,
                           source: str = "reference config") -> ClassifierConfig:
     """Map the reference's config dict onto a :class:`ClassifierConfig` (stats: REFERENCE_STATS)."""
@@ -560,9 +575,10 @@ def config_from_reference(raw: Mapping[str, Any], *, stats: Mapping[str, NormSta
         return ClassifierConfig(
             features=features, feature_dims=dims, feature_lengths=lengths, sequence_features=sequence,
             labels=labels, d_model=int(raw["d_model"]), n_labels=int(raw.get("n_labels", len(labels))),
-            dropout=float(raw.get("dropout", 0.5)), num_heads=int(raw.get("num_heads", 4)),
+            dropout=float(raw.get("dropout", 0.5)), num_heads=reference_heads(raw),
             stats=chosen, normalize=normalize, n_frames=n_frames,
-            training={"source": "reference", "reference_config": _plain(raw)})
+            training={"source": "reference", "reference_config": _plain(raw)},
+            recipe=str(raw["recipe"]) if raw.get("recipe") else "reference")
     except KeyError as exc:
         raise CheckpointError(f"{source}: the reference config lacks {exc}; is it the right file?") from None
     except (TypeError, ValueError, AttributeError) as exc:
@@ -616,9 +632,11 @@ def _reference_files(directory: Path) -> tuple[Path, Path] | None:
 class EmotionClassifier:
     """A loaded classifier in eval mode: features of a video → probabilities over ``config.labels``."""
 
-    def __init__(self, model: AttentionClassifier, config: ClassifierConfig, device: str | torch.device = "cpu"):
+    def __init__(self, model: AttentionClassifier, config: ClassifierConfig, device: str | torch.device = "cpu", *,
+                 autocast: bool = False):
         from .extractors.base import resolve_device
 
+        self.autocast = bool(autocast)  # fp16 autocast on CUDA; fp32 otherwise
         config.norm_stats()  # fail now, not on the first video, when stats are missing
         self.config = config
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -641,29 +659,50 @@ class EmotionClassifier:
         if len(videos) == 0:
             return np.zeros((0, self.config.n_labels), np.float32)
         batch = collate([self.config.prepare(video) for video in videos])
-        with torch.inference_mode():
+        use_autocast = self.autocast and self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=use_autocast):
             logits = self.model({name: x.to(self.device) for name, x in batch.items()})
             return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
-def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> EmotionClassifier:
+def with_heads(classifier: EmotionClassifier, heads: int | None) -> EmotionClassifier:
+    """The same weights run with ``heads`` attention heads (None: as loaded). The in/out projection
+    shapes do not depend on the head count, so any divisor of d_model fits."""
+    if heads is None or int(heads) == classifier.config.num_heads:
+        return classifier
+    config = dataclasses.replace(classifier.config, num_heads=int(heads), training=dict(classifier.config.training))
+    config.training["heads_override"] = {"from": classifier.config.num_heads, "to": int(heads)}
+    try:
+        model = AttentionClassifier.from_config(config)
+    except ValueError as exc:
+        raise UserError(f"cannot run the classifier with {heads} heads ({one_line(exc)}); choose a divisor of "
+                        f"d_model {config.d_model}") from None
+    model.load_state_dict(classifier.model.state_dict(), strict=True)
+    return EmotionClassifier(model.eval(), config, classifier.device, autocast=classifier.autocast)
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu", *, heads: int | None = None,
+                    autocast: bool = False) -> EmotionClassifier:
     """Load a classifier, telling the format from the files:
 
     * ours: a folder with ``classifier.json`` + ``classifier.safetensors``, either of those files,
       or a path stem ``NAME`` with ``NAME.json`` + ``NAME.safetensors``;
     * the reference's: a folder with ``model_config.pt`` + ``model.pt`` (or exactly one
       ``*config*.pt|.pth|.pkl`` and one other ``.pt|.pth``), or either file of such a pair.
+
+    ``heads`` overrides the number of attention heads (see :func:`reference_heads`); ``autocast``
+    runs it under fp16 autocast on CUDA (the reference app's way) instead of fp32.
     """
     path = Path(path).expanduser()
     ours = _our_files(path)
     if ours is not None:
         model, config = load_checkpoint(path)
-        return EmotionClassifier(model, config, device)
+        return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
     folder = path if path.is_dir() else path.parent if path.is_file() else None
     reference = _reference_files(folder) if folder is not None else None
     if reference is not None:
         model, config = load_reference_checkpoint(*reference)
-        return EmotionClassifier(model, config, device)
+        return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
     what = "does not exist" if not path.exists() else "holds no classifier"
     raise CheckpointError(f"{path}: {what}; expected a folder with {CONFIG_FILE} + {WEIGHTS_FILE} (vemoclap) "
                           f"or {REFERENCE_CONFIG_FILE} + {REFERENCE_WEIGHTS_FILE} (the reference's)")
@@ -673,5 +712,6 @@ __all__ = [
     "FeatureSpec", "FEATURES", "REFERENCE_FEATURES", "NormStats", "REFERENCE_STATS", "compute_stats",
     "row_indices", "prepare", "collate", "is_sequence", "AttentionClassifier", "ClassifierConfig",
     "default_config", "CheckpointError", "save_checkpoint", "load_checkpoint", "config_from_reference",
-    "load_reference_checkpoint", "EmotionClassifier", "load_classifier", "CONFIG_FILE", "WEIGHTS_FILE",
+    "load_reference_checkpoint", "EmotionClassifier", "load_classifier", "with_heads", "reference_heads",
+    "DEFAULT_HEADS", "CONFIG_FILE", "WEIGHTS_FILE",
 ]

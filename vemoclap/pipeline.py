@@ -8,7 +8,8 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
-from .errors import UserError, one_line
+from . import recipes
+from .errors import OptionError, UserError, one_line
 from .media import check_frame_count
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
@@ -46,14 +47,18 @@ class Analyzer:
     checkpoint path (our format or the reference's pair) or None for extractor outputs only.
     Per-extractor options go in ``extractor_options`` (e.g. ``{"asr_sentiment": {"whisper_model":
     "small"}}``); ``whisper_model`` and ``face_detector`` are shortcuts for the common ones.
+    Extractors are built from a feature recipe (``vemoclap.recipes``): ``recipe`` when given, else
+    the loaded classifier's, else ``vemoclap``; the user's options override the recipe's, and
+    ``self.recipe`` (also in every Result) is the recipe actually run with its deviations.
     """
 
-    def __init__(self, extractors: Iterable[str] | None = None, *, frames: int = 16, device: str = "auto",
+    def __init__(self, extractors: Iterable[str] | None = None, *, frames: int | None = None, device: str = "auto",
                  models_dir=None, classifier=None, skip_unavailable: bool = False,
                  whisper_model: str | None = None, face_detector: str | None = None,
-                 short_side: int | None = 360, extractor_options: Mapping[str, Mapping] | None = None):
-        self.n_frames = check_frame_count(frames)
-        self.short_side = short_side
+                 short_side: int | None | str = "recipe", extractor_options: Mapping[str, Mapping] | None = None,
+                 recipe=None):
+        if frames is not None:
+            check_frame_count(frames)
         self.device = device
         self.models_dir = models_dir
         self.skip_unavailable = skip_unavailable
@@ -62,12 +67,6 @@ class Analyzer:
             options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
         if face_detector:
             options.setdefault("face_emotion", {})["detector"] = face_detector
-        self.extractors: dict[str, Extractor] = {
-            name: get(name, device=device, models_dir=models_dir, **options.get(name, {}))
-            for name in (extractors if extractors is not None else DEFAULT_EXTRACTORS)
-        }
-        self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
-        self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.classifier = None
         self.classifier_name: str | None = None
         if classifier is not None:
@@ -75,6 +74,29 @@ class Analyzer:
 
             self.classifier = load_classifier(classifier, device="cpu" if device == "auto" else device)
             self.classifier_name = str(classifier)
+        names = list(extractors if extractors is not None else DEFAULT_EXTRACTORS)
+        planned = recipes.plan(recipes.choose(recipe, self.classifier), names, device=device, overrides=options,
+                               n_frames=frames, short_side=short_side)
+        self.recipe, self._media_options = planned.recipe, planned.media_options
+        self.n_frames = self.recipe.frames.n_frames
+        if self.classifier is not None:
+            self.classifier.autocast = self.recipe.classifier_precision == "fp16-autocast"
+        self.extractors: dict[str, Extractor] = {
+            name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names}
+        self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+        self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
+
+    def _build(self, name: str, opts: dict, user: Mapping) -> Extractor:
+        try:
+            return get(name, device=self.device, models_dir=self.models_dir, **opts)
+        except OptionError as exc:  # a recipe value this version of the extractor does not support yet
+            recipe_only = {k: v for k, v in opts.items() if k not in user and k != "half"}
+            if not recipe_only:
+                raise
+            self.recipe.deviations.append(recipes.Deviation(name, recipe_only, "defaults", one_line(exc)))
+            log.warning("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())
+            return get(name, device=self.device, models_dir=self.models_dir,
+                       **{k: v for k, v in opts.items() if k not in recipe_only})
 
     # ---- loading -------------------------------------------------------------------------
     def load(self, progress: bool | ProgressFn = False) -> "Analyzer":
@@ -112,7 +134,7 @@ class Analyzer:
 
     # ---- analysis ------------------------------------------------------------------------
     def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
-        return Clip.from_file(path, self.n_frames, random=random, seed=seed, short_side=self.short_side)
+        return Clip.from_file(path, self.n_frames, random=random, seed=seed, **self._media_options)
 
     def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False) -> Result:
         """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes."""
@@ -129,7 +151,7 @@ class Analyzer:
 
         result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
                         info=clip.info, frames=clip.frames, timings=timings, path=str(path),
-                        warnings=clip.warnings, feature_of=self.feature_names())
+                        warnings=clip.warnings, feature_of=self.feature_names(), recipe=self.recipe.to_dict())
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
             result.warnings.append("the file has no video stream: only audio was analyzed")

@@ -45,6 +45,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)  # stage → seconds
     warnings: list[str] = field(default_factory=list)
     path: str | None = None  # the local video file (a link's download, an upload's copy)
+    recipe: dict[str, Any] | None = None  # the feature recipe run (vemoclap.recipes.Recipe.to_dict)
     feature_of: dict[str, str] = field(default_factory=dict, repr=False)  # output name → fusion feature
 
     # ---- numbers -------------------------------------------------------------------------
@@ -100,6 +101,11 @@ class Result:
             for label, prob in sorted(self.scores.items(), key=lambda kv: -kv[1]):
                 bar = "█" * int(round(prob * 30))
                 lines.append(f"    {label:<9} {prob:6.1%} {bar}")
+        if self.recipe:
+            deviations = self.recipe.get("deviations") or []
+            lines.append(f"  feature recipe: {self.recipe.get('name')} v{self.recipe.get('version')}"
+                         + (f", {len(deviations)} deviation(s):" if deviations else ""))
+            lines.extend(f"    {d['setting']}: {d['wanted']!r} → {d['used']!r} ({d['reason']})" for d in deviations)
         for output in self.outputs.values():
             if not output.missing:  # missing ones are listed below with their reasons
                 lines.extend("  " + line for line in output.describe())
@@ -124,6 +130,7 @@ class Result:
             "valence_arousal": self.valence_arousal,
             "path": self.path,
             "classifier": self.classifier,
+            "recipe": self.recipe,
             "outputs": {name: out.readable() for name, out in self.outputs.items()},
             "missing": dict(self.missing),
             "timings": dict(self.timings),
@@ -158,7 +165,7 @@ class Result:
                    probabilities=None if scores is None else np.array([scores[label] for label in labels], float),
                    outputs=outputs, missing=dict(data.get("missing") or {}), classifier=data.get("classifier"),
                    frames=frames, timings=dict(data.get("timings") or {}), warnings=list(data.get("warnings") or []),
-                   path=data.get("path"), feature_of=dict(data.get("feature_of") or {}))
+                   path=data.get("path"), feature_of=dict(data.get("feature_of") or {}), recipe=data.get("recipe"))
 
     @classmethod
     def from_json(cls, path_or_text: "str | Path") -> "Result":

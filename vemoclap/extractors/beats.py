@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import media
-from ..errors import one_line
+from ..errors import OptionError, one_line
 from ..models import checkpoint_file, unavailable
 from .base import Clip, Extractor, ExtractorOutput, Missing, batches
 
@@ -74,17 +74,59 @@ def audioset_names_by_mid() -> dict[str, str]:
 
 # --------------------------------------------------------------------------- shared audio rules
 
-def clip_chunks(clip: Clip, n_chunks: int) -> tuple[np.ndarray, np.ndarray]:
-    """The clip's 3-s chunks (k × 48000 float32 at 16 kHz) and their start times, or Missing."""
+CHUNK_SELECTIONS = ("equidistant", "reference-indices")
+CHUNK_ENDS = ("inclusive", "exclusive")
+SILENCE = ("missing", "embed")
+
+
+def select_chunk_starts(n_samples: int, n_chunks: int, *, selection: str = "equidistant",
+                        end: str = "inclusive", sr: int = media.SAMPLE_RATE) -> np.ndarray:
+    """Start samples of the 3-s chunks (hop 1.5 s) kept for a track of ``n_samples``.
+
+    ``end``: "inclusive" takes every whole chunk, starts ``0, hop, …`` up to ``n − L``;
+    "exclusive" stops before ``n − L`` (the reference's rule: a track of exactly one chunk has no
+    start). ``selection`` when there are more than ``n_chunks`` starts: "equidistant" keeps
+    ``n_chunks`` equidistant starts; "reference-indices" keeps the reference app's values, the
+    equidistant *indices* ``round(linspace(0, k − 1, n))`` used as sample offsets, so every chunk
+    starts within the first few milliseconds (tracks over ~27 s).
+    """
+    if selection not in CHUNK_SELECTIONS:
+        raise OptionError(f"beats chunk_selection '{selection}' is unknown; choose from {', '.join(CHUNK_SELECTIONS)}")
+    if end not in CHUNK_ENDS:
+        raise OptionError(f"beats chunk_end '{end}' is unknown; choose from {', '.join(CHUNK_ENDS)}")
+    chunk, hop = int(round(media.CHUNK_SECONDS * sr)), int(round(media.CHUNK_HOP_SECONDS * sr))
+    if n_samples < chunk:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, n_samples - chunk + (1 if end == "inclusive" else 0), hop, dtype=np.int64)
+    if len(starts) > n_chunks:
+        indices = np.round(np.linspace(0, len(starts) - 1, n_chunks)).astype(np.int64)
+        starts = indices if selection == "reference-indices" else starts[indices]
+    return starts
+
+
+def clip_chunks(clip: Clip, n_chunks: int, *, selection: str = "equidistant", end: str = "inclusive",
+                silence: str = "missing") -> tuple[np.ndarray, np.ndarray]:
+    """The clip's 3-s chunks (k × 48000 float32 at 16 kHz) and their start times, or Missing.
+
+    ``silence``: "missing" (a track whose peak stays below ``SILENCE_PEAK`` gives no feature) or
+    "embed" (the model runs on it, as the reference did)."""
+    if silence not in SILENCE:
+        raise OptionError(f"beats silence '{silence}' is unknown; choose from {', '.join(SILENCE)}")
     audio = clip.audio_16k()
     if audio.size == 0:
         raise Missing("no audio track")
     seconds = len(audio) / media.SAMPLE_RATE
     if seconds < media.CHUNK_SECONDS:
         raise Missing(f"audio is {seconds:.1f} s long, shorter than one {media.CHUNK_SECONDS:g}-s chunk")
-    if float(np.abs(audio).max()) < SILENCE_PEAK:
+    if silence == "missing" and float(np.abs(audio).max()) < SILENCE_PEAK:
         raise Missing("audio is silent")
-    return media.audio_chunks(audio, n_chunks)
+    starts = select_chunk_starts(len(audio), n_chunks, selection=selection, end=end)
+    if len(starts) == 0:
+        raise Missing(f"audio is exactly {media.CHUNK_SECONDS:g} s: no chunk start under chunk_end='exclusive' "
+                      f"(the reference app fails on such a track)")
+    chunk = int(round(media.CHUNK_SECONDS * media.SAMPLE_RATE))
+    chunks = np.stack([audio[s:s + chunk] for s in starts]).astype(np.float32, copy=False)
+    return chunks, starts / media.SAMPLE_RATE
 
 
 def audio_output(features: np.ndarray, probs: np.ndarray, starts: np.ndarray, labels: Sequence[str],
@@ -432,10 +474,17 @@ class BeatsExtractor(Extractor):
     inputs = ("audio",)
     output_type = AudioOutput
 
-    def __init__(self, *, n_chunks: int = 16, top_k: int = 5, **options):
+    def __init__(self, *, n_chunks: int = 16, top_k: int = 5, chunk_selection: str = "equidistant",
+                 chunk_end: str = "inclusive", silence: str = "missing", **options):
+        """``chunk_selection`` / ``chunk_end``: see :func:`select_chunk_starts`; ``silence``: see
+        :func:`clip_chunks` (the feature recipe sets them)."""
         super().__init__(**options)
         self.n_chunks = n_chunks
         self.top_k = top_k
+        select_chunk_starts(0, 1, selection=chunk_selection, end=chunk_end)  # bad values fail now
+        if silence not in SILENCE:
+            raise OptionError(f"beats silence '{silence}' is unknown; choose from {', '.join(SILENCE)}")
+        self.chunk_selection, self.chunk_end, self.silence = chunk_selection, chunk_end, silence
 
     def _load(self) -> None:
         path = checkpoint_file("beats", self.models_dir)
@@ -447,7 +496,8 @@ class BeatsExtractor(Extractor):
 
     @torch.inference_mode()
     def _run(self, clip: Clip) -> AudioOutput:
-        chunks, starts = clip_chunks(clip, self.n_chunks)
+        chunks, starts = clip_chunks(clip, self.n_chunks, selection=self.chunk_selection, end=self.chunk_end,
+                                     silence=self.silence)
         features, probs = [], []
         for batch in batches(chunks, self.batch_size):
             waveforms = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)

@@ -40,7 +40,7 @@ Choices (documented so results can be compared):
 """
 from __future__ import annotations
 
-from ..errors import OptionError
+from ..errors import OptionError, one_line
 
 import logging
 from dataclasses import dataclass, field
@@ -351,8 +351,18 @@ class OcrSentimentExtractor(Extractor):
         use_cuda = self.device.type == "cuda"
         engine_cls = _RapidOcr if self.backend == "rapidocr" else _PaddleOcr
         models_dir = self.models_dir
-        self.engine = shared_model(f"ocr:{self.backend}:{self.ocr_models}", self.device, None, models_dir,
-                                   lambda: engine_cls(use_cuda, self.ocr_models, models_dir))
+        try:
+            self.engine = shared_model(f"ocr:{self.backend}:{self.ocr_models}", self.device, None, models_dir,
+                                       lambda: engine_cls(use_cuda, self.ocr_models, models_dir))
+        except models.ModelUnavailable as exc:
+            if self.ocr_models == "ppocr-default":
+                raise
+            # The English pair needs a download (or rapidocr 3); the bundled models still read text,
+            # and the output says which models ran instead.
+            log.warning("OCR: %s; using the bundled models instead", one_line(exc))
+            self.engine = shared_model(f"ocr:{self.backend}:ppocr-default", self.device, None, models_dir,
+                                       lambda: engine_cls(use_cuda, "ppocr-default", models_dir))
+            self.engine_note = f"{self.ocr_models} unavailable ({one_line(exc, limit=160)})"
         args = (self.device, self.dtype, self.models_dir)
         self.language_id = text.load(LanguageIdentifier, *args)
         self.translator = text.load(Translator, *args)
@@ -484,5 +494,7 @@ class OcrSentimentExtractor(Extractor):
             feature=scored.feature[None, :], lines=lines, unique_lines=unique, languages=languages,
             language_scores=scores, english_lines=english, english_text=joined, sentiment=scored.sentiment,
             frames_read=read, frames_reused=reused, backend=self.backend,
-            ocr_models=getattr(self.engine, "description", self.backend), text_unit=self.text_unit,
+            ocr_models=getattr(self.engine, "description", self.backend)
+            + (f"; instead of {self.engine_note}" if getattr(self, "engine_note", None) else ""),
+            text_unit=self.text_unit,
             frame_texts=per_frame)

@@ -1,0 +1,331 @@
+"""Feature recipes: named, versioned sets of extraction settings that a classifier declares.
+
+A classifier predicts well only on features made the way its training features were made. A
+:class:`Recipe` holds every setting that changes a feature: frame sampling, each extractor's
+options (keyword arguments of its constructor), and precision. A checkpoint's config names its
+recipe (``recipe`` key); the :class:`~vemoclap.pipeline.Analyzer` builds its extractors from it.
+
+Two recipes: ``reference`` (the reference app's extraction, as closely as these libraries allow;
+see docs/parity.md for every row and what is still provisional) and ``vemoclap`` (this project's
+own settings). :meth:`Recipe.resolve` turns a recipe into the one actually run on a device — e.g.
+a smaller Whisper on a CPU — and lists each change as a named :class:`Deviation`.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import OptionError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "auto")  # auto: the extractor's own default (fp16 on CUDA where safe)
+CLASSIFIER_PRECISIONS = ("fp32", "fp16-autocast")
+CPU_WHISPER = "small"  # what a CPU-only run uses instead of a large Whisper, unless told otherwise
+_LARGE_WHISPERS = ("large", "large-v1", "large-v2", "large-v3", "large-v3-turbo", "turbo")
+
+
+@dataclass
+class FrameSettings:
+    """How frames are sampled: n equal segments of the decoded stream, one frame each."""
+
+    n_frames: int = 16
+    positions: str = "centre"  # the frame on screen at each segment's centre (k + 0.5)·D/n
+    tolerance: float = 0.0  # fraction of a segment a frame may be off its position
+    short_side: int | None = 360
+    upscale: bool = True  # small videos are enlarged to short_side
+    max_long_side: int | None = 1920  # caps on the resized frame (hostile aspect ratios)
+    max_pixels: int | None = 1920 * 1080
+    random_when_training: bool = True  # training draws random rows per segment
+
+    def media_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``media.sample_frames`` (beside ``n``, ``random`` and ``seed``)."""
+        return {"short_side": self.short_side, "upscale": self.upscale, "tolerance": self.tolerance,
+                "max_long_side": self.max_long_side, "max_pixels": self.max_pixels}
+
+
+@dataclass
+class Deviation:
+    """One setting run differently from the recipe, and why."""
+
+    setting: str  # e.g. "asr_sentiment.whisper_model"
+    wanted: Any
+    used: Any
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.setting}: {self.wanted!r} → {self.used!r} ({self.reason})"
+
+
+@dataclass
+class Recipe:
+    name: str
+    version: int
+    description: str = ""
+    frames: FrameSettings = field(default_factory=FrameSettings)
+    extractors: dict[str, dict[str, Any]] = field(default_factory=dict)  # extractor → constructor options
+    precision: dict[str, str] = field(default_factory=dict)  # extractor → fp32|fp16|auto; "classifier"
+    notes: list[str] = field(default_factory=list)  # known differences from what it reproduces
+    deviations: list[Deviation] = field(default_factory=list)  # filled by resolve() / the Analyzer
+
+    def __post_init__(self) -> None:
+        for name, value in self.precision.items():
+            allowed = CLASSIFIER_PRECISIONS if name == "classifier" else PRECISIONS
+            if value not in allowed:
+                raise OptionError(f"recipe '{self.name}': precision of {name} is '{value}'; "
+                                  f"choose from {', '.join(allowed)}")
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def classifier_precision(self) -> str:
+        return self.precision.get("classifier", "fp32")
+
+    def options_for(self, extractor: str, device_type: str = "cpu") -> dict[str, Any]:
+        """Constructor options of one extractor: its recipe options plus ``half`` from precision."""
+        options = dict(self.extractors.get(extractor, {}))
+        precision = self.precision.get(extractor, "auto")
+        if precision != "auto":
+            options["half"] = precision == "fp16" and device_type == "cuda"
+        return options
+
+    # ---- the recipe actually run ------------------------------------------------------------
+    def resolve(self, device: str = "auto", overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                *, cpu_whisper: str | None = CPU_WHISPER) -> "Recipe":
+        """A copy with the user's ``overrides`` (extractor → options) applied and the changes a
+        CPU-only ``device`` needs (a large Whisper becomes ``cpu_whisper``; fp16 becomes fp32),
+        each recorded in ``deviations``. ``cpu_whisper=None`` (or giving ``whisper_model``)
+        keeps the recipe's Whisper."""
+        resolved = copy.deepcopy(self)
+        device_type = _device_type(device)
+        for extractor, options in (overrides or {}).items():
+            target = resolved.extractors.setdefault(extractor, {})
+            for key, value in options.items():
+                if key in target and target[key] != value:
+                    resolved.deviations.append(Deviation(f"{extractor}.{key}", target[key], value, "set by the user"))
+                target[key] = value
+        asr = resolved.extractors.get("asr_sentiment", {})
+        whisper = str(asr.get("whisper_model", ""))
+        user_whisper = "whisper_model" in (overrides or {}).get("asr_sentiment", {})
+        if device_type != "cuda" and cpu_whisper and whisper in _LARGE_WHISPERS and not user_whisper:
+            asr["whisper_model"] = cpu_whisper
+            resolved.deviations.append(Deviation(
+                "asr_sentiment.whisper_model", whisper, cpu_whisper,
+                f"no GPU: Whisper {whisper} takes many minutes per minute of video on a CPU; "
+                f"pass --whisper-model {whisper} for full parity"))
+        if device_type != "cuda":
+            for extractor, precision in resolved.precision.items():
+                if precision == "fp16":
+                    resolved.deviations.append(Deviation(f"{extractor}.precision", "fp16", "fp32", "no GPU"))
+        return resolved
+
+    def deviation_lines(self) -> list[str]:
+        return [d.line() for d in self.deviations]
+
+    def summary(self) -> str:
+        text = f"recipe {self.label}"
+        if self.deviations:
+            text += f" with {len(self.deviations)} deviation(s): " + "; ".join(self.deviation_lines())
+        return text
+
+    # ---- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from ._util import to_jsonable
+
+        return to_jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> "Recipe":
+        value = dict(value)
+        try:
+            frames = FrameSettings(**dict(value.pop("frames", {}) or {}))
+            deviations = [Deviation(**dict(d)) for d in value.pop("deviations", []) or []]
+            return cls(**value, frames=frames, deviations=deviations)
+        except TypeError as exc:
+            raise OptionError(f"not a recipe ({exc}); expected the keys of vemoclap.recipes.Recipe") from None
+
+
+def _device_type(device) -> str:
+    if device in (None, "auto"):
+        try:
+            import torch
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return "cpu"
+    return str(device).split(":")[0]
+
+
+# ---- the registry ------------------------------------------------------------------------------
+
+REFERENCE = Recipe(
+    name="reference", version=1,
+    description="the reference app's extraction (VEMOCLAP, Sulun et al. 2024), for its trained classifier",
+    frames=FrameSettings(tolerance=0.0, short_side=360, upscale=True, random_when_training=False),
+    extractors={
+        "beats": {"chunk_selection": "equidistant", "chunk_end": "inclusive", "silence": "embed"},
+        "face_emotion": {"detector": "yolo", "min_face_size": 0, "conf": 0.6, "iou": 0.5},
+        "asr_sentiment": {"whisper_model": "large-v3", "backend": "auto", "task": "translate",
+                          "long_form": "chunked", "chunk_s": 30, "stride_s": 5, "max_new_tokens": 128,
+                          "temperature_fallback": False, "no_speech_gating": False, "vad": False},
+        "ocr_sentiment": {"ocr_models": "ppocr-en", "text_unit": "frame", "lowercase": True,
+                          "min_confidence": 0.75, "langid_threshold": 0.9, "langid_max_tokens": 512,
+                          "spelling": "segment+t5", "chinese_code": "zho_Hant"},
+        "caption": {"captioner": "clipcap", "frame": "most-boxes"},
+    },
+    precision={"clip": "fp32", "beats": "fp32", "face_emotion": "fp32", "asr_sentiment": "fp16",
+               "ocr_sentiment": "fp32", "caption": "fp32", "classifier": "fp32"},
+    notes=[
+        "beats chunk_selection 'equidistant' is provisional: the reference app keeps the indices 0…k of the "
+        "chunk starts on tracks over ~27 s ('reference-indices'); the paper describes equidistant chunks, and "
+        "the published features settle which one the checkpoint was trained on (vemoclap parity)",
+        "beats chunk_end 'inclusive': a track of exactly 3.0 s gets its one chunk (the reference app crashes "
+        "on it, so there is no reference feature to match); 'exclusive' reproduces the reference's starts",
+        "face detector: YOLOv8-face (ultralytics) stands in for YOLOv5m-face, a pickled model that cannot be "
+        "loaded safely",
+        "asr_sentiment precision fp16 is Whisper's; the sentiment model shares the extractor's precision",
+        "classifier fp32: the reference app ran it under fp16 autocast on a GPU; 'fp16-autocast' reproduces that",
+        "attention heads come from the checkpoint config (8 for the reference's); its app builds 4 — "
+        "provisional, see docs/parity.md",
+    ],
+)
+
+VEMOCLAP = Recipe(
+    name="vemoclap", version=1,
+    description="vemoclap's own extraction settings, for classifiers trained with this project",
+    frames=FrameSettings(tolerance=0.25, short_side=360, upscale=False, random_when_training=True),
+    extractors={
+        "beats": {"chunk_selection": "equidistant", "chunk_end": "inclusive", "silence": "missing"},
+        "face_emotion": {"detector": "auto", "min_face_size": 20, "conf": 0.6, "iou": 0.5},
+        "asr_sentiment": {"whisper_model": "auto", "backend": "auto", "task": "translate",
+                          "long_form": "sequential", "temperature_fallback": True, "no_speech_gating": True,
+                          "vad": False},
+        "ocr_sentiment": {"ocr_models": "ppocr-default", "text_unit": "line", "lowercase": False,
+                          "min_confidence": 0.5, "langid_threshold": 0.9, "langid_max_tokens": 128,
+                          "spelling": "tokens", "chinese_code": "zho_Hans"},
+        "caption": {"captioner": "blip", "frame": "middle"},
+    },
+    precision={"clip": "auto", "beats": "auto", "face_emotion": "auto", "asr_sentiment": "auto",
+               "ocr_sentiment": "auto", "caption": "auto", "classifier": "fp32"},
+    notes=["today's settings: fp16 extractors on a GPU, frames within a quarter segment of the centre, "
+           "never upscaled"],
+)
+
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (REFERENCE, VEMOCLAP)}
+DEFAULT_RECIPE = "vemoclap"  # with no classifier, or a checkpoint trained on our own features
+
+
+def names() -> list[str]:
+    return list(RECIPES)
+
+
+def get_recipe(recipe: "str | Recipe | Mapping[str, Any]") -> Recipe:
+    """A recipe by name (a fresh copy), or a Recipe / its dict as is."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, Mapping):
+        return Recipe.from_dict(recipe)
+    name = str(recipe).strip().lower()
+    if name not in RECIPES:
+        raise OptionError(f"unknown feature recipe '{recipe}'; choose from {', '.join(RECIPES)}")
+    return copy.deepcopy(RECIPES[name])
+
+
+def recipe_of_config(config) -> str:
+    """The recipe a classifier config names; without one, ``reference`` for a reference-layout
+    checkpoint (the reference's five features at its widths) and ``vemoclap`` otherwise."""
+    named = getattr(config, "recipe", None)
+    if named:
+        return str(named)
+    from .fusion import FEATURES, REFERENCE_FEATURES
+
+    dims = dict(getattr(config, "feature_dims", {}) or {})
+    if sorted(dims) == sorted(REFERENCE_FEATURES) and all(dims[n] == FEATURES[n].dim for n in dims):
+        return "reference"
+    return DEFAULT_RECIPE
+
+
+def choose(recipe=None, classifier=None) -> Recipe:
+    """The recipe an Analyzer runs: the one given, else its classifier's, else ``vemoclap``."""
+    if recipe is not None:
+        return get_recipe(recipe)
+    if classifier is not None:
+        return get_recipe(recipe_of_config(classifier.config))
+    return get_recipe(DEFAULT_RECIPE)
+
+
+# ---- what an Analyzer runs ----------------------------------------------------------------------
+
+def accepted_options(function_or_class) -> set[str] | None:
+    """Keyword names a constructor (following ``**options`` up the class tree) or function takes;
+    None when it takes any."""
+    import inspect
+
+    classes = function_or_class.__mro__ if isinstance(function_or_class, type) else [None]
+    names: set[str] = set()
+    for cls in classes:
+        function = function_or_class if cls is None else cls.__dict__.get("__init__")
+        if function is None:
+            continue
+        params = inspect.signature(function).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+@dataclass
+class Plan:
+    """The resolved recipe with each extractor's options and the frame-sampling keywords."""
+
+    recipe: Recipe
+    extractor_options: dict[str, dict[str, Any]]
+    media_options: dict[str, Any]
+
+
+def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, Mapping[str, Any]] | None = None,
+         n_frames: int | None = None, short_side: Any = "recipe") -> Plan:
+    """Resolve ``recipe`` for ``device`` with the user's extractor ``overrides`` (and frame count
+    / short side when given), and split it into constructor options. A recipe option that the
+    installed extractor (or ``media.sample_frames``) does not take yet is left out and recorded
+    as a deviation; the user's own options are passed as given."""
+    from . import media
+    from .extractors import extractor_class
+
+    overrides = {name: dict(opts) for name, opts in (overrides or {}).items()}
+    resolved = recipe.resolve(device, overrides)
+    device_type = _device_type(device)
+    for key, value in (("n_frames", n_frames), ("short_side", short_side)):
+        if value not in (None, "recipe") or (key == "short_side" and value is None):
+            if getattr(resolved.frames, key) != value:
+                resolved.deviations.append(Deviation(f"frames.{key}", getattr(resolved.frames, key), value,
+                                                     "set by the user"))
+            setattr(resolved.frames, key, value)
+
+    def keep(where: str, wanted: Mapping[str, Any], accepted: set[str] | None, user: Mapping[str, Any]):
+        kept = {}
+        for key, value in wanted.items():
+            if key in user or accepted is None or key in accepted:
+                kept[key] = value
+            else:
+                resolved.deviations.append(Deviation(f"{where}.{key}", value, "default",
+                                                     "this version does not take the option yet"))
+        return kept
+
+    options = {name: keep(name, resolved.options_for(name, device_type), accepted_options(extractor_class(name)),
+                          overrides.get(name, {}))
+               for name in extractors}
+    media_options = keep("frames", resolved.frames.media_options(), accepted_options(media.sample_frames), {})
+    for deviation in resolved.deviations:  # pending options are for the integrator, not the user
+        pending = deviation.reason.startswith("this version does not take")
+        (log.info if pending else log.warning)("recipe %s: %s", resolved.label, deviation.line())
+    return Plan(resolved, options, media_options)
+
+
+__all__ = ["plan", "Plan", "accepted_options", "Recipe", "FrameSettings", "Deviation", "RECIPES", "REFERENCE", "VEMOCLAP", "DEFAULT_RECIPE",
+           "get_recipe", "names", "recipe_of_config", "choose", "CPU_WHISPER"]
