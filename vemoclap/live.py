@@ -74,19 +74,21 @@ def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def file_frames(source: str, max_side: int | None = 640) -> Iterator[np.ndarray]:
-    """RGB frames from a file or a stream URL PyAV can open, downscaled so the long side ≤ max_side."""
+def file_frames(source, max_side: int | None = 640, *, options: dict | None = None,
+                shown_name: str | None = None) -> Iterator[np.ndarray]:
+    """RGB frames from a file, a byte stream or a URL PyAV can open, downscaled so the long side ≤ max_side."""
     import av
 
     from .media import MediaError
 
+    name = shown_name or str(source)
     try:
-        container = av.open(source)
+        container = av.open(source, options=options or {})
     except (av.FFmpegError, OSError) as exc:
-        raise MediaError(f"{source}: cannot be opened as a video ({exc})") from None
+        raise MediaError(f"{name}: cannot be opened as a video ({' '.join(str(exc).split())})") from None
     with container:
         if not container.streams.video:
-            raise MediaError(f"{source}: has no video stream")
+            raise MediaError(f"{name}: has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -138,3 +140,74 @@ def run_live(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], li
         cv2.destroyWindow(window)
     elapsed = time.perf_counter() - start
     return {"frames": count, "fps": count / elapsed if elapsed > 0 else 0.0}
+
+
+def stream_frames(url: str, *, allow_private: bool = False, max_side: int | None = 640) -> Iterator[np.ndarray]:
+    """RGB frames from a live stream, with its addresses checked like every other network read.
+
+    http(s): read in Python through :mod:`vemoclap.netguard` (each redirect and the address really
+    connected to are checked) and handed to FFmpeg as a byte stream, so FFmpeg itself opens no
+    connection; HLS playlists are refused, since FFmpeg would fetch their segments unchecked.
+    rtsp(s): the host is resolved once, checked, and FFmpeg connects to that address over TCP.
+    """
+    from urllib.parse import urlparse, urlunparse
+
+    from . import netguard
+    from .sources import SourceError, shown
+
+    name = shown(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        raise SourceError(f"{name}: not a valid link") from None
+    scheme = parsed.scheme.lower()
+    if allow_private:  # the person trusts every address this stream may lead to
+        yield from file_frames(url, max_side)
+        return
+    if not parsed.hostname:
+        raise SourceError(f"{name}: the link has no host name")
+    if scheme in ("http", "https"):
+        yield from _http_stream_frames(url, name, max_side)
+        return
+    if scheme in ("rtsp", "rtsps"):
+        port = port or (322 if scheme == "rtsps" else 554)
+        try:
+            address = netguard.resolve_public(parsed.hostname, port, what=name)
+        except SourceError:
+            raise
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        host = f"[{address}]" if ":" in address else address
+        userinfo = parsed.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"{host}:{port}"
+        yield from file_frames(urlunparse(parsed._replace(netloc=netloc)), max_side,
+                               options={"rtsp_transport": "tcp"}, shown_name=name)
+        return
+    raise SourceError(f"{name}: only http(s) and rtsp streams are opened; others need --allow-private")
+
+
+def _http_stream_frames(url: str, name: str, max_side: int | None) -> Iterator[np.ndarray]:
+    import io
+    import urllib.error
+    import urllib.request
+
+    from . import netguard
+    from .sources import SourceError, redact_text
+
+    with netguard.guarded() as guard:
+        try:
+            response = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "vemoclap"}),
+                                              timeout=30)
+        except (urllib.error.URLError, OSError) as exc:
+            if guard.refused:
+                raise SourceError(f"{name}: the stream leads to a private or local address ({guard.refused[0]}); "
+                                  f"such links are refused unless --allow-private") from None
+            raise SourceError(f"{name}: the stream could not be opened ({redact_text(str(exc))})") from None
+        with response:
+            reader = io.BufferedReader(response, buffer_size=1 << 16)
+            kind = (response.headers.get("Content-Type") or "").lower()
+            if "mpegurl" in kind or reader.peek(7)[:7] == b"#EXTM3U":
+                raise SourceError(f"{name}: an HLS playlist; its segments would be fetched by FFmpeg unchecked, "
+                                  f"so it is not opened (use --allow-private only if you trust every address)")
+            yield from file_frames(reader, max_side, shown_name=name)

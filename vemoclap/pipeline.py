@@ -51,6 +51,9 @@ class Analyzer:
                  models_dir=None, classifier=None, skip_unavailable: bool = False,
                  whisper_model: str | None = None, face_detector: str | None = None,
                  short_side: int | None = 360, extractor_options: Mapping[str, Mapping] | None = None):
+        from .extractors import resolve_device
+
+        resolve_device(device)  # a bad device name is an OptionError here, before any model loads
         self.n_frames = frames
         self.short_side = short_side
         self.device = device
@@ -112,10 +115,15 @@ class Analyzer:
     def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
         return Clip.from_file(path, self.n_frames, random=random, seed=seed, short_side=self.short_side)
 
-    def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False) -> Result:
-        """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes."""
+    def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False,
+                cookies=None) -> Result:
+        """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes.
+
+        ``allow_private`` lets links reach private/loopback addresses; ``cookies`` is a Netscape
+        cookies file for sites that ask to sign in (a login: yt-dlp gets a private copy).
+        """
         report = _tqdm_progress() if progress is True else (progress or None)
-        path = resolve_source(source, allow_private=allow_private)
+        path = resolve_source(source, allow_private=allow_private, cookies=cookies)
         timings: dict[str, float] = {}
         total = 1 + len(self.extractors)
 
@@ -145,6 +153,7 @@ class Analyzer:
             timings[name] = output.seconds
             if output.missing:
                 result.missing[name] = output.missing
+        result.missing.update(self.unavailable)  # extractors skipped while loading lazily above
         if report:
             report("done", total, total)
 
@@ -190,6 +199,7 @@ class Analyzer:
         result.timings["classifier"] = time.perf_counter() - start
 
 
-def analyze(source, *, progress: bool | ProgressFn = False, **options) -> Result:
+def analyze(source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None,
+            **options) -> Result:
     """Analyze one video with a fresh :class:`Analyzer` (use an Analyzer to keep models loaded)."""
-    return Analyzer(**options).analyze(source, progress=progress)
+    return Analyzer(**options).analyze(source, progress=progress, allow_private=allow_private, cookies=cookies)
