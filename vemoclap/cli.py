@@ -27,27 +27,47 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)")
 
 
+def _check_analyze_outputs(args: argparse.Namespace) -> None:
+    from .outputs import check_dir_output, check_file_output
+
+    if args.json:
+        check_file_output(args.json, "--json")
+    if args.save:
+        check_dir_output(args.save, "--save")
+    if args.annotated_video:
+        check_file_output(args.annotated_video, "--annotated-video")
+    if args.clips:
+        check_file_output(args.clips[1], "--clips")
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .outputs import write_or_keep
     from .pipeline import Analyzer
 
+    _check_analyze_outputs(args)  # before any model loads or video downloads
     extractors = args.extractors.split(",") if args.extractors else None
     analyzer = Analyzer(extractors, frames=args.frames, device=args.device, models_dir=args.models_dir,
                         classifier=args.classifier, skip_unavailable=args.skip_unavailable,
                         whisper_model=args.whisper_model, face_detector=args.face_detector)
-    result = analyzer.analyze(args.source, progress=not args.quiet, allow_private=args.allow_private)
+    result = analyzer.analyze(args.source, progress=not args.quiet, allow_private=args.allow_private,
+                              cookies=args.cookies)
     print(result.summary())
     if args.json:
-        result.to_json(args.json)
+        write_or_keep(result, "--json", args.json, lambda: result.to_json(args.json))
         print(f"wrote {args.json}")
     if args.save:
-        analyzer.save(result, args.save)
+        write_or_keep(result, "--save", args.save, lambda: analyzer.save(result, args.save))
         print(f"saved JSON, CSV and plots to {args.save}")
     if args.annotated_video:
-        video = analyzer.export_annotated_video(result, args.annotated_video, progress=not args.quiet)
+        video = write_or_keep(result, "--annotated-video", args.annotated_video,
+                              lambda: analyzer.export_annotated_video(result, args.annotated_video,
+                                                                      progress=not args.quiet))
         print(f"wrote {video.path} ({video.frames} frames) and per-frame labels to {video.csv_path}")
     if args.clips:
         emotion, out = args.clips
-        path, segments = analyzer.export_emotion_clips(result, emotion, out, progress=not args.quiet)
+        path, segments = write_or_keep(result, "--clips", out,
+                                       lambda: analyzer.export_emotion_clips(result, emotion, out,
+                                                                             progress=not args.quiet))
         spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments) or "none"
         print(f"{emotion} segments: {spans}" + (f"; wrote {path}" if path else ""))
     if analyzer.bugs:  # the run finished and was reported, but an extractor hit a bug
@@ -63,12 +83,15 @@ def _cmd_live(args: argparse.Namespace) -> int:
     faces = get("face_emotion", device=args.device, models_dir=args.models_dir,
                 **({"detector": args.face_detector} if args.face_detector else {})).load()
     if args.source is not None:
-        frames = file_frames(args.source)
-    elif args.stream is not None:
-        from .sources import check_url
+        from .sources import resolve_source
 
-        check_url(args.stream, allow_private=args.allow_private)
-        frames = file_frames(args.stream)
+        # a link is fetched through the guarded download path and played from the local copy
+        frames = file_frames(str(resolve_source(args.source, allow_private=args.allow_private,
+                                                cookies=args.cookies)))
+    elif args.stream is not None:
+        from .live import stream_frames
+
+        frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:
         frames = camera_frames(args.camera)
     show = False if args.no_window else None
@@ -113,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--extractors", default=None,
                          help="comma-separated extractors to run (default: all of the reference's)")
     analyze.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
-    analyze.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"],
-                         help="face detector: yolo (YOLOv8-face), opencv (offline), auto (yolo, else opencv)")
+    analyze.add_argument("--face-detector", default=None, choices=["auto", "yolo", "lbp", "haar", "opencv"],
+                         help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)")
     analyze.add_argument("--skip-unavailable", action="store_true",
                          help="go on without models that cannot be loaded, and list them")
     analyze.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
@@ -125,18 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write one video of the segments where EMOTION dominates")
     analyze.add_argument("--allow-private", action="store_true",
                          help="allow links to private/loopback addresses (off by default)")
+    analyze.add_argument("--cookies", type=Path, default=None, metavar="FILE",
+                         help="a Netscape cookies.txt of a logged-in browser, for sites that ask to sign in "
+                              "(\"confirm you're not a bot\"); it is a login: keep it private")
     analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
 
     live = sub.add_parser("live", help="per-frame faces and expressions from a camera, stream or file, FPS shown")
-    live.add_argument("source", nargs="?", default=None, help="a video file (default: the camera)")
+    live.add_argument("source", nargs="?", default=None,
+                      help="a video file or an http(s) link, downloaded first (default: the camera)")
     live.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
-    live.add_argument("--stream", default=None, help="an http(s) stream URL PyAV can open")
+    live.add_argument("--stream", default=None,
+                      help="a live stream: http(s) (read through the address guard) or rtsp:// (its address "
+                           "checked, connected by address, no redirects)")
+    live.add_argument("--cookies", type=Path, default=None, metavar="FILE",
+                      help="a cookies.txt for a link that asks to sign in (a login: keep it private)")
     live.add_argument("--every", type=int, default=1, help="run the face model on every N-th frame")
     live.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: never)")
     live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
-    live.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"],
-                      help="face detector: yolo (YOLOv8-face), opencv (offline), auto (yolo, else opencv)")
+    live.add_argument("--face-detector", default=None, choices=["auto", "yolo", "lbp", "haar", "opencv"],
+                      help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)")
     live.add_argument("--allow-private", action="store_true")
     _add_model_options(live)
     live.set_defaults(func=_cmd_live)

@@ -694,15 +694,22 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
     runs it under fp16 autocast on CUDA (the reference app's way) instead of fp32.
     """
     path = Path(path).expanduser()
-    ours = _our_files(path)
-    if ours is not None:
-        model, config = load_checkpoint(path)
-        return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
-    folder = path if path.is_dir() else path.parent if path.is_file() else None
-    reference = _reference_files(folder) if folder is not None else None
-    if reference is not None:
-        model, config = load_reference_checkpoint(*reference)
-        return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
+    try:  # a truncated or garbage file is the user's to replace: one line, not a traceback
+        ours = _our_files(path)
+        if ours is not None:
+            model, config = load_checkpoint(path)
+            return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
+        folder = path if path.is_dir() else path.parent if path.is_file() else None
+        reference = _reference_files(folder) if folder is not None else None
+        if reference is not None:
+            model, config = load_reference_checkpoint(*reference)
+            return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(f"{path}: the classifier files are damaged or not a classifier "
+                              f"({type(exc).__name__}: {one_line(exc, limit=120)}); download or train it again"
+                              ) from None
     what = "does not exist" if not path.exists() else "holds no classifier"
     raise CheckpointError(f"{path}: {what}; expected a folder with {CONFIG_FILE} + {WEIGHTS_FILE} (vemoclap) "
                           f"or {REFERENCE_CONFIG_FILE} + {REFERENCE_WEIGHTS_FILE} (the reference's)")

@@ -74,14 +74,39 @@ def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def file_frames(source: str, max_side: int | None = 640, options: dict | None = None) -> Iterator[np.ndarray]:
-    """Upright RGB frames from a file or a stream URL (``options`` go to FFmpeg), through the one
-    video reader (rotation applied), shrunk so the long side ≤ ``max_side``."""
-    from .media import VideoReader
+def file_frames(source, max_side: int | None = 640, *, options: dict | None = None,
+                shown_name: str | None = None) -> Iterator[np.ndarray]:
+    """Upright RGB frames from a file, a stream URL (``options`` go to FFmpeg) or a byte stream,
+    shrunk so the long side ≤ ``max_side``. Files and URLs go through the one video reader
+    (rotation applied); a byte stream (a link read through the network guard) is decoded as is."""
+    import os
 
-    with VideoReader(source, max_side=max_side, even=True, options=options) as reader:
-        for item in reader.frames():
-            yield item.image
+    if isinstance(source, (str, os.PathLike)):
+        from .media import VideoReader
+
+        with VideoReader(os.fspath(source), max_side=max_side, even=True, options=options) as reader:
+            for item in reader.frames():
+                yield item.image
+        return
+    import av
+
+    from .media import MediaError
+
+    name = shown_name or "the stream"
+    try:
+        container = av.open(source, options=options or {})
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"{name}: cannot be opened as a video ({' '.join(str(exc).split())})") from None
+    with container:
+        if not container.streams.video:
+            raise MediaError(f"{name}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width, stream.codec_context.height
+        scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+        size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
 
 
 def has_display() -> bool:
@@ -126,3 +151,74 @@ def run_live(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], li
         cv2.destroyWindow(window)
     elapsed = time.perf_counter() - start
     return {"frames": count, "fps": count / elapsed if elapsed > 0 else 0.0}
+
+
+def stream_frames(url: str, *, allow_private: bool = False, max_side: int | None = 640) -> Iterator[np.ndarray]:
+    """RGB frames from a live stream, with its addresses checked like every other network read.
+
+    http(s): read in Python through :mod:`vemoclap.netguard` (each redirect and the address really
+    connected to are checked) and handed to FFmpeg as a byte stream, so FFmpeg itself opens no
+    connection; HLS playlists are refused, since FFmpeg would fetch their segments unchecked.
+    rtsp(s): the host is resolved once, checked, and FFmpeg connects to that address over TCP.
+    """
+    from urllib.parse import urlparse, urlunparse
+
+    from . import netguard
+    from .sources import SourceError, shown
+
+    name = shown(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        raise SourceError(f"{name}: not a valid link") from None
+    scheme = parsed.scheme.lower()
+    if allow_private:  # the person trusts every address this stream may lead to
+        yield from file_frames(url, max_side)
+        return
+    if not parsed.hostname:
+        raise SourceError(f"{name}: the link has no host name")
+    if scheme in ("http", "https"):
+        yield from _http_stream_frames(url, name, max_side)
+        return
+    if scheme in ("rtsp", "rtsps"):
+        port = port or (322 if scheme == "rtsps" else 554)
+        try:
+            address = netguard.resolve_public(parsed.hostname, port, what=name)
+        except SourceError:
+            raise
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        host = f"[{address}]" if ":" in address else address
+        userinfo = parsed.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"{host}:{port}"
+        yield from file_frames(urlunparse(parsed._replace(netloc=netloc)), max_side,
+                               options={"rtsp_transport": "tcp"}, shown_name=name)
+        return
+    raise SourceError(f"{name}: only http(s) and rtsp streams are opened; others need --allow-private")
+
+
+def _http_stream_frames(url: str, name: str, max_side: int | None) -> Iterator[np.ndarray]:
+    import io
+    import urllib.error
+    import urllib.request
+
+    from . import netguard
+    from .sources import SourceError, redact_text
+
+    with netguard.guarded() as guard:
+        try:
+            response = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "vemoclap"}),
+                                              timeout=30)
+        except (urllib.error.URLError, OSError) as exc:
+            if guard.refused:
+                raise SourceError(f"{name}: the stream leads to a private or local address ({guard.refused[0]}); "
+                                  f"such links are refused unless --allow-private") from None
+            raise SourceError(f"{name}: the stream could not be opened ({redact_text(str(exc))})") from None
+        with response:
+            reader = io.BufferedReader(response, buffer_size=1 << 16)
+            kind = (response.headers.get("Content-Type") or "").lower()
+            if "mpegurl" in kind or reader.peek(7)[:7] == b"#EXTM3U":
+                raise SourceError(f"{name}: an HLS playlist; its segments would be fetched by FFmpeg unchecked, "
+                                  f"so it is not opened (use --allow-private only if you trust every address)")
+            yield from file_frames(reader, max_side, shown_name=name)

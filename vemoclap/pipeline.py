@@ -57,6 +57,9 @@ class Analyzer:
                  whisper_model: str | None = None, face_detector: str | None = None,
                  short_side: int | None | str = "recipe", extractor_options: Mapping[str, Mapping] | None = None,
                  recipe=None):
+        from .extractors import resolve_device
+
+        resolve_device(device)  # a bad device name is an OptionError here, before any model loads
         if frames is not None:
             check_frame_count(frames)
         self.device = device
@@ -136,10 +139,15 @@ class Analyzer:
     def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
         return Clip.from_file(path, self.n_frames, random=random, seed=seed, **self._media_options)
 
-    def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False) -> Result:
-        """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes."""
+    def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False,
+                cookies=None) -> Result:
+        """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes.
+
+        ``allow_private`` lets links reach private/loopback addresses; ``cookies`` is a Netscape
+        cookies file for sites that ask to sign in (a login: yt-dlp gets a private copy).
+        """
         report = _tqdm_progress() if progress is True else (progress or None)
-        path = resolve_source(source, allow_private=allow_private)
+        path = resolve_source(source, allow_private=allow_private, cookies=cookies)
         timings: dict[str, float] = {}
         total = 1 + len(self.extractors)
 
@@ -166,6 +174,7 @@ class Analyzer:
             timings[name] = output.seconds
             if output.missing:
                 result.missing[name] = output.missing
+        result.missing.update(self.unavailable)  # extractors skipped while loading lazily above
         if report:
             report("done", total, total)
 
@@ -237,6 +246,7 @@ class Analyzer:
         return result.export_emotion_clips(emotion, out_path, self.classifier, **options)
 
 
-def analyze(source, *, progress: bool | ProgressFn = False, **options) -> Result:
+def analyze(source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None,
+            **options) -> Result:
     """Analyze one video with a fresh :class:`Analyzer` (use an Analyzer to keep models loaded)."""
-    return Analyzer(**options).analyze(source, progress=progress)
+    return Analyzer(**options).analyze(source, progress=progress, allow_private=allow_private, cookies=cookies)

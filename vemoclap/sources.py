@@ -1,20 +1,30 @@
 """Turn what a user gives (a path, "sample", an http(s) link, uploaded bytes) into a local video file.
 
-Safety rules: only http(s) links; hosts that resolve to private, loopback, link-local or reserved
-addresses are refused unless ``allow_private=True`` (tests serve files from 127.0.0.1); downloads
-have duration and size limits; an uploaded file's name never reaches a path unchecked.
+Safety rules: only http(s) links; every connection a download makes (the link, each redirect,
+each URL a page or yt-dlp extractor yields) goes through :mod:`vemoclap.netguard`, which refuses
+private, loopback, link-local and metadata addresses after DNS unless ``allow_private=True``;
+downloads have duration and byte limits enforced while reading; formats that only FFmpeg's own
+HLS/DASH downloader could fetch are refused. Each download works in one per-run temp folder that
+is removed at the end (kept with ``keep_temp=True`` or ``VEMOCLAP_KEEP_TEMP=1``); the finished
+file moves into a download cache with a size cap. A cookies file is a login: yt-dlp gets a
+private copy (it writes cookies back on close) that is deleted after the run and never logged.
 """
 from __future__ import annotations
 
-import ipaddress
+import contextlib
+import hashlib
 import logging
+import os
 import re
-import socket
+import shutil
+import stat
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
+from . import netguard
 from ._util import atomic_write_bytes
 from .errors import UserError, one_line
 from .media import VIDEO_EXTENSIONS  # noqa: F401  (the one list; re-exported for the app)
@@ -22,6 +32,9 @@ from .media import VIDEO_EXTENSIONS  # noqa: F401  (the one list; re-exported fo
 log = logging.getLogger(__name__)
 
 SAMPLE = "sample"
+CACHE_CAP_ENV = "VEMOCLAP_DOWNLOAD_CACHE_MB"
+KEEP_TEMP_ENV = "VEMOCLAP_KEEP_TEMP"
+DEFAULT_CACHE_CAP_MB = 2048
 
 
 class SourceError(UserError):
@@ -40,25 +53,129 @@ def is_url(source) -> bool:
     return isinstance(source, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source) is not None
 
 
+def redact(url: str) -> str:
+    """The link with any user name and password taken out, for messages and logs."""
+    try:
+        parsed = urlparse(url)
+    except ValueError:
+        return "<link>"
+    if parsed.username is None and parsed.password is None:
+        return url
+    host = parsed.hostname or ""
+    netloc = f"***@{host}" + (f":{parsed.port}" if parsed.port else "")
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+def shown(value) -> str:
+    """A path or link as it may appear in a one-line message: no credentials, no line breaks."""
+    text = redact(value) if is_url(value) else str(value)
+    return text.encode("unicode_escape").decode("ascii") if any(c in text for c in "\r\n\t") else text
+
+
 def resolve_source(source, *, directory: str | Path | None = None, allow_private: bool = False,
-                   limits: DownloadLimits = DownloadLimits(), filename: str = "upload.mp4") -> Path:
-    """A local video file for ``source``: a path, ``"sample"``, an http(s) URL, or raw bytes."""
+                   limits: DownloadLimits = DownloadLimits(), filename: str = "upload.mp4",
+                   cookies: str | Path | None = None, keep_temp: bool | None = None) -> Path:
+    """A local video file for ``source``: a path, ``"sample"``, an http(s) URL, or raw bytes.
+
+    Uploads and downloads land in ``directory`` when given, else in the download cache
+    (:func:`cache_dir`, size-capped) so that exports can read them after the analysis.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return save_upload(bytes(source), filename, directory or _workdir())
-    if isinstance(source, str) and source == SAMPLE and not Path(source).exists():
+        target = Path(directory) if directory else cache_dir() / "uploads"
+        path = save_upload(bytes(source), filename, target)
+        if not directory:
+            trim_cache()
+        return path
+    if isinstance(source, Path):
+        source = str(source)
+    if not isinstance(source, str):
+        raise SourceError(f"{type(source).__name__}: not a video source; give a file path, a link or bytes")
+    if not source.strip():
+        raise SourceError("no source given; give a video file, an http(s) link or 'sample'")
+    if source == SAMPLE and not Path(source).exists():
         from .sample import sample_video
 
         return sample_video()
     if is_url(source):
-        return download(source, directory or _workdir(), allow_private=allow_private, limits=limits)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise SourceError(f"{path}: no such file; give a video file, an http(s) link or 'sample'")
+        return download(source, directory, allow_private=allow_private, limits=limits, cookies=cookies,
+                        keep_temp=keep_temp)
+    return check_local(Path(source).expanduser())
+
+
+def check_local(path: Path) -> Path:
+    """``path`` if it is a regular, readable, non-empty file; otherwise a SourceError saying what it is."""
+    name = shown(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise SourceError(f"{name}: a broken symbolic link (its target does not exist)") from None
+        raise SourceError(f"{name}: no such file; give a video file, an http(s) link or 'sample'") from None
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise SourceError(f"{name}: a symbolic link loop; point to the video file itself") from None
+        raise SourceError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SourceError(f"{name}: is a folder; give a video file inside it")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
+                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        raise SourceError(f"{name}: {kind}, not a video file; save the video to a file first")
+    if str(path.resolve()).startswith(("/proc/", "/sys/")):
+        raise SourceError(f"{name}: a system file, not a video file")
+    if info.st_size == 0:
+        raise SourceError(f"{name}: the file is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{name}: permission denied; make the file readable")
     return path
 
 
-def _workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="vemoclap-"))
+def cache_dir() -> Path:
+    """Where downloaded and uploaded copies live (``$VEMOCLAP_CACHE/downloads``), capped in size."""
+    root = os.environ.get("VEMOCLAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vemoclap")
+    return Path(root) / "downloads"
+
+
+def trim_cache(cap_bytes: int | None = None, keep: Path | None = None) -> None:
+    """Remove the oldest cached copies until the cache is under its cap (``$VEMOCLAP_DOWNLOAD_CACHE_MB``)."""
+    if cap_bytes is None:
+        try:
+            cap_bytes = int(float(os.environ.get(CACHE_CAP_ENV, DEFAULT_CACHE_CAP_MB)) * 2**20)
+        except ValueError:
+            cap_bytes = DEFAULT_CACHE_CAP_MB * 2**20
+    root = cache_dir()
+    if not root.is_dir():
+        return
+    files = []
+    for path in root.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                info = path.stat()
+                files.append((info.st_mtime, info.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= cap_bytes:
+            break
+        if keep is not None and path == keep:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
+
+
+@contextlib.contextmanager
+def run_folder(keep: bool | None = None):
+    """One temp folder for this run: removed at the end, kept when asked (``VEMOCLAP_KEEP_TEMP=1``)."""
+    keep = os.environ.get(KEEP_TEMP_ENV, "") not in ("", "0") if keep is None else keep
+    folder = Path(tempfile.mkdtemp(prefix="vemoclap-run-"))
+    try:
+        yield folder
+    finally:
+        if keep:
+            log.info("kept the run's temp folder %s", folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def safe_filename(name: str, default_stem: str = "upload") -> str:
@@ -86,24 +203,28 @@ def save_upload(data: bytes, filename: str, directory: str | Path, *, max_bytes:
 
 
 def check_url(url: str, *, allow_private: bool = False) -> str:
-    """Refuse non-http(s) links and hosts on private/loopback/reserved addresses; return the host."""
-    parsed = urlparse(url)
+    """Refuse non-http(s) links and hosts on private/loopback/reserved addresses; return the host.
+
+    This only checks the link as typed, for an early clear reason; the download itself is guarded
+    connection by connection (:mod:`vemoclap.netguard`).
+    """
+    name = shown(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        raise SourceError(f"{name}: not a valid link") from None
     if parsed.scheme not in ("http", "https"):
-        raise SourceError(f"{url}: only http(s) links are accepted")
+        raise SourceError(f"{name}: only http(s) links are accepted")
     host = parsed.hostname
     if not host:
-        raise SourceError(f"{url}: the link has no host name")
+        raise SourceError(f"{name}: the link has no host name")
     if allow_private:
         return host
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, parsed.port or 443)}
-    except socket.gaierror:
-        raise SourceError(f"{url}: the host '{host}' could not be found; check the link") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:
-            raise SourceError(f"{url}: '{host}' is a private or local address ({ip}); such links are refused")
+        netguard.resolve_public(host, port or (443 if parsed.scheme == "https" else 80), what=name)
+    except UserError as exc:
+        raise SourceError(str(exc)) from None
     return host
 
 
@@ -120,6 +241,11 @@ _DOWNLOAD_REASONS = [
     ("http error 403", "access was refused (HTTP 403)"),
     ("unable to download webpage", "the page could not be downloaded"),
     ("is larger than max-filesize", "the video is over the size limit"),
+    ("not a bot", "the site asks to sign in to confirm this is not a bot (it blocks many datacenter and "
+                  "Colab addresses); pass a cookies file of a logged-in browser (--cookies FILE, "
+                  "cookies=) or upload the video instead"),
+    ("sign in to confirm", "the site asks to sign in; pass a cookies file of a logged-in browser "
+                           "(--cookies FILE, cookies=) or upload the video instead"),
 ]
 
 
@@ -132,57 +258,162 @@ def _reason(message: str) -> str:
     return re.sub(r"^ERROR:\s*", "", first)
 
 
-def download(url: str, directory: str | Path, *, allow_private: bool = False,
-             limits: DownloadLimits = DownloadLimits()) -> Path:
-    """Download one progressive (audio+video in one file, so no ffmpeg muxing) ≤360p file with yt-dlp."""
+def _js_runtimes() -> dict | None:
+    """yt-dlp's JavaScript runtime for YouTube: deno beside this Python (the ``deno`` package) if installed."""
+    for folder in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
+        for name in ("deno", "deno.exe"):
+            if (folder / name).is_file() and os.access(folder / name, os.X_OK):
+                return {"deno": {"path": str(folder / name)}}
+    found = shutil.which("deno")
+    return {"deno": {"path": found}} if found else None
+
+
+def _private_cookies(cookies: str | Path, folder: Path) -> Path:
+    source = Path(cookies).expanduser()
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"{shown(source)}: no such cookies file") from None
+    except OSError as exc:
+        raise SourceError(f"{shown(source)}: the cookies file cannot be read ({exc.strerror or exc})") from None
+    copy = folder / "cookies.txt"
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return copy
+
+
+def download(url: str, directory: str | Path | None = None, *, allow_private: bool = False,
+             limits: DownloadLimits = DownloadLimits(), cookies: str | Path | None = None,
+             keep_temp: bool | None = None) -> Path:
+    """Download one progressive (audio+video in one file, so no ffmpeg muxing) ≤360p file with yt-dlp.
+
+    Every connection is checked by the guard; the byte budget counts every byte read; the file is
+    fetched into a per-run temp folder and moved into ``directory`` (default: the download cache).
+    """
+    name = shown(url)
     check_url(url, allow_private=allow_private)
     try:
         import yt_dlp
     except ImportError:
         raise SourceError("links need yt-dlp: pip install yt-dlp") from None
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    target = Path(directory) if directory is not None else cache_dir()
+    with run_folder(keep_temp) as work, netguard.guarded(allow_private=allow_private,
+                                                          max_bytes=limits.max_bytes) as guard:
+        path, info = _yt_dlp_fetch(yt_dlp, url, name, work, limits, cookies, guard)
+        target.mkdir(parents=True, exist_ok=True)
+        stem = hashlib.sha256(redact(url).encode()).hexdigest()[:12]
+        final = target / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{stem}{path.suffix}"
+        shutil.move(str(path), final)
+    if directory is None:
+        trim_cache(keep=final)
+    return final
+
+
+def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimits, cookies, guard
+                  ) -> tuple[Path, dict]:
     h = limits.height
 
-    def too_long(info, *, incomplete=False):
+    def refuse(info, *, incomplete=False):
         duration = info.get("duration")
         if duration and duration > limits.max_duration_s:
             return f"the video is {duration / 60:.0f} min long; the limit is {limits.max_duration_s / 60:.0f} min"
         return None
 
+    # Only plain http(s) formats: HLS/DASH would be fetched by FFmpeg or in fragments; one file, no muxing.
+    plain = "[protocol^=http][protocol!*=dash][protocol!*=m3u8]"
     options = {
-        # progressive formats first (one file with both streams), smallest sensible height
-        "format": (f"best[height<={h}][vcodec!=none][acodec!=none]/best[vcodec!=none][acodec!=none]"
-                   f"/best[height<={h}]/best"),
-        "outtmpl": str(directory / "%(id).80s.%(ext)s"),
+        "format": (f"best{plain}[height<={h}][vcodec!=none][acodec!=none]/best{plain}[vcodec!=none][acodec!=none]"
+                   f"/best{plain}[height<={h}]/best{plain}"),
+        "outtmpl": str(work / "%(id).60s.%(ext)s"),
+        "paths": {"home": str(work), "temp": str(work)},
         "restrictfilenames": True,
         "noplaylist": True,
         "max_filesize": limits.max_bytes,
-        "match_filter": too_long,
+        "match_filter": refuse,
         "socket_timeout": limits.timeout_s,
-        "retries": 2,
+        "retries": 1,
+        "fragment_retries": 1,
+        "concurrent_fragment_downloads": 1,  # the guard is per thread
+        "hls_prefer_native": True,
+        "external_downloader": {},
+        "fixup": "never",
+        "cachedir": False,
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
         "logger": _QuietLogger(),
     }
+    runtimes = _js_runtimes()
+    if runtimes:
+        options["js_runtimes"] = runtimes
+    if cookies is not None:
+        options["cookiefile"] = str(_private_cookies(cookies, work))
+    info = None
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
+            info = ydl.extract_info(url, download=False)
             if info is None:
-                raise SourceError(f"{url}: no video was found at this link")
-            if info.get("_type") == "playlist":
-                raise SourceError(f"{url}: this is a playlist; give the link of one video")
-            path = Path(ydl.prepare_filename(info))
-    except yt_dlp.utils.DownloadError as exc:
-        raise SourceError(f"{url}: {_reason(str(exc))}") from None
-    except yt_dlp.utils.YoutubeDLError as exc:
-        raise SourceError(f"{url}: {_reason(str(exc))}") from None
+                raise SourceError(f"{name}: no video was found at this link")
+            if info.get("_type") == "playlist" or "entries" in info:
+                raise SourceError(f"{name}: this is a playlist; give the link of one video")
+            chosen = info.get("requested_formats") or [info]
+            if any(not str(f.get("protocol", "")).startswith("http") or "dash" in str(f.get("protocol", ""))
+                   or "m3u8" in str(f.get("protocol", "")) for f in chosen):
+                raise SourceError(f"{name}: the site offers only streaming formats (HLS/DASH) here; "
+                                  f"download the video yourself and give the file")
+            for fmt in chosen:  # the media URL the extractor yields gets the same early check
+                if fmt.get("url"):
+                    _check_media_url(fmt["url"], name, guard)
+            done = ydl.process_ie_result(info, download=True)
+            downloads = (done or {}).get("requested_downloads") or [{}]
+            path = Path(downloads[0].get("filepath") or ydl.prepare_filename(done or info))
+    except SourceError:
+        raise
+    except Exception as exc:  # yt-dlp wraps the guard's refusals; say what really happened
+        raise SourceError(f"{name}: {_failure(exc, guard, limits)}") from None
+    if guard.refused:
+        raise SourceError(f"{name}: {_refused_reason(guard)}")
     if not path.is_file():
-        reason = too_long(info) or "nothing was downloaded (over the size or length limit?)"
-        raise SourceError(f"{url}: {reason}")
-    return path
+        reason = (refuse(info) if info else None) or "nothing was downloaded (over the size or length limit?)"
+        raise SourceError(f"{name}: {reason}")
+    return path, info
+
+
+def _check_media_url(media_url: str, name: str, guard) -> None:
+    parsed = urlparse(media_url)
+    if parsed.scheme not in ("http", "https"):
+        raise SourceError(f"{name}: the video's address is not an http(s) link; such links are refused")
+    if guard.allow_private or not parsed.hostname:
+        return
+    try:
+        netguard.resolve_public(parsed.hostname, parsed.port or 443)
+    except UserError:
+        guard.refused.append(parsed.hostname)
+        raise SourceError(f"{name}: {_refused_reason(guard)}") from None
+
+
+def _refused_reason(guard) -> str:
+    return (f"the link leads to a private or local address ({guard.refused[0]}) through a redirect, an "
+            f"embedded video or its DNS answer; such links are refused unless allow_private / --allow-private")
+
+
+def _failure(exc: BaseException, guard, limits: DownloadLimits) -> str:
+    if guard.refused:
+        return _refused_reason(guard)
+    if guard.over_budget:
+        return f"the download is over the {limits.max_bytes / 2**20:.0f} MB limit; stopped there"
+    text = str(exc)
+    if "cookie" in text.lower() and ("load" in text.lower() or "netscape" in text.lower()):
+        return "the cookies file is not a Netscape-format cookies.txt; export one from a logged-in browser"
+    return redact_text(_reason(text))
+
+
+def redact_text(text: str) -> str:
+    """Any link inside ``text`` with its credentials removed, on one line."""
+    text = re.sub(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+", lambda m: redact(m.group(0)), text)
+    return " ".join(text.split())
 
 
 class _QuietLogger:

@@ -32,7 +32,16 @@ def output_type(name: str) -> type[ExtractorOutput]:
 
 def get(name: str, **options) -> Extractor:
     """Build the extractor called ``name`` (models load on first use or ``.load()``)."""
-    return extractor_class(name)(**options)
+    import inspect
+
+    cls = extractor_class(name)
+    parameters = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(options) - set(parameters))
+        if unknown:
+            known = ", ".join(k for k, p in parameters.items() if p.kind is not p.VAR_POSITIONAL)
+            raise OptionError(f"{name}: unknown option(s) {', '.join(unknown)}; it takes {known}")
+    return cls(**options)
 
 
 __all__ = ["Clip", "Extractor", "ExtractorOutput", "Missing", "resolve_device", "available", "get",

@@ -139,7 +139,10 @@ def resolve_device(device: str | None = "auto"):
 
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise OptionError(f"device '{device}' is not a device name; use auto, cpu, cuda or cuda:N") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise OptionError(f"device '{device}' was asked for but no CUDA GPU is available; use --device cpu")
     return resolved

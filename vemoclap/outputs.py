@@ -1,0 +1,74 @@
+"""Output paths checked before the work starts, and a finished result never lost to a write error."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .errors import OptionError, UserError
+
+
+class OutputError(UserError):
+    """An output could not be written; the message names where the result was kept instead."""
+
+
+def check_file_output(path: str | os.PathLike, option: str) -> Path:
+    """A file path that can be written: not a folder, its folder creatable and writable."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OptionError(f"{option} {path}: is a folder; give a file name (e.g. {path / 'result.json'})")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OptionError(f"{option} {path}: the file exists and is not writable; choose another name")
+    _check_parent(path, option)
+    return path
+
+
+def check_dir_output(path: str | os.PathLike, option: str) -> Path:
+    """A folder path that can be written into: not an existing file, writable."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OptionError(f"{option} {path}: is a file, not a folder; give a folder name")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OptionError(f"{option} {path}: the folder is not writable; choose another folder")
+        return path
+    _check_parent(path, option)
+    return path
+
+
+def _check_parent(path: Path, option: str) -> None:
+    parent = path.parent
+    while not parent.exists():  # the nearest existing ancestor must be a writable folder
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OptionError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {path}: {parent} is not writable; choose another place")
+
+
+def keep_result(result, what: str, target, exc: OSError) -> OutputError:
+    """Save ``result`` as JSON in a temp file after ``what`` failed; the error to raise names it."""
+    reason = exc.strerror or str(exc)
+    for folder in (None, Path.home() / ".cache" / "vemoclap" / "results"):
+        try:
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="vemoclap-result-", suffix=".json", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(result.to_json())
+            return OutputError(f"{what} {target} could not be written ({reason}); the analysis was saved "
+                               f"to {name} instead")
+        except OSError:
+            continue
+    print(result.to_json())
+    return OutputError(f"{what} {target} could not be written ({reason}) and no temp file could be made; "
+                       f"the analysis was printed above as JSON")
+
+
+def write_or_keep(result, what: str, target, write: Callable[[], object]):
+    """Run ``write()``; on an OSError keep the result in a temp file and raise a one-line OutputError."""
+    try:
+        return write()
+    except OSError as exc:
+        raise keep_result(result, what, target, exc) from None
