@@ -150,7 +150,8 @@ class LoadStep:
             if self.drive.value and controller.models_dir != colab.drive_models():
                 controller.use_drive_models()
             controller.fetch_models = self.fetch.value
-            if controller.cached() is None and controller.fetch_models:
+            cached = controller.cached() is not None
+            if not cached and controller.fetch_models:
                 try:
                     controller.fetch(self.progress.show)
                 except Exception as exc:  # what is there may still load: say why and go on
@@ -164,7 +165,7 @@ class LoadStep:
             self.message.value = message_html(describe_error(exc, "loading the models"))
             return None
         fetch_note = self.message.value
-        self.show_loaded()
+        self.show_loaded(cached=cached)
         if fetch_note and "⚠" in fetch_note:
             self.message.value = fetch_note + "<br>" + self.message.value
         return controller.analyzer
