@@ -6,9 +6,13 @@ detector finds the astronaut, rapidocr's real models read the sample's title.
 from __future__ import annotations
 
 import argparse
-import datetime
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import html
 
 import numpy as np
 import pytest
@@ -16,7 +20,11 @@ import pytest
 ipywidgets = pytest.importorskip("ipywidgets")
 
 from vemoclap import app as app_module  # noqa: E402
-from vemoclap.app import VemoclapApp  # noqa: E402
+from vemoclap.app import VemoclapApp, launch  # noqa: E402
+
+from app_widget_checks import CHECKS, upload  # noqa: E402
+
+IPYW7_PYTHON = Path(os.environ.get("VEMOCLAP_IPYW7_PYTHON", "/work/venvs/app-ipyw7/bin/python"))
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # Fast settings for tiny models on 2 CPUs: fewer frames, Whisper without temperature fallback.
@@ -99,9 +107,15 @@ def test_run_shows_real_results(ran):
     # rapidocr's real models read the sample's title; OpenCV's real detector finds the astronaut
     assert "WONDERFUL" in details.upper()
     faces = result.outputs["face_emotion"]
-    assert faces.n_faces >= 1 and f"{faces.n_faces} face(s)" in details
-    assert "Speech" in details and "Audio events" in details and "Caption" in details
+    assert faces.n_faces >= 1 and f"faces ({faces.detector}): {faces.n_faces}" in details
+    # every output that ran describes itself, in its own words: one section each
+    for name, output in result.outputs.items():
+        if not output.missing:
+            assert f"data-extractor='{name}'" in details
+            for line in output.describe():
+                assert html.escape(line.strip()) in details
     assert ran.progress.value == ran.progress.max and ran.progress.bar_style == "success"
+    assert ran.progress_label.value.startswith("done in")
     downloads = ran.downloads_html.value
     assert 'download="sample.json"' in downloads and "data:text/csv;base64," in downloads
     assert ran.results.children and ran.message.value == ""
@@ -139,6 +153,15 @@ def test_explorers_draw_the_last_result(ran):
     assert features.children[1].value[:8] == PNG
 
 
+def test_figures_are_closed(ran):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    ran.explore_features()
+    assert plt.get_fignums() == before
+    assert np.all([len(w.value) > 0 for w in (ran.chart_image, ran.timeline_image)])
+
+
 @pytest.mark.parametrize("link, needle", [
     ("ftp://x", "only http(s) links"),
     ("http://127.0.0.1:9/video.mp4", "private or local"),
@@ -146,13 +169,16 @@ def test_explorers_draw_the_last_result(ran):
     ("", "paste a video link"),
 ])
 def test_bad_links_give_one_line(ran, link, needle):
-    result_before = ran.result
+    frames = ran.explore_frames()
     ran.source.value = "link"
     assert ran.url_text in ran.pick_box.children
     ran.url_text.value = link
     ran.run_button.click()
     assert_one_line(ran.message.value, needle)
-    assert ran.result is result_before and not ran.results.children
+    # nothing of the previous video is left to look like this one's
+    assert ran.result is None and not ran.results.children and not ran.chart_image.value
+    assert "no result" in frames.children[0].value and needle in frames.children[0].value
+    assert ran.progress.bar_style == "danger" and "%" not in ran.progress_label.value
     assert_no_traceback(ran)
     ran.source.value = "sample"
 
@@ -189,10 +215,7 @@ def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
     assert_no_traceback(app)
 
 
-def _upload(app: VemoclapApp, name: str, content: bytes) -> None:
-    app.upload.value = ({"name": name, "type": "video/mp4", "size": len(content),
-                         "content": memoryview(content),
-                         "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+_upload = upload
 
 
 def test_text_file_named_mp4_is_refused(ran):
@@ -224,37 +247,25 @@ def test_upload_too_big_is_refused(tiny_models, tmp_path):
     assert app.uploaded_path is None
 
 
-def test_upload_real_video_then_exports(tiny_models, tmp_path):
-    from vemoclap.sample import make_sample
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_widget_checks(check, tiny_models, tmp_path):
+    check(tiny_models, tmp_path)
 
-    video = make_sample(tmp_path / "astronaut clip.mp4", seconds=2.0, size=(320, 180), fps=10)
-    app = VemoclapApp(models_dir=tiny_models, classifier=tiny_models / "classifier", extractors=["face_emotion"],
-                      analyzer_options=FAST, output_dir=tmp_path / "out")
-    app.widget()
-    app.source.value = "upload"
-    _upload(app, "../My Holiday (1).mp4", video.read_bytes())
-    assert_one_line(app.upload_message.value, "is ready")
-    saved = app.uploaded_path
-    assert saved.is_file() and saved.name == "My_Holiday_1.mp4"
-    assert (tmp_path / "out" / "uploads") in saved.parents  # the name never picked the folder
-    app.run_button.click()  # Run without Load loads first
-    assert app.result is not None, visible_text(app.message.value)
-    assert all("loaded" in row.status.value for row in app.model_rows.values())
-    assert app.result.outputs["face_emotion"].n_faces >= 1
-    assert app.frame_image.value[:8] == PNG
 
-    path = app.make_annotated_video()
-    assert path is not None and path.is_file() and path.stat().st_size > 1000, app.export_message.value
-    assert "data:video/mp4;base64," in app.export_message.value and "Traceback" not in app.export_message.value
-
-    windows = app.analyzer.timeline(app.result).windows
-    emotion = windows["top"].iloc[0]
-    app.emotion_dropdown.value = emotion
-    app.clips_button.click()
-    written = list(path.parent.glob(f"*_{emotion}.mp4"))
-    assert written and written[0].stat().st_size > 1000, app.export_message.value
-    assert "–" in visible_text(app.export_message.value)  # the segments' times are listed
-    assert_no_traceback(app)
+def test_widget_checks_under_ipywidgets_7(tiny_models, tmp_path):
+    """The same checks with Colab's ipywidgets 7.7.1, in an interpreter that has it."""
+    if not IPYW7_PYTHON.is_file():
+        pytest.skip(f"no interpreter with ipywidgets 7.7.1 at {IPYW7_PYTHON} (set VEMOCLAP_IPYW7_PYTHON)")
+    root = Path(__file__).resolve().parent.parent
+    version = subprocess.run([str(IPYW7_PYTHON), "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+                             capture_output=True, text=True)
+    if version.stdout.strip() != "7.7.1":
+        pytest.skip(f"{IPYW7_PYTHON} has ipywidgets {version.stdout.strip() or version.stderr.strip()[-200:]}")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "tests")]))
+    run = subprocess.run([str(IPYW7_PYTHON), str(root / "tests" / "app_widget_checks.py"), str(tiny_models),
+                          str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.stdout.count("(ipywidgets 7.7.1)") == len(CHECKS), run.stdout
 
 
 def test_missing_model_is_one_line_and_listed(tiny_models, tmp_path):
@@ -377,7 +388,7 @@ def test_app_command_arguments():
     app_module.add_commands(sub)
     args = parser.parse_args(["app", "--port", "9999", "--no-browser", "--models-dir", "w", "--classifier", "c"])
     assert (args.port, args.no_browser, args.models_dir, args.classifier) == (9999, True, Path("w"), Path("c"))
-    assert args.func is app_module._cmd_app
+    assert args.func is launch.cmd_app
     command = app_module.voila_command(Path("nb.ipynb"), 9999, open_browser=False)
     assert "--Voila.ip=127.0.0.1" in command and "--no-browser" in command and "--port=9999" in command
 
@@ -386,12 +397,3 @@ def test_missing_model_path_is_one_line(capsys, tmp_path):
     code = app_module.main(["--no-browser", "--models-dir", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no such file or folder" in err
-
-
-def test_figures_are_closed(ran):
-    import matplotlib.pyplot as plt
-
-    before = plt.get_fignums()
-    ran.explore_features()
-    assert plt.get_fignums() == before
-    assert np.all([len(w.value) > 0 for w in (ran.chart_image, ran.timeline_image)])

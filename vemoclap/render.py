@@ -110,6 +110,23 @@ def plot_annotated_frame(result: "Result", index: int | None = None, ax=None) ->
     return fig
 
 
+def _label_places(near: float = 0.2) -> dict[str, tuple[tuple[float, float], str, tuple[int, int]]]:
+    """Where each emotion's name goes: centred on its mean, or pushed apart from a close neighbour
+    (fear and anger sit 0.13 apart), the left one up and to the left, the right one down and right."""
+    centres = {emotion: (v, a) for emotion, ((v, _), (a, _)) in VALENCE_AROUSAL.items()}
+    places = {}
+    for emotion, (v, a) in centres.items():
+        close = [(ov, oa) for other, (ov, oa) in centres.items()
+                 if other != emotion and abs(ov - v) < near and abs(oa - a) < near / 2]
+        if not close:
+            places[emotion] = ((v, a), "center", (0, 0))
+        elif v <= min(ov for ov, _ in close):
+            places[emotion] = ((v, a), "right", (2, 7))
+        else:
+            places[emotion] = ((v, a), "left", (-2, -7))
+    return places
+
+
 def plot_circumplex(result: "Result", ax=None) -> "Figure":
     """The six emotions on the valence–arousal plane (means ± std) and the video's weighted point."""
     import matplotlib.pyplot as plt
@@ -124,7 +141,9 @@ def plot_circumplex(result: "Result", ax=None) -> "Figure":
         color = EMOTION_COLORS[emotion]
         weight = scores.get(emotion, 0.0)
         ax.add_patch(Ellipse((v, a), 2 * v_sd, 2 * a_sd, color=color, alpha=0.12 + 0.5 * weight, lw=0))
-        ax.annotate(emotion, (v, a), ha="center", va="center", fontsize=8, color=color, fontweight="bold")
+    for emotion, (xy, align, offset) in _label_places().items():
+        ax.annotate(emotion, xy, xytext=offset, textcoords="offset points", ha=align, va="center", fontsize=8,
+                    color=EMOTION_COLORS[emotion], fontweight="bold")
     point = result.valence_arousal
     if point is not None:
         ax.plot(*point, marker="*", ms=16, color="black", zorder=5)

@@ -115,6 +115,17 @@ def install(source: str | None = None, extra: str = "notebook", *, python: str =
     the project's repository. Returns a report: what was added, what changed (only allow-listed names can),
     and whether cv2 is still the same OpenCV build.
     """
+    if not (source or os.environ.get(SOURCE_ENV)) and python == sys.executable:
+        import importlib.util
+
+        if importlib.util.find_spec("vemoclap") is not None:  # a rerun, or a kernel that has it already
+            import importlib.metadata
+
+            try:
+                version = importlib.metadata.version("vemoclap")
+            except importlib.metadata.PackageNotFoundError:  # a source checkout on the path
+                version = "from source"
+            return f"vemoclap {version} is already installed: nothing added (set {SOURCE_ENV} to reinstall)"
     source = source or os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE
     spec = _spec(source, extra)
     before = snapshot(python)

@@ -1,0 +1,199 @@
+"""The app's controller without widgets: loading through the Analyzer's own callbacks, choosing a
+source (Colab's uploader and Drive through a stand-in), running, exports. Tiny models of the real
+classes; OpenCV's real face detector finds the generated sample's astronaut."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vemoclap.app import cache, colab
+from vemoclap.app.controller import Controller, NothingToCut, Progress, sample_names
+from vemoclap.errors import UserError
+from vemoclap.sources import SourceError
+
+STANDINS = Path(__file__).resolve().parent / "standins"
+FAST = {"face_detector": "opencv", "frames": 4}
+
+
+@pytest.fixture(autouse=True)
+def _sample_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEMOCLAP_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def standin_colab(monkeypatch, tmp_path):
+    """Colab's ``google.colab`` as the stand-in in tests/standins (it follows the documented API)."""
+    monkeypatch.syspath_prepend(str(STANDINS))
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("VEMOCLAP_DRIVE", str(tmp_path / "drive"))
+    monkeypatch.chdir(tmp_path)
+    assert colab.on_colab()
+    return tmp_path
+
+
+def test_package_imports_no_widgets():
+    code = ("import sys, vemoclap.app, vemoclap.app.controller, vemoclap.app.launch, vemoclap.cli; "
+            "assert 'ipywidgets' not in sys.modules, 'widgets imported'")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_load_builds_the_analyzer_once_and_reports_each_model(tiny_models, tmp_path, monkeypatch):
+    from vemoclap import pipeline
+
+    builds = []
+    original = pipeline.Analyzer.__init__
+
+    def counting(self, *args, **kwargs):
+        builds.append(kwargs.get("classifier"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Analyzer, "__init__", counting)
+    cache.clear_cache()
+    controller = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
+                            extractors=["clip", "face_emotion"], analyzer_options=FAST, output_dir=tmp_path)
+    seen: list[tuple[str, str]] = []
+    progress: list[Progress] = []
+    loaded = controller.load(lambda name, state: seen.append((name, state.status)), progress.append)
+    assert len(builds) == 1
+    assert controller.model_names() == ["classifier", "clip", "face_emotion"]
+    assert seen == [("classifier", "loading"), ("classifier", "loaded"), ("clip", "loading"), ("clip", "loaded"),
+                    ("face_emotion", "loading"), ("face_emotion", "loaded")]
+    assert [p.fraction for p in progress] == sorted(p.fraction for p in progress) and progress[-1].fraction == 1.0
+    assert all(state.ok and state.seconds >= 0 for state in loaded.states.values())
+    assert controller.load_summary() == ("all models are loaded", True)
+    # a second controller of the same configuration adopts the cached models
+    again = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
+                       extractors=["clip", "face_emotion"], analyzer_options=FAST, output_dir=tmp_path)
+    assert again.load() is loaded and len(builds) == 1 and loaded.loads == 1
+
+
+def test_missing_model_and_broken_classifier_are_rows_not_failures(tiny_models, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "trpakov").symlink_to(tiny_models / "trpakov", target_is_directory=True)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "classifier.json").write_text("{ not json")
+    cache.clear_cache()
+    controller = Controller(models_dir=models, classifier=broken, extractors=["clip", "face_emotion"],
+                            analyzer_options=FAST, output_dir=tmp_path / "out")
+    states = controller.load().states
+    assert states["classifier"].status == "unavailable" and "extractor outputs only" in states["classifier"].reason
+    assert states["clip"].status == "unavailable" and "download-models" in states["clip"].reason
+    assert states["face_emotion"].ok
+    text, ok = controller.load_summary()
+    assert not ok and "clip" in text and "classifier" in text
+    result = controller.run()
+    assert not result.has_prediction and "clip" in result.missing
+
+
+def test_run_failure_leaves_no_result(tiny_models, tmp_path):
+    controller = Controller(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
+                            output_dir=tmp_path)
+    first = controller.run()
+    assert controller.result is first and first.outputs["face_emotion"].n_faces >= 1
+    controller.source_kind, controller.url = "link", "ftp://x"
+    with pytest.raises(SourceError):
+        controller.run()
+    assert controller.result is None and "only http(s) links" in controller.last_error
+
+
+def test_path_source_is_checked(tiny_models, tmp_path):
+    from vemoclap.sample import make_sample
+
+    controller = Controller(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
+                            output_dir=tmp_path / "out")
+    controller.source_kind = "path"
+    for text, needle in [("", "type the path"), (str(tmp_path / "nope.mp4"), "no such file")]:
+        controller.path_text = text
+        with pytest.raises(SourceError, match=needle):
+            controller.chosen_source()
+    (tmp_path / "notes.txt").write_text("hello")
+    controller.path_text = str(tmp_path / "notes.txt")
+    with pytest.raises(SourceError, match="not a video file"):
+        controller.chosen_source()
+    video = make_sample(tmp_path / "my clip.mp4", seconds=1.0, size=(320, 180), fps=10)
+    controller.path_text = f'  "{video}" '
+    assert controller.chosen_source() == video
+    result = controller.run()
+    assert result.info.duration == pytest.approx(1.0, abs=0.2)
+
+
+def test_colab_upload_through_the_standin(standin_colab, tiny_models, monkeypatch):
+    from vemoclap.sample import make_sample
+
+    work = standin_colab
+    picked = make_sample(work / "picked" / "holiday.mp4", seconds=1.0, size=(320, 180), fps=10)
+    (work / "holiday.mp4").write_bytes(b"an older file of the same name")  # Colab then writes "holiday (1).mp4"
+    monkeypatch.setenv("VEMOCLAP_STANDIN_UPLOAD", str(picked))
+    controller = Controller(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
+                            output_dir=work / "out")
+    assert controller.on_colab and controller.fetch_models  # on Colab step 2 fetches by default
+    path, text = controller.colab_upload()
+    assert path.read_bytes() == picked.read_bytes() and "holiday.mp4 is ready" in text
+    assert (work / "out" / "uploads") in path.parents
+    assert not (work / "holiday (1).mp4").exists()  # Colab's copy in the cwd is moved, not kept twice
+    assert (work / "holiday.mp4").read_bytes() == b"an older file of the same name"
+    controller.source_kind = "upload"
+    assert controller.chosen_source() == path
+
+    controller.colab_upload_bytes = 100  # over the cap: refused with where to go instead
+    with pytest.raises(SourceError, match="upload limit; put it on Google Drive"):
+        controller.colab_upload()
+    monkeypatch.delenv("VEMOCLAP_STANDIN_UPLOAD")
+    assert controller.colab_upload() is None  # the person closed the chooser
+
+
+def test_drive_model_cache_and_gpu_warning(standin_colab, tmp_path, monkeypatch):
+    from google.colab import drive
+
+    controller = Controller(output_dir=tmp_path / "out", device="cpu")
+    rows, warnings = controller.setup_rows()
+    assert any("no GPU" in w and "T4" in w for w in warnings)
+    where = controller.use_drive_models()
+    assert drive.mounted[-1] == str(tmp_path / "drive")
+    assert where == tmp_path / "drive" / "MyDrive" / "vemoclap-models" and where.is_dir()
+    assert controller.models_dir == where and controller.fetch_models
+
+
+def test_fetch_follows_the_download_contract(tmp_path, monkeypatch):
+    from vemoclap import models
+
+    calls = []
+
+    def download_models(directory, only=None, progress=None):
+        calls.append((Path(directory), only))
+        progress("clip", 0, 4 * 2**20)
+        progress("clip", 4 * 2**20, 4 * 2**20)
+
+    monkeypatch.setattr(models, "download_models", download_models)
+    controller = Controller(models_dir=tmp_path / "models", extractors=["clip"], output_dir=tmp_path)
+    shown: list[Progress] = []
+    assert "fetched" in controller.fetch(shown.append)
+    assert calls[0][0] == tmp_path / "models" and calls[0][1] == ["clip"]
+    assert shown[1] == Progress("fetching clip: 4 of 4 MB", 1.0)
+
+    def old_download(directory="weights", only=None, progress=True):  # the signature before the contract
+        calls.append(("old", progress))
+
+    monkeypatch.setattr(models, "download_models", old_download)
+    controller.fetch(shown.append)
+    assert calls[-1] == ("old", False)
+
+
+def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
+    assert sample_names()[0] == "sample" or "sample" in sample_names()
+    controller = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
+                            extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path)
+    assert "sample" in controller.samples.values()
+    result = controller.run()
+    monkeypatch.setattr(type(result), "emotion_segments", lambda self, emotion, classifier=None, window_s=None: [])
+    with pytest.raises(NothingToCut, match="leads for the whole video.*clips follow the windows"):
+        controller.emotion_clips(result.top_label)
+    assert issubclass(NothingToCut, UserError)
