@@ -161,17 +161,13 @@ def stream_frames(url: str, *, allow_private: bool = False, max_side: int | None
     connection; HLS playlists are refused, since FFmpeg would fetch their segments unchecked.
     rtsp(s): the host is resolved once, checked, and FFmpeg connects to that address over TCP.
     """
-    from urllib.parse import urlparse, urlunparse
+    from urllib.parse import urlunparse
 
     from . import netguard
-    from .sources import SourceError, shown
+    from .sources import SourceError, parse_link
 
-    name = shown(url)
-    try:
-        parsed = urlparse(url)
-        port = parsed.port
-    except ValueError:
-        raise SourceError(f"{name}: not a valid link") from None
+    name, parsed = parse_link(url)
+    port = parsed.port
     scheme = parsed.scheme.lower()
     if allow_private:  # the person trusts every address this stream may lead to
         yield from file_frames(url, max_side)

@@ -202,18 +202,25 @@ def save_upload(data: bytes, filename: str, directory: str | Path, *, max_bytes:
     return path
 
 
+def parse_link(url: str):
+    """(the link as shown to people, its parsed parts); a one-line SourceError for a malformed link."""
+    name = shown(url)
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 (urllib checks the port only when it is read)
+    except ValueError:
+        raise SourceError(f"{name}: not a valid link") from None
+    return name, parsed
+
+
 def check_url(url: str, *, allow_private: bool = False) -> str:
     """Refuse non-http(s) links and hosts on private/loopback/reserved addresses; return the host.
 
     This only checks the link as typed, for an early clear reason; the download itself is guarded
     connection by connection (:mod:`vemoclap.netguard`).
     """
-    name = shown(url)
-    try:
-        parsed = urlparse(url)
-        port = parsed.port
-    except ValueError:
-        raise SourceError(f"{name}: not a valid link") from None
+    name, parsed = parse_link(url)
+    port = parsed.port
     if parsed.scheme not in ("http", "https"):
         raise SourceError(f"{name}: only http(s) links are accepted")
     host = parsed.hostname

@@ -64,7 +64,7 @@ from ..errors import NotFound, UserError, one_line
 from ..labels import EMOTIONS
 from .dataset import Video, assign_ids
 from .store import (FORMAT, FORMAT_VERSION, SUFFIX, TIMES, FeatureFileError, VideoFeatures,  # noqa: F401
-                    feature_path, load_features, read_metadata)
+                    _one_line, feature_path, load_features, read_metadata)
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,6 @@ class ExtractionError(UserError):
 class PickleRefused(ExtractionError):
     """Unpickling was refused because it was not explicitly trusted."""
 
-
-def _one_line(exc: BaseException) -> str:
-    """One line with the error's type: failures here are not always written for people."""
-    text = one_line(exc)
-    return text if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 # ---- options -------------------------------------------------------------------------------------
