@@ -264,7 +264,8 @@ class HubServer:
         if self._httpd is None:
             self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
             self._httpd.daemon_threads = True
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="hubserver", daemon=True)
+            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hubserver",
+                                            daemon=True)
             self._thread.start()
         return self
 
