@@ -29,7 +29,8 @@ huggingface_hub reads ``HF_ENDPOINT`` when it is imported, so run the client in 
 ``hf_hub_download(..., endpoint=...)``, ``snapshot_download(..., endpoint=...)``).
 
 Fault injection (each matches request paths, without the query, ending with ``path_suffix``;
-``times=None`` means every matching request from now on):
+``times=None`` means every matching request from now on; HEAD requests count for
+``no_content_length``, ``no_range`` and ``fail``, never for ``corrupt`` and ``cut_after``):
 
 * ``corrupt(suffix)``: GET bodies have every byte flipped; sizes, ETags and listings unchanged.
 * ``cut_after(suffix, n_bytes, times=1)``: a GET sends its full ``Content-Length`` but only
@@ -55,8 +56,7 @@ import posixpath
 import re
 import socket
 import threading
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Mapping, NamedTuple, Union
@@ -76,10 +76,26 @@ CHUNK = 64 * 1024
 Source = Union[str, os.PathLike, Mapping[str, bytes]]
 
 
+class Headers(dict):
+    """Request headers; keys are looked up without regard to case, as HTTP means them."""
+
+    def __init__(self, items=()):
+        super().__init__((str(k).lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default=None):
+        return super().get(key.lower(), default)
+
+
 class Request(NamedTuple):
     method: str
-    path: str  # as sent, with the query
-    headers: dict[str, str]
+    path: str  # as sent: quoted, with the query
+    headers: Headers  # case-insensitive
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -318,7 +334,7 @@ class HubServer:
         """Logged requests whose path (without the query) ends with ``path_suffix``."""
         with self._lock:
             logged = list(self.requests)
-        return [r for r in logged if urlsplit(r.path).path.endswith(path_suffix)
+        return [r for r in logged if unquote(urlsplit(r.path).path).endswith(path_suffix)
                 and (method is None or r.method == method)]
 
     def _log(self, request: Request) -> None:
@@ -373,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        self.hub._log(Request(method, self.path, dict(self.headers.items())))
+        self.hub._log(Request(method, self.path, Headers(self.headers.items())))
         path = unquote(urlsplit(self.path).path)
         query = parse_qs(urlsplit(self.path).query)
         body = b""
@@ -402,7 +418,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         if code:
             self.send_header("X-Error-Code", code)
-        self.send_header("X-Error-Message", message)
+        self.send_header("X-Error-Message", message.encode("ascii", "replace").decode())
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -598,4 +614,4 @@ class _Handler(BaseHTTPRequestHandler):
         return info
 
 
-__all__ = ["HubServer", "Request", "RepoFile", "Repo", "git_blob_sha1", "lfs_pointer", "LFS_PATTERNS"]
+__all__ = ["HubServer", "Request", "Headers", "RepoFile", "Repo", "git_blob_sha1", "lfs_pointer", "LFS_PATTERNS"]

@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from hubserver import HubServer, git_blob_sha1
 
 CLIP = "openai/clip-vit-base-patch32"
@@ -25,6 +24,8 @@ CARD_FILES = {
     "weights/extra.bin": bytes(range(256)) * 40,
     "weights/notes/readme.txt": b"nested text\n",
 }
+BIG_REPO = "acme/big"  # one file over huggingface_hub's 10 MB read chunk, so a cut download resumes
+BIG_FILES = {"big.bin": bytes(range(256)) * (44 * 1024)}
 RAW_FILES = {"owner/repo/0123abc/weights/model.pt": bytes(range(256)) * 400, "owner/repo/0123abc/stats.txt": b"x" * 999}
 
 MAIN_CLIENT = r"""
@@ -66,7 +67,9 @@ print(json.dumps(result))
 DOWNLOAD_CLIENT = r"""
 import json, sys
 from huggingface_hub import hf_hub_download
-print(json.dumps([hf_hub_download(sys.argv[1], name, local_dir=sys.argv[2]) for name in sys.argv[3:]]))
+out = sys.argv[1]
+print(json.dumps([hf_hub_download(repo, name, local_dir=f"{out}/{repo}")
+                  for repo, name in (arg.split("::") for arg in sys.argv[2:])]))
 """
 
 
@@ -100,7 +103,8 @@ def raw_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def hub(clip_folder, raw_folder):
-    with HubServer({CLIP: clip_folder, CARD_REPO: CARD_FILES}, raw=raw_folder, licenses={CLIP: "mit"}) as server:
+    repos = {CLIP: clip_folder, CARD_REPO: CARD_FILES, BIG_REPO: BIG_FILES}
+    with HubServer(repos, raw=raw_folder, licenses={CLIP: "mit"}) as server:
         yield server
 
 
@@ -239,18 +243,23 @@ def test_raw_faults_cut_corrupt_no_length_fail(hub):
     assert error.value.code == 503
 
 
-def test_hub_client_resumes_a_cut_download_and_does_not_notice_corruption(hub, clip_folder, tmp_path):
+def test_hub_client_retries_cut_downloads_and_does_not_notice_corruption(hub, clip_folder, tmp_path):
     weights = (clip_folder / "model.safetensors").read_bytes()
     config = (clip_folder / "config.json").read_bytes()
+    big = BIG_FILES["big.bin"]
+    cut = 10 * 1024 * 1024 + 12345
     hub.cut_after("/model.safetensors", 100_000)
+    hub.cut_after("/big.bin", cut)
     hub.corrupt("/config.json")
-    paths = run_client(hub, DOWNLOAD_CLIENT, tmp_path / "home", CLIP, str(tmp_path / "out"),
-                       "model.safetensors", "config.json")
+    paths = run_client(hub, DOWNLOAD_CLIENT, tmp_path / "home", str(tmp_path / "out"),
+                       f"{CLIP}::model.safetensors", f"{CLIP}::config.json", f"{BIG_REPO}::big.bin")
+    # cut once, then fetched again from byte 0: huggingface_hub reads 10 MB chunks, so a shorter
+    # partial never reaches its file
     assert Path(paths[0]).read_bytes() == weights
-    # cut once, then fetched again (from byte 0: huggingface_hub reads 10 MB chunks, so a shorter
-    # partial never reaches its file and the retry asks for the whole file)
-    gets = hub.requests_for("/model.safetensors", "GET")
-    assert len(gets) == 2 and all(r.headers.get("Range") in (None, "bytes=100000-") for r in gets)
+    assert [r.headers.get("Range") for r in hub.requests_for("/model.safetensors", "GET")] == [None, None]
+    # past the first chunk it continues with a Range request, answered 206
+    assert Path(paths[2]).read_bytes() == big
+    assert [r.headers.get("Range") for r in hub.requests_for("/big.bin", "GET")] == [None, "bytes=10485760-"]
     # huggingface_hub checks only the size: a verifier must compare the ETag itself
     got = Path(paths[1]).read_bytes()
     assert len(got) == len(config) and git_blob_sha1(got) != git_blob_sha1(config)
@@ -258,8 +267,8 @@ def test_hub_client_resumes_a_cut_download_and_does_not_notice_corruption(hub, c
 
 def test_cdn_redirect_serves_lfs_files_from_another_host(clip_folder, tmp_path):
     with HubServer({CLIP: clip_folder}, cdn_redirect=True) as hub:
-        paths = run_client(hub, DOWNLOAD_CLIENT, tmp_path / "home", CLIP, str(tmp_path / "out"),
-                           "model.safetensors", "config.json")
+        paths = run_client(hub, DOWNLOAD_CLIENT, tmp_path / "home", str(tmp_path / "out"),
+                           f"{CLIP}::model.safetensors", f"{CLIP}::config.json")
         assert [Path(p).read_bytes() for p in paths] == [(clip_folder / n).read_bytes()
                                                          for n in ("model.safetensors", "config.json")]
         assert hub.requests_for("/model.safetensors", "GET")[0].path.startswith("/cdn/")
