@@ -26,6 +26,7 @@ CARD_FILES = {
 }
 BIG_REPO = "acme/big"  # one file over huggingface_hub's 10 MB read chunk, so a cut download resumes
 BIG_FILES = {"big.bin": bytes(range(256)) * (44 * 1024)}
+CARD_COMMIT = "0123456789abcdef0123456789abcdef01234567"  # a pinned commit id, as given to HubServer(commits=)
 RAW_FILES = {"owner/repo/0123abc/weights/model.pt": bytes(range(256)) * 400, "owner/repo/0123abc/stats.txt": b"x" * 999}
 
 MAIN_CLIENT = r"""
@@ -46,7 +47,13 @@ result["siblings"] = {s.rfilename: {"size": s.size, "blob_id": s.blob_id,
 card = api.model_info("acme/card-only", files_metadata=True)
 result["card_license"] = card.card_data.license
 result["card_files"] = sorted(s.rfilename for s in card.siblings)
+result["card_sha"] = card.sha
 result["card_tree"] = sorted(f.path for f in api.list_repo_tree("acme/card-only", recursive=True))
+result["card_tree_weights"] = sorted(
+    (f.path, type(f).__name__) for f in api.list_repo_tree("acme/card-only", path_in_repo="weights"))
+result["card_paths_info"] = sorted(
+    (f.path, type(f).__name__) for f in api.get_paths_info("acme/card-only", ["README.md", "weights", "nope"]))
+result["card_snapshot"] = snapshot_download("acme/card-only", revision=card.sha, local_dir=out / "card")
 result["one"] = hf_hub_download("openai/clip-vit-base-patch32", "config.json", revision=info.sha)
 result["one_local"] = hf_hub_download("acme/card-only", "weights/extra.bin", local_dir=out / "one")
 errors = {}
@@ -112,7 +119,8 @@ def hub(clip_folder, raw_folder):
 def main_run(clip_folder, raw_folder, tmp_path_factory):
     """One client process: snapshot_download, model_info, list_repo_tree, hf_hub_download, errors."""
     out = tmp_path_factory.mktemp("client")
-    with HubServer({CLIP: clip_folder, CARD_REPO: CARD_FILES}, raw=raw_folder, licenses={CLIP: "mit"}) as server:
+    with HubServer({CLIP: clip_folder, CARD_REPO: CARD_FILES}, raw=raw_folder, licenses={CLIP: "mit"},
+                   commits={CARD_REPO: CARD_COMMIT}) as server:
         result = run_client(server, MAIN_CLIENT, out / "home", str(out))
     return server, result
 
@@ -145,11 +153,17 @@ def test_model_info_files_metadata_matches_the_files(main_run, clip_folder):
             assert sibling["blob_id"] == git_blob_sha1(data)
 
 
-def test_card_license_comes_from_readme_front_matter_and_nested_files_list(main_run):
-    _, result = main_run
+def test_in_memory_repo_with_card_license_pinned_commit_and_nested_files(main_run):
+    server, result = main_run
     assert result["card_license"] == "apache-2.0"
+    assert result["card_sha"] == CARD_COMMIT
     assert result["card_files"] == sorted(CARD_FILES)
     assert result["card_tree"] == sorted([*CARD_FILES, "weights", "weights/notes"])
+    assert result["card_tree_weights"] == [["weights/extra.bin", "RepoFile"], ["weights/notes", "RepoFolder"]]
+    assert result["card_paths_info"] == [["README.md", "RepoFile"], ["weights", "RepoFolder"]]
+    assert files_of(Path(result["card_snapshot"])) == CARD_FILES
+    # a commit-id revision skips model_info: straight to the tree at that commit
+    assert server.requests_for(f"/acme/card-only/tree/{CARD_COMMIT}", "GET")
 
 
 def test_hf_hub_download_fetches_one_file(main_run, clip_folder):
