@@ -97,17 +97,18 @@ def test_odd_but_valid_videos(analyzer, videos, name):
 
 
 def test_without_classifier_all_outputs_are_still_produced(models, videos):
-    analyzer = Analyzer(["clip", "ocr_sentiment"], models_dir=models, device="cpu")
+    analyzer = Analyzer(["clip", "ocr_sentiment"], models_dir=models, device="cpu", classifier=None)
     result = analyzer.analyze(videos["sample"])
     assert result.probabilities is None and result.outputs["ocr_sentiment"].ok
-    assert "no emotion classifier is loaded" in result.summary()
+    assert "no emotion classifier was used" in result.summary()
 
 
 def test_skip_unavailable_lists_what_is_missing(models, tmp_path, videos):
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "openai").symlink_to(models / "openai", target_is_directory=True)  # only CLIP
-    analyzer = Analyzer(["clip", "beats"], models_dir=partial, device="cpu", skip_unavailable=True).load()
+    analyzer = Analyzer(["clip", "beats"], models_dir=partial, device="cpu", skip_unavailable=True,
+                        classifier=None).load()
     assert "beats" in analyzer.unavailable and "beats" not in analyzer.extractors
     result = analyzer.analyze(videos["sample"])
     assert result.outputs["clip"].ok and "beats" in result.missing and "download-models" in result.missing["beats"]

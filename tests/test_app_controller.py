@@ -176,7 +176,7 @@ def test_fetch_follows_the_download_contract(tmp_path, monkeypatch):
     controller = Controller(models_dir=tmp_path / "models", extractors=["clip"], output_dir=tmp_path)
     shown: list[Progress] = []
     assert "fetched" in controller.fetch(shown.append)
-    assert calls[0][0] == tmp_path / "models" and calls[0][1] == ["clip"]
+    assert calls[0][0] == tmp_path / "models" and calls[0][1] == ["classifier", "clip"]  # the default classifier too
     assert shown[1] == Progress("fetching clip: 4 of 4 MB", 1.0)
 
     def old_download(directory="weights", only=None, progress=True):  # the signature before the contract

@@ -12,6 +12,11 @@ from typing import Any
 import numpy as np
 
 
+def cache_root() -> Path:
+    """vemoclap's own cache folder: ``$VEMOCLAP_CACHE``, else ``~/.cache/vemoclap``."""
+    return Path(os.environ.get("VEMOCLAP_CACHE") or Path.home() / ".cache" / "vemoclap").expanduser()
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain Python types from dataclasses, numpy values and paths, for json.dumps."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -40,17 +40,35 @@ def _check_analyze_outputs(args: argparse.Namespace) -> None:
         check_file_output(args.clips[1], "--clips")
 
 
+def _video_first(args: argparse.Namespace) -> Path:
+    """The local video (a link downloaded, a sample fetched), probed: a source that cannot be a
+    video is said before any model is fetched or loaded."""
+    from . import samples
+    from .media import probe
+    from .sources import resolve_source
+
+    if args.source.startswith(samples.PREFIX) and not Path(args.source).exists():
+        path = samples.fetch(args.source, args.models_dir)
+    else:
+        path = resolve_source(args.source, allow_private=args.allow_private, cookies=args.cookies)
+    probe(path)
+    return path
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .outputs import write_or_keep
     from .pipeline import Analyzer
 
     _check_analyze_outputs(args)  # before any model loads or video downloads
+    path = _video_first(args)
     extractors = args.extractors.split(",") if args.extractors else None
+    classifier = None if args.no_classifier else args.classifier
     analyzer = Analyzer(extractors, frames=args.frames, device=args.device, models_dir=args.models_dir,
-                        classifier=args.classifier, skip_unavailable=args.skip_unavailable,
-                        whisper_model=args.whisper_model, face_detector=args.face_detector)
-    result = analyzer.analyze(args.source, progress=not args.quiet, allow_private=args.allow_private,
-                              cookies=args.cookies)
+                        classifier=classifier, skip_unavailable=args.skip_unavailable,
+                        whisper_model=args.whisper_model, face_detector=args.face_detector,
+                        announce=lambda line: print(line, file=sys.stderr))
+    result = analyzer.analyze(path, progress=not args.quiet)
+    result.source = args.source
     print(result.summary())
     if args.json:
         write_or_keep(result, "--json", args.json, lambda: result.to_json(args.json))
@@ -101,23 +119,46 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_download_models(args: argparse.Namespace) -> int:
-    from .models import download_models
+    from .fetch import download_models
 
     only = args.only.split(",") if args.only else None
-    written = download_models(args.dir, only=only, whisper_sizes=tuple(args.whisper.split(",")))
+    written = download_models(args.dir, only=only, whisper_sizes=tuple(args.whisper.split(",")),
+                              progress=not args.quiet, announce=lambda line: print(line, file=sys.stderr))
     for key, path in written.items():
         print(f"{key:<16} {path}")
+    where = f" --models-dir {args.dir}" if args.dir else ""
+    print(f"done; use them with `vemoclap analyze VIDEO{where}`" if where else
+          "done; `vemoclap analyze VIDEO` finds them in the default models dir")
     return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import MODELS, local_path
+    from .models import models_root, table
 
-    for key, ref in MODELS.items():
-        where = ref.hub_id or ref.filename
-        local = local_path(key, args.models_dir, name="small") if ref.kind != "whisper" else None
-        state = f"local: {local}" if local else "not local"
-        print(f"{key:<16} {where:<52} {ref.size_mb:>5} MB  {state}  — {ref.purpose}")
+    rows = table(args.models_dir, whisper_size=args.whisper)
+    print(f"models dir: {models_root(args.models_dir)}")
+    print(f"{'key':<16} {'size':>7}  {'licence':<13} {'used by':<26} {'state':<16} source")
+    for row in rows:
+        state = ("random weights" if row["origin"] == "random" else "local" if row["local"] else "not local")
+        print(f"{row['key']:<16} {row['size_mb']:>4} MB  {row['license']:<13} {', '.join(row['used_by']):<26} "
+              f"{state:<16} {row['source']}")
+    print("licence 'unknown': read from the hub's metadata when the model is downloaded")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .pipeline import Analyzer
+    from .tiny import tiny_models_dir
+
+    print("vemoclap demo: tiny RANDOM models, built here without any download — it shows the whole path "
+          "(extractors → classifier → report), and its emotion means nothing", file=sys.stderr)
+    models_dir = tiny_models_dir(args.models_dir)
+    analyzer = Analyzer(device=args.device, models_dir=models_dir, frames=args.frames)
+    result = analyzer.analyze(args.source, progress=not args.quiet)
+    print(result.summary())
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -127,12 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     analyze = sub.add_parser("analyze", help="analyze one video and print a report")
-    analyze.add_argument("source", help="a video file, an http(s) link (YouTube or any yt-dlp site) or \"sample\"")
+    analyze.add_argument("source", help="a video file, an http(s) link (YouTube or any yt-dlp site), sample:NAME "
+                                        "(the reference's samples: anger, disgust, fear, joy, sadness, surprise, "
+                                        "sample) or \"sample\" (generated, offline)")
     analyze.add_argument("--frames", type=int, default=16, help=f"frames sampled (default 16, at most {MAX_FRAMES})")
     _add_model_options(analyze)
-    analyze.add_argument("--classifier", type=Path, default=None,
-                         help="emotion classifier checkpoint (ours or the reference's); without it only "
-                              "the extractors' outputs are shown")
+    analyze.add_argument("--classifier", default="reference",
+                         help="emotion classifier: 'reference' (default: the reference's trained classifier, "
+                              "fetched and verified on first use) or a checkpoint folder (ours or the reference's)")
+    analyze.add_argument("--no-classifier", action="store_true",
+                         help="no emotion: only the extractors' outputs")
     analyze.add_argument("--extractors", default=None,
                          help="comma-separated extractors to run (default: all of the reference's)")
     analyze.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
@@ -172,15 +217,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(live)
     live.set_defaults(func=_cmd_live)
 
-    download = sub.add_parser("download-models", help="fetch the pretrained models into a folder (needs internet)")
-    download.add_argument("--dir", type=Path, default=Path("weights"), help="target folder (default weights)")
-    download.add_argument("--only", default=None, help="comma-separated model keys (see `vemoclap models`)")
+    download = sub.add_parser("download-models", help="fetch the pretrained models and the reference classifier, "
+                                                      "verified (needs internet)")
+    download.add_argument("--dir", type=Path, default=None,
+                          help="target folder (default: $VEMOCLAP_MODELS_DIR, else ~/.cache/vemoclap/models)")
+    download.add_argument("--only", default=None,
+                          help="comma-separated model keys (see `vemoclap models`; 'samples' fetches the "
+                               "reference's sample videos)")
     download.add_argument("--whisper", default="small,medium", help="Whisper sizes to fetch (default small,medium)")
+    download.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     download.set_defaults(func=_cmd_download_models)
 
-    models = sub.add_parser("models", help="list every model vemoclap uses and whether it is local")
-    models.add_argument("--models-dir", type=Path, default=None)
+    models = sub.add_parser("models", help="list every model vemoclap uses: source, size, licence, users, state")
+    models.add_argument("--models-dir", type=Path, default=None,
+                        help="the models dir to look in (default: $VEMOCLAP_MODELS_DIR, else ~/.cache/vemoclap/models)")
+    models.add_argument("--whisper", default="small", help="the Whisper size whose file is shown (default small)")
     models.set_defaults(func=_cmd_models)
+
+    demo = sub.add_parser("demo", help="offline: analyze on tiny random models built here (no download); "
+                                       "its emotion means nothing")
+    demo.add_argument("source", nargs="?", default="sample", help="a video (default: the generated sample)")
+    demo.add_argument("--models-dir", type=Path, default=None,
+                      help="where to build the tiny models (default ~/.cache/vemoclap/tiny-models)")
+    demo.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    demo.add_argument("--frames", type=int, default=None, help="frames sampled (default: the recipe's 16)")
+    demo.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(func=_cmd_demo)
 
     from .app import add_commands as add_app_commands
     from .training.commands import add_commands as add_dataset_commands
@@ -205,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:
         if args.debug:
             raise
-        print(f"vemoclap: {one_line(exc)}", file=sys.stderr)
+        for line in getattr(exc, "lines", None) or [one_line(exc)]:  # MissingModels: one line per model
+            print(f"vemoclap: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # a bug: keep its traceback where it can be read and reported
         if args.debug:

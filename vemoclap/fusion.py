@@ -637,6 +637,7 @@ class EmotionClassifier:
         from .extractors.base import resolve_device
 
         self.autocast = bool(autocast)  # fp16 autocast on CUDA; fp32 otherwise
+        self.origin = "local"  # "random" for the tiny builders' weights (vemoclap.models.origin)
         config.norm_stats()  # fail now, not on the first video, when stats are missing
         self.config = config
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -681,6 +682,17 @@ def with_heads(classifier: EmotionClassifier, heads: int | None) -> EmotionClass
     return EmotionClassifier(model.eval(), config, classifier.device, autocast=classifier.autocast)
 
 
+def _with_origin(classifier: EmotionClassifier, path: Path) -> EmotionClassifier:
+    """Where the weights came from, read from the provenance file the tiny builders and downloads write."""
+    from .models import RANDOM, origin
+
+    found = [origin(p) for p in (path, path.parent if path.is_file() else path)]
+    if classifier.config.training.get("reference_config", {}).get("vemoclap_random_weights"):
+        found.append(RANDOM)  # the tiny builder's marker inside model_config.pt
+    classifier.origin = RANDOM if RANDOM in found else next((o for o in found if o != "local"), "local")
+    return classifier
+
+
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu", *, heads: int | None = None,
                     autocast: bool = False) -> EmotionClassifier:
     """Load a classifier, telling the format from the files:
@@ -698,12 +710,13 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
         ours = _our_files(path)
         if ours is not None:
             model, config = load_checkpoint(path)
-            return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
+            return _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads), path)
         folder = path if path.is_dir() else path.parent if path.is_file() else None
         reference = _reference_files(folder) if folder is not None else None
         if reference is not None:
             model, config = load_reference_checkpoint(*reference)
-            return with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads)
+            return _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads),
+                                folder)
     except UserError:
         raise
     except Exception as exc:

@@ -1,80 +1,116 @@
-"""Every pretrained model vemoclap uses, in one table, and where to find each one.
+"""Every pretrained file vemoclap uses, in one table, and where to find each one.
 
-Lookup order for a model: the models directory (``--models-dir`` / ``VEMOCLAP_MODELS_DIR``), then
-the Hugging Face hub or the model's download URL (the hub's own ``HF_HUB_OFFLINE`` is respected;
-``VEMOCLAP_OFFLINE=1`` forbids every download). Inside a models directory the layout is:
+Lookup order for a model: the models directory (``--models-dir`` / ``VEMOCLAP_MODELS_DIR``, else
+``$VEMOCLAP_CACHE/models``), then the Hugging Face hub or the model's download URL
+(``VEMOCLAP_OFFLINE=1`` or the hub's own ``HF_HUB_OFFLINE=1`` forbid every download). Inside a
+models directory the layout is:
 
 * Hugging Face models: ``<dir>/<hub id>/`` holding ``save_pretrained`` files
   (e.g. ``weights/openai/clip-vit-base-patch32/config.json``);
 * checkpoint files: ``<dir>/<file name>`` (e.g. ``weights/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt``,
-  ``weights/whisper/small.pt``).
+  ``weights/whisper/small.pt``);
+* files of the reference repository: ``<dir>/reference/<path in that repository>`` (the trained
+  classifier is ``weights/reference/weights/classifier/{model.pt,model_config.pt}``).
 
-``vemoclap download-models --dir weights`` fills that layout.
+Beside what it wrote, every download leaves a provenance file (:data:`PROVENANCE`) saying where it
+came from, how it was verified and its licence; the tiny builders (:mod:`vemoclap.tiny`) write one
+that says the weights are random, and :func:`origin` reads it, so whatever was made from random
+weights can say so. ``vemoclap download-models`` fills the layout (:mod:`vemoclap.fetch`).
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._util import cache_root
 from .errors import ModelUnavailable, one_line
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR_ENV = "VEMOCLAP_MODELS_DIR"
 OFFLINE_ENV = "VEMOCLAP_OFFLINE"
+PROVENANCE = "vemoclap-source.json"  # inside a model folder; "<file>.vemoclap-source.json" beside a file
+RANDOM = "random"  # origin of weights made by vemoclap.tiny
+
+
+class MissingModels(ModelUnavailable):
+    """Several models cannot be had: one line per model, then the command that fetches them."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = list(lines)
+        super().__init__("; ".join(self.lines))
 
 
 @dataclass(frozen=True)
 class ModelRef:
     key: str  # short name used by the extractors and the CLI
-    kind: str  # "hf" (transformers from_pretrained), "file" (a checkpoint file), "whisper"
+    kind: str  # "hf" (from_pretrained folder), "file" (a checkpoint), "whisper", "reference" (reference repo files)
     hub_id: str | None = None  # Hugging Face repo id
     filename: str | None = None  # file name inside the models dir (and inside the hub repo, if any)
     url: str | None = None  # direct download URL for "file" models hosted outside the hub
     purpose: str = ""
-    size_mb: int = 0
+    size_mb: int = 0  # approximate download size
+    license: str | None = None  # known licence; None: read from the hub's metadata on download, "unknown" until then
+    revision: str | None = None  # pinned hub revision; None: the hub's main, recorded at download
+    files: tuple[str, ...] = ()  # "reference": paths inside the reference repository
+    folder: str | None = None  # "reference": the local folder that makes it complete (relative to <dir>/reference)
 
 
 BEATS_CHECKPOINT = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
+REFERENCE_DIR = "reference"
+CLASSIFIER_FILES = ("weights/classifier/model.pt", "weights/classifier/model_config.pt")
+SAMPLE_NAMES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "sample")
+SAMPLE_FILES = tuple(f"sample_data/{name}.mp4" for name in SAMPLE_NAMES)
 
 MODELS: dict[str, ModelRef] = {
     ref.key: ref
     for ref in [
+        ModelRef("classifier", "reference", files=CLASSIFIER_FILES, folder="weights/classifier",
+                 purpose="the reference's trained emotion classifier (VEMOCLAP, Ekman-6)", size_mb=42,
+                 license="GPL-3.0"),
         ModelRef("clip", "hf", hub_id="openai/clip-vit-base-patch32",
-                 purpose="CLIP ViT-B/32 frame embeddings", size_mb=605),
-        ModelRef("beats", "file", filename=BEATS_CHECKPOINT,
-                 url=("https://valle.blob.core.windows.net/share/BEATs/" + BEATS_CHECKPOINT
-                      + "?sv=2020-08-04&st=2023-03-01T07%3A51%3A05Z&se=2033-03-02T07%3A51%3A00Z"
-                        "&sr=c&sp=rl&sig=QJXmSJG9DbMKf48UDIU1MfzIro8HQOf3sqlNXiflY1I%3D"),
-                 purpose="BEATs audio embeddings and AudioSet labels", size_mb=345),
+                 purpose="CLIP ViT-B/32 frame embeddings", size_mb=605, license="MIT"),
+        ModelRef("beats", "file", hub_id="WeiChihChen/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2",
+                 filename=BEATS_CHECKPOINT,
+                 purpose="BEATs audio embeddings and AudioSet labels", size_mb=345, license="MIT"),
         ModelRef("ast", "hf", hub_id="MIT/ast-finetuned-audioset-10-10-0.4593",
                  purpose="AST audio embeddings and AudioSet labels (alternative to BEATs)", size_mb=346),
         ModelRef("face_expression", "hf", hub_id="trpakov/vit-face-expression",
                  purpose="ViT facial-expression classifier (7 classes)", size_mb=343),
         ModelRef("yolo_face", "file", hub_id="arnabdhar/YOLOv8-Face-Detection", filename="yolo_face/model.pt",
-                 purpose="YOLOv8 face detector (ultralytics)", size_mb=6),
+                 purpose="YOLOv8 face detector (ultralytics)", size_mb=6, license="AGPL-3.0"),
         ModelRef("whisper", "whisper", filename="whisper/{name}.pt",
-                 purpose="Whisper speech recognition, translated to English", size_mb=1457),
+                 purpose="Whisper speech recognition, translated to English", size_mb=1457, license="MIT"),
         ModelRef("sentiment", "hf", hub_id="cardiffnlp/twitter-roberta-base-sentiment-latest",
                  purpose="RoBERTa sentiment of transcript and on-screen text", size_mb=499),
         ModelRef("language_id", "hf", hub_id="papluca/xlm-roberta-base-language-detection",
                  purpose="language of on-screen text", size_mb=1112),
         ModelRef("translation", "hf", hub_id="facebook/nllb-200-distilled-600M",
-                 purpose="NLLB-200 translation of on-screen text to English", size_mb=2460),
+                 purpose="NLLB-200 translation of on-screen text to English", size_mb=2460,
+                 license="CC-BY-NC-4.0"),
         ModelRef("spell", "hf", hub_id="ai-forever/T5-large-spell",
                  purpose="T5 spelling correction of on-screen text (optional)", size_mb=2950),
         ModelRef("caption", "hf", hub_id="Salesforce/blip-image-captioning-base",
-                 purpose="BLIP caption of one frame", size_mb=990),
+                 purpose="BLIP caption of one frame", size_mb=990, license="BSD-3-Clause"),
+        ModelRef("samples", "reference", files=SAMPLE_FILES, folder="sample_data",
+                 purpose="the reference's sample videos (Ekman-6), fetched on first use", size_mb=30,
+                 license="GPL-3.0"),
     ]
 }
 
+# What `vemoclap download-models` fetches when no --only is given (the samples come on first use).
+DEFAULT_DOWNLOADS = tuple(key for key in MODELS if key not in ("samples", "ast"))
 
-def default_models_dir() -> Path | None:
+
+def default_models_dir() -> Path:
+    """``$VEMOCLAP_MODELS_DIR``, else ``$VEMOCLAP_CACHE/models`` (``~/.cache/vemoclap/models``)."""
     value = os.environ.get(MODELS_DIR_ENV)
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser() if value else cache_root() / "models"
 
 
 def downloads_allowed() -> bool:
@@ -83,34 +119,153 @@ def downloads_allowed() -> bool:
     ) not in ("1", "true", "yes")
 
 
-def _models_dir(models_dir: str | os.PathLike | None) -> Path | None:
+def models_root(models_dir: str | os.PathLike | None = None) -> Path:
     return Path(models_dir).expanduser() if models_dir else default_models_dir()
 
 
-def local_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path | None:
-    """The model's path inside the models dir, or None when it is not there."""
+def target_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path:
+    """Where the model lives inside the models dir (whether or not it is there)."""
     ref = MODELS[key]
-    root = _models_dir(models_dir)
-    if root is None:
-        return None
+    root = models_root(models_dir)
     if ref.kind == "hf":
-        path = root / ref.hub_id
-        return path if (path / "config.json").is_file() else None
-    path = root / ref.filename.format(**fmt)
-    return path if path.is_file() else None
+        return root / ref.hub_id
+    if ref.kind == "reference":
+        return root / REFERENCE_DIR / ref.folder
+    return root / ref.filename.format(**fmt)
+
+
+def reference_target(path: str, models_dir: str | os.PathLike | None = None) -> Path:
+    """The local copy of one reference-repository file."""
+    return models_root(models_dir) / REFERENCE_DIR / path
+
+
+def local_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path | None:
+    """The model's path inside the models dir, or None when it is not (completely) there."""
+    ref = MODELS[key]
+    path = target_path(key, models_dir, **fmt)
+    if ref.kind == "hf":
+        found = path if (path / "config.json").is_file() else None
+    elif ref.kind == "reference":
+        found = path if all(reference_target(f, models_dir).is_file() for f in ref.files) else None
+    else:
+        found = path if path.is_file() else None
+    if found is not None:
+        _record(key, found)
+    return found
+
+
+# ---- provenance: where weights came from, and whether they are random ----------------------------
+
+def provenance_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path / PROVENANCE if path.is_dir() else path.with_name(path.name + "." + PROVENANCE)
+
+
+def read_provenance(path: str | os.PathLike | None) -> dict:
+    """The provenance record beside/inside ``path`` ({} when there is none or it is unreadable)."""
+    if path is None:
+        return {}
+    try:
+        value = json.loads(provenance_file(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_provenance(path: str | os.PathLike, record: dict) -> None:
+    from ._util import atomic_write_json
+
+    atomic_write_json(provenance_file(path), record)
+
+
+def mark_random(path: str | os.PathLike, note: str = "") -> None:
+    """Mark weights as randomly initialised (what the tiny builders call on everything they write)."""
+    write_provenance(path, {"origin": RANDOM, "made_by": "vemoclap.tiny",
+                            "note": note or "tiny randomly initialised model: its outputs mean nothing"})
+
+
+def origin(path: str | os.PathLike | None) -> str:
+    """"random" (made by vemoclap.tiny), "download" (fetched and verified by vemoclap), or "local"."""
+    return read_provenance(path).get("origin") or "local"
+
+
+def is_random(path: str | os.PathLike | None) -> bool:
+    return origin(path) == RANDOM
+
+
+def license_of(key: str, models_dir: str | os.PathLike | None = None) -> str:
+    """A model's licence: the known one, else what its download recorded from the hub, else "unknown"."""
+    ref = MODELS[key]
+    if ref.license:
+        return ref.license
+    path = target_path(key, models_dir, name="small")
+    return read_provenance(path).get("license") or "unknown"
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """One model an extractor loaded: its key, the local path (None: the hub's cache) and its origin."""
+
+    key: str
+    path: str | None
+    origin: str
+
+    @property
+    def random(self) -> bool:
+        return self.origin == RANDOM
+
+
+_USES: contextvars.ContextVar[list[ModelUse] | None] = contextvars.ContextVar("vemoclap_model_uses", default=None)
+
+
+@contextlib.contextmanager
+def recording():
+    """Collect the :class:`ModelUse` of every model looked up inside the block (the loaders call
+    :func:`local_path`, which records what it found)."""
+    uses: list[ModelUse] = []
+    token = _USES.set(uses)
+    try:
+        yield uses
+    finally:
+        _USES.reset(token)
+
+
+def _record(key: str, path: Path | None, how: str | None = None) -> None:
+    uses = _USES.get()
+    if uses is None:
+        return
+    use = ModelUse(key, str(path) if path else None, how or origin(path))
+    if use not in uses:
+        uses.append(use)
+
+
+def replay(uses: list[ModelUse]) -> None:
+    """Record ``uses`` again (a model shared between extractors is loaded once but used by each)."""
+    for use in uses:
+        current = _USES.get()
+        if current is not None and use not in current:
+            current.append(use)
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+def fetch_command(keys: list[str] | tuple[str, ...], models_dir: str | os.PathLike | None = None) -> str:
+    """The command that fetches ``keys`` into the models dir in use."""
+    where = f" --dir {models_dir}" if models_dir else ""
+    return f"vemoclap download-models --only {','.join(keys)}{where}"
 
 
 def unavailable(key: str, models_dir: str | os.PathLike | None, why: str = "", **fmt: str) -> ModelUnavailable:
     """The error for a model that cannot be had, saying where it was looked for and what to do."""
     ref = MODELS[key]
-    root = _models_dir(models_dir)
-    where = ref.hub_id if ref.kind == "hf" else ref.filename.format(**fmt)
-    looked = f"not in {root}" if root else "no models dir given"
-    hint = (f"run `vemoclap download-models --only {key} --dir weights` where there is internet, "
-            f"then pass --models-dir weights (or set {MODELS_DIR_ENV})")
+    root = models_root(models_dir)
+    where = ref.hub_id or (ref.filename.format(**fmt) if ref.filename else f"{REFERENCE_DIR}/{ref.folder}")
+    hint = f"run `{fetch_command([key], models_dir)}` where there is internet"
+    if not models_dir:
+        hint += f" (or pass --models-dir / set {MODELS_DIR_ENV} to a folder that has it)"
     why = one_line(why, limit=200) if why else ""  # one line for people
     reason = f": {why}" if why else ""
-    return ModelUnavailable(f"model '{key}' ({where}) is unavailable ({looked}){reason}; {hint}")
+    return ModelUnavailable(f"model '{key}' ({where}) is unavailable (not in {root}){reason}; {hint}")
 
 
 def resolve(key: str, models_dir: str | os.PathLike | None = None) -> str:
@@ -131,9 +286,10 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
     """``cls.from_pretrained`` on the model's local dir or hub id; errors name the model and the fix."""
     source = resolve(key, models_dir)
     local = source != MODELS[key].hub_id
-    if not local and not downloads_allowed():
-        # Only the local HF cache can serve it now.
-        kwargs.setdefault("local_files_only", True)
+    if not local:
+        _record(key, None, "hub")
+        if not downloads_allowed():
+            kwargs.setdefault("local_files_only", True)  # only the hub's local cache can serve it now
     try:
         with _quiet_transformers():
             return cls.from_pretrained(source, **kwargs)
@@ -162,92 +318,83 @@ def _quiet_transformers():
 
 
 def checkpoint_file(key: str, models_dir: str | os.PathLike | None = None, **fmt: str) -> Path:
-    """A checkpoint file of a "file" model: from the models dir, else downloaded into the cache."""
-    ref = MODELS[key]
+    """A checkpoint file of a "file" model: from the models dir, else downloaded (verified) into it."""
     local = local_path(key, models_dir, **fmt)
     if local is not None:
         return local
     if not downloads_allowed():
         raise unavailable(key, models_dir, "downloads are off (offline mode)", **fmt)
-    filename = ref.filename.format(**fmt)
+    from .fetch import fetch_model
+
+    fetch_model(key, models_dir)
+    local = local_path(key, models_dir, **fmt)
+    if local is None:
+        raise unavailable(key, models_dir, "the download did not produce the file", **fmt)
+    return local
+
+
+def classifier_dir(models_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The reference's trained classifier folder, fetched and verified on first use."""
+    local = local_path("classifier", models_dir)
+    if local is not None:
+        return local
+    if not download or not downloads_allowed():
+        raise unavailable("classifier", models_dir, "downloads are off (offline mode)" if download else "")
+    from .fetch import fetch_model
+
+    fetch_model("classifier", models_dir)
+    return local_path("classifier", models_dir) or target_path("classifier", models_dir)
+
+
+def whisper_names(size: str) -> list[str]:
+    """File stems a Whisper size may be saved under ("large" downloads as large-v3.pt)."""
     try:
-        if ref.hub_id:
-            from huggingface_hub import hf_hub_download
+        import whisper
 
-            return Path(hf_hub_download(ref.hub_id, Path(filename).name))
-        if ref.url:
-            import torch.hub
+        url = getattr(whisper, "_MODELS", {}).get(size)
+    except ImportError:
+        url = None
+    names = [size]
+    if url and Path(url).stem != size:
+        names.append(Path(url).stem)
+    return names
 
-            target = Path(torch.hub.get_dir()) / "vemoclap" / filename
-            if not target.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                torch.hub.download_url_to_file(ref.url, str(target), progress=True)
-            return target
-    except Exception as exc:  # network errors come in many types
-        raise unavailable(key, models_dir, f"download failed: {exc}", **fmt) from exc
-    raise unavailable(key, models_dir, **fmt)
+
+def table(models_dir: str | os.PathLike | None = None, whisper_size: str = "small") -> list[dict]:
+    """One row per entry of :data:`MODELS`: source, size, licence, the extractors that use it, local state."""
+    from .registry import used_by
+
+    rows = []
+    for key, ref in MODELS.items():
+        if ref.kind == "whisper":
+            found = [p for p in (local_path(key, models_dir, name=n) for n in whisper_names(whisper_size)) if p]
+            local = found[0] if found else None
+            where = f"openai-whisper {ref.filename.format(name=whisper_size)}"
+        elif ref.kind == "reference":
+            local = local_path(key, models_dir)
+            where = f"github.com/serkansulun/video-emotion {ref.folder}/"
+        else:
+            local = local_path(key, models_dir)
+            where = ref.hub_id + (f" {ref.filename}" if ref.kind == "file" else "")
+        users = used_by(key) or (["fusion"] if key == "classifier" else ["samples"] if key == "samples" else [])
+        record = read_provenance(local) if local else {}
+        rows.append({"key": key, "source": where, "size_mb": ref.size_mb, "license": license_of(key, models_dir),
+                     "used_by": users, "local": str(local) if local else None,
+                     "origin": record.get("origin") or ("local" if local else None),
+                     "verified": record.get("verified"), "purpose": ref.purpose})
+    return rows
 
 
 DEFAULT_WHISPER_SIZES = ("small", "medium")  # what --whisper-model auto picks on CPU / GPU
 
 
-def download_models(directory: str | os.PathLike = "weights", only: list[str] | None = None,
-                    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES, progress: bool = True) -> dict[str, Path]:
-    """Fetch every model (or ``only`` these keys) into ``directory`` in the models-dir layout.
+def download_models(directory: str | os.PathLike | None = None, only: list[str] | None = None,
+                    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES, progress=None, announce=None
+                    ) -> dict[str, Path]:
+    """Fetch every model (or ``only`` these keys) into ``directory``, verified; see :mod:`vemoclap.fetch`.
 
-    Returns key → path. Needs internet; each file shows a progress bar. Already present models are
-    skipped, so an interrupted run can be repeated.
-    """
-    from tqdm.auto import tqdm
+    ``progress``: None or True for progress bars, False for none, or ``progress(stage, bytes, total)``."""
+    from .fetch import download_models as fetch_all
 
-    directory = Path(directory).expanduser()
-    keys = list(only) if only else list(MODELS)
-    unknown = [k for k in keys if k not in MODELS]
-    if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    if os.environ.get(OFFLINE_ENV, "") in ("1", "true", "yes"):
-        raise ModelUnavailable(f"downloads are off ({OFFLINE_ENV}=1); unset it to download models")
-    written: dict[str, Path] = {}
-    for key in tqdm(keys, desc="models", unit="model", disable=not progress):
-        ref = MODELS[key]
-        try:
-            written[key] = _download_one(ref, directory, whisper_sizes)
-        except ModelUnavailable:
-            raise
-        except Exception as exc:  # network/hub errors come in many types
-            raise unavailable(key, directory, f"download failed: {exc}", name=whisper_sizes[0]) from exc
-        log.info("%s → %s", key, written[key])
-    return written
-
-
-def _download_one(ref: ModelRef, directory: Path, whisper_sizes: tuple[str, ...]) -> Path:
-    if ref.kind == "hf":
-        from huggingface_hub import snapshot_download
-
-        target = directory / ref.hub_id
-        if not (target / "config.json").is_file():
-            snapshot_download(ref.hub_id, local_dir=target)
-        return target
-    if ref.kind == "whisper":
-        import whisper
-
-        root = directory / Path(ref.filename).parent
-        for size in whisper_sizes:
-            if not (root / f"{size}.pt").is_file():
-                # whisper's own downloader checks the file's SHA-256; it names the file <size>.pt
-                whisper._download(whisper._MODELS[size], str(root), in_memory=False)
-        return root
-    target = directory / ref.filename
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if ref.hub_id:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(ref.hub_id, Path(ref.filename).name, local_dir=target.parent))
-    import torch.hub
-
-    tmp = target.with_suffix(target.suffix + ".part")
-    torch.hub.download_url_to_file(ref.url, str(tmp), progress=True)
-    os.replace(tmp, target)
-    return target
+    return fetch_all(directory, only=only, whisper_sizes=whisper_sizes,
+                     progress=True if progress is None else progress, announce=announce)

@@ -1,8 +1,10 @@
 """Analyze videos: load the extractors once, run them on a clip, fuse, and build a :class:`Result`."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -11,6 +13,7 @@ from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, ge
 from . import recipes
 from .errors import OptionError, UserError, one_line
 from .media import check_frame_count
+from . import models, samples
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
@@ -19,6 +22,10 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): stages are "load", "media" and each extractor's name.
 ProgressFn = Callable[[str, int, int], None]
+
+RANDOM_WEIGHTS_NOTE = ("RANDOM WEIGHTS: {} made from tiny randomly initialised models (vemoclap.tiny); "
+                       "every number here is meaningless — a demo of the code path, not an emotion")
+REFERENCE_CLASSIFIER = "reference"  # the default: the reference's trained classifier, fetched and verified
 
 
 def _tqdm_progress() -> ProgressFn:
@@ -53,10 +60,10 @@ class Analyzer:
     """
 
     def __init__(self, extractors: Iterable[str] | None = None, *, frames: int | None = None, device: str = "auto",
-                 models_dir=None, classifier=None, skip_unavailable: bool = False,
+                 models_dir=None, classifier=REFERENCE_CLASSIFIER, skip_unavailable: bool = False,
                  whisper_model: str | None = None, face_detector: str | None = None,
                  short_side: int | None | str = "recipe", extractor_options: Mapping[str, Mapping] | None = None,
-                 recipe=None):
+                 recipe=None, announce: Callable[[str], None] | None = None):
         from .extractors import resolve_device
 
         resolve_device(device)  # a bad device name is an OptionError here, before any model loads
@@ -72,22 +79,34 @@ class Analyzer:
             options.setdefault("face_emotion", {})["detector"] = face_detector
         self.classifier = None
         self.classifier_name: str | None = None
-        if classifier is not None:
+        self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+        self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
+        self.announce = announce
+        self._fetched = False
+        names = list(extractors if extractors is not None else DEFAULT_EXTRACTORS)
+        reference = isinstance(classifier, str) and classifier == REFERENCE_CLASSIFIER
+        if classifier is not None and not reference:
             from .fusion import load_classifier
 
             self.classifier = load_classifier(classifier, device="cpu" if device == "auto" else device)
             self.classifier_name = str(classifier)
-        names = list(extractors if extractors is not None else DEFAULT_EXTRACTORS)
-        planned = recipes.plan(recipes.choose(recipe, self.classifier), names, device=device, overrides=options,
-                               n_frames=frames, short_side=short_side)
+        # The reference classifier's recipe is known before it is fetched: its checkpoint names none.
+        chosen = recipes.choose(recipe if recipe is not None or not reference else "reference", self.classifier)
+        planned = recipes.plan(chosen, names, device=device, overrides=options, n_frames=frames,
+                               short_side=short_side)
         self.recipe, self._media_options = planned.recipe, planned.media_options
         self.n_frames = self.recipe.frames.n_frames
-        if self.classifier is not None:
-            self.classifier.autocast = self.recipe.classifier_precision == "fp16-autocast"
         self.extractors: dict[str, Extractor] = {
             name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names}
-        self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
-        self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
+        if reference:  # fetched (verified) together with whatever else is missing, then loaded
+            from .fusion import load_classifier
+
+            self.fetch_missing([("classifier", None)])
+            path = models.classifier_dir(models_dir, download=False)
+            self.classifier = load_classifier(path, device="cpu" if device == "auto" else device)
+            self.classifier_name = f"reference ({path})"
+        if self.classifier is not None:
+            self.classifier.autocast = self.recipe.classifier_precision == "fp16-autocast"
 
     def _build(self, name: str, opts: dict, user: Mapping) -> Extractor:
         try:
@@ -101,7 +120,90 @@ class Analyzer:
             return get(name, device=self.device, models_dir=self.models_dir,
                        **{k: v for k, v in opts.items() if k not in recipe_only})
 
-    # ---- loading -------------------------------------------------------------------------
+    # ---- fetching and loading --------------------------------------------------------------
+    def needed_models(self) -> list[tuple[str, str | None, str]]:
+        """(model key, Whisper size or None, extractor) for every model the extractors will load."""
+        needed = []
+        for name, extractor in self.extractors.items():
+            needed += [(key, stem, name) for key, stem in extractor.needed_models().items()]
+        return needed
+
+    def fetch_missing(self, extra: list[tuple[str, str | None]] = (), *, progress: ProgressFn | None = None,
+                      announce: Callable[[str], None] | None = None) -> None:
+        """Download (verified) the models that are not in the models dir yet, saying the total size
+        and the expected time first. Offline — downloads off, or the hub unreachable (checked once,
+        in seconds) — a model that is required and missing is a :class:`MissingModels` error with one
+        line per model and the command that fetches them (with ``skip_unavailable``, its extractor
+        is skipped and listed instead)."""
+        from . import fetch
+
+        wanted = [(key, stem, "classifier") for key, stem in extra]
+        if extra or not self._fetched:
+            wanted += self.needed_models() if hasattr(self, "extractors") else []
+        optional = {(name, key) for name, ex in getattr(self, "extractors", {}).items()
+                    for key in ex.optional_models()}
+        todo: dict[tuple[str, str | None], list[str]] = {}
+        for key, stem, user in wanted:
+            if not fetch.missing([key], self.models_dir, (stem,) if stem else ()):
+                continue
+            if key == "whisper" and not stem:
+                continue
+            todo.setdefault((key, stem), []).append(user)
+        self._fetched = self._fetched or hasattr(self, "extractors")
+        if not todo:
+            return
+        required = {k: users for k, users in todo.items()
+                    if any((u, k[0]) not in optional for u in users)}
+        online = models.downloads_allowed() and fetch.reachable()
+        if not online:
+            why = ("downloads are off (VEMOCLAP_OFFLINE / HF_HUB_OFFLINE)" if not models.downloads_allowed()
+                   else f"no connection to {fetch.hub_endpoint() or 'huggingface.co'}")
+            self._offline(required, why)
+            return
+        plan = [fetch.Planned(key, stem) for key, stem in todo]
+        for item in plan:
+            item.bytes = fetch.size_of(item)
+        (announce or self.announce or log.warning)(fetch.describe_plan(plan))
+        for item in plan:
+            users = todo[(item.key, item.name)]
+            try:
+                fetch.fetch_model(item.key, self.models_dir, name=item.name, progress=progress)
+            except UserError as exc:
+                if (item.key, item.name) not in required:
+                    log.warning("optional model %s not fetched: %s", item.key, one_line(exc))
+                    continue
+                if "classifier" in users or not self.skip_unavailable:
+                    raise
+                for user in users:
+                    self._skip(user, str(exc))
+
+    def _offline(self, required: dict[tuple[str, str | None], list[str]], why: str) -> None:
+        if not required:
+            return
+        root = models.models_root(self.models_dir)
+        lines = [f"model '{key}'{f' ({stem})' if stem else ''} is not in {root} and cannot be downloaded: {why}"
+                 for key, stem in required]
+        keys = list(dict.fromkeys(key for key, _ in required))
+        fix = models.fetch_command(keys, self.models_dir)
+        whisper = sorted({stem for key, stem in required if key == "whisper" and stem})
+        if whisper:
+            fix += f" --whisper {','.join(whisper)}"
+        lines.append(f"fix: run `{fix}` where there is internet, then run this again"
+                     + ("" if self.models_dir else " (or pass --models-dir DIR)")
+                     + "; `vemoclap demo` runs offline on tiny random models")
+        users = {u for us in required.values() for u in us}
+        if "classifier" in users or not self.skip_unavailable:
+            raise models.MissingModels(lines)
+        for key, stem in required:
+            for user in required[(key, stem)]:
+                self._skip(user, lines[list(required).index((key, stem))] + f"; {lines[-1][5:]}")
+
+    def _skip(self, name: str, reason: str) -> None:
+        if name in self.extractors:
+            log.warning("skipping %s: %s", name, reason)
+            self.unavailable[name] = reason
+            del self.extractors[name]
+
     def load(self, progress: bool | ProgressFn = False) -> "Analyzer":
         """Load every extractor now (otherwise they load on first use).
 
@@ -109,7 +211,8 @@ class Analyzer:
         dropped and listed in ``self.unavailable`` (and in every Result's ``missing``).
         """
         report = _tqdm_progress() if progress is True else (progress or None)
-        names = list(self.extractors)
+        names = list(self.extractors)  # those skipped while fetching still get their progress step
+        self.fetch_missing()
         for done, name in enumerate(names):
             if report:
                 report("load", done, len(names))
@@ -147,7 +250,10 @@ class Analyzer:
         cookies file for sites that ask to sign in (a login: yt-dlp gets a private copy).
         """
         report = _tqdm_progress() if progress is True else (progress or None)
-        path = resolve_source(source, allow_private=allow_private, cookies=cookies)
+        if isinstance(source, str) and source.startswith(samples.PREFIX) and not Path(source).exists():
+            path = samples.fetch(source, self.models_dir, progress=progress if callable(progress) else None)
+        else:
+            path = resolve_source(source, allow_private=allow_private, cookies=cookies)
         timings: dict[str, float] = {}
         total = 1 + len(self.extractors)
 
@@ -156,6 +262,7 @@ class Analyzer:
             report("media", 0, total)
         clip = self.read_clip(path)
         timings["media"] = time.perf_counter() - start
+        self.fetch_missing()  # after the video: a file that cannot be read is said first
 
         result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
                         info=clip.info, frames=clip.frames, timings=timings, path=str(path),
@@ -179,6 +286,9 @@ class Analyzer:
             report("done", total, total)
 
         self._classify(result)
+        result.weights = self.weights()
+        if result.random_weights:
+            result.warnings.insert(0, RANDOM_WEIGHTS_NOTE.format(", ".join(result.random_weights)))
         return result
 
     __call__ = analyze
@@ -198,6 +308,16 @@ class Analyzer:
             self.bugs.append((name, exc))
             return extractor.output_type(name=name, missing=f"internal error ({type(exc).__name__}: "
                                                             f"{one_line(exc, limit=200)}); this is a bug")
+
+    def weights(self) -> dict[str, list[dict[str, str | None]]]:
+        """Extractor (and "classifier") → the models it runs on: key, local path, origin ("random" for
+        the tiny builders' weights, read from their provenance files)."""
+        out = {name: [dataclasses.asdict(use) for use in getattr(ex, "weights", [])]
+               for name, ex in self.extractors.items() if ex.loaded}
+        if self.classifier is not None:
+            out["classifier"] = [{"key": "classifier", "path": self.classifier_name,
+                                  "origin": getattr(self.classifier, "origin", "local")}]
+        return out
 
     def feature_names(self) -> dict[str, str]:
         """Extractor name → the fusion feature it fills (extractors that fill none are left out)."""

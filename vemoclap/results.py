@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-NO_CLASSIFIER = "no emotion classifier is loaded (pass --classifier PATH): extractor outputs only"
+NO_CLASSIFIER = "no emotion classifier was used (--no-classifier / classifier=None): extractor outputs only"
 
 
 @dataclass
@@ -47,6 +47,12 @@ class Result:
     path: str | None = None  # the local video file (a link's download, an upload's copy)
     recipe: dict[str, Any] | None = None  # the feature recipe run (vemoclap.recipes.Recipe.to_dict)
     feature_of: dict[str, str] = field(default_factory=dict, repr=False)  # output name → fusion feature
+    weights: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # extractor → models it ran on
+
+    @property
+    def random_weights(self) -> list[str]:
+        """What ran on randomly initialised weights (extractors, "classifier"): its numbers mean nothing."""
+        return [name for name, uses in self.weights.items() if any(u.get("origin") == "random" for u in uses)]
 
     # ---- numbers -------------------------------------------------------------------------
     @property
@@ -91,6 +97,9 @@ class Result:
     def summary(self) -> str:
         """A readable multi-line report."""
         lines = [f"vemoclap result for {self.source}"]
+        if self.random_weights:
+            lines.append(f"  !! RANDOM WEIGHTS ({', '.join(self.random_weights)}): a demo on tiny random models — "
+                         f"the emotion and every score below mean nothing !!")
         if self.info is not None:
             lines.append(f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
                          f"{self.info.fps:.2f} fps, audio: {'yes' if self.info.has_audio else 'no'}")
@@ -130,6 +139,8 @@ class Result:
             "valence_arousal": self.valence_arousal,
             "path": self.path,
             "classifier": self.classifier,
+            "random_weights": self.random_weights,
+            "weights": self.weights,
             "recipe": self.recipe,
             "outputs": {name: out.readable() for name, out in self.outputs.items()},
             "missing": dict(self.missing),
@@ -165,7 +176,8 @@ class Result:
                    probabilities=None if scores is None else np.array([scores[label] for label in labels], float),
                    outputs=outputs, missing=dict(data.get("missing") or {}), classifier=data.get("classifier"),
                    frames=frames, timings=dict(data.get("timings") or {}), warnings=list(data.get("warnings") or []),
-                   path=data.get("path"), feature_of=dict(data.get("feature_of") or {}), recipe=data.get("recipe"))
+                   path=data.get("path"), feature_of=dict(data.get("feature_of") or {}), recipe=data.get("recipe"),
+                   weights={k: list(v) for k, v in (data.get("weights") or {}).items()})
 
     @classmethod
     def from_json(cls, path_or_text: "str | Path") -> "Result":

@@ -96,6 +96,10 @@ def resolve_source(source, *, directory: str | Path | None = None, allow_private
         from .sample import sample_video
 
         return sample_video()
+    if source.startswith("sample:") and not Path(source).exists():
+        from . import samples
+
+        return samples.fetch(source)
     if is_url(source):
         return download(source, directory, allow_private=allow_private, limits=limits, cookies=cookies,
                         keep_temp=keep_temp)

@@ -99,9 +99,10 @@ class Controller:
         self.device = device or "auto"
         self.extractor_names = list(extractors) if extractors is not None else list(DEFAULT_EXTRACTORS)
         self.samples: dict[str, str] = {}
-        for name in sample_names():
-            label = "vemoclap sample (astronaut, 8 s)" if name == SAMPLE else f"reference sample: {name}"
-            self.samples[label] = name if name == SAMPLE else f"sample:{name}"
+        for index, name in enumerate(sample_names()):  # the first is the generated (offline) one
+            offline = index == 0 and name == SAMPLE
+            label = "vemoclap sample (generated, offline; no real emotion)" if offline else f"reference sample: {name}"
+            self.samples[label] = name if offline else f"sample:{name}"
         self.samples.update(samples or {})
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.colab_upload_bytes = min(self.max_upload_bytes, COLAB_UPLOAD_MB * 1024 * 1024)
@@ -180,7 +181,9 @@ class Controller:
             rows.append(("classifier", "none: extractor outputs only, no emotion probabilities "
                                        "(set VEMOCLAP_CLASSIFIER to a trained checkpoint)"))
         else:
-            rows.append(("classifier", f"{default_classifier()} (the default)"))
+            rows.append(("classifier", "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified "
+                                       "in step 2" if default_classifier() == "reference"
+                         else f"{default_classifier()} (the default)"))
         rows.append(("outputs", str(self.output_dir)))
         return rows, warnings
 
@@ -224,6 +227,8 @@ class Controller:
                 keys += [k for k in getattr(extractor_class(name), "model_keys", ()) if k not in keys]
         table = getattr(models, "MODELS", None)
         keys = [k for k in keys if table is None or k in table]
+        if self.classifier is None and default_classifier() == "reference":
+            keys.insert(0, "classifier")
         return keys or None
 
     def fetch(self, on_progress: ProgressFn | None = None) -> str:

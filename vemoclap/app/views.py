@@ -62,6 +62,11 @@ def summary_html(result: "Result") -> str:
     from ..results import NO_CLASSIFIER
 
     parts: list[str] = []
+    if result.random_weights:
+        parts.append("<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
+                     "padding:0.4em;font-weight:bold'>RANDOM WEIGHTS: "
+                     f"{html.escape(', '.join(result.random_weights))} ran on tiny randomly initialised models "
+                     "(a demo of the code path): the emotion and every score here mean nothing.</div>")
     if result.has_prediction:
         va = result.valence_arousal
         va_text = f" · valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va else ""

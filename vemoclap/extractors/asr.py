@@ -132,6 +132,12 @@ class AsrSentimentExtractor(Extractor):
         model.eval()
         return model
 
+    def needed_models(self) -> dict[str, str | None]:
+        import whisper
+
+        size = self.whisper_model if self.whisper_model in whisper.available_models() else None
+        return {**({"whisper": size} if size else {}), "sentiment": None}  # a checkpoint path needs no fetching
+
     def _load(self) -> None:
         source = self._checkpoint()
         self.whisper = shared_model(f"whisper:{source}", self.device, "float32", self.models_dir,

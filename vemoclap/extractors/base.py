@@ -22,6 +22,7 @@ import numpy as np
 
 from .._util import to_jsonable
 from ..media import MAX_AUDIO_SECONDS, SAMPLE_RATE, Frames, MediaInfo
+from .. import models
 from ..registry import EXTRACTORS
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,12 @@ def shared_model(key: str, device, dtype, models_dir, build: Callable[[], Any]) 
     cache_key = (key, str(device), str(dtype), str(models_dir))
     with _SHARED_LOCK:
         if cache_key not in _SHARED:
-            _SHARED[cache_key] = build()
-        return _SHARED[cache_key]
+            with models.recording() as uses:
+                built = build()
+            _SHARED[cache_key] = built, list(uses)
+        model, uses = _SHARED[cache_key]
+        models.replay(uses)  # each extractor that shares it reports the weights it runs on
+        return model
 
 
 class Extractor(abc.ABC):
@@ -196,6 +201,7 @@ class Extractor(abc.ABC):
         self.batch_size = batch_size
         self._loaded = False
         self._load_lock = threading.Lock()
+        self.weights: list = []  # vemoclap.models.ModelUse of each model loaded
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device}, dtype={self.dtype})"
@@ -204,12 +210,23 @@ class Extractor(abc.ABC):
     def loaded(self) -> bool:
         return self._loaded
 
+    def needed_models(self) -> dict[str, str | None]:
+        """Model-table keys this configuration loads → a file stem (a Whisper size) or None; the
+        Analyzer fetches the missing ones up front."""
+        return {key: None for key in self.model_keys}
+
+    def optional_models(self) -> set[str]:
+        """Keys among :meth:`needed_models` it can go on without (fetched when possible)."""
+        return set()
+
     def load(self) -> "Extractor":
         """Load the models (once). Raises vemoclap.models.ModelUnavailable naming what is missing."""
         with self._load_lock:
             if not self._loaded:
                 start = time.perf_counter()
-                self._load()
+                with models.recording() as uses:
+                    self._load()
+                self.weights = list(uses)  # what was loaded, and whether it was random (vemoclap.tiny)
                 self._loaded = True
                 log.info("loaded %s on %s in %.1f s", self.name, self.device, time.perf_counter() - start)
         return self

@@ -340,6 +340,13 @@ class FaceEmotionExtractor(Extractor):
         self.max_faces = int(max_faces)
         self._margin = margin
 
+    def needed_models(self) -> dict[str, str | None]:
+        yolo = self.detector_choice in ("auto", "yolo") and not self.yolo_model
+        return {"face_expression": None, **({"yolo_face": None} if yolo else {})}
+
+    def optional_models(self) -> set[str]:
+        return {"yolo_face"} if self.detector_choice == "auto" else set()  # auto falls back to the LBP cascade
+
     def _load(self) -> None:
         from transformers import AutoImageProcessor, ViTForImageClassification
 

@@ -122,7 +122,7 @@ def _sha256(path: Path) -> str:
 
 def english_model_files(models_dir) -> dict[str, Path] | None:
     """The English det/rec pair from ``<models dir>/ppocr/`` (SHA-256 checked), or None when absent."""
-    root = models._models_dir(models_dir)
+    root = models.models_root(models_dir)
     if root is None:
         return None
     paths = {part: root / "ppocr" / name for part, (name, _) in ENGLISH_MODELS.items()}
@@ -170,10 +170,18 @@ class _RapidOcr:
             if local is not None:
                 params.update({"Det.model_path": str(local["det"]), "Rec.model_path": str(local["rec"])})
             else:  # rapidocr downloads them and checks the SHA-256 of its default_models.yaml
-                root = models._models_dir(models_dir)
+                root = models.models_root(models_dir)
                 if root is not None:
                     params["Global.model_root_dir"] = str(root / "ppocr")
             self.description = "rapidocr 3: en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile"
+            if local is None:
+                try:
+                    self.engine = RapidOCR(params=params)
+                    self.engine(np.full((32, 32, 3), 255, np.uint8))  # rapidocr fetches its models on first use
+                except Exception as exc:  # rapidocr's downloader raises its own types; the caller falls back
+                    raise models.ModelUnavailable(f"OCR models 'ppocr-en' could not be fetched by rapidocr "
+                                                  f"({type(exc).__name__}: {one_line(exc, limit=160)})") from exc
+                return
         self.engine = RapidOCR(params=params)
 
     def _init_v1(self, use_cuda: bool, ocr_models: str) -> None:
@@ -346,6 +354,16 @@ class OcrSentimentExtractor(Extractor):
         self.merge_lines = merge_lines
         self.skip_similar = skip_similar
         self.max_lines = max_lines
+
+    def needed_models(self) -> dict[str, str | None]:
+        keys = ["language_id", "translation", "sentiment"]
+        if self.spelling != "none" and self.spell_check is not False:
+            keys.append("spell")
+        return {key: None for key in keys}
+
+    def optional_models(self) -> set[str]:
+        asked = self.spell_check or self.spelling == "segment+t5"
+        return set() if asked else {"spell"}  # "auto" corrects spelling only where the model is there
 
     def _load(self) -> None:
         use_cuda = self.device.type == "cuda"

@@ -5,11 +5,14 @@ Everything here is random: whatever it predicts means nothing, and outputs made 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+
+from ..models import mark_random, target_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_tiny_models", "make_tiny_classifier"]
+__all__ = ["make_tiny_models", "make_tiny_classifier", "make_tiny_reference_classifier", "tiny_models_dir"]
 
 
 def make_tiny_classifier(directory: str | Path, *, seed: int = 0) -> Path:
@@ -22,7 +25,34 @@ def make_tiny_classifier(directory: str | Path, *, seed: int = 0) -> Path:
     config = default_config(REFERENCE_FEATURES)
     model = AttentionClassifier(config.feature_dims, d_model=config.d_model, n_labels=config.n_labels,
                                 dropout=config.dropout, num_heads=config.num_heads)
-    return save_checkpoint(directory, model, config)
+    path = save_checkpoint(directory, model, config)
+    mark_random(path)
+    return path
+
+
+def make_tiny_reference_classifier(directory: str | Path, *, seed: int = 0, d_model: int = 32) -> Path:
+    """A randomly initialized classifier in the reference's own layout (``model_config.pt`` with the
+    reference's keys + ``model.pt`` state dict), where ``classifier="reference"`` looks for it."""
+    import torch
+
+    from ..fusion import (FEATURES, REFERENCE_CONFIG_FILE, REFERENCE_FEATURES, REFERENCE_WEIGHTS_FILE,
+                          AttentionClassifier, config_from_reference)
+    from ..labels import EMOTIONS
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    raw = {"features": sorted(REFERENCE_FEATURES), "feature_dims": {f: FEATURES[f].dim for f in sorted(REFERENCE_FEATURES)},
+           "feature_lengths": {f: FEATURES[f].length for f in sorted(REFERENCE_FEATURES)}, "d_model": d_model,
+           "n_labels": len(EMOTIONS), "dropout": 0.5, "n_frames": 16, "labels": list(EMOTIONS),
+           "normalize_data": True, "device": torch.device("cpu"),
+           "vemoclap_random_weights": True}  # travels with the file (a mirror of it stays labelled)
+    torch.manual_seed(seed)
+    model = AttentionClassifier.from_config(config_from_reference(raw))
+    config_file, weights_file = REFERENCE_CONFIG_FILE, REFERENCE_WEIGHTS_FILE
+    torch.save(raw, directory / config_file)
+    torch.save(model.state_dict(), directory / weights_file)
+    mark_random(directory)
+    return directory
 
 
 def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[str, Path]:
@@ -40,7 +70,36 @@ def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[
     written: dict[str, Path] = {}
     for builder in (vision.build, audio.build, text.build):
         written.update(builder(directory))
+    for path in written.values():
+        mark_random(path)
     if classifier:
         written["classifier"] = make_tiny_classifier(directory / "classifier")
+        # where the default classifier ("reference") is looked for in a models dir
+        written["reference_classifier"] = make_tiny_reference_classifier(target_path("classifier", directory))
     log.info("wrote %d tiny models to %s", len(written), directory)
     return written
+
+
+def tiny_models_dir(directory: str | Path | None = None) -> Path:
+    """A models dir of tiny random models (built once, then reused): what ``vemoclap demo`` runs on.
+
+    Default: ``$VEMOCLAP_CACHE/tiny-models``. Everything in it is marked as random weights.
+    """
+    from .._util import cache_root
+
+    directory = Path(directory) if directory else cache_root() / "tiny-models"
+    done = directory / ".complete"
+    if not done.is_file():
+        from ..models import _quiet_transformers
+
+        part = directory.with_name(directory.name + f".part-{os.getpid()}")
+        with _quiet_transformers():
+            make_tiny_models(part)
+        done_part = part / ".complete"
+        done_part.write_text("vemoclap tiny random models\n")
+        if directory.exists():
+            import shutil
+
+            shutil.rmtree(directory)
+        os.replace(part, directory)
+    return directory

@@ -1,0 +1,148 @@
+"""The model table, the default (reference) classifier, random-weight labels and offline failures —
+through the real loaders on tiny models; no download here (see test_downloads.py for those)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vemoclap import models
+from vemoclap.labels import EMOTIONS
+from vemoclap.pipeline import Analyzer
+from vemoclap.results import NO_CLASSIFIER, Result
+
+
+def _cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def _said(run) -> list[str]:
+    """stderr without the log's WARNING lines (the recipe's deviations, said before the run)."""
+    return [line for line in run.stderr.strip().splitlines() if not line.startswith("WARNING ")]
+
+
+def test_tiny_models_dir_holds_the_reference_classifier_marked_random(tiny_models):
+    folder = models.local_path("classifier", tiny_models)
+    assert folder == tiny_models / "reference" / "weights" / "classifier"
+    assert {p.name for p in folder.iterdir()} >= {"model.pt", "model_config.pt"}
+    assert models.is_random(folder)
+    assert models.is_random(tiny_models / "openai" / "clip-vit-base-patch32")
+    assert models.origin(tiny_models / "whisper" / "small.pt") == models.RANDOM
+
+
+def test_default_classifier_is_the_reference_and_random_weights_say_so(tiny_models, short_video):
+    analyzer = Analyzer(["clip"], models_dir=tiny_models, device="cpu")  # no classifier named
+    assert analyzer.classifier is not None and analyzer.classifier_name.startswith("reference")
+    assert analyzer.recipe.name == "reference"  # the reference classifier's recipe
+    assert analyzer.classifier.config.training["source"] == "reference"  # loaded from the reference layout
+    result = analyzer.analyze(short_video)
+    assert result.top_label in EMOTIONS and np.isclose(result.probabilities.sum(), 1.0)
+    assert set(result.random_weights) == {"clip", "classifier"}
+    summary = result.summary().splitlines()
+    assert "RANDOM WEIGHTS" in summary[1]  # said before anything else
+    data = json.loads(result.to_json())
+    assert data["random_weights"] == ["clip", "classifier"]
+    assert data["weights"]["clip"][0]["origin"] == "random"
+    assert Result.from_json(result.to_json()).random_weights == result.random_weights
+
+
+def test_classifier_none_gives_extractor_outputs_only(tiny_models, short_video):
+    result = Analyzer(["clip"], models_dir=tiny_models, device="cpu", classifier=None).analyze(short_video)
+    assert result.probabilities is None and NO_CLASSIFIER in result.warnings
+    assert result.random_weights == ["clip"]
+
+
+def test_weights_of_a_plain_folder_are_not_called_random(tmp_path, tiny_models, short_video):
+    import shutil
+
+    plain = tmp_path / "models"
+    shutil.copytree(tiny_models / "openai", plain / "openai")
+    (plain / "openai" / "clip-vit-base-patch32" / models.PROVENANCE).unlink()
+    result = Analyzer(["clip"], models_dir=plain, device="cpu", classifier=None).analyze(short_video)
+    assert result.random_weights == [] and result.weights["clip"][0]["origin"] == "local"
+    assert "RANDOM" not in result.summary()
+
+
+def test_models_command_lists_classifier_with_licence_and_users(tiny_models):
+    run = _cli("models", "--models-dir", tiny_models)
+    assert run.returncode == 0, run.stderr
+    rows = {line.split()[0]: line for line in run.stdout.splitlines()[2:] if line.strip()}
+    assert "GPL-3.0" in rows["classifier"] and "fusion" in rows["classifier"]
+    assert "random weights" in rows["classifier"]
+    assert "AGPL-3.0" in rows["yolo_face"] and "face_emotion" in rows["yolo_face"]
+    assert "CC-BY-NC-4.0" in rows["translation"] and "MIT" in rows["whisper"]
+    assert "asr_sentiment, ocr_sentiment" in rows["sentiment"] and "unknown" in rows["sentiment"]
+    assert "whisper/small.pt" in rows["whisper"] and "{name}" not in run.stdout
+    for key in models.MODELS:
+        assert key in rows
+
+
+def test_table_reads_a_downloaded_licence_from_provenance(tmp_path):
+    folder = models.target_path("sentiment", tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    models.write_provenance(folder, {"origin": "download", "license": "cc-by-4.0"})
+    row = next(r for r in models.table(tmp_path) if r["key"] == "sentiment")
+    assert row["license"] == "cc-by-4.0" and row["origin"] == "download"
+
+
+@pytest.mark.parametrize("env", [{"VEMOCLAP_OFFLINE": "1"},
+                                 {"VEMOCLAP_OFFLINE": "0", "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
+                         ids=["offline-setting", "no-network"])
+def test_offline_analyze_fails_fast_with_one_line_per_model(tmp_path, env):
+    started = time.perf_counter()
+    run = _cli("analyze", "sample", "--models-dir", tmp_path / "empty", "-q", env=env, timeout=120)
+    seconds = time.perf_counter() - started
+    assert run.returncode == 2, run.stderr
+    lines = _said(run)
+    assert all(line.startswith("vemoclap: ") for line in lines) and "Traceback" not in run.stderr
+    named = [line for line in lines if line.startswith("vemoclap: model '")]
+    keys = {line.split("'")[1] for line in named}
+    assert {"classifier", "clip", "beats", "face_expression", "whisper", "sentiment"} <= keys
+    assert len(named) == len(keys)  # one line per model, no repeats
+    fix = lines[-1]
+    assert "vemoclap download-models --only classifier," in fix and f"--dir {tmp_path / 'empty'}" in fix
+    assert "vemoclap demo" in fix
+    assert seconds < 60  # not ~50 s of hub retries per model (loose: the machine is shared)
+
+
+def test_skip_unavailable_offline_lists_each_extractor_with_its_fix(tmp_path, tiny_models, short_video):
+    import shutil
+
+    partial = tmp_path / "models"
+    shutil.copytree(tiny_models / "reference", partial / "reference")
+    shutil.copytree(tiny_models / "openai", partial / "openai")
+    analyzer = Analyzer(["clip", "beats"], models_dir=partial, device="cpu", skip_unavailable=True)
+    result = analyzer.analyze(short_video)
+    assert "clip" in result.outputs and "beats" not in result.outputs
+    assert "beats" in result.missing and "download-models --only beats" in result.missing["beats"]
+    assert result.has_prediction
+
+
+def test_unknown_sample_is_one_line(tiny_models):
+    run = _cli("analyze", "sample:laughter", "--models-dir", tiny_models, "--extractors", "clip", "-q")
+    assert run.returncode == 2
+    assert "sample:joy" in run.stderr and len(_said(run)) == 1
+
+
+def test_reference_sample_offline_says_how_to_fetch_it(tiny_models):
+    run = _cli("analyze", "sample:joy", "--models-dir", tiny_models, "--extractors", "clip", "-q")
+    assert run.returncode == 2 and "download-models --only samples" in run.stderr
+    assert len(_said(run)) == 1
+
+
+def test_demo_command_runs_offline_and_says_random(tmp_path):
+    run = _cli("demo", "--models-dir", tmp_path / "tiny", "--frames", "4", "-q", "--json", tmp_path / "r.json",
+               env={"VEMOCLAP_CACHE": str(tmp_path / "cache")})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "RANDOM WEIGHTS" in run.stdout and "emotion:" in run.stdout
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert "classifier" in data["random_weights"] and data["top_label"] in EMOTIONS
+    assert (tmp_path / "tiny" / ".complete").is_file()
