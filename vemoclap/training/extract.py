@@ -289,15 +289,16 @@ def safe_run(work: Callable[[Video], Any], video: Video) -> tuple[Video, Any, st
 class VideoLoop:
     """The loop around per-video work: ``record(video, result, reason)`` keeps each finished
     (``reason`` None) or failed video; the loop counts them, logs one warning line per failure
-    (naming the video with ``name``), shows a progress bar that counts failures and calls
+    (``describe(video, reason)``), shows a progress bar that counts failures and calls
     ``on_video(video, reason)``. Use it as a context manager (the bar closes, and log lines are
     written above the bar while it runs); ``run`` works in this process, and a Ray driver feeds
     ``finish`` with what its workers return."""
 
     def __init__(self, total: int, record: Callable[[Video, Any, str | None], None], *, desc: str,
                  progress: bool = True, on_video: Callable[[Video, str | None], None] | None = None,
-                 name: Callable[[Video], str] = lambda video: video.id, logger: logging.Logger = log):
-        self.record, self.on_video, self.name, self.log = record, on_video, name, logger
+                 describe: Callable[[Video, str], str] = lambda video, reason: f"{video.id} failed: {reason}",
+                 logger: logging.Logger = log):
+        self.record, self.on_video, self.describe, self.log = record, on_video, describe, logger
         self.finished = 0
         self.failed = 0
         self.bar = None
@@ -326,7 +327,7 @@ class VideoLoop:
             self.finished += 1
         else:
             self.failed += 1
-            self.log.warning("%s failed: %s", self.name(video), reason)
+            self.log.warning("%s", self.describe(video, reason))
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(failed=self.failed, refresh=False)

@@ -86,10 +86,19 @@ class PredictionReport:
             lines.append(f"  {self.bugs} extractor bug(s) hit; their outputs are listed as missing (--debug logs them)")
         if self.failed:
             lines.append(f"  {len(self.failed)} failed (rows with status=failed; run again to retry):")
-            lines.extend(f"    {source}: {reason}" for source, reason in list(self.failed.items())[:20])
+            lines.extend(f"    {_failure_line(source, reason)}" for source, reason in list(self.failed.items())[:20])
             if len(self.failed) > 20:
                 lines.append(f"    … and {len(self.failed) - 20} more")
         return "\n".join(lines)
+
+
+def _failure_line(source: str, reason: str, given: str = "") -> str:
+    """"<source> failed: <reason>", without the reason's own leading file name (``given``: the path as listed)."""
+    for prefix in filter(None, (source, given, Path(source).name)):
+        if reason.startswith(prefix + ": "):
+            reason = reason[len(prefix) + 2:]
+            break
+    return f"{source} failed: {reason}"
 
 
 # ---- the videos --------------------------------------------------------------------------------
@@ -266,7 +275,8 @@ def predict(sources, out, *, progress: bool = True, analyzer=None,
                 appender.write(row)
 
             with VideoLoop(len(todo), record, desc="predict", progress=progress, on_video=on_video,
-                           name=lambda video: str(video.path), logger=log) as loop:
+                           describe=lambda video, reason: _failure_line(_key(video), reason, str(video.path)),
+                           logger=log) as loop:
                 loop.run(todo, work)
         finally:
             if appender is not None:
