@@ -1,4 +1,4 @@
-"""CLI subcommands for datasets: ``extract``, ``blacklist suggest``, ``import-features``.
+"""CLI subcommands for datasets: ``extract``, ``blacklist suggest``, ``import-features``, ``predict``.
 
 ``vemoclap.cli`` wires them in with ``add_commands(subparsers)``; each handler returns an exit
 code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
@@ -103,8 +103,50 @@ def _cmd_import_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ..outputs import check_file_output
+    from .predict import predict
+
+    check_file_output(args.out, "--out")  # before any model loads
+    options = dict(extractors=_csv_list(args.extractors), frames=args.frames, device=args.device,
+                   models_dir=args.models_dir, skip_unavailable=args.skip_unavailable,
+                   whisper_model=args.whisper_model, face_detector=args.face_detector)
+    if args.classifier is not None:  # otherwise the Analyzer's default classifier
+        options["classifier"] = args.classifier
+    report = predict(args.videos, args.out, progress=not args.quiet, **options)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _add_predict(subparsers) -> None:
+    from ..cli import _add_model_options
+    from ..extractors.faces import DETECTORS
+    from ..media import MAX_FRAMES
+
+    predict = subparsers.add_parser("predict", help="the emotion of many videos into one CSV (resumable)")
+    predict.add_argument("videos", type=Path,
+                         help="a folder of videos (searched recursively) or a CSV with a path column")
+    predict.add_argument("--out", type=Path, required=True,
+                         help="the CSV to write, one row per video (a rerun adds the videos not in it yet)")
+    predict.add_argument("--classifier", type=Path, default=None,
+                         help="emotion classifier checkpoint (ours or the reference's; default: the default "
+                              "classifier of `vemoclap analyze`)")
+    predict.add_argument("--frames", type=int, default=None,
+                         help=f"frames sampled per video (default: the feature recipe's, 16; at most {MAX_FRAMES})")
+    _add_model_options(predict)
+    predict.add_argument("--extractors", default=None,
+                         help="comma-separated extractors to run (default: all of the reference's)")
+    predict.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
+    predict.add_argument("--face-detector", default=None, choices=list(DETECTORS),
+                         help="face detector (see `vemoclap analyze --help`)")
+    predict.add_argument("--skip-unavailable", action="store_true",
+                         help="go on without models that cannot be loaded (each row lists them as missing)")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(func=_cmd_predict)
+
+
 def add_commands(subparsers) -> None:
-    """Add ``extract``, ``blacklist`` and ``import-features`` to the CLI's subparsers."""
+    """Add ``extract``, ``blacklist``, ``import-features`` and ``predict`` to the CLI's subparsers."""
     extract = subparsers.add_parser("extract", help="extract the features of a whole dataset (resumable; Ray)")
     _add_dataset_options(extract)
     extract.add_argument("--out", type=Path, required=True, help="output folder, e.g. features/ekman6")
@@ -156,3 +198,5 @@ def add_commands(subparsers) -> None:
                      help="allow unpickling (it can run code from the file: only for files you trust)")
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=_cmd_import_features)
+
+    _add_predict(subparsers)

@@ -153,20 +153,26 @@ def _from_folders(root: Path, known: Sequence[str] | None, strict: bool) -> list
             for i, (f, label, split) in zip(ids, entries)]
 
 
-def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool) -> list[Video]:
+def _read_rows(csv_path: Path, required: Sequence[str], needs: str) -> tuple[dict[str, str], list[tuple[int, dict]]]:
+    """(lower-case column → header name, [(line number, row)]) of a CSV; ``needs`` says what it must hold."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-            missing = [name for name in ("path", "label") if name not in columns]
+            missing = [name for name in required if name not in columns]
             if missing:
                 raise DatasetError(f"{csv_path}: the manifest lacks column(s) {', '.join(missing)}; "
-                                   f"it needs a header row with path,label and optionally split")
+                                   f"it needs a header row with {needs}")
             rows = [(number, row) for number, row in enumerate(reader, start=2)]
     except UnicodeDecodeError:
         raise DatasetError(f"{csv_path}: not a UTF-8 text CSV file") from None
     if not rows:
         raise DatasetError(f"{csv_path}: the manifest has no rows")
+    return columns, rows
+
+
+def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool) -> list[Video]:
+    columns, rows = _read_rows(csv_path, ("path", "label"), "path,label and optionally split")
     base = csv_path.parent
     entries: list[tuple[Path, str, str | None]] = []
     seen: dict[Path, int] = {}
@@ -224,6 +230,46 @@ def load_dataset(path, *, labels: Sequence[str] | None = EMOTIONS, test_size: fl
     log.info("%s: %d videos, %d labels (%s)", path, len(videos), len({v.label for v in videos}),
              ", ".join(f"{k} {n}" for k, n in counts.items()))
     return sorted(videos, key=lambda v: v.id)
+
+
+def list_videos(path) -> list[Video]:
+    """The videos to analyze (no labels needed): every video file under a folder (any layout,
+    hidden files and folders left out), or the rows of a CSV with a ``path`` (or ``source``)
+    column — paths relative to the CSV's folder; a ``label`` column is kept when there is one.
+
+    Each video's id is its path as found (relative to the folder, or as the CSV gives it), so
+    ids are unique and the same in every run. Files a CSV names that are not there are kept: the
+    analysis fails them one by one, so one bad row does not stop a batch.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DatasetError(f"{path}: no such folder or CSV file")
+    if path.is_dir():
+        files = _video_files(path)
+        if not files:
+            extensions = ", ".join(sorted(VIDEO_EXTENSIONS)[:6])
+            raise DatasetError(f"{path}: no video files in this folder (looked for {extensions} …)")
+        return [Video(id=f.relative_to(path).as_posix(), path=f, label="") for f in files]
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        raise DatasetError(f"{path}: give a folder of videos or a .csv file with a path column")
+    columns, rows = _read_rows(path, (), "a path column")
+    key = next((columns[name] for name in ("path", "source") if name in columns), None)
+    if key is None:
+        raise DatasetError(f"{path}: the CSV has no path (or source) column; it needs a header row with path")
+    label_key = columns.get("label")
+    videos, seen = [], set()
+    for number, row in rows:
+        raw = (row.get(key) or "").strip()
+        if not raw:
+            raise DatasetError(f"{path}, line {number}: empty path")
+        file = Path(raw).expanduser()
+        file = file if file.is_absolute() else path.parent / file
+        if raw in seen:
+            log.warning("%s, line %d: %s is listed twice; analyzing it once", path, number, raw)
+            continue
+        seen.add(raw)
+        videos.append(Video(id=raw, path=file, label=(row.get(label_key) or "").strip() if label_key else ""))
+    return videos
 
 
 # ---- splits ----------------------------------------------------------------------------------

@@ -269,42 +269,109 @@ class _Worker:
 
     def extract_safe(self, video: Video) -> tuple[Video, VideoFeatures | None, str | None]:
         """(video, features, None) or (video, None, one-line reason): never raises for a video."""
-        try:
-            return video, self.extract(video), None
-        except Exception as exc:  # any broken file or extractor crash: record it, go on
-            log.debug("extraction of %s failed", video.id, exc_info=True)
-            from ..media import MediaError
+        return safe_run(self.extract, video)
 
-            reason = one_line(exc) if isinstance(exc, MediaError) else _one_line(exc)
-            return video, None, reason
+
+# ---- what every per-video job shares (extract here, ``vemoclap predict``) ----------------------
+
+def safe_run(work: Callable[[Video], Any], video: Video) -> tuple[Video, Any, str | None]:
+    """(video, work(video), None) or (video, None, one-line reason): never raises for a video.
+
+    A user error (a broken file …) is said as it is; anything else gets its type name in front.
+    """
+    try:
+        return video, work(video), None
+    except Exception as exc:  # any broken file or extractor crash: record it, go on
+        log.debug("%s failed", video.id, exc_info=True)
+        return video, None, one_line(exc) if isinstance(exc, UserError) else _one_line(exc)
+
+
+class VideoLoop:
+    """The loop around per-video work: ``record(video, result, reason)`` keeps each finished
+    (``reason`` None) or failed video; the loop counts them, logs one warning line per failure
+    (``describe(video, reason)``), shows a progress bar that counts failures and calls
+    ``on_video(video, reason)``. Use it as a context manager (the bar closes, and log lines are
+    written above the bar while it runs); ``run`` works in this process, and a Ray driver feeds
+    ``finish`` with what its workers return."""
+
+    def __init__(self, total: int, record: Callable[[Video, Any, str | None], None], *, desc: str,
+                 progress: bool = True, on_video: Callable[[Video, str | None], None] | None = None,
+                 describe: Callable[[Video, str], str] = lambda video, reason: f"{video.id} failed: {reason}",
+                 logger: logging.Logger = log):
+        self.record, self.on_video, self.describe, self.log = record, on_video, describe, logger
+        self.finished = 0
+        self.failed = 0
+        self.bar = None
+        self._redirect = None
+        if progress and total:
+            from tqdm.auto import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="video", dynamic_ncols=True)
+            self._redirect = logging_redirect_tqdm()
+
+    def __enter__(self) -> "VideoLoop":
+        if self._redirect is not None:
+            self._redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self._redirect is not None:
+            self._redirect.__exit__(*exc_info)
+
+    def finish(self, video: Video, result: Any, reason: str | None) -> None:
+        self.record(video, result, reason)
+        if reason is None:
+            self.finished += 1
+        else:
+            self.failed += 1
+            self.log.warning("%s", self.describe(video, reason))
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+        if self.on_video is not None:
+            self.on_video(video, reason)
+
+    def run(self, todo: Sequence[Video], work: Callable[[Video], Any]) -> None:
+        """``work`` on every video in this process, each through :func:`safe_run`."""
+        for video in todo:
+            self.finish(*safe_run(work, video))
 
 
 # ---- the output folder -------------------------------------------------------------------------
 
 @contextmanager
-def _locked(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the folder (POSIX); a second run gets a one-line error."""
+def exclusive_lock(lock_path: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (POSIX); when another run holds it, an
+    :class:`ExtractionError` saying ``busy``."""
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks here, go on without
         yield
         return
-    handle = open(out_dir / LOCK_FILE, "a+")
+    handle = open(lock_path, "a+")
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ExtractionError(f"{out_dir}: another extraction is writing to this folder; "
-                                  f"wait for it or choose another --out") from None
+            raise ExtractionError(busy) from None
         yield
     finally:
         handle.close()
 
 
-def _clean_temporary(out_dir: Path) -> int:
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder; a second run gets a one-line error."""
+    return exclusive_lock(out_dir / LOCK_FILE, f"{out_dir}: another extraction is writing to this folder; "
+                                               f"wait for it or choose another --out")
+
+
+def _clean_temporary(out_dir: Path, pattern: str = ".*.tmp", recursive: bool = True) -> int:
     """Remove temporary files a killed run left (``.<name>.<random>.tmp``, see _util)."""
     removed = 0
-    for path in out_dir.rglob(".*.tmp"):
+    for path in (out_dir.rglob(pattern) if recursive else out_dir.glob(pattern)):
         if path.is_file():
             path.unlink(missing_ok=True)
             removed += 1
@@ -507,18 +574,13 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
         def write_failures() -> None:
             _write_csv(out_dir / FAILURES_FILE, FAILURE_COLUMNS, list(failures.values()))
 
-        stats = {"extracted": 0, "failed": 0, "since_manifest": 0}
-        bar = None
-        if progress and todo:
-            from tqdm.auto import tqdm
+        since_manifest = 0
 
-            bar = tqdm(total=len(todo), desc="extract", unit="video", dynamic_ncols=True)
-
-        def finish(video: Video, result: VideoFeatures | None, reason: str | None) -> None:
+        def record(video: Video, result: VideoFeatures | None, reason: str | None) -> None:
+            nonlocal since_manifest
             if result is not None:
                 atomic_write_bytes(feature_path(out_dir, video.id), result.to_bytes())
                 done[video.id] = result.metadata
-                stats["extracted"] += 1
                 if failures.pop(video.id, None) is not None:
                     write_failures()
                 log.debug("%s: %s", video.id, ", ".join(result.metadata.get("features", [])) or "no features")
@@ -529,32 +591,24 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
                                       "attempts": int(previous.get("attempts") or 0) + 1,
                                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 write_failures()
-                stats["failed"] += 1
-                log.warning("%s failed: %s", video.id, reason)
-            stats["since_manifest"] += 1
-            if stats["since_manifest"] >= max(1, manifest_every):
+            since_manifest += 1
+            if since_manifest >= max(1, manifest_every):
                 write_manifest()
-                stats["since_manifest"] = 0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=stats["failed"], refresh=False)
-            if on_video is not None:
-                on_video(video, reason)
+                since_manifest = 0
 
         workers = 1
         ray_used = bool(use_ray or ray_address)
+        loop = VideoLoop(len(todo), record, desc="extract", progress=progress, on_video=on_video)
         try:
-            if todo and ray_used:
-                workers = _run_on_ray(todo, config, finish, device=device, models_dir=models_dir,
-                                      address=ray_address, num_workers=num_workers,
-                                      cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
-            elif todo:
-                worker = _Worker(config, device=device, models_dir=models_dir)
-                for video in todo:
-                    finish(*worker.extract_safe(video))
+            with loop:
+                if todo and ray_used:
+                    workers = _run_on_ray(todo, config, loop.finish, device=device, models_dir=models_dir,
+                                          address=ray_address, num_workers=num_workers,
+                                          cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+                elif todo:
+                    worker = _Worker(config, device=device, models_dir=models_dir)
+                    loop.run(todo, worker.extract)
         finally:
-            if bar is not None:
-                bar.close()
             write_manifest()  # whatever happened, the manifest lists every finished video
 
     missing: dict[str, int] = {}
@@ -562,7 +616,7 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
         for name in meta.get("missing") or {}:
             missing[name] = missing.get(name, 0) + 1
     failed = {i: failures[i]["reason"] for i in ids if i in failures}
-    report = ExtractionReport(out_dir, len(videos), stats["extracted"], skipped, failed, missing,
+    report = ExtractionReport(out_dir, len(videos), loop.finished, skipped, failed, missing,
                               time.perf_counter() - start, workers, ray_used)
     log.info("%s", report.summary())
     return report
@@ -913,5 +967,6 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
 
 
 __all__ = ["ExtractionConfig", "ExtractionError", "ExtractionReport", "FeatureFileError", "PickleRefused",
-           "VideoFeatures", "extract_dataset", "feature_extractors", "feature_path", "import_reference_features",
-           "load_features", "local_ray", "read_manifest", "read_metadata", "rebuild_manifest"]
+           "VideoFeatures", "VideoLoop", "exclusive_lock", "extract_dataset", "feature_extractors", "feature_path",
+           "import_reference_features", "load_features", "local_ray", "read_manifest", "read_metadata",
+           "rebuild_manifest", "safe_run"]
