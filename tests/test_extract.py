@@ -120,7 +120,7 @@ def test_one_file_per_video_with_features_times_and_metadata(reference, models):
         assert row["split"] == video.split and row["name"] == video.name
 
     # The stored rows are exactly what the extractor gives on the same 16 frames.
-    analyzer = Analyzer(["clip"], device="cpu", models_dir=models)
+    analyzer = Analyzer(["clip"], device="cpu", models_dir=models, classifier=None)
     clip = analyzer.read_clip(videos[0].path)
     direct = analyzer.extractors["clip"](clip)
     np.testing.assert_array_equal(load_features(feature_path(out, videos[0].id)).features["clip"], direct.feature)

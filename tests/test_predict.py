@@ -91,6 +91,7 @@ def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_
         assert row["top_label"] == EMOTIONS[int(np.argmax(probabilities))]
         assert row["top_probability"] == pytest.approx(probabilities.max(), abs=1e-6)
         assert row["classifier"] == str(models["classifier"].resolve())
+        assert row["random_weights"].startswith("yes (") and "classifier" in row["random_weights"]  # tiny models
         # the classifier sees no transcript or OCR features here: the row says so
         assert "asr_sentiment" in row["missing"] and "zeros" in row["missing"]
         # the very numbers `analyze` gives for this video

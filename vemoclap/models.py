@@ -286,10 +286,19 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
     """``cls.from_pretrained`` on the model's local dir or hub id; errors name the model and the fix."""
     source = resolve(key, models_dir)
     local = source != MODELS[key].hub_id
+    if not local and downloads_allowed():  # fetched (verified) into the models dir, never unchecked
+        from .fetch import fetch_model
+
+        try:
+            fetch_model(key, models_dir)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:  # network and hub errors come in many types
+            raise unavailable(key, models_dir, f"download failed: {one_line(exc)}") from exc
+        source, local = resolve(key, models_dir), True
     if not local:
         _record(key, None, "hub")
-        if not downloads_allowed():
-            kwargs.setdefault("local_files_only", True)  # only the hub's local cache can serve it now
+        kwargs.setdefault("local_files_only", True)  # offline: only the hub's local cache can serve it
     try:
         with _quiet_transformers():
             return cls.from_pretrained(source, **kwargs)

@@ -197,7 +197,7 @@ class _Worker:
         self.options = _effective_options(config)
         self.analyzer = Analyzer(config.extractors, frames=config.single_frames, device=device,
                                  models_dir=models_dir, short_side=config.short_side,
-                                 extractor_options=self.options)
+                                 extractor_options=self.options, classifier=None)  # features only
         self.analyzer.load()
         self.description = self._describe()
 

@@ -184,7 +184,7 @@ def _random_weights(result) -> str:
     flag = getattr(result, "random_weights", None)
     if flag is None:
         return ""
-    return "yes" if flag else "no"
+    return f"yes ({', '.join(flag)})" if flag else "no"
 
 
 def _row(source: str, result, labels: Sequence[str], seconds: float) -> dict[str, Any]:
@@ -291,7 +291,7 @@ def predict(sources, out, *, progress: bool = True, analyzer=None,
     report = PredictionReport(
         out, len(listed), loop.finished, skipped,
         {row["source"]: row["reason"] for row in mine if row["status"] == FAILED}, top,
-        time.perf_counter() - start, any(row.get("random_weights") == "yes" for row in mine),
+        time.perf_counter() - start, any(str(row.get("random_weights", "")).startswith("yes") for row in mine),
         len(analyzer.bugs) - bugs_before, mine)
     log.info("%s", report.summary())
     return report
