@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 PORT = 8080
+RTSP_PORT = 8554
 LOOPBACK, METADATA = "127.0.0.1", "169.254.169.254"
 
 
@@ -30,11 +31,15 @@ def main(config_path: str) -> None:
     public, video = config["public"], Path(config["video"]).read_bytes()
     logs: dict[str, list] = {"public": [], "loopback": [], "metadata": []}
     sent = {"endless": 0}
-    servers = [_serve(public, _public_handler(logs["public"], video, public, config["endless_bytes"], sent)),
+    servers = [_serve(public, _public_handler(logs["public"], video, public, config["endless_bytes"], sent,
+                                            config["stream"])),
                _serve(LOOPBACK, _canary_handler(logs["loopback"], video)),
                _serve(METADATA, _canary_handler(logs["metadata"], video))]
+    rtsp = {"canary": []}
+    threading.Thread(target=_rtsp_redirector, args=(public,), daemon=True).start()
+    threading.Thread(target=_tcp_canary, args=(LOOPBACK, RTSP_PORT, rtsp["canary"]), daemon=True).start()
     dns = _DNS(public)
-    report = {"cases": {}, "logs": logs, "sent": sent, "dns": dns.queries}
+    report = {"cases": {}, "logs": logs, "sent": sent, "dns": dns.queries, "rtsp": rtsp}
     for name, case in config["cases"].items():
         start = time.monotonic()
         try:
@@ -83,7 +88,7 @@ def _canary_handler(log: list, video: bytes):
     return Canary
 
 
-def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, sent: dict):
+def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, sent: dict, stream_path: str):
     pages = {
         "/embed.html": f'<html><body><video src="http://{LOOPBACK}:{PORT}/clip.mp4"></video></body></html>',
         "/embed-metadata.html": f'<html><body><video controls><source src="http://{METADATA}:{PORT}/'
@@ -127,6 +132,13 @@ def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, se
                         sent["endless"] += len(chunk)
                 except OSError:
                     pass
+            elif path == "/live.ts":  # MPEG-TS: readable front to back, as a live stream is
+                body = Path(stream_path).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
             elif path.endswith(".mp4"):
                 self.send_video(video)
             else:
@@ -135,6 +147,43 @@ def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, se
         do_HEAD = do_GET
 
     return Public
+
+
+def _rtsp_redirector(public: str) -> None:
+    """An RTSP server on the public address that answers every request with a 302 to 127.0.0.1."""
+    listener = socket.create_server((public, RTSP_PORT))
+    while True:
+        client, _ = listener.accept()
+        with client:
+            client.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data and len(data) < 65536:
+                    chunk = client.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                request = data.split(b"\r\n")[0].decode("latin-1").split()
+                path = request[1].split(str(RTSP_PORT), 1)[-1] if len(request) > 1 else "/"
+                cseq = next((line.split(b":", 1)[1].strip() for line in data.split(b"\r\n")
+                             if line.lower().startswith(b"cseq:")), b"1")
+                client.sendall(b"RTSP/1.0 302 Moved Temporarily\r\nCSeq: " + cseq +
+                               f"\r\nLocation: rtsp://{LOOPBACK}:{RTSP_PORT}{path}-target\r\n\r\n".encode())
+            except OSError:
+                continue
+
+
+def _tcp_canary(address: str, port: int, log: list) -> None:
+    """Logs the first line every connection sends, then closes it."""
+    listener = socket.create_server((address, port))
+    while True:
+        client, _ = listener.accept()
+        with client:
+            client.settimeout(5)
+            try:
+                log.append(client.recv(4096).split(b"\r\n")[0].decode("latin-1"))
+            except OSError:
+                log.append("(connected)")
 
 
 class _DNS:

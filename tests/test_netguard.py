@@ -48,12 +48,23 @@ pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"namespace network 
 
 # Run by one child process in the namespace: each case through the Python API, one JSON line each.
 API_CASES = textwrap.dedent('''
-    import json, sys
+    import json, os, sys
     from pathlib import Path
     from vemoclap.sources import resolve_source, DownloadLimits
-    from vemoclap.live import stream_frames
+    from vemoclap.live import file_frames, stream_frames
 
     out, budget = Path(sys.argv[1]), int(sys.argv[2])
+
+    def with_proxy(run):
+        proxy = "http://127.0.0.1:8080"
+        names = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+        os.environ.update({key: proxy for key in names})
+        try:
+            return run()
+        finally:
+            for key in names:
+                os.environ.pop(key, None)
+
     base = "http://pub.test:8080"
     cases = {
         "control": lambda: resolve_source(base + "/clip.mp4", directory=out / "control"),
@@ -69,13 +80,23 @@ API_CASES = textwrap.dedent('''
                                           limits=DownloadLimits(max_bytes=budget)),
         "stream_redirect": lambda: next(iter(stream_frames(base + "/to-loopback.mp4"))),
         "rtsp_private_name": lambda: next(iter(stream_frames("rtsp://localhost:8554/live"))),
+        "rtsp_redirect": lambda: next(iter(stream_frames("rtsp://pub.test:8554/live"))),
+        # Proxy settings are ignored: through a proxy (here the loopback canary) the guard could only
+        # check the proxy's address. Without that, both would go to the canary or be refused.
+        "download_ignores_proxy": lambda: with_proxy(lambda: resolve_source(base + "/clip.mp4",
+                                                                            directory=out / "proxy")),
+        "stream_ignores_proxy": lambda: with_proxy(lambda: next(iter(stream_frames(base + "/live.ts")))),
+        "stream_mp4_index_last": lambda: next(iter(stream_frames(base + "/clip.mp4"))),
+        # Control: FFmpeg left alone follows an RTSP redirect to 127.0.0.1 (the canary logs it).
+        "rtsp_unguarded_control": lambda: next(iter(file_frames(sys.argv[3].replace("http", "rtsp").replace(
+            "8080", "8554") + "/unguarded", options={"rtsp_transport": "tcp"}))),
     }
     for name, run in cases.items():
         try:
             value = run()
-            print(json.dumps({"case": name, "ok": str(value) if isinstance(value, Path) else "frame"}))
+            print(json.dumps({"case": name, "ok": str(value) if isinstance(value, Path) else "frame"}), flush=True)
         except Exception as exc:
-            print(json.dumps({"case": name, "error": type(exc).__name__, "message": str(exc)}))
+            print(json.dumps({"case": name, "error": type(exc).__name__, "message": str(exc)}), flush=True)
 ''')
 
 
@@ -87,7 +108,10 @@ def namespace_run(tmp_path_factory):
     public = next((a for a in ("192.88.99.1", "192.0.0.9") if netguard.is_public(a)), None)
     if public is None:
         pytest.skip("no test address that this Python judges public")
+    from vemoclap.synth import remux
+
     video = make_video(work / "clip.mp4", duration=1.0, audio="tone")
+    stream = remux(video, work / "live.ts", format="mpegts")
     (work / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:2 attempts:2\n")
     (work / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
     (work / "nsswitch.conf").write_text("hosts: files dns\n")
@@ -99,7 +123,7 @@ def namespace_run(tmp_path_factory):
     cli = [sys.executable, "-m", "vemoclap.cli", "analyze"]
     tail = ["--extractors", "clip", "--models-dir", str(work / "models"), "-q"]
     config = {
-        "public": public, "video": str(video), "endless_bytes": ENDLESS_BYTES, "report": str(work / "report.json"),
+        "public": public, "video": str(video), "stream": str(stream), "endless_bytes": ENDLESS_BYTES, "report": str(work / "report.json"),
         "cases": {
             "api": {"argv": [sys.executable, str(work / "api_cases.py"), str(work / "out"), str(BUDGET),
                              f"http://{public}:8080"], "env": env, "timeout": 300},
@@ -141,11 +165,30 @@ def test_the_setup_works_a_public_link_is_downloaded(namespace_run):
 
 @pytest.mark.parametrize("case", ["redirect_loopback", "redirect_metadata", "redirect_localhost_name",
                                   "public_hop_then_private", "embed_loopback", "embed_metadata", "rebinding",
-                                  "stream_redirect", "rtsp_private_name"])
+                                  "stream_redirect", "rtsp_private_name", "rtsp_redirect"])
 def test_private_addresses_are_refused_on_every_hop(namespace_run, case):
     row = namespace_run["api"][case]
     assert row.get("error") == "SourceError", row
-    assert "private or local address" in row["message"] and "\n" not in row["message"]
+    assert ("private or local address" in row["message"] or "redirects" in row["message"]) \
+        and "\n" not in row["message"]
+
+
+def test_ffmpeg_would_follow_an_rtsp_redirect_but_the_relay_stops_it(namespace_run):
+    assert namespace_run["api"]["rtsp_redirect"]["message"].startswith("rtsp://pub.test:8554/live: the stream "
+                                                                       "redirects (RTSP 302) to rtsp://127.0.0.1")
+    # the unguarded control reached the RTSP canary; the guarded run did not
+    assert namespace_run["rtsp"]["canary"] == ["OPTIONS rtsp://127.0.0.1:8554/unguarded-target RTSP/1.0"], \
+        namespace_run["rtsp"]
+
+
+@pytest.mark.parametrize("case", ["download_ignores_proxy", "stream_ignores_proxy"])
+def test_proxy_settings_are_ignored(namespace_run, case):
+    assert "ok" in namespace_run["api"][case], namespace_run["api"][case]
+
+
+def test_a_stream_that_cannot_be_read_front_to_back_is_one_line(namespace_run):
+    row = namespace_run["api"]["stream_mp4_index_last"]
+    assert row.get("error") == "MediaError" and "front to back" in row["message"], row
 
 
 def test_no_canary_was_ever_reached_except_by_the_opt_in(namespace_run):
