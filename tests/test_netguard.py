@@ -52,8 +52,14 @@ API_CASES = textwrap.dedent('''
     from pathlib import Path
     from vemoclap.sources import resolve_source, DownloadLimits
     from vemoclap.live import file_frames, stream_frames
+    from vemoclap.training.dataset import load_dataset
 
     out, budget = Path(sys.argv[1]), int(sys.argv[2])
+
+    def manifest(link):
+        (out / "ds").mkdir(parents=True, exist_ok=True)
+        (out / "ds" / "videos.csv").write_text(f"path,label\\n{link},joy\\n")
+        return out / "ds" / "videos.csv"
 
     def with_proxy(run):
         proxy = "http://127.0.0.1:8080"
@@ -87,6 +93,7 @@ API_CASES = textwrap.dedent('''
                                                                             directory=out / "proxy")),
         "stream_ignores_proxy": lambda: with_proxy(lambda: next(iter(stream_frames(base + "/live.ts")))),
         "stream_mp4_index_last": lambda: next(iter(stream_frames(base + "/clip.mp4"))),
+        "manifest_redirect": lambda: load_dataset(manifest(base + "/to-metadata.mp4")),
         # Control: FFmpeg left alone follows an RTSP redirect to 127.0.0.1 (the canary logs it).
         "rtsp_unguarded_control": lambda: next(iter(file_frames(sys.argv[3].replace("http", "rtsp").replace(
             "8080", "8554") + "/unguarded", options={"rtsp_transport": "tcp"}))),
@@ -171,6 +178,12 @@ def test_private_addresses_are_refused_on_every_hop(namespace_run, case):
     assert row.get("error") == "SourceError", row
     assert ("private or local address" in row["message"] or "redirects" in row["message"]) \
         and "\n" not in row["message"]
+
+
+def test_a_dataset_manifest_link_takes_the_same_guarded_path(namespace_run):
+    row = namespace_run["api"]["manifest_redirect"]
+    assert row.get("error") == "DatasetError" and "line 2" in row["message"], row
+    assert "private or local address (169.254.169.254:8080)" in row["message"]
 
 
 def test_ffmpeg_would_follow_an_rtsp_redirect_but_the_relay_stops_it(namespace_run):

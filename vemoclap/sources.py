@@ -330,12 +330,28 @@ def download(url: str, directory: str | Path | None = None, *, allow_private: bo
                                                           max_bytes=limits.max_bytes) as guard:
         path, info = _yt_dlp_fetch(yt_dlp, url, name, work, limits, cookies, guard)
         target.mkdir(parents=True, exist_ok=True)
-        stem = hashlib.sha256(redact(url).encode()).hexdigest()[:12]
-        final = target / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{stem}{path.suffix}"
+        final = target / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{_link_key(url)}{path.suffix}"
         shutil.move(str(path), final)
     if directory is None:
         trim_cache(keep=final)
     return final
+
+
+def _link_key(url: str) -> str:
+    return hashlib.sha256(redact(url).encode()).hexdigest()[:12]
+
+
+def fetch_link(url: str, directory: str | Path, *, allow_private: bool = False,
+               limits: DownloadLimits = DownloadLimits()) -> Path:
+    """A link's video in ``directory``, downloaded through :func:`download` (the guarded path) only
+    when an earlier run did not already leave it there (dataset manifests, resumable runs)."""
+    check_url(url, allow_private=allow_private)
+    folder = Path(directory)
+    if folder.is_dir():
+        for earlier in sorted(folder.glob(f"*-{_link_key(url)}.*")):
+            if earlier.is_file() and earlier.stat().st_size > 0 and not earlier.name.startswith("."):
+                return earlier
+    return download(url, folder, allow_private=allow_private, limits=limits)
 
 
 def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimits, cookies, guard
