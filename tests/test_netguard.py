@@ -137,10 +137,12 @@ def namespace_run(tmp_path_factory):
             "cli_redirect_metadata": {"argv": cli + ["http://pub.test:8080/to-metadata.mp4"] + tail, "env": env},
             "cli_embed": {"argv": cli + ["http://pub.test:8080/embed.html"] + tail, "env": env},
             # last, so that it cannot hide a refusal above: the opt-in really reaches the canary
+            # through the public Python API (it used to raise TypeError with allow_private)
             "api_opt_in": {"argv": [sys.executable, "-c",
-                                    "import sys; from vemoclap.sources import resolve_source;"
-                                    "print(resolve_source('http://pub.test:8080/opt-in.mp4', allow_private=True,"
-                                    " directory=sys.argv[1]))", str(work / "opt-in")], "env": env},
+                                    "import sys, vemoclap; result = vemoclap.analyze('http://pub.test:8080/opt-in.mp4',"
+                                    " allow_private=True, extractors=['clip'], models_dir=sys.argv[1],"
+                                    " skip_unavailable=True); print(result.path); print(sorted(result.missing))",
+                                    str(work / "models")], "env": env},
         },
     }
     (work / "config.json").write_text(json.dumps(config))
@@ -211,7 +213,8 @@ def test_no_canary_was_ever_reached_except_by_the_opt_in(namespace_run):
     assert logs["loopback"] and set(logs["loopback"]) <= {"GET /opt-in-target.mp4", "HEAD /opt-in-target.mp4"}, logs
     opt_in = namespace_run["cases"]["api_opt_in"]
     assert opt_in["rc"] == 0, opt_in["stderr"][-2000:]
-    assert Path(opt_in["stdout"].strip()).is_file()
+    path, missing = opt_in["stdout"].strip().splitlines()[-2:]
+    assert Path(path).is_file() and missing == "['clip']"  # analysed, saying what it lacked
 
 
 def test_rebinding_second_answer_was_asked_and_refused(namespace_run):

@@ -159,6 +159,34 @@ def run_live(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], li
 
 
 def stream_frames(url: str, *, allow_private: bool = False, max_side: int | None = 640) -> Iterator[np.ndarray]:
+    """Check ``url`` now (a one-line SourceError before any model loads) and return its frames;
+    see :func:`_stream_frames`."""
+    from .sources import SourceError, check_url, parse_link
+
+    name, parsed = parse_link(url)
+    scheme = parsed.scheme.lower()
+    if not allow_private:
+        if not parsed.hostname:
+            raise SourceError(f"{name}: the link has no host name")
+        if scheme in ("http", "https"):
+            check_url(url)  # the link as typed; every connection is checked again while reading
+        elif scheme == "rtsp":
+            from . import netguard
+            from .errors import UserError
+
+            try:  # the address is resolved and checked again when the relay connects
+                netguard.resolve_public(parsed.hostname, parsed.port or 554, what=name)
+            except UserError as exc:
+                raise SourceError(str(exc)) from None
+        elif scheme == "rtsps":
+            raise SourceError(f"{name}: rtsps streams are not opened (their redirects cannot be seen inside TLS); "
+                              f"use rtsp:// or http(s), or --allow-private if you trust every address")
+        else:
+            raise SourceError(f"{name}: only http(s) and rtsp streams are opened; others need --allow-private")
+    return _stream_frames(url, allow_private=allow_private, max_side=max_side)
+
+
+def _stream_frames(url: str, *, allow_private: bool = False, max_side: int | None = 640) -> Iterator[np.ndarray]:
     """RGB frames from a live stream, with its addresses checked like every other network read.
 
     http(s): read in Python through :mod:`vemoclap.netguard` (each redirect and the address really
