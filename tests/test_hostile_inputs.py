@@ -250,3 +250,49 @@ def test_a_refused_link_leaves_no_temp_folder(capsys, tmp_path, monkeypatch):
     (tmp_path / "tmp").mkdir()
     _one_line(*_analyze(capsys, "http://127.0.0.1:9/x.mp4", tmp_path)[::2])
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# 4. a 2×720 video: padded to 1:4 before the recipe's upscaling, so OCR gets a 360×1440 canvas
+def test_a_thin_video_is_enlarged_as_its_padded_canvas(tmp_path):
+    from vemoclap.media import sample_frames
+
+    thin = make_video(tmp_path / "thin.mp4", duration=1.0, fps=8, size=(2, 720), audio=None)
+    frames = sample_frames(thin, 4, short_side=360, upscale=True)
+    assert frames.images.shape == (4, 1440, 360, 3)
+    assert any("2×720" in w and "360×1440" in w for w in frames.warnings), frames.warnings
+    wide = make_video(tmp_path / "wide.mp4", duration=1.0, fps=8, size=(2560, 16), audio=None)
+    assert sample_frames(wide, 2, short_side=360).images.shape == (2, 360, 1440, 3)  # shrunk as its canvas
+    assert sample_frames(wide, 2, short_side=720).images.shape == (2, 640, 2560, 3)  # never enlarged unasked
+    normal = make_video(tmp_path / "normal.mp4", duration=1.0, fps=8, size=(128, 96), audio=None)
+    assert sample_frames(normal, 2, short_side=360, upscale=True).images.shape == (2, 360, 480, 3)
+
+
+OCR_CHILD = """
+import json, resource, sys
+from vemoclap.extractors.base import Clip
+from vemoclap.extractors.ocr import _RapidOcr
+clip = Clip.from_file(sys.argv[1], 2, short_side=360, upscale=True)
+engine = _RapidOcr(False)
+found = [len(engine(image, 0.5)) for image in clip.frames.images]
+print(json.dumps({"shape": list(clip.frames.images.shape), "found": found,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_ocr_of_a_thin_video_stays_bounded(tmp_path):
+    """The real bundled PP-OCR models on the frames the recipe makes of a 2×720 video, in a child
+    with a capped address space; the timeout only catches a hang (it once took 44 s and 2.2 GB a frame)."""
+    import resource
+
+    pytest.importorskip("rapidocr")
+    thin = make_video(tmp_path / "thin.mp4", duration=1.0, fps=8, size=(2, 720), audio=None)
+    limit = 6 * 2**30
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-c", OCR_CHILD, str(thin)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=cap, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [2, 1440, 360, 3] and report["rss_mb"] < 3000
