@@ -140,3 +140,15 @@ def test_same_name_uploads_never_overwrite_each_other(tmp_path, monkeypatch):
     one = save_upload(b"one", "a.mp4", tmp_path / "mine")
     two = save_upload(b"two", "a.mp4", tmp_path / "mine")
     assert one.name == "a.mp4" and two.name.startswith("a-") and one.read_bytes() == b"one"
+
+
+def test_the_download_cache_is_trimmed_to_its_cap_oldest_first(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("VEMOCLAP_CACHE", str(tmp_path))
+    monkeypatch.setenv("VEMOCLAP_DOWNLOAD_CACHE_MB", "0.25")  # 256 KiB
+    old = [resolve_source(bytes([i]) * 100_000, filename=f"old{i}.mp4") for i in range(2)]
+    for age, path in enumerate(old):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    newest = resolve_source(b"n" * 100_000, filename="new.mp4")
+    assert newest.is_file() and old[1].is_file() and not old[0].exists()
