@@ -97,3 +97,58 @@ def test_sample_is_generated_once(tmp_path, monkeypatch):
     assert first == tmp_path / "sample.mp4" and first.stat().st_size > 10_000
     mtime = first.stat().st_mtime_ns
     assert resolve_source("sample").stat().st_mtime_ns == mtime
+
+
+COOKIES = "# Netscape HTTP Cookie File\n.example.com\tTRUE\t/\tFALSE\t0\tsession\tsecret-login-token\n"
+
+
+def test_a_kept_temp_folder_keeps_no_copy_of_the_cookies(server, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(COOKIES)
+    path = resolve_source(f"{server}/clip.mp4", directory=tmp_path / "out", allow_private=True,
+                          cookies=cookies, keep_temp=True)
+    assert path.is_file()
+    kept = list((tmp_path / "tmp").glob("vemoclap-run-*"))
+    assert len(kept) == 1 and kept[0].is_dir()  # kept as asked ...
+    leftovers = [p for p in kept[0].rglob("*") if p.is_file()]
+    assert not any("secret-login-token" in p.read_text(errors="ignore") for p in leftovers), leftovers
+    assert "secret-login-token" in cookies.read_text()  # ... and the person's own file is untouched
+
+
+def test_a_run_folder_is_removed_also_when_the_link_is_refused(server, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    with pytest.raises(SourceError):
+        resolve_source(f"{server}/nothing.mp4", directory=tmp_path / "out", allow_private=True)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_same_name_uploads_never_overwrite_each_other(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEMOCLAP_CACHE", str(tmp_path / "cache"))
+    first = resolve_source(b"first video bytes", filename="clip.mp4")
+    second = resolve_source(b"second video bytes", filename="clip.mp4")
+    assert first != second and first.read_bytes() == b"first video bytes"
+    assert second.read_bytes() == b"second video bytes"
+    assert resolve_source(b"first video bytes", filename="clip.mp4") == first  # same bytes, same file
+    # into a chosen folder: the friendly name first, a hashed one when it is taken by other bytes
+    one = save_upload(b"one", "a.mp4", tmp_path / "mine")
+    two = save_upload(b"two", "a.mp4", tmp_path / "mine")
+    assert one.name == "a.mp4" and two.name.startswith("a-") and one.read_bytes() == b"one"
+
+
+def test_the_download_cache_is_trimmed_to_its_cap_oldest_first(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("VEMOCLAP_CACHE", str(tmp_path))
+    monkeypatch.setenv("VEMOCLAP_DOWNLOAD_CACHE_MB", "0.25")  # 256 KiB
+    old = [resolve_source(bytes([i]) * 100_000, filename=f"old{i}.mp4") for i in range(2)]
+    for age, path in enumerate(old):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    newest = resolve_source(b"n" * 100_000, filename="new.mp4")
+    assert newest.is_file() and old[1].is_file() and not old[0].exists()

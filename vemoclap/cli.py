@@ -98,8 +98,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from .extractors import get
     from .live import camera_frames, file_frames, run_live
 
-    faces = get("face_emotion", device=args.device, models_dir=args.models_dir,
-                **({"detector": args.face_detector} if args.face_detector else {})).load()
+    # the source first (a refused link is one line before any model loads), then the face model
     if args.source is not None:
         from .sources import resolve_source
 
@@ -112,6 +111,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:
         frames = camera_frames(args.camera)
+    faces = get("face_emotion", device=args.device, models_dir=args.models_dir,
+                **({"detector": args.face_detector} if args.face_detector else {})).load()
     show = False if args.no_window else None
     stats = run_live(frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames)
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")

@@ -411,13 +411,21 @@ def _target_times(n: int, start: float, duration: float, random: bool, seed: int
 
 
 def _output_size(width: int, height: int, short_side: int | None, upscale: bool = False) -> tuple[int, int]:
-    """Keep the aspect ratio; shrink so the short side is ``short_side``; enlarge only with ``upscale``."""
-    if short_side is None or width < 1 or height < 1 or (min(width, height) <= short_side and not upscale):
+    """Keep the aspect ratio; shrink so the short side is ``short_side``; enlarge only with ``upscale``.
+
+    A picture thinner than 1:MAX_ASPECT is padded to that ratio afterwards, so the rule applies to
+    the padded canvas's short side: a 2×720 video enlarged to a 360 short side becomes 4×1440 on a
+    360×1440 canvas, not 360×129600 (which the safety caps would cut to a 1024×4096 canvas)."""
+    if short_side is None or width < 1 or height < 1:
         return width, height
-    scale = short_side / min(width, height)
-    if width <= height:
-        return short_side, max(1, int(round(height * scale)))
-    return max(1, int(round(width * scale))), short_side
+    short = max(min(width, height), max(width, height) / MAX_ASPECT)
+    if short <= short_side and not upscale:
+        return width, height
+    scale = short_side / short
+    if short == min(width, height):  # the usual case: the short side lands exactly on short_side
+        return (short_side, max(1, int(round(height * scale)))) if width <= height else \
+            (max(1, int(round(width * scale))), short_side)
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
 @dataclass(frozen=True)

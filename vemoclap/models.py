@@ -304,6 +304,11 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
             return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:  # transformers raises OSError for missing repos/files
         raise unavailable(key, models_dir, one_line(exc)) from exc
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":  # a truncated or damaged weights file is the files' fault
+            raise
+        raise unavailable(key, models_dir, f"damaged weights file ({one_line(exc)}); delete the folder "
+                                           f"and fetch it again") from exc
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ def check_file_output(path: str | os.PathLike, option: str) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise OptionError(f"{option} {path}: is a folder; give a file name (e.g. {path / 'result.json'})")
+    if path.exists() and not path.is_file():  # a device, FIFO or socket: never replaced by a renamed temp file
+        raise OptionError(f"{option} {path}: is not a regular file (a device, pipe or socket); give a file name")
     if path.exists() and not os.access(path, os.W_OK):
         raise OptionError(f"{option} {path}: the file exists and is not writable; choose another name")
     _check_parent(path, option)

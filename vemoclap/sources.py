@@ -7,7 +7,11 @@ downloads have duration and byte limits enforced while reading; formats that onl
 HLS/DASH downloader could fetch are refused. Each download works in one per-run temp folder that
 is removed at the end (kept with ``keep_temp=True`` or ``VEMOCLAP_KEEP_TEMP=1``); the finished
 file moves into a download cache with a size cap. A cookies file is a login: yt-dlp gets a
-private copy (it writes cookies back on close) that is deleted after the run and never logged.
+private copy (it writes cookies back on close) that is deleted after the run, even when the
+temp folder is kept, and never logged. Proxy settings (HTTP(S)_PROXY, ALL_PROXY) are ignored for
+video links: through a proxy the only address a guard can check is the proxy's, while the proxy
+would connect anywhere the link leads (a redirect to 169.254.169.254 included); where only a proxy
+reaches the internet, download the video another way and give the file.
 """
 from __future__ import annotations
 
@@ -82,7 +86,8 @@ def resolve_source(source, *, directory: str | Path | None = None, allow_private
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         target = Path(directory) if directory else cache_dir() / "uploads"
-        path = save_upload(bytes(source), filename, target)
+        # in the shared cache the name carries the content's hash: concurrent same-name uploads never collide
+        path = save_upload(bytes(source), filename, target, unique=not directory)
         if not directory:
             trim_cache()
         return path
@@ -193,17 +198,32 @@ def safe_filename(name: str, default_stem: str = "upload") -> str:
     return stem + suffix
 
 
-def save_upload(data: bytes, filename: str, directory: str | Path, *, max_bytes: int = DownloadLimits.max_bytes
-                ) -> Path:
-    """Write uploaded bytes under a sanitized name in ``directory`` (atomically)."""
+def save_upload(data: bytes, filename: str, directory: str | Path, *, max_bytes: int = DownloadLimits.max_bytes,
+                unique: bool = False) -> Path:
+    """Write uploaded bytes under a sanitized name in ``directory`` (atomically).
+
+    An upload never replaces a different file: when the name is taken by other bytes (or always,
+    with ``unique=True``) the name gets the content's hash (``clip-1a2b3c4d5e6f.mp4``), so the same
+    bytes land on the same file and different bytes never overwrite each other.
+    """
     name = safe_filename(filename)
     if not data:
         raise SourceError(f"{name}: the upload is empty; choose a video file")
     if len(data) > max_bytes:
         raise SourceError(f"{name}: {len(data) / 2**20:.0f} MB is over the {max_bytes / 2**20:.0f} MB upload limit")
     path = Path(directory) / name
+    if unique or (path.exists() and not _same_bytes(path, data)):
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        path = path.with_name(f"{path.stem}-{digest}{path.suffix}")
     atomic_write_bytes(path, data)
     return path
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def parse_link(url: str):
@@ -314,12 +334,28 @@ def download(url: str, directory: str | Path | None = None, *, allow_private: bo
                                                           max_bytes=limits.max_bytes) as guard:
         path, info = _yt_dlp_fetch(yt_dlp, url, name, work, limits, cookies, guard)
         target.mkdir(parents=True, exist_ok=True)
-        stem = hashlib.sha256(redact(url).encode()).hexdigest()[:12]
-        final = target / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{stem}{path.suffix}"
+        final = target / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{_link_key(url)}{path.suffix}"
         shutil.move(str(path), final)
     if directory is None:
         trim_cache(keep=final)
     return final
+
+
+def _link_key(url: str) -> str:
+    return hashlib.sha256(redact(url).encode()).hexdigest()[:12]
+
+
+def fetch_link(url: str, directory: str | Path, *, allow_private: bool = False,
+               limits: DownloadLimits = DownloadLimits()) -> Path:
+    """A link's video in ``directory``, downloaded through :func:`download` (the guarded path) only
+    when an earlier run did not already leave it there (dataset manifests, resumable runs)."""
+    check_url(url, allow_private=allow_private)
+    folder = Path(directory)
+    if folder.is_dir():
+        for earlier in sorted(folder.glob(f"*-{_link_key(url)}.*")):
+            if earlier.is_file() and earlier.stat().st_size > 0 and not earlier.name.startswith("."):
+                return earlier
+    return download(url, folder, allow_private=allow_private, limits=limits)
 
 
 def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimits, cookies, guard
@@ -351,6 +387,9 @@ def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimit
         "external_downloader": {},
         "fixup": "never",
         "cachedir": False,
+        # Direct connections only: through a proxy the guard would see the proxy's address, never
+        # the site's, so HTTP(S)_PROXY / ALL_PROXY are ignored for video links (documented).
+        "proxy": "",
         "quiet": True,
         "no_warnings": True,
         "noprogress": True,
@@ -359,8 +398,19 @@ def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimit
     runtimes = _js_runtimes()
     if runtimes:
         options["js_runtimes"] = runtimes
+    cookie_copy = None
     if cookies is not None:
-        options["cookiefile"] = str(_private_cookies(cookies, work))
+        cookie_copy = _private_cookies(cookies, work)
+        options["cookiefile"] = str(cookie_copy)
+    try:
+        return _run_yt_dlp(yt_dlp, options, url, name, limits, guard, refuse)
+    finally:  # a login: gone after the run, even from a temp folder kept for debugging
+        if cookie_copy is not None:
+            cookie_copy.unlink(missing_ok=True)
+
+
+def _run_yt_dlp(yt_dlp, options: dict, url: str, name: str, limits: DownloadLimits, guard, refuse
+                ) -> tuple[Path, dict]:
     info = None
     try:
         with yt_dlp.YoutubeDL(options) as ydl:

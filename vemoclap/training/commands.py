@@ -55,9 +55,11 @@ def _load(args: argparse.Namespace):
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    from ..outputs import check_dir_output
     from .dataset import apply_blacklist, split_counts
     from .extract import extract_dataset
 
+    check_dir_output(args.out, "--out")  # before any video is read or downloaded
     videos = _load(args)
     if args.blacklist:
         from .blacklist import read_blacklist

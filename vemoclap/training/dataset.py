@@ -7,7 +7,9 @@ A dataset is one of:
   test). Label folders are matched case-insensitively against the known labels (Ekman-6 by
   default); other folder names are accepted as labels with a warning.
 * **a CSV manifest** with columns ``path``, ``label`` and optionally ``split``; paths are relative
-  to the CSV's folder (absolute paths work too).
+  to the CSV's folder (absolute paths work too). A path may be an http(s) link: it is fetched
+  through the one guarded download path (:func:`vemoclap.sources.fetch_link`: private addresses
+  refused after every redirect, byte and length limits) into ``downloads/`` beside the CSV, once.
 
 Splits: given ones (split folders or the manifest's column) are kept; otherwise a deterministic
 stratified split (scikit-learn, ``seed``) makes train / test (``test_size``, default 0.5 like
@@ -171,7 +173,10 @@ def _read_rows(csv_path: Path, required: Sequence[str], needs: str) -> tuple[dic
     return columns, rows
 
 
-def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool) -> list[Video]:
+def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool, allow_private: bool = False
+                   ) -> list[Video]:
+    from ..sources import fetch_link, is_url
+
     columns, rows = _read_rows(csv_path, ("path", "label"), "path,label and optionally split")
     base = csv_path.parent
     entries: list[tuple[Path, str, str | None]] = []
@@ -182,8 +187,14 @@ def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool) ->
         label = (row.get(columns["label"]) or "").strip()
         if not raw_path or not label:
             raise DatasetError(f"{where}: empty path or label")
-        path = Path(raw_path).expanduser()
-        path = path if path.is_absolute() else base / path
+        if is_url(raw_path):
+            try:
+                path = fetch_link(raw_path, base / "downloads", allow_private=allow_private)
+            except UserError as exc:
+                raise DatasetError(f"{where}: {exc}") from None
+        else:
+            path = Path(raw_path).expanduser()
+            path = path if path.is_absolute() else base / path
         if not path.is_file():
             raise DatasetError(f"{where}: file not found: {path}")
         resolved = path.resolve()
@@ -209,8 +220,11 @@ def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool) ->
 
 
 def load_dataset(path, *, labels: Sequence[str] | None = EMOTIONS, test_size: float = 0.5,
-                 val_size: float = 0.1, seed: int = 0, strict_labels: bool = False) -> list[Video]:
+                 val_size: float = 0.1, seed: int = 0, strict_labels: bool = False,
+                 allow_private: bool = False) -> list[Video]:
     """The videos of a dataset folder or CSV manifest, each with its label and split, sorted by id.
+
+    ``allow_private``: links in a manifest may reach private/loopback addresses (off by default).
 
     ``labels``: the known label names (matched case-insensitively; None accepts any without a
     warning); ``strict_labels``: a label outside them is an error instead of a warning.
@@ -222,7 +236,7 @@ def load_dataset(path, *, labels: Sequence[str] | None = EMOTIONS, test_size: fl
     if path.is_dir():
         videos = _from_folders(path, labels, strict_labels)
     elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        videos = _from_manifest(path, labels, strict_labels)
+        videos = _from_manifest(path, labels, strict_labels, allow_private)
     else:
         raise DatasetError(f"{path}: a dataset is a folder of class folders or a .csv manifest")
     videos = assign_splits(videos, test_size=test_size, val_size=val_size, seed=seed)
