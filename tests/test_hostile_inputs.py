@@ -110,7 +110,7 @@ def test_a_full_disk_keeps_the_analysis_in_a_temp_file(video, clip_models, tmp_p
     disk, temp = tmp_path / "disk", tmp_path / "temp"
     disk.mkdir(), temp.mkdir()
     script = (f"mount -t tmpfs -o size=64k tmpfs {disk} && (dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null; true) "
-              f"&& exec {sys.executable} -m vemoclap.cli analyze {video} --extractors clip --models-dir {clip_models} "
+              f"&& exec {sys.executable} -m vemoclap.cli analyze {video} --extractors clip --no-classifier --models-dir {clip_models} "
               f"--json {disk}/result.json -q")
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)})
