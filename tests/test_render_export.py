@@ -81,6 +81,48 @@ def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
     assert "caption" in (out / "result.json").read_text()
 
 
+def _circumplex_cases() -> dict[str, np.ndarray | None]:
+    cases: dict[str, np.ndarray | None] = {"uniform": np.full(len(EMOTIONS), 1 / len(EMOTIONS)), "none": None}
+    for i, emotion in enumerate(EMOTIONS):
+        cases[emotion] = np.eye(len(EMOTIONS))[i]
+    cases["fear and anger"] = np.array([0.5, 0, 0.5, 0, 0, 0])
+    rng = np.random.default_rng(7)
+    cases.update({f"mixture {k}": rng.dirichlet(np.full(len(EMOTIONS), 0.3)) for k in range(12)})
+    return cases
+
+
+def test_valence_arousal_plot_has_no_overlapping_text():
+    """Every emotion's name, the video's star and its legend are drawn apart and inside the axes,
+    wherever the video's weighted point falls (measured with matplotlib's own renderer)."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from vemoclap.results import Result
+
+    for case, probabilities in _circumplex_cases().items():
+        fig = Result("video.mp4", probabilities=probabilities).plot_circumplex()
+        try:
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            ax = fig.axes[0]
+            boxes = {text.get_text(): text.get_window_extent(renderer) for text in ax.texts}
+            assert set(boxes) == set(EMOTIONS)
+            if probabilities is not None:
+                boxes["legend"] = ax.get_legend().get_window_extent(renderer)
+                star = [line for line in ax.lines if line.get_marker() == "*"]
+                assert len(star) == 1
+                boxes["star"] = star[0].get_window_extent(renderer)
+            frame = ax.get_window_extent(renderer)
+            for (a, box_a), (b, box_b) in itertools.combinations(boxes.items(), 2):
+                assert not box_a.overlaps(box_b), f"{case}: {a} overlaps {b}"
+            for name, box in boxes.items():
+                assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
+                    f"{case}: {name} leaves the axes"
+        finally:
+            plt.close(fig)
+
+
 def test_annotated_video_keeps_every_frame_and_audio(analyzer, result, sample, tmp_path):
     video = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", every=5, progress=False)
     assert video.frames == _frame_count(sample) == _frame_count(video.path)
