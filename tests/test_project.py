@@ -102,3 +102,33 @@ def test_module_level_imports_have_no_cycles():
         if module not in state:
             visit(module, [module])
     assert not cycles, cycles
+
+
+def test_every_command_option_says_what_it_does():
+    """`vemoclap COMMAND --help` explains every option and argument of every command."""
+    import argparse
+
+    from vemoclap.cli import build_parser
+
+    silent, twice = [], []
+
+    def shown(action: argparse.Action) -> str:
+        return str(action.metavar or action.dest.upper())
+
+    def walk(parser: argparse.ArgumentParser, command: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{command} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not (action.help or "").strip():
+                silent.append(f"{command} {'/'.join(action.option_strings) or action.dest}")
+        # one name, one meaning: no argument reads like an option's value (`train FEATURES --features FEATURES`)
+        options = {shown(a) for a in parser._actions if a.option_strings and a.nargs != 0}
+        options |= {flag.lstrip("-").replace("-", "_").upper() for a in parser._actions for flag in a.option_strings}
+        twice.extend(f"{command} {shown(a)}" for a in parser._actions
+                     if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+                     and (shown(a) in options or a.dest.upper() in options))
+
+    walk(build_parser(), "vemoclap")
+    assert not silent, f"options without help: {', '.join(silent)}"
+    assert not twice, f"arguments named like an option: {', '.join(twice)}"
