@@ -132,3 +132,29 @@ def test_every_command_option_says_what_it_does():
     walk(build_parser(), "vemoclap")
     assert not silent, f"options without help: {', '.join(silent)}"
     assert not twice, f"arguments named like an option: {', '.join(twice)}"
+
+
+def test_what_the_suite_loads_writes_only_inside_its_own_folders(tmp_path):
+    """The libraries the tests load (ultralytics, transformers/torch, onnxruntime through rapidocr)
+    write nothing into the home folder or the system temp folder under the suite's settings
+    (tests/conftest.py): run with an empty HOME and TMPDIR, both stay empty."""
+    import os
+    import subprocess
+    import sys
+
+    home, temp = tmp_path / "home", tmp_path / "temp"
+    home.mkdir()
+    temp.mkdir()
+    code = "\n".join([
+        "import ultralytics",
+        "from transformers import CLIPModel",
+        "from pathlib import Path",
+        "import onnxruntime, rapidocr",
+        "model = next(Path(rapidocr.__file__).parent.rglob('*.onnx'))",
+        "onnxruntime.InferenceSession(str(model), providers=['CPUExecutionProvider'])",
+    ])
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(temp))
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p not in (home, temp))
+    assert written == [], written
