@@ -33,7 +33,13 @@ def standin_colab(monkeypatch, tmp_path):
     monkeypatch.setenv("VEMOCLAP_DRIVE", str(tmp_path / "drive"))
     monkeypatch.chdir(tmp_path)
     assert colab.on_colab()
-    return tmp_path
+    yield tmp_path
+    # what the stand-in imported must not make later tests (in this process) think they run on Colab
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        del sys.modules[name]
+    google = sys.modules.get("google")
+    if google is not None and all(str(STANDINS) in str(p) for p in getattr(google, "__path__", [])):
+        del sys.modules["google"]
 
 
 def test_package_imports_no_widgets():
