@@ -20,6 +20,9 @@ os.environ.setdefault("VEMOCLAP_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_CONFIG / "ultralytics"))
 os.environ.setdefault("HF_HOME", str(_CONFIG / "hf"))
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(_CONFIG / "torchinductor"))  # else /tmp/torchinductor_USER
+# onnxruntime (rapidocr) otherwise writes a device id to ~/.cache/Microsoft and a .ses file to the temp dir
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TQDM_DISABLE", "1")

@@ -122,6 +122,22 @@ def test_run_shows_real_results(ran):
     assert_no_traceback(ran)
 
 
+def test_clips_say_the_headline_is_for_the_whole_video(ran):
+    """Beside "Make emotion clips" the page says that clips follow the timeline's windows while
+    the headline is the whole video's; an emotion on top of no window says so in one line."""
+    shown = " ".join(visible_text(w.value) for w in ran.results.children if isinstance(getattr(w, "value", None), str))
+    assert "whole video" in shown and "window" in shown
+    tops = set(ran.controller.timeline().windows["top"])
+    absent = [e for e in ran.result.labels if e not in tops]
+    if not absent:
+        pytest.skip("every emotion leads some window of this run")
+    link = ran.video_message.value
+    assert ran.make_emotion_clips(absent[0]) is None
+    assert_one_line(ran.clips_message.value, f"no window of the timeline has {absent[0]} on top", "whole video")
+    assert ran.video_message.value == link and ran.progress_label.value == ""
+    assert_no_traceback(ran)
+
+
 def test_rerun_keeps_models_loaded(ran, tiny_models):
     before = dict(ran.analyzer.extractors)
     loaded = app_module.cached_models()
@@ -365,6 +381,27 @@ def test_setup_step_reports_device_and_versions(tiny_models, tmp_path):
         assert name in text
     assert "trained classifier (VEMOCLAP, GPL-3.0)" in text  # the default: the reference's
     assert app.setup_step() is app.setup_step()  # rerunning the cell shows the same widget
+
+
+def test_page_and_notebook_each_have_their_own_words(tmp_path):
+    """The page `vemoclap app` serves speaks of no cells, installs, Colab or `app.result`; the
+    notebook does. On the page, no widget speaks of cells either, whatever source is chosen."""
+    from vemoclap.app.notebook import notebook_cells
+
+    def words(page: bool) -> str:
+        return " ".join(source for kind, source in notebook_cells(page=page) if kind == "markdown").lower()
+
+    for word in ("cell", "colab", "app.result", "install", "run all"):
+        assert word not in words(page=True), word
+    for word in ("cell", "colab", "app.result", "install"):
+        assert word in words(page=False), word
+    app = VemoclapApp(output_dir=tmp_path)
+    app.widget()
+    assert not app.on_colab
+    for _, kind in app.controller.source_choices():
+        app.source.value = kind
+        shown = " ".join(visible_text(text) for text in texts(app)).lower()
+        assert "cell" not in shown and "colab" not in shown, (kind, shown)
 
 
 def test_settings_from_environment(monkeypatch, tmp_path):

@@ -33,7 +33,13 @@ def standin_colab(monkeypatch, tmp_path):
     monkeypatch.setenv("VEMOCLAP_DRIVE", str(tmp_path / "drive"))
     monkeypatch.chdir(tmp_path)
     assert colab.on_colab()
-    return tmp_path
+    yield tmp_path
+    # what the stand-in imported must not make later tests (in this process) think they run on Colab
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        del sys.modules[name]
+    google = sys.modules.get("google")
+    if google is not None and all(str(STANDINS) in str(p) for p in getattr(google, "__path__", [])):
+        del sys.modules["google"]
 
 
 def test_package_imports_no_widgets():
@@ -197,3 +203,43 @@ def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
     with pytest.raises(NothingToCut, match="leads for the whole video.*clips follow the windows"):
         controller.emotion_clips(result.top_label)
     assert issubclass(NothingToCut, UserError)
+
+
+def _assert_text_matches_bar(progress: list[Progress]) -> None:
+    """A percent in the text is the bar's own fraction, never more than 100 %."""
+    import re
+
+    assert progress
+    for p in progress:
+        assert 0.0 <= p.fraction <= 1.0, p
+        shown = re.search(r"(\d+)\s*%", p.text)
+        if shown:
+            assert int(shown.group(1)) == round(100 * p.fraction), p
+
+
+def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
+    from vemoclap.sample import make_sample
+
+    controller = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
+                            extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out")
+    controller.source_kind = "path"
+    controller.path_text = str(make_sample(tmp_path / "clip.mp4", seconds=2.0, size=(320, 180), fps=10))
+    shown: list[Progress] = []
+    result = controller.run(shown.append)
+    _assert_text_matches_bar(shown)
+    shown.clear()
+    video, csv_path = controller.annotated_video(shown.append)
+    assert video.is_file() and csv_path.is_file()
+    _assert_text_matches_bar(shown)
+    assert shown[-1] == Progress("annotating: 100%", 1.0)
+    shown.clear()
+    emotion = controller.timeline(result).windows["top"].iloc[0]
+    clips, segments = controller.emotion_clips(emotion, shown.append)
+    assert clips.is_file() and segments
+    _assert_text_matches_bar(shown)
+    assert shown[-1].fraction == pytest.approx(1.0, abs=0.05)
+    # a header that undercounts frames, or a stream without a count
+    report = Controller._export_progress("annotating", shown.append, "frames")
+    report("annotating", 130, 100)
+    report("annotating", 37, None)
+    assert shown[-2:] == [Progress("annotating: 100%", 1.0), Progress("annotating: 37 frames", 0.0)]

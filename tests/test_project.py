@@ -102,3 +102,59 @@ def test_module_level_imports_have_no_cycles():
         if module not in state:
             visit(module, [module])
     assert not cycles, cycles
+
+
+def test_every_command_option_says_what_it_does():
+    """`vemoclap COMMAND --help` explains every option and argument of every command."""
+    import argparse
+
+    from vemoclap.cli import build_parser
+
+    silent, twice = [], []
+
+    def shown(action: argparse.Action) -> str:
+        return str(action.metavar or action.dest.upper())
+
+    def walk(parser: argparse.ArgumentParser, command: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{command} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not (action.help or "").strip():
+                silent.append(f"{command} {'/'.join(action.option_strings) or action.dest}")
+        # one name, one meaning: no argument reads like an option's value (`train FEATURES --features FEATURES`)
+        options = {shown(a) for a in parser._actions if a.option_strings and a.nargs != 0}
+        options |= {flag.lstrip("-").replace("-", "_").upper() for a in parser._actions for flag in a.option_strings}
+        twice.extend(f"{command} {shown(a)}" for a in parser._actions
+                     if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+                     and (shown(a) in options or a.dest.upper() in options))
+
+    walk(build_parser(), "vemoclap")
+    assert not silent, f"options without help: {', '.join(silent)}"
+    assert not twice, f"arguments named like an option: {', '.join(twice)}"
+
+
+def test_what_the_suite_loads_writes_only_inside_its_own_folders(tmp_path):
+    """The libraries the tests load (ultralytics, transformers/torch, onnxruntime through rapidocr)
+    write nothing into the home folder or the system temp folder under the suite's settings
+    (tests/conftest.py): run with an empty HOME and TMPDIR, both stay empty."""
+    import os
+    import subprocess
+    import sys
+
+    home, temp = tmp_path / "home", tmp_path / "temp"
+    home.mkdir()
+    temp.mkdir()
+    code = "\n".join([
+        "import ultralytics",
+        "from transformers import CLIPModel",
+        "from pathlib import Path",
+        "import onnxruntime, rapidocr",
+        "model = next(Path(rapidocr.__file__).parent.rglob('*.onnx'))",
+        "onnxruntime.InferenceSession(str(model), providers=['CPUExecutionProvider'])",
+    ])
+    env = dict(os.environ, HOME=str(home), TMPDIR=str(temp))
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p not in (home, temp))
+    assert written == [], written

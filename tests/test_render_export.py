@@ -10,10 +10,12 @@ import av
 import numpy as np
 import pytest
 
+from vemoclap.export import export_annotated_video, export_segments
 from vemoclap.labels import EMOTIONS, FACE_EXPRESSIONS
 from vemoclap.live import analyze_stream, file_frames, run_live
 from vemoclap.pipeline import Analyzer
 from vemoclap.sample import make_sample
+from vemoclap.synth import make_video, remux
 from vemoclap.testing import make_tiny_classifier
 from vemoclap.tiny import vision as tiny_vision
 
@@ -79,6 +81,48 @@ def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
     assert "caption" in (out / "result.json").read_text()
 
 
+def _circumplex_cases() -> dict[str, np.ndarray | None]:
+    cases: dict[str, np.ndarray | None] = {"uniform": np.full(len(EMOTIONS), 1 / len(EMOTIONS)), "none": None}
+    for i, emotion in enumerate(EMOTIONS):
+        cases[emotion] = np.eye(len(EMOTIONS))[i]
+    cases["fear and anger"] = np.array([0.5, 0, 0.5, 0, 0, 0])
+    rng = np.random.default_rng(7)
+    cases.update({f"mixture {k}": rng.dirichlet(np.full(len(EMOTIONS), 0.3)) for k in range(12)})
+    return cases
+
+
+def test_valence_arousal_plot_has_no_overlapping_text():
+    """Every emotion's name, the video's star and its legend are drawn apart and inside the axes,
+    wherever the video's weighted point falls (measured with matplotlib's own renderer)."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    from vemoclap.results import Result
+
+    for case, probabilities in _circumplex_cases().items():
+        fig = Result("video.mp4", probabilities=probabilities).plot_circumplex()
+        try:
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            ax = fig.axes[0]
+            boxes = {text.get_text(): text.get_window_extent(renderer) for text in ax.texts}
+            assert set(boxes) == set(EMOTIONS)
+            if probabilities is not None:
+                boxes["legend"] = ax.get_legend().get_window_extent(renderer)
+                star = [line for line in ax.lines if line.get_marker() == "*"]
+                assert len(star) == 1
+                boxes["star"] = star[0].get_window_extent(renderer)
+            frame = ax.get_window_extent(renderer)
+            for (a, box_a), (b, box_b) in itertools.combinations(boxes.items(), 2):
+                assert not box_a.overlaps(box_b), f"{case}: {a} overlaps {b}"
+            for name, box in boxes.items():
+                assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
+                    f"{case}: {name} leaves the axes"
+        finally:
+            plt.close(fig)
+
+
 def test_annotated_video_keeps_every_frame_and_audio(analyzer, result, sample, tmp_path):
     video = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", every=5, progress=False)
     assert video.frames == _frame_count(sample) == _frame_count(video.path)
@@ -92,6 +136,64 @@ def test_annotated_video_keeps_every_frame_and_audio(analyzer, result, sample, t
     # detector of OpenCV 5 installs misses a frame now and then, which may start a short new track)
     tracks = [row["track"] for row in rows]
     assert max(tracks.count(t) for t in set(tracks)) >= 0.7 * len(tracks)
+
+
+def _first_frame(path) -> av.VideoFrame:
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0))
+
+
+def _marked(index: int) -> np.ndarray:
+    """96×160 grey with a red 24-px square in the top-left corner of the stored picture."""
+    image = np.full((96, 160, 3), 40, np.uint8)
+    image[:24, :24] = (255, 0, 0)
+    return image
+
+
+# Where the stored top-left corner is shown: FFmpeg's display rotation is counter-clockwise, and
+# a phone held upright writes -90 (shown turned a quarter clockwise).
+@pytest.mark.parametrize("degrees, corner", [(-90, "top-right"), (90, "bottom-left"), (180, "bottom-right")])
+def test_exports_of_a_rotated_video_are_upright(tmp_path, degrees, corner):
+    stored = make_video(tmp_path / "stored.mp4", duration=1.0, size=(160, 96), frame_fn=_marked, crf=18)
+    phone = remux(stored, tmp_path / "phone.mp4", rotation=degrees)
+    assert _first_frame(phone).rotation % 360 == degrees % 360  # the metadata is there for the reader
+    annotated = export_annotated_video(phone, tmp_path / "annotated.mp4", lambda image: [], progress=False)
+    clips = export_segments(phone, [(0.2, 0.8)], tmp_path / "clips.mp4", progress=False)
+    for path in (annotated.path, clips):
+        frame = _first_frame(path)
+        assert frame.rotation == 0, "pixels are turned once, not left to a player to turn again"
+        image = frame.to_ndarray(format="rgb24").astype(int)
+        assert image.shape == ((160, 96, 3) if degrees % 180 else (96, 160, 3))
+        height, width = image.shape[:2]
+        rows = slice(0, 24) if corner.startswith("top") else slice(height - 24, height)
+        cols = slice(0, 24) if corner.endswith("left") else slice(width - 24, width)
+        red = np.zeros(image.shape[:2], bool)
+        red[rows, cols] = True
+        assert np.all(np.abs(image[red] - (255, 0, 0)).mean(axis=1) < 40), f"{path.name}: marker not {corner}"
+        assert np.all(np.abs(image[~red] - 40).mean(axis=1) < 40), f"{path.name}: marker elsewhere too"
+
+
+def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path):
+    """A portrait phone recording stores the picture sideways and says so in its metadata: the
+    Analyzer's annotated export shows it upright, so the (upright-only) face detector finds the face."""
+    with av.open(str(sample)) as container:
+        upright = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][:50]
+    height, width = upright[0].shape[:2]
+    stored = make_video(tmp_path / "stored.mp4", fps=25, frames=len(upright), size=(height, width),  # sideways
+                        frame_fn=lambda i: np.ascontiguousarray(np.rot90(upright[i], 1)), crf=18)
+    phone = remux(stored, tmp_path / "phone.mp4", rotation=-90)
+    face_model = analyzer.face_model()
+    assert not face_model.analyze_image(np.ascontiguousarray(np.rot90(upright[0], 1))), \
+        "premise: the detector misses a sideways face"
+    result = analyzer.analyze(phone)
+    video = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", every=5, progress=False)
+    image = _first_frame(video.path).to_ndarray(format="rgb24")
+    assert image.shape == upright[0].shape
+    assert np.abs(image.astype(int) - upright[0]).mean() < 12  # the same picture (plus face boxes)
+    with open(video.csv_path) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len({row["frame"] for row in rows}) >= 0.7 * video.frames
+    assert all(0 <= int(r["x0"]) < int(r["x1"]) <= width and 0 <= int(r["y0"]) < int(r["y1"]) <= height for r in rows)
 
 
 def test_emotion_clips_cut_the_dominant_segments(analyzer, result, tmp_path):

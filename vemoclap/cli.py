@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
     live.add_argument("--face-detector", default=None, choices=["auto", "yolo", "lbp", "haar", "opencv"],
                       help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)")
-    live.add_argument("--allow-private", action="store_true")
+    live.add_argument("--allow-private", action="store_true",
+                      help="allow links and streams on private/loopback addresses (off by default)")
     _add_model_options(live)
     live.set_defaults(func=_cmd_live)
 

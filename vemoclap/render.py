@@ -110,25 +110,24 @@ def plot_annotated_frame(result: "Result", index: int | None = None, ax=None) ->
     return fig
 
 
-def _label_places(near: float = 0.2) -> dict[str, tuple[tuple[float, float], str, tuple[int, int]]]:
-    """Where each emotion's name goes: centred on its mean, or pushed apart from a close neighbour
-    (fear and anger sit 0.13 apart), the left one up and to the left, the right one down and right."""
-    centres = {emotion: (v, a) for emotion, ((v, _), (a, _)) in VALENCE_AROUSAL.items()}
-    places = {}
-    for emotion, (v, a) in centres.items():
-        close = [(ov, oa) for other, (ov, oa) in centres.items()
-                 if other != emotion and abs(ov - v) < near and abs(oa - a) < near / 2]
-        if not close:
-            places[emotion] = ((v, a), "center", (0, 0))
-        elif v <= min(ov for ov, _ in close):
-            places[emotion] = ((v, a), "right", (2, 7))
-        else:
-            places[emotion] = ((v, a), "left", (-2, -7))
-    return places
+# Where each emotion's name goes, in points from its mean: outside the polygon of the six means.
+# The video's point is a weighted mean of them, so it never leaves that polygon, and its star
+# (16 pt) stays clear of every name. Fear and anger (0.13 apart) are pushed apart sideways.
+_LABEL_PLACES: dict[str, tuple[str, str, tuple[int, int]]] = {
+    "fear": ("right", "bottom", (4, 12)),
+    "anger": ("left", "bottom", (-4, 12)),
+    "surprise": ("center", "bottom", (0, 12)),
+    "joy": ("left", "center", (10, 0)),
+    "sadness": ("center", "top", (0, -10)),
+    "disgust": ("right", "center", (-14, 0)),  # 4.5 pt inside the polygon's left edge
+}
 
 
 def plot_circumplex(result: "Result", ax=None) -> "Figure":
-    """The six emotions on the valence–arousal plane (means ± std) and the video's weighted point."""
+    """The six emotions on the valence–arousal plane (means ± std) and the video's weighted point.
+
+    The point's numbers go in a legend in the lower right, the one quadrant no emotion (and so no
+    weighted point) reaches, so no text is drawn over a name or the point."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
 
@@ -141,14 +140,16 @@ def plot_circumplex(result: "Result", ax=None) -> "Figure":
         color = EMOTION_COLORS[emotion]
         weight = scores.get(emotion, 0.0)
         ax.add_patch(Ellipse((v, a), 2 * v_sd, 2 * a_sd, color=color, alpha=0.12 + 0.5 * weight, lw=0))
-    for emotion, (xy, align, offset) in _label_places().items():
-        ax.annotate(emotion, xy, xytext=offset, textcoords="offset points", ha=align, va="center", fontsize=8,
+        ax.plot(v, a, marker="o", ms=3, color=color)
+    for emotion, ((v, _), (a, _)) in VALENCE_AROUSAL.items():
+        ha, va, offset = _LABEL_PLACES.get(emotion, ("center", "bottom", (0, 12)))
+        ax.annotate(emotion, (v, a), xytext=offset, textcoords="offset points", ha=ha, va=va, fontsize=8,
                     color=EMOTION_COLORS[emotion], fontweight="bold")
     point = result.valence_arousal
     if point is not None:
-        ax.plot(*point, marker="*", ms=16, color="black", zorder=5)
-        ax.annotate(f"this video\n({point[0]:+.2f}, {point[1]:+.2f})", point, textcoords="offset points",
-                    xytext=(8, -18), fontsize=8)
+        ax.plot(*point, marker="*", ms=16, color="black", linestyle="none", zorder=5,
+                label=f"this video ({point[0]:+.2f}, {point[1]:+.2f})")
+        ax.legend(loc="lower right", fontsize=8, handlelength=1.2, framealpha=0.9)
     ax.axhline(0, color="#bbbbbb", lw=0.8)
     ax.axvline(0, color="#bbbbbb", lw=0.8)
     ax.set_xlim(-1.1, 1.1)

@@ -482,14 +482,17 @@ class Controller:
         return directory
 
     @staticmethod
-    def _export_progress(what: str, report: ProgressFn | None) -> Callable[[str, float, float | None], None]:
+    def _export_progress(what: str, report: ProgressFn | None, unit: str = "") -> Callable[[str, float, float | None], None]:
+        """An export's (stage, done, total) as one Progress: the percent shown is the bar's, capped
+        at 100 % (a header's frame count can be short); without a total, a count and no percent."""
         def update(stage: str, done: float, total: float | None) -> None:
             if report is None:
                 return
             if total:
-                report(Progress(f"{what}: {done / total:.0%}", min(1.0, done / total)))
+                fraction = min(1.0, max(0.0, done / total))
+                report(Progress(f"{what}: {fraction:.0%}", fraction))
             else:
-                report(Progress(f"{what}: {done:.0f}", 0.0))
+                report(Progress(f"{what}: {done:.0f} {unit}".rstrip(), 0.0))
 
         return update
 
@@ -509,7 +512,7 @@ class Controller:
             raise SourceError("the annotated video needs the face_emotion extractor; load it in step 2 and run again")
         path = directory / f"{safe_stem(self.result.source)}_annotated.mp4"
         video = self.analyzer.export_annotated_video(self.result, path,
-                                                     progress=self._export_progress("annotating", on_progress))
+                                                     progress=self._export_progress("annotating", on_progress, "frames"))
         csv_path = getattr(video, "csv_path", None)
         return Path(video.path), Path(csv_path) if csv_path else None
 
@@ -521,7 +524,7 @@ class Controller:
             raise SourceError("choose an emotion first")
         path = directory / f"{safe_stem(self.result.source)}_{emotion}.mp4"
         written, segments = self.result.export_emotion_clips(emotion, path, self.loaded_classifier(),
-                                                             progress=self._export_progress("cutting", on_progress))
+                                                             progress=self._export_progress("cutting", on_progress, "s"))
         if written is None:
             headline = " although it leads for the whole video" if emotion == self.result.top_label else ""
             raise NothingToCut(f"no window of the timeline has {emotion} on top{headline}, so there is "

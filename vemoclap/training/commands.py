@@ -163,7 +163,9 @@ def add_commands(subparsers) -> None:
     extract.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 ...")
     extract.add_argument("--models-dir", type=Path, default=None,
                          help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)")
-    extract.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"])
+    extract.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"],
+                         help="face detector: yolo (YOLOv8-face), opencv (Haar, else the offline LBP cascade), "
+                              "auto (yolo, else LBP; the default)")
     extract.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
     extract.add_argument("--extractor-options", default=None,
                          help='per-extractor options as JSON, e.g. \'{"ocr_sentiment": {"spell_check": false}}\'')
