@@ -40,7 +40,8 @@ def _train_options(args: argparse.Namespace):
                         batch_size=args.batch_size, dropout=args.dropout, optimizer=args.optimizer,
                         weight_decay=args.weight_decay, class_balanced=args.class_balanced, beta=args.beta,
                         patience=args.patience, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                        amp=not args.no_amp, d_model=args.d_model, n_frames=args.frames, progress=not args.quiet)
+                        amp=not args.no_amp, d_model=args.d_model, n_frames=args.frames, progress=not args.quiet,
+                        recipe=getattr(args, "recipe", None))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -77,6 +78,12 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     print(table[["variant", "accuracy", "macro_f1"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {Path(args.out) / 'ablation.md'} and ablation.csv")
     return 0
+
+
+def _recipe_names() -> list[str]:
+    from ..recipes import names
+
+    return names()
 
 
 def _add_features_dir(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +126,9 @@ def add_commands(subparsers) -> None:
     train.add_argument("--out", type=Path, required=True,
                        help="checkpoint folder to write (e.g. weights/NAME): classifier.safetensors + .json, "
                             "history.json, learning_curves.png")
+    train.add_argument("--recipe", default=None, choices=_recipe_names(),
+                       help="the feature recipe to record in the checkpoint (default: the one the feature files "
+                            "record, as it ran)")
     _add_training_options(train)
     train.add_argument("--evaluate", nargs="?", const="test", default=None, metavar="SPLIT",
                        help="evaluate on SPLIT (default test) afterwards, into OUT/eval_SPLIT")
