@@ -334,6 +334,8 @@ def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, M
 
     overrides = {name: dict(opts) for name, opts in (overrides or {}).items()}
     resolved = recipe.resolve(device, overrides)
+    running = set(extractors) | {"frames", "classifier"}  # a change to an extractor that does not run is none
+    resolved.deviations = [d for d in resolved.deviations if d.setting.split(".")[0] in running]
     device_type = _device_type(device)
     for key, value in (("n_frames", n_frames), ("short_side", short_side)):
         if value not in (None, "recipe") or (key == "short_side" and value is None):
