@@ -146,3 +146,22 @@ def test_evaluate_with_each_head_count(published, tiny_models, tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "| 4 (checkpoint's) |" in printed and "| 8 |" in printed and "best:" in printed
     assert (tmp_path / "cli" / "heads_8" / "report.md").is_file()
+
+
+def test_published_beats_rows_tell_whether_they_carry_the_chunk_index_defect(videos, tiny_models, report):
+    from vemoclap.parity import chunk_defect_signal
+    from vemoclap.training.features import FeatureSet
+
+    rows, _ = extract_settings({"anger": videos["anger"]}, SETTINGS[:2], extractors=["beats"], device="cpu",
+                               models_dir=tiny_models)
+
+    def published_with(setting):
+        return FeatureSet(ids=["anger/a", "joy/b"], labels=["anger", "joy"], splits=["test", "test"],
+                          features=[{"beats": rows[setting]["anger"]["beats"]}, {"beats": np.ones((5, 768))}])
+
+    equidistant = chunk_defect_signal(published_with("reference"))
+    assert (equidistant.videos_with_full_rows, equidistant.near_identical) == (1, 0)
+    assert "'equidistant'" in equidistant.line()
+    defect = chunk_defect_signal(published_with("reference, beats reference-indices"))
+    assert defect.near_identical == 1 and "'reference-indices'" in defect.line()
+    assert report.chunk_signal.line() in report.table()

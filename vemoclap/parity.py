@@ -161,6 +161,52 @@ def match_published(video: str, ours: Mapping[str, Any], published, label: str |
     return Match(video, best[1], "nearest clip", best[0], second[1], second[0])
 
 
+# ---- the published rows alone: the BEATs chunk-index defect -------------------------------------
+
+NEAR_IDENTICAL = 0.9999  # mean cosine of consecutive rows above which chunks are copies (1-ms shifts) of one another
+
+
+@dataclass
+class ChunkDefectSignal:
+    """Whether the published BEATs rows carry the reference app's chunk-index defect.
+
+    With the defect, a track over ~27 s gets 16 chunks that start within the first few
+    milliseconds, so its 16 rows are near copies of one another; equidistant chunks of a real
+    track are not. Only videos with a full 16 rows can show it (shorter tracks are not affected)."""
+
+    videos_with_full_rows: int
+    near_identical: int
+    threshold: float = NEAR_IDENTICAL
+
+    @property
+    def share(self) -> float | None:
+        return self.near_identical / self.videos_with_full_rows if self.videos_with_full_rows else None
+
+    def line(self) -> str:
+        if not self.videos_with_full_rows:
+            return "published BEATs rows: no video has 16 chunks, so the chunk-index defect cannot show"
+        verdict = ("the training features carry the app's chunk-index defect (beats chunk_selection "
+                   "'reference-indices')" if self.share > 0.5 else
+                   "the training features have equidistant chunks (beats chunk_selection 'equidistant')")
+        return (f"published BEATs rows: {self.near_identical} of {self.videos_with_full_rows} videos with 16 chunks "
+                f"have near-identical consecutive rows (mean cosine ≥ {self.threshold}): {verdict}")
+
+
+def chunk_defect_signal(published, rows: int = 16, threshold: float = NEAR_IDENTICAL) -> ChunkDefectSignal:
+    from .training.features import as_feature_set
+
+    published = as_feature_set(published)
+    full = near = 0
+    for video in published.features:
+        beats = _rows(video.get("beats"))
+        if beats is None or len(beats) < rows:
+            continue
+        full += 1
+        if np.mean([_cosine(a, b) for a, b in zip(beats[:-1], beats[1:])]) >= threshold:
+            near += 1
+    return ChunkDefectSignal(full, near, threshold)
+
+
 # ---- the run -------------------------------------------------------------------------------------
 
 @dataclass
@@ -182,6 +228,7 @@ class ParityReport:
     recipes: dict[str, dict[str, Any]]  # setting label → the recipe as run (with deviations)
     labels: dict[str, str | None]  # video → its label
     features: list[str]
+    chunk_signal: ChunkDefectSignal | None = None
 
     def table(self) -> str:
         """Per video and setting: each feature's similarity, then the predictions."""
@@ -212,6 +259,8 @@ class ParityReport:
             for label, items in deviations.items():
                 lines += [f"- {label}: {d['setting']}: {d['wanted']!r} → {d['used']!r} ({d['reason']})" for d in items]
         lines += ["", self.summary()]
+        if self.chunk_signal is not None:
+            lines.append(self.chunk_signal.line())
         return "\n".join(lines)
 
     def _heads(self) -> list[int]:
@@ -249,7 +298,9 @@ class ParityReport:
             "settings": [{"label": s.label, "recipe": s.recipe, "options": s.options} for s in self.settings],
             "matches": self.matches, "labels": self.labels, "similarities": self.similarities,
             "predictions": self.predictions, "recipes": self.recipes,
-            "mean_similarity": self.mean_similarity()})
+            "mean_similarity": self.mean_similarity(),
+            "chunk_signal": None if self.chunk_signal is None else {**vars(self.chunk_signal),
+                                                                     "line": self.chunk_signal.line()}})
 
 
 def _label_of(name: str) -> str | None:
@@ -376,7 +427,8 @@ def run_parity(published, videos: Mapping[str, str | os.PathLike], *, checkpoint
                     truth = labels[video]
                     predictions.append(Prediction(video, source, count, label, float(np.max(p)),
                                                   None if truth is None else label == truth))
-    return ParityReport(settings, matches, similarities, predictions, ran, labels, features)
+    return ParityReport(settings, matches, similarities, predictions, ran, labels, features,
+                        chunk_defect_signal(published))
 
 
 def sample_videos(names: Sequence[str] | None = None) -> dict[str, Path]:
@@ -391,5 +443,5 @@ def sample_videos(names: Sequence[str] | None = None) -> dict[str, Path]:
             for name in wanted}
 
 
-__all__ = ["Setting", "DEFAULT_SETTINGS", "Similarity", "similarity", "Match", "match_published", "Prediction",
+__all__ = ["Setting", "DEFAULT_SETTINGS", "ChunkDefectSignal", "chunk_defect_signal", "Similarity", "similarity", "Match", "match_published", "Prediction",
            "ParityReport", "extract_settings", "run_parity", "sample_videos"]
