@@ -204,7 +204,10 @@ REFERENCE = Recipe(
         "face_emotion": {"detector": "yolo", "min_face_size": 0, "conf": 0.6, "iou": 0.5},
         "asr_sentiment": {"whisper_model": "large-v3", "backend": "auto", "task": "translate",
                           "long_form": "chunked", "chunk_s": 30, "stride_s": 5, "max_new_tokens": 128,
-                          "temperature_fallback": False, "no_speech_gating": False, "vad": False},
+                          "temperature_fallback": False, "no_speech_gating": False, "vad": False,
+                          # zeros only for an empty transcript: no length or loudness gate before Whisper
+                          # (-1000 dBFS: only exact digital silence counts as silent)
+                          "min_seconds": 0.0, "silence_dbfs": -1000.0},
         "ocr_sentiment": {"ocr_models": "ppocr-en", "text_unit": "frame", "lowercase": True,
                           "min_confidence": 0.75, "langid_threshold": 0.9, "langid_max_tokens": 512,
                           "spelling": "segment+t5", "chinese_code": "zho_Hant"},
