@@ -68,6 +68,12 @@ MODELS: dict[str, ModelRef] = {
                  purpose="T5 spelling correction of on-screen text (optional)", size_mb=2950),
         ModelRef("caption", "hf", hub_id="Salesforce/blip-image-captioning-base",
                  purpose="BLIP caption of one frame", size_mb=990),
+        ModelRef("gpt2", "hf", hub_id="gpt2", purpose="GPT-2 under the CLIPCap caption (the reference's)",
+                 size_mb=548),
+        ModelRef("clipcap", "file", filename="clipcap/conceptual_weights.pt",
+                 url="https://drive.google.com/uc?export=download&id=14pXWwB4Zm82rsDdvbGguLfx9F8aM7ovT",
+                 purpose="CLIPCap conceptual-captions weights (prefix 10 on GPT-2): the reference's caption",
+                 size_mb=636),
     ]
 }
 
