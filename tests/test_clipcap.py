@@ -66,8 +66,8 @@ def test_beams_are_scored_by_mean_log_probability_and_stop_at_the_first_full_sto
 
 def test_caption_extractor_with_clipcap_reuses_a_clip_embedding(models_dir, tmp_path):
     from vemoclap.extractors import get
-    from vemoclap.synth import make_video
     from vemoclap.extractors.base import Clip
+    from vemoclap.synth import make_video
 
     extractor = get("caption", device="cpu", models_dir=models_dir, captioner="clipcap")
     clip = Clip.from_file(make_video(tmp_path / "v.mp4", duration=1.0, fps=4, size=(64, 48), audio=None), 4)

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from vemoclap import recipes
-from vemoclap.fusion import (REFERENCE_FEATURES, AttentionClassifier, default_config, load_classifier,
-                             save_checkpoint)
+from vemoclap.fusion import REFERENCE_FEATURES, AttentionClassifier, default_config, load_classifier, save_checkpoint
 from vemoclap.training.features import FeatureSetError, load_feature_set, make_synthetic_feature_set
 from vemoclap.training.train import train
 

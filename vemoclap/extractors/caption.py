@@ -21,16 +21,13 @@ says so (``captioner_note``): the caption is shown, never fed to the classifier.
 """
 from __future__ import annotations
 
-from ..errors import OptionError
-
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
-import logging
-
 from .. import models
-from ..errors import one_line
+from ..errors import OptionError, one_line
 from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb
 
 log = logging.getLogger(__name__)
