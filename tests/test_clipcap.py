@@ -97,3 +97,19 @@ def test_a_checkpoint_without_the_prefix_mlp_is_refused(captioner, tmp_path):
     with pytest.raises(ModelUnavailable, match="clip_project") as exc:
         load_weights(model, tmp_path / "bad.pt")
     assert "\n" not in str(exc.value)
+
+
+def test_the_frame_with_the_most_boxes(models_dir, tmp_path):
+    from vemoclap.extractors import get
+    from vemoclap.extractors.base import Clip
+    from vemoclap.synth import make_video
+
+    extractor = get("caption", device="cpu", models_dir=models_dir, captioner="clipcap", frame="most-boxes")
+    assert extractor.most_boxes_index([0, 2, 1, 2], [1, 0, 3, 1]) == 2
+    assert extractor.most_boxes_index([1, 1], [0, 0]) == 0  # a tie: the first
+    clip = Clip.from_file(make_video(tmp_path / "v.mp4", duration=1.0, fps=4, size=(64, 48), audio=None), 4)
+    alone = extractor(clip)  # no boxes to count: the middle frame, and it says so
+    assert alone.frame_index == 2 and "middle frame" in alone.frame_note
+    row = get("clip", device="cpu", models_dir=models_dir)(clip).feature[3]
+    chosen = extractor.caption_at(clip, 3, embedding=row)
+    assert chosen.frame_index == 3 and chosen.text == extractor.clipcap.caption(row)

@@ -41,6 +41,7 @@ class CaptionOutput(ExtractorOutput):
     timestamp: float | None = None
     captioner: str = ""  # the one that ran: "blip" or "clipcap"
     captioner_note: str = ""  # why it is not the one asked for (a fallback), else empty
+    frame_note: str = ""  # why the frame is not the one asked for, else empty
 
     def describe(self) -> list[str]:
         at = f" (frame at {self.timestamp:.1f} s)" if self.timestamp is not None else ""
@@ -61,8 +62,9 @@ class CaptionExtractor(Extractor):
             raise OptionError(f"captioner '{captioner}' is unknown; choose from {', '.join(CAPTIONERS)}")
         self.captioner, self.captioner_used, self.captioner_note = captioner, captioner, ""
         self.clipcap = self.clip = None
-        if not (frame == "middle" or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))):
-            raise OptionError(f"frame must be 'middle' or a frame index, got {frame!r}")
+        if not (frame in ("middle", "most-boxes")
+                or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))):
+            raise OptionError(f"frame must be 'middle', 'most-boxes' or a frame index, got {frame!r}")
         self.frame = frame
         self.prompt = prompt.strip()
         self.max_new_tokens = int(max_new_tokens)
@@ -123,18 +125,37 @@ class CaptionExtractor(Extractor):
         """Which of ``n_frames`` frames gets captioned; Missing when the asked index is not there."""
         if n_frames == 0:
             raise Missing("the clip has no frames")
-        if self.frame == "middle":
+        if self.frame in ("middle", "most-boxes"):  # most-boxes needs the boxes: see most_boxes_index
             return n_frames // 2
         index = int(self.frame)
         if not -n_frames <= index < n_frames:
             raise Missing(f"frame {index} was asked for but the clip has {n_frames} frames")
         return index % n_frames
 
-    def _run(self, clip: Clip) -> CaptionOutput:
+    @staticmethod
+    def most_boxes_index(face_boxes, ocr_boxes) -> int:
+        """The frame with the most face + OCR boxes (the first of a tie): the frame the reference
+        captioned. Both are per-frame counts over the same frames."""
+        counts = np.asarray(face_boxes, dtype=np.int64) + np.asarray(ocr_boxes, dtype=np.int64)
+        if counts.size == 0:
+            raise Missing("the clip has no frames")
+        return int(np.argmax(counts))
+
+    def caption_at(self, clip: Clip, index: int, embedding=None) -> CaptionOutput:
+        """The caption of frame ``index`` (e.g. :meth:`most_boxes_index` of the face and OCR
+        outputs); ``embedding``: its CLIP row when the CLIP extractor already made it (CLIPCap)."""
         frames = clip.frames
-        index = self.frame_index(len(frames))
-        text = self.caption_image(frames.images[index])
+        if embedding is not None and self.load().clipcap is not None:
+            text = self.clipcap.caption(embedding)
+        else:
+            text = self.caption_image(frames.images[index])
         if not text:
             raise Missing("the caption model produced no text for this frame")
         return CaptionOutput(text=text, frame_index=index, timestamp=float(frames.timestamps[index]),
                              captioner=self.captioner_used, captioner_note=self.captioner_note)
+
+    def _run(self, clip: Clip) -> CaptionOutput:
+        output = self.caption_at(clip, self.frame_index(len(clip.frames)))
+        if self.frame == "most-boxes":  # alone, the extractor has no boxes to count
+            output.frame_note = "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
+        return output
