@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import models
-from ..errors import OptionError, one_line
+from ..errors import OptionError, UserError, one_line
 from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class CaptionExtractor(Extractor):
                 self.clip = ClipExtractor(device=str(self.device), models_dir=self.models_dir,
                                           half=self.dtype == torch.float16).load()
                 return
-            except models.ModelUnavailable as exc:
+            except UserError as exc:  # the weights cannot be had (missing, offline, a failed download)
                 self.captioner_used = "blip"
                 self.captioner_note = f"CLIPCap unavailable ({one_line(exc, limit=160)}); BLIP captioned instead"
                 log.warning("caption: %s", self.captioner_note)

@@ -139,7 +139,8 @@ class ClipCaptioner:
         self.device = torch.device(device)
         self.tokenizer = models.load_pretrained("gpt2", GPT2TokenizerFast, models_dir)
         gpt = models.load_pretrained("gpt2", GPT2LMHeadModel, models_dir)
-        path = models.local_path("clipcap", models_dir)
+        fetch = getattr(models, "checkpoint_file", None)  # where it exists: fetched (verified) when missing
+        path = fetch("clipcap", models_dir) if fetch is not None else models.local_path("clipcap", models_dir)
         if path is None:
             raise models.unavailable("clipcap", models_dir, "the CLIPCap weights (conceptual_weights.pt) are not there")
         model = build_model(gpt, prefix_length)
