@@ -49,13 +49,20 @@ def test_vemoclap_frames_are_never_upscaled(small_video):
     assert frames.images.shape[1:3] == (64, 96)
 
 
-def test_reference_upscaling_has_a_cap_on_the_long_side(tmp_path):
-    # 1000 × 20: its short side at 360 would make the long side 18000 px.
+def test_reference_upscaling_stays_within_the_size_caps(tmp_path):
+    # 1000 × 20: its short side at 360 would make the long side 18000 px. Either the frames stay
+    # within the recipe's caps (a thin picture padded to a bounded canvas) or the file is refused
+    # in one line naming it — never an 18000-px frame.
     thin = make_video(tmp_path / "thin.mp4", duration=1.0, fps=4, size=(1000, 20), audio=None)
-    with pytest.raises(MediaError) as exc:
-        _analyzer(["clip"], "reference").read_clip(thin)
-    message = str(exc.value)
-    assert "\n" not in message and "thin.mp4" in message
+    analyzer = _analyzer(["clip"], "reference")
+    caps = analyzer.recipe.frames
+    try:
+        frames = analyzer.read_clip(thin).frames
+    except MediaError as exc:
+        assert "\n" not in str(exc) and "thin.mp4" in str(exc)
+    else:
+        height, width = frames.images.shape[1:3]
+        assert max(height, width) <= caps.max_long_side and height * width <= caps.max_pixels
 
 
 # ---- BEATs chunks and silence --------------------------------------------------------------------
