@@ -174,8 +174,12 @@ def fetch_model(key: str, models_dir=None, *, name: str | None = None, progress:
     started = time.perf_counter()
     if ref.kind == "hf":
         path = _fetch_hf(ref, target_path(key, models_dir), progress)
-    elif ref.kind == "file":
+    elif ref.kind == "file" and ref.hub_id:
         path = _fetch_hub_file(ref, target_path(key, models_dir), progress)
+    elif ref.kind == "file":  # a plain URL with no published hash: its SHA-256 is recorded, unverified
+        path = downloads.download_file(ref.url, target_path(key, models_dir), progress=progress, stage=key)
+        write_provenance(path, {"origin": "download", "source": ref.url, "verified": None,
+                                "sha256": downloads.sha256_file(path), "license": ref.license})
     elif ref.kind == "whisper":
         path = _fetch_whisper(name or DEFAULT_WHISPER_SIZES[0], models_dir, progress)
     else:

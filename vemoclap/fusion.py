@@ -340,7 +340,9 @@ class ClassifierConfig:
     normalize: bool = True
     n_frames: int = 16
     training: dict[str, Any] = field(default_factory=dict)  # free-form: data, epochs, accuracy ...
-    recipe: str | None = None  # the feature recipe its training features were made with (vemoclap.recipes)
+    # The feature recipe its training features were made with (vemoclap.recipes): a name, or the
+    # whole recipe as a dict (what `vemoclap train` writes). None: read from the layout.
+    recipe: str | dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.features = list(self.features)
@@ -578,7 +580,8 @@ def config_from_reference(raw: Mapping[str, Any], *, stats: Mapping[str, NormSta
             dropout=float(raw.get("dropout", 0.5)), num_heads=reference_heads(raw),
             stats=chosen, normalize=normalize, n_frames=n_frames,
             training={"source": "reference", "reference_config": _plain(raw)},
-            recipe=str(raw["recipe"]) if raw.get("recipe") else "reference")
+            recipe=(dict(raw["recipe"]) if isinstance(raw.get("recipe"), Mapping) else str(raw["recipe"]))
+            if raw.get("recipe") else "reference")
     except KeyError as exc:
         raise CheckpointError(f"{source}: the reference config lacks {exc}; is it the right file?") from None
     except (TypeError, ValueError, AttributeError) as exc:

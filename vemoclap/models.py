@@ -100,11 +100,18 @@ MODELS: dict[str, ModelRef] = {
         ModelRef("samples", "reference", files=SAMPLE_FILES, folder="sample_data",
                  purpose="the reference's sample videos (Ekman-6), fetched on first use", size_mb=30,
                  license="GPL-3.0"),
+        ModelRef("gpt2", "hf", hub_id="gpt2", purpose="GPT-2 under the CLIPCap caption (the reference's)",
+                 size_mb=548),
+        ModelRef("clipcap", "file", filename="clipcap/conceptual_weights.pt",
+                 url="https://drive.google.com/uc?export=download&id=14pXWwB4Zm82rsDdvbGguLfx9F8aM7ovT",
+                 purpose="CLIPCap conceptual-captions weights (prefix 10 on GPT-2): the reference's caption",
+                 size_mb=636),
     ]
 }
 
-# What `vemoclap download-models` fetches when no --only is given (the samples come on first use).
-DEFAULT_DOWNLOADS = tuple(key for key in MODELS if key not in ("samples", "ast"))
+# What `vemoclap download-models` fetches when no --only is given: the samples come on first use; the
+# CLIPCap pair (a Google Drive file with no published hash) only when asked: the caption falls back to BLIP.
+DEFAULT_DOWNLOADS = tuple(key for key in MODELS if key not in ("samples", "ast", "gpt2", "clipcap"))
 
 
 def default_models_dir() -> Path:

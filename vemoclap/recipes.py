@@ -127,6 +127,26 @@ class Recipe:
     def deviation_lines(self) -> list[str]:
         return [d.line() for d in self.deviations]
 
+    def settled(self) -> "Recipe":
+        """The settings as they were actually run, with no deviations left: what a classifier
+        trained on this run's features should ask for. Each deviation is applied (a precision
+        that fell back, an option the extractor did not take yet is dropped) and kept as a note."""
+        settled = copy.deepcopy(self)
+        for deviation in self.deviations:
+            where, _, key = deviation.setting.partition(".")
+            if key == "precision":
+                settled.precision[where] = str(deviation.used)
+            elif where in settled.extractors and not key and isinstance(deviation.wanted, Mapping):
+                for name in deviation.wanted:  # the whole option set fell back to the defaults
+                    settled.extractors[where].pop(name, None)
+            elif where in settled.extractors and deviation.used == "default":
+                settled.extractors[where].pop(key, None)
+            elif where == "frames" and deviation.used == "default":
+                setattr(settled.frames, key, getattr(FrameSettings(), key))
+            settled.notes.append(f"features made with a deviation from {self.label}: {deviation.line()}")
+        settled.deviations = []
+        return settled
+
     def summary(self) -> str:
         text = f"recipe {self.label}"
         if self.deviations:
@@ -141,13 +161,25 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> "Recipe":
-        value = dict(value)
+        """A recipe from its dict; keys a newer vemoclap wrote and this one does not know are
+        dropped with a warning (a checkpoint may be newer than the code reading it)."""
+        value = _known(cls, value, "recipe")
         try:
-            frames = FrameSettings(**dict(value.pop("frames", {}) or {}))
+            frames = FrameSettings(**_known(FrameSettings, value.pop("frames", {}) or {}, "recipe frames"))
             deviations = [Deviation(**dict(d)) for d in value.pop("deviations", []) or []]
             return cls(**value, frames=frames, deviations=deviations)
         except TypeError as exc:
             raise OptionError(f"not a recipe ({exc}); expected the keys of vemoclap.recipes.Recipe") from None
+
+
+def _known(cls, value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise OptionError(f"not a {what} (a {type(value).__name__}); expected the keys of vemoclap.recipes.{cls.__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        log.warning("%s: ignoring settings this version does not know: %s", what, ", ".join(map(str, unknown)))
+    return {key: item for key, item in value.items() if key in fields}
 
 
 def _device_type(device) -> str:
@@ -172,7 +204,10 @@ REFERENCE = Recipe(
         "face_emotion": {"detector": "yolo", "min_face_size": 0, "conf": 0.6, "iou": 0.5},
         "asr_sentiment": {"whisper_model": "large-v3", "backend": "auto", "task": "translate",
                           "long_form": "chunked", "chunk_s": 30, "stride_s": 5, "max_new_tokens": 128,
-                          "temperature_fallback": False, "no_speech_gating": False, "vad": False},
+                          "temperature_fallback": False, "no_speech_gating": False, "vad": False,
+                          # zeros only for an empty transcript: no length or loudness gate before Whisper
+                          # (-1000 dBFS: only exact digital silence counts as silent)
+                          "min_seconds": 0.0, "silence_dbfs": -1000.0},
         "ocr_sentiment": {"ocr_models": "ppocr-en", "text_unit": "frame", "lowercase": True,
                           "min_confidence": 0.75, "langid_threshold": 0.9, "langid_max_tokens": 512,
                           "spelling": "segment+t5", "chinese_code": "zho_Hant"},
@@ -236,10 +271,13 @@ def get_recipe(recipe: "str | Recipe | Mapping[str, Any]") -> Recipe:
     return copy.deepcopy(RECIPES[name])
 
 
-def recipe_of_config(config) -> str:
-    """The recipe a classifier config names; without one, ``reference`` for a reference-layout
-    checkpoint (the reference's five features at its widths) and ``vemoclap`` otherwise."""
+def recipe_of_config(config) -> "str | dict[str, Any]":
+    """The recipe a classifier config names (a name, or the whole recipe as a dict, which is what
+    ``vemoclap train`` writes); without one, ``reference`` for a reference-layout checkpoint (the
+    reference's five features at its widths) and ``vemoclap`` otherwise."""
     named = getattr(config, "recipe", None)
+    if isinstance(named, Mapping) and named:
+        return dict(named)
     if named:
         return str(named)
     from .fusion import FEATURES, REFERENCE_FEATURES
@@ -299,6 +337,8 @@ def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, M
 
     overrides = {name: dict(opts) for name, opts in (overrides or {}).items()}
     resolved = recipe.resolve(device, overrides)
+    running = set(extractors) | {"frames", "classifier"}  # a change to an extractor that does not run is none
+    resolved.deviations = [d for d in resolved.deviations if d.setting.split(".")[0] in running]
     device_type = _device_type(device)
     for key, value in (("n_frames", n_frames), ("short_side", short_side)):
         if value not in (None, "recipe") or (key == "short_side" and value is None):

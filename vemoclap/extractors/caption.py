@@ -13,27 +13,39 @@ Generation: BLIP was trained with the text prompt "a picture of", so captions ar
 that prompt (the prompt is then removed); beam search with 3 beams as in BLIP's own captioning
 settings, at most 30 new tokens. Unconditional generation (``prompt=""``) is known to start captions
 with junk words such as "arafed" on this checkpoint.
+
+``captioner="clipcap"``: the reference's CLIPCap (:mod:`.clipcap`, a CLIP prefix into GPT-2) on the
+CLIP embedding of the frame — :meth:`CaptionExtractor.caption_embedding` takes an embedding the
+CLIP extractor already made. When its weights cannot be had, BLIP captions instead and the output
+says so (``captioner_note``): the caption is shown, never fed to the classifier.
 """
 from __future__ import annotations
 
-from ..errors import OptionError
-
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import models
+from ..errors import OptionError, UserError, one_line
 from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb
+
+log = logging.getLogger(__name__)
+CAPTIONERS = ("blip", "clipcap")
+
 
 @dataclass
 class CaptionOutput(ExtractorOutput):
     text: str = ""
     frame_index: int | None = None
     timestamp: float | None = None
+    captioner: str = ""  # the one that ran: "blip" or "clipcap"
+    captioner_note: str = ""  # why it is not the one asked for (a fallback), else empty
+    frame_note: str = ""  # why the frame is not the one asked for, else empty
 
     def describe(self) -> list[str]:
         at = f" (frame at {self.timestamp:.1f} s)" if self.timestamp is not None else ""
-        return [f"caption: {self.text!r}{at}"]
+        return [f"caption: {self.text!r}{at}"] + ([f"  ({self.captioner_note})"] if self.captioner_note else [])
 
 
 class CaptionExtractor(Extractor):
@@ -44,27 +56,56 @@ class CaptionExtractor(Extractor):
     output_type = CaptionOutput
 
     def __init__(self, *, frame: str | int = "middle", prompt: str = "a picture of", max_new_tokens: int = 30,
-                 num_beams: int = 3, **options):
+                 num_beams: int = 3, captioner: str = "blip", **options):
         super().__init__(**options)
-        if not (frame == "middle" or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))):
-            raise OptionError(f"frame must be 'middle' or a frame index, got {frame!r}")
+        if captioner not in CAPTIONERS:
+            raise OptionError(f"captioner '{captioner}' is unknown; choose from {', '.join(CAPTIONERS)}")
+        self.captioner, self.captioner_used, self.captioner_note = captioner, captioner, ""
+        self.clipcap = self.clip = None
+        if not (frame in ("middle", "most-boxes")
+                or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))):
+            raise OptionError(f"frame must be 'middle', 'most-boxes' or a frame index, got {frame!r}")
         self.frame = frame
         self.prompt = prompt.strip()
         self.max_new_tokens = int(max_new_tokens)
         self.num_beams = int(num_beams)
 
     def _load(self) -> None:
+        if self.captioner == "clipcap":
+            import torch
+
+            from .clip import ClipExtractor
+            from .clipcap import ClipCaptioner
+
+            try:
+                self.clipcap = ClipCaptioner(self.device, self.dtype, self.models_dir)
+                self.clip = ClipExtractor(device=str(self.device), models_dir=self.models_dir,
+                                          half=self.dtype == torch.float16).load()
+                return
+            except UserError as exc:  # the weights cannot be had (missing, offline, a failed download)
+                self.captioner_used = "blip"
+                self.captioner_note = f"CLIPCap unavailable ({one_line(exc, limit=160)}); BLIP captioned instead"
+                log.warning("caption: %s", self.captioner_note)
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
         self.processor = models.load_pretrained("caption", BlipProcessor, self.models_dir)
         model = models.load_pretrained("caption", BlipForConditionalGeneration, self.models_dir)
         self.model = model.to(self.device, self.dtype).eval()
 
+    def caption_embedding(self, embedding) -> str:
+        """CLIPCap's caption of one CLIP image embedding (the ``clip`` feature's row of a frame)."""
+        self.load()
+        if self.clipcap is None:
+            raise Missing(self.captioner_note or "CLIPCap is not the captioner here (captioner='clipcap')")
+        return self.clipcap.caption(embedding)
+
     def caption_image(self, image) -> str:
         """One caption (lower-case English) for an H × W × 3 uint8 RGB image."""
         import torch
 
         self.load()
+        if self.clipcap is not None:
+            return self.clipcap.caption(self.clip.embed(as_rgb(image)[None])[0])
         rgb = as_rgb(image)
         if self.prompt:
             inputs = self.processor(images=rgb, text=self.prompt, return_tensors="pt")
@@ -84,17 +125,37 @@ class CaptionExtractor(Extractor):
         """Which of ``n_frames`` frames gets captioned; Missing when the asked index is not there."""
         if n_frames == 0:
             raise Missing("the clip has no frames")
-        if self.frame == "middle":
+        if self.frame in ("middle", "most-boxes"):  # most-boxes needs the boxes: see most_boxes_index
             return n_frames // 2
         index = int(self.frame)
         if not -n_frames <= index < n_frames:
             raise Missing(f"frame {index} was asked for but the clip has {n_frames} frames")
         return index % n_frames
 
-    def _run(self, clip: Clip) -> CaptionOutput:
+    @staticmethod
+    def most_boxes_index(face_boxes, ocr_boxes) -> int:
+        """The frame with the most face + OCR boxes (the first of a tie): the frame the reference
+        captioned. Both are per-frame counts over the same frames."""
+        counts = np.asarray(face_boxes, dtype=np.int64) + np.asarray(ocr_boxes, dtype=np.int64)
+        if counts.size == 0:
+            raise Missing("the clip has no frames")
+        return int(np.argmax(counts))
+
+    def caption_at(self, clip: Clip, index: int, embedding=None) -> CaptionOutput:
+        """The caption of frame ``index`` (e.g. :meth:`most_boxes_index` of the face and OCR
+        outputs); ``embedding``: its CLIP row when the CLIP extractor already made it (CLIPCap)."""
         frames = clip.frames
-        index = self.frame_index(len(frames))
-        text = self.caption_image(frames.images[index])
+        if embedding is not None and self.load().clipcap is not None:
+            text = self.clipcap.caption(embedding)
+        else:
+            text = self.caption_image(frames.images[index])
         if not text:
             raise Missing("the caption model produced no text for this frame")
-        return CaptionOutput(text=text, frame_index=index, timestamp=float(frames.timestamps[index]))
+        return CaptionOutput(text=text, frame_index=index, timestamp=float(frames.timestamps[index]),
+                             captioner=self.captioner_used, captioner_note=self.captioner_note)
+
+    def _run(self, clip: Clip) -> CaptionOutput:
+        output = self.caption_at(clip, self.frame_index(len(clip.frames)))
+        if self.frame == "most-boxes":  # alone, the extractor has no boxes to count
+            output.frame_note = "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
+        return output

@@ -106,6 +106,7 @@ class ExtractionConfig:
     single_frames: int = INFERENCE_FRAMES
     short_side: int | None = 360
     extractor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recipe: str | None = None  # the feature recipe the extractors are built from (None: vemoclap's default)
 
     def __post_init__(self) -> None:
         self.extractors = tuple(self.extractors)
@@ -139,7 +140,8 @@ class ExtractionConfig:
         return {"extractors": list(self.extractors), "positions": self.positions,
                 "min_positions": self.min_positions, "max_positions": self.max_positions,
                 "single_frames": self.single_frames, "short_side": self.short_side,
-                "extractor_options": to_jsonable(self.extractor_options)}
+                "extractor_options": to_jsonable(self.extractor_options),
+                **({"recipe": self.recipe} if self.recipe else {})}  # absent: folders from before recipes resume
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> "ExtractionConfig":
@@ -197,7 +199,8 @@ class _Worker:
         self.options = _effective_options(config)
         self.analyzer = Analyzer(config.extractors, frames=config.single_frames, device=device,
                                  models_dir=models_dir, short_side=config.short_side,
-                                 extractor_options=self.options, classifier=None)  # features only
+                                 extractor_options=self.options, recipe=config.recipe,
+                                 classifier=None)  # features only
         self.analyzer.load()
         self.description = self._describe()
 
@@ -263,7 +266,7 @@ class _Worker:
             "id": video.id, "label": video.label, "split": video.split or "", "name": video.name,
             "source": os.path.abspath(video.path), "duration": float(info.duration), "frames": int(len(clip.frames)),
             "features": sorted(features), "missing": missing, "extractors": self.description,
-            "readable": readable, "seconds": seconds,
+            "readable": readable, "seconds": seconds, "recipe": self.analyzer.recipe.to_dict(),
         }
         return VideoFeatures(features, times, metadata)
 
@@ -517,7 +520,7 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
                     face_detector: str | None = None, whisper_model: str | None = None,
                     use_ray: bool = False, ray_address: str | None = None, num_workers: int | None = None,
                     cpus_per_worker: float | None = None, gpus_per_worker: float | None = None,
-                    progress: bool = True, manifest_every: int = 20,
+                    progress: bool = True, manifest_every: int = 20, recipe: str | None = None,
                     on_video: Callable[[Video, str | None], None] | None = None) -> ExtractionReport:
     """Extract every video's features into ``out_dir`` (see the module docstring); resumable.
 
@@ -525,6 +528,8 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
     ``whisper_model`` are shortcuts for those extractors' options. ``use_ray`` / ``ray_address``
     ("auto", "ray://host:10001", or None for a local Ray) run it on Ray with ``num_workers`` actors.
     ``on_video(video, failure reason or None)`` is called after each video is written or failed.
+    ``recipe`` names the feature recipe (``vemoclap.recipes``) the extractors are built from
+    (default ``vemoclap``); every file records the recipe as run, with its deviations.
     Ray defaults: one worker per GPU, else one per 4 CPUs, and the CPUs shared out among them —
     each worker holds a whole model set in memory (several GB for the reference's), so size
     ``num_workers`` by memory too.
@@ -537,7 +542,8 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
     if whisper_model and "asr_sentiment" in names:
         options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
     config = ExtractionConfig(names, positions=positions, min_positions=min_positions, max_positions=max_positions,
-                              single_frames=single_frames, short_side=short_side, extractor_options=options)
+                              single_frames=single_frames, short_side=short_side, extractor_options=options,
+                              recipe=recipe)
     _effective_options(config)  # unknown extractors / options fail here, before any work
     if not videos:
         raise ExtractionError("no videos to extract (an empty dataset, or the blacklist removed them all)")
@@ -950,6 +956,12 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
         rows, missing_counts = [], {}
         from tqdm.auto import tqdm
 
+        from ..recipes import get_recipe
+
+        # Made by the reference's own extraction, which the reference recipe reproduces.
+        imported_recipe = get_recipe("reference").to_dict()
+        imported_recipe["notes"] = [f"imported from {path.name}: made by the reference's own extraction"]
+
         for vid, (key, label, split, features, missing) in tqdm(list(zip(ids, parsed)), desc="import",
                                                                 unit="video", disable=not progress):
             name = Path(key).name
@@ -957,7 +969,8 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
             frames = len(features["clip"]) if "clip" in features else 0
             meta = {"id": vid, "label": label, "split": split or "", "name": name,
                     "source": f"imported from {path.name}", "duration": 0.0, "frames": frames,
-                    "features": sorted(features), "missing": missing, "extractors": {}, "readable": {}}
+                    "features": sorted(features), "missing": missing, "extractors": {}, "readable": {},
+                    "recipe": imported_recipe}
             atomic_write_bytes(feature_path(out_dir, vid), VideoFeatures(features, {}, meta).to_bytes())
             rows.append(_manifest_row(video, meta))
             for feature in missing:

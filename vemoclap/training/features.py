@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._util import atomic_write_text
-from .store import write_feature_file  # noqa: F401 (part of this module's API)
+from .store import recipe_of_metadata, write_feature_file  # noqa: F401 (part of this module's API)
 from ..labels import EMOTIONS
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,36 @@ class FeatureSet:
                                   f"{', '.join(have) or 'none'}); extract them or choose others with --features")
         return names
 
+    def recipe(self, indices: Iterable[int] | None = None) -> tuple[dict[str, Any] | None, str]:
+        """(the feature recipe that made the videos at ``indices`` (default all), how it is known).
+
+        Read from each file's metadata (:func:`~vemoclap.training.store.recipe_of_metadata`);
+        ``(None, why)`` when no video says. Videos made with different recipes (their settings
+        as run differ) are a FeatureSetError: one classifier should see one recipe's features."""
+        picked = range(len(self)) if indices is None else [int(i) for i in indices]
+        found: dict[str, tuple[dict[str, Any], str, str]] = {}
+        unknown = 0
+        for i in picked:
+            recipe = self.info[i].get("recipe") if i < len(self.info) else None
+            if not recipe:
+                unknown += 1
+                continue
+            key = json.dumps(_recipe_settings(recipe), sort_keys=True, default=str)
+            found.setdefault(key, (recipe, str(self.info[i].get("recipe_source") or "recorded"), self.ids[i]))
+        if not found:
+            return None, "no video records the recipe that made its features"
+        if len(found) > 1:
+            names = [f"{r.get('name')} v{r.get('version')} ({vid})" for r, _, vid in found.values()]
+            where = f" at {self.source}" if self.source else ""
+            raise FeatureSetError(f"the feature set{where} mixes features made with {len(found)} different recipes "
+                                  f"or settings ({'; '.join(names[:3])}); extract them again with one recipe, "
+                                  f"or name the one to record with --recipe")
+        recipe, how, _ = next(iter(found.values()))
+        if unknown:
+            log.warning("%d videos do not record their recipe; taking the others' (%s v%s)", unknown,
+                        recipe.get("name"), recipe.get("version"))
+        return recipe, how
+
     # ---- selecting videos ----------------------------------------------------------------------
 
     def indices(self, split: str | Sequence[str]) -> np.ndarray:
@@ -189,6 +219,11 @@ class FeatureSet:
             return train, self.indices(val_name), f"split '{val_name}'"
         fit, val = stratified_holdout(self.label_ids()[train], fraction, seed)
         return train[fit], train[val], f"{fraction:.0%} of '{train_split}' (stratified, seed {seed})"
+
+
+def _recipe_settings(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a recipe changes the features: name, version, frames, extractor options, precision."""
+    return {key: recipe.get(key) for key in ("name", "version", "frames", "extractors", "precision")}
 
 
 def default_label_names(labels: Iterable[str]) -> list[str]:
@@ -322,8 +357,10 @@ def load_feature_set(directory: str | os.PathLike, *, splits: Iterable[str] | No
             duration = float(meta["duration"]) if meta.get("duration") not in (None, "") else None
         except (TypeError, ValueError):
             duration = None
+        recipe, recipe_source = recipe_of_metadata(metadata)
         info.append({"name": file_name, "path": str(meta.get("path") or meta.get("source") or ""),
-                     "feature_file": str(file), "duration": duration, "missing": meta.get("missing") or {}})
+                     "feature_file": str(file), "duration": duration, "missing": meta.get("missing") or {},
+                     "recipe": recipe, "recipe_source": recipe_source})
     if unsplit:
         log.warning("%s: %d videos have no split; counted as 'train' (set the split column of %s)",
                     directory, unsplit, MANIFEST_FILE)
@@ -362,7 +399,8 @@ def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int
                                                           "ocr_sentiment"),
                                rows: tuple[int, int] = (20, 32), signal: float = 1.0,
                                face_missing: float = 0.2, seed: int = 0, test_shift: float = 0.0,
-                               dims: Mapping[str, int] | None = None) -> Path:
+                               dims: Mapping[str, int] | None = None,
+                               recipe: Mapping[str, Any] | None = None) -> Path:
     """Write a synthetic cache with a learnable class signal, in the real on-disk format.
 
     ``clip`` rows carry a class-dependent mean (plus noise), ``asr_sentiment`` a weaker one, and
@@ -370,7 +408,8 @@ def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int
     written into ``clip``'s last dimension (so only a model that combines the two uses it).
     ``face_emotion`` is missing for about ``face_missing`` of the videos and otherwise has fewer
     rows. Everything else is noise. ``test_shift`` adds a constant to every test value (to prove
-    that test data does not leak into training statistics).
+    that test data does not leak into training statistics). ``recipe`` (a recipe dict) is recorded
+    in every file as the recipe that made it.
     """
     from ..fusion import FEATURES
 
@@ -421,7 +460,7 @@ def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int
         video_id = f"{label}/{split}_{index:05d}"  # the extractor's "<label>/<stem>" id layout
         name = f"{label}_{split}_{index:05d}.mp4"
         write_feature_file(directory, video_id, arrays, times=row_times, label=label, split=split, name=name,
-                           duration=10.0)
+                           duration=10.0, recipe=recipe)
         manifest.append({"id": video_id, "name": name, "path": f"synthetic/{name}", "label": label,
                          "split": split, "feature_file": f"{video_id}.safetensors", "duration": "10.000",
                          "frames": 0, "missing": json.dumps({n: "missing" for n, a in arrays.items() if a is None})})

@@ -4,9 +4,10 @@ A feature file (``<video id>.safetensors``) holds, for every feature its extract
 ``<feature>`` (k × dim float32; single vectors 1 × dim) and ``<feature>.times`` (k float64 seconds,
 for sequence features), plus string metadata: format, version, id, label, split, name, source,
 duration, frames, features and missing (JSON feature → reason), extractors (JSON: class, options,
-model ids) and readable (JSON: each extractor's readable output). A feature with no rows (no face,
-no speech …) has no tensor and is listed in ``missing``. Files are written atomically, so one that
-exists is complete.
+model ids), recipe (JSON: the feature recipe the extractors were built from, as run; see
+:mod:`vemoclap.recipes`) and readable (JSON: each extractor's readable output). A feature with no
+rows (no face, no speech …) has no tensor and is listed in ``missing``. Files are written
+atomically, so one that exists is complete.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class VideoFeatures:
         return save(self.tensors(), metadata=meta)
 
 
-_JSON_KEYS = ("duration", "frames", "features", "missing", "extractors", "readable", "seconds", "media")
+_JSON_KEYS = ("duration", "frames", "features", "missing", "extractors", "readable", "seconds", "media", "recipe")
 
 
 def _parse_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
@@ -107,14 +108,36 @@ def load_features(path) -> VideoFeatures:
     return VideoFeatures(features, times, meta)
 
 
+IMPORTED_SOURCE = "imported from "  # how an imported file's metadata "source" begins
+
+
+def recipe_of_metadata(meta: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(the recipe dict that made a file's features, how that is known). Files written before
+    recipes were recorded: imported ones were made by the reference's own extraction (the
+    ``reference`` recipe reproduces it); extracted ones by vemoclap's settings of the time (the
+    ``vemoclap`` recipe, version 1); synthetic ones (no extractors) by none — ``(None, ...)``."""
+    from ..recipes import get_recipe
+
+    recipe = meta.get("recipe")
+    if isinstance(recipe, Mapping) and recipe.get("name"):
+        return dict(recipe), "recorded"
+    if str(meta.get("source") or "").startswith(IMPORTED_SOURCE):
+        return get_recipe("reference").to_dict(), "imported from the reference's published features"
+    if meta.get("extractors"):
+        return get_recipe("vemoclap").to_dict(), "extracted before recipes were recorded (vemoclap's settings)"
+    return None, "no recipe recorded and no extractors (synthetic features?)"
+
+
 def feature_path(out_dir, video_id: str) -> Path:
     return Path(out_dir) / (video_id + SUFFIX)
 
 
 def write_feature_file(directory: str | os.PathLike, video_id: str, features: Mapping[str, np.ndarray | None], *,
                        times: Mapping[str, np.ndarray] | None = None, label: str = "", split: str = "train",
-                       name: str = "", duration: float = 0.0, missing: Mapping[str, str] | None = None) -> Path:
-    """Write one video's feature file atomically; features without rows are listed as missing."""
+                       name: str = "", duration: float = 0.0, missing: Mapping[str, str] | None = None,
+                       recipe: Mapping[str, Any] | None = None) -> Path:
+    """Write one video's feature file atomically; features without rows are listed as missing.
+    ``recipe``: the feature recipe's dict (``Recipe.to_dict()``) that made the features."""
     reasons = dict(missing or {})
     arrays: dict[str, np.ndarray] = {}
     for feature, array in features.items():
@@ -126,6 +149,8 @@ def write_feature_file(directory: str | os.PathLike, video_id: str, features: Ma
     meta = {"id": video_id, "label": label, "split": split, "name": name or f"{Path(video_id).name}.mp4",
             "source": "synthetic", "duration": float(duration), "frames": 0, "features": sorted(arrays),
             "missing": reasons, "extractors": {}, "readable": {}}
+    if recipe is not None:
+        meta["recipe"] = dict(recipe)
     path = feature_path(directory, video_id)
     atomic_write_bytes(path, VideoFeatures(arrays, row_times, meta).to_bytes())
     return path

@@ -6,7 +6,9 @@ than 16); validation on the cache's ``val`` split or, without one, a stratified 
 train; stop when validation accuracy has not improved for ``patience`` epochs and keep the best
 weights. Normalization statistics come from the videos the model is fitted on only (train minus
 validation) and are stored in the checkpoint (``classifier.safetensors`` + ``classifier.json``),
-with the options, the history and the best epoch under ``config.training``.
+with the options, the history and the best epoch under ``config.training``, and the feature
+recipe the feature files record under ``config.recipe`` (the Analyzer builds its extractors from
+it, so the classifier sees features made the way it was trained on).
 
 Options the reference did not use, for the baselines this project learns from: AdamW with weight
 decay, and a class-balanced loss (Cui et al. 2019, "Class-Balanced Loss Based on Effective Number
@@ -75,6 +77,7 @@ class TrainOptions:
     n_frames: int = 16
     train_split: str = "train"
     deterministic: bool = True  # torch.use_deterministic_algorithms on the CPU
+    recipe: str | None = None  # the feature recipe to record; None: the one the feature files record
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -207,6 +210,33 @@ def build_config(feature_set: FeatureSet, features: Sequence[str], stats: Mappin
                           sequence_features=sequence, labels=list(feature_set.label_names),
                           d_model=options.d_model, num_heads=options.num_heads, dropout=options.dropout,
                           stats=dict(stats), normalize=True, n_frames=options.n_frames)
+
+
+def training_recipe(feature_set: FeatureSet, indices: Sequence[int], named: str | None = None
+                    ) -> tuple[dict[str, Any], str]:
+    """(the recipe to write into the checkpoint, where it came from).
+
+    The recipe the videos' feature files record (as run: deviations applied and kept as notes,
+    :meth:`Recipe.settled`), so the classifier asks for features made the way its training
+    features were; ``named`` (a recipe name) instead when given. Features that record none get
+    ``vemoclap``'s, with a warning."""
+    from ..recipes import DEFAULT_RECIPE, Recipe, get_recipe
+
+    if named:
+        recipe = get_recipe(named)
+        try:
+            recorded, _ = feature_set.recipe(indices)
+        except FeatureSetError:
+            recorded = None
+        if recorded and recorded.get("name") != recipe.name:
+            log.warning("the features record recipe %s; recording %s as told", recorded.get("name"), recipe.label)
+        return recipe.to_dict(), f"named: {recipe.label}"
+    recorded, how = feature_set.recipe(indices)
+    if recorded is None:
+        log.warning("the features%s do not record the recipe that made them (%s); the checkpoint names "
+                    "'%s' — pass --recipe to name another", _where(feature_set), how, DEFAULT_RECIPE)
+        return get_recipe(DEFAULT_RECIPE).to_dict(), f"default ({how})"
+    return Recipe.from_dict(recorded).settled().to_dict(), how
 
 
 def training_stats(feature_set: FeatureSet, indices: Sequence[int], features: Sequence[str]) -> dict[str, NormStats]:
@@ -352,6 +382,7 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
         raise FeatureSetError(f"no validation videos{_where(feature_set)}; add a 'val' split or more training videos")
     stats = training_stats(feature_set, fit, features)
     config = build_config(feature_set, features, stats, options)
+    config.recipe, recipe_source = training_recipe(feature_set, np.concatenate([fit, val]), options.recipe)
     device = resolve_device(options.device)
     amp = bool(options.amp and device.type == "cuda")
     label_ids = feature_set.label_ids()
@@ -438,6 +469,7 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
         "seconds": seconds, "device": str(device), "amp": amp, "seed": options.seed,
         "optimizer": options.optimizer, "lr": options.lr, "history": [dataclasses.asdict(r) for r in history],
         "val_ids": [feature_set.ids[i] for i in val],
+        "recipe_source": recipe_source,
         "torch": torch.__version__,
     }
     save_checkpoint(out_dir, model.cpu(), config)
@@ -457,4 +489,4 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
 
 __all__ = ["train", "TrainOptions", "TrainReport", "EpochRecord", "TrainingError", "class_weights",
            "plot_history", "save_figure", "prepare_batch", "fixed_batches", "training_stats", "build_config",
-           "choose_features", "HISTORY_FILE", "CURVES_FILE"]
+           "choose_features", "training_recipe", "HISTORY_FILE", "CURVES_FILE"]

@@ -1,4 +1,4 @@
-"""CLI subcommands for the classifier: ``train``, ``evaluate``, ``ablate``.
+"""CLI subcommands for the classifier: ``train``, ``evaluate``, ``parity``, ``ablate``.
 
 ``vemoclap.cli`` wires them in with ``add_commands(subparsers)``; each handler returns an exit
 code. Bad input raises one-line ``ValueError`` subclasses:
@@ -40,7 +40,8 @@ def _train_options(args: argparse.Namespace):
                         batch_size=args.batch_size, dropout=args.dropout, optimizer=args.optimizer,
                         weight_decay=args.weight_decay, class_balanced=args.class_balanced, beta=args.beta,
                         patience=args.patience, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                        amp=not args.no_amp, d_model=args.d_model, n_frames=args.frames, progress=not args.quiet)
+                        amp=not args.no_amp, d_model=args.d_model, n_frames=args.frames, progress=not args.quiet,
+                        recipe=getattr(args, "recipe", None))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -59,14 +60,94 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _heads(value: str) -> list[int]:
+    text = value.strip().lower()
+    if text == "both":
+        return [4, 8]
+    try:
+        counts = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(count < 1 for count in counts):
+        raise argparse.ArgumentTypeError(f"'{value}' is not a head count, a list like 4,8, or 'both'")
+    return counts
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from .evaluate import compare_heads, evaluate
 
     folder = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
     out = args.out if args.out is not None else folder / f"eval_{args.split}"
-    report = evaluate(args.checkpoint, _load(args), split=args.split, out_dir=out, device=args.device)
+    heads = args.heads or []
+    if len(heads) > 1:
+        comparison = compare_heads(args.checkpoint, _load(args), heads, split=args.split, out_dir=out,
+                                   device=args.device)
+        print(comparison.table())
+        print(comparison.summary())
+        print(f"reports: {out}/heads_N; what settles it: {out / 'heads.md'}")
+        return 0
+    report = evaluate(args.checkpoint, _load(args), split=args.split, out_dir=out, device=args.device,
+                      heads=heads[0] if heads else None)
     print(report.summary())
     return 0
+
+
+def _video_arg(value: str) -> tuple[str, str | None, Path]:
+    """``PATH``, ``NAME=PATH`` or ``NAME:PUBLISHED_ID=PATH`` (the id of its rows in the published features)."""
+    name, sep, path = value.rpartition("=")
+    if not sep:
+        return Path(value).stem, None, Path(value)
+    name, colon, published = name.partition(":")
+    if not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"'{value}' is not PATH, NAME=PATH or NAME:PUBLISHED_ID=PATH")
+    return name.strip(), published.strip() or None, Path(path)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    import json
+
+    from .._util import atomic_write_text, to_jsonable
+    from ..parity import DEFAULT_SETTINGS, Setting, run_parity, sample_videos
+
+    videos: dict[str, Path] = {}
+    ids: dict[str, str] = {}
+    for name, published, path in args.video or []:
+        if not path.is_file():
+            from ..errors import NotFound
+
+            raise NotFound(f"{path}: no such video file (--video {name}=PATH)")
+        videos[name] = path
+        if published:
+            ids[name] = published
+    if args.samples is not None or not videos:
+        videos.update(sample_videos(_csv_list(args.samples) if args.samples not in (None, "all") else None))
+    settings = [Setting.parse(text) for text in args.setting] if args.setting else list(DEFAULT_SETTINGS)
+    checkpoint = None if args.no_classifier else _parity_checkpoint(args.checkpoint, args.models_dir)
+    report = run_parity(args.features_dir, videos, checkpoint=checkpoint, settings=settings,
+                        heads=args.heads or [4, 8], published_ids=ids, extractors=_csv_list(args.extractors),
+                        device=args.device, models_dir=args.models_dir)
+    print(report.table())
+    if args.json:
+        atomic_write_text(args.json, json.dumps(to_jsonable(report.to_dict()), indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _parity_checkpoint(checkpoint: str, models_dir):
+    if checkpoint != "reference":
+        return Path(checkpoint)
+    from .. import models
+
+    find = getattr(models, "classifier_dir", None)
+    if find is not None:
+        return find(models_dir)
+    local = models.local_path("classifier", models_dir)
+    if local is None:
+        from ..errors import NotFound
+
+        raise NotFound("the reference classifier is not in the models folder; give --checkpoint FOLDER "
+                       "(its weights/classifier) or run `vemoclap download-models`")
+    return local
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
@@ -77,6 +158,12 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     print(table[["variant", "accuracy", "macro_f1"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {Path(args.out) / 'ablation.md'} and ablation.csv")
     return 0
+
+
+def _recipe_names() -> list[str]:
+    from ..recipes import names
+
+    return names()
 
 
 def _add_features_dir(parser: argparse.ArgumentParser) -> None:
@@ -113,12 +200,15 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers) -> None:
-    """Add ``train``, ``evaluate`` and ``ablate`` to the ``vemoclap`` command's subparsers."""
+    """Add ``train``, ``evaluate``, ``parity`` and ``ablate`` to the ``vemoclap`` command's subparsers."""
     train = subparsers.add_parser("train", help="train the fusion classifier on a feature cache")
     _add_features_dir(train)
     train.add_argument("--out", type=Path, required=True,
                        help="checkpoint folder to write (e.g. weights/NAME): classifier.safetensors + .json, "
                             "history.json, learning_curves.png")
+    train.add_argument("--recipe", default=None, choices=_recipe_names(),
+                       help="the feature recipe to record in the checkpoint (default: the one the feature files "
+                            "record, as it ran)")
     _add_training_options(train)
     train.add_argument("--evaluate", nargs="?", const="test", default=None, metavar="SPLIT",
                        help="evaluate on SPLIT (default test) afterwards, into OUT/eval_SPLIT")
@@ -131,7 +221,35 @@ def add_commands(subparsers) -> None:
     evaluate.add_argument("--out", type=Path, default=None,
                           help="report folder (default CHECKPOINT/eval_SPLIT)")
     evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda, auto …")
+    evaluate.add_argument("--heads", type=_heads, default=None, metavar="N[,M]",
+                          help="run the weights with N attention heads (default: the checkpoint config's; the "
+                               "reference's says 8, its app builds 4); several ('4,8' or 'both') compare them, "
+                               "one report each under OUT/heads_N and a table in OUT/heads.md")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    parity = subparsers.add_parser(
+        "parity", help="compare our features of the reference's sample videos with its published features")
+    parity.add_argument("features_dir", type=Path, metavar="FEATURES",
+                        help="the reference's published Ekman-6 features, imported with `vemoclap import-features`")
+    parity.add_argument("--samples", default=None, metavar="NAMES",
+                        help="reference sample videos to compare, comma-separated (anger,joy …) or 'all' "
+                             "(default: all six labelled ones, unless --video is given); fetched on first use")
+    parity.add_argument("--video", type=_video_arg, action="append", metavar="NAME[:ID]=PATH",
+                        help="another video to compare (repeatable); ID: its id in the published features "
+                             "(default: the published video with the nearest CLIP rows)")
+    parity.add_argument("--setting", action="append", metavar="RECIPE[,extractor.option=value…]",
+                        help="an extraction setting to compare (repeatable; default: reference, reference with the "
+                             "app's BEATs chunk indices, reference with the bundled OCR models, vemoclap)")
+    parity.add_argument("--checkpoint", default="reference",
+                        help="classifier whose predictions to show (default: the reference's)")
+    parity.add_argument("--no-classifier", action="store_true", help="features only, no predictions")
+    parity.add_argument("--heads", type=_heads, default=None, metavar="N[,M]",
+                        help="attention heads to predict with (default 4,8)")
+    parity.add_argument("--extractors", default=None, help="comma-separated extractors (default: the reference's)")
+    parity.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda …")
+    parity.add_argument("--models-dir", type=Path, default=None, help="directory searched first for every model")
+    parity.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
+    parity.set_defaults(func=_cmd_parity)
 
     ablate = subparsers.add_parser("ablate", help="compare the fusion model with baselines and without each modality")
     _add_features_dir(ablate)
