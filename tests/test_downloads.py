@@ -34,7 +34,7 @@ def internet(tiny_models, tmp_path_factory):
     for key, ref in models.MODELS.items():
         if ref.kind == "hf":
             repos[ref.hub_id] = tiny_models / ref.hub_id
-        elif ref.kind == "file":  # one checkpoint in a hub repo
+        elif ref.kind == "file" and ref.hub_id:  # one checkpoint in a hub repo
             folder = root / "repos" / ref.hub_id
             folder.mkdir(parents=True)
             shutil.copy(tiny_models / ref.filename, folder / Path(ref.filename).name)

@@ -22,11 +22,11 @@ def is_sample(source: str) -> bool:
 
 def fetch(name: str, models_dir=None, progress=None) -> Path:
     """The local copy of a sample (``"joy"``, ``"sample:joy"``, or ``"sample"`` for the generated one)."""
-    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
-    if name == OFFLINE_SAMPLE and not name.startswith(PREFIX):
+    if name == OFFLINE_SAMPLE:  # "sample:sample" is the reference's own sample.mp4
         from .sample import sample_video
 
         return sample_video()
+    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
     if name not in SAMPLE_NAMES:
         raise SourceError(f"sample:{name}: no such sample; choose one of "
                           f"{', '.join('sample:' + n for n in SAMPLE_NAMES)} (or 'sample', the offline one)")

@@ -63,12 +63,12 @@ def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[
     ``vemoclap analyze VIDEO --models-dir DIRECTORY`` runs offline through the real loaders. Outputs
     are random; shapes are the reference's. Returns model key → path written.
     """
-    from . import audio, text, vision
+    from . import audio, clipcap, text, vision
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for builder in (vision.build, audio.build, text.build):
+    for builder in (vision.build, audio.build, text.build, clipcap.build):
         written.update(builder(directory))
     for path in written.values():
         mark_random(path)
