@@ -58,6 +58,8 @@ MODELS: dict[str, ModelRef] = {
                  purpose="YOLOv8 face detector (ultralytics)", size_mb=6),
         ModelRef("whisper", "whisper", filename="whisper/{name}.pt",
                  purpose="Whisper speech recognition, translated to English", size_mb=1457),
+        ModelRef("whisper_ct2", "ct2", hub_id="Systran/faster-whisper-{name}", filename="whisper-ct2/{name}",
+                 purpose="Whisper for faster-whisper (CTranslate2 folder), the faster ASR backend", size_mb=484),
         ModelRef("sentiment", "hf", hub_id="cardiffnlp/twitter-roberta-base-sentiment-latest",
                  purpose="RoBERTa sentiment of transcript and on-screen text", size_mb=499),
         ModelRef("language_id", "hf", hub_id="papluca/xlm-roberta-base-language-detection",
@@ -251,3 +253,35 @@ def _download_one(ref: ModelRef, directory: Path, whisper_sizes: tuple[str, ...]
     torch.hub.download_url_to_file(ref.url, str(tmp), progress=True)
     os.replace(tmp, target)
     return target
+
+
+# ---- CTranslate2 Whisper folders (faster-whisper) -------------------------------------------------
+
+CT2_HUB_NAMES = {"large": "large-v3"}  # the hub folder of a whisper name, where it differs
+
+
+def whisper_ct2_dir(name: str, models_dir: str | os.PathLike | None = None) -> Path | None:
+    """The faster-whisper model folder for whisper size ``name``: ``<models dir>/whisper-ct2/<name>/``
+    or ``<models dir>/Systran/faster-whisper-<name>/`` (holding ``model.bin``), else None."""
+    root = _models_dir(models_dir)
+    if root is None:
+        return None
+    ref = MODELS["whisper_ct2"]
+    hub_name = CT2_HUB_NAMES.get(name, name)
+    for path in (root / ref.filename.format(name=name), root / ref.hub_id.format(name=hub_name)):
+        if (path / "model.bin").is_file():
+            return path
+    return None
+
+
+def download_whisper_ct2(directory: str | os.PathLike, sizes: tuple[str, ...]) -> Path:
+    """Fetch faster-whisper folders of ``sizes`` into ``<directory>/whisper-ct2/<size>/``; returns the parent."""
+    from huggingface_hub import snapshot_download
+
+    ref = MODELS["whisper_ct2"]
+    root = Path(directory).expanduser()
+    for size in sizes:
+        target = root / ref.filename.format(name=size)
+        if not (target / "model.bin").is_file():
+            snapshot_download(ref.hub_id.format(name=CT2_HUB_NAMES.get(size, size)), local_dir=target)
+    return root / Path(ref.filename).parent
