@@ -148,7 +148,7 @@ def main() -> None:
                 rows.append({"backend": backend, "compute": f"{compute}: {label}", "windows": len(result.window_tokens),
                              "tokens": sum(len(t) for t in result.window_tokens), "total s": f"{seconds:.2f}",
                              "× total": f"{baseline['total'] / seconds:.2f}", "RTF": f"{seconds / SECONDS:.3f}"})
-        del model
+        model = run = None  # free it before the next backend loads
 
     load = os.getloadavg()
     print(f"Whisper {args.size}, random full-size weights, {SECONDS:.0f} s of audio, {args.tokens} tokens per window, "
