@@ -194,6 +194,10 @@ def test_auto_picks_faster_whisper_and_openai_when_asked(models_dir):
     assert auto.backend == "faster-whisper" and auto.compute_type == "int8"
     checkpoint = get("asr_sentiment", whisper_model=str(models_dir / "whisper" / "small.pt"), device="cpu")
     assert checkpoint.backend == "openai-whisper"  # a .pt file is openai-whisper's
+    with pytest.raises(OptionError, match="compute_type"):
+        get("asr_sentiment", device="cpu", compute_type="int4")
+    with pytest.raises(OptionError, match="long_form"):
+        get("asr_sentiment", device="cpu", long_form="streaming")
     with pytest.raises(OptionError, match="openai-whisper model"):
         get("asr_sentiment", whisper_model=str(models_dir / "whisper" / "small.pt"), backend="faster-whisper")
 

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # Whisper models that cannot translate to English (no translation training).
 NO_TRANSLATION = ("turbo", "large-v3-turbo")
+# CTranslate2's compute types (faster-whisper); "auto" resolves to one of them.
+COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
 
 @dataclass
@@ -129,6 +131,8 @@ class AsrSentimentExtractor(Extractor):
 
             cuda_type = "float16" if self.dtype == torch.float16 else "float32"
             compute_type = cuda_type if self.device.type == "cuda" else "int8"
+        if compute_type not in COMPUTE_TYPES:
+            raise OptionError(f"compute_type must be auto or one of {', '.join(COMPUTE_TYPES)}, not '{compute_type}'")
         self.compute_type = compute_type
         self.min_seconds = min_seconds
         self.silence_level = 10.0 ** (silence_dbfs / 20.0)
