@@ -1,13 +1,17 @@
 """End-to-end seconds per stage for a 60-s video: media, each extractor, classifier.
 
-    python benchmarks/analyze.py [--device cpu|cuda] [--video PATH] [--runs 2]
+    python benchmarks/analyze.py [--device cpu|cuda] [--video PATH] [--runs 2] [--recipe NAME]
+                                 [--whisper-model SIZE] [--asr-backend auto|faster-whisper|openai-whisper]
 
 Full-size architectures with random weights (or --models-dir with real ones). The first run
-includes model loading; later runs show what a notebook user waits for on a rerun.
+includes model loading; later runs show what a notebook user waits for on a rerun. The
+configuration is the default one: the recipe of the (reference-layout) classifier, resolved for
+the device, printed with the table (its Whisper size, backend and decoding; its deviations).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +28,10 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--recipe", default=None, help="feature recipe (default: the classifier's)")
+    parser.add_argument("--whisper-model", default=None, help="default: the recipe's, resolved for the device")
+    parser.add_argument("--asr-backend", default=None, help="default: the recipe's (auto)")
+    parser.add_argument("--face-detector", default="opencv")
     args = parser.parse_args()
 
     from vemoclap.pipeline import Analyzer
@@ -31,9 +39,10 @@ def main() -> None:
     models = args.models_dir or build_full_size_models()
     video = args.video or sixty_second_video()
     t0 = time.perf_counter()
+    asr = {"backend": args.asr_backend} if args.asr_backend else {}
     analyzer = Analyzer(models_dir=models, device=args.device, classifier=models / "classifier",
-                        face_detector="opencv", whisper_model="small",
-                        extractor_options={"asr_sentiment": {"temperature": 0.0}}).load()
+                        face_detector=args.face_detector, whisper_model=args.whisper_model, recipe=args.recipe,
+                        extractor_options={"asr_sentiment": asr} if asr else None).load()
     load_s = time.perf_counter() - t0
     stages: dict[str, list[float]] = {}
     totals = []
@@ -48,8 +57,17 @@ def main() -> None:
             for stage, values in stages.items()]
     rows.append({"stage": "total", "median s": f"{total:.2f}", "share": "100%"})
     duration = result.info.duration
+    load = os.getloadavg()
     print(f"video: {video.name} ({duration:.0f} s), device: {device_name(args.device)}; "
-          f"model loading: {load_s:.1f} s; runs: {args.runs}")
+          f"model loading: {load_s:.1f} s; runs: {args.runs}; load average {load[0]:.1f} / {load[1]:.1f} / "
+          f"{load[2]:.1f}")
+    print(analyzer.recipe.summary())
+    whisper = analyzer.extractors.get("asr_sentiment")
+    if whisper is not None:
+        print(f"asr_sentiment: Whisper {whisper.whisper_model} on {whisper.backend}"
+              f"{' ' + whisper.compute_type if whisper.backend == 'faster-whisper' else ''}, long form "
+              f"{whisper.long_form}, max_new_tokens {whisper.max_new_tokens}, temperature {whisper.temperature}, "
+              f"VAD {'on' if whisper.vad else 'off'}")
     print(table(rows, ["stage", "median s", "share"]))
     print(f"real-time factor: {total / duration:.2f} s of compute per s of video "
           f"(the reference: ≈30 s for a 60-s video on a Colab T4, i.e. 0.5)")

@@ -1,7 +1,8 @@
 """Full-size architectures with random weights, laid out as a models dir, for honest timings offline.
 
 Same classes and sizes as the real models (CLIP ViT-B/32, ViT-B/16 faces, BLIP base, RoBERTa base,
-XLM-R base, NLLB-600M, AST base, BEATs iter3, Whisper small, YOLOv8n): the compute is the real
+XLM-R base, NLLB-600M, AST base, BEATs iter3, Whisper small — also converted for faster-whisper —,
+YOLOv8n): the compute is the real
 one, the outputs are noise. Tokenizers and processors come from the tiny builders (their small
 vocabularies change no timing that matters; the embedding and output layers keep real sizes).
 Random-weight decoders (Whisper, BLIP, NLLB) tend to run to their length limits, so their times
@@ -78,6 +79,7 @@ def build_full_size_models(directory: Path | None = None, *, spell: bool = False
     directory = Path(directory or CACHE / "full-size")
     done = directory / f".complete-{'-'.join(whisper_sizes)}{'-spell' if spell else ''}"
     if done.is_file():
+        _convert_whispers(directory, whisper_sizes)
         return directory
     if directory.exists():
         shutil.rmtree(directory)
@@ -131,5 +133,18 @@ def build_full_size_models(directory: Path | None = None, *, spell: bool = False
         state = {k: v.half() for k, v in whisper.state_dict().items()}
         torch.save({"dims": dims.__dict__, "model_state_dict": state}, target)
     make_tiny_classifier(directory / "classifier")
+    _convert_whispers(directory, whisper_sizes)
     done.write_text("ok\n")
     return directory
+
+
+def _convert_whispers(directory: Path, whisper_sizes: tuple[str, ...]) -> None:
+    """The same Whisper weights for faster-whisper: ``whisper-ct2/<size>/`` (once)."""
+    from vemoclap.tiny.whisper_ct2 import CT2_DIR, convert_checkpoint
+
+    for size in whisper_sizes:
+        target, checkpoint = directory / CT2_DIR / size, directory / "whisper" / f"{size}.pt"
+        # make_tiny_models may have converted the tiny checkpoint that the full-size one replaced
+        if not (target / "model.bin").is_file() or (target / "model.bin").stat().st_mtime < checkpoint.stat().st_mtime:
+            log.info("converting whisper %s for faster-whisper", size)
+            convert_checkpoint(checkpoint, target)

@@ -39,6 +39,8 @@ def internet(tiny_models, tmp_path_factory):
             folder.mkdir(parents=True)
             shutil.copy(tiny_models / ref.filename, folder / Path(ref.filename).name)
             repos[ref.hub_id] = folder
+    for size in ("small", "medium"):  # faster-whisper's folders, converted from the same tiny weights
+        repos[models.ct2_hub_id(size)] = tiny_models / "whisper-ct2" / size
     raw = root / "raw"
     shutil.copytree(tiny_models / "reference" / "weights", raw / "weights")
     make_video(raw / "sample_data" / "joy.mp4", duration=3.0, audio="speech")
@@ -76,7 +78,7 @@ def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet,
     assert "RANDOM WEIGHTS" in run.stdout  # the served classifier is the tiny one, and says so
     announced = [line for line in run.stderr.splitlines() if line.startswith("downloading ")]
     assert len(announced) == 1 and " MB" in announced[0] and "min at" in announced[0]  # size and time up front
-    assert "classifier" in announced[0] and "whisper small" in announced[0]
+    assert "classifier" in announced[0] and ("whisper small" in announced[0] or "whisper_ct2 small" in announced[0])
     folder = models.local_path("classifier", models_dir)
     record = models.read_provenance(folder)
     assert record["verified"] == "git-blob" and record["commit"]

@@ -27,7 +27,8 @@ from typing import Callable
 
 from . import downloads
 from .errors import ModelUnavailable, OptionError, one_line
-from .models import (DEFAULT_DOWNLOADS, DEFAULT_WHISPER_SIZES, MODELS, OFFLINE_ENV, RANDOM, ModelRef, downloads_allowed, local_path,
+from .models import (DEFAULT_DOWNLOADS, DEFAULT_WHISPER_SIZES, MODELS, OFFLINE_ENV, RANDOM, ModelRef, ct2_hub_id,
+                     downloads_allowed, local_path, whisper_ct2_dir,
                      models_root, read_provenance, reference_target, target_path, unavailable, whisper_names,
                      write_provenance)
 
@@ -46,14 +47,12 @@ def hub_endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 
 
-def _revision(ref: ModelRef) -> str | None:
-    return ref.revision or downloads._manifest().get("hub", {}).get(ref.hub_id)
-
-
-def _hub_info(ref: ModelRef):
+def _hub_info(ref: ModelRef, hub_id: str | None = None):
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=hub_endpoint()).model_info(ref.hub_id, revision=_revision(ref), files_metadata=True)
+    repo = hub_id or ref.hub_id
+    revision = ref.revision or downloads._manifest().get("hub", {}).get(repo)
+    return HfApi(endpoint=hub_endpoint()).model_info(repo, revision=revision, files_metadata=True)
 
 
 def _license(info) -> str | None:
@@ -103,6 +102,8 @@ def missing(keys, models_dir=None, whisper_sizes: tuple[str, ...] = DEFAULT_WHIS
         if ref.kind == "whisper":
             out += [Planned(key, size) for size in whisper_sizes
                     if not any(local_path(key, models_dir, name=n) for n in whisper_names(size))]
+        elif ref.kind == "ct2":
+            out += [Planned(key, size) for size in whisper_sizes if whisper_ct2_dir(size, models_dir) is None]
         elif local_path(key, models_dir) is None:
             out.append(Planned(key))
     return out
@@ -129,6 +130,8 @@ def size_of(item: Planned) -> int | None:
     try:
         if ref.kind == "hf":
             return sum(s.size or 0 for s in hf_files(_hub_info(ref).siblings))
+        if ref.kind == "ct2":
+            return sum(s.size or 0 for s in _hub_info(ref, ct2_hub_id(item.name)).siblings if "/" not in s.rfilename)
         if ref.kind == "file" and ref.hub_id:
             name = Path(ref.filename).name
             return next((s.size for s in _hub_info(ref).siblings if s.rfilename == name), None)
@@ -182,6 +185,11 @@ def fetch_model(key: str, models_dir=None, *, name: str | None = None, progress:
                                 "sha256": downloads.sha256_file(path), "license": ref.license})
     elif ref.kind == "whisper":
         path = _fetch_whisper(name or DEFAULT_WHISPER_SIZES[0], models_dir, progress)
+    elif ref.kind == "ct2":  # a whole CTranslate2 folder of the hub (model.bin, config, tokenizer, vocabulary)
+        size = name or DEFAULT_WHISPER_SIZES[0]
+        path = _fetch_hf(ref, target_path(key, models_dir, name=size), progress, hub_id=ct2_hub_id(size),
+                         select=lambda siblings: [s for s in siblings if "/" not in s.rfilename
+                                                  and not s.rfilename.startswith(".")], needs="model.bin")
     else:
         path = _fetch_reference(ref, models_dir, progress)
     log.info("fetched %s in %.0f s → %s", key, time.perf_counter() - started, path)
@@ -217,14 +225,15 @@ def _part_dir(target: Path) -> Path:
     return target.with_name(target.name + ".part")
 
 
-def _fetch_hf(ref: ModelRef, target: Path, progress: ProgressFn | None) -> Path:
+def _fetch_hf(ref: ModelRef, target: Path, progress: ProgressFn | None, *, hub_id: str | None = None,
+              select=hf_files, needs: str = "config.json") -> Path:
     from huggingface_hub import hf_hub_download
 
-    info = _hub_info(ref)
-    files = hf_files(info.siblings)
-    if not any(s.rfilename == "config.json" for s in files):
-        raise ModelUnavailable(f"{ref.hub_id}@{info.sha[:7]}: the hub repository has no config.json; "
-                               f"is the revision right?")
+    repo = hub_id or ref.hub_id
+    info = _hub_info(ref, repo)
+    files = select(info.siblings)
+    if not any(s.rfilename == needs for s in files):
+        raise ModelUnavailable(f"{repo}@{info.sha[:7]}: the hub repository has no {needs}; is the revision right?")
     part = _part_dir(target)  # kept between runs: files already there and verified are not fetched again
     total = sum(s.size or 0 for s in files)
     done = 0
@@ -232,15 +241,14 @@ def _fetch_hf(ref: ModelRef, target: Path, progress: ProgressFn | None) -> Path:
     for sibling in files:
         local = part / sibling.rfilename
         if not local.is_file():
-            hf_hub_download(ref.hub_id, sibling.rfilename, revision=info.sha, local_dir=part,
-                            endpoint=hub_endpoint())
+            hf_hub_download(repo, sibling.rfilename, revision=info.sha, local_dir=part, endpoint=hub_endpoint())
         verified[sibling.rfilename] = _verify_sibling(local, sibling)
         done += sibling.size or 0
         if progress:
             progress(ref.key, done, total)
     shutil.rmtree(part / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
     served = read_provenance(part)  # a mirror of vemoclap.tiny's models serves their "random" marker too
-    write_provenance(part, {"origin": RANDOM if served.get("origin") == RANDOM else "download", "source": ref.hub_id, "revision": info.sha,
+    write_provenance(part, {"origin": RANDOM if served.get("origin") == RANDOM else "download", "source": repo, "revision": info.sha,
                             "endpoint": hub_endpoint() or "https://huggingface.co", "verified": verified,
                             "license": ref.license or _license(info)})
     if target.exists():  # an incomplete folder from an older version: replaced whole
@@ -300,7 +308,7 @@ def download_models(directory=None, only: list[str] | None = None,
     plan = missing(keys, directory, whisper_sizes)
     written: dict[str, Path] = {}
     for key in keys:
-        if MODELS[key].kind != "whisper" and local_path(key, directory) is not None:
+        if MODELS[key].kind not in ("whisper", "ct2") and local_path(key, directory) is not None:
             written[key] = local_path(key, directory)
     if plan:
         for item in plan:
@@ -316,8 +324,9 @@ def download_models(directory=None, only: list[str] | None = None,
         except Exception as exc:  # network and hub errors come in many types: one line, the model and the fix
             raise unavailable(item.key, directory, f"download failed: {one_line(exc)}",
                               name=item.name or "small") from exc
-    if "whisper" in keys and "whisper" not in written:
-        written["whisper"] = target_path("whisper", directory, name=whisper_sizes[0]).parent
+    for key in ("whisper", "whisper_ct2"):
+        if key in keys and key not in written:
+            written[key] = target_path(key, directory, name=whisper_sizes[0]).parent
     return written
 
 

@@ -86,6 +86,8 @@ MODELS: dict[str, ModelRef] = {
                  purpose="YOLOv8 face detector (ultralytics)", size_mb=6, license="AGPL-3.0"),
         ModelRef("whisper", "whisper", filename="whisper/{name}.pt",
                  purpose="Whisper speech recognition, translated to English", size_mb=1457, license="MIT"),
+        ModelRef("whisper_ct2", "ct2", hub_id="Systran/faster-whisper-{name}", filename="whisper-ct2/{name}",
+                 purpose="Whisper for faster-whisper (CTranslate2 folder), the faster ASR backend", size_mb=484),
         ModelRef("sentiment", "hf", hub_id="cardiffnlp/twitter-roberta-base-sentiment-latest",
                  purpose="RoBERTa sentiment of transcript and on-screen text", size_mb=499),
         ModelRef("language_id", "hf", hub_id="papluca/xlm-roberta-base-language-detection",
@@ -138,7 +140,7 @@ def target_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: st
         return root / ref.hub_id
     if ref.kind == "reference":
         return root / REFERENCE_DIR / ref.folder
-    return root / ref.filename.format(**fmt)
+    return root / ref.filename.format(**fmt)  # "ct2": <dir>/whisper-ct2/<size>/
 
 
 def reference_target(path: str, models_dir: str | os.PathLike | None = None) -> Path:
@@ -152,6 +154,8 @@ def local_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: str
     path = target_path(key, models_dir, **fmt)
     if ref.kind == "hf":
         found = path if (path / "config.json").is_file() else None
+    elif ref.kind == "ct2":
+        found = path if (path / "model.bin").is_file() else None
     elif ref.kind == "reference":
         found = path if all(reference_target(f, models_dir).is_file() for f in ref.files) else None
     else:
@@ -206,6 +210,8 @@ def license_of(key: str, models_dir: str | os.PathLike | None = None) -> str:
     if ref.license:
         return ref.license
     path = target_path(key, models_dir, name="small")
+    if ref.kind == "ct2":
+        path = whisper_ct2_dir("small", models_dir)
     return read_provenance(path).get("license") or "unknown"
 
 
@@ -266,7 +272,7 @@ def unavailable(key: str, models_dir: str | os.PathLike | None, why: str = "", *
     """The error for a model that cannot be had, saying where it was looked for and what to do."""
     ref = MODELS[key]
     root = models_root(models_dir)
-    where = ref.hub_id or (ref.filename.format(**fmt) if ref.filename else f"{REFERENCE_DIR}/{ref.folder}")
+    where = (ref.hub_id or ref.filename or f"{REFERENCE_DIR}/{ref.folder}").format(**fmt)
     hint = f"run `{fetch_command([key], models_dir)}` where there is internet"
     if not models_dir:
         hint += f" (or pass --models-dir / set {MODELS_DIR_ENV} to a folder that has it)"
@@ -391,6 +397,9 @@ def table(models_dir: str | os.PathLike | None = None, whisper_size: str = "smal
             found = [p for p in (local_path(key, models_dir, name=n) for n in whisper_names(whisper_size)) if p]
             local = found[0] if found else None
             where = f"openai-whisper {ref.filename.format(name=whisper_size)}"
+        elif ref.kind == "ct2":
+            local = whisper_ct2_dir(whisper_size, models_dir)
+            where = ct2_hub_id(whisper_size)
         elif ref.kind == "reference":
             local = local_path(key, models_dir)
             where = f"github.com/serkansulun/video-emotion {ref.folder}/"
@@ -419,3 +428,23 @@ def download_models(directory: str | os.PathLike | None = None, only: list[str] 
 
     return fetch_all(directory, only=only, whisper_sizes=whisper_sizes,
                      progress=True if progress is None else progress, announce=announce)
+
+
+# ---- CTranslate2 Whisper folders (faster-whisper) -------------------------------------------------
+
+CT2_HUB_NAMES = {"large": "large-v3"}  # the hub folder of a whisper name, where it differs
+
+
+def ct2_hub_id(name: str) -> str:
+    return MODELS["whisper_ct2"].hub_id.format(name=CT2_HUB_NAMES.get(name, name))
+
+
+def whisper_ct2_dir(name: str, models_dir: str | os.PathLike | None = None) -> Path | None:
+    """The faster-whisper model folder for whisper size ``name``: ``<models dir>/whisper-ct2/<name>/``
+    or ``<models dir>/Systran/faster-whisper-<name>/`` (holding ``model.bin``), else None."""
+    root = models_root(models_dir)
+    for path in (root / MODELS["whisper_ct2"].filename.format(name=name), root / ct2_hub_id(name)):
+        if (path / "model.bin").is_file():
+            _record("whisper_ct2", path)
+            return path
+    return None

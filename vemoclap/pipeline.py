@@ -146,7 +146,7 @@ class Analyzer:
         for key, stem, user in wanted:
             if not fetch.missing([key], self.models_dir, (stem,) if stem else ()):
                 continue
-            if key == "whisper" and not stem:
+            if key in ("whisper", "whisper_ct2") and not stem:
                 continue
             todo.setdefault((key, stem), []).append(user)
         self._fetched = self._fetched or hasattr(self, "extractors")

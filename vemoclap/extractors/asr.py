@@ -1,16 +1,30 @@
-"""Speech → English text (openai-whisper, task "translate") → RoBERTa sentiment: ``asr_sentiment`` (1×768).
+"""Speech → English text (Whisper, task "translate") → RoBERTa sentiment: ``asr_sentiment`` (1×768).
 
-The whisper model is found in this order: an explicit checkpoint path; ``<models dir>/whisper/<name>.pt``
-(also the file name whisper's own download writes, e.g. ``large-v3.pt`` for "large"); whisper's own
-download into ``<models dir>/whisper`` (or its cache), only when downloads are allowed.
+Two Whisper backends behind the same options (:mod:`.whisper_backends`): faster-whisper
+(CTranslate2: int8 on the CPU, fp16 on CUDA; about 2× faster) and openai-whisper. ``backend="auto"``
+picks the fastest installed one that implements the recipe's ``long_form`` algorithm
+(``sequential``: whisper's own; ``chunked``: the reference's 30-s windows with a 5-s stride, greedy,
+``max_new_tokens`` per window) and whose model can be had (a local file, or a download when
+downloads are allowed).
+
+Model files: openai-whisper loads an explicit checkpoint path, ``<models dir>/whisper/<name>.pt``
+(also the file name whisper's own download writes, e.g. ``large-v3.pt`` for "large"), or whisper's
+own download; faster-whisper loads a CTranslate2 folder path, ``<models dir>/whisper-ct2/<name>/``
+(or ``<models dir>/Systran/faster-whisper-<name>/``), or faster-whisper's own download.
 
 Choices (documented so results can be compared):
 * ``whisper_model="auto"`` is "medium" on CUDA and "small" on the CPU.
-* ``temperature=None`` keeps whisper's fallback schedule (0.0, 0.2, … 1.0) on every device, as whisper's
-  own defaults do, so a feature does not depend on the device; pass ``temperature=0.0`` for speed
-  (fallback costs up to ~6× when the model keeps failing its checks).
+* ``temperature=None`` with ``temperature_fallback=True`` keeps whisper's fallback schedule
+  (0.0, 0.2, … 1.0) on every device, so a feature does not depend on the device; pass
+  ``temperature=0.0`` (or ``temperature_fallback=False``) for speed. ``chunked`` is always greedy.
+* ``no_speech_gating``: whisper skips windows it judges silent, and a transcript whose every
+  segment has p(no speech) ≥ ``no_speech_prob`` counts as no speech. The reference did neither.
+* ``vad=True``: Silero VAD (:mod:`.vad`) keeps only speech before Whisper runs; no speech at all →
+  no feature, without decoding anything.
+* ``compute_type="auto"`` (faster-whisper): int8 on the CPU, float16 on CUDA when fp16 is allowed,
+  else float32; "float32" reproduces openai-whisper's fp32 arithmetic most closely.
 * English-only (".en") and "turbo" models were not trained to translate: task "translate" rejects them.
-* The audio array is passed to ``transcribe`` directly (``whisper.load_audio`` needs ffmpeg).
+* The audio array is passed to the backend directly (``whisper.load_audio`` needs ffmpeg).
 """
 from __future__ import annotations
 
@@ -23,7 +37,7 @@ import numpy as np
 from .. import models
 from ..errors import OptionError, one_line
 from ..media import SAMPLE_RATE
-from . import text
+from . import text, vad, whisper_backends
 from .base import Clip, Extractor, ExtractorOutput, Missing, shared_model
 from .text import Sentiment, SentimentModel
 
@@ -31,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # Whisper models that cannot translate to English (no translation training).
 NO_TRANSLATION = ("turbo", "large-v3-turbo")
+# CTranslate2's compute types (faster-whisper); "auto" resolves to one of them.
+COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
 
 @dataclass
@@ -50,6 +66,9 @@ class AsrOutput(ExtractorOutput):
     sentiment: Sentiment | None = None
     model: str = ""  # whisper model name or checkpoint path
     task: str = "translate"
+    backend: str = ""  # "faster-whisper" or "openai-whisper"
+    long_form: str = "sequential"
+    speech_seconds: float | None = None  # with VAD: seconds of speech found and decoded
 
     def describe(self) -> list[str]:
         spoken = f" (spoken: {self.language_name or self.language})" if self.language else ""
@@ -68,13 +87,20 @@ class AsrSentimentExtractor(Extractor):
     inputs = ("audio",)
     output_type = AsrOutput
 
-    def __init__(self, *, whisper_model: str | Path = "auto", task: str = "translate", language: str | None = None,
-                 temperature: float | tuple[float, ...] | None = None, condition_on_previous_text: bool = True,
-                 no_speech_prob: float = 0.9, min_seconds: float = 1.0, silence_dbfs: float = -60.0, **options):
-        """``language``: the spoken language's whisper code when known (None: detected);
-        ``no_speech_prob``: the transcript counts as no speech when every segment's no-speech
-        probability is at least this; ``min_seconds``: shorter audio gives no feature;
-        ``silence_dbfs``: audio whose peak is below this level is silent."""
+    def __init__(self, *, whisper_model: str | Path = "auto", backend: str = "auto", task: str = "translate",
+                 language: str | None = None, long_form: str = "sequential", chunk_s: float = 30.0,
+                 stride_s: float = 5.0, max_new_tokens: int | None = None,
+                 temperature: float | tuple[float, ...] | None = None, temperature_fallback: bool = True,
+                 condition_on_previous_text: bool = True, no_speech_gating: bool = True, vad: bool = False,
+                 compute_type: str = "auto", no_speech_prob: float = 0.9, min_seconds: float = 1.0,
+                 silence_dbfs: float = -60.0, **options):
+        """``backend``: "auto" | "faster-whisper" | "openai-whisper"; ``long_form``: "sequential" |
+        "chunked" (``chunk_s`` windows overlapping by ``stride_s`` on each side, at most
+        ``max_new_tokens`` per window); ``language``: the spoken language's whisper code when
+        known (None: detected); ``no_speech_prob``: with ``no_speech_gating``, the transcript counts
+        as no speech when every segment's no-speech probability is at least this; ``vad``: decode
+        only what voice-activity detection calls speech; ``min_seconds``: shorter audio gives no
+        feature; ``silence_dbfs``: audio whose peak is below this level is silent."""
         super().__init__(**options)
         if task not in ("translate", "transcribe"):
             raise OptionError(f"task must be 'translate' or 'transcribe', not '{task}'")
@@ -84,13 +110,49 @@ class AsrSentimentExtractor(Extractor):
         if task == "translate" and _cannot_translate(self.whisper_model):
             raise OptionError(f"whisper '{self.whisper_model}' cannot translate to English (it was not trained to); "
                              "choose a multilingual model such as small, medium or large, or task='transcribe'")
+        if max_new_tokens is not None and int(max_new_tokens) < 1:
+            raise OptionError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+        self.requested_backend = backend
+        self.backend = self._pick_backend(backend, long_form)
         self.task = task
         self.language = language
-        self.temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature is None else temperature
+        if temperature is None:
+            temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature_fallback else 0.0
+        self.temperature = temperature
         self.condition_on_previous_text = condition_on_previous_text
+        self.no_speech_gating = no_speech_gating
         self.no_speech_prob = no_speech_prob
+        self.long_form = long_form
+        self.chunk_s, self.stride_s, self.max_new_tokens = float(chunk_s), float(stride_s), max_new_tokens
+        whisper_backends.windows(int(self.chunk_s * SAMPLE_RATE), self.chunk_s, self.stride_s)  # checks them
+        self.vad = bool(vad)
+        if compute_type == "auto":
+            import torch
+
+            cuda_type = "float16" if self.dtype == torch.float16 else "float32"
+            compute_type = cuda_type if self.device.type == "cuda" else "int8"
+        if compute_type not in COMPUTE_TYPES:
+            raise OptionError(f"compute_type must be auto or one of {', '.join(COMPUTE_TYPES)}, not '{compute_type}'")
+        self.compute_type = compute_type
         self.min_seconds = min_seconds
         self.silence_level = 10.0 ** (silence_dbfs / 20.0)
+
+    def _pick_backend(self, backend: str, long_form: str) -> str:
+        """A checkpoint file or CTranslate2 folder given as ``whisper_model`` fixes the backend."""
+        path = Path(self.whisper_model).expanduser()
+        fixed = "openai-whisper" if path.is_file() else "faster-whisper" if (path / "model.bin").is_file() else None
+        if fixed and backend not in ("auto", fixed):
+            raise OptionError(f"whisper model {path} is a {fixed} model; use backend='{fixed}' or 'auto'")
+        return whisper_backends.choose(fixed or backend, long_form)
+
+    @property
+    def decoding(self) -> whisper_backends.Decoding:
+        temperatures = tuple(self.temperature) if isinstance(self.temperature, (tuple, list)) else (self.temperature,)
+        return whisper_backends.Decoding(
+            task=self.task, language=self.language, long_form=self.long_form, temperatures=temperatures,
+            condition_on_previous_text=self.condition_on_previous_text,
+            no_speech_threshold=0.6 if self.no_speech_gating else None, chunk_s=self.chunk_s,
+            stride_s=self.stride_s, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
 
     # -- loading -------------------------------------------------------------------------------
     def _checkpoint(self) -> str:
@@ -117,34 +179,79 @@ class AsrSentimentExtractor(Extractor):
             raise models.unavailable("whisper", self.models_dir, "downloads are off (offline mode)", name=name)
         return name
 
-    def _build_whisper(self, source: str):
-        import whisper
+    def _ct2_source(self) -> str:
+        """What to pass to faster-whisper: a local CTranslate2 folder when there is one, else a size name."""
+        path = Path(self.whisper_model).expanduser()
+        if (path / "model.bin").is_file():
+            return str(path)
+        local = models.whisper_ct2_dir(self.whisper_model, self.models_dir)
+        if local is not None:
+            return str(local)
+        if not models.downloads_allowed():
+            raise models.unavailable("whisper_ct2", self.models_dir, "downloads are off (offline mode)",
+                                     name=self.whisper_model)
+        return self.whisper_model
 
-        root = Path(self.models_dir).expanduser() if self.models_dir else models.default_models_dir()
-        download_root = str(root / "whisper") if root else None
+    def _build(self, loader, source: str, *args):
         try:
-            model = whisper.load_model(source, device=self.device, download_root=download_root)
+            return loader(source, self.device, *args)
         except Exception as exc:  # download or unreadable file: say which model and what to do
             first = one_line(exc)
-            if Path(source).is_file():
-                raise models.ModelUnavailable(f"whisper checkpoint {source} could not be loaded: {first}") from exc
-            raise models.unavailable("whisper", self.models_dir, first, name=source) from exc
-        model.eval()
-        return model
+            if Path(source).exists():
+                raise models.ModelUnavailable(f"whisper model {source} could not be loaded: {first}") from exc
+            key = "whisper" if loader is whisper_backends.load_openai else "whisper_ct2"
+            raise models.unavailable(key, self.models_dir, first, name=source) from exc
 
     def needed_models(self) -> dict[str, str | None]:
         import whisper
 
         size = self.whisper_model if self.whisper_model in whisper.available_models() else None
-        return {**({"whisper": size} if size else {}), "sentiment": None}  # a checkpoint path needs no fetching
+        if size is None:  # a checkpoint path or folder needs no fetching
+            return {"sentiment": None}
+        return {"whisper_ct2" if self.backend == "faster-whisper" else "whisper": size, "sentiment": None}
 
-    def _load(self) -> None:
+    def optional_models(self) -> set[str]:
+        # auto falls back to openai-whisper's checkpoint where no CTranslate2 folder can be had
+        return {"whisper_ct2"} if self.backend == "faster-whisper" and self.requested_backend == "auto" else set()
+
+    def _download_root(self, folder: str) -> str | None:
+        root = Path(self.models_dir).expanduser() if self.models_dir else models.default_models_dir()
+        return str(root / folder) if root else None
+
+    def _load_faster(self) -> None:
+        import torch
+
+        source = self._ct2_source()
+        self.whisper = shared_model(
+            f"faster-whisper:{source}:{self.compute_type}", self.device, self.compute_type, self.models_dir,
+            lambda: self._build(lambda s, d: whisper_backends.load_faster(
+                s, d, self.compute_type, download_root=self._download_root("whisper-ct2"),
+                cpu_threads=torch.get_num_threads()), source))
+        if self.task == "translate" and not self.whisper.model.is_multilingual:
+            raise OptionError(f"whisper model {source} is English-only and cannot translate; "
+                              "use a multilingual model or task='transcribe'")
+
+    def _load_openai(self) -> None:
         source = self._checkpoint()
         self.whisper = shared_model(f"whisper:{source}", self.device, "float32", self.models_dir,
-                                    lambda: self._build_whisper(source))
+                                    lambda: self._build(whisper_backends.load_openai, source,
+                                                        self._download_root("whisper")))
         if self.task == "translate" and not self.whisper.is_multilingual:
             raise OptionError(f"whisper checkpoint {source} is English-only and cannot translate; "
                              "use a multilingual model or task='transcribe'")
+
+    def _load(self) -> None:
+        if self.backend == "faster-whisper":
+            try:
+                self._load_faster()
+            except models.ModelUnavailable as exc:
+                # auto: an offline machine with only openai-whisper's checkpoint still runs
+                if self.requested_backend != "auto" or not whisper_backends.installed("openai-whisper"):
+                    raise
+                log.info("faster-whisper model unavailable (%s); using openai-whisper", one_line(exc))
+                self.backend = "openai-whisper"
+        if self.backend == "openai-whisper":
+            self._load_openai()
         self.sentiment = text.load(SentimentModel, self.device, self.dtype, self.models_dir)
 
     # -- running -------------------------------------------------------------------------------
@@ -161,27 +268,48 @@ class AsrSentimentExtractor(Extractor):
             raise Missing(f"the audio is silent (peak {level:.0f} dBFS)")
         return np.ascontiguousarray(audio)
 
-    def _run(self, clip: Clip) -> AsrOutput:
+    def transcribe(self, audio: np.ndarray) -> whisper_backends.Transcript:
+        """The loaded backend's transcript of 16-kHz mono ``audio`` under this extractor's decoding."""
         import torch
-        from whisper.tokenizer import LANGUAGES
 
+        self.load()
+        if self.backend == "faster-whisper":
+            return whisper_backends.faster_transcribe(self.whisper, audio, self.decoding)
+        fp16 = self.device.type == "cuda" and self.dtype == torch.float16
+        return whisper_backends.openai_transcribe(self.whisper, audio, self.decoding, fp16=fp16)
+
+    def _run(self, clip: Clip) -> AsrOutput:
         audio = self._audio(clip)
-        result = self.whisper.transcribe(
-            audio, task=self.task, language=self.language, temperature=self.temperature,
-            condition_on_previous_text=self.condition_on_previous_text,
-            fp16=self.device.type == "cuda" and self.dtype == torch.float16, verbose=None)
-        segments = [Segment(float(s["start"]), float(s["end"]), " ".join(s["text"].split()),
-                            float(s.get("no_speech_prob", 0.0)))
-                    for s in result.get("segments", []) if s["text"].strip()]
-        transcript = " ".join(result.get("text", "").split())
+        time_map, speech_seconds = None, None
+        if self.vad:
+            spans = vad.speech_spans(audio)
+            speech_seconds = sum(end - start for start, end in spans) / SAMPLE_RATE
+            if not spans:
+                raise Missing("no speech found: voice-activity detection found none")
+            audio, time_map = vad.keep_speech(audio, spans)
+        result = self.transcribe(audio)
+        place = time_map.original if time_map else float
+        segments = [Segment(place(start), place(end), " ".join(words.split()), p)
+                    for start, end, words, p in result.segments if words.strip()]
+        transcript = " ".join(result.text.split())
         if not transcript:
             raise Missing("no speech found: whisper's transcript is empty")
-        if segments and all(s.no_speech_prob >= self.no_speech_prob for s in segments):
+        if self.no_speech_gating and segments and all(s.no_speech_prob >= self.no_speech_prob for s in segments):
             raise Missing(f"no speech found: whisper's no-speech probability is ≥ {self.no_speech_prob:g} "
                           "in every segment")
-        language = result.get("language")
         scored = self.sentiment(transcript)
         return AsrOutput(
-            feature=scored.feature[None, :], text=transcript, language=language,
-            language_name=LANGUAGES.get(language) if language else None, segments=segments,
-            sentiment=scored.sentiment, model=self.whisper_model, task=self.task)
+            feature=scored.feature[None, :], text=transcript, language=result.language,
+            language_name=_language_name(result.language), segments=segments,
+            sentiment=scored.sentiment, model=self.whisper_model, task=self.task, backend=self.backend,
+            long_form=self.long_form, speech_seconds=speech_seconds)
+
+
+def _language_name(code: str | None) -> str | None:
+    if not code:
+        return None
+    try:
+        from whisper.tokenizer import LANGUAGES
+    except ImportError:  # faster-whisper alone knows only the codes
+        return None
+    return LANGUAGES.get(code)

@@ -63,13 +63,14 @@ def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[
     ``vemoclap analyze VIDEO --models-dir DIRECTORY`` runs offline through the real loaders. Outputs
     are random; shapes are the reference's. Returns model key → path written.
     """
-    from . import audio, clipcap, text, vision
+    from . import audio, clipcap, text, vision, whisper_ct2
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for builder in (vision.build, audio.build, text.build, clipcap.build):
         written.update(builder(directory))
+    written.update(whisper_ct2.build(directory))  # the same Whisper weights for faster-whisper
     for path in written.values():
         mark_random(path)
     if classifier:

@@ -140,6 +140,9 @@ def _whisper(target: Path, seed: int) -> None:
     # whisper leaves the decoder's learned positions uninitialized (torch.empty): give them values.
     with torch.no_grad():
         torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
+        # N(0, 1) token embeddings tied to the output make a random decoder repeat its last prompt
+        # token forever; smaller ones let it say something in the reference's chunked mode too.
+        model.decoder.token_embedding.weight.mul_(0.05)
     # Real checkpoints store float16 weights; whisper.load_model casts them back.
     state = {k: v.half() for k, v in model.state_dict().items()}
     target.parent.mkdir(parents=True, exist_ok=True)

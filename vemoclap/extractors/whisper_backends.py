@@ -1,0 +1,302 @@
+"""Whisper backends for the ASR extractor: openai-whisper (PyTorch) and faster-whisper (CTranslate2).
+
+Both run both long-form algorithms a recipe can ask for, so a recipe's choice of algorithm never
+forces the slower backend:
+
+* ``sequential``: whisper's own long-form transcription (30-s windows moved by the last
+  timestamp, optional temperature fallback, previous text as prompt, no-speech gating) —
+  ``whisper.transcribe`` / ``faster_whisper.WhisperModel.transcribe``.
+* ``chunked``: the reference's algorithm (transformers' ASR pipeline with ``chunk_length_s=30``,
+  ``stride_length_s=5``): fixed 30-s windows every 20 s, each decoded on its own (greedy, at most
+  ``max_new_tokens``, no timestamps, the language detected per window), and the windows' tokens
+  joined at their best overlap. Windows are decoded in batches.
+
+:func:`choose` picks the backend ("auto": the fastest installed one; faster-whisper is about 2×
+faster on a CPU, see benchmarks/README.md). The same weights give the same tokens in both
+(tests/test_whisper_backends.py).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import OptionError
+from ..media import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("faster-whisper", "openai-whisper")  # fastest first
+LONG_FORMS = ("sequential", "chunked")
+IMPLEMENTS = {"faster-whisper": set(LONG_FORMS), "openai-whisper": set(LONG_FORMS)}
+_MODULES = {"faster-whisper": ("faster_whisper", "ctranslate2"), "openai-whisper": ("whisper",)}
+WINDOW_S = 30  # whisper's input window
+EOT = 50257  # tokens below this are text (both vocabularies)
+
+
+def installed(backend: str) -> bool:
+    return all(importlib.util.find_spec(module) is not None for module in _MODULES[backend])
+
+
+def choose(backend: str = "auto", long_form: str = "sequential") -> str:
+    """The backend to run: the one asked for, or ("auto") the fastest installed one that
+    implements ``long_form``."""
+    if long_form not in LONG_FORMS:
+        raise OptionError(f"long_form must be one of {', '.join(LONG_FORMS)}, not '{long_form}'")
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise OptionError(f"whisper backend must be auto or one of {', '.join(BACKENDS)}, not '{backend}'")
+        if not installed(backend):
+            package = "faster-whisper" if backend == "faster-whisper" else "openai-whisper"
+            raise OptionError(f"whisper backend '{backend}' is not installed; pip install {package} "
+                              "or choose backend='auto'")
+        return backend
+    for candidate in BACKENDS:
+        if long_form in IMPLEMENTS[candidate] and installed(candidate):
+            return candidate
+    raise OptionError("no whisper backend is installed; pip install faster-whisper (or openai-whisper)")
+
+
+@dataclass
+class Decoding:
+    """What the recipe fixes about decoding (the same for every backend)."""
+
+    task: str = "translate"
+    language: str | None = None  # None: detected (per window when chunked)
+    long_form: str = "sequential"
+    temperatures: tuple[float, ...] = (0.0,)  # sequential: the fallback schedule; chunked: greedy only
+    condition_on_previous_text: bool = True  # sequential only
+    no_speech_threshold: float | None = 0.6  # sequential: None = decode every window (no gating)
+    chunk_s: float = 30.0  # chunked
+    stride_s: float = 5.0  # chunked: overlap on each side of a window
+    max_new_tokens: int | None = None  # per window; None: the model's limit (n_text_ctx // 2)
+    batch_size: int = 8  # chunked: windows decoded together
+
+
+@dataclass
+class Transcript:
+    text: str
+    language: str | None
+    segments: list[tuple[float, float, str, float]] = field(default_factory=list)  # start, end, text, p(no speech)
+    tokens: list[int] = field(default_factory=list)  # text tokens of the transcript
+    window_tokens: list[list[int]] = field(default_factory=list)  # chunked: each window's generated tokens
+    window_languages: list[str] = field(default_factory=list)
+
+
+# ---- the chunked algorithm (backend-independent parts) --------------------------------------------
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # samples
+    end: int
+    stride_left: int
+    stride_right: int
+
+
+def windows(n_samples: int, chunk_s: float = 30.0, stride_s: float = 5.0, sr: int = SAMPLE_RATE) -> list[Window]:
+    """The reference's chunk layout: windows of ``chunk_s`` starting every ``chunk_s - 2·stride_s``
+    seconds, the last one reaching the end of the audio (transformers' ``chunk_iter``)."""
+    chunk, stride = int(round(chunk_s * sr)), int(round(stride_s * sr))
+    step = chunk - 2 * stride
+    if chunk > WINDOW_S * sr or step <= 0:
+        raise OptionError(f"chunk_s must be at most {WINDOW_S} s and more than twice stride_s "
+                          f"(got chunk_s={chunk_s:g}, stride_s={stride_s:g})")
+    out = []
+    for start in range(0, n_samples, step):
+        end = min(start + chunk, n_samples)
+        left = 0 if start == 0 else stride
+        last = start + chunk >= n_samples
+        if end - start > left:
+            out.append(Window(start, end, left, 0 if last else stride))
+        if last:
+            break
+    return out
+
+
+def window_audio(audio: np.ndarray, window: Window) -> np.ndarray:
+    """One window's samples, zero-padded to whisper's 30 s."""
+    piece = audio[window.start:window.end]
+    return np.pad(piece, (0, WINDOW_S * SAMPLE_RATE - len(piece))).astype(np.float32)
+
+
+def merge_overlapping(sequences: Sequence[Sequence[int]]) -> list[int]:
+    """Join token sequences of overlapping windows: slide each next sequence along the joined one,
+    take the alignment with the largest share of equal tokens (ties to the longer overlap; at least
+    two equal tokens), and cut both halves at the middle of the overlap."""
+    if not sequences:
+        return []
+    total: list[int] = []
+    left = list(sequences[0])
+    for right in map(list, sequences[1:]):
+        best, cut = 0.0, (len(left), len(left), 0, 0)
+        for i in range(1, len(left) + len(right)):
+            l0, l1 = max(0, len(left) - i), min(len(left), len(left) + len(right) - i)
+            r0, r1 = max(0, i - len(left)), min(len(right), i)
+            matches = int(np.sum(np.asarray(left[l0:l1]) == np.asarray(right[r0:r1])))
+            score = matches / i + i / 10000.0
+            if matches > 1 and score > best:
+                best, cut = score, (l0, l1, r0, r1)
+        l0, l1, r0, r1 = cut
+        total.extend(left[:(l0 + l1) // 2])
+        left = right[(r0 + r1) // 2:]
+    return total + left
+
+
+def join_windows(window_tokens: Sequence[Sequence[int]], languages: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Text tokens of consecutive windows merged at their overlaps; a new group starts where the
+    detected language changes (as the reference's pipeline does). Returns (language, tokens) groups."""
+    groups: list[tuple[str, list[list[int]]]] = []
+    for tokens, language in zip(window_tokens, languages):
+        text = [t for t in tokens if t < EOT]
+        if groups and groups[-1][0] != language:
+            groups.append((language, []))
+        elif not groups:
+            groups.append((language, []))
+        if text:
+            groups[-1][1].append(text)
+    return [(language, merge_overlapping(seqs)) for language, seqs in groups if seqs]
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), max(1, size)):
+        yield items[i:i + size]
+
+
+def _token_limit(decoding: Decoding, n_text_ctx: int, prompt_len: int) -> int:
+    limit = n_text_ctx - prompt_len  # positions left after the prompt
+    wanted = decoding.max_new_tokens or n_text_ctx // 2
+    return max(1, min(wanted, limit))
+
+
+# ---- openai-whisper ----------------------------------------------------------------------------
+
+def load_openai(source: str, device, download_root: str | None):
+    import whisper
+
+    model = whisper.load_model(source, device=device, download_root=download_root)
+    model.eval()
+    return model
+
+
+def openai_transcribe(model, audio: np.ndarray, decoding: Decoding, *, fp16: bool = False) -> Transcript:
+    if decoding.long_form == "chunked":
+        return _openai_chunked(model, audio, decoding, fp16)
+    result = model.transcribe(
+        audio, task=decoding.task, language=decoding.language, temperature=decoding.temperatures,
+        condition_on_previous_text=decoding.condition_on_previous_text,
+        no_speech_threshold=decoding.no_speech_threshold, fp16=fp16, verbose=None)
+    segments = [(float(s["start"]), float(s["end"]), s["text"], float(s.get("no_speech_prob", 0.0)))
+                for s in result.get("segments", [])]
+    tokens = [t for s in result.get("segments", []) for t in s.get("tokens", []) if t < EOT]
+    return Transcript(result.get("text", ""), result.get("language"), segments, tokens)
+
+
+def _openai_chunked(model, audio: np.ndarray, decoding: Decoding, fp16: bool) -> Transcript:
+    import torch
+    import whisper
+    from whisper.tokenizer import get_tokenizer
+
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, task=decoding.task)
+    sample_len = _token_limit(decoding, model.dims.n_text_ctx, len(tokenizer.sot_sequence) + 1)
+    options = whisper.DecodingOptions(task=decoding.task, language=decoding.language, temperature=0.0,
+                                      sample_len=sample_len, without_timestamps=True, fp16=fp16)
+    spans = windows(len(audio), decoding.chunk_s, decoding.stride_s)
+    tokens: list[list[int]] = []
+    languages: list[str] = []
+    for batch in _batches(spans, decoding.batch_size):
+        mel = torch.stack([whisper.log_mel_spectrogram(torch.from_numpy(window_audio(audio, w)),
+                                                       n_mels=model.dims.n_mels, padding=0)[:, :3000]
+                           for w in batch]).to(model.device)
+        with torch.no_grad():
+            for result in whisper.decode(model, mel, options):
+                tokens.append(list(result.tokens))
+                languages.append(result.language)
+    return _chunked_transcript(tokens, languages, tokenizer.decode)
+
+
+def _chunked_transcript(tokens: list[list[int]], languages: list[str], decode) -> Transcript:
+    groups = join_windows(tokens, languages)
+    text = "".join(decode(group) for _, group in groups)
+    language = max(set(languages), key=languages.count) if languages else None
+    return Transcript(text, language, [], [t for _, group in groups for t in group], tokens, languages)
+
+
+# ---- faster-whisper ----------------------------------------------------------------------------
+
+def load_faster(source: str, device, compute_type: str, *, download_root: str | None = None,
+                cpu_threads: int = 0):
+    """A ``faster_whisper.WhisperModel`` from a CTranslate2 folder or a size name (downloaded)."""
+    from faster_whisper import WhisperModel
+
+    kind, _, index = str(device).partition(":")
+    model = WhisperModel(source, device=kind, device_index=int(index or 0), compute_type=compute_type,
+                         cpu_threads=cpu_threads, download_root=download_root)
+    model.vemoclap_text_ctx = _ct2_text_ctx(Path(source))
+    model.max_length = model.vemoclap_text_ctx  # faster-whisper assumes 448 positions
+    return model
+
+
+def _ct2_text_ctx(folder: Path) -> int:
+    """The decoder's positions: from a converted folder's generation_config.json, else 448 (every
+    released Whisper)."""
+    try:
+        return int(json.loads((folder / "generation_config.json").read_text())["max_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 448
+
+
+def faster_transcribe(model, audio: np.ndarray, decoding: Decoding) -> Transcript:
+    if decoding.long_form == "chunked":
+        return _faster_chunked(model, audio, decoding)
+    # beam_size=1 / best_of=1: whisper.transcribe's greedy decoding and single sample per fallback
+    segments, info = model.transcribe(
+        audio, task=decoding.task, language=decoding.language, temperature=list(decoding.temperatures),
+        beam_size=1, best_of=1, condition_on_previous_text=decoding.condition_on_previous_text,
+        no_speech_threshold=decoding.no_speech_threshold, vad_filter=False, without_timestamps=False)
+    segments = list(segments)
+    rows = [(float(s.start), float(s.end), s.text, float(s.no_speech_prob)) for s in segments]
+    tokens = [t for s in segments for t in s.tokens if t < EOT]
+    return Transcript("".join(s.text for s in segments), info.language, rows, tokens)
+
+
+def _faster_chunked(model, audio: np.ndarray, decoding: Decoding) -> Transcript:
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    multilingual = model.model.is_multilingual
+    base = Tokenizer(model.hf_tokenizer, multilingual, task=decoding.task, language=decoding.language or "en")
+    suppress = list(get_suppressed_tokens(base, [-1]))
+    n_text_ctx = getattr(model, "vemoclap_text_ctx", 448)
+    spans = windows(len(audio), decoding.chunk_s, decoding.stride_s)
+    tokens: list[list[int]] = []
+    languages: list[str] = []
+    for batch in _batches(spans, decoding.batch_size):
+        features = np.stack([model.feature_extractor(window_audio(audio, w), padding=0)[:, :3000] for w in batch])
+        encoded = model.encode(features)
+        if decoding.language:
+            found = [decoding.language] * len(batch)
+        elif multilingual:
+            found = [ranked[0][0][2:-2] for ranked in model.model.detect_language(encoded)]
+        else:
+            found = ["en"] * len(batch)
+        prompts = []
+        for language in found:
+            tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=decoding.task, language=language)
+            prompts.append(list(tokenizer.sot_sequence) + [tokenizer.no_timestamps])
+        limit = _token_limit(decoding, n_text_ctx, len(prompts[0]))
+        # CTranslate2's Whisper generates at most max_length // 2 tokens (measured with 4.8: max_length 44
+        # gives 22 new tokens after a 4-token prompt), so ask for twice the limit and cut.
+        results = model.model.generate(encoded, prompts, beam_size=1, max_length=2 * limit, suppress_blank=True,
+                                       suppress_tokens=suppress)
+        for result in results:
+            ids = list(result.sequences_ids[0])
+            if EOT in ids:
+                ids = ids[:ids.index(EOT)]
+            tokens.append(ids[:limit])
+        languages.extend(found)
+    return _chunked_transcript(tokens, languages, base.decode)
