@@ -32,7 +32,12 @@ def main() -> None:
     parser.add_argument("--whisper-model", default=None, help="default: the recipe's, resolved for the device")
     parser.add_argument("--asr-backend", default=None, help="default: the recipe's (auto)")
     parser.add_argument("--face-detector", default="opencv")
+    parser.add_argument("--threads", type=int, default=None, help="torch (and CTranslate2) threads")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from vemoclap.pipeline import Analyzer
 
@@ -58,7 +63,10 @@ def main() -> None:
     rows.append({"stage": "total", "median s": f"{total:.2f}", "share": "100%"})
     duration = result.info.duration
     load = os.getloadavg()
-    print(f"video: {video.name} ({duration:.0f} s), device: {device_name(args.device)}; "
+    import torch
+
+    print(f"video: {video.name} ({duration:.0f} s), device: {device_name(args.device)}, "
+          f"{torch.get_num_threads()} threads; "
           f"model loading: {load_s:.1f} s; runs: {args.runs}; load average {load[0]:.1f} / {load[1]:.1f} / "
           f"{load[2]:.1f}")
     print(analyzer.recipe.summary())

@@ -405,7 +405,7 @@ def table(models_dir: str | os.PathLike | None = None, whisper_size: str = "smal
             where = f"github.com/serkansulun/video-emotion {ref.folder}/"
         else:
             local = local_path(key, models_dir)
-            where = ref.hub_id + (f" {ref.filename}" if ref.kind == "file" else "")
+            where = (ref.hub_id or ref.url or "") + (f" {ref.filename}" if ref.kind == "file" and ref.hub_id else "")
         users = used_by(key) or (["fusion"] if key == "classifier" else ["samples"] if key == "samples" else [])
         record = read_provenance(local) if local else {}
         rows.append({"key": key, "source": where, "size_mb": ref.size_mb, "license": license_of(key, models_dir),
