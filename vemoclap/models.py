@@ -273,6 +273,8 @@ def unavailable(key: str, models_dir: str | os.PathLike | None, why: str = "", *
     ref = MODELS[key]
     root = models_root(models_dir)
     where = (ref.hub_id or ref.filename or f"{REFERENCE_DIR}/{ref.folder}").format(**fmt)
+    if ref.kind == "ct2":
+        where = f"{ref.filename.format(**fmt)}, or {ct2_hub_id(fmt.get('name', 'small'))} from the hub"
     hint = f"run `{fetch_command([key], models_dir)}` where there is internet"
     if not models_dir:
         hint += f" (or pass --models-dir / set {MODELS_DIR_ENV} to a folder that has it)"

@@ -155,7 +155,13 @@ class Analyzer:
         required = {k: users for k, users in todo.items()
                     if any((u, k[0]) not in optional for u in users)}
         online = models.downloads_allowed() and fetch.reachable()
-        if not online:
+        if not online:  # a model whose stand-in is here is not missing now (faster-whisper → openai-whisper)
+            extractors = getattr(self, "extractors", {})
+            for (key, stem), users in list(required.items()):
+                stand_ins = [extractors[u].alternatives().get(key) for u in users if u in extractors]
+                if stand_ins and all(alt and not fetch.missing([alt[0]], self.models_dir, (alt[1],) if alt[1] else ())
+                                     for alt in stand_ins):
+                    del required[(key, stem)]
             why = ("downloads are off (VEMOCLAP_OFFLINE / HF_HUB_OFFLINE)" if not models.downloads_allowed()
                    else f"no connection to {fetch.hub_endpoint() or 'huggingface.co'}")
             self._offline(required, why)

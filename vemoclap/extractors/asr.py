@@ -210,9 +210,11 @@ class AsrSentimentExtractor(Extractor):
             return {"sentiment": None}
         return {"whisper_ct2" if self.backend == "faster-whisper" else "whisper": size, "sentiment": None}
 
-    def optional_models(self) -> set[str]:
+    def alternatives(self) -> dict[str, tuple[str, str | None]]:
         # auto falls back to openai-whisper's checkpoint where no CTranslate2 folder can be had
-        return {"whisper_ct2"} if self.backend == "faster-whisper" and self.requested_backend == "auto" else set()
+        if self.backend == "faster-whisper" and self.requested_backend == "auto":
+            return {"whisper_ct2": ("whisper", self.whisper_model)}
+        return {}
 
     def _download_root(self, folder: str) -> str | None:
         root = Path(self.models_dir).expanduser() if self.models_dir else models.default_models_dir()

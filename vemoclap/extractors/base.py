@@ -219,6 +219,10 @@ class Extractor(abc.ABC):
         """Keys among :meth:`needed_models` it can go on without (fetched when possible)."""
         return set()
 
+    def alternatives(self) -> dict[str, tuple[str, str | None]]:
+        """Key → (key, stem) of a model that stands in for it offline when it cannot be fetched."""
+        return {}
+
     def load(self) -> "Extractor":
         """Load the models (once). Raises vemoclap.models.ModelUnavailable naming what is missing."""
         with self._load_lock:
