@@ -145,3 +145,26 @@ def test_colab_upload_cell_delivers_50mb_intact(tmp_path, monkeypatch, tiny_mode
     assert "family trip.mp4 is ready" in text and f"{picked.stat().st_size / 2**20:.1f} MB" in text
     assert list(work.iterdir()) == []  # Colab wrote the file into the cwd; it was moved to the output dir
     assert app.controller.source_kind == "upload" and app.controller.chosen_source() == path
+
+
+def test_link_source_on_this_machine_needs_allow_private(tmp_path):
+    """The Colab-like check serves its link from 127.0.0.1 and says so with VEMOCLAP_ALLOW_PRIVATE=1;
+    without it the app refuses loopback links."""
+    from vemoclap.app.settings import settings_from_env
+
+    assert "allow_private" not in settings_from_env({})
+    assert "allow_private" not in settings_from_env({"VEMOCLAP_ALLOW_PRIVATE": "0"})
+    assert settings_from_env({"VEMOCLAP_ALLOW_PRIVATE": "1"})["allow_private"] is True
+
+    from vemoclap.app.controller import Controller
+    from vemoclap.errors import UserError
+
+    link = "http://127.0.0.1:9/clip.mp4"
+    for allow in (False, True):
+        controller = Controller(models_dir=tmp_path, extractors=[], output_dir=tmp_path / "out", allow_private=allow)
+        controller.source_kind, controller.url = "link", link
+        if allow:
+            assert controller.chosen_source() == link
+        else:
+            with pytest.raises(UserError):
+                controller.chosen_source()

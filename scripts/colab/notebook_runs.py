@@ -7,9 +7,9 @@ Runs 2-4 execute it again (step 1 now finds vemoclap installed) through the othe
 generated video of at least 50 MB through Colab's upload path (the stand-in google.colab in
 tests/standins; bytes compared by sha256), a path, and a link served from 127.0.0.1.
 
-Two cells are added, and only here: one after step 1 that writes tiny models with this kernel's own torch
-and transformers (vemoclap.tiny; it cannot run before step 1 has installed vemoclap), and a last one that
-prints what the kernel's ``app`` holds. Every run must end with an emotion and no error output.
+The tiny models (WORK/models) are made beforehand by scripts/colab/check.py. One cell is added, and only
+here: a last one that prints what the kernel's ``app`` holds. Every run must end with an emotion and no
+error output.
 """
 from __future__ import annotations
 
@@ -29,15 +29,6 @@ import nbclient
 import nbformat
 
 EMOTIONS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
-
-MAKE_MODELS = r'''
-# (added by the Colab-like check) tiny models of the real classes, written by this kernel's torch/transformers
-import os
-from pathlib import Path
-if not (Path(os.environ["VEMOCLAP_MODELS_DIR"]) / "classifier").exists():
-    from vemoclap.tiny import make_tiny_models
-    make_tiny_models(os.environ["VEMOCLAP_MODELS_DIR"])
-'''
 
 CHECK = r'''
 # (added by the Colab-like check) what the kernel's app holds after step 5
@@ -111,12 +102,11 @@ class _Server(threading.Thread):
 
 
 def run_notebook(notebook: Path, work: Path, name: str, env: dict[str, str], timeout: int) -> dict:
-    """Execute the notebook (two cells added, see the module docstring) in a fresh kernel; returns the
+    """Execute the notebook (a check cell added) in a fresh kernel; returns the
     CHECK line, the step-1 output and the saved executed notebook's path. Fails on any error output."""
     nb = nbformat.read(notebook, as_version=4)
     n_cells = len(nb.cells)
     setup_index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "install(" in c.source)
-    nb.cells.insert(setup_index + 1, nbformat.v4.new_code_cell(MAKE_MODELS))
     nb.cells.append(nbformat.v4.new_code_cell(CHECK))
     cwd = work / f"run-{name}"  # the kernel's working directory: Colab's upload writes there
     cwd.mkdir(parents=True)
@@ -189,6 +179,7 @@ def main() -> int:
         "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(work / "matplotlib"), "TQDM_DISABLE": "1",
         "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(work / "jupyter-runtime"),
         "IPYTHONDIR": str(work / "ipython"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel 6.17's debugger warns about frozen modules
     }
     report: dict = {"runs": {}}
 
