@@ -83,12 +83,16 @@ def make_videos(work: Path) -> dict[str, Path]:
     return videos
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # the requests are not news
+        pass
+
+
 class _Server(threading.Thread):
     """A plain HTTP server on 127.0.0.1 for the link source (a direct .mp4 link; yt-dlp's generic extractor)."""
 
     def __init__(self, folder: Path):
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-        handler.log_message = lambda *a, **k: None
+        handler = functools.partial(_QuietHandler, directory=str(folder))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         super().__init__(target=self.httpd.serve_forever, daemon=True)
 
