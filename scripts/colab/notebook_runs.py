@@ -232,7 +232,8 @@ def main() -> int:
             assert not left, f"Colab's copy in the working directory was not moved away: {left}"
             check["upload_mb"] = round(videos["big"].stat().st_size / 2**20, 1)
         report["runs"][name] = check
-        print(f"run {name}: {check['top_label']} in {check['seconds']} s", flush=True)
+        extra = f" ({check['upload_mb']} MB through Colab's upload cell, sha256 equal)" if name == "upload" else ""
+        print(f"run {name}: {check['top_label']} in {check['seconds']} s{extra}", flush=True)
     final = installer.snapshot()
     assert final == after, "the later runs changed the environment"
     (work / "notebook-runs.json").write_text(json.dumps(report, indent=1, default=str))
