@@ -20,6 +20,7 @@ import http.server
 import importlib.util
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -132,7 +133,8 @@ def run_notebook(notebook: Path, work: Path, name: str, env: dict[str, str], tim
         for output in cell.get("outputs", []):
             text = output.get("text", "") + json.dumps(output.get("data", {}))
             if output.get("output_type") == "error":
-                errors.append(f"cell {i}: {output.get('ename')}: {output.get('evalue')}")
+                trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.get("traceback", [])))
+                errors.append(f"cell {i}: {output.get('ename')}: {output.get('evalue')}\n{trace[-2500:]}")
             elif "Traceback" in text:
                 errors.append(f"cell {i}: a traceback in the output: {text[-1500:]}")
     assert not errors, f"run {name}: error outputs (see {saved}):\n" + "\n".join(errors)
