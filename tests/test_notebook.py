@@ -98,3 +98,73 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
     assert check["explorers"] == {"frames": ["Image"], "faces": ["HTML", "Image"], "features": ["HTML", "Image"]}
     assert check["frames_png"] > 5000
     assert (tmp_path / "cache" / "sample.mp4").is_file()  # the generated sample was analyzed
+
+
+def _big_video(path: Path, min_mb: float = 50) -> Path:
+    """A real video of at least ``min_mb`` MB: lossless noise frames (x264 cannot shrink noise)."""
+    import numpy as np
+
+    from vemoclap.testing import make_video
+
+    rng = np.random.default_rng(0)
+    make_video(path, duration=4.0, fps=25, size=(640, 480), crf=0, audio="tone",
+               frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size
+    return path
+
+
+def test_colab_upload_cell_delivers_50mb_intact(tmp_path, monkeypatch, tiny_models):
+    """What the notebook's Colab upload cell runs (``app.colab_upload()``), through the stand-in
+    google.colab: a 50 MB file reaches step 5's source byte for byte, and Colab's copy in the working
+    directory does not stay behind."""
+    import hashlib
+
+    from vemoclap.app import VemoclapApp, colab
+
+    standins = Path(__file__).resolve().parent / "standins"
+    monkeypatch.syspath_prepend(str(standins))
+    for name in [m for m in sys.modules if m == "google.colab" or m.startswith("google.colab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("VEMOCLAP_DRIVE", str(tmp_path / "drive"))
+    monkeypatch.setenv("VEMOCLAP_CACHE", str(tmp_path / "cache"))
+    picked = _big_video(tmp_path / "chosen" / "family trip.mp4")
+    monkeypatch.setenv("VEMOCLAP_STANDIN_UPLOAD", str(picked))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert colab.on_colab()
+
+    app = VemoclapApp(models_dir=tiny_models, extractors=["face_emotion"], output_dir=tmp_path / "out",
+                      analyzer_options={"face_detector": "opencv", "frames": 4})
+    app.source_step()
+    app.pick_step()
+    path = app.colab_upload()
+    assert path is not None, app.upload_message.value
+    text = app.upload_message.value
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(picked.read_bytes()).hexdigest()
+    assert "family trip.mp4 is ready" in text and f"{picked.stat().st_size / 2**20:.1f} MB" in text
+    assert list(work.iterdir()) == []  # Colab wrote the file into the cwd; it was moved to the output dir
+    assert app.controller.source_kind == "upload" and app.controller.chosen_source() == path
+
+
+def test_link_source_on_this_machine_needs_allow_private(tmp_path):
+    """The Colab-like check serves its link from 127.0.0.1 and says so with VEMOCLAP_ALLOW_PRIVATE=1;
+    without it the app refuses loopback links."""
+    from vemoclap.app.settings import settings_from_env
+
+    assert "allow_private" not in settings_from_env({})
+    assert "allow_private" not in settings_from_env({"VEMOCLAP_ALLOW_PRIVATE": "0"})
+    assert settings_from_env({"VEMOCLAP_ALLOW_PRIVATE": "1"})["allow_private"] is True
+
+    from vemoclap.app.controller import Controller
+    from vemoclap.errors import UserError
+
+    link = "http://127.0.0.1:9/clip.mp4"
+    for allow in (False, True):
+        controller = Controller(models_dir=tmp_path, extractors=[], output_dir=tmp_path / "out", allow_private=allow)
+        controller.source_kind, controller.url = "link", link
+        if allow:
+            assert controller.chosen_source() == link
+        else:
+            with pytest.raises(UserError):
+                controller.chosen_source()

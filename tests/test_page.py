@@ -141,3 +141,66 @@ def test_page_runs_the_app_in_a_browser(served, tmp_path):
             browser.close()
     assert shot.stat().st_size > 20_000
     assert all(urlparse(u).hostname != "127.0.0.1" for u in blocked)
+
+
+def _big_video(path: Path, min_mb: float = 50) -> Path:
+    """A real video of at least ``min_mb`` MB: lossless noise frames (x264 cannot shrink noise)."""
+    import numpy as np
+
+    from vemoclap.testing import make_video
+
+    rng = np.random.default_rng(1)
+    make_video(path, duration=4.0, fps=25, size=(640, 480), crf=0, audio="tone",
+               frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size
+    return path
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_page_upload_of_50mb_reaches_the_analyzer_intact(served, tmp_path):
+    """A 50 MB file chosen in the page's FileUpload (ipywidgets 8, the browser's own file input, as a
+    person picks it) arrives in the kernel byte for byte and is what step 5 analyzes."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    import ipywidgets
+
+    if int(ipywidgets.__version__.split(".")[0]) < 8:
+        pytest.skip("the page runs ipywidgets 8 (Colab's 7.7 never serves this page)")
+    url, root, log = served
+    video = _big_video(tmp_path / "holiday at sea.mp4")
+    uploads = root / "out" / "uploads"
+    before = set(uploads.rglob("*.mp4")) if uploads.exists() else set()
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).scheme in
+                       ("data", "blob") or urlparse(route.request.url).hostname == "127.0.0.1" else route.abort())
+            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+            page.locator("button.vemoclap-load").wait_for(timeout=180_000)
+            page.get_by_role("button", name="Upload", exact=True).click()
+            # ipywidgets 8's FileUpload is a button that clicks a file input kept outside the page's DOM:
+            # Playwright answers the browser's file chooser that this opens, as a person would.
+            with page.expect_file_chooser(timeout=30_000) as chosen:
+                page.locator("button.widget-upload").click()
+            chosen.value.set_files(str(video))
+            page.get_by_text("holiday at sea.mp4 is ready").wait_for(timeout=300_000)
+
+            saved = sorted(set(uploads.rglob("*.mp4")) - before)
+            assert len(saved) == 1, saved
+            assert saved[0].stat().st_size == video.stat().st_size
+            assert _sha256(saved[0]) == _sha256(video)
+
+            page.locator("button.vemoclap-run").click()
+            page.locator(".vemoclap-chart").wait_for(state="visible", timeout=300_000)
+            page.locator(".vemoclap-summary summary").click()
+            report = page.locator(".vemoclap-report").inner_text()
+            assert "holiday" in report, report
+            assert "Emotion:" in page.locator(".vemoclap-summary").inner_text()
+        finally:
+            browser.close()

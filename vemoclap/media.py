@@ -178,7 +178,7 @@ def _open(path):
     if p.stat().st_size == 0:
         raise _fail(p, "is empty (0 bytes)", "download or export the video again")
     try:
-        return av.open(str(p), metadata_errors="ignore")
+        return av.open(str(p), **_metadata_options(av))
     except av.error.InvalidDataError:
         raise _fail(p, "is not a readable media file (unknown format, or truncated before its header/index)",
                     "download it again or convert it to MP4 (H.264/AAC)") from None
@@ -187,6 +187,12 @@ def _open(path):
     except (av.FFmpegError, OSError) as exc:
         raise _fail(p, f"cannot be opened ({_ffmpeg_reason(exc)})",
                     "download it again or convert it to MP4 (H.264/AAC)") from None
+
+
+def _metadata_options(av) -> dict:
+    """av.open's keywords for badly encoded metadata: PyAV < 19 raises on it unless told to ignore it;
+    PyAV 19 dropped the option (a TypeError there) and always decodes with surrogateescape."""
+    return {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:
@@ -1103,7 +1109,7 @@ class VideoReader:
         self.source = os.fspath(source)
         if "://" in self.source:
             try:
-                self.container = av.open(self.source, options=options or {}, metadata_errors="ignore")
+                self.container = av.open(self.source, options=options or {}, **_metadata_options(av))
             except (av.FFmpegError, OSError) as exc:
                 raise _fail(self.source, f"cannot be opened as a video ({_ffmpeg_reason(exc)})",
                             "check the link or the stream") from None

@@ -17,10 +17,16 @@ from .settings import SETTINGS_ENV
 log = logging.getLogger(__name__)
 
 
+# ipywidgets 8 sends a FileUpload's whole file in one websocket message, and tornado drops messages over
+# 10 MB by default (the page then never hears of the upload): room for the app's 200 MB upload limit.
+WEBSOCKET_MAX_MESSAGE_BYTES = 256 * 2**20
+
+
 def voila_command(notebook: Path, port: int, open_browser: bool = True) -> list[str]:
     """The Voila command line that serves ``notebook`` on 127.0.0.1 only."""
     command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
-               "--VoilaConfiguration.show_tracebacks=False", "--theme=light"]
+               "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
+               f"--Voila.tornado_settings={{'websocket_max_message_size': {WEBSOCKET_MAX_MESSAGE_BYTES}}}"]
     if not open_browser:
         command.append("--no-browser")
     return command

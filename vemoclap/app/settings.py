@@ -15,6 +15,8 @@ SETTINGS_ENV = {
     "whisper_model": "VEMOCLAP_WHISPER_MODEL",
     "frames": "VEMOCLAP_FRAMES",
     "output_dir": "VEMOCLAP_OUTPUT_DIR",
+    # links to loopback/private addresses (off by default); CI serves its test video from 127.0.0.1
+    "allow_private": "VEMOCLAP_ALLOW_PRIVATE",
 }
 
 
@@ -26,6 +28,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         value = env.get(SETTINGS_ENV[key], "").strip()
         if value:
             settings[key] = value
+    if env.get(SETTINGS_ENV["allow_private"], "").strip().lower() in ("1", "true", "yes"):
+        settings["allow_private"] = True
     names = env.get(SETTINGS_ENV["extractors"], "").strip()
     if names:
         settings["extractors"] = [n.strip() for n in names.split(",") if n.strip()]
