@@ -52,7 +52,6 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
     models = tiny_models
     env = {
         "VEMOCLAP_MODELS_DIR": str(models),
-        "VEMOCLAP_CLASSIFIER": str(models / "classifier"),
         "VEMOCLAP_AUTORUN": "1",
         "VEMOCLAP_CACHE": str(tmp_path / "cache"),
         "VEMOCLAP_OUTPUT_DIR": str(tmp_path / "out"),

@@ -302,10 +302,11 @@ def download_models(directory=None, only: list[str] | None = None,
     unknown = [k for k in keys if k not in MODELS]
     if unknown:
         raise OptionError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    if not downloads_allowed():
-        raise ModelUnavailable(f"downloads are off ({OFFLINE_ENV}=1 or HF_HUB_OFFLINE=1); unset it to download")
     report = _byte_bars() if progress is True else (progress or None)
     plan = missing(keys, directory, whisper_sizes)
+    if plan and not downloads_allowed():
+        raise ModelUnavailable(f"{', '.join(item.key for item in plan)} missing and downloads are off "
+                               f"({OFFLINE_ENV}=1 or HF_HUB_OFFLINE=1); unset it to download")
     written: dict[str, Path] = {}
     for key in keys:
         if MODELS[key].kind not in ("whisper", "ct2") and local_path(key, directory) is not None:

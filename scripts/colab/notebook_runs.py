@@ -171,7 +171,6 @@ def main() -> int:
         "PYTHONPATH": str(root / "tests" / "standins"),  # google.colab: the stand-in (never the checkout)
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         "VEMOCLAP_MODELS_DIR": str(work / "models"),
-        "VEMOCLAP_CLASSIFIER": str(work / "models" / "classifier"),
         "VEMOCLAP_AUTORUN": "1",
         "VEMOCLAP_CACHE": str(work / "cache"),
         "VEMOCLAP_OUTPUT_DIR": str(work / "out"),
