@@ -23,9 +23,9 @@ def device_name(device: str) -> str:
 
 def sixty_second_video(seconds: float = 60.0) -> Path:
     """The project's sample scene (a real face, on-screen text, speech-like audio) at 60 s, cached."""
-    from vemoclap.sample import make_sample
-
     from full_size import CACHE
+
+    from vemoclap.sample import make_sample
 
     path = CACHE / f"sample-{int(seconds)}s.mp4"
     if not path.is_file():

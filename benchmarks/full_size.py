@@ -71,10 +71,10 @@ def build_full_size_models(directory: Path | None = None, *, spell: bool = False
     import transformers as tf
     from whisper.model import ModelDimensions, Whisper
 
-    from vemoclap.models import MODELS
-    from vemoclap.testing import make_tiny_models, make_tiny_classifier
-    from vemoclap.tiny.audio import TINY_BEATS_CFG
     from vemoclap.extractors.beats import audioset_labels
+    from vemoclap.models import MODELS
+    from vemoclap.testing import make_tiny_classifier, make_tiny_models
+    from vemoclap.tiny.audio import TINY_BEATS_CFG
 
     directory = Path(directory or CACHE / "full-size")
     done = directory / f".complete-{'-'.join(whisper_sizes)}{'-spell' if spell else ''}"

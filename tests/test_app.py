@@ -6,23 +6,21 @@ detector finds the astronaut, rapidocr's real models read the sample's title.
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
-
-import html
 
 import numpy as np
 import pytest
 
 ipywidgets = pytest.importorskip("ipywidgets")
 
+from app_widget_checks import CHECKS, upload  # noqa: E402
+
 from vemoclap import app as app_module  # noqa: E402
 from vemoclap.app import VemoclapApp, launch  # noqa: E402
-
-from app_widget_checks import CHECKS, upload  # noqa: E402
 
 IPYW7_PYTHON = Path(os.environ.get("VEMOCLAP_IPYW7_PYTHON", "/work/venvs/app-ipyw7/bin/python"))
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from vemoclap.labels import EMOTIONS
-from vemoclap.training.blacklist import (RULES, append_suggestions, parse_blacklist, read_blacklist, suggest,
-                                         tokens)
+from vemoclap.training.blacklist import RULES, append_suggestions, parse_blacklist, read_blacklist, suggest, tokens
 from vemoclap.training.dataset import DatasetError, Video, apply_blacklist, assign_ids, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from hubserver import HubServer, git_blob_sha1
+
 from vemoclap import models
 from vemoclap.labels import EMOTIONS
 

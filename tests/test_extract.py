@@ -16,10 +16,20 @@ import numpy as np
 import pytest
 
 from vemoclap.training.dataset import load_dataset
-from vemoclap.training.extract import (CONFIG_FILE, FAILURES_FILE, MANIFEST_FILE, ExtractionError,
-                                       FeatureFileError, PickleRefused, extract_dataset, feature_path,
-                                       import_reference_features, load_features, read_manifest,
-                                       rebuild_manifest)
+from vemoclap.training.extract import (
+    CONFIG_FILE,
+    FAILURES_FILE,
+    MANIFEST_FILE,
+    ExtractionError,
+    FeatureFileError,
+    PickleRefused,
+    extract_dataset,
+    feature_path,
+    import_reference_features,
+    load_features,
+    read_manifest,
+    rebuild_manifest,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = dict(extractors=["clip", "beats", "face_emotion"], face_detector="opencv", device="cpu", progress=False)

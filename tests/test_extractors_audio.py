@@ -11,8 +11,7 @@ import torch
 
 from vemoclap import extractors
 from vemoclap.extractors import Clip
-from vemoclap.extractors.beats import (AUDIOSET_LABELS_CSV, BEATs, BeatsConfig, AudioOutput, AudioTag,
-                                       kaldi_fbank)
+from vemoclap.extractors.beats import AUDIOSET_LABELS_CSV, AudioOutput, AudioTag, BEATs, BeatsConfig, kaldi_fbank
 from vemoclap.media import Frames
 from vemoclap.models import ModelUnavailable
 from vemoclap.synth import speech_like

@@ -13,11 +13,16 @@ import numpy as np
 import pytest
 
 from vemoclap import models
-from vemoclap.extractors import Clip, get
-from vemoclap.extractors import text
+from vemoclap.extractors import Clip, get, text
 from vemoclap.extractors.ocr import OcrSentimentExtractor, _mostly_latin, merge_rows
-from vemoclap.extractors.text import (NLLB_CODES, LanguageIdentifier, SentimentModel, SpellCorrector, Translator,
-                                      WordSegmenter)
+from vemoclap.extractors.text import (
+    NLLB_CODES,
+    LanguageIdentifier,
+    SentimentModel,
+    SpellCorrector,
+    Translator,
+    WordSegmenter,
+)
 from vemoclap.media import SAMPLE_RATE, Frames
 from vemoclap.synth import speech_like
 from vemoclap.tiny.text import LANGUAGE_LABELS, SENTIMENT_LABELS

@@ -16,11 +16,17 @@ import numpy as np
 import pytest
 import torch
 
-from vemoclap.fusion import (AttentionClassifier, CheckpointError, compute_stats, default_config, load_checkpoint,
-                             load_classifier, save_checkpoint)
+from vemoclap.fusion import (
+    AttentionClassifier,
+    CheckpointError,
+    compute_stats,
+    default_config,
+    load_checkpoint,
+    load_classifier,
+    save_checkpoint,
+)
 from vemoclap.labels import EMOTIONS
-from vemoclap.training.features import (FeatureSetError, load_feature_set, make_synthetic_feature_set,
-                                        stratified_holdout)
+from vemoclap.training.features import FeatureSetError, load_feature_set, make_synthetic_feature_set, stratified_holdout
 from vemoclap.training.train import TrainingError, class_weights, train
 
 FAST = dict(d_model=64, lr=1e-3, batch_size=16, dropout=0.1, device="cpu", progress=False)
@@ -195,8 +201,15 @@ def test_class_balanced_weights(skewed, tmp_path):
 # ---- evaluation --------------------------------------------------------------------------------
 
 def test_evaluate_matches_sklearn(untrained, feature_set, tmp_path):
-    from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
-                                 precision_score, recall_score, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     from vemoclap.training.evaluate import evaluate
 
@@ -214,7 +227,7 @@ def test_evaluate_matches_sklearn(untrained, feature_set, tmp_path):
         assert row["recall"] == pytest.approx(recalls[c]) and row["support"] == 8
         assert row["roc_auc"] == pytest.approx(roc_auc_score(y == c, probabilities[:, c]), abs=1e-6)
         assert row["pr_auc"] == pytest.approx(average_precision_score(y == c, probabilities[:, c]), abs=1e-6)
-    assert report.macro["roc_auc"] == pytest.approx(np.mean([report.per_class[l]["roc_auc"] for l in EMOTIONS]))
+    assert report.macro["roc_auc"] == pytest.approx(np.mean([report.per_class[label]["roc_auc"] for label in EMOTIONS]))
     assert np.allclose(report.confusion, confusion_matrix(y, predicted, labels=range(6), normalize="true"))
     # Files: every number as JSON, a Markdown page linking the pictures.
     out = tmp_path / "eval"
@@ -236,7 +249,7 @@ def test_evaluate_with_a_class_absent(trained, feature_set):
     report = evaluate(trained.checkpoint, no_fear, "test")
     fear = report.per_class["fear"]
     assert fear["support"] == 0 and fear["recall"] is None and fear["roc_auc"] is None and fear["pr_auc"] is None
-    defined = [report.per_class[l]["roc_auc"] for l in EMOTIONS if l != "fear"]
+    defined = [report.per_class[label]["roc_auc"] for label in EMOTIONS if label != "fear"]
     assert report.macro["roc_auc"] == pytest.approx(np.mean(defined))
     assert any("fear" in note for note in report.notes) and report.accuracy >= 0.8
 

@@ -27,10 +27,25 @@ from typing import Callable
 
 from . import downloads
 from .errors import ModelUnavailable, OptionError, one_line
-from .models import (DEFAULT_DOWNLOADS, DEFAULT_WHISPER_SIZES, MODELS, OFFLINE_ENV, RANDOM, ModelRef, ct2_hub_id,
-                     downloads_allowed, local_path, whisper_ct2_dir,
-                     models_root, read_provenance, reference_target, target_path, unavailable, whisper_names,
-                     write_provenance)
+from .models import (
+    DEFAULT_DOWNLOADS,
+    DEFAULT_WHISPER_SIZES,
+    MODELS,
+    OFFLINE_ENV,
+    RANDOM,
+    ModelRef,
+    ct2_hub_id,
+    downloads_allowed,
+    local_path,
+    models_root,
+    read_provenance,
+    reference_target,
+    target_path,
+    unavailable,
+    whisper_ct2_dir,
+    whisper_names,
+    write_provenance,
+)
 
 log = logging.getLogger(__name__)
 

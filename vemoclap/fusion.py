@@ -42,8 +42,8 @@ from torch import nn
 
 from ._util import atomic_write_bytes, atomic_write_json
 from .errors import UserError, one_line
-from .registry import DEFAULT_FEATURES, FEATURES, FeatureSpec  # noqa: F401 (FeatureSpec re-exported)
 from .labels import EMOTIONS
+from .registry import DEFAULT_FEATURES, FEATURES, FeatureSpec  # noqa: F401 (FeatureSpec re-exported)
 
 log = logging.getLogger(__name__)
 

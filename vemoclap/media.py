@@ -52,8 +52,6 @@ upright RGB array, damaged packets skipped and counted.
 """
 from __future__ import annotations
 
-from .errors import OptionError, UserError
-
 import logging
 import math
 import os
@@ -63,6 +61,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from .errors import OptionError, UserError
 
 log = logging.getLogger(__name__)
 

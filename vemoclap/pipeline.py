@@ -9,11 +9,10 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
-from . import recipes
+from . import models, recipes, samples
 from .errors import OptionError, UserError, one_line
+from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from .media import check_frame_count
-from . import models, samples
 from .models import ModelUnavailable
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source

@@ -355,7 +355,6 @@ class Controller:
         """Save uploaded bytes under a safe name in the output dir and check that they are a video.
 
         Returns the saved path and a line saying it is ready; a SourceError when it is not usable."""
-        from .. import media
 
         limit = self.max_upload_bytes if limit is None else limit
         self.uploaded_path = None

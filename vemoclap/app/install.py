@@ -10,7 +10,6 @@ OpenCV although no listed version changed. `cv2`'s version and build are compare
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess

@@ -4,17 +4,16 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import user_errors
-from ..sources import SAMPLE, VIDEO_EXTENSIONS
+from ..sources import VIDEO_EXTENSIONS
 from . import colab
 from ._widgets import clear_upload, upload_entries, widgets
 from .cache import ModelState
 from .controller import SOURCES, Controller, Progress, describe_error
 from .logs import quiet
-from .views import (CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, table_html)
+from .views import CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, table_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result

@@ -16,13 +16,20 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from ..errors import one_line
 from ..plots import faces_figure, features_heatmap, figure_png, frames_grid
 from ..sources import SAMPLE, is_url
-from . import colab
 from ._widgets import walk, widgets
 from .controller import Controller, describe_error, settings_from_env
 from .logs import quiet
 from .steps import Explorer, LoadStep, PickStep, RunStep, SetupStep, SourceStep, _log_failure
-from .views import (details_html, downloads_html, features_table_html, file_html, message_html, missing_html,
-                    summary_html, visible_text)
+from .views import (
+    details_html,
+    downloads_html,
+    features_table_html,
+    file_html,
+    message_html,
+    missing_html,
+    summary_html,
+    visible_text,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -8,8 +8,6 @@ no text), which becomes an output with ``missing`` set, never an exception to th
 """
 from __future__ import annotations
 
-from ..errors import OptionError
-
 import abc
 import dataclasses
 import logging
@@ -20,9 +18,10 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from .._util import to_jsonable
-from ..media import MAX_AUDIO_SECONDS, SAMPLE_RATE, Frames, MediaInfo
 from .. import models
+from .._util import to_jsonable
+from ..errors import OptionError
+from ..media import MAX_AUDIO_SECONDS, SAMPLE_RATE, Frames, MediaInfo
 from ..registry import EXTRACTORS
 
 log = logging.getLogger(__name__)

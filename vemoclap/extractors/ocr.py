@@ -40,21 +40,26 @@ Choices (documented so results can be compared):
 """
 from __future__ import annotations
 
-from ..errors import OptionError, one_line
-
 import logging
 from dataclasses import dataclass, field
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import models
+from ..errors import OptionError, one_line
 from . import text
 from .base import Clip, Extractor, ExtractorOutput, Missing, shared_model
-from .text import (UNKNOWN_LANGUAGE, LanguageIdentifier, Sentiment, SentimentModel, SpellCorrector, Translator,
-                   WordSegmenter)
+from .text import (
+    UNKNOWN_LANGUAGE,
+    LanguageIdentifier,
+    Sentiment,
+    SentimentModel,
+    SpellCorrector,
+    Translator,
+    WordSegmenter,
+)
 
 log = logging.getLogger(__name__)
 

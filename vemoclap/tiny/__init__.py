@@ -35,8 +35,14 @@ def make_tiny_reference_classifier(directory: str | Path, *, seed: int = 0, d_mo
     reference's keys + ``model.pt`` state dict), where ``classifier="reference"`` looks for it."""
     import torch
 
-    from ..fusion import (FEATURES, REFERENCE_CONFIG_FILE, REFERENCE_FEATURES, REFERENCE_WEIGHTS_FILE,
-                          AttentionClassifier, config_from_reference)
+    from ..fusion import (
+        FEATURES,
+        REFERENCE_CONFIG_FILE,
+        REFERENCE_FEATURES,
+        REFERENCE_WEIGHTS_FILE,
+        AttentionClassifier,
+        config_from_reference,
+    )
     from ..labels import EMOTIONS
 
     directory = Path(directory)

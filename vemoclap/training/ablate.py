@@ -30,7 +30,7 @@ import numpy as np
 
 from .._util import atomic_write_text
 from .features import FeatureSet, FeatureSetError, as_feature_set
-from .train import TrainOptions, TrainingError, choose_features, resolve_options, train
+from .train import TrainingError, TrainOptions, choose_features, resolve_options, train
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,6 @@ joy class by eye.
 """
 from __future__ import annotations
 
-from ..errors import NotFound, UserError
-
 import datetime as _dt
 import logging
 import re
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .._util import atomic_write_text
+from ..errors import NotFound
 from .dataset import Video
 
 log = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
 """
 from __future__ import annotations
 
-from ..errors import OptionError
-
 import argparse
 import json
 import logging
 from pathlib import Path
+
+from ..errors import OptionError
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,6 @@ The original file name stays available as :attr:`Video.name` — the blacklist i
 """
 from __future__ import annotations
 
-from ..errors import UserError
-
 import csv
 import dataclasses
 import logging
@@ -33,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..errors import UserError
 from ..labels import EMOTIONS
 from ..media import VIDEO_EXTENSIONS
 

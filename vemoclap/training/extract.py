@@ -63,8 +63,18 @@ from .._util import atomic_write_bytes, atomic_write_json, atomic_write_text, to
 from ..errors import NotFound, UserError, one_line
 from ..labels import EMOTIONS
 from .dataset import Video, assign_ids
-from .store import (FORMAT, FORMAT_VERSION, SUFFIX, TIMES, FeatureFileError, VideoFeatures,  # noqa: F401
-                    _one_line, feature_path, load_features, read_metadata)
+from .store import (  # noqa: F401
+    FORMAT,
+    FORMAT_VERSION,
+    SUFFIX,
+    TIMES,
+    FeatureFileError,
+    VideoFeatures,
+    _one_line,
+    feature_path,
+    load_features,
+    read_metadata,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,6 @@ format; tests and benchmarks build synthetic caches with :func:`make_synthetic_f
 """
 from __future__ import annotations
 
-from ..errors import UserError
-
 import csv
 import io
 import json
@@ -30,8 +28,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._util import atomic_write_text
-from .store import recipe_of_metadata, write_feature_file  # noqa: F401 (part of this module's API)
+from ..errors import UserError
 from ..labels import EMOTIONS
+from .store import recipe_of_metadata, write_feature_file  # noqa: F401 (part of this module's API)
 
 log = logging.getLogger(__name__)
 

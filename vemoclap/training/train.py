@@ -21,8 +21,6 @@ afterwards.
 """
 from __future__ import annotations
 
-from ..errors import UserError
-
 import dataclasses
 import io
 import logging
@@ -39,8 +37,18 @@ import torch
 from torch import nn
 
 from .._util import atomic_write_bytes, atomic_write_json
-from ..fusion import (FEATURES, REFERENCE_FEATURES, AttentionClassifier, ClassifierConfig, NormStats, collate,
-                      compute_stats, default_config, save_checkpoint)
+from ..errors import UserError
+from ..fusion import (
+    FEATURES,
+    REFERENCE_FEATURES,
+    AttentionClassifier,
+    ClassifierConfig,
+    NormStats,
+    collate,
+    compute_stats,
+    default_config,
+    save_checkpoint,
+)
 from .features import FeatureSet, FeatureSetError, as_feature_set
 
 log = logging.getLogger(__name__)
