@@ -8,6 +8,7 @@ includes model loading; later runs show what a notebook user waits for on a reru
 configuration is the default one: the recipe of the (reference-layout) classifier, resolved for
 the device, printed with the table (its Whisper size, backend and decoding; its deviations).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,15 @@ def main() -> None:
     video = args.video or sixty_second_video()
     t0 = time.perf_counter()
     asr = {"backend": args.asr_backend} if args.asr_backend else {}
-    analyzer = Analyzer(models_dir=models, device=args.device, classifier=models / "classifier",
-                        face_detector=args.face_detector, whisper_model=args.whisper_model, recipe=args.recipe,
-                        extractor_options={"asr_sentiment": asr} if asr else None).load()
+    analyzer = Analyzer(
+        models_dir=models,
+        device=args.device,
+        classifier=models / "classifier",
+        face_detector=args.face_detector,
+        whisper_model=args.whisper_model,
+        recipe=args.recipe,
+        extractor_options={"asr_sentiment": asr} if asr else None,
+    ).load()
     load_s = time.perf_counter() - t0
     stages: dict[str, list[float]] = {}
     totals = []
@@ -58,27 +65,35 @@ def main() -> None:
         for stage, seconds in result.timings.items():
             stages.setdefault(stage, []).append(seconds)
     total = median(totals)
-    rows = [{"stage": stage, "median s": f"{median(values):.2f}", "share": f"{median(values) / total:.0%}"}
-            for stage, values in stages.items()]
+    rows = [
+        {"stage": stage, "median s": f"{median(values):.2f}", "share": f"{median(values) / total:.0%}"}
+        for stage, values in stages.items()
+    ]
     rows.append({"stage": "total", "median s": f"{total:.2f}", "share": "100%"})
     duration = result.info.duration
     load = os.getloadavg()
     import torch
 
-    print(f"video: {video.name} ({duration:.0f} s), device: {device_name(args.device)}, "
-          f"{torch.get_num_threads()} threads; "
-          f"model loading: {load_s:.1f} s; runs: {args.runs}; load average {load[0]:.1f} / {load[1]:.1f} / "
-          f"{load[2]:.1f}")
+    print(
+        f"video: {video.name} ({duration:.0f} s), device: {device_name(args.device)}, "
+        f"{torch.get_num_threads()} threads; "
+        f"model loading: {load_s:.1f} s; runs: {args.runs}; load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f}"
+    )
     print(analyzer.recipe.summary())
     whisper = analyzer.extractors.get("asr_sentiment")
     if whisper is not None:
-        print(f"asr_sentiment: Whisper {whisper.whisper_model} on {whisper.backend}"
-              f"{' ' + whisper.compute_type if whisper.backend == 'faster-whisper' else ''}, long form "
-              f"{whisper.long_form}, max_new_tokens {whisper.max_new_tokens}, temperature {whisper.temperature}, "
-              f"VAD {'on' if whisper.vad else 'off'}")
+        print(
+            f"asr_sentiment: Whisper {whisper.whisper_model} on {whisper.backend}"
+            f"{' ' + whisper.compute_type if whisper.backend == 'faster-whisper' else ''}, long form "
+            f"{whisper.long_form}, max_new_tokens {whisper.max_new_tokens}, temperature {whisper.temperature}, "
+            f"VAD {'on' if whisper.vad else 'off'}"
+        )
     print(table(rows, ["stage", "median s", "share"]))
-    print(f"real-time factor: {total / duration:.2f} s of compute per s of video "
-          f"(the reference: ≈30 s for a 60-s video on a Colab T4, i.e. 0.5)")
+    print(
+        f"real-time factor: {total / duration:.2f} s of compute per s of video "
+        f"(the reference: ≈30 s for a 60-s video on a Colab T4, i.e. 0.5)"
+    )
 
 
 if __name__ == "__main__":

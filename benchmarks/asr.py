@@ -11,6 +11,7 @@ the encoder alone over the three windows, then the whole transcription; the real
 seconds of compute per second of audio. A last pair of rows shows VAD (Silero) on audio that is
 half speech, half tone: only the speech is decoded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ def build_whisper(size: str) -> Path:
         torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
     checkpoint = directory / "whisper" / f"{size}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"dims": asdict(dims), "model_state_dict": {k: v.half() for k, v in model.state_dict().items()}},
-               checkpoint)
+    torch.save(
+        {"dims": asdict(dims), "model_state_dict": {k: v.half() for k, v in model.state_dict().items()}}, checkpoint
+    )
     convert_checkpoint(checkpoint, directory / "whisper-ct2" / size)
     done.write_text("ok\n")
     return directory
@@ -81,8 +83,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128, help="tokens decoded per 30-s window")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--models", type=Path, default=None,
-                        help="a folder with whisper/<size>.pt and whisper-ct2/<size>/ (default: random full-size)")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="a folder with whisper/<size>.pt and whisper-ct2/<size>/ (default: random full-size)",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -108,8 +114,9 @@ def main() -> None:
             model = wb.load_openai(str(models / "whisper" / f"{args.size}.pt"), args.device, None)
             run = lambda a: wb.openai_transcribe(model, a, decoding, fp16=compute == "fp16")  # noqa: E731
         else:
-            model = wb.load_faster(str(models / "whisper-ct2" / args.size), args.device, compute,
-                                   cpu_threads=args.threads)
+            model = wb.load_faster(
+                str(models / "whisper-ct2" / args.size), args.device, compute, cpu_threads=args.threads
+            )
             run = lambda a: wb.faster_transcribe(model, a, decoding)  # noqa: E731
         load_s = time.perf_counter() - t0
         _encode_seconds(backend, model, audio[:SAMPLE_RATE], args.device)  # warm-up: first-call costs
@@ -125,13 +132,22 @@ def main() -> None:
         same = sum(_common_prefix(a, b) for a, b in zip(reference, transcript.window_tokens))
         key = "encode", "total"
         baseline = baseline or dict(zip(key, (encode, total)))
-        rows.append({"backend": backend, "compute": compute, "load s": f"{load_s:.1f}",
-                     "windows": len(transcript.window_tokens), "tokens": tokens,
-                     "encoder s": f"{encode:.2f}", "× encoder": f"{baseline['encode'] / encode:.2f}",
-                     "total s": f"{total:.2f}", "× total": f"{baseline['total'] / total:.2f}",
-                     "RTF": f"{total / SECONDS:.3f}",
-                     "decode s/token": f"{(total - encode) / max(tokens, 1) * 1000:.0f} ms",
-                     "same tokens": f"{same}/{tokens}"})
+        rows.append(
+            {
+                "backend": backend,
+                "compute": compute,
+                "load s": f"{load_s:.1f}",
+                "windows": len(transcript.window_tokens),
+                "tokens": tokens,
+                "encoder s": f"{encode:.2f}",
+                "× encoder": f"{baseline['encode'] / encode:.2f}",
+                "total s": f"{total:.2f}",
+                "× total": f"{baseline['total'] / total:.2f}",
+                "RTF": f"{total / SECONDS:.3f}",
+                "decode s/token": f"{(total - encode) / max(tokens, 1) * 1000:.0f} ms",
+                "same tokens": f"{same}/{tokens}",
+            }
+        )
         if (backend, compute) == configs[-1]:
             t0 = time.perf_counter()
             spans = vad.speech_spans(half)
@@ -142,20 +158,48 @@ def main() -> None:
             decode_s = time.perf_counter() - t0
             plain = run(half)
             plain_s = time.perf_counter() - t0 - decode_s
-            for label, seconds, result in (("half tone, no VAD", plain_s, plain),
-                                           (f"half tone, VAD ({vad_s:.2f} s, {len(speech) / SAMPLE_RATE:.0f} s kept)",
-                                            vad_s + decode_s, with_vad)):
-                rows.append({"backend": backend, "compute": f"{compute}: {label}", "windows": len(result.window_tokens),
-                             "tokens": sum(len(t) for t in result.window_tokens), "total s": f"{seconds:.2f}",
-                             "× total": f"{baseline['total'] / seconds:.2f}", "RTF": f"{seconds / SECONDS:.3f}"})
+            for label, seconds, result in (
+                ("half tone, no VAD", plain_s, plain),
+                (f"half tone, VAD ({vad_s:.2f} s, {len(speech) / SAMPLE_RATE:.0f} s kept)", vad_s + decode_s, with_vad),
+            ):
+                rows.append(
+                    {
+                        "backend": backend,
+                        "compute": f"{compute}: {label}",
+                        "windows": len(result.window_tokens),
+                        "tokens": sum(len(t) for t in result.window_tokens),
+                        "total s": f"{seconds:.2f}",
+                        "× total": f"{baseline['total'] / seconds:.2f}",
+                        "RTF": f"{seconds / SECONDS:.3f}",
+                    }
+                )
         model = run = None  # free it before the next backend loads
 
     load = os.getloadavg()
-    print(f"Whisper {args.size}, random full-size weights, {SECONDS:.0f} s of audio, {args.tokens} tokens per window, "
-          f"device: {device_name(args.device)}, {args.threads} threads; load average {load[0]:.1f} / {load[1]:.1f} "
-          f"/ {load[2]:.1f}; runs: {args.runs}")
-    print(table(rows, ["backend", "compute", "load s", "windows", "tokens", "encoder s", "× encoder", "total s",
-                       "× total", "RTF", "decode s/token", "same tokens"]))
+    print(
+        f"Whisper {args.size}, random full-size weights, {SECONDS:.0f} s of audio, {args.tokens} tokens per window, "
+        f"device: {device_name(args.device)}, {args.threads} threads; load average {load[0]:.1f} / {load[1]:.1f} "
+        f"/ {load[2]:.1f}; runs: {args.runs}"
+    )
+    print(
+        table(
+            rows,
+            [
+                "backend",
+                "compute",
+                "load s",
+                "windows",
+                "tokens",
+                "encoder s",
+                "× encoder",
+                "total s",
+                "× total",
+                "RTF",
+                "decode s/token",
+                "same tokens",
+            ],
+        )
+    )
     print("same tokens: tokens before the first difference from openai-whisper's, summed over the windows")
 
 

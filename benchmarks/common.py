@@ -1,4 +1,5 @@
 """Shared set-up for the benchmarks: offline environment, a 60-s test video, printing tables."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-for key, value in {"HF_HUB_OFFLINE": "1", "VEMOCLAP_OFFLINE": "1", "YOLO_OFFLINE": "1",
-                   "TQDM_DISABLE": "1"}.items():
+for key, value in {"HF_HUB_OFFLINE": "1", "VEMOCLAP_OFFLINE": "1", "YOLO_OFFLINE": "1", "TQDM_DISABLE": "1"}.items():
     os.environ.setdefault(key, value)
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tempfile.gettempdir()) / "vemoclap-bench-yolo"))
 

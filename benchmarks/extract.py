@@ -8,6 +8,7 @@ worker ("total"), and the steady rate between the first and the last finished vi
     python benchmarks/extract.py --videos 24 --workers 4 --extractors clip,beats
     python benchmarks/extract.py --models-dir weights --device cuda   # real models
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-for name, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VEMOCLAP_OFFLINE": "1",
-                    "YOLO_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "TQDM_DISABLE": "1"}.items():
+for name, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VEMOCLAP_OFFLINE": "1",
+    "YOLO_OFFLINE": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TQDM_DISABLE": "1",
+}.items():
     os.environ.setdefault(name, value)
 
 
@@ -43,12 +50,23 @@ def run(videos, out: Path, options: dict, **mode) -> dict:
 
     finished: list[float] = []
     start = time.perf_counter()
-    report = extract_dataset(videos, out, progress=False, **options, **mode,
-                             on_video=lambda video, reason: finished.append(time.perf_counter()))
+    report = extract_dataset(
+        videos,
+        out,
+        progress=False,
+        **options,
+        **mode,
+        on_video=lambda video, reason: finished.append(time.perf_counter()),
+    )
     total = time.perf_counter() - start
     steady = (len(finished) - 1) / (finished[-1] - finished[0]) * 3600 if len(finished) > 2 else float("nan")
-    return {"seconds": total, "per_hour": report.extracted / total * 3600, "steady": steady,
-            "failed": len(report.failed), "workers": report.workers}
+    return {
+        "seconds": total,
+        "per_hour": report.extracted / total * 3600,
+        "steady": steady,
+        "failed": len(report.failed),
+        "workers": report.workers,
+    }
 
 
 def main() -> int:
@@ -74,23 +92,32 @@ def main() -> int:
             models = tmp / "models"
             make_tiny_models(models, classifier=False)
         videos = make_dataset(tmp / "data", args.videos, args.duration, (width, height))
-        options = dict(extractors=args.extractors.split(","), models_dir=models, device=args.device,
-                       face_detector="opencv")
+        options = dict(
+            extractors=args.extractors.split(","), models_dir=models, device=args.device, face_detector="opencv"
+        )
         rows = [("1 process", run(videos, tmp / "single", options))]
         if not args.no_ray:
             rows.append(("Ray, 1 worker", run(videos, tmp / "ray1", options, use_ray=True, num_workers=1)))
-            rows.append((f"Ray, {args.workers} workers",
-                         run(videos, tmp / f"ray{args.workers}", options, use_ray=True, num_workers=args.workers)))
+            rows.append(
+                (
+                    f"Ray, {args.workers} workers",
+                    run(videos, tmp / f"ray{args.workers}", options, use_ray=True, num_workers=args.workers),
+                )
+            )
 
-    print(f"\n{args.videos} videos of {args.duration:g} s at {width}×{height}, extractors {args.extractors}, "
-          f"{'tiny' if args.models_dir is None else 'real'} models on {args.device}, {os.cpu_count()} CPUs\n")
+    print(
+        f"\n{args.videos} videos of {args.duration:g} s at {width}×{height}, extractors {args.extractors}, "
+        f"{'tiny' if args.models_dir is None else 'real'} models on {args.device}, {os.cpu_count()} CPUs\n"
+    )
     print(f"{'mode':<16} {'total s':>8} {'videos/h total':>15} {'videos/h steady':>16} {'failed':>7}")
     for mode, row in rows:
         print(f"{mode:<16} {row['seconds']:>8.1f} {row['per_hour']:>15.0f} {row['steady']:>16.0f} {row['failed']:>7}")
     if len(rows) == 3:
         one, many = rows[1][1], rows[2][1]
-        print(f"\nRay {args.workers} workers / 1 worker: {many['per_hour'] / one['per_hour']:.2f}× total, "
-              f"{many['steady'] / one['steady']:.2f}× steady")
+        print(
+            f"\nRay {args.workers} workers / 1 worker: {many['per_hour'] / one['per_hour']:.2f}× total, "
+            f"{many['steady'] / one['steady']:.2f}× steady"
+        )
     return 0
 
 

@@ -6,6 +6,7 @@ Prints one row per extractor: load time, first run, second (warm) run, and the s
 total. Random-weight decoders (Whisper, BLIP, NLLB) run towards their length limits, so their
 rows are upper bounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,7 @@ def main() -> None:
     media_s = time.perf_counter() - start
     # Random Whisper weights fail every decoding check and would retry at 5 more temperatures;
     # real weights rarely do, so one greedy pass is the honest cost.
-    options = {"face_emotion": {"detector": "opencv"},
-               "asr_sentiment": {"whisper_model": "small", "temperature": 0.0}}
+    options = {"face_emotion": {"detector": "opencv"}, "asr_sentiment": {"whisper_model": "small", "temperature": 0.0}}
     rows = []
     for name in args.extractors.split(","):
         extractor = get(name, device=args.device, models_dir=models, **options.get(name, {}))
@@ -50,14 +50,24 @@ def main() -> None:
             output = extractor(clip)
             runs.append(time.perf_counter() - t0)
         shape = "×".join(map(str, output.feature.shape)) if output.feature is not None else (output.missing or "-")
-        rows.append({"extractor": name, "load s": f"{load_s:.1f}", "first run s": f"{runs[0]:.2f}",
-                     "warm run s": f"{runs[1]:.2f}", "output": shape, "_warm": runs[1]})
+        rows.append(
+            {
+                "extractor": name,
+                "load s": f"{load_s:.1f}",
+                "first run s": f"{runs[0]:.2f}",
+                "warm run s": f"{runs[1]:.2f}",
+                "output": shape,
+                "_warm": runs[1],
+            }
+        )
         del extractor
     total = sum(r["_warm"] for r in rows)
     for row in rows:
         row["share"] = f"{row['_warm'] / total:.0%}" if total else "-"
-    print(f"video: {video.name} ({clip.duration:.0f} s), device: {device_name(args.device)}; "
-          f"media (16 frames + audio): {media_s:.2f} s")
+    print(
+        f"video: {video.name} ({clip.duration:.0f} s), device: {device_name(args.device)}; "
+        f"media (16 frames + audio): {media_s:.2f} s"
+    )
     print(table(rows, ["extractor", "load s", "first run s", "warm run s", "share", "output"]))
     print(f"total warm extractor time: {total:.1f} s")
 

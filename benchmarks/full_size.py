@@ -8,6 +8,7 @@ vocabularies change no timing that matters; the embedding and output layers keep
 Random-weight decoders (Whisper, BLIP, NLLB) tend to run to their length limits, so their times
 are upper bounds of what real weights cost.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,15 +58,18 @@ def _set_image_size(directory: Path, size: int) -> None:
 
 
 WHISPER_DIMS = {
-    "small": dict(n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12,
-                  n_text_layer=12),
-    "medium": dict(n_audio_state=1024, n_audio_head=16, n_audio_layer=24, n_text_state=1024, n_text_head=16,
-                   n_text_layer=24),
+    "small": dict(
+        n_audio_state=768, n_audio_head=12, n_audio_layer=12, n_text_state=768, n_text_head=12, n_text_layer=12
+    ),
+    "medium": dict(
+        n_audio_state=1024, n_audio_head=16, n_audio_layer=24, n_text_state=1024, n_text_head=16, n_text_layer=24
+    ),
 }
 
 
-def build_full_size_models(directory: Path | None = None, *, spell: bool = False,
-                           whisper_sizes: tuple[str, ...] = ("small",)) -> Path:
+def build_full_size_models(
+    directory: Path | None = None, *, spell: bool = False, whisper_sizes: tuple[str, ...] = ("small",)
+) -> Path:
     """Write (once) random full-size models into ``directory``; returns it."""
     import torch
     import transformers as tf
@@ -87,39 +91,80 @@ def build_full_size_models(directory: Path | None = None, *, spell: bool = False
     hub = {key: directory / ref.hub_id for key, ref in MODELS.items() if ref.kind == "hf"}
 
     log.info("building full-size random models in %s", directory)
-    _rebuild(hub["clip"], tf.CLIPModel, tf.CLIPConfig, projection_dim=512,
-             vision_config=dict(BASE, image_size=224, patch_size=32, projection_dim=512))
-    _rebuild(hub["face_expression"], tf.ViTForImageClassification, tf.ViTConfig, **BASE, image_size=224,
-             patch_size=16)
+    _rebuild(
+        hub["clip"],
+        tf.CLIPModel,
+        tf.CLIPConfig,
+        projection_dim=512,
+        vision_config=dict(BASE, image_size=224, patch_size=32, projection_dim=512),
+    )
+    _rebuild(hub["face_expression"], tf.ViTForImageClassification, tf.ViTConfig, **BASE, image_size=224, patch_size=16)
     _set_image_size(hub["face_expression"], 224)
-    _rebuild(hub["caption"], tf.BlipForConditionalGeneration, tf.BlipConfig, projection_dim=512,
-             vision_config=dict(BASE, image_size=384, patch_size=16),
-             text_config=dict(BASE, vocab_size=30524, encoder_hidden_size=768, max_position_embeddings=512))
+    _rebuild(
+        hub["caption"],
+        tf.BlipForConditionalGeneration,
+        tf.BlipConfig,
+        projection_dim=512,
+        vision_config=dict(BASE, image_size=384, patch_size=16),
+        text_config=dict(BASE, vocab_size=30524, encoder_hidden_size=768, max_position_embeddings=512),
+    )
     _set_image_size(hub["caption"], 384)
-    _rebuild(hub["sentiment"], tf.RobertaForSequenceClassification, tf.RobertaConfig, **BASE, vocab_size=50265,
-             max_position_embeddings=514)
-    _rebuild(hub["language_id"], tf.XLMRobertaForSequenceClassification, tf.XLMRobertaConfig, **BASE,
-             vocab_size=250002, max_position_embeddings=514)
-    _rebuild(hub["translation"], tf.M2M100ForConditionalGeneration, tf.M2M100Config, vocab_size=256206,
-             d_model=1024, encoder_layers=12, decoder_layers=12, encoder_attention_heads=16,
-             decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096, max_position_embeddings=1024)
+    _rebuild(
+        hub["sentiment"],
+        tf.RobertaForSequenceClassification,
+        tf.RobertaConfig,
+        **BASE,
+        vocab_size=50265,
+        max_position_embeddings=514,
+    )
+    _rebuild(
+        hub["language_id"],
+        tf.XLMRobertaForSequenceClassification,
+        tf.XLMRobertaConfig,
+        **BASE,
+        vocab_size=250002,
+        max_position_embeddings=514,
+    )
+    _rebuild(
+        hub["translation"],
+        tf.M2M100ForConditionalGeneration,
+        tf.M2M100Config,
+        vocab_size=256206,
+        d_model=1024,
+        encoder_layers=12,
+        decoder_layers=12,
+        encoder_attention_heads=16,
+        decoder_attention_heads=16,
+        encoder_ffn_dim=4096,
+        decoder_ffn_dim=4096,
+        max_position_embeddings=1024,
+    )
     if spell:
-        _rebuild(hub["spell"], tf.T5ForConditionalGeneration, tf.T5Config, d_model=1024, d_kv=64, d_ff=2816,
-                 num_layers=24, num_decoder_layers=24, num_heads=16, vocab_size=32128,
-                 feed_forward_proj="gated-gelu")
+        _rebuild(
+            hub["spell"],
+            tf.T5ForConditionalGeneration,
+            tf.T5Config,
+            d_model=1024,
+            d_kv=64,
+            d_ff=2816,
+            num_layers=24,
+            num_decoder_layers=24,
+            num_heads=16,
+            vocab_size=32128,
+            feed_forward_proj="gated-gelu",
+        )
     names = [name for _, name in audioset_labels()]
-    _rebuild(hub["ast"], tf.ASTForAudioClassification, tf.ASTConfig, **BASE,
-             id2label=dict(enumerate(names)))
+    _rebuild(hub["ast"], tf.ASTForAudioClassification, tf.ASTConfig, **BASE, id2label=dict(enumerate(names)))
 
     from vemoclap.extractors.beats import BEATs, BeatsConfig
 
-    cfg = dict(TINY_BEATS_CFG, encoder_layers=12, encoder_ffn_embed_dim=3072, encoder_attention_heads=12,
-               conv_pos=128)
+    cfg = dict(TINY_BEATS_CFG, encoder_layers=12, encoder_ffn_embed_dim=3072, encoder_attention_heads=12, conv_pos=128)
     torch.manual_seed(0)
     beats = BEATs(BeatsConfig.from_dict(cfg))
     label_dict = {index: mid for index, (mid, _) in enumerate(audioset_labels())}
-    torch.save({"cfg": cfg, "model": beats.state_dict(), "label_dict": label_dict},
-               directory / MODELS["beats"].filename)
+    torch.save(
+        {"cfg": cfg, "model": beats.state_dict(), "label_dict": label_dict}, directory / MODELS["beats"].filename
+    )
 
     for size in ("small", "medium"):
         target = directory / "whisper" / f"{size}.pt"

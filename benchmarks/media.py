@@ -17,6 +17,7 @@ and keep one frame per second as 360p RGB, then the audio. Both sides load the a
 runs, runs of the different methods interleaved so that background load hits them alike; CPU
 seconds (user + system of this process) are shown beside wall seconds because the machine is shared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,20 +50,30 @@ def _photo_canvas(width: int, height: int) -> np.ndarray:
     import cv2
     import skimage.data as data
 
-    tiles = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.hubble_deep_field(),
-             data.retina(), data.immunohistochemistry(), data.cat()]
+    tiles = [
+        data.astronaut(),
+        data.coffee(),
+        data.chelsea(),
+        data.rocket(),
+        data.hubble_deep_field(),
+        data.retina(),
+        data.immunohistochemistry(),
+        data.cat(),
+    ]
     canvas_w, canvas_h = int(width * 1.6), int(height * 1.6)
     canvas = np.zeros((canvas_h, canvas_w, 3), np.uint8)
     tile_w, tile_h = canvas_w // 4, canvas_h // 2
     for i, tile in enumerate(tiles):
         row, col = divmod(i, 4)
-        canvas[row * tile_h:(row + 1) * tile_h, col * tile_w:(col + 1) * tile_w] = cv2.resize(
-            tile, (tile_w, tile_h), interpolation=cv2.INTER_CUBIC)
+        canvas[row * tile_h : (row + 1) * tile_h, col * tile_w : (col + 1) * tile_w] = cv2.resize(
+            tile, (tile_w, tile_h), interpolation=cv2.INTER_CUBIC
+        )
     return canvas
 
 
-def make_web_video(path: Path, *, duration: float = 60.0, fps: int = 30, size=(1920, 1080), gop: int = 60,
-                   crf: int = 23) -> Path:
+def make_web_video(
+    path: Path, *, duration: float = 60.0, fps: int = 30, size=(1920, 1080), gop: int = 60, crf: int = 23
+) -> Path:
     import av
 
     from vemoclap.synth import _index_pattern
@@ -74,8 +85,11 @@ def make_web_video(path: Path, *, duration: float = 60.0, fps: int = 30, size=(1
     with av.open(str(tmp), "w") as container:
         video = container.add_stream("libx264", rate=rate)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.options = {"crf": str(crf), "preset": "veryfast",
-                         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        video.options = {
+            "crf": str(crf),
+            "preset": "veryfast",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        }
         audio = container.add_stream("aac", rate=44100)
         audio.layout = "stereo"
         sr = 44100
@@ -85,15 +99,19 @@ def make_web_video(path: Path, *, duration: float = 60.0, fps: int = 30, size=(1
                 t = index / fps
                 x = int((canvas.shape[1] - width) * (0.5 + 0.5 * np.sin(2 * np.pi * t / 17)))
                 y = int((canvas.shape[0] - height) * (0.5 + 0.5 * np.sin(2 * np.pi * t / 11)))
-                image = np.ascontiguousarray(canvas[y:y + height, x:x + width])
+                image = np.ascontiguousarray(canvas[y : y + height, x : x + width])
                 _index_pattern(image, index)
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24")
                 frame.pts, frame.time_base = index, 1 / rate
                 for packet in video.encode(frame):
                     container.mux(packet)
             tt = second + np.arange(sr) / sr
-            stereo = np.stack([0.2 * np.sin(2 * np.pi * 330 * tt) * (0.5 + 0.5 * np.sin(np.pi * tt)),
-                               0.2 * np.sin(2 * np.pi * 220 * tt)]).astype(np.float32)
+            stereo = np.stack(
+                [
+                    0.2 * np.sin(2 * np.pi * 330 * tt) * (0.5 + 0.5 * np.sin(np.pi * tt)),
+                    0.2 * np.sin(2 * np.pi * 220 * tt),
+                ]
+            ).astype(np.float32)
             frame = av.AudioFrame.from_ndarray(stereo, format="fltp", layout="stereo")
             frame.sample_rate, frame.pts, frame.time_base = sr, second * sr, Fraction(1, sr)
             for packet in audio.encode(frame):
@@ -132,8 +150,9 @@ def make_long_video(path: Path, *, hours: float = 2.0, fps: int = 5, size=(64, 4
                 for packet in video.encode(frame):
                     container.mux(packet)
             tt = second + np.arange(sr) / sr
-            samples = (0.2 * np.sin(2 * np.pi * (200 + 20 * (second % 10)) * tt)
-                       + 0.01 * rng.standard_normal(sr)).astype(np.float32)
+            samples = (
+                0.2 * np.sin(2 * np.pi * (200 + 20 * (second % 10)) * tt) + 0.01 * rng.standard_normal(sr)
+            ).astype(np.float32)
             frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = sr, second * sr, Fraction(1, sr)
             for packet in audio.encode(frame):
@@ -194,6 +213,7 @@ def compare(path: Path, runs: int, threading_table: bool) -> list[dict]:
             if audio:
                 media.load_audio(path)
             return frames.stats
+
         return run
 
     def reference(audio=True):
@@ -201,6 +221,7 @@ def compare(path: Path, runs: int, threading_table: bool) -> list[dict]:
             reference_frames(path)
             if audio:
                 media.load_audio(path)
+
         return run
 
     methods = {
@@ -225,8 +246,14 @@ def compare(path: Path, runs: int, threading_table: bool) -> list[dict]:
             stats[name] = result
     rows = []
     for name, values in samples.items():
-        rows.append({"method": name, "wall": statistics.median(v[0] for v in values),
-                     "cpu": statistics.median(v[1] for v in values), "stats": stats[name]})
+        rows.append(
+            {
+                "method": name,
+                "wall": statistics.median(v[0] for v in values),
+                "cpu": statistics.median(v[1] for v in values),
+                "stats": stats[name],
+            }
+        )
     return rows
 
 
@@ -265,8 +292,9 @@ def child(mode: str, path: str) -> None:
         t = time.perf_counter()
         audio = media.load_audio(path)
         result["audio_s"] = time.perf_counter() - t
-        result.update(duration=info.duration, audio_samples=len(audio), decoded=frames.stats.frames,
-                      seeks=frames.stats.seeks)
+        result.update(
+            duration=info.duration, audio_samples=len(audio), decoded=frames.stats.frames, seeks=frames.stats.seeks
+        )
     elif mode == "reference":
         result["kept"] = reference_frames(path)
         audio = media.load_audio(path)
@@ -291,8 +319,9 @@ def _peak_rss_mb() -> float:
 
 
 def run_child(mode: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path)], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -303,13 +332,18 @@ def long_file(path: Path, with_reference: bool) -> None:
     print(f"{'run (fresh subprocess)':44s} {'total s':>8s} {'peak RSS MB':>12s} {'ru_maxrss MB':>13s}")
 
     def row(name, result, extra=""):
-        print(f"{name:44s} {result['total_s']:8.2f} {result['peak_rss_mb']:12.0f} {result['ru_maxrss_mb']:13.0f}{extra}")
+        print(
+            f"{name:44s} {result['total_s']:8.2f} {result['peak_rss_mb']:12.0f} {result['ru_maxrss_mb']:13.0f}{extra}"
+        )
 
     row("imports only (python, numpy, av, vemoclap)", base)
-    row("vemoclap: probe + 16 frames + audio", ours,
+    row(
+        "vemoclap: probe + 16 frames + audio",
+        ours,
         f"   frames {ours['frames_s']:.2f} s ({ours['decoded']} decoded, {ours['seeks']} seeks);"
         f" audio {ours['audio_s']:.2f} s ({ours['audio_samples'] / 16000 / 3600:.2f} h, "
-        f"{ours['audio_samples'] * 4 / 2**20:.0f} MB float32)")
+        f"{ours['audio_samples'] * 4 / 2**20:.0f} MB float32)",
+    )
     if with_reference:
         row("reference: whole stream 1 frame/s + audio", run_child("reference", path))
 
@@ -332,20 +366,26 @@ def main(argv: list[str] | None = None) -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("vemoclap.media").setLevel(logging.ERROR)
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-          f"PyAV {__import__('av').__version__}; {args.runs} runs, median")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
+        f"PyAV {__import__('av').__version__}; {args.runs} runs, median"
+    )
 
     if not args.skip_long and not args.only:  # first, while this process is still small
         long_path = cached(args.cache, "long2h_64x48.mp4", make_long_video)
         long_file(long_path, with_reference=not args.quick)
     files = [Path(v) for v in args.video]
     if not args.only:
-        files = [cached(args.cache, "web60_1080p_gop60.mp4", make_web_video),
-                 cached(args.cache, "web60_1080p_gop250.mp4", lambda p: make_web_video(p, gop=250))] + files
+        files = [
+            cached(args.cache, "web60_1080p_gop60.mp4", make_web_video),
+            cached(args.cache, "web60_1080p_gop250.mp4", lambda p: make_web_video(p, gop=250)),
+        ] + files
     for path in files:
         info = media.probe(path)
-        title = (f"{path.name}: {info.duration:.1f} s {info.width}×{info.height} {info.fps:.2f} fps "
-                 f"{info.video_codec}/{info.audio_codec}, {path.stat().st_size / 1e6:.1f} MB")
+        title = (
+            f"{path.name}: {info.duration:.1f} s {info.width}×{info.height} {info.fps:.2f} fps "
+            f"{info.video_codec}/{info.audio_codec}, {path.stat().st_size / 1e6:.1f} MB"
+        )
         print_table(title, compare(path, args.runs, threading_table=not args.quick))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 

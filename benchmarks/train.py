@@ -13,6 +13,7 @@ epochs. The table gives the epochs run, the best epoch, wall and CPU seconds in 
 (median), and the best validation accuracy. The machine may be shared: CPU seconds (user +
 system of this process) are shown beside wall seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,25 +77,45 @@ def main() -> None:
     tick = time.perf_counter()
     feature_set = load_feature_set(cache)
     load_seconds = time.perf_counter() - tick
-    print(f"{device_name(args.device)}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"cache: {len(feature_set)} videos × {args.rows} rows, loaded in {load_seconds:.1f} s")
+    print(
+        f"{device_name(args.device)}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"cache: {len(feature_set)} videos × {args.rows} rows, loaded in {load_seconds:.1f} s"
+    )
 
     rows = []
     for lr in args.lr:
         out = Path(tempfile.mkdtemp(prefix="vemoclap-bench-train-out-"))
         wall, cpu = time.perf_counter(), cpu_seconds()
-        report = train(feature_set, out, lr=lr, epochs=args.epochs, patience=args.patience,
-                       batch_size=args.batch_size, device=args.device, progress=False)
+        report = train(
+            feature_set,
+            out,
+            lr=lr,
+            epochs=args.epochs,
+            patience=args.patience,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=False,
+        )
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
         per_epoch = statistics.median(r.seconds for r in report.history)
-        rows.append({"lr": f"{lr:g}", "epochs": report.epochs_run, "best epoch": report.best_epoch,
-                     "early stop": "yes" if report.stopped_early else "no (max epochs)",
-                     "wall s": f"{wall:.1f}", "CPU s": f"{cpu:.1f}", "s / epoch": f"{per_epoch:.1f}",
-                     "val acc": f"{report.best_val_accuracy:.3f}"})
+        rows.append(
+            {
+                "lr": f"{lr:g}",
+                "epochs": report.epochs_run,
+                "best epoch": report.best_epoch,
+                "early stop": "yes" if report.stopped_early else "no (max epochs)",
+                "wall s": f"{wall:.1f}",
+                "CPU s": f"{cpu:.1f}",
+                "s / epoch": f"{per_epoch:.1f}",
+                "val acc": f"{report.best_val_accuracy:.3f}",
+            }
+        )
         print(table(rows[-1:], list(rows[-1])), flush=True)
     print()
-    print(f"training to early stop (patience {args.patience}), {len(feature_set)} videos "
-          f"({report.n_train} fit + {report.n_val} validation), batch {args.batch_size}, d_model 512:")
+    print(
+        f"training to early stop (patience {args.patience}), {len(feature_set)} videos "
+        f"({report.n_train} fit + {report.n_val} validation), batch {args.batch_size}, d_model 512:"
+    )
     print(table(rows, list(rows[0])))
 
 

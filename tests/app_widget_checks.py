@@ -6,6 +6,7 @@ with another interpreter that has ipywidgets 7.7.1:
 
 (exit code 0 when every check passes; run from the repository root with it on PYTHONPATH).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -27,11 +28,19 @@ def upload(app, name: str, content: bytes) -> None:
 
     widget = app.upload
     if int(ipywidgets.__version__.split(".")[0]) >= 8:
-        widget.value = ({"name": name, "type": "video/mp4", "size": len(content), "content": memoryview(content),
-                         "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+        widget.value = (
+            {
+                "name": name,
+                "type": "video/mp4",
+                "size": len(content),
+                "content": memoryview(content),
+                "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+            },
+        )
     else:  # 7.x: the browser sends metadata and data, then bumps _counter, which rebuilds value
-        widget.set_trait("metadata", [{"name": name, "type": "video/mp4", "size": len(content),
-                                       "lastModified": 1704067200000}])
+        widget.set_trait(
+            "metadata", [{"name": name, "type": "video/mp4", "size": len(content), "lastModified": 1704067200000}]
+        )
         widget.set_trait("data", [content])
         widget.set_trait("_counter", widget._counter + 1)
 
@@ -43,8 +52,13 @@ def check_upload_run_and_exports(models: Path, out: Path) -> None:
     from vemoclap.sample import make_sample
 
     video = make_sample(out / "astronaut clip.mp4", seconds=2.0, size=(320, 180), fps=10)
-    app = VemoclapApp(models_dir=models, classifier=models / "classifier", extractors=["face_emotion"],
-                      analyzer_options=FAST, output_dir=out / "app")
+    app = VemoclapApp(
+        models_dir=models,
+        classifier=models / "classifier",
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=out / "app",
+    )
     app.widget()
     app.source.value = "upload"
     assert app.upload in app.pick_box.children

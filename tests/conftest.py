@@ -1,4 +1,5 @@
 """Test-wide settings: nothing may reach the network, and generated media is shared per session."""
+
 from __future__ import annotations
 
 import atexit

@@ -4,6 +4,7 @@ Exit 0 and one JSON line on stdout (what was read, its warnings, peak memory); e
 line on stderr for a :class:`vemoclap.errors.UserError`; anything else is a bug and keeps its
 traceback (exit 1), which the test reports.
 """
+
 from __future__ import annotations
 
 import json

@@ -45,6 +45,7 @@ With ``cdn_redirect=True``, LFS files on ``/resolve`` answer ``302`` to
 ``http://localhost:PORT/cdn/...`` (another host name, as the real hub redirects to its CDN), the
 redirect carrying the ``X-Linked-*`` headers; huggingface_hub then downloads from that location.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -65,10 +66,37 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 log = logging.getLogger(__name__)
 
 # The hub's default .gitattributes sends these to LFS.
-LFS_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.ckpt", "*.onnx", "*.h5", "*.msgpack",
-                "*.model", "*.npy", "*.npz", "*.pkl", "*.pickle", "*.tflite", "*.ot", "*.joblib",
-                "*.gz", "*.zip", "*.zst", "*.tar", "*.tgz", "*.xz", "*.7z", "*.arrow", "*.parquet",
-                "*.wasm", "*.mlmodel", "*.pb", "*tfevents*")
+LFS_PATTERNS = (
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.ckpt",
+    "*.onnx",
+    "*.h5",
+    "*.msgpack",
+    "*.model",
+    "*.npy",
+    "*.npz",
+    "*.pkl",
+    "*.pickle",
+    "*.tflite",
+    "*.ot",
+    "*.joblib",
+    "*.gz",
+    "*.zip",
+    "*.zst",
+    "*.tar",
+    "*.tgz",
+    "*.xz",
+    "*.7z",
+    "*.arrow",
+    "*.parquet",
+    "*.wasm",
+    "*.mlmodel",
+    "*.pb",
+    "*tfevents*",
+)
 LFS_MIN_SIZE = 10 * 1024 * 1024  # the hub refuses bigger non-LFS files
 LAST_MODIFIED = "2024-01-01T00:00:00.000Z"
 CHUNK = 64 * 1024
@@ -182,17 +210,24 @@ def _front_matter(readme: bytes) -> dict:
 class HubServer:
     """Serves ``repos`` (repo id → folder or {path: bytes}) as a hub and ``raw`` as a raw-file host."""
 
-    def __init__(self, repos: Mapping[str, Source] | None = None, raw: Source | None = None, *,
-                 commits: Mapping[str, str] | None = None, licenses: Mapping[str, str] | None = None,
-                 lfs_patterns: tuple[str, ...] = LFS_PATTERNS, cdn_redirect: bool = False):
+    def __init__(
+        self,
+        repos: Mapping[str, Source] | None = None,
+        raw: Source | None = None,
+        *,
+        commits: Mapping[str, str] | None = None,
+        licenses: Mapping[str, str] | None = None,
+        lfs_patterns: tuple[str, ...] = LFS_PATTERNS,
+        cdn_redirect: bool = False,
+    ):
         self.lfs_patterns = lfs_patterns
         self.cdn_redirect = cdn_redirect
         self.repos: dict[str, Repo] = {}
         for repo_id, source in (repos or {}).items():
-            self.add_repo(repo_id, source, commit=(commits or {}).get(repo_id),
-                          license=(licenses or {}).get(repo_id))
-        self.raw: dict[str, RepoFile] = {p: self._file(p, s, lfs=False) for p, s in _entries(raw).items()} \
-            if raw is not None else {}
+            self.add_repo(repo_id, source, commit=(commits or {}).get(repo_id), license=(licenses or {}).get(repo_id))
+        self.raw: dict[str, RepoFile] = (
+            {p: self._file(p, s, lfs=False) for p, s in _entries(raw).items()} if raw is not None else {}
+        )
         self.requests: list[Request] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -210,8 +245,7 @@ class HubServer:
         blob = git_blob_sha1(lfs_pointer(sha256, len(data)) if lfs else data)
         return RepoFile(path, len(data), blob, sha256, lfs, source)
 
-    def add_repo(self, repo_id: str, source: Source, *, commit: str | None = None,
-                 license: str | None = None) -> Repo:
+    def add_repo(self, repo_id: str, source: Source, *, commit: str | None = None, license: str | None = None) -> Repo:
         """Serve (or replace) a repo; its files are hashed now, read again on each download."""
         files = {p: self._file(p, s) for p, s in _entries(source).items()}
         if commit is None:
@@ -280,8 +314,9 @@ class HubServer:
         if self._httpd is None:
             self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
             self._httpd.daemon_threads = True
-            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hubserver",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, args=(0.05,), name="hubserver", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -322,20 +357,38 @@ class HubServer:
     def client_env(self, hf_home: str | os.PathLike, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for a huggingface_hub / transformers client process that talks to this server."""
         env = dict(os.environ if base is None else base)
-        for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_CACHE",
-                    "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_ENABLE_HF_TRANSFER"):
+        for key in (
+            "HF_HUB_OFFLINE",
+            "TRANSFORMERS_OFFLINE",
+            "HF_DATASETS_OFFLINE",
+            "HF_HUB_CACHE",
+            "HUGGINGFACE_HUB_CACHE",
+            "HF_TOKEN",
+            "HUGGING_FACE_HUB_TOKEN",
+            "HF_HUB_ENABLE_HF_TRANSFER",
+        ):
             env.pop(key, None)
-        env.update(HF_ENDPOINT=self.endpoint, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1",
-                   HF_HUB_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
-                   HF_HUB_DISABLE_UPDATE_CHECK="1", HF_HUB_DOWNLOAD_TIMEOUT="10", HF_HUB_ETAG_TIMEOUT="10")
+        env.update(
+            HF_ENDPOINT=self.endpoint,
+            HF_HOME=str(hf_home),
+            HF_HUB_DISABLE_TELEMETRY="1",
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
+            HF_HUB_DISABLE_UPDATE_CHECK="1",
+            HF_HUB_DOWNLOAD_TIMEOUT="10",
+            HF_HUB_ETAG_TIMEOUT="10",
+        )
         return env
 
     def requests_for(self, path_suffix: str, method: str | None = None) -> list[Request]:
         """Logged requests whose path (without the query) ends with ``path_suffix``."""
         with self._lock:
             logged = list(self.requests)
-        return [r for r in logged if unquote(urlsplit(r.path).path).endswith(path_suffix)
-                and (method is None or r.method == method)]
+        return [
+            r
+            for r in logged
+            if unquote(urlsplit(r.path).path).endswith(path_suffix) and (method is None or r.method == method)
+        ]
 
     def _log(self, request: Request) -> None:
         with self._lock:
@@ -400,11 +453,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(faults["fail"].status, None, f"injected failure for {path}")
         try:
             if path.startswith("/raw/"):
-                return self._raw(method, path[len("/raw/"):], faults)
+                return self._raw(method, path[len("/raw/") :], faults)
             if path.startswith("/cdn/"):
-                return self._cdn(method, path[len("/cdn/"):], faults)
+                return self._cdn(method, path[len("/cdn/") :], faults)
             if path.startswith("/api/models/"):
-                return self._api(method, path[len("/api/models/"):], query, body)
+                return self._api(method, path[len("/api/models/") :], query, body)
             if "/resolve/" in path and method in ("GET", "HEAD"):
                 return self._resolve(method, path.lstrip("/"), faults)
             self._error(404, None, f"no route for {method} {path}")
@@ -435,13 +488,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_file(self, method: str, file: RepoFile, faults: Mapping[str, _Fault],
-                   headers: Mapping[str, str]) -> None:
+    def _send_file(self, method: str, file: RepoFile, faults: Mapping[str, _Fault], headers: Mapping[str, str]) -> None:
         size = file.size
         wanted = None if "no_range" in faults else _parse_range(self.headers.get("Range"), size)
         if wanted == "bad":
-            return self._error(416, None, f"range not satisfiable for {file.path}",
-                               {"Content-Range": f"bytes */{size}", **headers})
+            return self._error(
+                416, None, f"range not satisfiable for {file.path}", {"Content-Range": f"bytes */{size}", **headers}
+            )
         start, end = wanted if wanted else (0, size - 1)
         length = end - start + 1
         self.send_response(206 if wanted else 200)
@@ -462,12 +515,12 @@ class _Handler(BaseHTTPRequestHandler):
         data = file.read()
         if "corrupt" in faults:
             data = data.translate(bytes(255 - b for b in range(256)))
-        data = data[start:end + 1]
+        data = data[start : end + 1]
         if "cut" in faults:
-            data = data[:faults["cut"].n_bytes]
+            data = data[: faults["cut"].n_bytes]
             self.close_connection = True
         for offset in range(0, len(data), CHUNK):
-            self.wfile.write(data[offset:offset + CHUNK])
+            self.wfile.write(data[offset : offset + CHUNK])
         if "cut" in faults:
             self.wfile.flush()
             try:
@@ -489,7 +542,7 @@ class _Handler(BaseHTTPRequestHandler):
         """The served repo ``rest`` starts with (longest id first) and what follows it."""
         for repo_id in sorted(self.hub.repos, key=len, reverse=True):
             if rest == repo_id or rest.startswith(repo_id + "/"):
-                return self.hub.repos[repo_id], rest[len(repo_id):].lstrip("/")
+                return self.hub.repos[repo_id], rest[len(repo_id) :].lstrip("/")
         return None, rest
 
     def _revision_ok(self, repo: Repo, revision: str) -> bool:
@@ -502,19 +555,18 @@ class _Handler(BaseHTTPRequestHandler):
         repo, rest = self._split_repo(path)
         if repo is None or not rest.startswith("resolve/"):
             return self._error(401, "RepoNotFound", "Repository not found")
-        revision, _, filename = rest[len("resolve/"):].partition("/")
+        revision, _, filename = rest[len("resolve/") :].partition("/")
         if not self._revision_ok(repo, revision):
             return
         file = repo.files.get(filename)
         if file is None:
-            return self._error(404, "EntryNotFound", f"Entry not found: {filename}",
-                               {"X-Repo-Commit": repo.commit})
+            return self._error(404, "EntryNotFound", f"Entry not found: {filename}", {"X-Repo-Commit": repo.commit})
         headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{file.etag}"'}
         if file.lfs:
             headers.update({"X-Linked-Etag": f'"{file.sha256}"', "X-Linked-Size": str(file.size)})
         if file.lfs and self.hub.cdn_redirect:
             headers["ETag"] = f'"{file.blob_id}"'
-            headers["Location"] = (f"{self.hub.cdn_base}{repo.repo_id}/{repo.commit}/{quote(filename)}")
+            headers["Location"] = f"{self.hub.cdn_base}{repo.repo_id}/{repo.commit}/{quote(filename)}"
             self.send_response(302)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -563,21 +615,20 @@ class _Handler(BaseHTTPRequestHandler):
                 entry["lfs"] = {"oid": file.sha256, "size": file.size, "pointerSize": file.pointer_size}
             return entry
         if path in repo.folders:
-            inside = "".join(f"{p}\0{f.blob_id}\n" for p, f in sorted(repo.files.items())
-                             if p.startswith(path + "/"))
-            return {"type": "directory", "oid": hashlib.sha1(inside.encode()).hexdigest(), "size": 0,
-                    "path": path}
+            inside = "".join(f"{p}\0{f.blob_id}\n" for p, f in sorted(repo.files.items()) if p.startswith(path + "/"))
+            return {"type": "directory", "oid": hashlib.sha1(inside.encode()).hexdigest(), "size": 0, "path": path}
         return None
 
     def _tree(self, repo: Repo, under: str, recursive: bool) -> None:
         under = under.strip("/")
         if under and under not in repo.folders:
-            return self._error(404, "EntryNotFound", f"{under} does not exist on \"main\"",
-                               {"X-Repo-Commit": repo.commit})
+            return self._error(
+                404, "EntryNotFound", f'{under} does not exist on "main"', {"X-Repo-Commit": repo.commit}
+            )
         prefix = under + "/" if under else ""
         paths = [p for p in repo.folders + sorted(repo.files) if p.startswith(prefix)]
         if not recursive:
-            paths = [p for p in paths if "/" not in p[len(prefix):]]
+            paths = [p for p in paths if "/" not in p[len(prefix) :]]
         self._json([self._entry(repo, p) for p in paths])
 
     def _model_info(self, repo: Repo, query: Mapping[str, list[str]]) -> dict:
@@ -591,11 +642,23 @@ class _Handler(BaseHTTPRequestHandler):
                     sibling["lfs"] = {"sha256": file.sha256, "size": file.size, "pointerSize": file.pointer_size}
             siblings.append(sibling)
         author = repo.repo_id.split("/")[0] if "/" in repo.repo_id else None
-        info: dict = {"_id": repo.commit[:24], "id": repo.repo_id, "modelId": repo.repo_id, "author": author,
-                      "sha": repo.commit, "lastModified": LAST_MODIFIED, "createdAt": LAST_MODIFIED,
-                      "private": False, "disabled": False, "gated": False, "downloads": 0, "likes": 0,
-                      "tags": [], "siblings": siblings,
-                      "usedStorage": sum(f.size for f in repo.files.values())}
+        info: dict = {
+            "_id": repo.commit[:24],
+            "id": repo.repo_id,
+            "modelId": repo.repo_id,
+            "author": author,
+            "sha": repo.commit,
+            "lastModified": LAST_MODIFIED,
+            "createdAt": LAST_MODIFIED,
+            "private": False,
+            "disabled": False,
+            "gated": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
+            "usedStorage": sum(f.size for f in repo.files.values()),
+        }
         card = self.hub.card_data(repo)
         if card:
             info["cardData"] = card

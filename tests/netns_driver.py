@@ -9,6 +9,7 @@ Starts, on addresses the test added to this namespace's loopback device:
 Then runs each case of the config (a command line, run in this namespace) and writes a JSON report
 of exit codes, output, the canaries' and the public server's request logs and the DNS queries.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -31,10 +32,11 @@ def main(config_path: str) -> None:
     public, video = config["public"], Path(config["video"]).read_bytes()
     logs: dict[str, list] = {"public": [], "loopback": [], "metadata": []}
     sent = {"endless": 0}
-    servers = [_serve(public, _public_handler(logs["public"], video, public, config["endless_bytes"], sent,
-                                            config["stream"])),
-               _serve(LOOPBACK, _canary_handler(logs["loopback"], video)),
-               _serve(METADATA, _canary_handler(logs["metadata"], video))]
+    servers = [
+        _serve(public, _public_handler(logs["public"], video, public, config["endless_bytes"], sent, config["stream"])),
+        _serve(LOOPBACK, _canary_handler(logs["loopback"], video)),
+        _serve(METADATA, _canary_handler(logs["metadata"], video)),
+    ]
     rtsp = {"canary": []}
     threading.Thread(target=_rtsp_redirector, args=(public,), daemon=True).start()
     threading.Thread(target=_tcp_canary, args=(LOOPBACK, RTSP_PORT, rtsp["canary"]), daemon=True).start()
@@ -43,8 +45,9 @@ def main(config_path: str) -> None:
     for name, case in config["cases"].items():
         start = time.monotonic()
         try:
-            done = subprocess.run(case["argv"], capture_output=True, text=True, timeout=case.get("timeout", 120),
-                                  env={**case["env"]})
+            done = subprocess.run(
+                case["argv"], capture_output=True, text=True, timeout=case.get("timeout", 120), env={**case["env"]}
+            )
             report["cases"][name] = {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
         except subprocess.TimeoutExpired as exc:
             report["cases"][name] = {"rc": "timeout", "stdout": str(exc.stdout), "stderr": str(exc.stderr)}
@@ -92,7 +95,7 @@ def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, se
     pages = {
         "/embed.html": f'<html><body><video src="http://{LOOPBACK}:{PORT}/clip.mp4"></video></body></html>',
         "/embed-metadata.html": f'<html><body><video controls><source src="http://{METADATA}:{PORT}/'
-                                f'latest/clip.mp4" type="video/mp4"></video></body></html>',
+        f'latest/clip.mp4" type="video/mp4"></video></body></html>',
     }
     redirects = {
         "/to-loopback.mp4": f"http://{LOOPBACK}:{PORT}/clip.mp4",
@@ -165,10 +168,19 @@ def _rtsp_redirector(public: str) -> None:
                     data += chunk
                 request = data.split(b"\r\n")[0].decode("latin-1").split()
                 path = request[1].split(str(RTSP_PORT), 1)[-1] if len(request) > 1 else "/"
-                cseq = next((line.split(b":", 1)[1].strip() for line in data.split(b"\r\n")
-                             if line.lower().startswith(b"cseq:")), b"1")
-                client.sendall(b"RTSP/1.0 302 Moved Temporarily\r\nCSeq: " + cseq +
-                               f"\r\nLocation: rtsp://{LOOPBACK}:{RTSP_PORT}{path}-target\r\n\r\n".encode())
+                cseq = next(
+                    (
+                        line.split(b":", 1)[1].strip()
+                        for line in data.split(b"\r\n")
+                        if line.lower().startswith(b"cseq:")
+                    ),
+                    b"1",
+                )
+                client.sendall(
+                    b"RTSP/1.0 302 Moved Temporarily\r\nCSeq: "
+                    + cseq
+                    + f"\r\nLocation: rtsp://{LOOPBACK}:{RTSP_PORT}{path}-target\r\n\r\n".encode()
+                )
             except OSError:
                 continue
 
@@ -221,10 +233,10 @@ class _DNS:
         ident = struct.unpack(">H", query[:2])[0]
         labels, pos = [], 12
         while query[pos]:
-            labels.append(query[pos + 1:pos + 1 + query[pos]].decode("ascii", "replace").lower())
+            labels.append(query[pos + 1 : pos + 1 + query[pos]].decode("ascii", "replace").lower())
             pos += 1 + query[pos]
-        qtype = struct.unpack(">H", query[pos + 1:pos + 3])[0]
-        question = query[12:pos + 5]
+        qtype = struct.unpack(">H", query[pos + 1 : pos + 3])[0]
+        question = query[12 : pos + 5]
         name = ".".join(labels)
         address = None
         if qtype == 1 and name.endswith(".test"):

@@ -1,5 +1,6 @@
 """Analyze end to end: every extractor through its real loader on tiny models, real bundled face
 and OCR models, and the bad inputs a user throws at it — one-line reasons or partial results."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,13 @@ def models(tiny_models) -> Path:
 
 @pytest.fixture(scope="module")
 def analyzer(models) -> Analyzer:
-    return Analyzer(models_dir=models, device="cpu", classifier=models / "classifier", face_detector="opencv",
-                    extractor_options=FAST_ASR).load()
+    return Analyzer(
+        models_dir=models,
+        device="cpu",
+        classifier=models / "classifier",
+        face_detector="opencv",
+        extractor_options=FAST_ASR,
+    ).load()
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +113,9 @@ def test_skip_unavailable_lists_what_is_missing(models, tmp_path, videos):
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "openai").symlink_to(models / "openai", target_is_directory=True)  # only CLIP
-    analyzer = Analyzer(["clip", "beats"], models_dir=partial, device="cpu", skip_unavailable=True,
-                        classifier=None).load()
+    analyzer = Analyzer(
+        ["clip", "beats"], models_dir=partial, device="cpu", skip_unavailable=True, classifier=None
+    ).load()
     assert "beats" in analyzer.unavailable and "beats" not in analyzer.extractors
     result = analyzer.analyze(videos["sample"])
     assert result.outputs["clip"].ok and "beats" in result.missing and "download-models" in result.missing["beats"]
@@ -130,8 +137,9 @@ def test_bad_files_raise_one_line_media_errors(analyzer, videos, tmp_path, kind)
 
 
 def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("source", ["notes", "ftp://example.com/a.mp4", "missing.mp4"])
@@ -150,9 +158,23 @@ def test_cli_missing_model_exits_2_naming_it(tmp_path, videos):
 
 
 def test_cli_report_json_and_save(models, videos, tmp_path):
-    run = _cli("analyze", videos["sample"], "--models-dir", models, "--classifier", models / "classifier",
-               "--extractors", "clip,face_emotion,ocr_sentiment", "--face-detector", "opencv",
-               "--json", tmp_path / "r.json", "--save", tmp_path / "out", "-q")
+    run = _cli(
+        "analyze",
+        videos["sample"],
+        "--models-dir",
+        models,
+        "--classifier",
+        models / "classifier",
+        "--extractors",
+        "clip,face_emotion,ocr_sentiment",
+        "--face-detector",
+        "opencv",
+        "--json",
+        tmp_path / "r.json",
+        "--save",
+        tmp_path / "out",
+        "-q",
+    )
     assert run.returncode == 0, run.stderr
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["top_label"] in run.stdout and "WONDERFUL" in run.stdout.upper()
@@ -171,9 +193,26 @@ def test_cli_internal_bug_exits_1_with_the_traceback_logged(models, videos, tmp_
         "sys.exit(main(sys.argv[1:]))\n"
     )
     env = {**__import__("os").environ, "VEMOCLAP_LOG_DIR": str(tmp_path / "logs")}
-    run = subprocess.run([sys.executable, "-c", script, "analyze", str(videos["sample"]), "--models-dir",
-                          str(models), "--classifier", str(models / "classifier"), "--extractors", "clip", "-q"],
-                         capture_output=True, text=True, timeout=600, env=env)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "analyze",
+            str(videos["sample"]),
+            "--models-dir",
+            str(models),
+            "--classifier",
+            str(models / "classifier"),
+            "--extractors",
+            "clip",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert run.returncode == 1, run.stderr
     assert "bug" in run.stderr and "Traceback" not in run.stderr
     logs = list((tmp_path / "logs").glob("*.log"))

@@ -3,6 +3,7 @@
 Tiny models of the real classes (``make_tiny_models``) on the generated sample; OpenCV's real face
 detector finds the astronaut, rapidocr's real models read the sample's title.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,7 @@ IPYW7_PYTHON = Path(os.environ.get("VEMOCLAP_IPYW7_PYTHON", "/work/venvs/app-ipy
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # Fast settings for tiny models on 2 CPUs: fewer frames, Whisper without temperature fallback.
-FAST = {"face_detector": "opencv", "frames": 4,
-        "extractor_options": {"asr_sentiment": {"temperature": 0.0}}}
+FAST = {"face_detector": "opencv", "frames": 4, "extractor_options": {"asr_sentiment": {"temperature": 0.0}}}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,8 +71,12 @@ def assert_no_traceback(app: VemoclapApp) -> None:
 def ran(tiny_models, tmp_path_factory) -> VemoclapApp:
     """The default extractor set with the classifier, loaded and run on the sample by button clicks."""
     app_module.clear_cache()
-    app = VemoclapApp(models_dir=tiny_models, classifier=tiny_models / "classifier", analyzer_options=FAST,
-                      output_dir=tmp_path_factory.mktemp("out"))
+    app = VemoclapApp(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        analyzer_options=FAST,
+        output_dir=tmp_path_factory.mktemp("out"),
+    )
     app.widget()
     app.load_button.click()
     app.source.value = "sample"
@@ -141,8 +145,9 @@ def test_rerun_keeps_models_loaded(ran, tiny_models):
     loaded = app_module.cached_models()
     ran.load_button.click()  # rerunning step 2
     assert dict(ran.analyzer.extractors) == before
-    again = VemoclapApp(models_dir=tiny_models, classifier=tiny_models / "classifier", analyzer_options=FAST,
-                        output_dir=ran.output_dir)  # rerunning step 1 builds a new app
+    again = VemoclapApp(
+        models_dir=tiny_models, classifier=tiny_models / "classifier", analyzer_options=FAST, output_dir=ran.output_dir
+    )  # rerunning step 1 builds a new app
     again.load_step()
     assert again.analyzer is ran.analyzer  # shown as loaded before the button is pressed
     again.load_button.click()
@@ -176,12 +181,15 @@ def test_figures_are_closed(ran):
     assert np.all([len(w.value) > 0 for w in (ran.chart_image, ran.timeline_image)])
 
 
-@pytest.mark.parametrize("link, needle", [
-    ("ftp://x", "only http(s) links"),
-    ("http://127.0.0.1:9/video.mp4", "private or local"),
-    ("video.mp4", "not a link"),
-    ("", "paste a video link"),
-])
+@pytest.mark.parametrize(
+    "link, needle",
+    [
+        ("ftp://x", "only http(s) links"),
+        ("http://127.0.0.1:9/video.mp4", "private or local"),
+        ("video.mp4", "not a link"),
+        ("", "paste a video link"),
+    ],
+)
 def test_bad_links_give_one_line(ran, link, needle):
     frames = ran.explore_frames()
     ran.source.value = "link"
@@ -213,8 +221,13 @@ def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         link = f"http://127.0.0.1:{server.server_address[1]}/holiday.mp4"
-        app = VemoclapApp(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
-                          output_dir=tmp_path / "out", allow_private=True)
+        app = VemoclapApp(
+            models_dir=tiny_models,
+            extractors=["face_emotion"],
+            analyzer_options=FAST,
+            output_dir=tmp_path / "out",
+            allow_private=True,
+        )
         app.widget()
         app.source.value = "link"
         app.url_text.value = f"  {link} "
@@ -272,13 +285,20 @@ def test_widget_checks_under_ipywidgets_7(tiny_models, tmp_path):
     if not IPYW7_PYTHON.is_file():
         pytest.skip(f"no interpreter with ipywidgets 7.7.1 at {IPYW7_PYTHON} (set VEMOCLAP_IPYW7_PYTHON)")
     root = Path(__file__).resolve().parent.parent
-    version = subprocess.run([str(IPYW7_PYTHON), "-c", "import ipywidgets; print(ipywidgets.__version__)"],
-                             capture_output=True, text=True)
+    version = subprocess.run(
+        [str(IPYW7_PYTHON), "-c", "import ipywidgets; print(ipywidgets.__version__)"], capture_output=True, text=True
+    )
     if version.stdout.strip() != "7.7.1":
         pytest.skip(f"{IPYW7_PYTHON} has ipywidgets {version.stdout.strip() or version.stderr.strip()[-200:]}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "tests")]))
-    run = subprocess.run([str(IPYW7_PYTHON), str(root / "tests" / "app_widget_checks.py"), str(tiny_models),
-                          str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    run = subprocess.run(
+        [str(IPYW7_PYTHON), str(root / "tests" / "app_widget_checks.py"), str(tiny_models), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert run.stdout.count("(ipywidgets 7.7.1)") == len(CHECKS), run.stdout
 
@@ -288,8 +308,13 @@ def test_missing_model_is_one_line_and_listed(tiny_models, tmp_path):
     partial = tmp_path / "models"
     partial.mkdir()
     (partial / "trpakov").symlink_to(tiny_models / "trpakov", target_is_directory=True)
-    app = VemoclapApp(models_dir=partial, classifier=tiny_models / "classifier", extractors=["clip", "face_emotion"],
-                      analyzer_options=FAST, output_dir=tmp_path / "out")
+    app = VemoclapApp(
+        models_dir=partial,
+        classifier=tiny_models / "classifier",
+        extractors=["clip", "face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+    )
     app.widget()
     app.load_button.click()
     clip_row = app.model_rows["clip"]
@@ -317,8 +342,9 @@ def test_corrupt_weights_fail_one_row_and_the_rest_runs(tiny_models, tmp_path):
     shutil.copytree(tiny_models / "trpakov" / "vit-face-expression", face)
     weights = face / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:500])  # an interrupted download
-    app = VemoclapApp(models_dir=models, extractors=["clip", "face_emotion"], analyzer_options=FAST,
-                      output_dir=tmp_path / "out")
+    app = VemoclapApp(
+        models_dir=models, extractors=["clip", "face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out"
+    )
     app.widget()
     app.load_button.click()
     row = app.model_rows["face_emotion"]
@@ -336,8 +362,13 @@ def test_broken_classifier_is_one_line_and_the_rest_runs(tiny_models, tmp_path):
     broken.mkdir()
     (broken / "classifier.json").write_text("{ not json")
     (broken / "classifier.safetensors").write_bytes(b"junk")
-    app = VemoclapApp(models_dir=tiny_models, classifier=broken, extractors=["face_emotion"],
-                      analyzer_options=FAST, output_dir=tmp_path / "out")
+    app = VemoclapApp(
+        models_dir=tiny_models,
+        classifier=broken,
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+    )
     app.widget()
     app.load_button.click()
     row = app.model_rows["classifier"]
@@ -354,8 +385,13 @@ def test_corrupt_video_is_one_line(tiny_models, tmp_path):
     from vemoclap.sample import make_sample
 
     good = make_sample(tmp_path / "good.mp4", seconds=1.0, size=(160, 90), fps=10).read_bytes()
-    app = VemoclapApp(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
-                      output_dir=tmp_path / "out", samples={"cut file": str(tmp_path / "cut.mp4")})
+    app = VemoclapApp(
+        models_dir=tiny_models,
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+        samples={"cut file": str(tmp_path / "cut.mp4")},
+    )
     (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 3])  # a truncated download
     app.widget()
     app.source.value = "sample"

@@ -1,6 +1,7 @@
 """The app's controller without widgets: loading through the Analyzer's own callbacks, choosing a
 source (Colab's uploader and Drive through a stand-in), running, exports. Tiny models of the real
 classes; OpenCV's real face detector finds the generated sample's astronaut."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ def standin_colab(monkeypatch, tmp_path):
 
 
 def test_package_imports_no_widgets():
-    code = ("import sys, vemoclap.app, vemoclap.app.controller, vemoclap.app.launch, vemoclap.cli; "
-            "assert 'ipywidgets' not in sys.modules, 'widgets imported'")
+    code = (
+        "import sys, vemoclap.app, vemoclap.app.controller, vemoclap.app.launch, vemoclap.cli; "
+        "assert 'ipywidgets' not in sys.modules, 'widgets imported'"
+    )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
@@ -61,21 +64,37 @@ def test_load_builds_the_analyzer_once_and_reports_each_model(tiny_models, tmp_p
 
     monkeypatch.setattr(pipeline.Analyzer, "__init__", counting)
     cache.clear_cache()
-    controller = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
-                            extractors=["clip", "face_emotion"], analyzer_options=FAST, output_dir=tmp_path)
+    controller = Controller(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        extractors=["clip", "face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path,
+    )
     seen: list[tuple[str, str]] = []
     progress: list[Progress] = []
     loaded = controller.load(lambda name, state: seen.append((name, state.status)), progress.append)
     assert len(builds) == 1
     assert controller.model_names() == ["classifier", "clip", "face_emotion"]
-    assert seen == [("classifier", "loading"), ("classifier", "loaded"), ("clip", "loading"), ("clip", "loaded"),
-                    ("face_emotion", "loading"), ("face_emotion", "loaded")]
+    assert seen == [
+        ("classifier", "loading"),
+        ("classifier", "loaded"),
+        ("clip", "loading"),
+        ("clip", "loaded"),
+        ("face_emotion", "loading"),
+        ("face_emotion", "loaded"),
+    ]
     assert [p.fraction for p in progress] == sorted(p.fraction for p in progress) and progress[-1].fraction == 1.0
     assert all(state.ok and state.seconds >= 0 for state in loaded.states.values())
     assert controller.load_summary() == ("all models are loaded", True)
     # a second controller of the same configuration adopts the cached models
-    again = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
-                       extractors=["clip", "face_emotion"], analyzer_options=FAST, output_dir=tmp_path)
+    again = Controller(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        extractors=["clip", "face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path,
+    )
     assert again.load() is loaded and len(builds) == 1 and loaded.loads == 1
 
 
@@ -87,8 +106,13 @@ def test_missing_model_and_broken_classifier_are_rows_not_failures(tiny_models, 
     broken.mkdir()
     (broken / "classifier.json").write_text("{ not json")
     cache.clear_cache()
-    controller = Controller(models_dir=models, classifier=broken, extractors=["clip", "face_emotion"],
-                            analyzer_options=FAST, output_dir=tmp_path / "out")
+    controller = Controller(
+        models_dir=models,
+        classifier=broken,
+        extractors=["clip", "face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+    )
     states = controller.load().states
     assert states["classifier"].status == "unavailable" and "extractor outputs only" in states["classifier"].reason
     assert states["clip"].status == "unavailable" and "download-models" in states["clip"].reason
@@ -100,8 +124,9 @@ def test_missing_model_and_broken_classifier_are_rows_not_failures(tiny_models, 
 
 
 def test_run_failure_leaves_no_result(tiny_models, tmp_path):
-    controller = Controller(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
-                            output_dir=tmp_path)
+    controller = Controller(
+        models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path
+    )
     first = controller.run()
     assert controller.result is first and first.outputs["face_emotion"].n_faces >= 1
     controller.source_kind, controller.url = "link", "ftp://x"
@@ -113,8 +138,9 @@ def test_run_failure_leaves_no_result(tiny_models, tmp_path):
 def test_path_source_is_checked(tiny_models, tmp_path):
     from vemoclap.sample import make_sample
 
-    controller = Controller(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
-                            output_dir=tmp_path / "out")
+    controller = Controller(
+        models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out"
+    )
     controller.source_kind = "path"
     for text, needle in [("", "type the path"), (str(tmp_path / "nope.mp4"), "no such file")]:
         controller.path_text = text
@@ -138,8 +164,9 @@ def test_colab_upload_through_the_standin(standin_colab, tiny_models, monkeypatc
     picked = make_sample(work / "picked" / "holiday.mp4", seconds=1.0, size=(320, 180), fps=10)
     (work / "holiday.mp4").write_bytes(b"an older file of the same name")  # Colab then writes "holiday (1).mp4"
     monkeypatch.setenv("VEMOCLAP_STANDIN_UPLOAD", str(picked))
-    controller = Controller(models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST,
-                            output_dir=work / "out")
+    controller = Controller(
+        models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST, output_dir=work / "out"
+    )
     assert controller.on_colab and controller.fetch_models  # on Colab step 2 fetches by default
     path, text = controller.colab_upload()
     assert path.read_bytes() == picked.read_bytes() and "holiday.mp4 is ready" in text
@@ -195,8 +222,13 @@ def test_fetch_follows_the_download_contract(tmp_path, monkeypatch):
 
 def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
     assert sample_names()[0] == "sample" or "sample" in sample_names()
-    controller = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
-                            extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path)
+    controller = Controller(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path,
+    )
     assert "sample" in controller.samples.values()
     result = controller.run()
     monkeypatch.setattr(type(result), "emotion_segments", lambda self, emotion, classifier=None, window_s=None: [])
@@ -220,8 +252,13 @@ def _assert_text_matches_bar(progress: list[Progress]) -> None:
 def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
     from vemoclap.sample import make_sample
 
-    controller = Controller(models_dir=tiny_models, classifier=tiny_models / "classifier",
-                            extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out")
+    controller = Controller(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+    )
     controller.source_kind = "path"
     controller.path_text = str(make_sample(tmp_path / "clip.mp4", seconds=2.0, size=(320, 180), fps=10))
     shown: list[Progress] = []

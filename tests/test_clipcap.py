@@ -1,5 +1,6 @@
 """CLIPCap, the reference's captioner: a tiny GPT-2 and CLIPCap checkpoint of the real layout,
 loaded through the real code; the beam search's scoring rule; BLIP when the weights are missing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def _log_prob(model, prefix, tokens):
     wte = model.gpt.transformer.wte
     with torch.inference_mode():
         inputs = torch.cat([prefix, wte(torch.tensor(tokens[:-1]))[None]], dim=1) if len(tokens) > 1 else prefix
-        logits = model.gpt(inputs_embeds=inputs).logits[0, PREFIX_LENGTH - 1:].float().log_softmax(-1)
+        logits = model.gpt(inputs_embeds=inputs).logits[0, PREFIX_LENGTH - 1 :].float().log_softmax(-1)
         return float(sum(logits[i, t] for i, t in enumerate(tokens)))
 
 

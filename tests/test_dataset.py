@@ -1,4 +1,5 @@
 """Datasets, splits and the blacklist (no decoding: the files only need to exist)."""
+
 from __future__ import annotations
 
 import logging
@@ -80,12 +81,17 @@ def test_manifest_with_and_without_splits(tmp_path):
     for i in range(4):
         _touch(tmp_path / "clips" / f"v{i}.mp4")
     manifest = tmp_path / "set.csv"
-    manifest.write_text("path,label,split\n" + "".join(
-        f"clips/v{i}.mp4,{'Joy' if i % 2 else 'fear'},{'test' if i == 3 else 'train'}\n" for i in range(4)))
+    manifest.write_text(
+        "path,label,split\n"
+        + "".join(f"clips/v{i}.mp4,{'Joy' if i % 2 else 'fear'},{'test' if i == 3 else 'train'}\n" for i in range(4))
+    )
     videos = load_dataset(manifest, val_size=0)
     assert [(v.id, v.label, v.split) for v in videos] == [
-        ("fear/v0", "fear", "train"), ("fear/v2", "fear", "train"),
-        ("joy/v1", "joy", "train"), ("joy/v3", "joy", "test")]
+        ("fear/v0", "fear", "train"),
+        ("fear/v2", "fear", "train"),
+        ("joy/v1", "joy", "train"),
+        ("joy/v3", "joy", "test"),
+    ]
     assert videos[0].path == tmp_path / "clips" / "v0.mp4"
     with_val = load_dataset(manifest)  # no val given: carved out of train
     assert Counter(v.split for v in with_val)["val"] == 1
@@ -95,13 +101,16 @@ def test_manifest_with_and_without_splits(tmp_path):
     assert {v.split for v in load_dataset(plain, val_size=0)} == {"train", "test"}
 
 
-@pytest.mark.parametrize("content, message", [
-    ("file,label\nclips/v0.mp4,joy\n", "lacks column"),
-    ("path,label\nclips/nope.mp4,joy\n", "file not found"),
-    ("path,label\n", "no rows"),
-    ("path,label,split\nclips/v0.mp4,joy,holdout\n", "unknown split"),
-    ("path,label\nclips/v0.mp4,joy\nclips/v0.mp4,fear\n", "listed twice"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("file,label\nclips/v0.mp4,joy\n", "lacks column"),
+        ("path,label\nclips/nope.mp4,joy\n", "file not found"),
+        ("path,label\n", "no rows"),
+        ("path,label,split\nclips/v0.mp4,joy,holdout\n", "unknown split"),
+        ("path,label\nclips/v0.mp4,joy\nclips/v0.mp4,fear\n", "listed twice"),
+    ],
+)
 def test_manifest_errors_are_one_line(tmp_path, content, message):
     _touch(tmp_path / "clips" / "v0.mp4")
     manifest = tmp_path / "bad.csv"
@@ -123,16 +132,20 @@ def test_folder_errors(tmp_path):
 
 
 def test_apply_blacklist_by_name_and_split():
-    videos = [Video(f"joy/v{i}", Path(f"/data/joy/V{i}.mp4"), "joy", split) for i, split in
-              enumerate(["train", "val", "test", "test"])]
+    videos = [
+        Video(f"joy/v{i}", Path(f"/data/joy/V{i}.mp4"), "joy", split)
+        for i, split in enumerate(["train", "val", "test", "test"])
+    ]
     names = ["v0.mp4", "V1.MP4", "v2", "unrelated.mp4"]
     assert [v.id for v in apply_blacklist(videos, names)] == ["joy/v3"]  # train covers val; stems match
     assert [v.id for v in apply_blacklist(videos, names, splits=["test"])] == ["joy/v0", "joy/v1", "joy/v3"]
 
 
 def test_blacklist_file_parsing(tmp_path):
-    text = ("# header\n\nanger_annoying_1.mp4\n  fear_underwater_2.mp4   # inline comment\n"
-            "anger_annoying_1.mp4\nweird#name.mp4\n")
+    text = (
+        "# header\n\nanger_annoying_1.mp4\n  fear_underwater_2.mp4   # inline comment\n"
+        "anger_annoying_1.mp4\nweird#name.mp4\n"
+    )
     assert parse_blacklist(text) == ["anger_annoying_1.mp4", "fear_underwater_2.mp4", "weird#name.mp4"]
     shipped = read_blacklist(ROOT / "ekman_blacklist.txt")  # comments only, or file names only
     assert all("/" not in name and "#" not in name and name == name.strip() for name in shipped)
@@ -150,19 +163,42 @@ def test_suggest_matches_each_rule_on_its_own_class(tmp_path):
     named = {
         "anger": ["annoying_coworker_1.mp4", "road rage 2.mp4"],
         "disgust": ["flashing-lights-3.mp4", "so_bored_4.mp4", "self_loathing.mp4", "rotten_food.mp4"],
-        "fear": ["counter-terrorism drill.mp4", "CounterTerrorism_5.mp4", "underwater_shark.mp4",
-                 "9-11 aftermath.mp4", "911_memorial.mp4", "september_11.mp4", "suspect_arrest.mp4",
-                 "haunted_house.mp4"],
-        "joy": ["joyride_7.mp4", "joy ride 8.mp4", "Ode_to_Joy_9.mp4", "joy_behar_show.mp4", "joy_of_life.mp4",
-                "enjoying_joy.mp4"],
+        "fear": [
+            "counter-terrorism drill.mp4",
+            "CounterTerrorism_5.mp4",
+            "underwater_shark.mp4",
+            "9-11 aftermath.mp4",
+            "911_memorial.mp4",
+            "september_11.mp4",
+            "suspect_arrest.mp4",
+            "haunted_house.mp4",
+        ],
+        "joy": [
+            "joyride_7.mp4",
+            "joy ride 8.mp4",
+            "Ode_to_Joy_9.mp4",
+            "joy_behar_show.mp4",
+            "joy_of_life.mp4",
+            "enjoying_joy.mp4",
+        ],
         "sadness": ["pensive_man.mp4", "funeral.mp4"],
         "surprise": ["distracted_driver.mp4", "astonishing_feats.mp4", "impressive-trick.mp4", "surprise_party.mp4"],
     }
-    videos = [Video(f"{label}/{i}", Path(f"/d/{label}/{name}"), label, "train")
-              for label, names in named.items() for i, name in enumerate(names)]
+    videos = [
+        Video(f"{label}/{i}", Path(f"/d/{label}/{name}"), label, "train")
+        for label, names in named.items()
+        for i, name in enumerate(names)
+    ]
     found = {s.name: s for s in suggest(videos)}
-    clean = {"road rage 2.mp4", "rotten_food.mp4", "haunted_house.mp4", "joy_of_life.mp4", "enjoying_joy.mp4",
-             "funeral.mp4", "surprise_party.mp4"}
+    clean = {
+        "road rage 2.mp4",
+        "rotten_food.mp4",
+        "haunted_house.mp4",
+        "joy_of_life.mp4",
+        "enjoying_joy.mp4",
+        "funeral.mp4",
+        "surprise_party.mp4",
+    }
     assert set(found) == {name for names in named.values() for name in names} - clean
     assert found["CounterTerrorism_5.mp4"].reason == "counter-terrorism"
     assert found["911_memorial.mp4"].reason == "9/11 aftermath"
@@ -176,8 +212,10 @@ def test_suggest_matches_each_rule_on_its_own_class(tmp_path):
 
 
 def test_append_suggestions(tmp_path):
-    videos = [Video("sadness/a", Path("/d/sadness/pensive_1.mp4"), "sadness", "train"),
-              Video("sadness/b", Path("/d/sadness/pensive_2.mp4"), "sadness", "test")]
+    videos = [
+        Video("sadness/a", Path("/d/sadness/pensive_1.mp4"), "sadness", "train"),
+        Video("sadness/b", Path("/d/sadness/pensive_2.mp4"), "sadness", "test"),
+    ]
     blacklist = tmp_path / "blacklist.txt"
     blacklist.write_text("# mine\npensive_1.mp4\n")
     assert append_suggestions(blacklist, suggest(videos)) == 1

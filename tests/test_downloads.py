@@ -1,6 +1,7 @@
 """Verified downloads from a local stand-in for the internet (tests/hubserver.py on 127.0.0.1): the
 hub serves the tiny models, a raw-file host the reference's classifier and a sample; the CLI a user
 runs fetches them into an empty folder, verifies every file and prints an emotion."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,10 +47,12 @@ def internet(tiny_models, tmp_path_factory):
     (raw / "whisper" / WHISPER_SHA_SMALL).mkdir(parents=True)
     shutil.copy(tiny_models / "whisper" / "small.pt", raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")
     manifest = root / "manifest.json"
-    reference = {p: git_blob_sha1((raw / p).read_bytes()) for p in
-                 [*models.CLASSIFIER_FILES, "sample_data/joy.mp4"]}
-    manifest.write_text(json.dumps({"reference": reference,
-                                    "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")}}))
+    reference = {p: git_blob_sha1((raw / p).read_bytes()) for p in [*models.CLASSIFIER_FILES, "sample_data/joy.mp4"]}
+    manifest.write_text(
+        json.dumps(
+            {"reference": reference, "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")}}
+        )
+    )
     with HubServer(repos, raw=raw) as hub:
         hub.manifest = manifest
         yield hub
@@ -58,15 +61,26 @@ def internet(tiny_models, tmp_path_factory):
 def _env(hub, tmp_path, **extra) -> dict[str, str]:
     env = hub.client_env(tmp_path / "hf-home")
     env.pop("VEMOCLAP_MODELS_DIR", None)
-    env.update(VEMOCLAP_OFFLINE="0", VEMOCLAP_REFERENCE_BASE_URL=hub.raw_base,
-               VEMOCLAP_WHISPER_BASE_URL=hub.raw_base + "whisper", VEMOCLAP_DOWNLOAD_MANIFEST=str(hub.manifest),
-               VEMOCLAP_CACHE=str(tmp_path / "cache"), YOLO_OFFLINE="1", **extra)
+    env.update(
+        VEMOCLAP_OFFLINE="0",
+        VEMOCLAP_REFERENCE_BASE_URL=hub.raw_base,
+        VEMOCLAP_WHISPER_BASE_URL=hub.raw_base + "whisper",
+        VEMOCLAP_DOWNLOAD_MANIFEST=str(hub.manifest),
+        VEMOCLAP_CACHE=str(tmp_path / "cache"),
+        YOLO_OFFLINE="1",
+        **extra,
+    )
     return env
 
 
 def _cli(*args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vemoclap.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet, tmp_path):
@@ -115,8 +129,9 @@ def internet_video(tmp_path: Path) -> Path:
 def test_a_corrupted_hub_file_is_refused_removed_and_a_rerun_succeeds(internet, tmp_path):
     models_dir = tmp_path / "weights"
     env = _env(internet, tmp_path)
-    internet.corrupt("clip-vit-base-patch32/resolve/" + internet.commit("openai/clip-vit-base-patch32")
-                     + "/model.safetensors")
+    internet.corrupt(
+        "clip-vit-base-patch32/resolve/" + internet.commit("openai/clip-vit-base-patch32") + "/model.safetensors"
+    )
     try:
         run = _cli("download-models", "--dir", models_dir, "--only", "clip", "-q", env=env)
     finally:
@@ -142,8 +157,11 @@ def test_a_cut_reference_download_leaves_no_final_file_and_a_rerun_continues(int
     assert models.local_path("classifier", models_dir) is None
     run = _cli("download-models", "--dir", models_dir, "--only", "classifier", "-q", env=env)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert final.is_file() and git_blob_sha1(final.read_bytes()) == json.loads(
-        internet.manifest.read_text())["reference"]["weights/classifier/model.pt"]
+    assert (
+        final.is_file()
+        and git_blob_sha1(final.read_bytes())
+        == json.loads(internet.manifest.read_text())["reference"]["weights/classifier/model.pt"]
+    )
     ranges = [r for r in internet.requests_for("weights/classifier/model.pt", "GET") if r.headers.get("Range")]
     assert ranges and ranges[-1].headers.get("Range") == "bytes=2000-"  # continued, not restarted
 
@@ -179,15 +197,16 @@ def test_the_sample_list_offers_the_reference_samples():
     assert samples.names() == ["sample", "anger", "disgust", "fear", "joy", "sadness", "surprise", "sample"]
     offered = Controller(models_dir=None).samples
     values = list(offered.values())
-    assert values[0] == "sample" and [v for v in values if v.startswith("sample:")] == \
-        [f"sample:{n}" for n in models.SAMPLE_NAMES]
+    assert values[0] == "sample" and [v for v in values if v.startswith("sample:")] == [
+        f"sample:{n}" for n in models.SAMPLE_NAMES
+    ]
 
 
 def test_app_step_two_fetches_with_progress_and_loads_the_reference_classifier(internet, tmp_path):
     code = f"""
 import json, sys
 from vemoclap.app.controller import Controller
-c = Controller(models_dir={str(tmp_path / 'models')!r}, extractors=["clip"], fetch_models=True)
+c = Controller(models_dir={str(tmp_path / "models")!r}, extractors=["clip"], fetch_models=True)
 seen = []
 c.fetch(lambda p: seen.append((p.text, p.fraction)))
 states = {{}}
@@ -195,8 +214,9 @@ c.load(on_model=lambda name, state: states.__setitem__(name, state.status))
 print(json.dumps({{"seen": seen, "states": states, "keys": c.model_keys(),
                   "classifier": c.loaded_classifier() is not None}}))
 """
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                         env=_env(internet, tmp_path))
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=_env(internet, tmp_path)
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     data = json.loads(run.stdout.strip().splitlines()[-1])
     assert data["keys"][0] == "classifier" and data["classifier"]

@@ -1,5 +1,6 @@
 """Dataset feature extraction end to end on generated videos and tiny models of the real classes:
 files and manifest, positions, resume after a kill, failures and retries, Ray, importing features."""
+
 from __future__ import annotations
 
 import csv
@@ -167,8 +168,9 @@ def test_a_second_run_on_the_same_folder_is_refused(reference, models):
 def test_positions_follow_duration_within_limits(dataset, models, tmp_path):
     videos = [v for v in load_dataset(dataset) if v.label == "anger"]  # 2.0, 3.5, 5.0 s
     out = tmp_path / "fps"
-    extract_dataset(videos, out, models_dir=models, min_positions=3, max_positions=4,
-                    **{**CHEAP, "extractors": ["clip", "beats"]})
+    extract_dataset(
+        videos, out, models_dir=models, min_positions=3, max_positions=4, **{**CHEAP, "extractors": ["clip", "beats"]}
+    )
     frames = {v.path.stem: load_features(feature_path(out, v.id)) for v in videos}
     assert [len(frames[f"anger clip_{i}"].features["clip"]) for i in range(3)] == [3, 4, 4]  # round(s), clamped
     assert len(frames["anger clip_2"].features["beats"]) == 2  # 2 chunks fit in 5 s, cap 4
@@ -215,9 +217,11 @@ def test_killed_run_resumes_to_the_same_result(reference, dataset, models, tmp_p
         "from vemoclap.training.dataset import load_dataset\n"
         "from vemoclap.training.extract import extract_dataset\n"
         f"videos = [v for v in load_dataset({str(dataset)!r}) if v.id in {[v.id for v in videos]!r}]\n"
-        f"extract_dataset(videos, {str(out)!r}, models_dir={str(models)!r}, **{CHEAP!r})\n")
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+        f"extract_dataset(videos, {str(out)!r}, models_dir={str(models)!r}, **{CHEAP!r})\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     try:
         while not list(out.rglob("*.safetensors")):
@@ -263,9 +267,16 @@ def test_default_extractor_set(dataset, models, tmp_path):
 
     path = dataset / "joy" / "joy clip_1.mp4"  # face and speech-like sound, 3.5 s
     video = Video("joy/one", path, "joy", "train")
-    report = extract_dataset([video], tmp_path / "all", models_dir=models, face_detector="opencv", device="cpu",
-                             min_positions=20, progress=False,
-                             extractor_options={"asr_sentiment": {"temperature": 0.0}})
+    report = extract_dataset(
+        [video],
+        tmp_path / "all",
+        models_dir=models,
+        face_detector="opencv",
+        device="cpu",
+        min_positions=20,
+        progress=False,
+        extractor_options={"asr_sentiment": {"temperature": 0.0}},
+    )
     assert report.failed == {}
     loaded = load_features(feature_path(tmp_path / "all", "joy/one"))
     meta = loaded.metadata
@@ -274,8 +285,13 @@ def test_default_extractor_set(dataset, models, tmp_path):
     for name in ("asr_sentiment", "ocr_sentiment"):  # single vectors: 1 × 768, or missing with a reason
         assert loaded.features[name].shape == (1, 768) if name in loaded.features else loaded.missing[name]
         assert name not in loaded.times
-    assert set(loaded.features) | set(loaded.missing) == {"clip", "beats", "face_emotion", "asr_sentiment",
-                                                         "ocr_sentiment"}
+    assert set(loaded.features) | set(loaded.missing) == {
+        "clip",
+        "beats",
+        "face_emotion",
+        "asr_sentiment",
+        "ocr_sentiment",
+    }
     assert "text" in meta["readable"]["asr_sentiment"]
 
 
@@ -283,13 +299,23 @@ def test_import_reference_features(tmp_path):
     rng = np.random.default_rng(0)
     published = {
         "train": {
-            "anger_annoying_01.mp4": {"clip": rng.normal(size=(16, 512)), "beats": rng.normal(size=(12, 768)),
-                                      "face_emotion": np.zeros((0, 768)), "asr_sentiment": rng.normal(size=768),
-                                      "ocr_sentiment": None, "label": 0},
+            "anger_annoying_01.mp4": {
+                "clip": rng.normal(size=(16, 512)),
+                "beats": rng.normal(size=(12, 768)),
+                "face_emotion": np.zeros((0, 768)),
+                "asr_sentiment": rng.normal(size=768),
+                "ocr_sentiment": None,
+                "label": 0,
+            },
         },
         "test": {
-            "joy party.mp4": {"clip": rng.normal(size=(16, 512)), "face_emotion": rng.normal(size=(3, 768)),
-                              "asr_sentiment": rng.normal(size=(1, 768)), "label": "Joy", "url": "ignored"},
+            "joy party.mp4": {
+                "clip": rng.normal(size=(16, 512)),
+                "face_emotion": rng.normal(size=(3, 768)),
+                "asr_sentiment": rng.normal(size=(1, 768)),
+                "label": "Joy",
+                "url": "ignored",
+            },
         },
     }
     source = tmp_path / "features.pkl"
@@ -313,11 +339,13 @@ def test_import_reference_features(tmp_path):
     assert anger.metadata["label"] == "anger" and anger.metadata["name"] == "anger_annoying_01.mp4"
 
     bad = tmp_path / "bad.pkl"
-    for content, message in [([1, 2], "expected a dict"),
-                             ({"v.mp4": {"clip": np.zeros((16, 511)), "label": "joy"}}, r"shape \(16, 511\)"),
-                             ({"v.mp4": {"clip": np.zeros((16, 512)), "label": "calm"}}, "not one of"),
-                             ({"v.mp4": {"clip": np.zeros((16, 512))}}, "no label"),
-                             ({"v.mp4": {"asr_sentiment": np.zeros((2, 768)), "label": 1}}, "expected")]:
+    for content, message in [
+        ([1, 2], "expected a dict"),
+        ({"v.mp4": {"clip": np.zeros((16, 511)), "label": "joy"}}, r"shape \(16, 511\)"),
+        ({"v.mp4": {"clip": np.zeros((16, 512)), "label": "calm"}}, "not one of"),
+        ({"v.mp4": {"clip": np.zeros((16, 512))}}, "no label"),
+        ({"v.mp4": {"asr_sentiment": np.zeros((2, 768)), "label": 1}}, "expected"),
+    ]:
         bad.write_bytes(pickle.dumps(content))
         with pytest.raises(FeatureFileError, match=message) as info:
             import_reference_features(bad, tmp_path / "bad_out", trust_pickle=True, progress=False)
@@ -341,16 +369,49 @@ def test_cli_commands(reference, dataset, models, tmp_path, capsys):
     add_commands(parser.add_subparsers(dest="command", required=True))
 
     videos, out, _ = reference
-    args = parser.parse_args(["extract", str(dataset), "--out", str(out), "--extractors", "clip,beats,face_emotion",
-                              "--face-detector", "opencv", "--device", "cpu", "--models-dir", str(models), "-q"])
+    args = parser.parse_args(
+        [
+            "extract",
+            str(dataset),
+            "--out",
+            str(out),
+            "--extractors",
+            "clip,beats,face_emotion",
+            "--face-detector",
+            "opencv",
+            "--device",
+            "cpu",
+            "--models-dir",
+            str(models),
+            "-q",
+        ]
+    )
     assert args.func(args) == 0  # everything is there already: nothing to extract
     assert "9/9 videos" in capsys.readouterr().out
 
     blacklist = tmp_path / "blacklist.txt"
     blacklist.write_text("anger clip_0.mp4\n")
-    args = parser.parse_args(["extract", str(dataset), "--out", str(out), "--extractors", "clip,beats,face_emotion",
-                              "--face-detector", "opencv", "--device", "cpu", "--models-dir", str(models), "-q",
-                              "--blacklist", str(blacklist), "--blacklist-splits", "train,test"])
+    args = parser.parse_args(
+        [
+            "extract",
+            str(dataset),
+            "--out",
+            str(out),
+            "--extractors",
+            "clip,beats,face_emotion",
+            "--face-detector",
+            "opencv",
+            "--device",
+            "cpu",
+            "--models-dir",
+            str(models),
+            "-q",
+            "--blacklist",
+            str(blacklist),
+            "--blacklist-splits",
+            "train,test",
+        ]
+    )
     assert args.func(args) == 0
     assert "8/8 videos" in capsys.readouterr().out
     assert "anger/anger_clip_0" not in {row["id"] for row in read_manifest(out)}

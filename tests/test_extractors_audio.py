@@ -1,4 +1,5 @@
 """BEATs and AST audio extractors on tiny models in the real file formats, loaded the real way."""
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,11 @@ SR = 16000
 
 
 def make_clip(audio, sample_rate: int = SR) -> Clip:
-    return Clip(frames=Frames(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1)),
-                audio=np.asarray(audio, np.float32), sample_rate=sample_rate)
+    return Clip(
+        frames=Frames(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1)),
+        audio=np.asarray(audio, np.float32),
+        sample_rate=sample_rate,
+    )
 
 
 def expected_chunk_starts(seconds: float, n: int = 16) -> np.ndarray:
@@ -92,14 +96,24 @@ def test_fbank_matches_an_independent_kaldi_fbank(seconds):
     # same Kaldi fbank (povey window, pre-emphasis, DC removal, mel filters drawn in mel space).
     from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
-    wave = speech_like(seconds, seed=3).astype(np.float64) * 2 ** 15
+    wave = speech_like(seconds, seed=3).astype(np.float64) * 2**15
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Kaldi's lowest 128-bin filters are empty at 512 FFT
         mel = mel_filter_bank(257, 128, 20.0, 8000.0, SR, mel_scale="kaldi", triangularize_in_mel_space=True)
-    reference = spectrogram(wave, window_function(400, "povey", periodic=False), frame_length=400,
-                            hop_length=160, fft_length=512, power=2.0, center=False, preemphasis=0.97,
-                            mel_filters=mel, log_mel="log", mel_floor=float(np.finfo(np.float32).eps),
-                            remove_dc_offset=True).T
+    reference = spectrogram(
+        wave,
+        window_function(400, "povey", periodic=False),
+        frame_length=400,
+        hop_length=160,
+        fft_length=512,
+        power=2.0,
+        center=False,
+        preemphasis=0.97,
+        mel_filters=mel,
+        log_mel="log",
+        mel_floor=float(np.finfo(np.float32).eps),
+        remove_dc_offset=True,
+    ).T
     assert reference.shape == (1 + (len(wave) - 400) // 160, 128)  # snip_edges: whole frames only
 
     exact = kaldi_fbank(torch.from_numpy(wave)[None], dtype=torch.float64)[0].numpy()
@@ -190,7 +204,7 @@ def test_beats_tags_come_from_the_predictor_on_the_features(beats20, checkpoint)
 
 def test_beats_chunk_features_depend_only_on_the_chunk(models_dir, beats20):
     long_audio = speech_like(30.0)
-    assert np.array_equal(long_audio[:20 * SR], speech_like(20.0))  # same signal, longer
+    assert np.array_equal(long_audio[: 20 * SR], speech_like(20.0))  # same signal, longer
     small_batches = extractors.get("beats", models_dir=models_dir, device="cpu", batch_size=5)
     output = small_batches(make_clip(long_audio))
     starts = expected_chunk_starts(30.0)
@@ -210,12 +224,15 @@ def test_beats_resamples_other_rates(beats):
     assert output.feature.shape == (len(expected_chunk_starts(5.0)), 768)
 
 
-@pytest.mark.parametrize("audio, reason", [
-    (np.zeros(0, np.float32), "no audio track"),
-    (speech_like(2.0), "shorter than one 3-s chunk"),
-    (np.zeros(5 * SR, np.float32), "silent"),
-    (1e-6 * speech_like(5.0), "silent"),
-])
+@pytest.mark.parametrize(
+    "audio, reason",
+    [
+        (np.zeros(0, np.float32), "no audio track"),
+        (speech_like(2.0), "shorter than one 3-s chunk"),
+        (np.zeros(5 * SR, np.float32), "silent"),
+        (1e-6 * speech_like(5.0), "silent"),
+    ],
+)
 def test_beats_missing_audio_gives_a_reason(beats, audio, reason):
     output = beats(make_clip(audio))
     assert output.feature is None and not output.ok
@@ -247,7 +264,7 @@ def test_ast_features_are_pooled_cls_and_distillation_tokens(models_dir):
         warnings.simplefilter("ignore")
         processor = ASTFeatureExtractor.from_pretrained(models_dir / AST_ID)
     model = ASTForAudioClassification.from_pretrained(models_dir / AST_ID).eval()
-    values = processor(audio[:3 * SR], sampling_rate=SR, return_tensors="pt")["input_values"]
+    values = processor(audio[: 3 * SR], sampling_rate=SR, return_tensors="pt")["input_values"]
     assert tuple(values.shape) == (1, processor.max_length, 128) == (1, 1024, 128)
     with torch.inference_mode():
         hidden = model.audio_spectrogram_transformer(values).last_hidden_state

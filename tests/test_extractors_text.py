@@ -4,6 +4,7 @@ The Hugging Face and whisper models are tiny random models of the real classes (
 vemoclap.tiny.text) loaded through the real loaders; PP-OCR (rapidocr's bundled models)
 and SymSpell's bundled dictionary are used for real.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -50,8 +51,9 @@ def text_frame(phrase: str = "HAPPY BIRTHDAY") -> np.ndarray:
 
 def make_clip(images: np.ndarray, audio: np.ndarray | None = None, duration: float = 20.0) -> Clip:
     timestamps = np.linspace(0, duration, len(images), endpoint=False) if len(images) else np.zeros(0)
-    return Clip(frames=Frames(images, timestamps),
-                audio=np.zeros(0, np.float32) if audio is None else audio.astype(np.float32))
+    return Clip(
+        frames=Frames(images, timestamps), audio=np.zeros(0, np.float32) if audio is None else audio.astype(np.float32)
+    )
 
 
 def small_frames(n: int = 4) -> np.ndarray:
@@ -155,11 +157,15 @@ def test_asr_on_speech_like_clip(tiny_dir):
     assert readable["text"] == output.text and "feature" not in readable
 
 
-@pytest.mark.parametrize("audio, reason", [
-    (np.zeros(0, np.float32), "no audio track"),
-    (np.zeros(20 * SAMPLE_RATE, np.float32), "silent"),
-    (speech_like(0.5), "only 0.50 s"),
-], ids=["no-audio", "silence", "half-second"])
+@pytest.mark.parametrize(
+    "audio, reason",
+    [
+        (np.zeros(0, np.float32), "no audio track"),
+        (np.zeros(20 * SAMPLE_RATE, np.float32), "silent"),
+        (speech_like(0.5), "only 0.50 s"),
+    ],
+    ids=["no-audio", "silence", "half-second"],
+)
 def test_asr_missing_with_reason(tiny_dir, audio, reason):
     extractor = get("asr_sentiment", models_dir=tiny_dir, device="cpu", temperature=0.0)
     output = extractor(make_clip(small_frames(), audio))
@@ -226,8 +232,12 @@ def test_merge_rows_joins_words_of_one_row():
     def box(x0, y0, x1, y1):
         return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
 
-    detections = [(box(300, 150, 600, 205), "BIRTHDAY", 0.9), (box(40, 152, 270, 204), "HAPPY", 0.99),
-                  (box(40, 300, 200, 340), "below", 0.8), (box(1500, 150, 1600, 205), "far", 0.7)]
+    detections = [
+        (box(300, 150, 600, 205), "BIRTHDAY", 0.9),
+        (box(40, 152, 270, 204), "HAPPY", 0.99),
+        (box(40, 300, 200, 340), "below", 0.8),
+        (box(1500, 150, 1600, 205), "far", 0.7),
+    ]
     merged = merge_rows(detections)
     assert [label for _, label, _ in merged] == ["HAPPY BIRTHDAY", "far", "below"]
     joined_box = merged[0][0]
@@ -238,8 +248,11 @@ def test_merge_rows_joins_words_of_one_row():
 def test_unique_lines_fold_case_and_space():
     from vemoclap.extractors.ocr import OcrLine
 
-    lines = [OcrLine(0, 0.0, [[0, 0]] * 4, "Happy  Birthday", 0.7), OcrLine(1, 1.0, [[0, 0]] * 4, "SALE", 0.9),
-             OcrLine(2, 2.0, [[0, 0]] * 4, "happy birthday", 0.95)]
+    lines = [
+        OcrLine(0, 0.0, [[0, 0]] * 4, "Happy  Birthday", 0.7),
+        OcrLine(1, 1.0, [[0, 0]] * 4, "SALE", 0.9),
+        OcrLine(2, 2.0, [[0, 0]] * 4, "happy birthday", 0.95),
+    ]
     assert OcrSentimentExtractor.unique(lines) == ["happy birthday", "SALE"]
 
 
@@ -260,8 +273,9 @@ def test_ocr_chain_end_to_end(tiny_dir):
         assert line.timestamp == pytest.approx(20.0 / 16 * line.frame_index)  # its frame's time
     # Per unique line: below the 0.9 threshold the language is unknown and the line is not translated.
     assert len(output.languages) == len(output.language_scores) == len(output.english_lines) == len(output.unique_lines)
-    for line, language, score, english in zip(output.unique_lines, output.languages, output.language_scores,
-                                              output.english_lines):
+    for line, language, score, english in zip(
+        output.unique_lines, output.languages, output.language_scores, output.english_lines
+    ):
         if score < 0.9:
             assert language == "unknown" and english == extractor.segmenter.segment(line)
         else:
@@ -274,8 +288,7 @@ def test_ocr_chain_end_to_end(tiny_dir):
 
 def test_ocr_text_chain_translates_known_languages(tiny_dir):
     # Threshold 0: every line gets the tiny model's top language, so translation runs.
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", language_threshold=0.0,
-                    spell_check=True).load()
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", language_threshold=0.0, spell_check=True).load()
     lines = ["HAPPY BIRTHDAY", "Bonjour le monde", "thequickbrownfox", "Привет мир"]
     english, languages, scores = extractor.to_english(lines)
     assert all(language in LANGUAGE_LABELS for language in languages)
@@ -294,11 +307,15 @@ def test_ocr_text_chain_translates_known_languages(tiny_dir):
     assert english == expected
 
 
-@pytest.mark.parametrize("images, reason", [
-    (np.zeros((16, *SIZE, 3), np.uint8), "no text found in 16 frames"),
-    (np.full((4, *SIZE, 3), 200, np.uint8), "no text found in 4 frames"),
-    (np.zeros((0, *SIZE, 3), np.uint8), "no video frames"),
-], ids=["black", "plain", "none"])
+@pytest.mark.parametrize(
+    "images, reason",
+    [
+        (np.zeros((16, *SIZE, 3), np.uint8), "no text found in 16 frames"),
+        (np.full((4, *SIZE, 3), 200, np.uint8), "no text found in 4 frames"),
+        (np.zeros((0, *SIZE, 3), np.uint8), "no video frames"),
+    ],
+    ids=["black", "plain", "none"],
+)
 def test_ocr_missing_with_reason(tiny_dir, images, reason):
     output = get("ocr_sentiment", models_dir=tiny_dir, device="cpu")(make_clip(images))
     assert output.feature is None and reason in output.missing
@@ -307,6 +324,7 @@ def test_ocr_missing_with_reason(tiny_dir, images, reason):
 def test_paddleocr_backend_says_how_to_install(tiny_dir):
     try:
         import paddleocr  # noqa: F401
+
         pytest.skip("paddleocr is installed")
     except ImportError:
         pass
@@ -352,8 +370,15 @@ def test_frame_unit_gives_one_lowercased_string_per_frame(tiny_dir):
     two_rows = ttf_frame("Happy Birthday", "SALE TODAY")
     other = ttf_frame("Good Morning")
     images = np.stack([two_rows, two_rows, other, np.zeros_like(other)])
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", text_unit="frame", lowercase=True,
-                    min_confidence=0.75, skip_similar=0)
+    extractor = get(
+        "ocr_sentiment",
+        models_dir=tiny_dir,
+        device="cpu",
+        text_unit="frame",
+        lowercase=True,
+        min_confidence=0.75,
+        skip_similar=0,
+    )
     output = extractor(make_clip(images))
     assert output.missing is None, output.missing
     assert output.text_unit == "frame" and "PP-OCRv" in output.ocr_models
@@ -376,8 +401,9 @@ def test_line_unit_keeps_case_by_default(tiny_dir):
 
 def test_min_confidence_drops_boxes_before_the_frame_string_is_made(tiny_dir):
     engine = _FixedEngine([(_box(40), "Clear", 0.95), (_box(120), "Faint", 0.70), (_box(200), "Edge", 0.75)])
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", text_unit="frame", lowercase=True,
-                    min_confidence=0.75).load()
+    extractor = get(
+        "ocr_sentiment", models_dir=tiny_dir, device="cpu", text_unit="frame", lowercase=True, min_confidence=0.75
+    ).load()
     extractor.engine = engine
     lines, _, _ = extractor.read_frames(make_clip(np.stack([ttf_frame("x")])))
     assert [line.text for line in lines] == ["clear", "edge"]
@@ -396,8 +422,9 @@ def test_real_ocr_respects_the_confidence_threshold(tiny_dir):
 def test_segment_then_t5_for_english_and_unknown_strings_only(tiny_dir):
     strings = ["happybirth day", "thequickbrownfox jumps", "Bonjour le monde"]
     # Threshold above 1: every string's language is unknown, so every string is segmented, then corrected.
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="segment+t5",
-                    langid_threshold=1.01).load()
+    extractor = get(
+        "ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="segment+t5", langid_threshold=1.01
+    ).load()
     assert extractor.speller is not None  # the reference always corrects, on the CPU too
     calls = []
     segment, correct = extractor.segmenter.segment_text, extractor.speller.correct
@@ -417,29 +444,45 @@ def test_segment_then_t5_for_english_and_unknown_strings_only(tiny_dir):
 
 def test_segment_then_t5_leaves_translations_untouched(tiny_dir):
     strings = ["HAPPY BIRTHDAY", "Bonjour le monde", "Привет мир"]
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="segment+t5",
-                    langid_threshold=0.0, chinese_code="zho_Hant").load()
+    extractor = get(
+        "ocr_sentiment",
+        models_dir=tiny_dir,
+        device="cpu",
+        spelling="segment+t5",
+        langid_threshold=0.0,
+        chinese_code="zho_Hant",
+    ).load()
     english, languages, _ = extractor.to_english(strings)
     expected = list(strings)
     for language in set(languages) - {"en"}:  # one batch per language, as NLLB output was
         where = [i for i, code in enumerate(languages) if code == language]
         code = "zho_Hant" if language == "zh" else None
-        for i, translated in zip(where, extractor.translator.translate([strings[i] for i in where], language,
-                                                                       code=code)):
+        for i, translated in zip(
+            where, extractor.translator.translate([strings[i] for i in where], language, code=code)
+        ):
             expected[i] = translated
     untranslated = [i for i, language in enumerate(languages) if language == "en"]
-    for i, fixed in zip(untranslated, extractor.speller.correct(
-            [extractor.segmenter.segment_text(strings[i]) for i in untranslated])):
+    for i, fixed in zip(
+        untranslated, extractor.speller.correct([extractor.segmenter.segment_text(strings[i]) for i in untranslated])
+    ):
         expected[i] = fixed
     assert english == expected
 
 
 def test_chinese_is_read_with_the_chosen_nllb_code(tiny_dir):
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", chinese_code="zho_Hant",
-                    langid_threshold=0.0, spelling="none").load()
+    extractor = get(
+        "ocr_sentiment",
+        models_dir=tiny_dir,
+        device="cpu",
+        chinese_code="zho_Hant",
+        langid_threshold=0.0,
+        spelling="none",
+    ).load()
     seen = []
     original = extractor.translator.translate
-    extractor.translator.translate = lambda lines, language, **kw: seen.append((language, kw.get("code"))) or list(lines)
+    extractor.translator.translate = lambda lines, language, **kw: (
+        seen.append((language, kw.get("code"))) or list(lines)
+    )
     extractor.language_id.identify = lambda lines, **kw: [("zh", 0.99)] * len(lines)
     try:
         english, languages, _ = extractor.to_english(["你好世界"])
@@ -450,8 +493,7 @@ def test_chinese_is_read_with_the_chosen_nllb_code(tiny_dir):
 
 
 def test_spelling_none_leaves_strings_as_read(tiny_dir):
-    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="none",
-                    langid_threshold=1.01).load()
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spelling="none", langid_threshold=1.01).load()
     assert extractor.segmenter is None and extractor.speller is None
     assert extractor.to_english(["happybirth day"])[0] == ["happybirth day"]
 
@@ -470,8 +512,9 @@ def test_language_id_reads_at_most_max_tokens(tiny_dir):
     assert seen == [min(512, identifier.model_limit), 16]
 
 
-@pytest.mark.parametrize("option, value", [("text_unit", "page"), ("spelling", "t5"), ("ocr_models", "surya"),
-                                           ("chinese_code", "zh")])
+@pytest.mark.parametrize(
+    "option, value", [("text_unit", "page"), ("spelling", "t5"), ("ocr_models", "surya"), ("chinese_code", "zh")]
+)
 def test_unknown_ocr_options_are_refused(option, value):
     from vemoclap.errors import OptionError
 

@@ -3,6 +3,7 @@
 The offline face detectors (scikit-image's LBP cascade; OpenCV's Haar cascade where OpenCV < 5 has
 it) are used for real on real photos (scikit-image's astronaut).
 """
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,10 @@ def test_clip_preprocessing_matches_the_reference(clip_extractor, astronaut):
         return ((pixels - CLIP_MEAN) / CLIP_STD).transpose(2, 0, 1)
 
     # 481 × 360 resizes to 299 × 224: an odd offset (37.5), where rounding and flooring differ.
-    for frame in (cv2.resize(astronaut, (481, 360), interpolation=cv2.INTER_AREA),
-                  cv2.resize(astronaut, (640, 360), interpolation=cv2.INTER_AREA)):
+    for frame in (
+        cv2.resize(astronaut, (481, 360), interpolation=cv2.INTER_AREA),
+        cv2.resize(astronaut, (640, 360), interpolation=cv2.INTER_AREA),
+    ):
         ours = clip_extractor.preprocess(frame[None]).numpy()[0]
         assert ours.shape == (3, 224, 224)
         # Bicubic in torchvision vs PIL differ by rounding only: at most one grey level.
@@ -173,8 +176,10 @@ def test_lbp_min_face_size_zero_means_no_minimum(astronaut):
     assert LbpFaceDetector(min_face_size=60).detect([small]) == [[]]
 
 
-@pytest.mark.skipif(not __import__("vemoclap.extractors.faces", fromlist=["x"]).haar_available(),
-                    reason="this OpenCV has no Haar cascades (OpenCV 5)")
+@pytest.mark.skipif(
+    not __import__("vemoclap.extractors.faces", fromlist=["x"]).haar_available(),
+    reason="this OpenCV has no Haar cascades (OpenCV 5)",
+)
 def test_haar_detector_finds_the_astronauts_face(astronaut):
     from vemoclap.extractors.faces import OpenCVFaceDetector
 
@@ -195,8 +200,7 @@ def test_haar_is_refused_with_a_way_out_where_opencv_lacks_it():
 
 
 def test_yolo_checkpoint_loads_through_the_yolo_path(tiny_dir, astronaut):
-    extractor = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo",
-                               conf=0.001).load()
+    extractor = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001).load()
     assert extractor.detector.name == "yolo"
     images = [astronaut, gradient(320, 240)]
     found = extractor.detector.detect(images)  # random weights: only the form of the answer can be checked
@@ -293,7 +297,7 @@ def test_frame_row_is_the_mean_of_the_two_largest_faces(faces_extractor, astrona
     canvas = np.zeros((512, sum(p.shape[1] for p in parts), 3), np.uint8)
     x = 0
     for part in parts:
-        canvas[:part.shape[0], x:x + part.shape[1]] = part
+        canvas[: part.shape[0], x : x + part.shape[1]] = part
         x += part.shape[1]
     faces = faces_extractor.analyze_image(canvas)
     assert len(faces) == 3
@@ -304,7 +308,7 @@ def test_frame_row_is_the_mean_of_the_two_largest_faces(faces_extractor, astrona
         from vemoclap.extractors.faces import Box
 
         box = Box(*face.box).expanded(faces_extractor.margin, canvas.shape[1], canvas.shape[0])
-        crops.append(canvas[box.y0:box.y1, box.x0:box.x1])
+        crops.append(canvas[box.y0 : box.y1, box.x0 : box.x1])
     _, features = faces_extractor.classify(crops)
     row = faces_extractor(make_clip([canvas])).feature
     np.testing.assert_allclose(row[0], features[:2].mean(axis=0), rtol=1e-4, atol=1e-4)
@@ -338,8 +342,9 @@ def test_face_feature_is_cls_of_last_encoder_layer_before_layer_norm(faces_extra
     np.testing.assert_allclose(probabilities, logits.softmax(-1).numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("frames", [[np.zeros((360, 640, 3), np.uint8)] * 2, [gradient(), gradient()[::-1]]],
-                         ids=["black", "gradient"])
+@pytest.mark.parametrize(
+    "frames", [[np.zeros((360, 640, 3), np.uint8)] * 2, [gradient(), gradient()[::-1]]], ids=["black", "gradient"]
+)
 def test_no_face_is_missing_with_a_reason(faces_extractor, frames):
     out = faces_extractor(make_clip(frames))
     assert not out.ok and out.feature is None
@@ -398,11 +403,14 @@ def test_caption_of_a_chosen_frame(tiny_dir, astronaut):
 # ---------------------------------------------------------------- unavailable models
 
 
-@pytest.mark.parametrize("name, key, hub_id", [
-    ("clip", "clip", "openai/clip-vit-base-patch32"),
-    ("face_emotion", "face_expression", "trpakov/vit-face-expression"),
-    ("caption", "caption", "Salesforce/blip-image-captioning-base"),
-])
+@pytest.mark.parametrize(
+    "name, key, hub_id",
+    [
+        ("clip", "clip", "openai/clip-vit-base-patch32"),
+        ("face_emotion", "face_expression", "trpakov/vit-face-expression"),
+        ("caption", "caption", "Salesforce/blip-image-captioning-base"),
+    ],
+)
 def test_unavailable_model_names_the_model_and_the_fix(tmp_path, name, key, hub_id):
     extractor = extractors.get(name, models_dir=tmp_path, device="cpu")
     with pytest.raises(models.ModelUnavailable) as error:
@@ -422,14 +430,19 @@ def test_tiny_models_are_deterministic(tmp_path):
 
 def test_yolo_keeps_every_box_when_min_face_size_is_zero(tiny_dir, astronaut):
     image = np.ascontiguousarray(astronaut[::4, ::4])  # 128 px: random boxes of every size
-    every = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001,
-                           min_face_size=0).load().detector
-    raw = every.model.predict([image[..., ::-1].copy()], conf=0.001, iou=0.5, imgsz=640, device="cpu",
-                              verbose=False)[0]
+    every = (
+        extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001, min_face_size=0)
+        .load()
+        .detector
+    )
+    raw = every.model.predict([image[..., ::-1].copy()], conf=0.001, iou=0.5, imgsz=640, device="cpu", verbose=False)[0]
     boxes = every.detect([image])[0]
     assert len(boxes) == len(raw.boxes)  # nothing dropped for its size
-    at_20 = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001,
-                           min_face_size=20).load().detector.detect([image])[0]
+    at_20 = (
+        extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo", conf=0.001, min_face_size=20)
+        .load()
+        .detector.detect([image])[0]
+    )
     assert [b for b in boxes if min(b.width, b.height) >= 20] == at_20
     assert every.iou == 0.5 and every.confidence == 0.001
 

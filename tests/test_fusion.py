@@ -1,5 +1,6 @@
 """The fusion classifier: preparation, the network against the reference's parameter layout,
 checkpoints (ours and the reference's, loaded safely), and a task only cross-attention can solve."""
+
 from __future__ import annotations
 
 import json
@@ -71,10 +72,19 @@ def reference_config_dict() -> dict:
         "features": ["asr_sentiment", "beats", "clip", "face_emotion", "ocr_sentiment"],
         "feature_dims": dict(REF_DIMS),
         "feature_lengths": {"asr_sentiment": 1, "beats": 16, "clip": 16, "face_emotion": 16, "ocr_sentiment": 1},
-        "d_model": 512, "n_labels": 6, "dropout": 0.5, "n_frames": 16, "labels": list(EMOTIONS),
-        "normalize_data": True, "amp": True, "lr": 1e-5, "batch_size": 32,
-        "device": torch.device("cpu"), "dataset_dir": Path("/content/data/ekman6"),
-        "log_dir": PurePosixPath("/content/logs/run1"), "windows_dir": PureWindowsPath("C:/Users/x/features"),
+        "d_model": 512,
+        "n_labels": 6,
+        "dropout": 0.5,
+        "n_frames": 16,
+        "labels": list(EMOTIONS),
+        "normalize_data": True,
+        "amp": True,
+        "lr": 1e-5,
+        "batch_size": 32,
+        "device": torch.device("cpu"),
+        "dataset_dir": Path("/content/data/ekman6"),
+        "log_dir": PurePosixPath("/content/logs/run1"),
+        "windows_dir": PureWindowsPath("C:/Users/x/features"),
         "trn_val_tst_ratio": (0.95, 0.05, 0.0),
     }
 
@@ -90,11 +100,13 @@ def random_video(rng: np.random.Generator, **rows: int | None) -> dict[str, np.n
 
 # ---- prepare / collate --------------------------------------------------------------------------
 
+
 def test_prepare_normalizes_with_stored_min_max_then_pads_with_zeros():
     stats = REFERENCE_STATS["clip"]
     lo, hi = stats.min, stats.max
-    rows = np.stack([np.full(512, lo), np.full(512, hi), np.full(512, (lo + hi) / 2),
-                     np.linspace(lo, hi, 512)]).astype(np.float32)
+    rows = np.stack([np.full(512, lo), np.full(512, hi), np.full(512, (lo + hi) / 2), np.linspace(lo, hi, 512)]).astype(
+        np.float32
+    )
     out = prepare({"clip": rows}, ["clip"], REFERENCE_STATS)["clip"]
     assert out.shape == (16, 512) and out.dtype == np.float32
     np.testing.assert_allclose(out[0], 0.0, atol=1e-6)
@@ -147,8 +159,11 @@ def test_prepare_random_rows_are_sorted_distinct_and_seeded():
 
 def test_prepare_missing_features_are_zeros_and_single_vectors_one_row():
     rng = np.random.default_rng(0)
-    features = {"clip": None, "face_emotion": np.zeros((0, 768), np.float32),
-                "asr_sentiment": rng.normal(size=768).astype(np.float32)}  # beats, ocr absent
+    features = {
+        "clip": None,
+        "face_emotion": np.zeros((0, 768), np.float32),
+        "asr_sentiment": rng.normal(size=768).astype(np.float32),
+    }  # beats, ocr absent
     out = prepare(features, REFERENCE_FEATURES, REFERENCE_STATS)
     assert set(out) == set(REFERENCE_FEATURES)
     for name in ("clip", "beats", "face_emotion", "ocr_sentiment"):
@@ -178,7 +193,8 @@ def test_collate_stacks_batches():
     items = [prepare(random_video(rng, clip=n), REFERENCE_FEATURES, REFERENCE_STATS) for n in (3, 16, 40)]
     batch = collate(items)
     assert {k: tuple(v.shape) for k, v in batch.items()} == {
-        name: (3, FEATURES[name].length, FEATURES[name].dim) for name in REFERENCE_FEATURES}
+        name: (3, FEATURES[name].length, FEATURES[name].dim) for name in REFERENCE_FEATURES
+    }
     assert all(v.dtype == torch.float32 for v in batch.values())
     np.testing.assert_array_equal(batch["clip"][1].numpy(), items[1]["clip"])
     with pytest.raises(ValueError, match="clip"):
@@ -196,14 +212,17 @@ def test_compute_stats_matches_numpy():
 
 # ---- the network --------------------------------------------------------------------------------
 
+
 def test_forward_on_a_batch_of_three_with_missing_features():
     torch.manual_seed(0)
     config = default_config()
     model = AttentionClassifier.from_config(config).eval()
     rng = np.random.default_rng(3)
-    videos = [random_video(rng, face_emotion=None, clip=40),  # no faces, long clip sequence
-              random_video(rng, beats=None, asr_sentiment=None, ocr_sentiment=None),
-              random_video(rng, clip=2, beats=5, face_emotion=1)]
+    videos = [
+        random_video(rng, face_emotion=None, clip=40),  # no faces, long clip sequence
+        random_video(rng, beats=None, asr_sentiment=None, ocr_sentiment=None),
+        random_video(rng, clip=2, beats=5, face_emotion=1),
+    ]
     batch = collate([config.prepare(v) for v in videos])
     with torch.no_grad():
         logits = model(batch)
@@ -232,7 +251,8 @@ def test_reference_state_dict_loads_strictly_and_concatenates_in_sorted_order():
     model.load_state_dict(state, strict=True)
     with pytest.raises(RuntimeError):  # the test can fail: a missing tensor is noticed
         AttentionClassifier(REF_DIMS).load_state_dict(
-            {k: v for k, v in state.items() if k != "attn_norms.face_emotion_beats.bias"}, strict=True)
+            {k: v for k, v in state.items() if k != "attn_norms.face_emotion_beats.bias"}, strict=True
+        )
 
     # Blocks of cls_mlp.0 in sorted name order: asr_sentiment first, ocr_sentiment last.
     parts = sorted(list(REF_SINGLE) + [f"{a}_{b}" for a in REF_SEQUENCE for b in REF_SEQUENCE if a != b])
@@ -242,7 +262,7 @@ def test_reference_state_dict_loads_strictly_and_concatenates_in_sorted_order():
     for name in ("asr_sentiment", "ocr_sentiment"):
         index = parts.index(name)
         weight = torch.zeros(6, 8 * D)
-        weight[:, index * D:(index + 1) * D] = torch.randn(6, D)
+        weight[:, index * D : (index + 1) * D] = torch.randn(6, D)
         model.load_state_dict(dict(state, **{"cls_mlp.0.weight": weight}), strict=True)
         model.eval()
         with torch.no_grad():
@@ -260,8 +280,9 @@ def test_generic_features_ast_instead_of_beats():
     config = default_config(["clip", "ast", "face_emotion", "asr_sentiment"])
     model = AttentionClassifier.from_config(config)
     names = {k.split(".")[1] for k in model.state_dict() if k.startswith("attention_layers.")}
-    assert names == {f"{a}_{b}" for a in ("clip", "ast", "face_emotion")
-                     for b in ("clip", "ast", "face_emotion") if a != b}
+    assert names == {
+        f"{a}_{b}" for a in ("clip", "ast", "face_emotion") for b in ("clip", "ast", "face_emotion") if a != b
+    }
     assert model.cls_mlp[0].in_features == 7 * 512
     with pytest.raises(ValueError, match="ast"):
         config.norm_stats()  # the reference has no stats for AST: they must be computed
@@ -271,6 +292,7 @@ def test_generic_features_ast_instead_of_beats():
 
 
 # ---- checkpoints --------------------------------------------------------------------------------
+
 
 def test_our_checkpoint_round_trips(tmp_path):
     torch.manual_seed(1)
@@ -395,6 +417,7 @@ def test_files_needing_other_globals_are_refused_without_running_them(tmp_path):
 
 # ---- what cross-attention buys ------------------------------------------------------------------
 
+
 def _lookup_task(n: int, rng: np.random.Generator, n_keys: int = 8, rows: int = 4):
     """Modality B holds `rows` (key, tag) rows, two tags +1 and two −1; every row of modality A
     names one of B's keys. The label is the tag of the row A names. Each modality alone says
@@ -436,8 +459,9 @@ def test_cross_attention_learns_an_interaction_that_per_modality_means_miss(one_
     linear = LogisticRegression(max_iter=2000).fit(means(a_train, b_train), y_train)
     linear_accuracy = linear.score(means(a_test, b_test), y_test)
 
-    model = AttentionClassifier({"a": 9, "b": 9}, d_model=32, n_labels=2, dropout=0.1, num_heads=4,
-                                sequence_features=["a", "b"])
+    model = AttentionClassifier(
+        {"a": 9, "b": 9}, d_model=32, n_labels=2, dropout=0.1, num_heads=4, sequence_features=["a", "b"]
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     xa, xb, y = torch.from_numpy(a_train), torch.from_numpy(b_train), torch.from_numpy(y_train)
     order_gen = torch.Generator().manual_seed(0)
@@ -452,7 +476,9 @@ def test_cross_attention_learns_an_interaction_that_per_modality_means_miss(one_
     with torch.no_grad():
         predicted = model({"a": torch.from_numpy(a_test), "b": torch.from_numpy(b_test)}).argmax(1).numpy()
     attention_accuracy = float((predicted == y_test).mean())
-    print(f"held-out accuracy: cross-attention {attention_accuracy:.3f}, "
-          f"logistic regression on per-modality means {linear_accuracy:.3f} (chance 0.5)")
+    print(
+        f"held-out accuracy: cross-attention {attention_accuracy:.3f}, "
+        f"logistic regression on per-modality means {linear_accuracy:.3f} (chance 0.5)"
+    )
     assert attention_accuracy >= 0.90
     assert linear_accuracy <= 0.60

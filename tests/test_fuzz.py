@@ -7,6 +7,7 @@ space is capped (RLIMIT_AS), under a timeout. The child must end with exit 0 and
 2 and one line; a traceback, a MemoryError or a hang fails the case. A few cases go through the
 whole ``vemoclap analyze`` command with a tiny CLIP model.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,17 +35,24 @@ TIMEOUT_S = 60  # generous for 2 busy cores; a case that hangs (as 2×720 OCR di
 def _limit(nbytes: int):
     def apply():
         resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+
     return apply
 
 
 def _env(tmp: Path) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            "VEMOCLAP_LOG_DIR": str(tmp / "logs"), "OMP_NUM_THREADS": "1", "VEMOCLAP_CACHE": str(tmp / "cache")}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "VEMOCLAP_LOG_DIR": str(tmp / "logs"),
+        "OMP_NUM_THREADS": "1",
+        "VEMOCLAP_CACHE": str(tmp / "cache"),
+    }
 
 
 def _run(argv, tmp: Path, limit: int) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=_env(tmp),
-                          preexec_fn=_limit(limit))
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT_S, env=_env(tmp), preexec_fn=_limit(limit)
+    )
 
 
 def _check_outcome(done: subprocess.CompletedProcess, what: str) -> dict | None:
@@ -73,6 +81,7 @@ def bases(tmp_path_factory) -> dict[str, bytes]:
 
 
 # --- the generator ---------------------------------------------------------------------------
+
 
 def _truncate(rng, data):
     cut = rng.choice([rng.randrange(8, 64), rng.randrange(len(data) // 4, len(data) - 1), len(data) // 2])
@@ -103,16 +112,20 @@ def _sample_table(rng, data):
     which = rng.randrange(len(mp4boxes.find(data, name)) or 1)
     if name == "stbl/stsz":
         if rng.random() < 0.5:
-            return mp4boxes.set_field(data, name, "sample_count", rng.choice([0, 0x7FFFFFFF]), which), \
-                f"stsz sample_count edited (track {which})"
-        return mp4boxes.set_entries(data, name, rng.choice([0, 0xFFFFFFF0, 10**8]), which=which,
-                                    every=rng.choice([1, 3])), f"stsz sizes edited (track {which})"
+            return mp4boxes.set_field(
+                data, name, "sample_count", rng.choice([0, 0x7FFFFFFF]), which
+            ), f"stsz sample_count edited (track {which})"
+        return mp4boxes.set_entries(
+            data, name, rng.choice([0, 0xFFFFFFF0, 10**8]), which=which, every=rng.choice([1, 3])
+        ), f"stsz sizes edited (track {which})"
     if name == "stbl/stts":  # (count, delta): deltas of 0 (every frame at one time) or huge
         column = rng.choice([0, 1])
-        return mp4boxes.set_entries(data, name, rng.choice([0, 0xFFFFFFFF]), column=column, which=which), \
-            f"stts column {column} edited (track {which})"
-    return mp4boxes.set_entries(data, name, rng.choice([len(data) * 4, 0, 8]), which=which,
-                                every=rng.choice([1, 2])), f"stco offsets edited (track {which})"
+        return mp4boxes.set_entries(
+            data, name, rng.choice([0, 0xFFFFFFFF]), column=column, which=which
+        ), f"stts column {column} edited (track {which})"
+    return mp4boxes.set_entries(
+        data, name, rng.choice([len(data) * 4, 0, 8]), which=which, every=rng.choice([1, 2])
+    ), f"stco offsets edited (track {which})"
 
 
 def _random_bytes(rng, data):
@@ -121,7 +134,7 @@ def _random_bytes(rng, data):
     start, stop = mdat[0] if mdat else (len(data) // 3, len(data))
     for _ in range(rng.choice([1, 8, 64])):
         at, size = rng.randrange(start, max(start + 1, stop - 16)), rng.randrange(1, 16)
-        out[at:at + size] = rng.randbytes(size)  # same length: the offsets in the header stay right
+        out[at : at + size] = rng.randbytes(size)  # same length: the offsets in the header stay right
     return bytes(out), "random bytes in packets"
 
 
@@ -131,7 +144,7 @@ def _random_header_bytes(rng, data):
     out = bytearray(data)
     for _ in range(rng.choice([1, 4])):
         at = rng.randrange(start, stop - 4)
-        out[at:at + 4] = rng.randbytes(4)
+        out[at : at + 4] = rng.randbytes(4)
     return bytes(out), "random bytes in the header"
 
 
@@ -191,14 +204,33 @@ def clip_models(tmp_path_factory) -> Path:
 
 def test_whole_command_on_damaged_and_thin_videos(bases, clip_models, tmp_path):
     rng = random.Random(SEED + 1)
-    files = {"thin": bases["thin"], "flat-cut": _truncate(rng, bases["flat"])[0],
-             "claims": _huge_claims(random.Random(3), bases["plain"])[0]}
+    files = {
+        "thin": bases["thin"],
+        "flat-cut": _truncate(rng, bases["flat"])[0],
+        "claims": _huge_claims(random.Random(3), bases["plain"])[0],
+    }
     for name, data in files.items():
         path = tmp_path / f"{name}.mp4"
         path.write_bytes(data)
-        done = _run([sys.executable, "-m", "vemoclap.cli", "analyze", str(path), "--extractors", "clip", "--no-classifier",
-                     "--models-dir", str(clip_models), "--json", str(tmp_path / f"{name}.json"), "-q"],
-                    tmp_path, CLI_LIMIT)
+        done = _run(
+            [
+                sys.executable,
+                "-m",
+                "vemoclap.cli",
+                "analyze",
+                str(path),
+                "--extractors",
+                "clip",
+                "--no-classifier",
+                "--models-dir",
+                str(clip_models),
+                "--json",
+                str(tmp_path / f"{name}.json"),
+                "-q",
+            ],
+            tmp_path,
+            CLI_LIMIT,
+        )
         _check_outcome(done, name)
         if name == "thin":
             assert done.returncode == 0, done.stderr

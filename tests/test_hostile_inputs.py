@@ -2,6 +2,7 @@
 line (or a partial Result that names what is missing), never a traceback, and a finished analysis
 is never lost to an output error. Network-side failures (redirects, embeds, rebinding, budgets)
 are proven in tests/test_netguard.py; malformed media at large in tests/test_fuzz.py."""
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,16 @@ def _analyze(capsys, source, models, *extra):
 
 
 # 1. links: `live URL` and `live --stream` are checked before any model loads
-@pytest.mark.parametrize("argv", [["http://127.0.0.1:9/x.mp4"], ["--stream", "http://127.0.0.1:9/x"],
-                                  ["--stream", "rtsp://127.0.0.1/x"], ["--stream", "rtsps://example.com/x"],
-                                  ["--stream", "rtmp://example.com/x"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["http://127.0.0.1:9/x.mp4"],
+        ["--stream", "http://127.0.0.1:9/x"],
+        ["--stream", "rtsp://127.0.0.1/x"],
+        ["--stream", "rtsps://example.com/x"],
+        ["--stream", "rtmp://example.com/x"],
+    ],
+)
 def test_live_links_are_checked_before_the_models_load(capsys, tmp_path, argv):
     line = _one_line(*_run(capsys, "live", *argv, "--no-window", "--models-dir", tmp_path)[::2])
     assert "model" not in line and ("private or local" in line or "not opened" in line or "only http" in line)
@@ -86,11 +94,20 @@ def test_an_audio_track_claiming_two_billion_seconds_reads_what_exists(video, tm
 
 
 # 5. outputs: checked before the work; a write failure keeps the finished analysis
-@pytest.mark.parametrize("option,target", [("--json", "folder"), ("--json", "device"), ("--save", "file"),
-                                           ("--json", "inside_a_file"), ("--annotated-video", "folder")])
+@pytest.mark.parametrize(
+    "option,target",
+    [
+        ("--json", "folder"),
+        ("--json", "device"),
+        ("--save", "file"),
+        ("--json", "inside_a_file"),
+        ("--annotated-video", "folder"),
+    ],
+)
 def test_bad_output_paths_are_refused_before_the_work(capsys, video, tmp_path, option, target):
-    place = {"folder": tmp_path, "device": Path("/dev/null"), "file": video,
-             "inside_a_file": video / "result.json"}[target]
+    place = {"folder": tmp_path, "device": Path("/dev/null"), "file": video, "inside_a_file": video / "result.json"}[
+        target
+    ]
     line = _one_line(*_analyze(capsys, video, tmp_path / "no-models", option, place)[::2])
     assert option in line and "model" not in line  # refused before any model was looked for
     assert Path("/dev/null").is_char_device()
@@ -109,11 +126,18 @@ needs_mount_namespace = pytest.mark.skipif(not _namespace_ok(), reason="unshare 
 def test_a_full_disk_keeps_the_analysis_in_a_temp_file(video, clip_models, tmp_path):
     disk, temp = tmp_path / "disk", tmp_path / "temp"
     disk.mkdir(), temp.mkdir()
-    script = (f"mount -t tmpfs -o size=64k tmpfs {disk} && (dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null; true) "
-              f"&& exec {sys.executable} -m vemoclap.cli analyze {video} --extractors clip --no-classifier --models-dir {clip_models} "
-              f"--json {disk}/result.json -q")
-    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)})
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {disk} && (dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null; true) "
+        f"&& exec {sys.executable} -m vemoclap.cli analyze {video} --extractors clip --no-classifier --models-dir {clip_models} "
+        f"--json {disk}/result.json -q"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(temp)},
+    )
     line = _one_line(done.returncode, done.stderr)
     assert "--json" in line and "No space left" in line and "saved to" in line
     kept = Path(line.split("saved to ", 1)[1].split(" instead")[0])
@@ -125,18 +149,37 @@ def test_a_full_disk_keeps_the_analysis_in_a_temp_file(video, clip_models, tmp_p
 def test_a_read_only_place_is_refused_before_the_work(video, tmp_path):
     place = tmp_path / "ro"
     place.mkdir()
-    script = (f"mount --bind {place} {place} && mount -o remount,bind,ro {place} && exec {sys.executable} -m "
-              f"vemoclap.cli analyze {video} --extractors clip --models-dir {tmp_path} --save {place}/out -q")
-    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    script = (
+        f"mount --bind {place} {place} && mount -o remount,bind,ro {place} && exec {sys.executable} -m "
+        f"vemoclap.cli analyze {video} --extractors clip --models-dir {tmp_path} --save {place}/out -q"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     line = _one_line(done.returncode, done.stderr)
     assert "--save" in line and "not writable" in line
 
 
 # 6. --skip-unavailable says what it skipped
 def test_skip_unavailable_lists_every_skipped_extractor_in_the_json(capsys, video, tmp_path):
-    code, out, err = _run(capsys, "analyze", video, "--extractors", "clip,beats", "--models-dir", tmp_path,
-                          "--skip-unavailable", "--no-classifier", "--json", tmp_path / "r.json", "-q")
+    code, out, err = _run(
+        capsys,
+        "analyze",
+        video,
+        "--extractors",
+        "clip,beats",
+        "--models-dir",
+        tmp_path,
+        "--skip-unavailable",
+        "--no-classifier",
+        "--json",
+        tmp_path / "r.json",
+        "-q",
+    )
     assert code == 0, err
     result = json.loads((tmp_path / "r.json").read_text())
     assert set(result["missing"]) == {"clip", "beats"} and result["outputs"] == {}
@@ -173,9 +216,22 @@ def test_an_unknown_extractor_option_is_one_line(capsys, video, tmp_path):
     (tmp_path / "ds").mkdir()
     shutil.copy(video, tmp_path / "ds" / "a.mp4")
     (tmp_path / "ds" / "videos.csv").write_text("path,label,split\na.mp4,joy,train\n")
-    line = _one_line(*_run(capsys, "extract", tmp_path / "ds" / "videos.csv", "--out", tmp_path / "feat", "--extractors", "clip",
-                           "--extractor-options", '{"clip": {"no_such_option": 1}}', "--models-dir", tmp_path,
-                           "-q")[::2])
+    line = _one_line(
+        *_run(
+            capsys,
+            "extract",
+            tmp_path / "ds" / "videos.csv",
+            "--out",
+            tmp_path / "feat",
+            "--extractors",
+            "clip",
+            "--extractor-options",
+            '{"clip": {"no_such_option": 1}}',
+            "--models-dir",
+            tmp_path,
+            "-q",
+        )[::2]
+    )
     assert "no_such_option" in line
 
 
@@ -188,11 +244,12 @@ def test_damaged_audio_packets_and_broken_timestamps_are_in_the_result(video, cl
     first, count, _ = mp4boxes.table(data, "stbl/stco", kinds.index("soun"))
     damaged = bytearray(data)
     for i in range(0, count, 2):
-        offset = struct.unpack(">I", data[first + 4 * i:first + 4 * i + 4])[0]
-        damaged[offset:offset + 24] = b"\xff" * 24
+        offset = struct.unpack(">I", data[first + 4 * i : first + 4 * i + 4])[0]
+        damaged[offset : offset + 24] = b"\xff" * 24
     (tmp_path / "damaged.mp4").write_bytes(bytes(damaged))
-    (tmp_path / "stamps.mp4").write_bytes(mp4boxes.set_entries(data, "stbl/stts", 0, column=1,
-                                                               which=kinds.index("vide")))
+    (tmp_path / "stamps.mp4").write_bytes(
+        mp4boxes.set_entries(data, "stbl/stts", 0, column=1, which=kinds.index("vide"))
+    )
     analyzer = Analyzer(["clip"], models_dir=clip_models, device="cpu", classifier=None)
     warnings = analyzer.analyze(tmp_path / "damaged.mp4").warnings
     assert any("damaged audio packet" in w for w in warnings), warnings
@@ -214,9 +271,18 @@ def test_a_valid_jpeg_is_analyzed_like_the_same_png(capsys, clip_models, tmp_pat
         assert json.loads((tmp_path / f"{name}.json").read_text())["outputs"]["clip"]
 
 
-@pytest.mark.parametrize("kind,expected", [("fifo", "named pipe"), ("device", "a device"), ("proc", "system file"),
-                                           ("loop", "symbolic link loop"), ("empty", "no source given"),
-                                           ("directory", "is a folder"), ("broken_link", "broken symbolic link")])
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("fifo", "named pipe"),
+        ("device", "a device"),
+        ("proc", "system file"),
+        ("loop", "symbolic link loop"),
+        ("empty", "no source given"),
+        ("directory", "is a folder"),
+        ("broken_link", "broken symbolic link"),
+    ],
+)
 def test_what_a_source_really_is_is_named(capsys, tmp_path, kind, expected):
     source = {"device": "/dev/zero", "proc": "/proc/self/status", "empty": ""}.get(kind, tmp_path / kind)
     if kind == "fifo":
@@ -290,8 +356,14 @@ def test_ocr_of_a_thin_video_stays_bounded(tmp_path):
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    done = subprocess.run([sys.executable, "-c", OCR_CHILD, str(thin)], capture_output=True, text=True, timeout=300,
-                          preexec_fn=cap, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"})
+    done = subprocess.run(
+        [sys.executable, "-c", OCR_CHILD, str(thin)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=cap,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["shape"] == [2, 1440, 360, 3] and report["rss_mb"] < 3000

@@ -3,6 +3,7 @@
 The hub client runs in a subprocess: huggingface_hub reads HF_ENDPOINT (and the suite's
 HF_HUB_OFFLINE=1) when it is imported.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,15 +82,19 @@ print(json.dumps([hf_hub_download(repo, name, local_dir=f"{out}/{repo}")
 
 
 def run_client(hub: HubServer, code: str, home: Path, *args: str) -> object:
-    done = subprocess.run([sys.executable, "-c", code, *args], env=hub.client_env(home),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=hub.client_env(home), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and ".cache" not in p.relative_to(folder).parts}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".cache" not in p.relative_to(folder).parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +124,12 @@ def hub(clip_folder, raw_folder):
 def main_run(clip_folder, raw_folder, tmp_path_factory):
     """One client process: snapshot_download, model_info, list_repo_tree, hf_hub_download, errors."""
     out = tmp_path_factory.mktemp("client")
-    with HubServer({CLIP: clip_folder, CARD_REPO: CARD_FILES}, raw=raw_folder, licenses={CLIP: "mit"},
-                   commits={CARD_REPO: CARD_COMMIT}) as server:
+    with HubServer(
+        {CLIP: clip_folder, CARD_REPO: CARD_FILES},
+        raw=raw_folder,
+        licenses={CLIP: "mit"},
+        commits={CARD_REPO: CARD_COMMIT},
+    ) as server:
         result = run_client(server, MAIN_CLIENT, out / "home", str(out))
     return server, result
 
@@ -176,8 +185,11 @@ def test_hf_hub_download_fetches_one_file(main_run, clip_folder):
 
 def test_missing_repo_revision_and_file_raise_the_hubs_errors(main_run):
     _, result = main_run
-    assert result["errors"] == {"repo": "RepositoryNotFoundError", "revision": "RevisionNotFoundError",
-                                "entry": "RemoteEntryNotFoundError"}
+    assert result["errors"] == {
+        "repo": "RepositoryNotFoundError",
+        "revision": "RevisionNotFoundError",
+        "entry": "RemoteEntryNotFoundError",
+    }
 
 
 def test_resolve_headers_carry_commit_etag_and_linked_size(hub, clip_folder):
@@ -202,8 +214,11 @@ def test_range_requests_answer_206(hub, clip_folder, kind):
     else:
         name = "owner/repo/0123abc/weights/model.pt"
         url, data = hub.raw_base + name, RAW_FILES[name]
-    for header, expected in [("bytes=10-19", data[10:20]), (f"bytes={len(data) - 5}-", data[-5:]),
-                             ("bytes=-7", data[-7:])]:
+    for header, expected in [
+        ("bytes=10-19", data[10:20]),
+        (f"bytes={len(data) - 5}-", data[-5:]),
+        ("bytes=-7", data[-7:]),
+    ]:
         with urllib.request.urlopen(urllib.request.Request(url, headers={"Range": header})) as response:
             assert response.status == 206
             assert response.read() == expected
@@ -265,8 +280,15 @@ def test_hub_client_retries_cut_downloads_and_does_not_notice_corruption(hub, cl
     hub.cut_after("/model.safetensors", 100_000)
     hub.cut_after("/big.bin", cut)
     hub.corrupt("/config.json")
-    paths = run_client(hub, DOWNLOAD_CLIENT, tmp_path / "home", str(tmp_path / "out"),
-                       f"{CLIP}::model.safetensors", f"{CLIP}::config.json", f"{BIG_REPO}::big.bin")
+    paths = run_client(
+        hub,
+        DOWNLOAD_CLIENT,
+        tmp_path / "home",
+        str(tmp_path / "out"),
+        f"{CLIP}::model.safetensors",
+        f"{CLIP}::config.json",
+        f"{BIG_REPO}::big.bin",
+    )
     # cut once, then fetched again from byte 0: huggingface_hub reads 10 MB chunks, so a shorter
     # partial never reaches its file
     assert Path(paths[0]).read_bytes() == weights
@@ -281,9 +303,16 @@ def test_hub_client_retries_cut_downloads_and_does_not_notice_corruption(hub, cl
 
 def test_cdn_redirect_serves_lfs_files_from_another_host(clip_folder, tmp_path):
     with HubServer({CLIP: clip_folder}, cdn_redirect=True) as hub:
-        paths = run_client(hub, DOWNLOAD_CLIENT, tmp_path / "home", str(tmp_path / "out"),
-                           f"{CLIP}::model.safetensors", f"{CLIP}::config.json")
-        assert [Path(p).read_bytes() for p in paths] == [(clip_folder / n).read_bytes()
-                                                         for n in ("model.safetensors", "config.json")]
+        paths = run_client(
+            hub,
+            DOWNLOAD_CLIENT,
+            tmp_path / "home",
+            str(tmp_path / "out"),
+            f"{CLIP}::model.safetensors",
+            f"{CLIP}::config.json",
+        )
+        assert [Path(p).read_bytes() for p in paths] == [
+            (clip_folder / n).read_bytes() for n in ("model.safetensors", "config.json")
+        ]
         assert hub.requests_for("/model.safetensors", "GET")[0].path.startswith("/cdn/")
         assert hub.requests_for("/config.json", "GET")[0].path.startswith(f"/{CLIP}/resolve/")

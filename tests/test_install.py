@@ -1,4 +1,5 @@
 """The notebook's step-1 installer: its repository is the one pyproject declares; bad sources say what to set."""
+
 import importlib.util
 import tomllib
 from pathlib import Path

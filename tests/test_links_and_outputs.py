@@ -1,5 +1,6 @@
 """Dataset manifests with links go through the guarded download path; output folders are checked
 before any work (``vemoclap extract --out``)."""
+
 from __future__ import annotations
 
 import functools
@@ -84,9 +85,24 @@ def test_extract_out_is_checked_before_any_work(served, tmp_path, kind):
     else:
         (tmp_path / "a-file").write_text("x")
         out = tmp_path / "a-file" / "features"
-    done = subprocess.run([sys.executable, "-m", "vemoclap.cli", "extract", str(manifest), "--out", str(out),
-                           "--extractors", "clip", "-q"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vemoclap.cli",
+            "extract",
+            str(manifest),
+            "--out",
+            str(out),
+            "--extractors",
+            "clip",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "--out" in lines[0], done.stderr
     assert len(asked) == before  # refused before the manifest's link was even looked at

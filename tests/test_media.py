@@ -1,5 +1,6 @@
 """vemoclap.media on real generated files: which frame comes back (each frame carries its index as
 a bit pattern), how much decoding it took, the audio track, and every kind of bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -65,8 +66,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def long_video(tmp_path_factory) -> Path:
     """10 minutes at 64×48, 10 fps, a keyframe every 2 s: 6,000 frames (about 3 s to write)."""
-    return make_video(tmp_path_factory.mktemp("long") / "long.mp4", duration=600.0, fps=10, size=(64, 48),
-                      gop=20, audio=None)
+    return make_video(
+        tmp_path_factory.mktemp("long") / "long.mp4", duration=600.0, fps=10, size=(64, 48), gop=20, audio=None
+    )
 
 
 # ------------------------------------------------------------------------------------------ probe
@@ -281,8 +283,9 @@ def test_stereo_is_averaged_to_mono(tmp_path):
 def test_audio_that_changes_rate_midway(tmp_path):
     # Two MPEG-TS pieces joined byte for byte (as broadcast recordings are): 16 kHz, then 44.1 kHz.
     first = remux(write_audio(tmp_path / "a.m4a", tone(2.0, 16000, freq=440.0)), tmp_path / "a.ts", format="mpegts")
-    second = remux(write_audio(tmp_path / "b.m4a", tone(2.0, 44100, freq=1000.0), rate=44100), tmp_path / "b.ts",
-                   format="mpegts")
+    second = remux(
+        write_audio(tmp_path / "b.m4a", tone(2.0, 44100, freq=1000.0), rate=44100), tmp_path / "b.ts", format="mpegts"
+    )
     joined = tmp_path / "joined.ts"
     joined.write_bytes(first.read_bytes() + second.read_bytes())
     audio = load_audio(joined)  # the container states the first piece's duration only: the array grows
@@ -416,7 +419,7 @@ def test_a_few_damaged_frames_are_replaced_and_reported(files, tmp_path):
     rng = np.random.default_rng(0)
     damaged = [p for p in _video_packets(files["web"]) if 5.0 <= p[2] < 6.0]
     for pos, size, _ in damaged:  # scramble the second half of every packet of one second
-        data[pos + size // 2: pos + size] = rng.integers(0, 256, size - size // 2, dtype=np.uint8).tobytes()
+        data[pos + size // 2 : pos + size] = rng.integers(0, 256, size - size // 2, dtype=np.uint8).tobytes()
     path = tmp_path / "scratched.mp4"
     path.write_bytes(bytes(data))
     frames = sample_frames(path, 16, tolerance=0)

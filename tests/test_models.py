@@ -1,5 +1,6 @@
 """The model table, the default (reference) classifier, random-weight labels and offline failures —
 through the real loaders on tiny models; no download here (see test_downloads.py for those)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ from vemoclap.results import NO_CLASSIFIER, Result
 
 
 def _cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "vemoclap.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _said(run) -> list[str]:
@@ -92,9 +98,11 @@ def test_table_reads_a_downloaded_licence_from_provenance(tmp_path):
     assert row["license"] == "cc-by-4.0" and row["origin"] == "download"
 
 
-@pytest.mark.parametrize("env", [{"VEMOCLAP_OFFLINE": "1"},
-                                 {"VEMOCLAP_OFFLINE": "0", "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
-                         ids=["offline-setting", "no-network"])
+@pytest.mark.parametrize(
+    "env",
+    [{"VEMOCLAP_OFFLINE": "1"}, {"VEMOCLAP_OFFLINE": "0", "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}],
+    ids=["offline-setting", "no-network"],
+)
 def test_offline_analyze_fails_fast_with_one_line_per_model(tmp_path, env):
     started = time.perf_counter()
     run = _cli("analyze", "sample", "--models-dir", tmp_path / "empty", "-q", env=env, timeout=120)
@@ -139,8 +147,17 @@ def test_reference_sample_offline_says_how_to_fetch_it(tiny_models):
 
 
 def test_demo_command_runs_offline_and_says_random(tmp_path):
-    run = _cli("demo", "--models-dir", tmp_path / "tiny", "--frames", "4", "-q", "--json", tmp_path / "r.json",
-               env={"VEMOCLAP_CACHE": str(tmp_path / "cache")})
+    run = _cli(
+        "demo",
+        "--models-dir",
+        tmp_path / "tiny",
+        "--frames",
+        "4",
+        "-q",
+        "--json",
+        tmp_path / "r.json",
+        env={"VEMOCLAP_CACHE": str(tmp_path / "cache")},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "RANDOM WEIGHTS" in run.stdout and "emotion:" in run.stdout
     data = json.loads((tmp_path / "r.json").read_text())

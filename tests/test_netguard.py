@@ -7,6 +7,7 @@ Canary servers on 127.0.0.1 and 169.254.169.254 log every request: vemoclap, run
 as a subprocess, must never reach them through redirects, HTML embeds or DNS rebinding, and a body
 without Content-Length must stop at the byte budget. No packet leaves the namespace.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,12 @@ def _namespace_problem() -> str | None:
         if shutil.which(tool) is None:
             return f"'{tool}' is not installed (util-linux / iproute2)"
     try:
-        done = subprocess.run(["unshare", "-n", "-m", "sh", "-c", "ip link set lo up && mount --bind /etc/hosts /etc/hosts"],
-                              capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            ["unshare", "-n", "-m", "sh", "-c", "ip link set lo up && mount --bind /etc/hosts /etc/hosts"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unshare could not run ({exc})"
     if done.returncode != 0:
@@ -47,7 +52,7 @@ PROBLEM = _namespace_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"namespace network tests skipped: {PROBLEM}")
 
 # Run by one child process in the namespace: each case through the Python API, one JSON line each.
-API_CASES = textwrap.dedent('''
+API_CASES = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
     from vemoclap.sources import resolve_source, DownloadLimits
@@ -104,7 +109,7 @@ API_CASES = textwrap.dedent('''
             print(json.dumps({"case": name, "ok": str(value) if isinstance(value, Path) else "frame"}), flush=True)
         except Exception as exc:
             print(json.dumps({"case": name, "error": type(exc).__name__, "message": str(exc)}), flush=True)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -124,34 +129,64 @@ def namespace_run(tmp_path_factory):
     (work / "nsswitch.conf").write_text("hosts: files dns\n")
     (work / "api_cases.py").write_text(API_CASES)
     (work / "models").mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "VEMOCLAP_CACHE": str(work / "cache"),
-           "HOME": str(work / "home"), "VEMOCLAP_LOG_DIR": str(work / "logs")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "VEMOCLAP_CACHE": str(work / "cache"),
+        "HOME": str(work / "home"),
+        "VEMOCLAP_LOG_DIR": str(work / "logs"),
+    }
     env.pop("http_proxy", None), env.pop("https_proxy", None), env.pop("HTTP_PROXY", None), env.pop("HTTPS_PROXY", None)
     cli = [sys.executable, "-m", "vemoclap.cli", "analyze"]
     tail = ["--extractors", "clip", "--no-classifier", "--models-dir", str(work / "models"), "-q"]
     config = {
-        "public": public, "video": str(video), "stream": str(stream), "endless_bytes": ENDLESS_BYTES, "report": str(work / "report.json"),
+        "public": public,
+        "video": str(video),
+        "stream": str(stream),
+        "endless_bytes": ENDLESS_BYTES,
+        "report": str(work / "report.json"),
         "cases": {
-            "api": {"argv": [sys.executable, str(work / "api_cases.py"), str(work / "out"), str(BUDGET),
-                             f"http://{public}:8080"], "env": env, "timeout": 300},
+            "api": {
+                "argv": [
+                    sys.executable,
+                    str(work / "api_cases.py"),
+                    str(work / "out"),
+                    str(BUDGET),
+                    f"http://{public}:8080",
+                ],
+                "env": env,
+                "timeout": 300,
+            },
             "cli_redirect_metadata": {"argv": cli + ["http://pub.test:8080/to-metadata.mp4"] + tail, "env": env},
             "cli_embed": {"argv": cli + ["http://pub.test:8080/embed.html"] + tail, "env": env},
             # last, so that it cannot hide a refusal above: the opt-in really reaches the canary
             # through the public Python API (it used to raise TypeError with allow_private)
-            "api_opt_in": {"argv": [sys.executable, "-c",
-                                    "import sys, vemoclap; result = vemoclap.analyze('http://pub.test:8080/opt-in.mp4',"
-                                    " allow_private=True, extractors=['clip'], models_dir=sys.argv[1], classifier=None,"
-                                    " skip_unavailable=True); print(result.path); print(sorted(result.missing))",
-                                    str(work / "models")], "env": env},
+            "api_opt_in": {
+                "argv": [
+                    sys.executable,
+                    "-c",
+                    "import sys, vemoclap; result = vemoclap.analyze('http://pub.test:8080/opt-in.mp4',"
+                    " allow_private=True, extractors=['clip'], models_dir=sys.argv[1], classifier=None,"
+                    " skip_unavailable=True); print(result.path); print(sorted(result.missing))",
+                    str(work / "models"),
+                ],
+                "env": env,
+            },
         },
     }
     (work / "config.json").write_text(json.dumps(config))
-    script = "; ".join([
-        "set -e", "ip link set lo up", f"ip addr add {public}/32 dev lo", "ip addr add 169.254.169.254/32 dev lo",
-        f"mount --bind {work / 'resolv.conf'} /etc/resolv.conf", f"mount --bind {work / 'hosts'} /etc/hosts",
-        f"mount --bind {work / 'nsswitch.conf'} /etc/nsswitch.conf",
-        f"exec {sys.executable} {DRIVER} {work / 'config.json'}",
-    ])
+    script = "; ".join(
+        [
+            "set -e",
+            "ip link set lo up",
+            f"ip addr add {public}/32 dev lo",
+            "ip addr add 169.254.169.254/32 dev lo",
+            f"mount --bind {work / 'resolv.conf'} /etc/resolv.conf",
+            f"mount --bind {work / 'hosts'} /etc/hosts",
+            f"mount --bind {work / 'nsswitch.conf'} /etc/nsswitch.conf",
+            f"exec {sys.executable} {DRIVER} {work / 'config.json'}",
+        ]
+    )
     done = subprocess.run(["unshare", "-n", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((work / "report.json").read_text())
@@ -172,14 +207,27 @@ def test_the_setup_works_a_public_link_is_downloaded(namespace_run):
     assert ["pub.test", "A", namespace_run["public"]] in namespace_run["dns"]  # names went through our DNS
 
 
-@pytest.mark.parametrize("case", ["redirect_loopback", "redirect_metadata", "redirect_localhost_name",
-                                  "public_hop_then_private", "embed_loopback", "embed_metadata", "rebinding",
-                                  "stream_redirect", "rtsp_private_name", "rtsp_redirect"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "redirect_loopback",
+        "redirect_metadata",
+        "redirect_localhost_name",
+        "public_hop_then_private",
+        "embed_loopback",
+        "embed_metadata",
+        "rebinding",
+        "stream_redirect",
+        "rtsp_private_name",
+        "rtsp_redirect",
+    ],
+)
 def test_private_addresses_are_refused_on_every_hop(namespace_run, case):
     row = namespace_run["api"][case]
     assert row.get("error") == "SourceError", row
-    assert ("private or local address" in row["message"] or "redirects" in row["message"]) \
-        and "\n" not in row["message"]
+    assert ("private or local address" in row["message"] or "redirects" in row["message"]) and "\n" not in row[
+        "message"
+    ]
 
 
 def test_a_dataset_manifest_link_takes_the_same_guarded_path(namespace_run):
@@ -189,11 +237,13 @@ def test_a_dataset_manifest_link_takes_the_same_guarded_path(namespace_run):
 
 
 def test_ffmpeg_would_follow_an_rtsp_redirect_but_the_relay_stops_it(namespace_run):
-    assert namespace_run["api"]["rtsp_redirect"]["message"].startswith("rtsp://pub.test:8554/live: the stream "
-                                                                       "redirects (RTSP 302) to rtsp://127.0.0.1")
+    assert namespace_run["api"]["rtsp_redirect"]["message"].startswith(
+        "rtsp://pub.test:8554/live: the stream redirects (RTSP 302) to rtsp://127.0.0.1"
+    )
     # the unguarded control reached the RTSP canary; the guarded run did not
-    assert namespace_run["rtsp"]["canary"] == ["OPTIONS rtsp://127.0.0.1:8554/unguarded-target RTSP/1.0"], \
+    assert namespace_run["rtsp"]["canary"] == ["OPTIONS rtsp://127.0.0.1:8554/unguarded-target RTSP/1.0"], (
         namespace_run["rtsp"]
+    )
 
 
 @pytest.mark.parametrize("case", ["download_ignores_proxy", "stream_ignores_proxy"])

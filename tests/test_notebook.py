@@ -4,6 +4,7 @@ VEMOCLAP_AUTORUN=1 makes step 5 press Load and Run (buttons cannot be clicked he
 environment points the notebook at tiny models. A last cell, added here only, reads the kernel's
 ``app`` to check that the analysis happened and that the widgets hold its results.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ pytest.importorskip("ipykernel")
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "vemoclap.ipynb"
 
-CHECK = r'''
+CHECK = r"""
 import json
 texts = [getattr(w, "value", "") for w in app.all_widgets() if isinstance(getattr(w, "value", None), str)]
 print("CHECK " + json.dumps({
@@ -35,7 +36,7 @@ print("CHECK " + json.dumps({
     "message": app.message.value,
     "traceback": any("Traceback" in t for t in texts),
 }))
-'''
+"""
 
 
 def test_notebook_file_is_the_generated_one():
@@ -71,8 +72,9 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     n_cells = len(nb.cells)
     nb.cells.append(nbformat.v4.new_code_cell(CHECK))
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=False,
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=300, allow_errors=False, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()  # raises CellExecutionError on any error cell
 
     for cell in nb.cells[:n_cells]:
@@ -87,7 +89,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
 
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     line = next(line for line in printed.splitlines() if line.startswith("CHECK "))
-    check = json.loads(line[len("CHECK "):])
+    check = json.loads(line[len("CHECK ") :])
     assert check["top_label"] in ("anger", "disgust", "fear", "joy", "sadness", "surprise"), check["message"]
     assert check["outputs"] == ["clip", "face_emotion", "ocr_sentiment"]
     assert check["faces"] >= 1 and check["chart"] > 5000
@@ -106,8 +108,15 @@ def _big_video(path: Path, min_mb: float = 50) -> Path:
     from vemoclap.testing import make_video
 
     rng = np.random.default_rng(0)
-    make_video(path, duration=4.0, fps=25, size=(640, 480), crf=0, audio="tone",
-               frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    make_video(
+        path,
+        duration=4.0,
+        fps=25,
+        size=(640, 480),
+        crf=0,
+        audio="tone",
+        frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    )
     assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size
     return path
 
@@ -133,8 +142,12 @@ def test_colab_upload_cell_delivers_50mb_intact(tmp_path, monkeypatch, tiny_mode
     monkeypatch.chdir(work)
     assert colab.on_colab()
 
-    app = VemoclapApp(models_dir=tiny_models, extractors=["face_emotion"], output_dir=tmp_path / "out",
-                      analyzer_options={"face_detector": "opencv", "frames": 4})
+    app = VemoclapApp(
+        models_dir=tiny_models,
+        extractors=["face_emotion"],
+        output_dir=tmp_path / "out",
+        analyzer_options={"face_detector": "opencv", "frames": 4},
+    )
     app.source_step()
     app.pick_step()
     path = app.colab_upload()

@@ -5,6 +5,7 @@ probability chart and the report.
 CI installs the browser with `apt-get install -y --no-install-recommends chromium`; Playwright never
 downloads one. The page may load only from 127.0.0.1: every other request is aborted.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,13 +20,22 @@ from urllib.parse import urlparse
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
-                                reason="needs Debian's chromium at /usr/bin/chromium "
-                                       "(apt-get install -y --no-install-recommends chromium)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.is_file(),
+    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y --no-install-recommends chromium)",
+)
 
 
 def _free_port() -> int:
@@ -53,26 +63,40 @@ def served(tmp_path_factory, tiny_models):
     models = tiny_models
     port = _free_port()
     env = dict(os.environ)
-    env.update({
-        "VEMOCLAP_CACHE": str(root / "cache"),
-        "VEMOCLAP_EXTRACTORS": "clip,face_emotion",
-        "VEMOCLAP_FACE_DETECTOR": "opencv",
-        "VEMOCLAP_FRAMES": "4",
-        "MPLBACKEND": "Agg",
-        # Jupyter's own files go to the temp dir, not the home folder
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),
-        "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"),
-        "IPYTHONDIR": str(root / "ipython"),
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-    })
+    env.update(
+        {
+            "VEMOCLAP_CACHE": str(root / "cache"),
+            "VEMOCLAP_EXTRACTORS": "clip,face_emotion",
+            "VEMOCLAP_FACE_DETECTOR": "opencv",
+            "VEMOCLAP_FRAMES": "4",
+            "MPLBACKEND": "Agg",
+            # Jupyter's own files go to the temp dir, not the home folder
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),
+            "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"),
+            "IPYTHONDIR": str(root / "ipython"),
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+        }
+    )
     log = root / "voila.log"
-    command = [sys.executable, "-m", "vemoclap.app", "--no-browser", "--port", str(port),
-               "--models-dir", str(models), "--classifier", str(models / "classifier"),
-               "--output-dir", str(root / "out")]
+    command = [
+        sys.executable,
+        "-m",
+        "vemoclap.app",
+        "--no-browser",
+        "--port",
+        str(port),
+        "--models-dir",
+        str(models),
+        "--classifier",
+        str(models / "classifier"),
+        "--output-dir",
+        str(root / "out"),
+    ]
     with open(log, "wb") as handle:
-        process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=root,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
+        )
     try:
         _wait_for_port(port, process, log)
         yield f"http://127.0.0.1:{port}/", root, log
@@ -119,7 +143,9 @@ def test_page_runs_the_app_in_a_browser(served, tmp_path):
             chart.wait_for(state="visible", timeout=300_000)
             page.wait_for_function(
                 "() => { const i = document.querySelector('.vemoclap-chart');"
-                " return i && i.complete && i.naturalWidth > 200; }", timeout=60_000)
+                " return i && i.complete && i.naturalWidth > 200; }",
+                timeout=60_000,
+            )
             summary = page.locator(".vemoclap-summary").inner_text()
             assert "Emotion:" in summary, summary
             page.locator(".vemoclap-summary summary").click()  # open the text report
@@ -150,8 +176,15 @@ def _big_video(path: Path, min_mb: float = 50) -> Path:
     from vemoclap.testing import make_video
 
     rng = np.random.default_rng(1)
-    make_video(path, duration=4.0, fps=25, size=(640, 480), crf=0, audio="tone",
-               frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    make_video(
+        path,
+        duration=4.0,
+        fps=25,
+        size=(640, 480),
+        crf=0,
+        audio="tone",
+        frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    )
     assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size
     return path
 
@@ -179,8 +212,15 @@ def test_page_upload_of_50mb_reaches_the_analyzer_intact(served, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).scheme in
-                       ("data", "blob") or urlparse(route.request.url).hostname == "127.0.0.1" else route.abort())
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if urlparse(route.request.url).scheme in ("data", "blob")
+                    or urlparse(route.request.url).hostname == "127.0.0.1"
+                    else route.abort()
+                ),
+            )
             page.goto(url, wait_until="domcontentloaded", timeout=120_000)
             page.locator("button.vemoclap-load").wait_for(timeout=180_000)
             page.get_by_role("button", name="Upload", exact=True).click()

@@ -1,5 +1,6 @@
 """`vemoclap parity` and `evaluate --heads` on features imported from a generated reference-layout
 file, with generated videos and tiny models of the real classes."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ def videos(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("parity-videos")
     # 30 s: more than 16 BEATs chunk starts, so the app's index defect changes the chunks.
-    return {"anger": make_video(root / "anger.mp4", duration=30.0, fps=4, size=(64, 48), audio="speech"),
-            "joy": make_video(root / "joy.mp4", duration=4.0, fps=8, size=(96, 64), audio="tone")}
+    return {
+        "anger": make_video(root / "anger.mp4", duration=30.0, fps=4, size=(64, 48), audio="speech"),
+        "joy": make_video(root / "joy.mp4", duration=4.0, fps=8, size=(96, 64), audio="tone"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +41,17 @@ def published(videos, tiny_models, tmp_path_factory):
     data = {"train": {}, "test": {}}
     for name, features in rows["reference"].items():
         entry = {f: torch.from_numpy(np.asarray(a, np.float32)) for f, a in features.items()}
-        entry.update(face_emotion=rand(3, 768), asr_sentiment=rand(768), ocr_sentiment=torch.zeros(0, 768),
-                     label=name)
+        entry.update(face_emotion=rand(3, 768), asr_sentiment=rand(768), ocr_sentiment=torch.zeros(0, 768), label=name)
         data["test"][f"{name} keyword_0007.mp4"] = entry
         for k in range(3):
             data["train"][f"{name} other_{k}.mp4"] = {
-                "clip": rand(16, 512), "beats": rand(16, 768), "face_emotion": rand(2, 768),
-                "asr_sentiment": rand(768), "ocr_sentiment": rand(768), "label": name}
+                "clip": rand(16, 512),
+                "beats": rand(16, 768),
+                "face_emotion": rand(2, 768),
+                "asr_sentiment": rand(768),
+                "ocr_sentiment": rand(768),
+                "label": name,
+            }
     source = tmp_path_factory.mktemp("published") / "ekman6_features.pt"
     torch.save(data, source)
     out = source.parent / "imported"
@@ -54,13 +61,23 @@ def published(videos, tiny_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(published, videos, tiny_models):
-    return run_parity(published, videos, checkpoint=tiny_models / "classifier", settings=SETTINGS, heads=(4, 8),
-                      extractors=EXTRACTORS, device="cpu", models_dir=tiny_models)
+    return run_parity(
+        published,
+        videos,
+        checkpoint=tiny_models / "classifier",
+        settings=SETTINGS,
+        heads=(4, 8),
+        extractors=EXTRACTORS,
+        device="cpu",
+        models_dir=tiny_models,
+    )
 
 
 def test_parity_finds_each_videos_published_rows_and_scores_every_setting(report):
     assert {v: m.published_id for v, m in report.matches.items()} == {
-        "anger": "anger/anger_keyword_0007", "joy": "joy/joy_keyword_0007"}
+        "anger": "anger/anger_keyword_0007",
+        "joy": "joy/joy_keyword_0007",
+    }
     assert all(m.score > 0.999 > m.runner_up_score for m in report.matches.values())
     for video in ("anger", "joy"):
         same = report.similarities[video]["reference"]
@@ -96,11 +113,32 @@ def test_parity_cli(published, videos, tiny_models, tmp_path, capsys):
     from vemoclap.cli import main
 
     out = tmp_path / "parity.json"
-    code = main(["parity", str(published), "--video", f"anger={videos['anger']}",
-                 "--video", f"joy:joy/joy_keyword_0007={videos['joy']}", "--extractors", ",".join(EXTRACTORS),
-                 "--setting", "reference", "--setting", "reference,beats.chunk_selection=reference-indices",
-                 "--checkpoint", str(tiny_models / "classifier"), "--heads", "both", "--device", "cpu",
-                 "--models-dir", str(tiny_models), "--json", str(out)])
+    code = main(
+        [
+            "parity",
+            str(published),
+            "--video",
+            f"anger={videos['anger']}",
+            "--video",
+            f"joy:joy/joy_keyword_0007={videos['joy']}",
+            "--extractors",
+            ",".join(EXTRACTORS),
+            "--setting",
+            "reference",
+            "--setting",
+            "reference,beats.chunk_selection=reference-indices",
+            "--checkpoint",
+            str(tiny_models / "classifier"),
+            "--heads",
+            "both",
+            "--device",
+            "cpu",
+            "--models-dir",
+            str(tiny_models),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "joy/joy_keyword_0007 (given)" in printed and "nearest CLIP rows" in printed
@@ -114,8 +152,10 @@ def test_setting_parse_and_bad_settings():
 
     setting = Setting.parse("reference, beats.chunk_selection=reference-indices, ocr_sentiment.min_confidence=0.5")
     assert setting.recipe == "reference"
-    assert setting.options == {"beats": {"chunk_selection": "reference-indices"},
-                               "ocr_sentiment": {"min_confidence": 0.5}}
+    assert setting.options == {
+        "beats": {"chunk_selection": "reference-indices"},
+        "ocr_sentiment": {"min_confidence": 0.5},
+    }
     for text in ("nosuchrecipe", "reference,beats", "reference,=3"):
         with pytest.raises(OptionError) as exc:
             Setting.parse(text)
@@ -140,8 +180,19 @@ def test_evaluate_with_each_head_count(published, tiny_models, tmp_path, capsys)
     assert (tmp_path / "cmp" / "heads_4" / "metrics.json").is_file()
     assert "What settles it" in (tmp_path / "cmp" / "heads.md").read_text()
 
-    code = main(["evaluate", str(tiny_models / "classifier"), str(published), "--split", "train", "--heads", "4,8",
-                 "--out", str(tmp_path / "cli")])
+    code = main(
+        [
+            "evaluate",
+            str(tiny_models / "classifier"),
+            str(published),
+            "--split",
+            "train",
+            "--heads",
+            "4,8",
+            "--out",
+            str(tmp_path / "cli"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "| 4 (checkpoint's) |" in printed and "| 8 |" in printed and "best:" in printed
@@ -152,12 +203,17 @@ def test_published_beats_rows_tell_whether_they_carry_the_chunk_index_defect(vid
     from vemoclap.parity import chunk_defect_signal
     from vemoclap.training.features import FeatureSet
 
-    rows, _ = extract_settings({"anger": videos["anger"]}, SETTINGS[:2], extractors=["beats"], device="cpu",
-                               models_dir=tiny_models)
+    rows, _ = extract_settings(
+        {"anger": videos["anger"]}, SETTINGS[:2], extractors=["beats"], device="cpu", models_dir=tiny_models
+    )
 
     def published_with(setting):
-        return FeatureSet(ids=["anger/a", "joy/b"], labels=["anger", "joy"], splits=["test", "test"],
-                          features=[{"beats": rows[setting]["anger"]["beats"]}, {"beats": np.ones((5, 768))}])
+        return FeatureSet(
+            ids=["anger/a", "joy/b"],
+            labels=["anger", "joy"],
+            splits=["test", "test"],
+            features=[{"beats": rows[setting]["anger"]["beats"]}, {"beats": np.ones((5, 768))}],
+        )
 
     equidistant = chunk_defect_signal(published_with("reference"))
     assert (equidistant.videos_with_full_rows, equidistant.near_identical) == (1, 0)

@@ -7,6 +7,7 @@ confidence, SymSpell + T5 on English/unknown strings only, zho_Hant, 512 languag
 decoded stream (test_media). Here: that the recipe asks each extractor for exactly that, and the
 rules whose tests were missing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,6 +33,7 @@ def small_video(tmp_path_factory):
 
 
 # ---- frames -------------------------------------------------------------------------------------
+
 
 def test_reference_frames_are_those_on_screen_at_segment_centres_upscaled_to_360(small_video):
     clip = _analyzer(["clip"], "reference").read_clip(small_video)
@@ -67,6 +69,7 @@ def test_reference_upscaling_stays_within_the_size_caps(tmp_path):
 
 # ---- BEATs chunks and silence --------------------------------------------------------------------
 
+
 def test_chunk_starts_per_selection_and_end():
     from vemoclap.extractors.beats import select_chunk_starts
 
@@ -80,8 +83,9 @@ def test_chunk_starts_per_selection_and_end():
     np.testing.assert_array_equal(defect, np.round(np.linspace(0, 18, 16)).astype(int))  # offsets, in samples
     assert defect.max() < 0.01 * SR  # every chunk within the first 10 ms: ~16 copies of the first 3 s
     short = 20 * SR  # 12 starts: both selections keep them all
-    np.testing.assert_array_equal(select_chunk_starts(short, 16, selection="reference-indices"),
-                                  select_chunk_starts(short, 16))
+    np.testing.assert_array_equal(
+        select_chunk_starts(short, 16, selection="reference-indices"), select_chunk_starts(short, 16)
+    )
     exact = 3 * SR  # exactly one chunk: the reference's start rule (exclusive) has none
     assert select_chunk_starts(exact, 16, end="exclusive").size == 0
     np.testing.assert_array_equal(select_chunk_starts(exact, 16, end="inclusive"), [0])
@@ -89,8 +93,11 @@ def test_chunk_starts_per_selection_and_end():
 
 
 def _audio_clip(audio):
-    return Clip(frames=Frames(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1)), audio=np.asarray(audio, np.float32),
-                sample_rate=SR)
+    return Clip(
+        frames=Frames(np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1)),
+        audio=np.asarray(audio, np.float32),
+        sample_rate=SR,
+    )
 
 
 def test_silence_gives_an_embedding_under_the_reference_recipe(tiny_models):
@@ -116,22 +123,35 @@ def test_a_track_of_exactly_one_chunk(tiny_models):
 # ---- what the recipe asks each extractor for ------------------------------------------------------
 
 REFERENCE_OPTIONS = [
-    ("beats", "chunk_selection", "equidistant"), ("beats", "chunk_end", "inclusive"), ("beats", "silence", "embed"),
-    ("face_emotion", "detector_choice", "yolo"), ("face_emotion", "min_face_size", 0),
-    ("face_emotion", "conf", 0.6), ("face_emotion", "iou", 0.5),
-    ("ocr_sentiment", "ocr_models", "ppocr-en"), ("ocr_sentiment", "text_unit", "frame"),
-    ("ocr_sentiment", "lowercase", True), ("ocr_sentiment", "min_confidence", 0.75),
-    ("ocr_sentiment", "langid_threshold", 0.9), ("ocr_sentiment", "langid_max_tokens", 512),
-    ("ocr_sentiment", "spelling", "segment+t5"), ("ocr_sentiment", "chinese_code", "zho_Hant"),
+    ("beats", "chunk_selection", "equidistant"),
+    ("beats", "chunk_end", "inclusive"),
+    ("beats", "silence", "embed"),
+    ("face_emotion", "detector_choice", "yolo"),
+    ("face_emotion", "min_face_size", 0),
+    ("face_emotion", "conf", 0.6),
+    ("face_emotion", "iou", 0.5),
+    ("ocr_sentiment", "ocr_models", "ppocr-en"),
+    ("ocr_sentiment", "text_unit", "frame"),
+    ("ocr_sentiment", "lowercase", True),
+    ("ocr_sentiment", "min_confidence", 0.75),
+    ("ocr_sentiment", "langid_threshold", 0.9),
+    ("ocr_sentiment", "langid_max_tokens", 512),
+    ("ocr_sentiment", "spelling", "segment+t5"),
+    ("ocr_sentiment", "chinese_code", "zho_Hant"),
 ]
 
 
 # Whisper as the reference ran it (the ASR extractor takes these once its long-form work is in):
 # option → (the extractor's attribute, its value).
 REFERENCE_ASR_OPTIONS = {
-    "long_form": ("long_form", "chunked"), "chunk_s": ("chunk_s", 30), "stride_s": ("stride_s", 5),
-    "max_new_tokens": ("max_new_tokens", 128), "temperature_fallback": ("temperature", 0.0),
-    "no_speech_gating": ("no_speech_gating", False), "vad": ("vad", False), "min_seconds": ("min_seconds", 0.0),
+    "long_form": ("long_form", "chunked"),
+    "chunk_s": ("chunk_s", 30),
+    "stride_s": ("stride_s", 5),
+    "max_new_tokens": ("max_new_tokens", 128),
+    "temperature_fallback": ("temperature", 0.0),
+    "no_speech_gating": ("no_speech_gating", False),
+    "vad": ("vad", False),
+    "min_seconds": ("min_seconds", 0.0),
     "task": ("task", "translate"),
 }
 
@@ -141,8 +161,9 @@ def reference_extractors():
     return _analyzer(["clip", "beats", "face_emotion", "ocr_sentiment", "asr_sentiment"], "reference")
 
 
-@pytest.mark.parametrize("extractor, attribute, value", REFERENCE_OPTIONS,
-                         ids=[f"{e}.{a}" for e, a, _ in REFERENCE_OPTIONS])
+@pytest.mark.parametrize(
+    "extractor, attribute, value", REFERENCE_OPTIONS, ids=[f"{e}.{a}" for e, a, _ in REFERENCE_OPTIONS]
+)
 def test_reference_recipe_reaches_each_extractor(reference_extractors, extractor, attribute, value):
     assert getattr(reference_extractors.extractors[extractor], attribute) == value
 
@@ -159,9 +180,12 @@ def test_reference_recipe_runs_whisper_as_the_reference_did(reference_extractors
 
 
 def test_every_vision_audio_and_ocr_setting_of_the_reference_recipe_is_taken(reference_extractors):
-    pending = [d.line() for d in reference_extractors.recipe.deviations
-               if (d.reason.startswith("this version does not take") or d.used == "defaults")
-               and not d.setting.startswith("asr_sentiment")]
+    pending = [
+        d.line()
+        for d in reference_extractors.recipe.deviations
+        if (d.reason.startswith("this version does not take") or d.used == "defaults")
+        and not d.setting.startswith("asr_sentiment")
+    ]
     assert pending == []
 
 

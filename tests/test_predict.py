@@ -1,6 +1,7 @@
 """``vemoclap predict`` end to end on generated videos and tiny models of the real classes: one row
 per video with the classifier's probabilities, failed videos as rows with a reason, resume after a
 rerun, a deleted row or a kill, CSV input, and the checks that run before any work."""
+
 from __future__ import annotations
 
 import csv
@@ -52,13 +53,31 @@ def analyzer(models):
 
 
 def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "vemoclap.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "vemoclap.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def _cli_options(models) -> list[str]:
-    return ["--classifier", models["classifier"], "--models-dir", models["dir"], "--extractors",
-            ",".join(EXTRACTORS), "--frames", "4", "--device", "cpu", "--face-detector", "opencv", "-q"]
+    return [
+        "--classifier",
+        models["classifier"],
+        "--models-dir",
+        models["dir"],
+        "--extractors",
+        ",".join(EXTRACTORS),
+        "--frames",
+        "4",
+        "--device",
+        "cpu",
+        "--face-detector",
+        "opencv",
+        "-q",
+    ]
 
 
 def _lines(path: Path) -> list[str]:
@@ -105,8 +124,9 @@ def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_
     assert again.returncode == 1 and "emotions of 3/4 videos" in again.stdout
     assert "0 analyzed" in again.stdout and "3 already there" in again.stdout
     after = _lines(out)
-    assert len(after) == len(before) and [line for line in after if "garbage.mp4" not in line] == \
-        [line for line in before if "garbage.mp4" not in line]
+    assert len(after) == len(before) and [line for line in after if "garbage.mp4" not in line] == [
+        line for line in before if "garbage.mp4" not in line
+    ]
 
 
 def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer, tmp_path, monkeypatch):
@@ -120,8 +140,9 @@ def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer,
 
     analyzed: list[str] = []
     real = analyzer.analyze
-    monkeypatch.setattr(analyzer, "analyze", lambda source, **kw: analyzed.append(Path(source).name) or
-                        real(source, **kw))
+    monkeypatch.setattr(
+        analyzer, "analyze", lambda source, **kw: analyzed.append(Path(source).name) or real(source, **kw)
+    )
     second = predict(folder, out, analyzer=analyzer, progress=False)
     assert sorted(analyzed) == ["b speech.mp4", "garbage.mp4"]  # the deleted row and the failed one
     assert (second.predicted, second.skipped) == (1, 2)
@@ -136,9 +157,21 @@ def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer,
 
 def test_a_killed_run_loses_at_most_the_video_it_was_on(models, folder, tmp_path):
     out = tmp_path / "killed.csv"
-    process = subprocess.Popen([sys.executable, "-m", "vemoclap.cli", "predict", str(folder), "--out", str(out),
-                                *map(str, _cli_options(models))], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vemoclap.cli",
+            "predict",
+            str(folder),
+            "--out",
+            str(out),
+            *map(str, _cli_options(models)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 300
     try:
         while not (out.is_file() and len(_lines(out)) >= 2):  # the header and one finished video

@@ -1,4 +1,5 @@
 """The project's own promises: README commands are what CI runs; the layout asked for exists."""
+
 from __future__ import annotations
 
 import re
@@ -16,15 +17,27 @@ def _readme_commands() -> list[str]:
 
 def test_ci_runs_exactly_the_readme_commands():
     install, test = _readme_commands()
-    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    ci_lines = [
+        line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     assert install in ci_lines and test in ci_lines
     assert ci_lines.index(install) < ci_lines.index(test)
 
 
 def test_layout():
-    for entry in ["notebooks", "vemoclap", "features/README.md", "weights/README.md", "ekman_blacklist.txt",
-                  "environment.yml", "tests", "README.md", "pyproject.toml", "benchmarks", ".ci/run"]:
+    for entry in [
+        "notebooks",
+        "vemoclap",
+        "features/README.md",
+        "weights/README.md",
+        "ekman_blacklist.txt",
+        "environment.yml",
+        "tests",
+        "README.md",
+        "pyproject.toml",
+        "benchmarks",
+        ".ci/run",
+    ]:
         assert (ROOT / entry).exists(), entry
 
 
@@ -46,7 +59,7 @@ def _imports(module_path: Path, package_root: Path) -> list[tuple[str, bool]]:
     for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else [])) if node.level else (node.module or "")
             names = [module] + [f"{module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
@@ -59,8 +72,10 @@ def _imports(module_path: Path, package_root: Path) -> list[tuple[str, bool]]:
 
 def _module_graph(level_only: bool) -> dict[str, set[str]]:
     package_root = ROOT / "vemoclap"
-    files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in package_root.rglob("*.py")}
+    files = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in package_root.rglob("*.py")
+    }
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         targets = set()
@@ -77,8 +92,11 @@ def _module_graph(level_only: bool) -> dict[str, set[str]]:
 
 def test_no_product_module_imports_testing():
     graph = _module_graph(level_only=False)
-    offenders = {m: sorted(t for t in targets if t.startswith("vemoclap.testing"))
-                 for m, targets in graph.items() if not m.startswith("vemoclap.testing")}
+    offenders = {
+        m: sorted(t for t in targets if t.startswith("vemoclap.testing"))
+        for m, targets in graph.items()
+        if not m.startswith("vemoclap.testing")
+    }
     assert not {m: t for m, t in offenders.items() if t}
 
 
@@ -93,7 +111,7 @@ def test_module_level_imports_have_no_cycles():
             if target.startswith(node + "."):  # a package importing its own submodules is not a cycle
                 continue
             if state.get(target) == 1 and not node.startswith(target + "."):
-                cycles.append(stack[stack.index(target):] + [target] if target in stack else [node, target])
+                cycles.append(stack[stack.index(target) :] + [target] if target in stack else [node, target])
             elif target not in state:
                 visit(target, stack + [target])
         state[node] = 2
@@ -125,9 +143,13 @@ def test_every_command_option_says_what_it_does():
         # one name, one meaning: no argument reads like an option's value (`train FEATURES --features FEATURES`)
         options = {shown(a) for a in parser._actions if a.option_strings and a.nargs != 0}
         options |= {flag.lstrip("-").replace("-", "_").upper() for a in parser._actions for flag in a.option_strings}
-        twice.extend(f"{command} {shown(a)}" for a in parser._actions
-                     if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
-                     and (shown(a) in options or a.dest.upper() in options))
+        twice.extend(
+            f"{command} {shown(a)}"
+            for a in parser._actions
+            if not a.option_strings
+            and not isinstance(a, argparse._SubParsersAction)
+            and (shown(a) in options or a.dest.upper() in options)
+        )
 
     walk(build_parser(), "vemoclap")
     assert not silent, f"options without help: {', '.join(silent)}"
@@ -145,14 +167,16 @@ def test_what_the_suite_loads_writes_only_inside_its_own_folders(tmp_path):
     home, temp = tmp_path / "home", tmp_path / "temp"
     home.mkdir()
     temp.mkdir()
-    code = "\n".join([
-        "import ultralytics",
-        "from transformers import CLIPModel",
-        "from pathlib import Path",
-        "import onnxruntime, rapidocr",
-        "model = next(Path(rapidocr.__file__).parent.rglob('*.onnx'))",
-        "onnxruntime.InferenceSession(str(model), providers=['CPUExecutionProvider'])",
-    ])
+    code = "\n".join(
+        [
+            "import ultralytics",
+            "from transformers import CLIPModel",
+            "from pathlib import Path",
+            "import onnxruntime, rapidocr",
+            "model = next(Path(rapidocr.__file__).parent.rglob('*.onnx'))",
+            "onnxruntime.InferenceSession(str(model), providers=['CPUExecutionProvider'])",
+        ]
+    )
     env = dict(os.environ, HOME=str(home), TMPDIR=str(temp))
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -1,5 +1,6 @@
 """The feature recipe travels from extraction through the feature files into a trained checkpoint,
 and a checkpoint without one is read by its layout (reference layout → ``reference``)."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def _settings(recipe: dict) -> dict:
 
 
 def _small_set(directory, recipe=None, seed=0):
-    return make_synthetic_feature_set(directory, n_per_class=4, test_per_class=1, features=FIVE, rows=(16, 18),
-                                      seed=seed, recipe=recipe)
+    return make_synthetic_feature_set(
+        directory, n_per_class=4, test_per_class=1, features=FIVE, rows=(16, 18), seed=seed, recipe=recipe
+    )
 
 
 def test_recipe_round_trips_through_a_checkpoint(tmp_path):
@@ -100,8 +102,15 @@ def test_old_checkpoint_without_a_recipe_loads_by_its_layout(tmp_path):
 def test_reference_pair_without_recipe_is_reference(tmp_path):
     config = default_config(FIVE)
     model = AttentionClassifier.from_config(config)
-    raw = {"features": list(FIVE), "feature_dims": dict(config.feature_dims), "d_model": 512, "n_labels": 6,
-           "dropout": 0.5, "n_frames": 16, "n_heads": 8}
+    raw = {
+        "features": list(FIVE),
+        "feature_dims": dict(config.feature_dims),
+        "d_model": 512,
+        "n_labels": 6,
+        "dropout": 0.5,
+        "n_frames": 16,
+        "n_heads": 8,
+    }
     torch.save(raw, tmp_path / "model_config.pt")
     torch.save(model.state_dict(), tmp_path / "model.pt")
     classifier = load_classifier(tmp_path)
@@ -128,8 +137,10 @@ def test_a_recipe_from_a_newer_version_loads_without_its_unknown_keys(caplog):
 
 def test_settled_applies_each_deviation():
     recipe = recipes.get_recipe("reference")
-    recipe.deviations = [recipes.Deviation("ocr_sentiment.text_unit", "frame", "default", "this version does not take"),
-                         recipes.Deviation("clip.precision", "fp32", "fp16", "set by the user")]
+    recipe.deviations = [
+        recipes.Deviation("ocr_sentiment.text_unit", "frame", "default", "this version does not take"),
+        recipes.Deviation("clip.precision", "fp32", "fp16", "set by the user"),
+    ]
     settled = recipe.settled()
     assert "text_unit" not in settled.extractors["ocr_sentiment"] and settled.precision["clip"] == "fp16"
     assert settled.deviations == [] and len(settled.notes) == len(recipe.notes) + 2
@@ -145,13 +156,28 @@ def test_extraction_records_the_recipe_as_run(tiny_models, tmp_path):
         make_video(tmp_path / "videos" / label / f"{label}_0.mp4", duration=2.0, fps=8, size=(96, 64))
     videos = load_dataset(tmp_path / "videos")
     out = tmp_path / "features"
-    extract_dataset(videos, out, extractors=["clip"], device="cpu", models_dir=tiny_models, recipe="reference",
-                    positions=4, progress=False)
+    extract_dataset(
+        videos,
+        out,
+        extractors=["clip"],
+        device="cpu",
+        models_dir=tiny_models,
+        recipe="reference",
+        positions=4,
+        progress=False,
+    )
     meta = read_metadata(feature_path(out, videos[0].id))
     assert meta["recipe"]["name"] == "reference" and meta["recipe"]["frames"]["upscale"] is True
     assert json.loads((out / CONFIG_FILE).read_text())["config"]["recipe"] == "reference"
     assert load_feature_set(out).recipe()[0]["name"] == "reference"
     # Without a recipe, the Analyzer's default (vemoclap) is recorded.
-    extract_dataset(videos, tmp_path / "plain", extractors=["clip"], device="cpu", models_dir=tiny_models,
-                    positions=4, progress=False)
+    extract_dataset(
+        videos,
+        tmp_path / "plain",
+        extractors=["clip"],
+        device="cpu",
+        models_dir=tiny_models,
+        positions=4,
+        progress=False,
+    )
     assert read_metadata(feature_path(tmp_path / "plain", videos[0].id))["recipe"]["name"] == "vemoclap"

@@ -1,5 +1,6 @@
 """Pictures, timeline, video exports and live mode on the generated sample (a real face) with the
 real OpenCV face detector, tiny ViT / CLIP / BLIP models and a tiny classifier."""
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,13 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analyzer(vision_dir):
-    return Analyzer(["clip", "face_emotion", "caption"], models_dir=vision_dir, device="cpu",
-                    face_detector="opencv", classifier=vision_dir / "classifier")
+    return Analyzer(
+        ["clip", "face_emotion", "caption"],
+        models_dir=vision_dir,
+        device="cpu",
+        face_detector="opencv",
+        classifier=vision_dir / "classifier",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +81,16 @@ def test_timeline_windows_and_face_track(analyzer, result):
 
 def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
     out = analyzer.save(result, tmp_path / "saved")
-    for name in ["result.json", "probabilities.csv", "frames.csv", "windows.csv", "probabilities.png",
-                 "circumplex.png", "annotated_frame.png", "timeline.png"]:
+    for name in [
+        "result.json",
+        "probabilities.csv",
+        "frames.csv",
+        "windows.csv",
+        "probabilities.png",
+        "circumplex.png",
+        "annotated_frame.png",
+        "timeline.png",
+    ]:
         assert (out / name).stat().st_size > 0, name
     assert "caption" in (out / "result.json").read_text()
 
@@ -117,8 +131,9 @@ def test_valence_arousal_plot_has_no_overlapping_text():
             for (a, box_a), (b, box_b) in itertools.combinations(boxes.items(), 2):
                 assert not box_a.overlaps(box_b), f"{case}: {a} overlaps {b}"
             for name, box in boxes.items():
-                assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
+                assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, (
                     f"{case}: {name} leaves the axes"
+                )
         finally:
             plt.close(fig)
 
@@ -179,12 +194,19 @@ def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path
     with av.open(str(sample)) as container:
         upright = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][:50]
     height, width = upright[0].shape[:2]
-    stored = make_video(tmp_path / "stored.mp4", fps=25, frames=len(upright), size=(height, width),  # sideways
-                        frame_fn=lambda i: np.ascontiguousarray(np.rot90(upright[i], 1)), crf=18)
+    stored = make_video(
+        tmp_path / "stored.mp4",
+        fps=25,
+        frames=len(upright),
+        size=(height, width),  # sideways
+        frame_fn=lambda i: np.ascontiguousarray(np.rot90(upright[i], 1)),
+        crf=18,
+    )
     phone = remux(stored, tmp_path / "phone.mp4", rotation=-90)
     face_model = analyzer.face_model()
-    assert not face_model.analyze_image(np.ascontiguousarray(np.rot90(upright[0], 1))), \
+    assert not face_model.analyze_image(np.ascontiguousarray(np.rot90(upright[0], 1))), (
         "premise: the detector misses a sideways face"
+    )
     result = analyzer.analyze(phone)
     video = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", every=5, progress=False)
     image = _first_frame(video.path).to_ndarray(format="rgb24")
@@ -198,7 +220,9 @@ def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path
 
 def test_emotion_clips_cut_the_dominant_segments(analyzer, result, tmp_path):
     emotion = analyzer.timeline(result, window_s=2.0).windows["top"].iloc[0]
-    path, segments = analyzer.export_emotion_clips(result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False)
+    path, segments = analyzer.export_emotion_clips(
+        result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False
+    )
     assert segments and path is not None
     expected = sum(end - start for start, end in segments)
     with av.open(str(path)) as container:
@@ -224,9 +248,27 @@ def test_live_stream_tracks_the_face(analyzer, result, sample):
 
 
 def test_live_cli_on_a_file(vision_dir, sample):
-    run = subprocess.run([sys.executable, "-m", "vemoclap.cli", "live", str(sample), "--no-window",
-                          "--max-frames", "4", "--face-detector", "opencv", "--models-dir", str(vision_dir),
-                          "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vemoclap.cli",
+            "live",
+            str(sample),
+            "--no-window",
+            "--max-frames",
+            "4",
+            "--face-detector",
+            "opencv",
+            "--models-dir",
+            str(vision_dir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("frame ") == 4 and "FPS" in run.stdout
 
@@ -244,6 +286,8 @@ def test_result_round_trips_through_json_without_models(analyzer, result, tmp_pa
     assert type(faces) is type(result.outputs["face_emotion"]) and faces.frames[0].faces[0].box
     np.testing.assert_array_equal(again.outputs["clip"].feature, result.outputs["clip"].feature)
     windows = again.timeline(analyzer.classifier, window_s=2.0).windows
-    np.testing.assert_allclose(windows[list(EMOTIONS)].to_numpy(float),
-                               analyzer.timeline(result, window_s=2.0).windows[list(EMOTIONS)].to_numpy(float))
+    np.testing.assert_allclose(
+        windows[list(EMOTIONS)].to_numpy(float),
+        analyzer.timeline(result, window_s=2.0).windows[list(EMOTIONS)].to_numpy(float),
+    )
     assert list(again.timeline().windows.columns) == ["start", "end", "centre", *again.labels, "top"]

@@ -1,4 +1,5 @@
 """Result: numbers, text, JSON/CSV and plots from one object."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,7 @@ def _result(probabilities=None) -> Result:
         "clip": ExtractorOutput(name="clip", feature=np.ones((16, 512), np.float32), seconds=0.5),
         "beats": ExtractorOutput(name="beats", missing="no audio track"),
     }
-    return Result(source="video.mp4", probabilities=probabilities, outputs=outputs,
-                  missing={"beats": "no audio track"})
+    return Result(source="video.mp4", probabilities=probabilities, outputs=outputs, missing={"beats": "no audio track"})
 
 
 def test_prediction_numbers_and_summary():

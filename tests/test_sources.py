@@ -1,4 +1,5 @@
 """Sources: local paths, the sample, uploads and links through yt-dlp served from 127.0.0.1."""
+
 from __future__ import annotations
 
 import functools
@@ -109,8 +110,9 @@ def test_a_kept_temp_folder_keeps_no_copy_of_the_cookies(server, tmp_path, monke
     (tmp_path / "tmp").mkdir()
     cookies = tmp_path / "cookies.txt"
     cookies.write_text(COOKIES)
-    path = resolve_source(f"{server}/clip.mp4", directory=tmp_path / "out", allow_private=True,
-                          cookies=cookies, keep_temp=True)
+    path = resolve_source(
+        f"{server}/clip.mp4", directory=tmp_path / "out", allow_private=True, cookies=cookies, keep_temp=True
+    )
     assert path.is_file()
     kept = list((tmp_path / "tmp").glob("vemoclap-run-*"))
     assert len(kept) == 1 and kept[0].is_dir()  # kept as asked ...

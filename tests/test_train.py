@@ -6,6 +6,7 @@ some videos), so a correct training loop learns them and a broken one does not. 
 narrower network (d_model 64), a larger learning rate and less dropout than the reference's
 (1e-5 / 0.5 needs hundreds of epochs on any data): the code path is the same.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return make_synthetic_feature_set(tmp_path_factory.mktemp("cache"), n_per_class=16, test_per_class=8,
-                                      features=FIVE, signal=2.0, seed=0)
+    return make_synthetic_feature_set(
+        tmp_path_factory.mktemp("cache"), n_per_class=16, test_per_class=8, features=FIVE, signal=2.0, seed=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,7 @@ def trained(feature_set, tmp_path_factory):
 @pytest.fixture(scope="module")
 def untrained(feature_set, tmp_path_factory):
     """lr 0: the weights never move, validation accuracy never improves → stops after patience."""
-    return train(feature_set, tmp_path_factory.mktemp("frozen"), epochs=20, patience=2, seed=1,
-                 **{**FAST, "lr": 0.0})
+    return train(feature_set, tmp_path_factory.mktemp("frozen"), epochs=20, patience=2, seed=1, **{**FAST, "lr": 0.0})
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -72,6 +73,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 # ---- the cache ---------------------------------------------------------------------------------
+
 
 def test_loads_the_extractor_format(cache, feature_set):
     fs = feature_set
@@ -84,8 +86,7 @@ def test_loads_the_extractor_format(cache, feature_set):
     assert fs.times[0]["clip"].shape == (first["clip"].shape[0],)
     coverage = fs.coverage()
     assert 0 < coverage["face_emotion"] < len(fs) and coverage["clip"] == len(fs)
-    assert fs.dims() == {"clip": 512, "beats": 768, "face_emotion": 768, "asr_sentiment": 768,
-                         "ocr_sentiment": 768}
+    assert fs.dims() == {"clip": 512, "beats": 768, "face_emotion": 768, "asr_sentiment": 768, "ocr_sentiment": 768}
     # Without the manifest the files alone give the same videos.
     copy = cache.parent / "no_manifest"
     shutil.copytree(cache, copy)
@@ -114,6 +115,7 @@ def test_stratified_holdout_is_seeded_and_per_class():
 
 
 # ---- training ----------------------------------------------------------------------------------
+
 
 def test_trained_checkpoint_loads_and_predicts_well(trained, feature_set):
     report = trained
@@ -165,9 +167,17 @@ def test_same_seed_same_weights(feature_set, tmp_path):
 def skewed(tmp_path_factory):
     """Imbalanced classes, and a test split shifted by +50 (it must not reach the stats)."""
     counts = {"anger": 12, "disgust": 3, "fear": 6, "joy": 20, "sadness": 5, "surprise": 4}
-    return load_feature_set(make_synthetic_feature_set(
-        tmp_path_factory.mktemp("skewed"), n_per_class=counts, test_per_class=2, val_per_class=2,
-        features=("clip", "asr_sentiment"), seed=3, test_shift=50.0))
+    return load_feature_set(
+        make_synthetic_feature_set(
+            tmp_path_factory.mktemp("skewed"),
+            n_per_class=counts,
+            test_per_class=2,
+            val_per_class=2,
+            features=("clip", "asr_sentiment"),
+            seed=3,
+            test_shift=50.0,
+        )
+    )
 
 
 def test_stats_come_from_the_training_videos_only(skewed, tmp_path):
@@ -186,7 +196,7 @@ def test_stats_come_from_the_training_videos_only(skewed, tmp_path):
 def test_class_balanced_weights(skewed, tmp_path):
     counts = np.array([100, 10, 1, 0])
     weights = class_weights(counts, beta=0.99)
-    raw = np.array([(1 - 0.99) / (1 - 0.99 ** n) for n in (100, 10, 1)])
+    raw = np.array([(1 - 0.99) / (1 - 0.99**n) for n in (100, 10, 1)])
     assert np.allclose(weights[:3], raw * 3 / raw.sum()) and weights[3] == 0
     assert weights[0] < weights[1] < weights[2] and weights.sum() == pytest.approx(3)
     inverse = class_weights(counts, beta=1.0)
@@ -199,6 +209,7 @@ def test_class_balanced_weights(skewed, tmp_path):
 
 
 # ---- evaluation --------------------------------------------------------------------------------
+
 
 def test_evaluate_matches_sklearn(untrained, feature_set, tmp_path):
     from sklearn.metrics import (
@@ -256,12 +267,16 @@ def test_evaluate_with_a_class_absent(trained, feature_set):
 
 # ---- ablation ----------------------------------------------------------------------------------
 
+
 def test_ablation_table(trained, feature_set, tmp_path):
     from vemoclap.training.ablate import ablate
 
     table = ablate(feature_set, tmp_path / "ablation", checkpoint=trained.checkpoint, epochs=30, **FAST)
-    expected = ["cross-attention"] + [f"cross-attention without {name}" for name in FIVE] + [
-        "means + logistic regression", "late fusion (per-feature logistic regression)", "ViT + FCNN (mean CLIP)"]
+    expected = (
+        ["cross-attention"]
+        + [f"cross-attention without {name}" for name in FIVE]
+        + ["means + logistic regression", "late fusion (per-feature logistic regression)", "ViT + FCNN (mean CLIP)"]
+    )
     assert table["variant"].tolist() == expected
     assert table["accuracy"].between(0, 1).all() and (table["n_videos"] == 48).all()
     full = table.set_index("variant")["accuracy"]
@@ -273,14 +288,20 @@ def test_ablation_table(trained, feature_set, tmp_path):
 def test_ablation_trains_its_own_model(skewed, tmp_path):
     from vemoclap.training.ablate import ablate
 
-    table = ablate(skewed, tmp_path / "ablation", epochs=2, variants=["cross-attention", "ViT + FCNN (mean CLIP)"],
-                   **FAST)
-    assert table["variant"].tolist() == ["cross-attention", "cross-attention without clip",
-                                         "cross-attention without asr_sentiment", "ViT + FCNN (mean CLIP)"]
+    table = ablate(
+        skewed, tmp_path / "ablation", epochs=2, variants=["cross-attention", "ViT + FCNN (mean CLIP)"], **FAST
+    )
+    assert table["variant"].tolist() == [
+        "cross-attention",
+        "cross-attention without clip",
+        "cross-attention without asr_sentiment",
+        "ViT + FCNN (mean CLIP)",
+    ]
     assert (tmp_path / "ablation" / "cross_attention" / "classifier.json").is_file()
 
 
 # ---- bad input and the command line ------------------------------------------------------------
+
 
 def test_bad_input_is_one_line(feature_set, skewed, tmp_path):
     from vemoclap.training.evaluate import evaluate
@@ -315,9 +336,30 @@ def test_commands(cache, tmp_path):
     parser = argparse.ArgumentParser(prog="vemoclap")
     add_commands(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "weights" / "synthetic"
-    args = parser.parse_args(["train", str(cache), "--out", str(out), "--features", "clip,asr_sentiment",
-                              "--epochs", "2", "--lr", "1e-3", "--d-model", "32", "--optimizer", "adamw",
-                              "--class-balanced", "--seed", "4", "--device", "cpu", "-q"])
+    args = parser.parse_args(
+        [
+            "train",
+            str(cache),
+            "--out",
+            str(out),
+            "--features",
+            "clip,asr_sentiment",
+            "--epochs",
+            "2",
+            "--lr",
+            "1e-3",
+            "--d-model",
+            "32",
+            "--optimizer",
+            "adamw",
+            "--class-balanced",
+            "--seed",
+            "4",
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     assert args.func(args) == 0
     training = load_checkpoint(out)[1].training
     assert training["optimizer"] == "adamw" and training["options"]["weight_decay"] == 0.01

@@ -6,6 +6,7 @@ CTranslate2) so openai-whisper and faster-whisper run the same weights. Its toke
 scaled down so that decoding depends on the audio instead of repeating the prompt's last token
 (what random full-scale embeddings do).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -30,8 +31,18 @@ def _checkpoint(path: Path, seed: int = 0) -> Path:
     import torch
     from whisper.model import ModelDimensions, Whisper
 
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2,
-                           n_vocab=51865, n_text_ctx=128, n_text_state=64, n_text_head=2, n_text_layer=2)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=2,
+        n_vocab=51865,
+        n_text_ctx=128,
+        n_text_state=64,
+        n_text_head=2,
+        n_text_layer=2,
+    )
     torch.manual_seed(seed)
     model = Whisper(dims)
     with torch.no_grad():
@@ -59,8 +70,10 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(models_dir):
-    return (wb.load_openai(str(models_dir / "whisper" / "small.pt"), "cpu", None),
-            wb.load_faster(str(models_dir / "whisper-ct2" / "small"), "cpu", "float32"))
+    return (
+        wb.load_openai(str(models_dir / "whisper" / "small.pt"), "cpu", None),
+        wb.load_faster(str(models_dir / "whisper-ct2" / "small"), "cpu", "float32"),
+    )
 
 
 def _audio() -> np.ndarray:
@@ -75,14 +88,22 @@ def _clip(audio: np.ndarray) -> Clip:
 
 # ---- the same weights, the same tokens ----------------------------------------------------------
 
+
 def test_conversion_keeps_the_tokenizer_and_model(models_dir, loaded):
     from whisper.tokenizer import get_tokenizer
 
     openai, faster = loaded
     ours = get_tokenizer(True, num_languages=openai.num_languages)
     theirs = faster.hf_tokenizer
-    for token in ("<|endoftext|>", "<|startoftranscript|>", "<|de|>", "<|translate|>", "<|notimestamps|>",
-                  "<|0.00|>", "<|30.00|>"):
+    for token in (
+        "<|endoftext|>",
+        "<|startoftranscript|>",
+        "<|de|>",
+        "<|translate|>",
+        "<|notimestamps|>",
+        "<|0.00|>",
+        "<|30.00|>",
+    ):
         assert theirs.token_to_id(token) == ours.special_tokens[token], token
     phrase = " Hello world, this is whisper. Привет 你好"
     assert theirs.encode(phrase, add_special_tokens=False).ids == ours.encode(phrase)
@@ -115,8 +136,9 @@ def test_sequential_same_tokens_in_both_backends(loaded):
     b = wb.faster_transcribe(faster, audio, decoding)
     assert a.language == b.language
     assert a.tokens == b.tokens and a.tokens
-    assert [(round(s[0], 2), round(s[1], 2)) for s in a.segments] == [(round(s[0], 2), round(s[1], 2))
-                                                                        for s in b.segments]
+    assert [(round(s[0], 2), round(s[1], 2)) for s in a.segments] == [
+        (round(s[0], 2), round(s[1], 2)) for s in b.segments
+    ]
     assert a.text == b.text
 
 
@@ -133,6 +155,7 @@ def test_extractor_features_agree_across_backends(models_dir):
 
 
 # ---- the chunked algorithm ------------------------------------------------------------------------
+
 
 def test_window_layout():
     # 30-s windows every 20 s; inner edges overlap by 5 s on each side; the last one ends the audio
@@ -174,6 +197,7 @@ def test_merge_matches_transformers_pipeline():
 
 # ---- which backend runs ---------------------------------------------------------------------------
 
+
 def test_auto_picks_faster_whisper_and_openai_when_asked(models_dir):
     assert wb.choose("auto", "chunked") == wb.choose("auto", "sequential") == "faster-whisper"
     assert wb.choose("openai-whisper", "chunked") == "openai-whisper"
@@ -184,8 +208,11 @@ def test_auto_picks_faster_whisper_and_openai_when_asked(models_dir):
     for name in ("reference", "vemoclap"):
         plan = recipes.plan(recipes.get_recipe(name), ["asr_sentiment"], device="cpu")
         options = plan.extractor_options["asr_sentiment"]
-        assert not [d for d in plan.recipe.deviations if d.setting.startswith("asr_sentiment.")
-                    and d.reason.startswith("this version")], "every ASR recipe option is taken"
+        assert not [
+            d
+            for d in plan.recipe.deviations
+            if d.setting.startswith("asr_sentiment.") and d.reason.startswith("this version")
+        ], "every ASR recipe option is taken"
         extractor = get("asr_sentiment", models_dir=models_dir, device="cpu", **options)
         assert extractor.backend == "faster-whisper" and extractor.long_form == options["long_form"]
     asked = get("asr_sentiment", models_dir=models_dir, device="cpu", backend="openai-whisper").load()
@@ -218,6 +245,7 @@ def test_auto_falls_back_to_openai_when_only_its_checkpoint_is_here(models_dir, 
 
 
 # ---- voice-activity detection -----------------------------------------------------------------------
+
 
 def test_vad_finds_speech_and_maps_times_back():
     silence = np.zeros(5 * SR, np.float32)

@@ -5,6 +5,7 @@ small trained network.
     >>> result = vemoclap.analyze("video.mp4", classifier="weights/vemoclap")
     >>> print(result.summary()); result.plot()
 """
+
 from __future__ import annotations
 
 from .labels import EMOTIONS

@@ -1,4 +1,5 @@
 """Small helpers shared across modules: JSON conversion and atomic file writes."""
+
 from __future__ import annotations
 
 import contextlib
@@ -43,8 +44,11 @@ def encode_array(array: np.ndarray | None) -> dict[str, Any] | None:
     if array is None:
         return None
     array = np.ascontiguousarray(array)
-    return {"dtype": str(array.dtype), "shape": list(array.shape),
-            "base64": base64.b64encode(array.tobytes()).decode("ascii")}
+    return {
+        "dtype": str(array.dtype),
+        "shape": list(array.shape),
+        "base64": base64.b64encode(array.tobytes()).decode("ascii"),
+    }
 
 
 def decode_array(value: dict[str, Any] | None) -> np.ndarray | None:

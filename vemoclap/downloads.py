@@ -20,6 +20,7 @@ server can stand in) and the hub's own ``HF_ENDPOINT``. ``VEMOCLAP_DOWNLOAD_MANI
 JSON file ``{"reference": {path: blob id}, "whisper": {name: sha256}}`` that replaces pinned
 hashes (for a mirror with other files, and for tests).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,6 +73,7 @@ class VerificationError(DownloadError):
 
 # ---- hashes --------------------------------------------------------------------------------------
 
+
 def git_blob_sha1(path: str | os.PathLike) -> str:
     """The git blob id of a file: SHA-1 of ``b"blob <size>\\0"`` + content."""
     path = Path(path)
@@ -99,9 +101,11 @@ def verify(path: str | os.PathLike, expected: str, kind: str = "sha256", *, dele
     if found.lower() != expected.lower():
         if delete:
             Path(path).unlink(missing_ok=True)
-        raise VerificationError(f"{Path(path).name}: downloaded content does not match its published {kind} "
-                                f"({found[:12]}… ≠ {expected[:12]}…); the file was deleted — run the command "
-                                f"again, or check the download base URL")
+        raise VerificationError(
+            f"{Path(path).name}: downloaded content does not match its published {kind} "
+            f"({found[:12]}… ≠ {expected[:12]}…); the file was deleted — run the command "
+            f"again, or check the download base URL"
+        )
 
 
 def verify_sha256(path: str | os.PathLike, expected: str, *, delete: bool = True) -> None:
@@ -110,6 +114,7 @@ def verify_sha256(path: str | os.PathLike, expected: str, *, delete: bool = True
 
 
 # ---- settings ------------------------------------------------------------------------------------
+
 
 def _manifest() -> dict:
     name = os.environ.get(MANIFEST_ENV)
@@ -123,8 +128,11 @@ def _manifest() -> dict:
 
 def reference_base_url(base: str | None = None) -> str:
     """Where the reference repository's raw files are read from (ends with '/')."""
-    value = base or os.environ.get(REFERENCE_BASE_ENV) or \
-        f"https://raw.githubusercontent.com/{REFERENCE_REPO}/{REFERENCE_COMMIT}/"
+    value = (
+        base
+        or os.environ.get(REFERENCE_BASE_ENV)
+        or f"https://raw.githubusercontent.com/{REFERENCE_REPO}/{REFERENCE_COMMIT}/"
+    )
     return value if value.endswith("/") else value + "/"
 
 
@@ -143,10 +151,11 @@ def expected_sha256(group: str, name: str, default: str | None) -> str | None:
 
 # ---- downloading ---------------------------------------------------------------------------------
 
+
 def remote_size(url: str, timeout: float = TIMEOUT_S) -> int | None:
     """Content-Length of a URL from a HEAD request (None when unknown or unreachable)."""
     if url.startswith("file://") or "://" not in url:
-        path = Path(url[len("file://"):] if url.startswith("file://") else url)
+        path = Path(url[len("file://") :] if url.startswith("file://") else url)
         return path.stat().st_size if path.is_file() else None
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:
@@ -156,9 +165,16 @@ def remote_size(url: str, timeout: float = TIMEOUT_S) -> int | None:
         return None
 
 
-def download_file(url: str, target: str | os.PathLike, *, sha256: str | None = None, git_sha1: str | None = None,
-                  progress: ProgressFn | None = None, stage: str | None = None,
-                  timeout: float = TIMEOUT_S) -> Path:
+def download_file(
+    url: str,
+    target: str | os.PathLike,
+    *,
+    sha256: str | None = None,
+    git_sha1: str | None = None,
+    progress: ProgressFn | None = None,
+    stage: str | None = None,
+    timeout: float = TIMEOUT_S,
+) -> Path:
     """Download ``url`` to ``target`` through ``<target>.part``, verify, then rename into place.
 
     With ``sha256`` / ``git_sha1`` the file must match (else it is deleted and
@@ -173,7 +189,7 @@ def download_file(url: str, target: str | os.PathLike, *, sha256: str | None = N
     part = target.with_name(target.name + ".part")
     try:
         if url.startswith("file://") or "://" not in url:
-            source = Path(url[len("file://"):] if url.startswith("file://") else url)
+            source = Path(url[len("file://") :] if url.startswith("file://") else url)
             if not source.is_file():
                 raise DownloadError(f"{source}: not found in the local mirror; check the base URL setting")
             shutil.copyfile(source, part)
@@ -187,8 +203,9 @@ def download_file(url: str, target: str | os.PathLike, *, sha256: str | None = N
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check the base URL setting") from None
     except (OSError, urllib.error.URLError) as exc:
         # the .part stays: the next run continues it
-        raise DownloadError(f"{url}: download interrupted ({one_line(exc)}); run the command again to "
-                            f"continue") from None
+        raise DownloadError(
+            f"{url}: download interrupted ({one_line(exc)}); run the command again to continue"
+        ) from None
     if git_sha1:
         verify(part, git_sha1, "git-sha1")
     if sha256:
@@ -229,8 +246,9 @@ def _fetch(url: str, part: Path, progress: ProgressFn | None, stage: str, timeou
             raise OSError(f"connection closed after {done} of {total} bytes")
 
 
-def fetch_reference_file(path: str, target: str | os.PathLike, *, base: str | None = None,
-                         progress: ProgressFn | None = None) -> Path:
+def fetch_reference_file(
+    path: str, target: str | os.PathLike, *, base: str | None = None, progress: ProgressFn | None = None
+) -> Path:
     """One raw file of the reference repository, verified against its pinned git blob id."""
     target = Path(target)
     blob = reference_blob(path)
@@ -240,6 +258,21 @@ def fetch_reference_file(path: str, target: str | os.PathLike, *, base: str | No
     return download_file(reference_base_url(base) + path, target, git_sha1=blob, progress=progress, stage=path)
 
 
-__all__ = ["DownloadError", "VerificationError", "git_blob_sha1", "sha256_file", "verify", "verify_sha256",
-           "download_file", "fetch_reference_file", "reference_base_url", "reference_blob", "expected_sha256",
-           "remote_size", "REFERENCE_BLOBS", "REFERENCE_COMMIT", "REFERENCE_REPO", "REFERENCE_LICENSE"]
+__all__ = [
+    "DownloadError",
+    "VerificationError",
+    "git_blob_sha1",
+    "sha256_file",
+    "verify",
+    "verify_sha256",
+    "download_file",
+    "fetch_reference_file",
+    "reference_base_url",
+    "reference_blob",
+    "expected_sha256",
+    "remote_size",
+    "REFERENCE_BLOBS",
+    "REFERENCE_COMMIT",
+    "REFERENCE_REPO",
+    "REFERENCE_LICENSE",
+]

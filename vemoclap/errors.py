@@ -6,6 +6,7 @@ shows it as it is (exit code 2). Every other exception is a bug: the CLI prints 
 writes the traceback to a log file (exit code 1). UserError subclasses ValueError so that code
 catching ValueError keeps working; a plain ValueError is *not* a user error.
 """
+
 from __future__ import annotations
 
 
@@ -32,7 +33,7 @@ def one_line(exc: BaseException | str, limit: int = 1000) -> str:
         first = text.splitlines()[0].strip()
     else:
         first = type(exc).__name__ if isinstance(exc, BaseException) else ""
-    return first if len(first) <= limit else first[:limit - 1] + "…"
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -4,6 +4,7 @@ logged to CSV), and one video made of the segments where a chosen emotion domina
 Both read through :class:`vemoclap.media.VideoReader` (upright frames, damaged packets skipped)
 and stream: memory holds a frame at a time, not the video.
 """
+
 from __future__ import annotations
 
 import csv
@@ -129,9 +130,16 @@ def _add_video_stream(output, rate, size):
     return stream
 
 
-def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray], list], *,
-                           every: int = 1, smoothing: float = 0.4, csv_path=None,
-                           progress: Progress = True) -> AnnotatedVideo:
+def export_annotated_video(
+    source,
+    out_path,
+    analyze_image: Callable[[np.ndarray], list],
+    *,
+    every: int = 1,
+    smoothing: float = 0.4,
+    csv_path=None,
+    progress: Progress = True,
+) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
 
     Frames are read upright (a phone video's rotation metadata is applied, so the export plays
@@ -146,9 +154,13 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
     smoother = FaceSmoother(alpha=smoothing)
     n_frames = n_faces = 0
-    with atomic_output(out_path) as tmp_video, atomic_output(csv_path) as tmp_csv, \
-            VideoReader(source, even=True) as reader, av.open(str(tmp_video), "w", format="mp4") as output, \
-            open(tmp_csv, "w", newline="") as handle:
+    with (
+        atomic_output(out_path) as tmp_video,
+        atomic_output(csv_path) as tmp_csv,
+        VideoReader(source, even=True) as reader,
+        av.open(str(tmp_video), "w", format="mp4") as output,
+        open(tmp_csv, "w", newline="") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence"])
         out_video = out_audio = None
@@ -178,8 +190,16 @@ def export_annotated_video(source, out_path, analyze_image: Callable[[np.ndarray
             if n_frames % every == 0:
                 tracks = smoother.update(analyze_image(image))
             for track in tracks:
-                writer.writerow([n_frames, f"{item.time:.3f}", track.track_id, *track.box, track.expression,
-                                 f"{track.confidence:.4f}"])
+                writer.writerow(
+                    [
+                        n_frames,
+                        f"{item.time:.3f}",
+                        track.track_id,
+                        *track.box,
+                        track.expression,
+                        f"{track.confidence:.4f}",
+                    ]
+                )
             n_faces += len(tracks)
             draw_faces(image, tracks)
             new = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -209,8 +229,7 @@ def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) ->
     return [(a, b) for a, b in merged]
 
 
-def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True
-                    ) -> Path:
+def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True) -> Path:
     """One video made of the given [start, end) segments of ``source`` (seconds from the video's
     first frame), upright, with their audio (re-encoded)."""
     import av
@@ -219,8 +238,11 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
     if not segments:
         raise UserError("no segments to export")
     out_path = Path(out_path)
-    with atomic_output(out_path) as tmp, VideoReader(source, even=True) as reader, \
-            av.open(str(tmp), "w", format="mp4") as output:
+    with (
+        atomic_output(out_path) as tmp,
+        VideoReader(source, even=True) as reader,
+        av.open(str(tmp), "w", format="mp4") as output,
+    ):
         in_audio, rate = reader.audio, reader.rate
         origin = float((reader.stream.start_time or 0) * reader.stream.time_base)
         out_video = out_audio = resampler = None
@@ -234,8 +256,9 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
             if in_audio is not None:
                 out_audio = output.add_stream("aac", rate=in_audio.codec_context.sample_rate or 44100)
                 out_audio.layout = "stereo" if (in_audio.codec_context.channels or 1) > 1 else "mono"
-                resampler = av.AudioResampler(format="fltp", layout=out_audio.layout.name,
-                                              rate=out_audio.codec_context.sample_rate)
+                resampler = av.AudioResampler(
+                    format="fltp", layout=out_audio.layout.name, rate=out_audio.codec_context.sample_rate
+                )
 
         def put_audio(frame):
             nonlocal audio_pts

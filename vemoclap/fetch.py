@@ -13,6 +13,7 @@ so an interrupted run never leaves a file that looks complete; a rerun continues
 are settings: ``HF_ENDPOINT`` (the hub, read at each call), ``VEMOCLAP_REFERENCE_BASE_URL`` and
 ``VEMOCLAP_WHISPER_BASE_URL`` (a mirror, a ``file://`` folder or a test server can stand in).
 """
+
 from __future__ import annotations
 
 import logging
@@ -91,8 +92,7 @@ def hf_files(siblings) -> list:
 def _verify_sibling(path: Path, sibling) -> str:
     """Check one downloaded hub file against the hub's metadata; returns the hash kind used."""
     if sibling.lfs is not None:
-        downloads.verify(path, sibling.lfs["sha256"] if isinstance(sibling.lfs, dict) else sibling.lfs.sha256,
-                         "sha256")
+        downloads.verify(path, sibling.lfs["sha256"] if isinstance(sibling.lfs, dict) else sibling.lfs.sha256, "sha256")
         return "sha256"
     if sibling.blob_id:
         downloads.verify(path, sibling.blob_id, "git-sha1")
@@ -115,8 +115,11 @@ def missing(keys, models_dir=None, whisper_sizes: tuple[str, ...] = DEFAULT_WHIS
     for key in keys:
         ref = MODELS[key]
         if ref.kind == "whisper":
-            out += [Planned(key, size) for size in whisper_sizes
-                    if not any(local_path(key, models_dir, name=n) for n in whisper_names(size))]
+            out += [
+                Planned(key, size)
+                for size in whisper_sizes
+                if not any(local_path(key, models_dir, name=n) for n in whisper_names(size))
+            ]
         elif ref.kind == "ct2":
             out += [Planned(key, size) for size in whisper_sizes if whisper_ct2_dir(size, models_dir) is None]
         elif local_path(key, models_dir) is None:
@@ -130,12 +133,13 @@ def _whisper_url(size: str) -> tuple[str, str]:
     try:
         url = whisper._MODELS[size]
     except KeyError:
-        raise OptionError(f"unknown Whisper size {size!r}; choose from {', '.join(whisper.available_models())}"
-                          ) from None
+        raise OptionError(
+            f"unknown Whisper size {size!r}; choose from {', '.join(whisper.available_models())}"
+        ) from None
     sha = downloads.expected_sha256("whisper", size, url.split("/")[-2])
     base = os.environ.get(WHISPER_BASE_ENV)
     if base and url.startswith(WHISPER_URL_PREFIX):
-        url = base.rstrip("/") + "/" + url[len(WHISPER_URL_PREFIX):]
+        url = base.rstrip("/") + "/" + url[len(WHISPER_URL_PREFIX) :]
     return url, sha
 
 
@@ -167,8 +171,10 @@ def describe_plan(plan: list[Planned]) -> str:
     names = ", ".join(item.key + (f" {item.name}" if item.name else "") for item in plan)
     minutes = total_mb / ASSUMED_MB_PER_S / 60
     exact = "" if all(item.bytes is not None for item in plan) else "about "
-    return (f"downloading {len(plan)} model(s) ({names}): {exact}{total_mb:,.0f} MB, "
-            f"≈{max(minutes, 0.1):.1f} min at {ASSUMED_MB_PER_S:.0f} MB/s")
+    return (
+        f"downloading {len(plan)} model(s) ({names}): {exact}{total_mb:,.0f} MB, "
+        f"≈{max(minutes, 0.1):.1f} min at {ASSUMED_MB_PER_S:.0f} MB/s"
+    )
 
 
 def reachable(timeout: float = 3.0) -> bool:
@@ -184,6 +190,7 @@ def reachable(timeout: float = 3.0) -> bool:
 
 # ---- fetching ------------------------------------------------------------------------------------
 
+
 def fetch_model(key: str, models_dir=None, *, name: str | None = None, progress: ProgressFn | None = None) -> Path:
     """Fetch one model into the models dir (verified); returns its local path."""
     if not downloads_allowed():
@@ -196,15 +203,28 @@ def fetch_model(key: str, models_dir=None, *, name: str | None = None, progress:
         path = _fetch_hub_file(ref, target_path(key, models_dir), progress)
     elif ref.kind == "file":  # a plain URL with no published hash: its SHA-256 is recorded, unverified
         path = downloads.download_file(ref.url, target_path(key, models_dir), progress=progress, stage=key)
-        write_provenance(path, {"origin": "download", "source": ref.url, "verified": None,
-                                "sha256": downloads.sha256_file(path), "license": ref.license})
+        write_provenance(
+            path,
+            {
+                "origin": "download",
+                "source": ref.url,
+                "verified": None,
+                "sha256": downloads.sha256_file(path),
+                "license": ref.license,
+            },
+        )
     elif ref.kind == "whisper":
         path = _fetch_whisper(name or DEFAULT_WHISPER_SIZES[0], models_dir, progress)
     elif ref.kind == "ct2":  # a whole CTranslate2 folder of the hub (model.bin, config, tokenizer, vocabulary)
         size = name or DEFAULT_WHISPER_SIZES[0]
-        path = _fetch_hf(ref, target_path(key, models_dir, name=size), progress, hub_id=ct2_hub_id(size),
-                         select=lambda siblings: [s for s in siblings if "/" not in s.rfilename
-                                                  and not s.rfilename.startswith(".")], needs="model.bin")
+        path = _fetch_hf(
+            ref,
+            target_path(key, models_dir, name=size),
+            progress,
+            hub_id=ct2_hub_id(size),
+            select=lambda siblings: [s for s in siblings if "/" not in s.rfilename and not s.rfilename.startswith(".")],
+            needs="model.bin",
+        )
     else:
         path = _fetch_reference(ref, models_dir, progress)
     log.info("fetched %s in %.0f s → %s", key, time.perf_counter() - started, path)
@@ -217,9 +237,11 @@ def fetch_reference_file(path: str, models_dir=None, progress: ProgressFn | None
     if target.is_file():
         return target
     if not downloads_allowed():
-        raise ModelUnavailable(f"{path} of the reference repository is not in {target.parent} and downloads are "
-                               f"off ({OFFLINE_ENV}/HF_HUB_OFFLINE); run `vemoclap download-models --only samples` "
-                               f"where there is internet")
+        raise ModelUnavailable(
+            f"{path} of the reference repository is not in {target.parent} and downloads are "
+            f"off ({OFFLINE_ENV}/HF_HUB_OFFLINE); run `vemoclap download-models --only samples` "
+            f"where there is internet"
+        )
     return downloads.fetch_reference_file(path, target, progress=progress)
 
 
@@ -230,9 +252,17 @@ def _fetch_reference(ref: ModelRef, models_dir, progress: ProgressFn | None) -> 
     for path in ref.files:
         fetch_reference_file(path, models_dir, report if progress else None)
     folder = target_path(ref.key, models_dir)
-    write_provenance(folder, {"origin": "download", "source": downloads.REFERENCE_REPO,
-                              "commit": downloads.REFERENCE_COMMIT, "verified": "git-blob",
-                              "files": {f: downloads.reference_blob(f) for f in ref.files}, "license": ref.license})
+    write_provenance(
+        folder,
+        {
+            "origin": "download",
+            "source": downloads.REFERENCE_REPO,
+            "commit": downloads.REFERENCE_COMMIT,
+            "verified": "git-blob",
+            "files": {f: downloads.reference_blob(f) for f in ref.files},
+            "license": ref.license,
+        },
+    )
     return folder
 
 
@@ -240,8 +270,15 @@ def _part_dir(target: Path) -> Path:
     return target.with_name(target.name + ".part")
 
 
-def _fetch_hf(ref: ModelRef, target: Path, progress: ProgressFn | None, *, hub_id: str | None = None,
-              select=hf_files, needs: str = "config.json") -> Path:
+def _fetch_hf(
+    ref: ModelRef,
+    target: Path,
+    progress: ProgressFn | None,
+    *,
+    hub_id: str | None = None,
+    select=hf_files,
+    needs: str = "config.json",
+) -> Path:
     from huggingface_hub import hf_hub_download
 
     repo = hub_id or ref.hub_id
@@ -263,9 +300,17 @@ def _fetch_hf(ref: ModelRef, target: Path, progress: ProgressFn | None, *, hub_i
             progress(ref.key, done, total)
     shutil.rmtree(part / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
     served = read_provenance(part)  # a mirror of vemoclap.tiny's models serves their "random" marker too
-    write_provenance(part, {"origin": RANDOM if served.get("origin") == RANDOM else "download", "source": repo, "revision": info.sha,
-                            "endpoint": hub_endpoint() or "https://huggingface.co", "verified": verified,
-                            "license": ref.license or _license(info)})
+    write_provenance(
+        part,
+        {
+            "origin": RANDOM if served.get("origin") == RANDOM else "download",
+            "source": repo,
+            "revision": info.sha,
+            "endpoint": hub_endpoint() or "https://huggingface.co",
+            "verified": verified,
+            "license": ref.license or _license(info),
+        },
+    )
     if target.exists():  # an incomplete folder from an older version: replaced whole
         shutil.rmtree(target)
     os.replace(part, target)
@@ -290,8 +335,16 @@ def _fetch_hub_file(ref: ModelRef, target: Path, progress: ProgressFn | None) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(local, target)
     shutil.rmtree(part, ignore_errors=True)
-    write_provenance(target, {"origin": "download", "source": f"{ref.hub_id}/{name}", "revision": info.sha,
-                              "verified": how, "license": ref.license or _license(info)})
+    write_provenance(
+        target,
+        {
+            "origin": "download",
+            "source": f"{ref.hub_id}/{name}",
+            "revision": info.sha,
+            "verified": how,
+            "license": ref.license or _license(info),
+        },
+    )
     return target
 
 
@@ -300,14 +353,26 @@ def _fetch_whisper(size: str, models_dir, progress: ProgressFn | None) -> Path:
     target = target_path("whisper", models_dir, name=Path(urllib.parse.urlparse(url).path).stem)
     if not target.is_file():
         downloads.download_file(url, target, sha256=sha, progress=progress, stage=f"whisper {size}")
-    write_provenance(target, {"origin": "download", "source": url, "verified": "sha256", "sha256": sha,
-                              "license": MODELS["whisper"].license})
+    write_provenance(
+        target,
+        {
+            "origin": "download",
+            "source": url,
+            "verified": "sha256",
+            "sha256": sha,
+            "license": MODELS["whisper"].license,
+        },
+    )
     return target
 
 
-def download_models(directory=None, only: list[str] | None = None,
-                    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES, progress: bool | ProgressFn = True,
-                    announce: Callable[[str], None] | None = None) -> dict[str, Path]:
+def download_models(
+    directory=None,
+    only: list[str] | None = None,
+    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES,
+    progress: bool | ProgressFn = True,
+    announce: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
     """Fetch every model (or ``only`` these keys) into ``directory`` (default: the models dir in use).
 
     Models already there are skipped, so an interrupted run can be repeated; ``announce`` gets one
@@ -320,8 +385,10 @@ def download_models(directory=None, only: list[str] | None = None,
     report = _byte_bars() if progress is True else (progress or None)
     plan = missing(keys, directory, whisper_sizes)
     if plan and not downloads_allowed():
-        raise ModelUnavailable(f"{', '.join(item.key for item in plan)} missing and downloads are off "
-                               f"({OFFLINE_ENV}=1 or HF_HUB_OFFLINE=1); unset it to download")
+        raise ModelUnavailable(
+            f"{', '.join(item.key for item in plan)} missing and downloads are off "
+            f"({OFFLINE_ENV}=1 or HF_HUB_OFFLINE=1); unset it to download"
+        )
     written: dict[str, Path] = {}
     for key in keys:
         if MODELS[key].kind not in ("whisper", "ct2") and local_path(key, directory) is not None:
@@ -338,8 +405,9 @@ def download_models(directory=None, only: list[str] | None = None,
         except downloads.DownloadError as exc:
             raise unavailable(item.key, directory, str(exc), name=item.name or "small") from None
         except Exception as exc:  # network and hub errors come in many types: one line, the model and the fix
-            raise unavailable(item.key, directory, f"download failed: {one_line(exc)}",
-                              name=item.name or "small") from exc
+            raise unavailable(
+                item.key, directory, f"download failed: {one_line(exc)}", name=item.name or "small"
+            ) from exc
     for key in ("whisper", "whisper_ct2"):
         if key in keys and key not in written:
             written[key] = target_path(key, directory, name=whisper_sizes[0]).parent
@@ -368,5 +436,14 @@ def provenance(key: str, models_dir=None) -> dict:
     return read_provenance(local_path(key, models_dir))
 
 
-__all__ = ["download_models", "fetch_model", "fetch_reference_file", "missing", "describe_plan", "reachable",
-           "hf_files", "Planned", "models_root"]
+__all__ = [
+    "download_models",
+    "fetch_model",
+    "fetch_reference_file",
+    "missing",
+    "describe_plan",
+    "reachable",
+    "hf_files",
+    "Planned",
+    "models_root",
+]

@@ -21,6 +21,7 @@ Checkpoints: ours is a folder with ``classifier.safetensors`` (state dict) and
 dict holding paths and a ``torch.device``) and ``model.pt`` (a state dict); both are read with
 ``torch.load(weights_only=True)`` and an allow-list of path classes and ``torch.device`` only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,9 +81,12 @@ class NormStats:
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> "NormStats":
-        return cls(float(value["min"]), float(value["max"]),
-                   None if value.get("mean") is None else float(value["mean"]),
-                   None if value.get("std") is None else float(value["std"]))
+        return cls(
+            float(value["min"]),
+            float(value["max"]),
+            None if value.get("mean") is None else float(value["mean"]),
+            None if value.get("std") is None else float(value["std"]),
+        )
 
     def to_dict(self) -> dict[str, float | None]:
         return {"min": self.min, "max": self.max, "mean": self.mean, "std": self.std}
@@ -119,6 +123,7 @@ def compute_stats(arrays: Iterable[np.ndarray | None]) -> NormStats:
 
 # ---- preparation -----------------------------------------------------------------------------
 
+
 def _lookup(name: str, given: Mapping[str, int] | None, attr: str) -> int:
     if given is not None and name in given:
         return int(given[name])
@@ -127,8 +132,9 @@ def _lookup(name: str, given: Mapping[str, int] | None, attr: str) -> int:
     raise ValueError(f"feature '{name}' is not in vemoclap.fusion.FEATURES; pass its {attr} explicitly")
 
 
-def row_indices(n_rows: int, length: int, *, random: bool = False,
-                rng: np.random.Generator | None = None) -> np.ndarray:
+def row_indices(
+    n_rows: int, length: int, *, random: bool = False, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Which of ``n_rows`` rows to keep when there are more than ``length``: equidistant ones, or
     (``random``) ``length`` distinct random ones in time order."""
     if n_rows <= length:
@@ -148,10 +154,16 @@ def _as_array(value: Any) -> np.ndarray | None:
     return np.asarray(value, dtype=np.float32)
 
 
-def prepare(features: Mapping[str, np.ndarray | None], feature_names: Sequence[str],
-            stats: Mapping[str, NormStats] | None = None, *, lengths: Mapping[str, int] | None = None,
-            dims: Mapping[str, int] | None = None, random: bool = False,
-            rng: np.random.Generator | int | None = None) -> dict[str, np.ndarray]:
+def prepare(
+    features: Mapping[str, np.ndarray | None],
+    feature_names: Sequence[str],
+    stats: Mapping[str, NormStats] | None = None,
+    *,
+    lengths: Mapping[str, int] | None = None,
+    dims: Mapping[str, int] | None = None,
+    random: bool = False,
+    rng: np.random.Generator | int | None = None,
+) -> dict[str, np.ndarray]:
     """One video's features as the classifier sees them: name → ``length × dim`` float32.
 
     ``stats`` None skips normalization. ``lengths`` / ``dims`` default to :data:`FEATURES`.
@@ -166,15 +178,19 @@ def prepare(features: Mapping[str, np.ndarray | None], feature_names: Sequence[s
         if array is not None and array.ndim == 1 and array.size > 0:
             array = array[None, :]  # a single vector is one row
         if array is not None and array.size > 0 and (array.ndim != 2 or array.shape[1] != dim):
-            raise ValueError(f"feature '{name}' has shape {tuple(array.shape)}, expected (rows, {dim}); "
-                             f"was it made by the matching extractor?")
+            raise ValueError(
+                f"feature '{name}' has shape {tuple(array.shape)}, expected (rows, {dim}); "
+                f"was it made by the matching extractor?"
+            )
         if array is None or array.size == 0:
             prepared[name] = np.zeros((length, dim), np.float32)
             continue
         if stats is not None:
             if name not in stats:
-                raise ValueError(f"no normalization stats for feature '{name}'; compute them with "
-                                 f"vemoclap.fusion.compute_stats or turn normalization off")
+                raise ValueError(
+                    f"no normalization stats for feature '{name}'; compute them with "
+                    f"vemoclap.fusion.compute_stats or turn normalization off"
+                )
             lo, hi = stats[name].min, stats[name].max
             array = ((array - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
         array = array[row_indices(len(array), length, random=random, rng=generator)]
@@ -194,12 +210,14 @@ def collate(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, torch.Tensor
         try:
             stacked = np.stack([np.asarray(item[name], dtype=np.float32) for item in items])
         except KeyError:
-            raise ValueError(f"feature '{name}' is missing from some videos; prepare() them all "
-                             f"with the same feature names") from None
+            raise ValueError(
+                f"feature '{name}' is missing from some videos; prepare() them all with the same feature names"
+            ) from None
         except ValueError:
             shapes = sorted({tuple(np.shape(item[name])) for item in items})
-            raise ValueError(f"feature '{name}' has different shapes across videos {shapes}; "
-                             f"prepare() them with the same lengths") from None
+            raise ValueError(
+                f"feature '{name}' has different shapes across videos {shapes}; prepare() them with the same lengths"
+            ) from None
         batch[name] = torch.from_numpy(stacked)
     return batch
 
@@ -215,8 +233,10 @@ def is_sequence(name: str, feature_lengths: Mapping[str, int] | None = None) -> 
         return FEATURES[name].sequence
     if feature_lengths is not None and name in feature_lengths:
         return int(feature_lengths[name]) > 1
-    raise ValueError(f"feature '{name}' is not in vemoclap.fusion.FEATURES; say whether it is a sequence "
-                     f"(sequence_features=...) or give its length")
+    raise ValueError(
+        f"feature '{name}' is not in vemoclap.fusion.FEATURES; say whether it is a sequence "
+        f"(sequence_features=...) or give its length"
+    )
 
 
 class AttentionClassifier(nn.Module):
@@ -230,8 +250,15 @@ class AttentionClassifier(nn.Module):
     over time instead.
     """
 
-    def __init__(self, feature_dims: Mapping[str, int], d_model: int = 512, n_labels: int = 6,
-                 dropout: float = 0.5, num_heads: int = 4, sequence_features: Iterable[str] | None = None):
+    def __init__(
+        self,
+        feature_dims: Mapping[str, int],
+        d_model: int = 512,
+        n_labels: int = 6,
+        dropout: float = 0.5,
+        num_heads: int = 4,
+        sequence_features: Iterable[str] | None = None,
+    ):
         super().__init__()
         if not feature_dims:
             raise ValueError("the classifier needs at least one feature")
@@ -265,9 +292,12 @@ class AttentionClassifier(nn.Module):
         self.query_proj = nn.ModuleDict({name: nn.Linear(d_model, d_model) for name in paired})
         self.key_proj = nn.ModuleDict({name: nn.Linear(d_model, d_model) for name in paired})
         self.value_proj = nn.ModuleDict({name: nn.Linear(d_model, d_model) for name in paired})
-        self.attention_layers = nn.ModuleDict({
-            f"{a}_{b}": nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True)
-            for a, b in self.pairs})
+        self.attention_layers = nn.ModuleDict(
+            {
+                f"{a}_{b}": nn.MultiheadAttention(d_model, num_heads, dropout=dropout, batch_first=True)
+                for a, b in self.pairs
+            }
+        )
         self.attn_norms = nn.ModuleDict({f"{a}_{b}": nn.LayerNorm(d_model) for a, b in self.pairs})
         self.cls_mlp = nn.Sequential(nn.Linear(d_model * len(self.part_names), n_labels))
         self.dropout = nn.Dropout(dropout)
@@ -275,9 +305,14 @@ class AttentionClassifier(nn.Module):
 
     @classmethod
     def from_config(cls, config: "ClassifierConfig") -> "AttentionClassifier":
-        return cls(config.feature_dims, d_model=config.d_model, n_labels=config.n_labels,
-                   dropout=config.dropout, num_heads=config.num_heads,
-                   sequence_features=config.sequence_features)
+        return cls(
+            config.feature_dims,
+            d_model=config.d_model,
+            n_labels=config.n_labels,
+            dropout=config.dropout,
+            num_heads=config.num_heads,
+            sequence_features=config.sequence_features,
+        )
 
     @property
     def n_parameters(self) -> int:
@@ -290,8 +325,9 @@ class AttentionClassifier(nn.Module):
         for all-zero rows of any length)."""
         unknown = sorted(set(batch) - set(self.feature_dims))
         if unknown:
-            raise ValueError(f"features {unknown} are not inputs of this classifier "
-                             f"(it takes {sorted(self.feature_dims)})")
+            raise ValueError(
+                f"features {unknown} are not inputs of this classifier (it takes {sorted(self.feature_dims)})"
+            )
         if not batch:
             raise ValueError("empty batch: give at least one feature")
         first = next(iter(batch.values()))
@@ -322,6 +358,7 @@ class AttentionClassifier(nn.Module):
 
 
 # ---- configuration ---------------------------------------------------------------------------
+
 
 @dataclass
 class ClassifierConfig:
@@ -368,8 +405,10 @@ class ClassifierConfig:
         if self.sequence_features is None:
             self.sequence_features = [name for name in self.features if is_sequence(name, self.feature_lengths)]
         self.sequence_features = [name for name in self.features if name in set(self.sequence_features)]
-        stats = {name: value if isinstance(value, NormStats) else NormStats.from_dict(value)
-                 for name, value in self.stats.items()}
+        stats = {
+            name: value if isinstance(value, NormStats) else NormStats.from_dict(value)
+            for name, value in self.stats.items()
+        }
         if not stats:
             stats = {name: REFERENCE_STATS[name] for name in self.features if name in REFERENCE_STATS}
         self.stats = stats
@@ -381,15 +420,25 @@ class ClassifierConfig:
             return None
         missing = [name for name in self.features if name not in self.stats]
         if missing:
-            raise ValueError(f"no normalization stats for {missing}; compute them on the training "
-                             f"set (vemoclap.fusion.compute_stats)")
+            raise ValueError(
+                f"no normalization stats for {missing}; compute them on the training "
+                f"set (vemoclap.fusion.compute_stats)"
+            )
         return self.stats
 
-    def prepare(self, features: Mapping[str, Any], *, random: bool = False,
-                rng: np.random.Generator | int | None = None) -> dict[str, np.ndarray]:
+    def prepare(
+        self, features: Mapping[str, Any], *, random: bool = False, rng: np.random.Generator | int | None = None
+    ) -> dict[str, np.ndarray]:
         """:func:`prepare` with this config's features, lengths, dims and stats."""
-        return prepare(features, self.features, self.norm_stats(), lengths=self.feature_lengths,
-                       dims=self.feature_dims, random=random, rng=rng)
+        return prepare(
+            features,
+            self.features,
+            self.norm_stats(),
+            lengths=self.feature_lengths,
+            dims=self.feature_dims,
+            random=random,
+            rng=rng,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -421,12 +470,16 @@ def default_config(features: Iterable[str] = REFERENCE_FEATURES, **options: Any)
 
 # ---- our checkpoint format -------------------------------------------------------------------
 
+
 def save_checkpoint(directory: str | os.PathLike, model: AttentionClassifier, config: ClassifierConfig) -> Path:
     """Write ``classifier.safetensors`` and ``classifier.json`` into ``directory`` (atomically each)."""
     from safetensors.torch import save as safetensors_bytes
 
-    if dict(model.feature_dims) != dict(config.feature_dims) or model.n_labels != config.n_labels \
-            or model.d_model != config.d_model:
+    if (
+        dict(model.feature_dims) != dict(config.feature_dims)
+        or model.n_labels != config.n_labels
+        or model.d_model != config.d_model
+    ):
         raise ValueError("the model does not match its config (feature dims, labels or d_model differ)")
     directory = Path(directory)
     state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
@@ -453,13 +506,21 @@ def _load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: Pat
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]
-    wrong = [f"{name} {tuple(state[name].shape)}≠{tuple(tensor.shape)}" for name, tensor in expected.items()
-             if name in state and tuple(state[name].shape) != tuple(tensor.shape)]
-    problems = [f"{what} {', '.join(names[:3])}" + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
-                for what, names in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)) if names]
+    wrong = [
+        f"{name} {tuple(state[name].shape)}≠{tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in state and tuple(state[name].shape) != tuple(tensor.shape)
+    ]
+    problems = [
+        f"{what} {', '.join(names[:3])}" + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+        for what, names in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
+        if names
+    ]
     if problems:
-        raise CheckpointError(f"{source}: weights do not fit the configured classifier ({'; '.join(problems)}); "
-                              f"is the config file from the same checkpoint?")
+        raise CheckpointError(
+            f"{source}: weights do not fit the configured classifier ({'; '.join(problems)}); "
+            f"is the config file from the same checkpoint?"
+        )
     model.load_state_dict(dict(state), strict=True)
 
 
@@ -472,13 +533,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AttentionClassifier, Class
     config_path, weights_path = files
     for file in files:
         if not file.is_file():
-            raise CheckpointError(f"{file}: not found; a vemoclap classifier is a folder with {CONFIG_FILE} "
-                                  f"and {WEIGHTS_FILE} (written by save_checkpoint / vemoclap train)")
+            raise CheckpointError(
+                f"{file}: not found; a vemoclap classifier is a folder with {CONFIG_FILE} "
+                f"and {WEIGHTS_FILE} (written by save_checkpoint / vemoclap train)"
+            )
     try:
         config = ClassifierConfig.from_json(config_path.read_text(encoding="utf-8"))
     except (ValueError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"{config_path}: not a valid classifier config ({one_line(exc)}); "
-                              f"re-save the checkpoint") from None
+        raise CheckpointError(
+            f"{config_path}: not a valid classifier config ({one_line(exc)}); re-save the checkpoint"
+        ) from None
     try:
         config.norm_stats()
     except ValueError as exc:
@@ -486,8 +550,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AttentionClassifier, Class
     try:
         state = load_file(str(weights_path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"{weights_path}: unreadable safetensors file ({one_line(exc)}); "
-                              f"re-save the checkpoint") from None
+        raise CheckpointError(
+            f"{weights_path}: unreadable safetensors file ({one_line(exc)}); re-save the checkpoint"
+        ) from None
     model = AttentionClassifier.from_config(config)
     _load_state(model, state, weights_path)
     return model.eval(), config
@@ -495,11 +560,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AttentionClassifier, Class
 
 # ---- the reference's checkpoint --------------------------------------------------------------
 
+
 def _path_globals() -> list[tuple[type, str]]:
     # Paths load as pure paths: no file system access, and a Windows path loads on Linux too.
     # Python ≥ 3.13 pickles them from pathlib._local.
-    pure = {"PosixPath": pathlib.PurePosixPath, "PurePosixPath": pathlib.PurePosixPath,
-            "WindowsPath": pathlib.PureWindowsPath, "PureWindowsPath": pathlib.PureWindowsPath}
+    pure = {
+        "PosixPath": pathlib.PurePosixPath,
+        "PurePosixPath": pathlib.PurePosixPath,
+        "WindowsPath": pathlib.PureWindowsPath,
+        "PureWindowsPath": pathlib.PureWindowsPath,
+    }
     return [(cls, f"{module}.{name}") for name, cls in pure.items() for module in ("pathlib", "pathlib._local")]
 
 
@@ -507,21 +577,26 @@ def _safe_torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)`` allowing only path classes and torch.device beyond tensors
     and plain containers; anything else is a one-line CheckpointError (never weights_only=False)."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: not found; give the reference's {REFERENCE_CONFIG_FILE} and "
-                              f"{REFERENCE_WEIGHTS_FILE} (its weights/classifier folder)")
+        raise CheckpointError(
+            f"{path}: not found; give the reference's {REFERENCE_CONFIG_FILE} and "
+            f"{REFERENCE_WEIGHTS_FILE} (its weights/classifier folder)"
+        )
     try:
         with torch.serialization.safe_globals([*_path_globals(), torch.device]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:
-            raise CheckpointError(f"{path}: refused to load, it needs the disallowed global {found.group(1)} "
-                                  f"(only tensors, plain containers, paths and torch.device are allowed); "
-                                  f"re-save it as a plain dict / state dict") from None
+            raise CheckpointError(
+                f"{path}: refused to load, it needs the disallowed global {found.group(1)} "
+                f"(only tensors, plain containers, paths and torch.device are allowed); "
+                f"re-save it as a plain dict / state dict"
+            ) from None
         raise CheckpointError(f"{path}: not a loadable torch file ({one_line(exc)[:200]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a torch.save file ({one_line(exc)}); "
-                              f"expected the reference's model_config.pt / model.pt") from None
+        raise CheckpointError(
+            f"{path}: not a torch.save file ({one_line(exc)}); expected the reference's model_config.pt / model.pt"
+        ) from None
 
 
 def _plain(value: Any) -> Any:
@@ -553,8 +628,9 @@ def reference_heads(raw: Mapping[str, Any]) -> int:
     return DEFAULT_HEADS
 
 
-def config_from_reference(raw: Mapping[str, Any], *, stats: Mapping[str, NormStats] | None = None,
-                          source: str = "reference config") -> ClassifierConfig:
+def config_from_reference(
+    raw: Mapping[str, Any], *, stats: Mapping[str, NormStats] | None = None, source: str = "reference config"
+) -> ClassifierConfig:
     """Map the reference's config dict onto a :class:`ClassifierConfig` (stats: REFERENCE_STATS)."""
     try:
         dims = {str(k): int(v) for k, v in raw["feature_dims"].items()}
@@ -566,31 +642,43 @@ def config_from_reference(raw: Mapping[str, Any], *, stats: Mapping[str, NormSta
         lengths = {str(k): int(v) for k, v in dict(raw.get("feature_lengths", {})).items() if k in dims}
         normalize = bool(raw.get("normalize_data", raw.get("normalize", True)))
         # The reference treats every feature but the two sentiment vectors as a sequence.
-        sequence = [name for name in features if FEATURES[name].sequence] if all(
-            name in FEATURES for name in features) else [name for name in features
-                                                         if name not in ("asr_sentiment", "ocr_sentiment")]
+        sequence = (
+            [name for name in features if FEATURES[name].sequence]
+            if all(name in FEATURES for name in features)
+            else [name for name in features if name not in ("asr_sentiment", "ocr_sentiment")]
+        )
         n_frames = int(raw.get("n_frames", 16))
         for name in features:
             lengths.setdefault(name, n_frames if name in sequence else 1)
         chosen = dict(stats) if stats is not None else {k: v for k, v in REFERENCE_STATS.items() if k in dims}
         labels = list(raw.get("labels") or EMOTIONS)
         return ClassifierConfig(
-            features=features, feature_dims=dims, feature_lengths=lengths, sequence_features=sequence,
-            labels=labels, d_model=int(raw["d_model"]), n_labels=int(raw.get("n_labels", len(labels))),
-            dropout=float(raw.get("dropout", 0.5)), num_heads=reference_heads(raw),
-            stats=chosen, normalize=normalize, n_frames=n_frames,
+            features=features,
+            feature_dims=dims,
+            feature_lengths=lengths,
+            sequence_features=sequence,
+            labels=labels,
+            d_model=int(raw["d_model"]),
+            n_labels=int(raw.get("n_labels", len(labels))),
+            dropout=float(raw.get("dropout", 0.5)),
+            num_heads=reference_heads(raw),
+            stats=chosen,
+            normalize=normalize,
+            n_frames=n_frames,
             training={"source": "reference", "reference_config": _plain(raw)},
             recipe=(dict(raw["recipe"]) if isinstance(raw.get("recipe"), Mapping) else str(raw["recipe"]))
-            if raw.get("recipe") else "reference")
+            if raw.get("recipe")
+            else "reference",
+        )
     except KeyError as exc:
         raise CheckpointError(f"{source}: the reference config lacks {exc}; is it the right file?") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{source}: unusable reference config ({one_line(exc)})") from None
 
 
-def load_reference_checkpoint(config_path: str | os.PathLike, weights_path: str | os.PathLike, *,
-                              stats: Mapping[str, NormStats] | None = None
-                              ) -> tuple[AttentionClassifier, ClassifierConfig]:
+def load_reference_checkpoint(
+    config_path: str | os.PathLike, weights_path: str | os.PathLike, *, stats: Mapping[str, NormStats] | None = None
+) -> tuple[AttentionClassifier, ClassifierConfig]:
     """Load the reference's ``model_config.pt`` + ``model.pt`` (safely) into our classifier."""
     config_path, weights_path = Path(config_path).expanduser(), Path(weights_path).expanduser()
     raw = _safe_torch_load(config_path)
@@ -632,11 +720,18 @@ def _reference_files(directory: Path) -> tuple[Path, Path] | None:
 
 # ---- inference -------------------------------------------------------------------------------
 
+
 class EmotionClassifier:
     """A loaded classifier in eval mode: features of a video → probabilities over ``config.labels``."""
 
-    def __init__(self, model: AttentionClassifier, config: ClassifierConfig, device: str | torch.device = "cpu", *,
-                 autocast: bool = False):
+    def __init__(
+        self,
+        model: AttentionClassifier,
+        config: ClassifierConfig,
+        device: str | torch.device = "cpu",
+        *,
+        autocast: bool = False,
+    ):
         from .extractors.base import resolve_device
 
         self.autocast = bool(autocast)  # fp16 autocast on CUDA; fp32 otherwise
@@ -647,8 +742,7 @@ class EmotionClassifier:
         self.model = model.to(self.device).eval()
 
     def __repr__(self) -> str:
-        return (f"EmotionClassifier(features={self.config.features}, labels={self.config.labels}, "
-                f"device={self.device})")
+        return f"EmotionClassifier(features={self.config.features}, labels={self.config.labels}, device={self.device})"
 
     @property
     def labels(self) -> list[str]:
@@ -679,8 +773,10 @@ def with_heads(classifier: EmotionClassifier, heads: int | None) -> EmotionClass
     try:
         model = AttentionClassifier.from_config(config)
     except ValueError as exc:
-        raise UserError(f"cannot run the classifier with {heads} heads ({one_line(exc)}); choose a divisor of "
-                        f"d_model {config.d_model}") from None
+        raise UserError(
+            f"cannot run the classifier with {heads} heads ({one_line(exc)}); choose a divisor of "
+            f"d_model {config.d_model}"
+        ) from None
     model.load_state_dict(classifier.model.state_dict(), strict=True)
     return EmotionClassifier(model.eval(), config, classifier.device, autocast=classifier.autocast)
 
@@ -696,8 +792,9 @@ def _with_origin(classifier: EmotionClassifier, path: Path) -> EmotionClassifier
     return classifier
 
 
-def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu", *, heads: int | None = None,
-                    autocast: bool = False) -> EmotionClassifier:
+def load_classifier(
+    path: str | os.PathLike, device: str | torch.device = "cpu", *, heads: int | None = None, autocast: bool = False
+) -> EmotionClassifier:
     """Load a classifier, telling the format from the files:
 
     * ours: a folder with ``classifier.json`` + ``classifier.safetensors``, either of those files,
@@ -718,23 +815,45 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu",
         reference = _reference_files(folder) if folder is not None else None
         if reference is not None:
             model, config = load_reference_checkpoint(*reference)
-            return _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads),
-                                folder)
+            return _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads), folder)
     except UserError:
         raise
     except Exception as exc:
-        raise CheckpointError(f"{path}: the classifier files are damaged or not a classifier "
-                              f"({type(exc).__name__}: {one_line(exc, limit=120)}); download or train it again"
-                              ) from None
+        raise CheckpointError(
+            f"{path}: the classifier files are damaged or not a classifier "
+            f"({type(exc).__name__}: {one_line(exc, limit=120)}); download or train it again"
+        ) from None
     what = "does not exist" if not path.exists() else "holds no classifier"
-    raise CheckpointError(f"{path}: {what}; expected a folder with {CONFIG_FILE} + {WEIGHTS_FILE} (vemoclap) "
-                          f"or {REFERENCE_CONFIG_FILE} + {REFERENCE_WEIGHTS_FILE} (the reference's)")
+    raise CheckpointError(
+        f"{path}: {what}; expected a folder with {CONFIG_FILE} + {WEIGHTS_FILE} (vemoclap) "
+        f"or {REFERENCE_CONFIG_FILE} + {REFERENCE_WEIGHTS_FILE} (the reference's)"
+    )
 
 
 __all__ = [
-    "FeatureSpec", "FEATURES", "REFERENCE_FEATURES", "NormStats", "REFERENCE_STATS", "compute_stats",
-    "row_indices", "prepare", "collate", "is_sequence", "AttentionClassifier", "ClassifierConfig",
-    "default_config", "CheckpointError", "save_checkpoint", "load_checkpoint", "config_from_reference",
-    "load_reference_checkpoint", "EmotionClassifier", "load_classifier", "with_heads", "reference_heads",
-    "DEFAULT_HEADS", "CONFIG_FILE", "WEIGHTS_FILE",
+    "FeatureSpec",
+    "FEATURES",
+    "REFERENCE_FEATURES",
+    "NormStats",
+    "REFERENCE_STATS",
+    "compute_stats",
+    "row_indices",
+    "prepare",
+    "collate",
+    "is_sequence",
+    "AttentionClassifier",
+    "ClassifierConfig",
+    "default_config",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "config_from_reference",
+    "load_reference_checkpoint",
+    "EmotionClassifier",
+    "load_classifier",
+    "with_heads",
+    "reference_heads",
+    "DEFAULT_HEADS",
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
 ]

@@ -1,4 +1,5 @@
 """Label sets and the emotion → valence/arousal table (reference-facts)."""
+
 from __future__ import annotations
 
 # Ekman-6 in the reference's order: index = class id.
@@ -32,6 +33,11 @@ EMOTION_COLORS: dict[str, str] = {
 
 # Facial expressions → the nearest Ekman emotion (neutral has none), for colours and tracks.
 EXPRESSION_TO_EMOTION: dict[str, str | None] = {
-    "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy",
-    "neutral": None, "sad": "sadness", "surprise": "surprise",
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "joy",
+    "neutral": None,
+    "sad": "sadness",
+    "surprise": "surprise",
 }

@@ -4,6 +4,7 @@
 ``vemoclap live`` command feeds it a camera, a stream URL or a file and shows an overlay window
 when a display exists, otherwise prints one line per frame.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,9 +34,15 @@ class LiveFrame:
         return f"frame {self.index:6d}  {self.fps:5.1f} fps  {faces}"
 
 
-def analyze_stream(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], list], *,
-                   smoothing: float = 0.4, every: int = 1, draw: bool = True, fps_window: int = 30
-                   ) -> Iterator[LiveFrame]:
+def analyze_stream(
+    frames: Iterable[np.ndarray],
+    face_model: Callable[[np.ndarray], list],
+    *,
+    smoothing: float = 0.4,
+    every: int = 1,
+    draw: bool = True,
+    fps_window: int = 30,
+) -> Iterator[LiveFrame]:
     """Yield one :class:`LiveFrame` per input frame: tracked faces with smoothed expressions."""
     smoother = FaceSmoother(alpha=smoothing)
     stamps: deque[float] = deque(maxlen=fps_window)
@@ -74,8 +81,9 @@ def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def file_frames(source, max_side: int | None = 640, *, options: dict | None = None,
-                shown_name: str | None = None) -> Iterator[np.ndarray]:
+def file_frames(
+    source, max_side: int | None = 640, *, options: dict | None = None, shown_name: str | None = None
+) -> Iterator[np.ndarray]:
     """Upright RGB frames from a file, a stream URL (``options`` go to FFmpeg) or a byte stream,
     shrunk so the long side ≤ ``max_side``. Files and URLs go through the one video reader
     (rotation applied); a byte stream (a link read through the network guard) is decoded as is."""
@@ -109,9 +117,10 @@ def file_frames(source, max_side: int | None = 640, *, options: dict | None = No
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
         except av.FFmpegError as exc:  # a stream read front to back: an MP4 with its index at the end cannot be
-            raise MediaError(f"{name}: cannot be decoded as a live stream ({' '.join(str(exc).split())}); "
-                             f"streams need a format readable front to back (MPEG-TS, fragmented MP4, WebM)"
-                             ) from None
+            raise MediaError(
+                f"{name}: cannot be decoded as a live stream ({' '.join(str(exc).split())}); "
+                f"streams need a format readable front to back (MPEG-TS, fragmented MP4, WebM)"
+            ) from None
 
 
 def has_display() -> bool:
@@ -120,8 +129,15 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run_live(frames: Iterable[np.ndarray], face_model: Callable[[np.ndarray], list], *, show: bool | None = None,
-             every: int = 1, max_frames: int | None = None, out=print) -> dict[str, float]:
+def run_live(
+    frames: Iterable[np.ndarray],
+    face_model: Callable[[np.ndarray], list],
+    *,
+    show: bool | None = None,
+    every: int = 1,
+    max_frames: int | None = None,
+    out=print,
+) -> dict[str, float]:
     """Drive :func:`analyze_stream`; show a window when possible, else print a line per frame.
 
     Returns {"frames": n, "fps": mean processing rate}. Press q in the window to stop.
@@ -179,8 +195,10 @@ def stream_frames(url: str, *, allow_private: bool = False, max_side: int | None
             except UserError as exc:
                 raise SourceError(str(exc)) from None
         elif scheme == "rtsps":
-            raise SourceError(f"{name}: rtsps streams are not opened (their redirects cannot be seen inside TLS); "
-                              f"use rtsp:// or http(s), or --allow-private if you trust every address")
+            raise SourceError(
+                f"{name}: rtsps streams are not opened (their redirects cannot be seen inside TLS); "
+                f"use rtsp:// or http(s), or --allow-private if you trust every address"
+            )
         else:
             raise SourceError(f"{name}: only http(s) and rtsp streams are opened; others need --allow-private")
     return _stream_frames(url, allow_private=allow_private, max_side=max_side)
@@ -220,8 +238,10 @@ def _stream_frames(url: str, *, allow_private: bool = False, max_side: int | Non
         yield from _rtsp_frames(parsed, address, port, name, max_side)
         return
     if scheme == "rtsps":
-        raise SourceError(f"{name}: rtsps streams are not opened (their redirects cannot be checked); "
-                          f"use rtsp:// or http(s), or --allow-private if you trust every address")
+        raise SourceError(
+            f"{name}: rtsps streams are not opened (their redirects cannot be checked); "
+            f"use rtsp:// or http(s), or --allow-private if you trust every address"
+        )
     raise SourceError(f"{name}: only http(s) and rtsp streams are opened; others need --allow-private")
 
 
@@ -362,8 +382,9 @@ class RtspRelay:
 def _rtsp_redirect(head: str) -> str | None:
     lines = head.split("\r\n")
     first = lines[0].split()
-    location = next((line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith("location:")),
-                    "another address")
+    location = next(
+        (line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith("location:")), "another address"
+    )
     if len(first) >= 2 and first[0].upper().startswith("RTSP/") and first[1][:1] == "3":
         from .sources import redact
 
@@ -399,13 +420,17 @@ def _http_stream_frames(url: str, name: str, max_side: int | None) -> Iterator[n
             response = opener.open(urllib.request.Request(url, headers={"User-Agent": "vemoclap"}), timeout=30)
         except (urllib.error.URLError, OSError) as exc:
             if guard.refused:
-                raise SourceError(f"{name}: the stream leads to a private or local address ({guard.refused[0]}); "
-                                  f"such links are refused unless --allow-private") from None
+                raise SourceError(
+                    f"{name}: the stream leads to a private or local address ({guard.refused[0]}); "
+                    f"such links are refused unless --allow-private"
+                ) from None
             raise SourceError(f"{name}: the stream could not be opened ({redact_text(str(exc))})") from None
         with response:
             reader = io.BufferedReader(response, buffer_size=1 << 16)
             kind = (response.headers.get("Content-Type") or "").lower()
             if "mpegurl" in kind or reader.peek(7)[:7] == b"#EXTM3U":
-                raise SourceError(f"{name}: an HLS playlist; its segments would be fetched by FFmpeg unchecked, "
-                                  f"so it is not opened (use --allow-private only if you trust every address)")
+                raise SourceError(
+                    f"{name}: an HLS playlist; its segments would be fetched by FFmpeg unchecked, "
+                    f"so it is not opened (use --allow-private only if you trust every address)"
+                )
             yield from file_frames(reader, max_side, shown_name=name)

@@ -50,6 +50,7 @@ Sizes and lengths come from what the file really holds, never from what its head
 :class:`VideoReader` is the one reader of whole videos (exports, live mode): every frame as an
 upright RGB array, damaged packets skipped and counted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,10 +77,27 @@ _FRAME_THREADS_MIN_RUN = 60.0  # frames per seek above which frame threading pay
 _THREADING: str | None = None  # force a thread type (benchmarks compare them)
 
 # The one list of video file extensions (sources, uploads, dataset folders).
-VIDEO_EXTENSIONS: frozenset[str] = frozenset({
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts", ".mts",
-    ".ogv", ".vob", ".f4v", ".asf",
-})
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".flv",
+        ".wmv",
+        ".mpg",
+        ".mpeg",
+        ".3gp",
+        ".ts",
+        ".mts",
+        ".ogv",
+        ".vob",
+        ".f4v",
+        ".asf",
+    }
+)
 
 # 16 is the reference; 512 frames of 640×360 RGB are ~350 MB, the most a run should hold.
 MAX_FRAMES = 512
@@ -98,8 +116,10 @@ def check_frame_count(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise OptionError(f"frames must be a whole number between 1 and {MAX_FRAMES}, got {n!r}")
     if not 1 <= n <= MAX_FRAMES:
-        raise OptionError(f"frames={n} is outside 1..{MAX_FRAMES} (each frame is held in memory); "
-                          f"use at most {MAX_FRAMES} (the reference uses 16)")
+        raise OptionError(
+            f"frames={n} is outside 1..{MAX_FRAMES} (each frame is held in memory); "
+            f"use at most {MAX_FRAMES} (the reference uses 16)"
+        )
     return int(n)
 
 
@@ -180,13 +200,17 @@ def _open(path):
     try:
         return av.open(str(p), **_metadata_options(av))
     except av.error.InvalidDataError:
-        raise _fail(p, "is not a readable media file (unknown format, or truncated before its header/index)",
-                    "download it again or convert it to MP4 (H.264/AAC)") from None
+        raise _fail(
+            p,
+            "is not a readable media file (unknown format, or truncated before its header/index)",
+            "download it again or convert it to MP4 (H.264/AAC)",
+        ) from None
     except PermissionError:
         raise _fail(p, "cannot be read (permission denied)", "fix the file's permissions") from None
     except (av.FFmpegError, OSError) as exc:
-        raise _fail(p, f"cannot be opened ({_ffmpeg_reason(exc)})",
-                    "download it again or convert it to MP4 (H.264/AAC)") from None
+        raise _fail(
+            p, f"cannot be opened ({_ffmpeg_reason(exc)})", "download it again or convert it to MP4 (H.264/AAC)"
+        ) from None
 
 
 def _metadata_options(av) -> dict:
@@ -327,15 +351,21 @@ def _extent(container, stream, path) -> _Extent:
     extent.duration = real
     name = Path(os.fspath(path)).name if path is not None else "video"
     if extent.same_time:
-        extent.warnings.append(f"all {packets} video frames read carry the same timestamp "
-                               f"({float(next(iter(times)) * tb):.2f} s): the file's timing is broken; "
-                               "frames were picked by their order instead; re-encode the video")
+        extent.warnings.append(
+            f"all {packets} video frames read carry the same timestamp "
+            f"({float(next(iter(times)) * tb):.2f} s): the file's timing is broken; "
+            "frames were picked by their order instead; re-encode the video"
+        )
     elif claimed > 0 and real < claimed - max(0.5, 0.02 * claimed):
-        extent.warnings.append(f"{stream.type} stream ends at {real:.2f} s although the file claims {claimed:.2f} s "
-                               "(truncated, or a wrong header): only what exists was used")
+        extent.warnings.append(
+            f"{stream.type} stream ends at {real:.2f} s although the file claims {claimed:.2f} s "
+            "(truncated, or a wrong header): only what exists was used"
+        )
     elif claimed > 0 and real > claimed + max(0.5, 0.02 * claimed):
-        extent.warnings.append(f"{stream.type} stream runs to {real:.2f} s although the file claims {claimed:.2f} s "
-                               "(a wrong header): all of it was used")
+        extent.warnings.append(
+            f"{stream.type} stream runs to {real:.2f} s although the file claims {claimed:.2f} s "
+            "(a wrong header): all of it was used"
+        )
     for message in extent.warnings:
         log.warning("%s: %s", name, message)
     return extent
@@ -380,8 +410,9 @@ def probe(path) -> MediaInfo:
             if duration <= 0 and frame_count:
                 duration = frame_count / (_fps(video) or 25.0)
             if duration <= 0 and audio is None:
-                raise _fail(path, "has a video stream with no frames (zero duration)",
-                            "export or download the video again")
+                raise _fail(
+                    path, "has a video stream with no frames (zero duration)", "export or download the video again"
+                )
         if duration <= 0 and audio is not None:
             duration = _extent(container, audio, path).duration
         if duration <= 0:
@@ -400,8 +431,9 @@ def probe(path) -> MediaInfo:
             audio_channels=audio.codec_context.channels if audio is not None else None,
         )
     except av.FFmpegError as exc:
-        raise _fail(path, f"could not be read ({_ffmpeg_reason(exc)})",
-                    "download it again or convert it to MP4 (H.264/AAC)") from None
+        raise _fail(
+            path, f"could not be read ({_ffmpeg_reason(exc)})", "download it again or convert it to MP4 (H.264/AAC)"
+        ) from None
     finally:
         container.close()
 
@@ -429,8 +461,11 @@ def _output_size(width: int, height: int, short_side: int | None, upscale: bool 
         return width, height
     scale = short_side / short
     if short == min(width, height):  # the usual case: the short side lands exactly on short_side
-        return (short_side, max(1, int(round(height * scale)))) if width <= height else \
-            (max(1, int(round(width * scale))), short_side)
+        return (
+            (short_side, max(1, int(round(height * scale))))
+            if width <= height
+            else (max(1, int(round(width * scale))), short_side)
+        )
     return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
 
 
@@ -447,22 +482,34 @@ class _SizeRule:
         The explicit caps refuse; the safety bounds shrink, then pad to at most MAX_ASPECT."""
         w, h = _output_size(width, height, self.short_side, self.upscale)
         if self.max_long_side is not None and max(w, h) > self.max_long_side:
-            raise _fail(path, f"frames would be {w}×{h} px (the video is {width}×{height}), longer than the "
-                        f"limit of {self.max_long_side} px", "use a video of a less extreme shape or raise max_long_side")
+            raise _fail(
+                path,
+                f"frames would be {w}×{h} px (the video is {width}×{height}), longer than the "
+                f"limit of {self.max_long_side} px",
+                "use a video of a less extreme shape or raise max_long_side",
+            )
         if self.max_pixels is not None and w * h > self.max_pixels:
-            raise _fail(path, f"frames would be {w}×{h} px (the video is {width}×{height}), more than the "
-                        f"limit of {self.max_pixels} pixels", "use a smaller video or raise max_pixels")
+            raise _fail(
+                path,
+                f"frames would be {w}×{h} px (the video is {width}×{height}), more than the "
+                f"limit of {self.max_pixels} pixels",
+                "use a smaller video or raise max_pixels",
+            )
         warnings = []
         shrink = min(1.0, SAFE_LONG_SIDE / max(w, h), math.sqrt(SAFE_PIXELS / (w * h)))
         if shrink < 1.0:
             w, h = max(1, int(w * shrink)), max(1, int(h * shrink))
-            warnings.append(f"frames of {width}×{height} px were shrunk to {w}×{h} (at most {SAFE_LONG_SIDE} px "
-                            f"long and {SAFE_PIXELS} pixels) for the models")
+            warnings.append(
+                f"frames of {width}×{height} px were shrunk to {w}×{h} (at most {SAFE_LONG_SIDE} px "
+                f"long and {SAFE_PIXELS} pixels) for the models"
+            )
         canvas = (w, h)
         if max(w, h) > MAX_ASPECT * min(w, h):
             canvas = (w, math.ceil(w / MAX_ASPECT)) if w > h else (math.ceil(h / MAX_ASPECT), h)
-            warnings.append(f"the video is {width}×{height} px, too thin for the models: frames were padded with "
-                            f"black to {canvas[0]}×{canvas[1]} (at most 1:{MAX_ASPECT:g})")
+            warnings.append(
+                f"the video is {width}×{height} px, too thin for the models: frames were padded with "
+                f"black to {canvas[0]}×{canvas[1]} (at most 1:{MAX_ASPECT:g})"
+            )
         return (w, h), canvas, warnings
 
 
@@ -489,8 +536,11 @@ class _Collector:
         self.picture, self.canvas, self.warnings = self.rule.geometry(self.path, width, height)
         need = self.n * self.canvas[0] * self.canvas[1] * 3
         if need > _MAX_BATCH_BYTES:
-            raise _fail(self.path, f"{self.n} frames of {self.canvas[0]}×{self.canvas[1]} px would need "
-                        f"{need / 2**30:.1f} GiB", "sample fewer frames or use a smaller short_side")
+            raise _fail(
+                self.path,
+                f"{self.n} frames of {self.canvas[0]}×{self.canvas[1]} px would need {need / 2**30:.1f} GiB",
+                "sample fewer frames or use a smaller short_side",
+            )
         self.images = np.zeros((self.n, self.canvas[1], self.canvas[0], 3), np.uint8)
 
     @property
@@ -509,7 +559,7 @@ class _Collector:
             image = _to_image(frame, stored, self.rotation)
             (pw, ph), (cw, ch) = self.picture, self.canvas
             y, x = (ch - ph) // 2, (cw - pw) // 2
-            self.images[i, y:y + ph, x:x + pw] = image
+            self.images[i, y : y + ph, x : x + pw] = image
             self._last = (frame, i)
         self.times[i] = _frame_time(frame)
 
@@ -543,8 +593,9 @@ class _KeyIndex:
     def _key(self, entry) -> tuple[float, int] | None:
         # Demuxers seek by presentation time: seeking to the keyframe's own pts lands on it
         # whether the index holds decode times (MP4) or presentation times (Matroska).
-        return None if entry is None else (float((entry.timestamp + self.delay) * self.tb),
-                                           entry.timestamp + self.delay)
+        return (
+            None if entry is None else (float((entry.timestamp + self.delay) * self.tb), entry.timestamp + self.delay)
+        )
 
     def before(self, t: float) -> tuple[float, int] | None:
         """(presentation time, seek timestamp) of the last keyframe at or before ``t``."""
@@ -562,8 +613,9 @@ class _Step:
     cost: float = 0.0  # frames to decode (estimate)
 
 
-def _choose(t: float, lo: float, hi: float, pos: float | None, index: _KeyIndex | None, fps: float,
-            learned_gap: float | None) -> _Step:
+def _choose(
+    t: float, lo: float, hi: float, pos: float | None, index: _KeyIndex | None, fps: float, learned_gap: float | None
+) -> _Step:
     """The cheapest way to reach a frame in [lo, hi] (the plan's one rule, used to plan and to run).
 
     ``pos`` is the time of the decoder's last frame when it can keep running forward.
@@ -739,9 +791,18 @@ def _is_still(container) -> bool:
     return name == "image2" or name.endswith("_pipe")
 
 
-def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | None = 360, upscale: bool = False,
-                  tolerance: float | None = None, max_long_side: int | None = None, max_pixels: int | None = None,
-                  seed: int | None = None) -> Frames:
+def sample_frames(
+    path,
+    n: int = 16,
+    *,
+    random: bool = False,
+    short_side: int | None = 360,
+    upscale: bool = False,
+    tolerance: float | None = None,
+    max_long_side: int | None = None,
+    max_pixels: int | None = None,
+    seed: int | None = None,
+) -> Frames:
     """``n`` RGB frames at equidistant (or, ``random=True``, random per-segment) positions.
 
     ``short_side``: resize so the shorter side is this many pixels, keeping the aspect ratio
@@ -783,8 +844,9 @@ def sample_frames(path, n: int = 16, *, random: bool = False, short_side: int | 
             stream = _video_stream(container)
             return _sequential(container, stream, path, n, random, rule, seed, extent)
         except av.FFmpegError as exc:
-            raise _fail(path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})",
-                        "download it again or re-encode it") from None
+            raise _fail(
+                path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})", "download it again or re-encode it"
+            ) from None
     finally:
         container.close()
 
@@ -828,15 +890,13 @@ def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _
         # A frame already decoded may serve (several positions inside one frame, short videos).
         following = None if dec.damaged else dec.pending  # damage between: prev's end is unknown
         for candidate in (dec.prev, dec.pending):
-            if candidate is not None and _serves(candidate, following if candidate is dec.prev else None,
-                                                 t, lo, hi):
+            if candidate is not None and _serves(candidate, following if candidate is dec.prev else None, t, lo, hi):
                 frame = candidate
                 if candidate is dec.pending:  # consumed now
                     dec.prev, dec.pending, dec.damaged = candidate, None, False
                 break
         if frame is None:
-            step = _choose(t, lo, hi, dec.position, index, fps,
-                           float(np.mean(gaps)) if gaps else None)
+            step = _choose(t, lo, hi, dec.position, index, fps, float(np.mean(gaps)) if gaps else None)
             if step.kind == "run":
                 frame, _ = _take(dec, t, lo, hi, exact)
             else:
@@ -926,8 +986,7 @@ def _to_image(frame, size: tuple[int, int], rotation: int) -> np.ndarray:
     if (frame.width, frame.height) != tuple(size):
         # Scale in the decoder's own pixel format first, then convert the small picture to RGB:
         # about 3× faster than swscale doing both in one pass (measured, 1080p → 360p).
-        frame = frame.reformat(width=size[0], height=size[1],
-                               interpolation=av.video.reformatter.Interpolation.BICUBIC)
+        frame = frame.reformat(width=size[0], height=size[1], interpolation=av.video.reformatter.Interpolation.BICUBIC)
     image = frame.to_ndarray(format="rgb24")
     k = int(round(rotation / 90)) % 4
     return np.ascontiguousarray(np.rot90(image, k)) if k else image
@@ -937,8 +996,12 @@ def _assemble(path, out: _Collector, targets, start, dec: _Decoder, segment, not
     n = len(targets)
     have = ~np.isnan(out.times)
     if not have.any():
-        raise _NothingDecoded(_one_line(f"{os.fspath(path)}: has no decodable video frame (corrupt or truncated "
-                                        "stream); download it again or re-encode it"))
+        raise _NothingDecoded(
+            _one_line(
+                f"{os.fspath(path)}: has no decodable video frame (corrupt or truncated "
+                "stream); download it again or re-encode it"
+            )
+        )
     warnings: list[str] = list(notes)
     # Positions with nothing decodable near them take the nearest frame decoded for another one.
     good = np.flatnonzero(have)
@@ -950,19 +1013,30 @@ def _assemble(path, out: _Collector, targets, start, dec: _Decoder, segment, not
         far.add(int(np.argmin(np.abs(targets - t))))
     if len(far) > max(1, n // 4):
         last = float(np.max(out.times[good])) - start
-        raise _fail(path, f"is corrupt or truncated: only {n - len(far)} of {n} positions have a decodable "
-                    f"frame (last one decoded at {last:.1f} s of {targets[-1] - start + segment / 2:.1f} s)",
-                    "download it again or re-encode it")
+        raise _fail(
+            path,
+            f"is corrupt or truncated: only {n - len(far)} of {n} positions have a decodable "
+            f"frame (last one decoded at {last:.1f} s of {targets[-1] - start + segment / 2:.1f} s)",
+            "download it again or re-encode it",
+        )
     for i in sorted(far):
-        warnings.append(f"frame near {targets[i] - start:.2f} s could not be decoded; "
-                        f"used the nearest decodable one at {out.times[i] - start:.2f} s")
+        warnings.append(
+            f"frame near {targets[i] - start:.2f} s could not be decoded; "
+            f"used the nearest decodable one at {out.times[i] - start:.2f} s"
+        )
     if dec.errors or dec.corrupt:
         warnings.append(f"{dec.errors + dec.corrupt} damaged video packet(s)/frame(s) were skipped")
     warnings.extend(out.warnings)
-    for message in warnings[len(notes):]:
+    for message in warnings[len(notes) :]:
         log.warning("%s: %s", Path(path).name, message)
-    return Frames(images=out.images, timestamps=out.times - start, warnings=warnings, targets=targets - start,
-                  rotation=out.rotation, stats=dec.stats)
+    return Frames(
+        images=out.images,
+        timestamps=out.times - start,
+        warnings=warnings,
+        targets=targets - start,
+        rotation=out.rotation,
+        stats=dec.stats,
+    )
 
 
 def _frame_step(frame) -> float:
@@ -1013,20 +1087,21 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
 
         def resampler():
             # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
-            return av.AudioResampler(format="flt", layout="mono", rate=sr, frame_size=sr,
-                                     options={"rematrix_maxval": "1.0"})
+            return av.AudioResampler(
+                format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"}
+            )
 
         def put(frames) -> None:
             nonlocal out, filled, clipped
             for frame in frames:
                 samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
                 if limit is not None and filled + len(samples) > limit:
-                    samples, clipped = samples[:limit - filled], True
+                    samples, clipped = samples[: limit - filled], True
                 if filled + len(samples) > len(out):
                     grown = np.empty(max(len(out) * 3 // 2, filled + len(samples)), np.float32)
                     grown[:filled] = out[:filled]
                     out = grown
-                out[filled:filled + len(samples)] = samples
+                out[filled : filled + len(samples)] = samples
                 filled += len(samples)
 
         to_16k = resampler()
@@ -1052,24 +1127,34 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
                 put(to_16k.resample(None))
         except av.FFmpegError as exc:
             if not filled:
-                raise _fail(path, f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
-                            "download it again or re-encode it") from None
+                raise _fail(
+                    path,
+                    f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                    "download it again or re-encode it",
+                ) from None
             errors += 1  # a read error after some audio: keep what decoded, say so below
         if filled == 0 and packets and errors:
             raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
         if packets >= 8 and errors > packets // 2:
-            raise _fail(path, f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
-                        "download it again or re-encode it")
+            raise _fail(
+                path,
+                f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
+                "download it again or re-encode it",
+            )
         warnings = []
         if errors:
             warnings.append(f"{errors} damaged audio packet(s) were skipped")
         got = filled / sr
         if clipped:
-            warnings.append(f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
-                            "were used (raise max_audio_seconds to use more)")
+            warnings.append(
+                f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
+                "were used (raise max_audio_seconds to use more)"
+            )
         elif stated > 1.0 and got < 0.98 * stated - 1.0:
-            warnings.append(f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
-                            "(truncated, or a wrong header): only what exists was used")
+            warnings.append(
+                f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
+                "(truncated, or a wrong header): only what exists was used"
+            )
         for message in warnings:
             log.warning("%s: %s", name, message)
         out.resize(filled, refcheck=False)  # in place: no second copy of a long track
@@ -1111,8 +1196,9 @@ class VideoReader:
             try:
                 self.container = av.open(self.source, options=options or {}, **_metadata_options(av))
             except (av.FFmpegError, OSError) as exc:
-                raise _fail(self.source, f"cannot be opened as a video ({_ffmpeg_reason(exc)})",
-                            "check the link or the stream") from None
+                raise _fail(
+                    self.source, f"cannot be opened as a video ({_ffmpeg_reason(exc)})", "check the link or the stream"
+                ) from None
         else:
             self.container = _open(self.source)
         self.stream = _video_stream(self.container)
@@ -1145,8 +1231,7 @@ class VideoReader:
     def seek(self, seconds: float) -> None:
         """Go to the keyframe at or before ``seconds`` (from the stream's start)."""
         start = self.stream.start_time or 0
-        self.container.seek(start + int(max(0.0, seconds) / self.stream.time_base), stream=self.stream,
-                            backward=True)
+        self.container.seek(start + int(max(0.0, seconds) / self.stream.time_base), stream=self.stream, backward=True)
 
     def _setup(self, frame) -> None:
         rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
@@ -1166,8 +1251,11 @@ class VideoReader:
             self._setup(frame)
         stored = self.size[::-1] if int(round(self.rotation / 90)) % 2 else self.size
         start = self.stream.start_time or 0
-        time = (float((frame.pts - start) * frame.time_base) if frame.pts is not None and frame.time_base
-                else self._count / float(self.rate))
+        time = (
+            float((frame.pts - start) * frame.time_base)
+            if frame.pts is not None and frame.time_base
+            else self._count / float(self.rate)
+        )
         self._count += 1
         return VideoImage(_to_image(frame, stored, self.rotation), time, self._count - 1)
 
@@ -1205,8 +1293,16 @@ class VideoReader:
 # Audio chunks (reference layout)
 
 
-def chunk_starts(n_samples: int, n: int = 16, *, sr: int = SAMPLE_RATE, chunk_s: float = CHUNK_SECONDS,
-                 hop_s: float = CHUNK_HOP_SECONDS, random: bool = False, seed: int | None = None) -> np.ndarray:
+def chunk_starts(
+    n_samples: int,
+    n: int = 16,
+    *,
+    sr: int = SAMPLE_RATE,
+    chunk_s: float = CHUNK_SECONDS,
+    hop_s: float = CHUNK_HOP_SECONDS,
+    random: bool = False,
+    seed: int | None = None,
+) -> np.ndarray:
     """Start samples of the audio chunks the reference uses: 3-s chunks with 50 % overlap; when there
     are more than ``n``, ``n`` equidistant ones (``random=True``: ``n`` random ones, in order).
     A track shorter than one chunk has no chunks."""
@@ -1223,11 +1319,18 @@ def chunk_starts(n_samples: int, n: int = 16, *, sr: int = SAMPLE_RATE, chunk_s:
     return starts
 
 
-def audio_chunks(audio: np.ndarray, n: int = 16, *, sr: int = SAMPLE_RATE, chunk_s: float = CHUNK_SECONDS,
-                 hop_s: float = CHUNK_HOP_SECONDS, random: bool = False, seed: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def audio_chunks(
+    audio: np.ndarray,
+    n: int = 16,
+    *,
+    sr: int = SAMPLE_RATE,
+    chunk_s: float = CHUNK_SECONDS,
+    hop_s: float = CHUNK_HOP_SECONDS,
+    random: bool = False,
+    seed: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(chunks k×samples float32, start times k seconds) per :func:`chunk_starts`; k ≤ n, 0 when too short."""
     chunk = int(round(chunk_s * sr))
     starts = chunk_starts(len(audio), n, sr=sr, chunk_s=chunk_s, hop_s=hop_s, random=random, seed=seed)
-    chunks = np.stack([audio[s:s + chunk] for s in starts]) if len(starts) else np.zeros((0, chunk), np.float32)
+    chunks = np.stack([audio[s : s + chunk] for s in starts]) if len(starts) else np.zeros((0, chunk), np.float32)
     return chunks.astype(np.float32, copy=False), starts / sr

@@ -17,6 +17,7 @@ came from, how it was verified and its licence; the tiny builders (:mod:`vemocla
 that says the weights are random, and :func:`origin` reads it, so whatever was made from random
 weights can say so. ``vemoclap download-models`` fills the layout (:mod:`vemoclap.fetch`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,44 +71,126 @@ SAMPLE_FILES = tuple(f"sample_data/{name}.mp4" for name in SAMPLE_NAMES)
 MODELS: dict[str, ModelRef] = {
     ref.key: ref
     for ref in [
-        ModelRef("classifier", "reference", files=CLASSIFIER_FILES, folder="weights/classifier",
-                 purpose="the reference's trained emotion classifier (VEMOCLAP, Ekman-6)", size_mb=42,
-                 license="GPL-3.0"),
-        ModelRef("clip", "hf", hub_id="openai/clip-vit-base-patch32",
-                 purpose="CLIP ViT-B/32 frame embeddings", size_mb=605, license="MIT"),
-        ModelRef("beats", "file", hub_id="WeiChihChen/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2",
-                 filename=BEATS_CHECKPOINT,
-                 purpose="BEATs audio embeddings and AudioSet labels", size_mb=345, license="MIT"),
-        ModelRef("ast", "hf", hub_id="MIT/ast-finetuned-audioset-10-10-0.4593",
-                 purpose="AST audio embeddings and AudioSet labels (alternative to BEATs)", size_mb=346),
-        ModelRef("face_expression", "hf", hub_id="trpakov/vit-face-expression",
-                 purpose="ViT facial-expression classifier (7 classes)", size_mb=343),
-        ModelRef("yolo_face", "file", hub_id="arnabdhar/YOLOv8-Face-Detection", filename="yolo_face/model.pt",
-                 purpose="YOLOv8 face detector (ultralytics)", size_mb=6, license="AGPL-3.0"),
-        ModelRef("whisper", "whisper", filename="whisper/{name}.pt",
-                 purpose="Whisper speech recognition, translated to English", size_mb=1457, license="MIT"),
-        ModelRef("whisper_ct2", "ct2", hub_id="Systran/faster-whisper-{name}", filename="whisper-ct2/{name}",
-                 purpose="Whisper for faster-whisper (CTranslate2 folder), the faster ASR backend", size_mb=484),
-        ModelRef("sentiment", "hf", hub_id="cardiffnlp/twitter-roberta-base-sentiment-latest",
-                 purpose="RoBERTa sentiment of transcript and on-screen text", size_mb=499),
-        ModelRef("language_id", "hf", hub_id="papluca/xlm-roberta-base-language-detection",
-                 purpose="language of on-screen text", size_mb=1112),
-        ModelRef("translation", "hf", hub_id="facebook/nllb-200-distilled-600M",
-                 purpose="NLLB-200 translation of on-screen text to English", size_mb=2460,
-                 license="CC-BY-NC-4.0"),
-        ModelRef("spell", "hf", hub_id="ai-forever/T5-large-spell",
-                 purpose="T5 spelling correction of on-screen text (optional)", size_mb=2950),
-        ModelRef("caption", "hf", hub_id="Salesforce/blip-image-captioning-base",
-                 purpose="BLIP caption of one frame", size_mb=990, license="BSD-3-Clause"),
-        ModelRef("samples", "reference", files=SAMPLE_FILES, folder="sample_data",
-                 purpose="the reference's sample videos (Ekman-6), fetched on first use", size_mb=30,
-                 license="GPL-3.0"),
-        ModelRef("gpt2", "hf", hub_id="gpt2", purpose="GPT-2 under the CLIPCap caption (the reference's)",
-                 size_mb=548),
-        ModelRef("clipcap", "file", filename="clipcap/conceptual_weights.pt",
-                 url="https://drive.google.com/uc?export=download&id=14pXWwB4Zm82rsDdvbGguLfx9F8aM7ovT",
-                 purpose="CLIPCap conceptual-captions weights (prefix 10 on GPT-2): the reference's caption",
-                 size_mb=636),
+        ModelRef(
+            "classifier",
+            "reference",
+            files=CLASSIFIER_FILES,
+            folder="weights/classifier",
+            purpose="the reference's trained emotion classifier (VEMOCLAP, Ekman-6)",
+            size_mb=42,
+            license="GPL-3.0",
+        ),
+        ModelRef(
+            "clip",
+            "hf",
+            hub_id="openai/clip-vit-base-patch32",
+            purpose="CLIP ViT-B/32 frame embeddings",
+            size_mb=605,
+            license="MIT",
+        ),
+        ModelRef(
+            "beats",
+            "file",
+            hub_id="WeiChihChen/BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2",
+            filename=BEATS_CHECKPOINT,
+            purpose="BEATs audio embeddings and AudioSet labels",
+            size_mb=345,
+            license="MIT",
+        ),
+        ModelRef(
+            "ast",
+            "hf",
+            hub_id="MIT/ast-finetuned-audioset-10-10-0.4593",
+            purpose="AST audio embeddings and AudioSet labels (alternative to BEATs)",
+            size_mb=346,
+        ),
+        ModelRef(
+            "face_expression",
+            "hf",
+            hub_id="trpakov/vit-face-expression",
+            purpose="ViT facial-expression classifier (7 classes)",
+            size_mb=343,
+        ),
+        ModelRef(
+            "yolo_face",
+            "file",
+            hub_id="arnabdhar/YOLOv8-Face-Detection",
+            filename="yolo_face/model.pt",
+            purpose="YOLOv8 face detector (ultralytics)",
+            size_mb=6,
+            license="AGPL-3.0",
+        ),
+        ModelRef(
+            "whisper",
+            "whisper",
+            filename="whisper/{name}.pt",
+            purpose="Whisper speech recognition, translated to English",
+            size_mb=1457,
+            license="MIT",
+        ),
+        ModelRef(
+            "whisper_ct2",
+            "ct2",
+            hub_id="Systran/faster-whisper-{name}",
+            filename="whisper-ct2/{name}",
+            purpose="Whisper for faster-whisper (CTranslate2 folder), the faster ASR backend",
+            size_mb=484,
+        ),
+        ModelRef(
+            "sentiment",
+            "hf",
+            hub_id="cardiffnlp/twitter-roberta-base-sentiment-latest",
+            purpose="RoBERTa sentiment of transcript and on-screen text",
+            size_mb=499,
+        ),
+        ModelRef(
+            "language_id",
+            "hf",
+            hub_id="papluca/xlm-roberta-base-language-detection",
+            purpose="language of on-screen text",
+            size_mb=1112,
+        ),
+        ModelRef(
+            "translation",
+            "hf",
+            hub_id="facebook/nllb-200-distilled-600M",
+            purpose="NLLB-200 translation of on-screen text to English",
+            size_mb=2460,
+            license="CC-BY-NC-4.0",
+        ),
+        ModelRef(
+            "spell",
+            "hf",
+            hub_id="ai-forever/T5-large-spell",
+            purpose="T5 spelling correction of on-screen text (optional)",
+            size_mb=2950,
+        ),
+        ModelRef(
+            "caption",
+            "hf",
+            hub_id="Salesforce/blip-image-captioning-base",
+            purpose="BLIP caption of one frame",
+            size_mb=990,
+            license="BSD-3-Clause",
+        ),
+        ModelRef(
+            "samples",
+            "reference",
+            files=SAMPLE_FILES,
+            folder="sample_data",
+            purpose="the reference's sample videos (Ekman-6), fetched on first use",
+            size_mb=30,
+            license="GPL-3.0",
+        ),
+        ModelRef("gpt2", "hf", hub_id="gpt2", purpose="GPT-2 under the CLIPCap caption (the reference's)", size_mb=548),
+        ModelRef(
+            "clipcap",
+            "file",
+            filename="clipcap/conceptual_weights.pt",
+            url="https://drive.google.com/uc?export=download&id=14pXWwB4Zm82rsDdvbGguLfx9F8aM7ovT",
+            purpose="CLIPCap conceptual-captions weights (prefix 10 on GPT-2): the reference's caption",
+            size_mb=636,
+        ),
     ]
 }
 
@@ -123,9 +206,11 @@ def default_models_dir() -> Path:
 
 
 def downloads_allowed() -> bool:
-    return os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes") and os.environ.get(
-        "HF_HUB_OFFLINE", ""
-    ) not in ("1", "true", "yes")
+    return os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes") and os.environ.get("HF_HUB_OFFLINE", "") not in (
+        "1",
+        "true",
+        "yes",
+    )
 
 
 def models_root(models_dir: str | os.PathLike | None = None) -> Path:
@@ -167,6 +252,7 @@ def local_path(key: str, models_dir: str | os.PathLike | None = None, **fmt: str
 
 # ---- provenance: where weights came from, and whether they are random ----------------------------
 
+
 def provenance_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path / PROVENANCE if path.is_dir() else path.with_name(path.name + "." + PROVENANCE)
@@ -191,12 +277,18 @@ def write_provenance(path: str | os.PathLike, record: dict) -> None:
 
 def mark_random(path: str | os.PathLike, note: str = "") -> None:
     """Mark weights as randomly initialised (what the tiny builders call on everything they write)."""
-    write_provenance(path, {"origin": RANDOM, "made_by": "vemoclap.tiny",
-                            "note": note or "tiny randomly initialised model: its outputs mean nothing"})
+    write_provenance(
+        path,
+        {
+            "origin": RANDOM,
+            "made_by": "vemoclap.tiny",
+            "note": note or "tiny randomly initialised model: its outputs mean nothing",
+        },
+    )
 
 
 def origin(path: str | os.PathLike | None) -> str:
-    """"random" (made by vemoclap.tiny), "download" (fetched and verified by vemoclap), or "local"."""
+    """ "random" (made by vemoclap.tiny), "download" (fetched and verified by vemoclap), or "local"."""
     return read_provenance(path).get("origin") or "local"
 
 
@@ -262,6 +354,7 @@ def replay(uses: list[ModelUse]) -> None:
 
 # ---- loading -------------------------------------------------------------------------------------
 
+
 def fetch_command(keys: list[str] | tuple[str, ...], models_dir: str | os.PathLike | None = None) -> str:
     """The command that fetches ``keys`` into the models dir in use."""
     where = f" --dir {models_dir}" if models_dir else ""
@@ -322,8 +415,9 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
     except Exception as exc:
         if type(exc).__name__ != "SafetensorError":  # a truncated or damaged weights file is the files' fault
             raise
-        raise unavailable(key, models_dir, f"damaged weights file ({one_line(exc)}); delete the folder "
-                                           f"and fetch it again") from exc
+        raise unavailable(
+            key, models_dir, f"damaged weights file ({one_line(exc)}); delete the folder and fetch it again"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -410,26 +504,44 @@ def table(models_dir: str | os.PathLike | None = None, whisper_size: str = "smal
             where = (ref.hub_id or ref.url or "") + (f" {ref.filename}" if ref.kind == "file" and ref.hub_id else "")
         users = used_by(key) or (["fusion"] if key == "classifier" else ["samples"] if key == "samples" else [])
         record = read_provenance(local) if local else {}
-        rows.append({"key": key, "source": where, "size_mb": ref.size_mb, "license": license_of(key, models_dir),
-                     "used_by": users, "local": str(local) if local else None,
-                     "origin": record.get("origin") or ("local" if local else None),
-                     "verified": record.get("verified"), "purpose": ref.purpose})
+        rows.append(
+            {
+                "key": key,
+                "source": where,
+                "size_mb": ref.size_mb,
+                "license": license_of(key, models_dir),
+                "used_by": users,
+                "local": str(local) if local else None,
+                "origin": record.get("origin") or ("local" if local else None),
+                "verified": record.get("verified"),
+                "purpose": ref.purpose,
+            }
+        )
     return rows
 
 
 DEFAULT_WHISPER_SIZES = ("small", "medium")  # what --whisper-model auto picks on CPU / GPU
 
 
-def download_models(directory: str | os.PathLike | None = None, only: list[str] | None = None,
-                    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES, progress=None, announce=None
-                    ) -> dict[str, Path]:
+def download_models(
+    directory: str | os.PathLike | None = None,
+    only: list[str] | None = None,
+    whisper_sizes: tuple[str, ...] = DEFAULT_WHISPER_SIZES,
+    progress=None,
+    announce=None,
+) -> dict[str, Path]:
     """Fetch every model (or ``only`` these keys) into ``directory``, verified; see :mod:`vemoclap.fetch`.
 
     ``progress``: None or True for progress bars, False for none, or ``progress(stage, bytes, total)``."""
     from .fetch import download_models as fetch_all
 
-    return fetch_all(directory, only=only, whisper_sizes=whisper_sizes,
-                     progress=True if progress is None else progress, announce=announce)
+    return fetch_all(
+        directory,
+        only=only,
+        whisper_sizes=whisper_sizes,
+        progress=True if progress is None else progress,
+        announce=announce,
+    )
 
 
 # ---- CTranslate2 Whisper folders (faster-whisper) -------------------------------------------------

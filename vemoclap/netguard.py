@@ -8,6 +8,7 @@ budget, so a body without a Content-Length stops at the limit too. The check liv
 ``socket.socket.connect`` (installed once, inert outside a guard) because yt-dlp's request
 handlers each resolve and connect on their own.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -114,6 +115,7 @@ def _install() -> None:
                 if guard is not None and self.family in (socket.AF_INET, socket.AF_INET6):
                     guard.count(result if isinstance(result, int) else len(result))
                 return result
+
             return wrapper
 
         socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
@@ -125,8 +127,9 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def guarded(*, allow_private: bool = False, max_bytes: int | None = None,
-            allowed_hosts: frozenset[str] | set[str] = frozenset()) -> Iterator[Guard]:
+def guarded(
+    *, allow_private: bool = False, max_bytes: int | None = None, allowed_hosts: frozenset[str] | set[str] = frozenset()
+) -> Iterator[Guard]:
     """Check every connection this thread makes, and count the bytes it reads, until the block ends."""
     _install()
     previous = current()
@@ -148,8 +151,10 @@ def resolve_public(host: str, port: int, *, allow_private: bool = False, what: s
     addresses = [info[4][0] for info in infos]
     for address in addresses:
         if not allow_private and not is_public(address):
-            raise UserError(f"{what}: '{host}' is a private or local address ({address}); such links are "
-                            f"refused (pass allow_private / --allow-private if you trust it)")
+            raise UserError(
+                f"{what}: '{host}' is a private or local address ({address}); such links are "
+                f"refused (pass allow_private / --allow-private if you trust it)"
+            )
     return addresses[0]
 
 

@@ -1,4 +1,5 @@
 """Output paths checked before the work starts, and a finished result never lost to a write error."""
+
 from __future__ import annotations
 
 import os
@@ -59,13 +60,16 @@ def keep_result(result, what: str, target, exc: OSError) -> OutputError:
             fd, name = tempfile.mkstemp(prefix="vemoclap-result-", suffix=".json", dir=folder)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(result.to_json())
-            return OutputError(f"{what} {target} could not be written ({reason}); the analysis was saved "
-                               f"to {name} instead")
+            return OutputError(
+                f"{what} {target} could not be written ({reason}); the analysis was saved to {name} instead"
+            )
         except OSError:
             continue
     print(result.to_json())
-    return OutputError(f"{what} {target} could not be written ({reason}) and no temp file could be made; "
-                       f"the analysis was printed above as JSON")
+    return OutputError(
+        f"{what} {target} could not be written ({reason}) and no temp file could be made; "
+        f"the analysis was printed above as JSON"
+    )
 
 
 def write_or_keep(result, what: str, target, write: Callable[[], object]):

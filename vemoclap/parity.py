@@ -18,6 +18,7 @@ Which published video is which: given (``published_ids``), or found as the publi
 same label whose CLIP rows are most similar to ours (CLIP is a feature both make the same way);
 the match, its similarity and the runner-up's are reported.
 """
+
 from __future__ import annotations
 
 import gc
@@ -81,6 +82,7 @@ DEFAULT_SETTINGS: tuple[Setting, ...] = (
 
 # ---- similarity ----------------------------------------------------------------------------------
 
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if na == 0.0 or nb == 0.0:
@@ -125,6 +127,7 @@ def similarity(feature: str, ours: Any, published: Any) -> Similarity:
 
 # ---- which published video -----------------------------------------------------------------------
 
+
 @dataclass
 class Match:
     video: str
@@ -145,8 +148,9 @@ def match_published(video: str, ours: Mapping[str, Any], published, label: str |
     """The published video whose CLIP rows' mean is nearest ours (among ``label``'s when given)."""
     mine = _rows(ours.get(MATCH_FEATURE))
     if mine is None:
-        raise UserError(f"{video}: no {MATCH_FEATURE} feature to find its published rows by; give its id "
-                        f"(--video ID=PATH)")
+        raise UserError(
+            f"{video}: no {MATCH_FEATURE} feature to find its published rows by; give its id (--video ID=PATH)"
+        )
     candidates = [i for i, vid in enumerate(published.ids) if label is None or published.labels[i] == label]
     scored = []
     for i in candidates:
@@ -154,8 +158,11 @@ def match_published(video: str, ours: Mapping[str, Any], published, label: str |
         if theirs is not None and theirs.shape[1] == mine.shape[1]:
             scored.append((_cosine(mine.mean(0), theirs.mean(0)), published.ids[i]))
     if not scored:
-        raise UserError(f"{video}: the published features have no {MATCH_FEATURE} rows"
-                        + (f" of label {label}" if label else "") + " to match it with; give its id")
+        raise UserError(
+            f"{video}: the published features have no {MATCH_FEATURE} rows"
+            + (f" of label {label}" if label else "")
+            + " to match it with; give its id"
+        )
     scored.sort(reverse=True)
     best, second = scored[0], scored[1] if len(scored) > 1 else (None, None)
     return Match(video, best[1], "nearest clip", best[0], second[1], second[0])
@@ -185,11 +192,15 @@ class ChunkDefectSignal:
     def line(self) -> str:
         if not self.videos_with_full_rows:
             return "published BEATs rows: no video has 16 chunks, so the chunk-index defect cannot show"
-        verdict = ("the training features carry the app's chunk-index defect (beats chunk_selection "
-                   "'reference-indices')" if self.share > 0.5 else
-                   "the training features have equidistant chunks (beats chunk_selection 'equidistant')")
-        return (f"published BEATs rows: {self.near_identical} of {self.videos_with_full_rows} videos with 16 chunks "
-                f"have near-identical consecutive rows (mean cosine ≥ {self.threshold}): {verdict}")
+        verdict = (
+            "the training features carry the app's chunk-index defect (beats chunk_selection 'reference-indices')"
+            if self.share > 0.5
+            else "the training features have equidistant chunks (beats chunk_selection 'equidistant')"
+        )
+        return (
+            f"published BEATs rows: {self.near_identical} of {self.videos_with_full_rows} videos with 16 chunks "
+            f"have near-identical consecutive rows (mean cosine ≥ {self.threshold}): {verdict}"
+        )
 
 
 def chunk_defect_signal(published, rows: int = 16, threshold: float = NEAR_IDENTICAL) -> ChunkDefectSignal:
@@ -208,6 +219,7 @@ def chunk_defect_signal(published, rows: int = 16, threshold: float = NEAR_IDENT
 
 
 # ---- the run -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Prediction:
@@ -252,8 +264,9 @@ class ParityReport:
                         mark = "" if p.correct is None else " ✓" if p.correct else " ✗"
                         cells.append(f"{p.label} {p.probability:.2f}{mark}")
                     lines.append(f"| {source} | " + " | ".join(cells) + " |")
-        deviations = {label: recipe.get("deviations") for label, recipe in self.recipes.items()
-                      if recipe.get("deviations")}
+        deviations = {
+            label: recipe.get("deviations") for label, recipe in self.recipes.items() if recipe.get("deviations")
+        }
         if deviations:
             lines += ["", "deviations from the recipes in this run:"]
             for label, items in deviations.items():
@@ -272,8 +285,11 @@ class ParityReport:
         for setting in self.settings:
             out[setting.label] = {}
             for feature in self.features:
-                values = [per[setting.label][feature].mean for per in self.similarities.values()
-                          if per[setting.label][feature].mean is not None]
+                values = [
+                    per[setting.label][feature].mean
+                    for per in self.similarities.values()
+                    if per[setting.label][feature].mean is not None
+                ]
                 out[setting.label][feature] = float(np.mean(values)) if values else None
         return out
 
@@ -284,8 +300,9 @@ class ParityReport:
             lines.append(f"- {setting}: {cells}")
         for heads in self._heads():
             for source in dict.fromkeys(p.source for p in self.predictions):
-                scored = [p for p in self.predictions if p.source == source and p.heads == heads
-                          and p.correct is not None]
+                scored = [
+                    p for p in self.predictions if p.source == source and p.heads == heads and p.correct is not None
+                ]
                 if scored:
                     right = sum(p.correct for p in scored)
                     lines.append(f"- {heads} heads, {source}: {right}/{len(scored)} labels right")
@@ -294,13 +311,20 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         from ._util import to_jsonable
 
-        return to_jsonable({
-            "settings": [{"label": s.label, "recipe": s.recipe, "options": s.options} for s in self.settings],
-            "matches": self.matches, "labels": self.labels, "similarities": self.similarities,
-            "predictions": self.predictions, "recipes": self.recipes,
-            "mean_similarity": self.mean_similarity(),
-            "chunk_signal": None if self.chunk_signal is None else {**vars(self.chunk_signal),
-                                                                     "line": self.chunk_signal.line()}})
+        return to_jsonable(
+            {
+                "settings": [{"label": s.label, "recipe": s.recipe, "options": s.options} for s in self.settings],
+                "matches": self.matches,
+                "labels": self.labels,
+                "similarities": self.similarities,
+                "predictions": self.predictions,
+                "recipes": self.recipes,
+                "mean_similarity": self.mean_similarity(),
+                "chunk_signal": None
+                if self.chunk_signal is None
+                else {**vars(self.chunk_signal), "line": self.chunk_signal.line()},
+            }
+        )
 
 
 def _label_of(name: str) -> str | None:
@@ -313,11 +337,16 @@ def _extractor_keys(setting: Setting, names: Sequence[str], device: str, frames:
     that two settings with the same key share the extractor's run; the recipe as planned)."""
     from . import recipes
 
-    planned = recipes.plan(recipes.get_recipe(setting.recipe), names, device=device, overrides=setting.options,
-                           n_frames=frames)
+    planned = recipes.plan(
+        recipes.get_recipe(setting.recipe), names, device=device, overrides=setting.options, n_frames=frames
+    )
     frames_key = json.dumps(planned.media_options, sort_keys=True, default=str)
-    keys = {name: json.dumps([frames_key, planned.recipe.frames.n_frames, planned.extractor_options[name]],
-                             sort_keys=True, default=str) for name in names}
+    keys = {
+        name: json.dumps(
+            [frames_key, planned.recipe.frames.n_frames, planned.extractor_options[name]], sort_keys=True, default=str
+        )
+        for name in names
+    }
     return keys, planned.recipe
 
 
@@ -332,10 +361,16 @@ def _free_models() -> None:
         pass
 
 
-def extract_settings(videos: Mapping[str, str | os.PathLike], settings: Sequence[Setting], *,
-                     extractors: Sequence[str] | None = None, device: str = "auto", models_dir=None,
-                     frames: int | None = None, skip_unavailable: bool = True
-                     ) -> tuple[dict[str, dict[str, dict[str, np.ndarray | None]]], dict[str, dict[str, Any]]]:
+def extract_settings(
+    videos: Mapping[str, str | os.PathLike],
+    settings: Sequence[Setting],
+    *,
+    extractors: Sequence[str] | None = None,
+    device: str = "auto",
+    models_dir=None,
+    frames: int | None = None,
+    skip_unavailable: bool = True,
+) -> tuple[dict[str, dict[str, dict[str, np.ndarray | None]]], dict[str, dict[str, Any]]]:
     """Our features of every video under every setting: (setting → video → feature → rows,
     setting → the recipe as run). Extractors whose frames and options two settings share run
     once; each setting's models are freed before the next one loads (a T4 holds one set)."""
@@ -352,11 +387,19 @@ def extract_settings(videos: Mapping[str, str | os.PathLike], settings: Sequence
         ran[setting.label] = planned.to_dict()
         if todo:
             log.info("parity: setting '%s' runs %s", setting.label, ", ".join(todo))
-            runner = Analyzer(todo, classifier=None, device=device, models_dir=models_dir, recipe=setting.recipe,
-                              extractor_options={k: v for k, v in setting.options.items() if k in todo},
-                              frames=frames, skip_unavailable=skip_unavailable)
-            ran[setting.label]["deviations"] += [d for d in runner.recipe.to_dict()["deviations"]
-                                                 if d not in ran[setting.label]["deviations"]]
+            runner = Analyzer(
+                todo,
+                classifier=None,
+                device=device,
+                models_dir=models_dir,
+                recipe=setting.recipe,
+                extractor_options={k: v for k, v in setting.options.items() if k in todo},
+                frames=frames,
+                skip_unavailable=skip_unavailable,
+            )
+            ran[setting.label]["deviations"] += [
+                d for d in runner.recipe.to_dict()["deviations"] if d not in ran[setting.label]["deviations"]
+            ]
             for name in todo:
                 cache[keys[name]] = {}
             for video, path in videos.items():
@@ -368,15 +411,26 @@ def extract_settings(videos: Mapping[str, str | os.PathLike], settings: Sequence
             _free_models()
         out[setting.label] = {
             video: {extractor_class(name).feature_name: cache[keys[name]].get(video) for name in names}
-            for video in videos}
+            for video in videos
+        }
     return out, ran
 
 
-def run_parity(published, videos: Mapping[str, str | os.PathLike], *, checkpoint=None,
-               settings: Sequence[Setting] = DEFAULT_SETTINGS, heads: Sequence[int] = (4, 8),
-               published_ids: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
-               extractors: Sequence[str] | None = None, device: str = "auto", models_dir=None,
-               frames: int | None = None, skip_unavailable: bool = True) -> ParityReport:
+def run_parity(
+    published,
+    videos: Mapping[str, str | os.PathLike],
+    *,
+    checkpoint=None,
+    settings: Sequence[Setting] = DEFAULT_SETTINGS,
+    heads: Sequence[int] = (4, 8),
+    published_ids: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    extractors: Sequence[str] | None = None,
+    device: str = "auto",
+    models_dir=None,
+    frames: int | None = None,
+    skip_unavailable: bool = True,
+) -> ParityReport:
     """Compare our features of ``videos`` (name → file) under ``settings`` with the published
     feature set ``published`` (a folder from ``import-features`` or a FeatureSet) and, with a
     ``checkpoint``, the predictions with each head count (see the module docstring)."""
@@ -392,11 +446,20 @@ def run_parity(published, videos: Mapping[str, str | os.PathLike], *, checkpoint
     published_ids = dict(published_ids or {})
     unknown = sorted(set(published_ids.values()) - set(published.ids))
     if unknown:
-        raise UserError(f"{', '.join(unknown)}: not in the published features at {published.source} "
-                        f"(ids look like {published.ids[0]})")
+        raise UserError(
+            f"{', '.join(unknown)}: not in the published features at {published.source} "
+            f"(ids look like {published.ids[0]})"
+        )
     labels = {video: (labels or {}).get(video) or _label_of(video) for video in videos}
-    ours, ran = extract_settings(videos, settings, extractors=extractors, device=device, models_dir=models_dir,
-                                 frames=frames, skip_unavailable=skip_unavailable)
+    ours, ran = extract_settings(
+        videos,
+        settings,
+        extractors=extractors,
+        device=device,
+        models_dir=models_dir,
+        frames=frames,
+        skip_unavailable=skip_unavailable,
+    )
     index = {vid: i for i, vid in enumerate(published.ids)}
     matches: dict[str, Match] = {}
     for video in videos:
@@ -408,10 +471,17 @@ def run_parity(published, videos: Mapping[str, str | os.PathLike], *, checkpoint
             labels[video] = published.labels[index[matches[video].published_id]]
     features = sorted({f for per in ours.values() for video in per.values() for f in video})
     similarities = {
-        video: {s.label: {f: similarity(f, ours[s.label][video].get(f),
-                                         published.features[index[matches[video].published_id]].get(f))
-                          for f in features} for s in settings}
-        for video in videos}
+        video: {
+            s.label: {
+                f: similarity(
+                    f, ours[s.label][video].get(f), published.features[index[matches[video].published_id]].get(f)
+                )
+                for f in features
+            }
+            for s in settings
+        }
+        for video in videos
+    }
 
     predictions: list[Prediction] = []
     if checkpoint is not None:
@@ -425,10 +495,14 @@ def run_parity(published, videos: Mapping[str, str | os.PathLike], *, checkpoint
                 for (source, _), p in zip(inputs, probabilities):
                     label = model.labels[int(np.argmax(p))]
                     truth = labels[video]
-                    predictions.append(Prediction(video, source, count, label, float(np.max(p)),
-                                                  None if truth is None else label == truth))
-    return ParityReport(settings, matches, similarities, predictions, ran, labels, features,
-                        chunk_defect_signal(published))
+                    predictions.append(
+                        Prediction(
+                            video, source, count, label, float(np.max(p)), None if truth is None else label == truth
+                        )
+                    )
+    return ParityReport(
+        settings, matches, similarities, predictions, ran, labels, features, chunk_defect_signal(published)
+    )
 
 
 def sample_videos(names: Sequence[str] | None = None) -> dict[str, Path]:
@@ -439,9 +513,24 @@ def sample_videos(names: Sequence[str] | None = None) -> dict[str, Path]:
         raise UserError("this vemoclap has no sample videos module; give the videos with --video ID=PATH") from None
     # By default the six labelled ones: Ekman-6 videos whose label says which published rows to search.
     wanted = list(names) if names else [n for n in samples.names() if n in EMOTIONS]
-    return {name.removeprefix("sample:"): Path(samples.fetch(name if name.startswith("sample:") else f"sample:{name}"))
-            for name in wanted}
+    return {
+        name.removeprefix("sample:"): Path(samples.fetch(name if name.startswith("sample:") else f"sample:{name}"))
+        for name in wanted
+    }
 
 
-__all__ = ["Setting", "DEFAULT_SETTINGS", "ChunkDefectSignal", "chunk_defect_signal", "Similarity", "similarity", "Match", "match_published", "Prediction",
-           "ParityReport", "extract_settings", "run_parity", "sample_videos"]
+__all__ = [
+    "Setting",
+    "DEFAULT_SETTINGS",
+    "ChunkDefectSignal",
+    "chunk_defect_signal",
+    "Similarity",
+    "similarity",
+    "Match",
+    "match_published",
+    "Prediction",
+    "ParityReport",
+    "extract_settings",
+    "run_parity",
+    "sample_videos",
+]

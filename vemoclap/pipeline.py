@@ -1,4 +1,5 @@
 """Analyze videos: load the extractors once, run them on a clip, fuse, and build a :class:`Result`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 # progress(stage, done, total): stages are "load", "media" and each extractor's name.
 ProgressFn = Callable[[str, int, int], None]
 
-RANDOM_WEIGHTS_NOTE = ("RANDOM WEIGHTS: {} made from tiny randomly initialised models (vemoclap.tiny); "
-                       "every number here is meaningless — a demo of the code path, not an emotion")
+RANDOM_WEIGHTS_NOTE = (
+    "RANDOM WEIGHTS: {} made from tiny randomly initialised models (vemoclap.tiny); "
+    "every number here is meaningless — a demo of the code path, not an emotion"
+)
 REFERENCE_CLASSIFIER = "reference"  # the default: the reference's trained classifier, fetched and verified
 
 
@@ -58,11 +61,22 @@ class Analyzer:
     ``self.recipe`` (also in every Result) is the recipe actually run with its deviations.
     """
 
-    def __init__(self, extractors: Iterable[str] | None = None, *, frames: int | None = None, device: str = "auto",
-                 models_dir=None, classifier=REFERENCE_CLASSIFIER, skip_unavailable: bool = False,
-                 whisper_model: str | None = None, face_detector: str | None = None,
-                 short_side: int | None | str = "recipe", extractor_options: Mapping[str, Mapping] | None = None,
-                 recipe=None, announce: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        extractors: Iterable[str] | None = None,
+        *,
+        frames: int | None = None,
+        device: str = "auto",
+        models_dir=None,
+        classifier=REFERENCE_CLASSIFIER,
+        skip_unavailable: bool = False,
+        whisper_model: str | None = None,
+        face_detector: str | None = None,
+        short_side: int | None | str = "recipe",
+        extractor_options: Mapping[str, Mapping] | None = None,
+        recipe=None,
+        announce: Callable[[str], None] | None = None,
+    ):
         from .extractors import resolve_device
 
         resolve_device(device)  # a bad device name is an OptionError here, before any model loads
@@ -91,12 +105,12 @@ class Analyzer:
             self.classifier_name = str(classifier)
         # The reference classifier's recipe is known before it is fetched: its checkpoint names none.
         chosen = recipes.choose(recipe if recipe is not None or not reference else "reference", self.classifier)
-        planned = recipes.plan(chosen, names, device=device, overrides=options, n_frames=frames,
-                               short_side=short_side)
+        planned = recipes.plan(chosen, names, device=device, overrides=options, n_frames=frames, short_side=short_side)
         self.recipe, self._media_options = planned.recipe, planned.media_options
         self.n_frames = self.recipe.frames.n_frames
         self.extractors: dict[str, Extractor] = {
-            name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names}
+            name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names
+        }
         if reference:  # fetched (verified) together with whatever else is missing, then loaded
             from .fusion import load_classifier
 
@@ -116,8 +130,12 @@ class Analyzer:
                 raise
             self.recipe.deviations.append(recipes.Deviation(name, recipe_only, "defaults", one_line(exc)))
             log.warning("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())
-            return get(name, device=self.device, models_dir=self.models_dir,
-                       **{k: v for k, v in opts.items() if k not in recipe_only})
+            return get(
+                name,
+                device=self.device,
+                models_dir=self.models_dir,
+                **{k: v for k, v in opts.items() if k not in recipe_only},
+            )
 
     # ---- fetching and loading --------------------------------------------------------------
     def needed_models(self) -> list[tuple[str, str | None, str]]:
@@ -127,8 +145,13 @@ class Analyzer:
             needed += [(key, stem, name) for key, stem in extractor.needed_models().items()]
         return needed
 
-    def fetch_missing(self, extra: list[tuple[str, str | None]] = (), *, progress: ProgressFn | None = None,
-                      announce: Callable[[str], None] | None = None) -> None:
+    def fetch_missing(
+        self,
+        extra: list[tuple[str, str | None]] = (),
+        *,
+        progress: ProgressFn | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
         """Download (verified) the models that are not in the models dir yet, saying the total size
         and the expected time first. Offline — downloads off, or the hub unreachable (checked once,
         in seconds) — a model that is required and missing is a :class:`MissingModels` error with one
@@ -139,8 +162,7 @@ class Analyzer:
         wanted = [(key, stem, "classifier") for key, stem in extra]
         if extra or not self._fetched:
             wanted += self.needed_models() if hasattr(self, "extractors") else []
-        optional = {(name, key) for name, ex in getattr(self, "extractors", {}).items()
-                    for key in ex.optional_models()}
+        optional = {(name, key) for name, ex in getattr(self, "extractors", {}).items() for key in ex.optional_models()}
         todo: dict[tuple[str, str | None], list[str]] = {}
         for key, stem, user in wanted:
             if not fetch.missing([key], self.models_dir, (stem,) if stem else ()):
@@ -151,18 +173,22 @@ class Analyzer:
         self._fetched = self._fetched or hasattr(self, "extractors")
         if not todo:
             return
-        required = {k: users for k, users in todo.items()
-                    if any((u, k[0]) not in optional for u in users)}
+        required = {k: users for k, users in todo.items() if any((u, k[0]) not in optional for u in users)}
         online = models.downloads_allowed() and fetch.reachable()
         if not online:  # a model whose stand-in is here is not missing now (faster-whisper → openai-whisper)
             extractors = getattr(self, "extractors", {})
             for (key, stem), users in list(required.items()):
                 stand_ins = [extractors[u].alternatives().get(key) for u in users if u in extractors]
-                if stand_ins and all(alt and not fetch.missing([alt[0]], self.models_dir, (alt[1],) if alt[1] else ())
-                                     for alt in stand_ins):
+                if stand_ins and all(
+                    alt and not fetch.missing([alt[0]], self.models_dir, (alt[1],) if alt[1] else ())
+                    for alt in stand_ins
+                ):
                     del required[(key, stem)]
-            why = ("downloads are off (VEMOCLAP_OFFLINE / HF_HUB_OFFLINE)" if not models.downloads_allowed()
-                   else f"no connection to {fetch.hub_endpoint() or 'huggingface.co'}")
+            why = (
+                "downloads are off (VEMOCLAP_OFFLINE / HF_HUB_OFFLINE)"
+                if not models.downloads_allowed()
+                else f"no connection to {fetch.hub_endpoint() or 'huggingface.co'}"
+            )
             self._offline(required, why)
             return
         plan = [fetch.Planned(key, stem) for key, stem in todo]
@@ -186,16 +212,20 @@ class Analyzer:
         if not required:
             return
         root = models.models_root(self.models_dir)
-        lines = [f"model '{key}'{f' ({stem})' if stem else ''} is not in {root} and cannot be downloaded: {why}"
-                 for key, stem in required]
+        lines = [
+            f"model '{key}'{f' ({stem})' if stem else ''} is not in {root} and cannot be downloaded: {why}"
+            for key, stem in required
+        ]
         keys = list(dict.fromkeys(key for key, _ in required))
         fix = models.fetch_command(keys, self.models_dir)
         whisper = sorted({stem for key, stem in required if key == "whisper" and stem})
         if whisper:
             fix += f" --whisper {','.join(whisper)}"
-        lines.append(f"fix: run `{fix}` where there is internet, then run this again"
-                     + ("" if self.models_dir else " (or pass --models-dir DIR)")
-                     + "; `vemoclap demo` runs offline on tiny random models")
+        lines.append(
+            f"fix: run `{fix}` where there is internet, then run this again"
+            + ("" if self.models_dir else " (or pass --models-dir DIR)")
+            + "; `vemoclap demo` runs offline on tiny random models"
+        )
         users = {u for us in required.values() for u in us}
         if "classifier" in users or not self.skip_unavailable:
             raise models.MissingModels(lines)
@@ -236,8 +266,7 @@ class Analyzer:
         except Exception as exc:  # missing model, corrupt weights, a library that will not import
             if not self.skip_unavailable:
                 raise
-            reason = str(exc) if isinstance(exc, ModelUnavailable) else \
-                f"{name} could not be loaded: {one_line(exc)}"
+            reason = str(exc) if isinstance(exc, ModelUnavailable) else f"{name} could not be loaded: {one_line(exc)}"
             log.warning("skipping %s: %s", name, reason, exc_info=not isinstance(exc, ModelUnavailable))
             self.unavailable[name] = reason
             del self.extractors[name]
@@ -247,8 +276,9 @@ class Analyzer:
     def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
         return Clip.from_file(path, self.n_frames, random=random, seed=seed, **self._media_options)
 
-    def analyze(self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False,
-                cookies=None) -> Result:
+    def analyze(
+        self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None
+    ) -> Result:
         """Analyze one video: a path, "sample", an http(s) link (yt-dlp) or uploaded bytes.
 
         ``allow_private`` lets links reach private/loopback addresses; ``cookies`` is a Netscape
@@ -269,9 +299,16 @@ class Analyzer:
         timings["media"] = time.perf_counter() - start
         self.fetch_missing()  # after the video: a file that cannot be read is said first
 
-        result = Result(source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
-                        info=clip.info, frames=clip.frames, timings=timings, path=str(path),
-                        warnings=clip.warnings, feature_of=self.feature_names(), recipe=self.recipe.to_dict())
+        result = Result(
+            source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
+            info=clip.info,
+            frames=clip.frames,
+            timings=timings,
+            path=str(path),
+            warnings=clip.warnings,
+            feature_of=self.feature_names(),
+            recipe=self.recipe.to_dict(),
+        )
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
             result.warnings.append("the file has no video stream: only audio was analyzed")
@@ -311,17 +348,26 @@ class Analyzer:
             log.error("extractor %s failed: %s: %s", name, type(exc).__name__, one_line(exc))
             log.debug("extractor %s traceback", name, exc_info=True)
             self.bugs.append((name, exc))
-            return extractor.output_type(name=name, missing=f"internal error ({type(exc).__name__}: "
-                                                            f"{one_line(exc, limit=200)}); this is a bug")
+            return extractor.output_type(
+                name=name, missing=f"internal error ({type(exc).__name__}: {one_line(exc, limit=200)}); this is a bug"
+            )
 
     def weights(self) -> dict[str, list[dict[str, str | None]]]:
         """Extractor (and "classifier") → the models it runs on: key, local path, origin ("random" for
         the tiny builders' weights, read from their provenance files)."""
-        out = {name: [dataclasses.asdict(use) for use in getattr(ex, "weights", [])]
-               for name, ex in self.extractors.items() if ex.loaded}
+        out = {
+            name: [dataclasses.asdict(use) for use in getattr(ex, "weights", [])]
+            for name, ex in self.extractors.items()
+            if ex.loaded
+        }
         if self.classifier is not None:
-            out["classifier"] = [{"key": "classifier", "path": self.classifier_name,
-                                  "origin": getattr(self.classifier, "origin", "local")}]
+            out["classifier"] = [
+                {
+                    "key": "classifier",
+                    "path": self.classifier_name,
+                    "origin": getattr(self.classifier, "origin", "local"),
+                }
+            ]
         return out
 
     def feature_names(self) -> dict[str, str]:
@@ -330,8 +376,11 @@ class Analyzer:
 
     def features(self, result: Result) -> dict[str, np.ndarray | None]:
         """Fusion feature name → array (None when its extractor gave none)."""
-        return {feature: result.outputs[name].feature
-                for name, feature in self.feature_names().items() if name in result.outputs}
+        return {
+            feature: result.outputs[name].feature
+            for name, feature in self.feature_names().items()
+            if name in result.outputs
+        }
 
     def _classify(self, result: Result) -> None:
         if self.classifier is None:
@@ -371,7 +420,8 @@ class Analyzer:
         return result.export_emotion_clips(emotion, out_path, self.classifier, **options)
 
 
-def analyze(source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None,
-            **options) -> Result:
+def analyze(
+    source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None, **options
+) -> Result:
     """Analyze one video with a fresh :class:`Analyzer` (use an Analyzer to keep models loaded)."""
     return Analyzer(**options).analyze(source, progress=progress, allow_private=allow_private, cookies=cookies)

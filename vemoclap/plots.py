@@ -1,4 +1,5 @@
 """Figures of a Result for the notebook's explore views, and PNG bytes of any figure."""
+
 from __future__ import annotations
 
 import io
@@ -86,8 +87,11 @@ def features_heatmap(result: "Result") -> "Figure | None":
     import matplotlib.pyplot as plt
     import numpy as np
 
-    features = [(name, np.atleast_2d(out.feature)) for name, out in result.outputs.items()
-                if getattr(out, "feature", None) is not None]
+    features = [
+        (name, np.atleast_2d(out.feature))
+        for name, out in result.outputs.items()
+        if getattr(out, "feature", None) is not None
+    ]
     if not features:
         return None
     fig, axes = plt.subplots(len(features), 1, figsize=(9, 1.3 + 0.9 * len(features)), squeeze=False)

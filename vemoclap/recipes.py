@@ -10,6 +10,7 @@ see docs/parity.md for every row and what is still provisional) and ``vemoclap``
 own settings). :meth:`Recipe.resolve` turns a recipe into the one actually run on a device — e.g.
 a smaller Whisper on a CPU — and lists each change as a named :class:`Deviation`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,13 @@ class FrameSettings:
 
     def media_options(self) -> dict[str, Any]:
         """Keyword arguments for ``media.sample_frames`` (beside ``n``, ``random`` and ``seed``)."""
-        return {"short_side": self.short_side, "upscale": self.upscale, "tolerance": self.tolerance,
-                "max_long_side": self.max_long_side, "max_pixels": self.max_pixels}
+        return {
+            "short_side": self.short_side,
+            "upscale": self.upscale,
+            "tolerance": self.tolerance,
+            "max_long_side": self.max_long_side,
+            "max_pixels": self.max_pixels,
+        }
 
 
 @dataclass
@@ -75,8 +81,9 @@ class Recipe:
         for name, value in self.precision.items():
             allowed = CLASSIFIER_PRECISIONS if name == "classifier" else PRECISIONS
             if value not in allowed:
-                raise OptionError(f"recipe '{self.name}': precision of {name} is '{value}'; "
-                                  f"choose from {', '.join(allowed)}")
+                raise OptionError(
+                    f"recipe '{self.name}': precision of {name} is '{value}'; choose from {', '.join(allowed)}"
+                )
 
     @property
     def label(self) -> str:
@@ -95,8 +102,13 @@ class Recipe:
         return options
 
     # ---- the recipe actually run ------------------------------------------------------------
-    def resolve(self, device: str = "auto", overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                *, cpu_whisper: str | None = CPU_WHISPER) -> "Recipe":
+    def resolve(
+        self,
+        device: str = "auto",
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        cpu_whisper: str | None = CPU_WHISPER,
+    ) -> "Recipe":
         """A copy with the user's ``overrides`` (extractor → options) applied and the changes a
         CPU-only ``device`` needs (a large Whisper becomes ``cpu_whisper``; fp16 becomes fp32),
         each recorded in ``deviations``. ``cpu_whisper=None`` (or giving ``whisper_model``)
@@ -114,10 +126,15 @@ class Recipe:
         user_whisper = "whisper_model" in (overrides or {}).get("asr_sentiment", {})
         if device_type != "cuda" and cpu_whisper and whisper in _LARGE_WHISPERS and not user_whisper:
             asr["whisper_model"] = cpu_whisper
-            resolved.deviations.append(Deviation(
-                "asr_sentiment.whisper_model", whisper, cpu_whisper,
-                f"no GPU: Whisper {whisper} takes many minutes per minute of video on a CPU; "
-                f"pass --whisper-model {whisper} for full parity"))
+            resolved.deviations.append(
+                Deviation(
+                    "asr_sentiment.whisper_model",
+                    whisper,
+                    cpu_whisper,
+                    f"no GPU: Whisper {whisper} takes many minutes per minute of video on a CPU; "
+                    f"pass --whisper-model {whisper} for full parity",
+                )
+            )
         if device_type != "cuda":
             for extractor, precision in resolved.precision.items():
                 if precision == "fp16":
@@ -174,7 +191,9 @@ class Recipe:
 
 def _known(cls, value: Mapping[str, Any], what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise OptionError(f"not a {what} (a {type(value).__name__}); expected the keys of vemoclap.recipes.{cls.__name__}")
+        raise OptionError(
+            f"not a {what} (a {type(value).__name__}); expected the keys of vemoclap.recipes.{cls.__name__}"
+        )
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - fields)
     if unknown:
@@ -196,25 +215,50 @@ def _device_type(device) -> str:
 # ---- the registry ------------------------------------------------------------------------------
 
 REFERENCE = Recipe(
-    name="reference", version=1,
+    name="reference",
+    version=1,
     description="the reference app's extraction (VEMOCLAP, Sulun et al. 2024), for its trained classifier",
     frames=FrameSettings(tolerance=0.0, short_side=360, upscale=True, random_when_training=False),
     extractors={
         "beats": {"chunk_selection": "equidistant", "chunk_end": "inclusive", "silence": "embed"},
         "face_emotion": {"detector": "yolo", "min_face_size": 0, "conf": 0.6, "iou": 0.5},
-        "asr_sentiment": {"whisper_model": "large-v3", "backend": "auto", "task": "translate",
-                          "long_form": "chunked", "chunk_s": 30, "stride_s": 5, "max_new_tokens": 128,
-                          "temperature_fallback": False, "no_speech_gating": False, "vad": False,
-                          # zeros only for an empty transcript: no length or loudness gate before Whisper
-                          # (-1000 dBFS: only exact digital silence counts as silent)
-                          "min_seconds": 0.0, "silence_dbfs": -1000.0},
-        "ocr_sentiment": {"ocr_models": "ppocr-en", "text_unit": "frame", "lowercase": True,
-                          "min_confidence": 0.75, "langid_threshold": 0.9, "langid_max_tokens": 512,
-                          "spelling": "segment+t5", "chinese_code": "zho_Hant"},
+        "asr_sentiment": {
+            "whisper_model": "large-v3",
+            "backend": "auto",
+            "task": "translate",
+            "long_form": "chunked",
+            "chunk_s": 30,
+            "stride_s": 5,
+            "max_new_tokens": 128,
+            "temperature_fallback": False,
+            "no_speech_gating": False,
+            "vad": False,
+            # zeros only for an empty transcript: no length or loudness gate before Whisper
+            # (-1000 dBFS: only exact digital silence counts as silent)
+            "min_seconds": 0.0,
+            "silence_dbfs": -1000.0,
+        },
+        "ocr_sentiment": {
+            "ocr_models": "ppocr-en",
+            "text_unit": "frame",
+            "lowercase": True,
+            "min_confidence": 0.75,
+            "langid_threshold": 0.9,
+            "langid_max_tokens": 512,
+            "spelling": "segment+t5",
+            "chinese_code": "zho_Hant",
+        },
         "caption": {"captioner": "clipcap", "frame": "most-boxes"},
     },
-    precision={"clip": "fp32", "beats": "fp32", "face_emotion": "fp32", "asr_sentiment": "fp16",
-               "ocr_sentiment": "fp32", "caption": "fp32", "classifier": "fp32"},
+    precision={
+        "clip": "fp32",
+        "beats": "fp32",
+        "face_emotion": "fp32",
+        "asr_sentiment": "fp16",
+        "ocr_sentiment": "fp32",
+        "caption": "fp32",
+        "classifier": "fp32",
+    },
     notes=[
         "beats chunk_selection 'equidistant' is provisional: the reference app keeps the indices 0…k of the "
         "chunk starts on tracks over ~27 s ('reference-indices'); the paper describes equidistant chunks, and "
@@ -231,24 +275,44 @@ REFERENCE = Recipe(
 )
 
 VEMOCLAP = Recipe(
-    name="vemoclap", version=1,
+    name="vemoclap",
+    version=1,
     description="vemoclap's own extraction settings, for classifiers trained with this project",
     frames=FrameSettings(tolerance=0.25, short_side=360, upscale=False, random_when_training=True),
     extractors={
         "beats": {"chunk_selection": "equidistant", "chunk_end": "inclusive", "silence": "missing"},
         "face_emotion": {"detector": "auto", "min_face_size": 20, "conf": 0.6, "iou": 0.5},
-        "asr_sentiment": {"whisper_model": "auto", "backend": "auto", "task": "translate",
-                          "long_form": "sequential", "temperature_fallback": True, "no_speech_gating": True,
-                          "vad": False},
-        "ocr_sentiment": {"ocr_models": "ppocr-default", "text_unit": "line", "lowercase": False,
-                          "min_confidence": 0.5, "langid_threshold": 0.9, "langid_max_tokens": 128,
-                          "spelling": "tokens", "chinese_code": "zho_Hans"},
+        "asr_sentiment": {
+            "whisper_model": "auto",
+            "backend": "auto",
+            "task": "translate",
+            "long_form": "sequential",
+            "temperature_fallback": True,
+            "no_speech_gating": True,
+            "vad": False,
+        },
+        "ocr_sentiment": {
+            "ocr_models": "ppocr-default",
+            "text_unit": "line",
+            "lowercase": False,
+            "min_confidence": 0.5,
+            "langid_threshold": 0.9,
+            "langid_max_tokens": 128,
+            "spelling": "tokens",
+            "chinese_code": "zho_Hans",
+        },
         "caption": {"captioner": "blip", "frame": "middle"},
     },
-    precision={"clip": "auto", "beats": "auto", "face_emotion": "auto", "asr_sentiment": "auto",
-               "ocr_sentiment": "auto", "caption": "auto", "classifier": "fp32"},
-    notes=["today's settings: fp16 extractors on a GPU, frames within a quarter segment of the centre, "
-           "never upscaled"],
+    precision={
+        "clip": "auto",
+        "beats": "auto",
+        "face_emotion": "auto",
+        "asr_sentiment": "auto",
+        "ocr_sentiment": "auto",
+        "caption": "auto",
+        "classifier": "fp32",
+    },
+    notes=["today's settings: fp16 extractors on a GPU, frames within a quarter segment of the centre, never upscaled"],
 )
 
 RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in (REFERENCE, VEMOCLAP)}
@@ -299,6 +363,7 @@ def choose(recipe=None, classifier=None) -> Recipe:
 
 # ---- what an Analyzer runs ----------------------------------------------------------------------
 
+
 def accepted_options(function_or_class) -> set[str] | None:
     """Keyword names a constructor (following ``**options`` up the class tree) or function takes;
     None when it takes any."""
@@ -326,8 +391,15 @@ class Plan:
     media_options: dict[str, Any]
 
 
-def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, Mapping[str, Any]] | None = None,
-         n_frames: int | None = None, short_side: Any = "recipe") -> Plan:
+def plan(
+    recipe: Recipe,
+    extractors,
+    *,
+    device="auto",
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    n_frames: int | None = None,
+    short_side: Any = "recipe",
+) -> Plan:
     """Resolve ``recipe`` for ``device`` with the user's extractor ``overrides`` (and frame count
     / short side when given), and split it into constructor options. A recipe option that the
     installed extractor (or ``media.sample_frames``) does not take yet is left out and recorded
@@ -343,8 +415,9 @@ def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, M
     for key, value in (("n_frames", n_frames), ("short_side", short_side)):
         if value not in (None, "recipe") or (key == "short_side" and value is None):
             if getattr(resolved.frames, key) != value:
-                resolved.deviations.append(Deviation(f"frames.{key}", getattr(resolved.frames, key), value,
-                                                     "set by the user"))
+                resolved.deviations.append(
+                    Deviation(f"frames.{key}", getattr(resolved.frames, key), value, "set by the user")
+                )
             setattr(resolved.frames, key, value)
 
     def keep(where: str, wanted: Mapping[str, Any], accepted: set[str] | None, user: Mapping[str, Any]):
@@ -353,13 +426,20 @@ def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, M
             if key in user or accepted is None or key in accepted:
                 kept[key] = value
             else:
-                resolved.deviations.append(Deviation(f"{where}.{key}", value, "default",
-                                                     "this version does not take the option yet"))
+                resolved.deviations.append(
+                    Deviation(f"{where}.{key}", value, "default", "this version does not take the option yet")
+                )
         return kept
 
-    options = {name: keep(name, resolved.options_for(name, device_type), accepted_options(extractor_class(name)),
-                          overrides.get(name, {}))
-               for name in extractors}
+    options = {
+        name: keep(
+            name,
+            resolved.options_for(name, device_type),
+            accepted_options(extractor_class(name)),
+            overrides.get(name, {}),
+        )
+        for name in extractors
+    }
     media_options = keep("frames", resolved.frames.media_options(), accepted_options(media.sample_frames), {})
     for deviation in resolved.deviations:  # pending options are for the integrator, not the user
         pending = deviation.reason.startswith("this version does not take")
@@ -367,5 +447,20 @@ def plan(recipe: Recipe, extractors, *, device="auto", overrides: Mapping[str, M
     return Plan(resolved, options, media_options)
 
 
-__all__ = ["plan", "Plan", "accepted_options", "Recipe", "FrameSettings", "Deviation", "RECIPES", "REFERENCE", "VEMOCLAP", "DEFAULT_RECIPE",
-           "get_recipe", "names", "recipe_of_config", "choose", "CPU_WHISPER"]
+__all__ = [
+    "plan",
+    "Plan",
+    "accepted_options",
+    "Recipe",
+    "FrameSettings",
+    "Deviation",
+    "RECIPES",
+    "REFERENCE",
+    "VEMOCLAP",
+    "DEFAULT_RECIPE",
+    "get_recipe",
+    "names",
+    "recipe_of_config",
+    "choose",
+    "CPU_WHISPER",
+]

@@ -6,6 +6,7 @@ plus one entry here (and a row in ``vemoclap.models.MODELS`` for a model nobody 
 
 This module imports nothing heavy: it is read by ``import vemoclap``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,22 +42,45 @@ def _single(name: str, description: str) -> FeatureSpec:
 EXTRACTORS: dict[str, Registration] = {
     reg.name: reg
     for reg in [
-        Registration("clip", "vemoclap.extractors.clip:ClipExtractor", ("clip",),
-                     _sequence("clip", 512, "CLIP ViT-B/32 image embedding per frame")),
-        Registration("beats", "vemoclap.extractors.beats:BeatsExtractor", ("beats",),
-                     _sequence("beats", 768, "BEATs embedding per 3-s audio chunk")),
-        Registration("face_emotion", "vemoclap.extractors.faces:FaceEmotionExtractor",
-                     ("face_expression", "yolo_face"),
-                     _sequence("face_emotion", 768, "facial-expression ViT CLS feature per frame with a face")),
-        Registration("asr_sentiment", "vemoclap.extractors.asr:AsrSentimentExtractor", ("whisper", "sentiment"),
-                     _single("asr_sentiment", "RoBERTa sentiment CLS feature of the transcript")),
-        Registration("ocr_sentiment", "vemoclap.extractors.ocr:OcrSentimentExtractor",
-                     ("language_id", "translation", "spell", "sentiment"),
-                     _single("ocr_sentiment", "RoBERTa sentiment CLS feature of the on-screen text")),
+        Registration(
+            "clip",
+            "vemoclap.extractors.clip:ClipExtractor",
+            ("clip",),
+            _sequence("clip", 512, "CLIP ViT-B/32 image embedding per frame"),
+        ),
+        Registration(
+            "beats",
+            "vemoclap.extractors.beats:BeatsExtractor",
+            ("beats",),
+            _sequence("beats", 768, "BEATs embedding per 3-s audio chunk"),
+        ),
+        Registration(
+            "face_emotion",
+            "vemoclap.extractors.faces:FaceEmotionExtractor",
+            ("face_expression", "yolo_face"),
+            _sequence("face_emotion", 768, "facial-expression ViT CLS feature per frame with a face"),
+        ),
+        Registration(
+            "asr_sentiment",
+            "vemoclap.extractors.asr:AsrSentimentExtractor",
+            ("whisper", "sentiment"),
+            _single("asr_sentiment", "RoBERTa sentiment CLS feature of the transcript"),
+        ),
+        Registration(
+            "ocr_sentiment",
+            "vemoclap.extractors.ocr:OcrSentimentExtractor",
+            ("language_id", "translation", "spell", "sentiment"),
+            _single("ocr_sentiment", "RoBERTa sentiment CLS feature of the on-screen text"),
+        ),
         Registration("caption", "vemoclap.extractors.caption:CaptionExtractor", ("caption",)),
         # Not in the reference set: an alternative audio feature (use it instead of beats).
-        Registration("ast", "vemoclap.extractors.ast:AstExtractor", ("ast",),
-                     _sequence("ast", 768, "AST embedding per 3-s audio chunk"), default=False),
+        Registration(
+            "ast",
+            "vemoclap.extractors.ast:AstExtractor",
+            ("ast",),
+            _sequence("ast", 768, "AST embedding per 3-s audio chunk"),
+            default=False,
+        ),
     ]
 }
 
@@ -64,8 +88,9 @@ DEFAULT_EXTRACTORS: tuple[str, ...] = tuple(name for name, reg in EXTRACTORS.ite
 
 FEATURES: dict[str, FeatureSpec] = {reg.feature.name: reg.feature for reg in EXTRACTORS.values() if reg.feature}
 
-DEFAULT_FEATURES: tuple[str, ...] = tuple(EXTRACTORS[name].feature.name for name in DEFAULT_EXTRACTORS
-                                          if EXTRACTORS[name].feature)
+DEFAULT_FEATURES: tuple[str, ...] = tuple(
+    EXTRACTORS[name].feature.name for name in DEFAULT_EXTRACTORS if EXTRACTORS[name].feature
+)
 
 
 def used_by(model_key: str) -> list[str]:

@@ -1,4 +1,5 @@
 """Pictures drawn from a Result: the annotated frame and the valence–arousal (circumplex) plot."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
@@ -17,7 +18,7 @@ OCR_COLOR = (255, 221, 0)  # RGB
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
     color = color.lstrip("#")
-    return tuple(int(color[i:i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+    return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
 
 
 def expression_color(expression: str) -> tuple[int, int, int]:
@@ -40,8 +41,16 @@ def draw_faces(image: np.ndarray, faces: Sequence, thickness: int | None = None)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness - 1))
         top = y0 - th - base - 4 if y0 - th - base - 4 >= 0 else y1
         cv2.rectangle(image, (x0, top), (x0 + tw + 4, top + th + base + 4), color, -1)
-        cv2.putText(image, label, (x0 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                    max(1, thickness - 1), cv2.LINE_AA)
+        cv2.putText(
+            image,
+            label,
+            (x0 + 2, top + th + 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (0, 0, 0),
+            max(1, thickness - 1),
+            cv2.LINE_AA,
+        )
     return image
 
 
@@ -143,12 +152,28 @@ def plot_circumplex(result: "Result", ax=None) -> "Figure":
         ax.plot(v, a, marker="o", ms=3, color=color)
     for emotion, ((v, _), (a, _)) in VALENCE_AROUSAL.items():
         ha, va, offset = _LABEL_PLACES.get(emotion, ("center", "bottom", (0, 12)))
-        ax.annotate(emotion, (v, a), xytext=offset, textcoords="offset points", ha=ha, va=va, fontsize=8,
-                    color=EMOTION_COLORS[emotion], fontweight="bold")
+        ax.annotate(
+            emotion,
+            (v, a),
+            xytext=offset,
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=8,
+            color=EMOTION_COLORS[emotion],
+            fontweight="bold",
+        )
     point = result.valence_arousal
     if point is not None:
-        ax.plot(*point, marker="*", ms=16, color="black", linestyle="none", zorder=5,
-                label=f"this video ({point[0]:+.2f}, {point[1]:+.2f})")
+        ax.plot(
+            *point,
+            marker="*",
+            ms=16,
+            color="black",
+            linestyle="none",
+            zorder=5,
+            label=f"this video ({point[0]:+.2f}, {point[1]:+.2f})",
+        )
         ax.legend(loc="lower right", fontsize=8, handlelength=1.2, framealpha=0.9)
     ax.axhline(0, color="#bbbbbb", lw=0.8)
     ax.axvline(0, color="#bbbbbb", lw=0.8)

@@ -5,6 +5,7 @@ arrays included; the sampled frames' pixels stay in memory only). What needs a m
 argument — the timeline and emotion clips take the classifier, the annotated video the face model —
 or goes through the :class:`~vemoclap.pipeline.Analyzer` that made the Result.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,9 @@ class Result:
         """Probability-weighted mean of the emotions' valence and arousal (reference-facts table)."""
         if self.probabilities is None:
             return None
-        known = [(p, VALENCE_AROUSAL[label]) for label, p in zip(self.labels, self.probabilities)
-                 if label in VALENCE_AROUSAL]
+        known = [
+            (p, VALENCE_AROUSAL[label]) for label, p in zip(self.labels, self.probabilities) if label in VALENCE_AROUSAL
+        ]
         if not known:
             return None
         weight = sum(p for p, _ in known) or 1.0
@@ -98,11 +100,15 @@ class Result:
         """A readable multi-line report."""
         lines = [f"vemoclap result for {self.source}"]
         if self.random_weights:
-            lines.append(f"  !! RANDOM WEIGHTS ({', '.join(self.random_weights)}): a demo on tiny random models — "
-                         f"the emotion and every score below mean nothing !!")
+            lines.append(
+                f"  !! RANDOM WEIGHTS ({', '.join(self.random_weights)}): a demo on tiny random models — "
+                f"the emotion and every score below mean nothing !!"
+            )
         if self.info is not None:
-            lines.append(f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
-                         f"{self.info.fps:.2f} fps, audio: {'yes' if self.info.has_audio else 'no'}")
+            lines.append(
+                f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
+                f"{self.info.fps:.2f} fps, audio: {'yes' if self.info.has_audio else 'no'}"
+            )
         if self.probabilities is None:
             lines.append(f"  emotion: {NO_CLASSIFIER}")
         else:
@@ -112,8 +118,10 @@ class Result:
                 lines.append(f"    {label:<9} {prob:6.1%} {bar}")
         if self.recipe:
             deviations = self.recipe.get("deviations") or []
-            lines.append(f"  feature recipe: {self.recipe.get('name')} v{self.recipe.get('version')}"
-                         + (f", {len(deviations)} deviation(s):" if deviations else ""))
+            lines.append(
+                f"  feature recipe: {self.recipe.get('name')} v{self.recipe.get('version')}"
+                + (f", {len(deviations)} deviation(s):" if deviations else "")
+            )
             lines.extend(f"    {d['setting']}: {d['wanted']!r} → {d['used']!r} ({d['reason']})" for d in deviations)
         for output in self.outputs.values():
             if not output.missing:  # missing ones are listed below with their reasons
@@ -148,8 +156,10 @@ class Result:
             "warnings": list(self.warnings),
             "feature_of": dict(self.feature_of),
             "frame_times": None if self.frames is None else [float(t) for t in self.frames.timestamps],
-            "arrays": {name: {"feature": encode_array(out.feature), "times": encode_array(out.times)}
-                       for name, out in self.outputs.items()},
+            "arrays": {
+                name: {"feature": encode_array(out.feature), "times": encode_array(out.times)}
+                for name, out in self.outputs.items()
+            },
         }
 
     @classmethod
@@ -172,12 +182,22 @@ class Result:
         frames = None
         if times is not None:
             frames = Frames(np.zeros((len(times), 0, 0, 3), np.uint8), np.asarray(times, float))
-        return cls(source=data["source"], info=from_jsonable(MediaInfo, data.get("info")), labels=labels,
-                   probabilities=None if scores is None else np.array([scores[label] for label in labels], float),
-                   outputs=outputs, missing=dict(data.get("missing") or {}), classifier=data.get("classifier"),
-                   frames=frames, timings=dict(data.get("timings") or {}), warnings=list(data.get("warnings") or []),
-                   path=data.get("path"), feature_of=dict(data.get("feature_of") or {}), recipe=data.get("recipe"),
-                   weights={k: list(v) for k, v in (data.get("weights") or {}).items()})
+        return cls(
+            source=data["source"],
+            info=from_jsonable(MediaInfo, data.get("info")),
+            labels=labels,
+            probabilities=None if scores is None else np.array([scores[label] for label in labels], float),
+            outputs=outputs,
+            missing=dict(data.get("missing") or {}),
+            classifier=data.get("classifier"),
+            frames=frames,
+            timings=dict(data.get("timings") or {}),
+            warnings=list(data.get("warnings") or []),
+            path=data.get("path"),
+            feature_of=dict(data.get("feature_of") or {}),
+            recipe=data.get("recipe"),
+            weights={k: list(v) for k, v in (data.get("weights") or {}).items()},
+        )
 
     @classmethod
     def from_json(cls, path_or_text: "str | Path") -> "Result":
@@ -244,8 +264,9 @@ class Result:
 
         return plot_circumplex(self, ax)
 
-    def timeline(self, classifier=None, window_s: float | None = None, hop_s: float | None = None,
-                 smooth_frames: int = 3):
+    def timeline(
+        self, classifier=None, window_s: float | None = None, hop_s: float | None = None, smooth_frames: int = 3
+    ):
         """Emotion probabilities on sliding windows (with ``classifier``, the model that made the
         probabilities) and the smoothed facial-expression track per sampled frame."""
         import pandas as pd
@@ -261,8 +282,9 @@ class Result:
     def plot_timeline(self, classifier=None, window_s: float | None = None) -> "Figure":
         return self.timeline(classifier, window_s).plot()
 
-    def emotion_segments(self, emotion: str, classifier=None, window_s: float | None = None
-                         ) -> list[tuple[float, float]]:
+    def emotion_segments(
+        self, emotion: str, classifier=None, window_s: float | None = None
+    ) -> list[tuple[float, float]]:
         """Time ranges where ``emotion`` is the top label: the classifier's windows, or the face
         track's frames (matching expression) without a classifier."""
         from .errors import OptionError
@@ -297,8 +319,10 @@ class Result:
         from .errors import UserError
 
         if not self.path or not Path(self.path).is_file():
-            raise UserError(f"{self.source}: the analyzed video file is not on this machine any more "
-                            f"({self.path or 'no path kept'}); analyze it again to export from it")
+            raise UserError(
+                f"{self.source}: the analyzed video file is not on this machine any more "
+                f"({self.path or 'no path kept'}); analyze it again to export from it"
+            )
         return self.path
 
     def export_annotated_video(self, out_path, face_model, *, every: int = 1, progress: "bool | Callable" = True):
@@ -311,8 +335,15 @@ class Result:
         analyze_image = getattr(face_model, "analyze_image", face_model)
         return export_annotated_video(self._local_video(), out_path, analyze_image, every=every, progress=progress)
 
-    def export_emotion_clips(self, emotion: str, out_path, classifier=None, *, window_s: float | None = None,
-                             progress: "bool | Callable" = True) -> tuple[Path | None, list[tuple[float, float]]]:
+    def export_emotion_clips(
+        self,
+        emotion: str,
+        out_path,
+        classifier=None,
+        *,
+        window_s: float | None = None,
+        progress: "bool | Callable" = True,
+    ) -> tuple[Path | None, list[tuple[float, float]]]:
         """One video of the segments where ``emotion`` dominates (the classifier's windows, or the
         face track without one), and those segments' times."""
         from .export import export_segments

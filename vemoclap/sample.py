@@ -4,6 +4,7 @@ It pans over scikit-image's astronaut photo (a real face, public domain, shipped
 scikit-image), shows a line of on-screen text and carries a speech-like soundtrack, so every
 modality has something to find. It is written once into a cache folder and reused.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,12 +40,18 @@ def _base_image(width: int, height: int) -> np.ndarray:
 
     resized = cv2.resize(photo, (int(photo.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
     offset = (width - resized.shape[1]) // 2
-    canvas[:, offset:offset + resized.shape[1]] = resized
+    canvas[:, offset : offset + resized.shape[1]] = resized
     return canvas
 
 
-def make_sample(path: str | os.PathLike, *, seconds: float = SAMPLE_SECONDS, size=(640, 360), fps: float = 25,
-                text: str = SAMPLE_TEXT) -> Path:
+def make_sample(
+    path: str | os.PathLike,
+    *,
+    seconds: float = SAMPLE_SECONDS,
+    size=(640, 360),
+    fps: float = 25,
+    text: str = SAMPLE_TEXT,
+) -> Path:
     """Write the sample video to ``path``."""
     import cv2
 
@@ -56,7 +63,7 @@ def make_sample(path: str | os.PathLike, *, seconds: float = SAMPLE_SECONDS, siz
         zoom = 1.0 + 0.15 * t / seconds  # a slow push-in so frames differ
         crop_w, crop_h = int(width / zoom), int(height / zoom)
         x0, y0 = (width - crop_w) // 2, (height - crop_h) // 3
-        image = cv2.resize(base[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=cv2.INTER_LINEAR)
+        image = cv2.resize(base[y0 : y0 + crop_h, x0 : x0 + crop_w], (width, height), interpolation=cv2.INTER_LINEAR)
         if t >= 1.0:  # the text appears after a second, like a title card
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 1.1, 2)
             x, y = (width - tw) // 2, height - 30

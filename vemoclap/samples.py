@@ -1,5 +1,6 @@
 """Sample videos: the reference's seven Ekman-6 samples (``sample:joy`` …), fetched on first use and
 verified against their pinned git blob ids, and the project's own generated ``sample`` (offline)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,10 +27,12 @@ def fetch(name: str, models_dir=None, progress=None) -> Path:
         from .sample import sample_video
 
         return sample_video()
-    name = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    name = name[len(PREFIX) :] if name.startswith(PREFIX) else name
     if name not in SAMPLE_NAMES:
-        raise SourceError(f"sample:{name}: no such sample; choose one of "
-                          f"{', '.join('sample:' + n for n in SAMPLE_NAMES)} (or 'sample', the offline one)")
+        raise SourceError(
+            f"sample:{name}: no such sample; choose one of "
+            f"{', '.join('sample:' + n for n in SAMPLE_NAMES)} (or 'sample', the offline one)"
+        )
     from .fetch import fetch_reference_file
 
     return fetch_reference_file(f"sample_data/{name}.mp4", models_dir, progress)

@@ -13,6 +13,7 @@ video links: through a proxy the only address a guard can check is the proxy's, 
 would connect anywhere the link leads (a redirect to 169.254.169.254 included); where only a proxy
 reaches the internet, download the video another way and give the file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,9 +77,16 @@ def shown(value) -> str:
     return text.encode("unicode_escape").decode("ascii") if any(c in text for c in "\r\n\t") else text
 
 
-def resolve_source(source, *, directory: str | Path | None = None, allow_private: bool = False,
-                   limits: DownloadLimits = DownloadLimits(), filename: str = "upload.mp4",
-                   cookies: str | Path | None = None, keep_temp: bool | None = None) -> Path:
+def resolve_source(
+    source,
+    *,
+    directory: str | Path | None = None,
+    allow_private: bool = False,
+    limits: DownloadLimits = DownloadLimits(),
+    filename: str = "upload.mp4",
+    cookies: str | Path | None = None,
+    keep_temp: bool | None = None,
+) -> Path:
     """A local video file for ``source``: a path, ``"sample"``, an http(s) URL, or raw bytes.
 
     Uploads and downloads land in ``directory`` when given, else in the download cache
@@ -106,8 +114,9 @@ def resolve_source(source, *, directory: str | Path | None = None, allow_private
 
         return samples.fetch(source)
     if is_url(source):
-        return download(source, directory, allow_private=allow_private, limits=limits, cookies=cookies,
-                        keep_temp=keep_temp)
+        return download(
+            source, directory, allow_private=allow_private, limits=limits, cookies=cookies, keep_temp=keep_temp
+        )
     return check_local(Path(source).expanduser())
 
 
@@ -127,9 +136,15 @@ def check_local(path: Path) -> Path:
     if stat.S_ISDIR(info.st_mode):
         raise SourceError(f"{name}: is a folder; give a video file inside it")
     if not stat.S_ISREG(info.st_mode):
-        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
-                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
-                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        kind = (
+            "a named pipe (FIFO)"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )
         raise SourceError(f"{name}: {kind}, not a video file; save the video to a file first")
     if str(path.resolve()).startswith(("/proc/", "/sys/")):
         raise SourceError(f"{name}: a system file, not a video file")
@@ -193,13 +208,20 @@ def safe_filename(name: str, default_stem: str = "upload") -> str:
     stem, suffix = Path(base).stem, Path(base).suffix.lower()
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80] or default_stem
     if suffix not in VIDEO_EXTENSIONS:
-        raise SourceError(f"{base or name!r}: not an allowed video type; use one of "
-                          f"{', '.join(sorted(VIDEO_EXTENSIONS))}")
+        raise SourceError(
+            f"{base or name!r}: not an allowed video type; use one of {', '.join(sorted(VIDEO_EXTENSIONS))}"
+        )
     return stem + suffix
 
 
-def save_upload(data: bytes, filename: str, directory: str | Path, *, max_bytes: int = DownloadLimits.max_bytes,
-                unique: bool = False) -> Path:
+def save_upload(
+    data: bytes,
+    filename: str,
+    directory: str | Path,
+    *,
+    max_bytes: int = DownloadLimits.max_bytes,
+    unique: bool = False,
+) -> Path:
     """Write uploaded bytes under a sanitized name in ``directory`` (atomically).
 
     An upload never replaces a different file: when the name is taken by other bytes (or always,
@@ -272,11 +294,17 @@ _DOWNLOAD_REASONS = [
     ("http error 403", "access was refused (HTTP 403)"),
     ("unable to download webpage", "the page could not be downloaded"),
     ("is larger than max-filesize", "the video is over the size limit"),
-    ("not a bot", "the site asks to sign in to confirm this is not a bot (it blocks many datacenter and "
-                  "Colab addresses); pass a cookies file of a logged-in browser (--cookies FILE, "
-                  "cookies=) or upload the video instead"),
-    ("sign in to confirm", "the site asks to sign in; pass a cookies file of a logged-in browser "
-                           "(--cookies FILE, cookies=) or upload the video instead"),
+    (
+        "not a bot",
+        "the site asks to sign in to confirm this is not a bot (it blocks many datacenter and "
+        "Colab addresses); pass a cookies file of a logged-in browser (--cookies FILE, "
+        "cookies=) or upload the video instead",
+    ),
+    (
+        "sign in to confirm",
+        "the site asks to sign in; pass a cookies file of a logged-in browser "
+        "(--cookies FILE, cookies=) or upload the video instead",
+    ),
 ]
 
 
@@ -314,9 +342,15 @@ def _private_cookies(cookies: str | Path, folder: Path) -> Path:
     return copy
 
 
-def download(url: str, directory: str | Path | None = None, *, allow_private: bool = False,
-             limits: DownloadLimits = DownloadLimits(), cookies: str | Path | None = None,
-             keep_temp: bool | None = None) -> Path:
+def download(
+    url: str,
+    directory: str | Path | None = None,
+    *,
+    allow_private: bool = False,
+    limits: DownloadLimits = DownloadLimits(),
+    cookies: str | Path | None = None,
+    keep_temp: bool | None = None,
+) -> Path:
     """Download one progressive (audio+video in one file, so no ffmpeg muxing) ≤360p file with yt-dlp.
 
     Every connection is checked by the guard; the byte budget counts every byte read; the file is
@@ -330,11 +364,16 @@ def download(url: str, directory: str | Path | None = None, *, allow_private: bo
         raise SourceError("links need yt-dlp: pip install yt-dlp") from None
 
     target = Path(directory) if directory is not None else cache_dir()
-    with run_folder(keep_temp) as work, netguard.guarded(allow_private=allow_private,
-                                                          max_bytes=limits.max_bytes) as guard:
+    with (
+        run_folder(keep_temp) as work,
+        netguard.guarded(allow_private=allow_private, max_bytes=limits.max_bytes) as guard,
+    ):
         path, info = _yt_dlp_fetch(yt_dlp, url, name, work, limits, cookies, guard)
         target.mkdir(parents=True, exist_ok=True)
-        final = target / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{_link_key(url)}{path.suffix}"
+        final = (
+            target
+            / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{_link_key(url)}{path.suffix}"
+        )
         shutil.move(str(path), final)
     if directory is None:
         trim_cache(keep=final)
@@ -345,8 +384,9 @@ def _link_key(url: str) -> str:
     return hashlib.sha256(redact(url).encode()).hexdigest()[:12]
 
 
-def fetch_link(url: str, directory: str | Path, *, allow_private: bool = False,
-               limits: DownloadLimits = DownloadLimits()) -> Path:
+def fetch_link(
+    url: str, directory: str | Path, *, allow_private: bool = False, limits: DownloadLimits = DownloadLimits()
+) -> Path:
     """A link's video in ``directory``, downloaded through :func:`download` (the guarded path) only
     when an earlier run did not already leave it there (dataset manifests, resumable runs)."""
     check_url(url, allow_private=allow_private)
@@ -358,8 +398,7 @@ def fetch_link(url: str, directory: str | Path, *, allow_private: bool = False,
     return download(url, folder, allow_private=allow_private, limits=limits)
 
 
-def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimits, cookies, guard
-                  ) -> tuple[Path, dict]:
+def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimits, cookies, guard) -> tuple[Path, dict]:
     h = limits.height
 
     def refuse(info, *, incomplete=False):
@@ -371,8 +410,10 @@ def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimit
     # Only plain http(s) formats: HLS/DASH would be fetched by FFmpeg or in fragments; one file, no muxing.
     plain = "[protocol^=http][protocol!*=dash][protocol!*=m3u8]"
     options = {
-        "format": (f"best{plain}[height<={h}][vcodec!=none][acodec!=none]/best{plain}[vcodec!=none][acodec!=none]"
-                   f"/best{plain}[height<={h}]/best{plain}"),
+        "format": (
+            f"best{plain}[height<={h}][vcodec!=none][acodec!=none]/best{plain}[vcodec!=none][acodec!=none]"
+            f"/best{plain}[height<={h}]/best{plain}"
+        ),
         "outtmpl": str(work / "%(id).60s.%(ext)s"),
         "paths": {"home": str(work), "temp": str(work)},
         "restrictfilenames": True,
@@ -409,8 +450,7 @@ def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimit
             cookie_copy.unlink(missing_ok=True)
 
 
-def _run_yt_dlp(yt_dlp, options: dict, url: str, name: str, limits: DownloadLimits, guard, refuse
-                ) -> tuple[Path, dict]:
+def _run_yt_dlp(yt_dlp, options: dict, url: str, name: str, limits: DownloadLimits, guard, refuse) -> tuple[Path, dict]:
     info = None
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
@@ -420,10 +460,16 @@ def _run_yt_dlp(yt_dlp, options: dict, url: str, name: str, limits: DownloadLimi
             if info.get("_type") == "playlist" or "entries" in info:
                 raise SourceError(f"{name}: this is a playlist; give the link of one video")
             chosen = info.get("requested_formats") or [info]
-            if any(not str(f.get("protocol", "")).startswith("http") or "dash" in str(f.get("protocol", ""))
-                   or "m3u8" in str(f.get("protocol", "")) for f in chosen):
-                raise SourceError(f"{name}: the site offers only streaming formats (HLS/DASH) here; "
-                                  f"download the video yourself and give the file")
+            if any(
+                not str(f.get("protocol", "")).startswith("http")
+                or "dash" in str(f.get("protocol", ""))
+                or "m3u8" in str(f.get("protocol", ""))
+                for f in chosen
+            ):
+                raise SourceError(
+                    f"{name}: the site offers only streaming formats (HLS/DASH) here; "
+                    f"download the video yourself and give the file"
+                )
             for fmt in chosen:  # the media URL the extractor yields gets the same early check
                 if fmt.get("url"):
                     _check_media_url(fmt["url"], name, guard)
@@ -456,8 +502,10 @@ def _check_media_url(media_url: str, name: str, guard) -> None:
 
 
 def _refused_reason(guard) -> str:
-    return (f"the link leads to a private or local address ({guard.refused[0]}) through a redirect, an "
-            f"embedded video or its DNS answer; such links are refused unless allow_private / --allow-private")
+    return (
+        f"the link leads to a private or local address ({guard.refused[0]}) through a redirect, an "
+        f"embedded video or its DNS answer; such links are refused unless allow_private / --allow-private"
+    )
 
 
 def _failure(exc: BaseException, guard, limits: DownloadLimits) -> str:

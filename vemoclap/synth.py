@@ -3,6 +3,7 @@
 Each frame carries its own index as a row of black/white squares (read back with
 :func:`read_frame_index`), so a test can tell exactly which frame a decoder returned.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -21,7 +22,7 @@ def _index_pattern(image: np.ndarray, index: int) -> None:
     for bit in range(INDEX_BITS):
         value = 255 if (index >> bit) & 1 else 0
         x0 = (bit + 1) * cell
-        image[0:cell_h, x0:x0 + cell] = value
+        image[0:cell_h, x0 : x0 + cell] = value
 
 
 def read_frame_index(image: np.ndarray) -> int:
@@ -32,7 +33,7 @@ def read_frame_index(image: np.ndarray) -> int:
     index = 0
     for bit in range(INDEX_BITS):
         x0 = (bit + 1) * cell
-        patch = image[cell_h // 4: 3 * cell_h // 4, x0 + cell // 4: x0 + 3 * cell // 4]
+        patch = image[cell_h // 4 : 3 * cell_h // 4, x0 + cell // 4 : x0 + 3 * cell // 4]
         if patch.mean() > 127:
             index |= 1 << bit
     return index
@@ -42,11 +43,14 @@ def default_frame(index: int, width: int, height: int, fps: float) -> np.ndarray
     """A moving colour gradient (so codecs have real work) with the index pattern on top."""
     y, x = np.mgrid[0:height, 0:width]
     t = index / fps
-    image = np.stack([
-        (x * 255 / max(1, width - 1) + 40 * t) % 256,
-        (y * 255 / max(1, height - 1)) % 256,
-        np.full_like(x, (index * 7) % 256),
-    ], axis=-1).astype(np.uint8)
+    image = np.stack(
+        [
+            (x * 255 / max(1, width - 1) + 40 * t) % 256,
+            (y * 255 / max(1, height - 1)) % 256,
+            np.full_like(x, (index * 7) % 256),
+        ],
+        axis=-1,
+    ).astype(np.uint8)
     image[:, :, 2] = (image[:, :, 2].astype(np.int32) + 0).astype(np.uint8)
     _index_pattern(image, index)
     return image
@@ -56,7 +60,7 @@ def speech_like(duration: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
     """Voiced 'syllables': harmonic tones at a wandering pitch, 4 per second, with pauses."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(duration * sr)) / sr
-    pitch = 140 + 40 * np.sin(2 * np.pi * 0.7 * t) + 10 * rng.standard_normal() 
+    pitch = 140 + 40 * np.sin(2 * np.pi * 0.7 * t) + 10 * rng.standard_normal()
     phase = 2 * np.pi * np.cumsum(pitch) / sr
     voice = sum(np.sin(k * phase) / k for k in range(1, 8))
     envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2
@@ -69,11 +73,22 @@ def tone(duration: float, sr: int = 16000, freq: float = 440.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def make_video(path, *, duration: float = 2.0, fps: float = 25, size: tuple[int, int] = (320, 240),
-               audio: str | np.ndarray | None = "tone", audio_rate: int = 16000, codec: str = "libx264",
-               gop: int | None = None, vfr: bool = False, frames: int | None = None,
-               frame_fn: Callable[[int], np.ndarray] | None = None, audio_only: bool = False,
-               crf: int = 28) -> Path:
+def make_video(
+    path,
+    *,
+    duration: float = 2.0,
+    fps: float = 25,
+    size: tuple[int, int] = (320, 240),
+    audio: str | np.ndarray | None = "tone",
+    audio_rate: int = 16000,
+    codec: str = "libx264",
+    gop: int | None = None,
+    vfr: bool = False,
+    frames: int | None = None,
+    frame_fn: Callable[[int], np.ndarray] | None = None,
+    audio_only: bool = False,
+    crf: int = 28,
+) -> Path:
     """Write a real video file and return its path.
 
     ``size`` is (width, height); ``audio`` is "tone", "speech", "silence", None (no audio track)
@@ -108,8 +123,11 @@ def make_video(path, *, duration: float = 2.0, fps: float = 25, size: tuple[int,
         if audio is not None:
             if isinstance(audio, str):
                 total = duration if frames is None else n_frames / fps
-                samples = {"tone": tone, "speech": speech_like,
-                           "silence": lambda d, sr: np.zeros(int(d * sr), np.float32)}[audio](total, audio_rate)
+                samples = {
+                    "tone": tone,
+                    "speech": speech_like,
+                    "silence": lambda d, sr: np.zeros(int(d * sr), np.float32),
+                }[audio](total, audio_rate)
             else:
                 samples = np.asarray(audio, np.float32)
             audio_stream = container.add_stream("aac", rate=audio_rate)
@@ -134,7 +152,7 @@ def make_video(path, *, duration: float = 2.0, fps: float = 25, size: tuple[int,
         if audio_stream is not None and samples is not None and len(samples):
             block = 1024
             for start in range(0, len(samples), block):
-                chunk = samples[start:start + block]
+                chunk = samples[start : start + block]
                 frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
                 frame.sample_rate = audio_rate
                 frame.pts = start
@@ -166,8 +184,9 @@ def write_audio(path, samples: np.ndarray, rate: int = 16000, codec: str = "aac"
         stream.layout = layout
         block = 4096
         for start in range(0, planes.shape[1], block):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, start:start + block]),
-                                               format="fltp", layout=layout)
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(planes[:, start : start + block]), format="fltp", layout=layout
+            )
             frame.sample_rate = rate
             frame.pts = start
             frame.time_base = Fraction(1, rate)

@@ -4,6 +4,7 @@ A window sees the sequence-feature rows (frames, audio chunks, faces) whose time
 it, and the whole video's single-vector features (transcript and on-screen-text sentiment); rows it
 lacks are zeros, exactly as a missing modality is for the whole video.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ class Timeline:
         return plot_timeline(self, ax_emotions, ax_faces)
 
 
-def window_bounds(duration: float, window_s: float | None = None, hop_s: float | None = None
-                  ) -> list[tuple[float, float]]:
+def window_bounds(
+    duration: float, window_s: float | None = None, hop_s: float | None = None
+) -> list[tuple[float, float]]:
     """Windows covering [0, duration]: default length a quarter of the video (3–10 s), hop half of it."""
     if duration <= 0:
         return []
@@ -43,8 +45,9 @@ def window_bounds(duration: float, window_s: float | None = None, hop_s: float |
     return [(float(s), float(s + window)) for s in starts]
 
 
-def window_features(outputs: Mapping, feature_of: Mapping[str, str], start: float, end: float
-                    ) -> dict[str, np.ndarray | None]:
+def window_features(
+    outputs: Mapping, feature_of: Mapping[str, str], start: float, end: float
+) -> dict[str, np.ndarray | None]:
     """Per fusion feature, the rows of each output whose time falls in [start, end)."""
     features: dict[str, np.ndarray | None] = {}
     for name, output in outputs.items():
@@ -60,8 +63,13 @@ def window_features(outputs: Mapping, feature_of: Mapping[str, str], start: floa
     return features
 
 
-def emotion_windows(result: "Result", classifier, feature_of: Mapping[str, str], window_s: float | None = None,
-                    hop_s: float | None = None) -> "pd.DataFrame":
+def emotion_windows(
+    result: "Result",
+    classifier,
+    feature_of: Mapping[str, str],
+    window_s: float | None = None,
+    hop_s: float | None = None,
+) -> "pd.DataFrame":
     import pandas as pd
 
     labels = list(classifier.config.labels)
@@ -99,8 +107,11 @@ def face_track(result: "Result", width: int = 3) -> "pd.DataFrame":
     rows, probs = [], []
     for frame in faces.frames:
         found = [face.probabilities for face in frame.faces]
-        vector = np.array([[p.get(e, 0.0) for e in FACE_EXPRESSIONS] for p in found]).mean(0) if found \
+        vector = (
+            np.array([[p.get(e, 0.0) for e in FACE_EXPRESSIONS] for p in found]).mean(0)
+            if found
             else np.full(len(FACE_EXPRESSIONS), np.nan)
+        )
         rows.append({"frame_index": frame.frame_index, "time": frame.timestamp, "n_faces": len(found)})
         probs.append(vector)
     matrix = np.array(probs, float)
@@ -125,21 +136,29 @@ def plot_timeline(timeline: Timeline, ax_emotions=None, ax_faces=None) -> "Figur
     emotions = [c for c in windows.columns if c in EMOTION_COLORS]
     if len(windows):
         for emotion in emotions:
-            ax_emotions.plot(windows["centre"], windows[emotion], marker="o", ms=3, label=emotion,
-                             color=EMOTION_COLORS[emotion])
+            ax_emotions.plot(
+                windows["centre"], windows[emotion], marker="o", ms=3, label=emotion, color=EMOTION_COLORS[emotion]
+            )
         ax_emotions.set_ylim(0, 1)
         ax_emotions.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
     else:
-        ax_emotions.text(0.5, 0.5, "no emotion classifier loaded", ha="center", va="center",
-                         transform=ax_emotions.transAxes)
+        ax_emotions.text(
+            0.5, 0.5, "no emotion classifier loaded", ha="center", va="center", transform=ax_emotions.transAxes
+        )
     ax_emotions.set_ylabel("emotion probability")
     if ax_faces is not None:
         faces = timeline.faces
         if len(faces) and faces["n_faces"].sum() > 0:
             for expression in FACE_EXPRESSIONS:
                 emotion = EXPRESSION_TO_EMOTION[expression]
-                ax_faces.plot(faces["time"], faces[expression], marker=".", label=expression,
-                              color=EMOTION_COLORS.get(emotion, "#999999"), linestyle="-" if emotion else "--")
+                ax_faces.plot(
+                    faces["time"],
+                    faces[expression],
+                    marker=".",
+                    label=expression,
+                    color=EMOTION_COLORS.get(emotion, "#999999"),
+                    linestyle="-" if emotion else "--",
+                )
             ax_faces.set_ylim(0, 1)
             ax_faces.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.2), frameon=False)
         else:

@@ -15,6 +15,7 @@
    every source (sample, a 50 MB upload through the stand-in google.colab, a path, a link on 127.0.0.1).
 Each phase's wall time is printed at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,9 @@ def pyenv_python(version: str) -> str | None:
     for prefix in prefixes:
         exe = prefix / "bin" / "python"
         if exe.is_file():
-            got = subprocess.run([str(exe), "-c", "import platform; print(platform.python_version())"],
-                                 capture_output=True, text=True).stdout.strip()
+            got = subprocess.run(
+                [str(exe), "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True
+            ).stdout.strip()
             if got == version:
                 return str(exe)
     return None
@@ -113,6 +115,7 @@ class Phases:
 
             def __exit__(self, *exc):
                 phases.rows.append((name, time.monotonic() - self.start))
+
         return _Timer()
 
     def table(self) -> str:
@@ -140,9 +143,11 @@ def _manifest(folder: Path) -> str:
 
 
 def installed_versions(python: Path) -> dict[str, str]:
-    code = ("import json, importlib.metadata as md, re\n"
-            "print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
-            "for d in md.distributions() if d.metadata['Name']}))")
+    code = (
+        "import json, importlib.metadata as md, re\n"
+        "print(json.dumps({re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version "
+        "for d in md.distributions() if d.metadata['Name']}))"
+    )
     out = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -167,7 +172,9 @@ def build_base(base: Path, constraints: Path, wheels: Path) -> None:
         start = time.monotonic()
         run([*pip, "wheel", "-q", "--no-cache-dir", "--find-links", wheels, "-w", wheels, "-c", constraints, *wanted])
         got = sum(f.stat().st_size for f in wheels.glob("*.whl")) - before
-        print(f"wheel cache: fetched {got / 2**30:.2f} GB in {time.monotonic() - start:.0f} s into {wheels}", flush=True)
+        print(
+            f"wheel cache: fetched {got / 2**30:.2f} GB in {time.monotonic() - start:.0f} s into {wheels}", flush=True
+        )
         stamp.touch()
     offline = ["--no-index", "--find-links", wheels, "-c", constraints]
     run([*pip, "install", "-q", *offline, *wanted])
@@ -179,8 +186,11 @@ def build_base(base: Path, constraints: Path, wheels: Path) -> None:
     cv2 = cv2_info(base / "bin" / "python")
     if not PINS[LAST].startswith(cv2["version"]):
         raise SystemExit(f"cv2 is {cv2['version']}, not {LAST} {PINS[LAST]} as on Colab")
-    print(f"{len(PINS) - len(SKIP & set(PINS))} of Colab's packages at Colab's versions ({len(installed)} "
-          f"distributions); not installed: {', '.join(sorted(SKIP))}; cv2 {cv2['version']}", flush=True)
+    print(
+        f"{len(PINS) - len(SKIP & set(PINS))} of Colab's packages at Colab's versions ({len(installed)} "
+        f"distributions); not installed: {', '.join(sorted(SKIP))}; cv2 {cv2['version']}",
+        flush=True,
+    )
     (base / MANIFEST).write_text(_manifest(base))
 
 
@@ -211,8 +221,21 @@ def resolve(python: str, constraints: Path, extras: str, work: Path) -> subproce
     """pip --dry-run of ROOT[extras] with Colab's versions as constraints, started (see finish_resolve)."""
     report = work / f"resolve-{Path(python).resolve().parent.parent.name}.json"
     log = open(work / f"resolve-{Path(python).resolve().parent.parent.name}.log", "w")
-    cmd = [python, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed", "--disable-pip-version-check",
-           "--report", str(report), "-c", str(constraints), f"{ROOT}[{extras}]"]
+    cmd = [
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--ignore-installed",
+        "--disable-pip-version-check",
+        "--report",
+        str(report),
+        "-c",
+        str(constraints),
+        f"{ROOT}[{extras}]",
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     proc.report, proc.log_path, proc.extras = report, Path(log.name), extras
     log.close()
@@ -221,28 +244,41 @@ def resolve(python: str, constraints: Path, extras: str, work: Path) -> subproce
 
 def finish_resolve(proc: subprocess.Popen, short: str) -> None:
     if proc.wait() != 0:
-        raise SystemExit(f"Python {short}: .[{proc.extras}] does not resolve with Colab's versions as constraints:\n"
-                         f"{proc.log_path.read_text()[-3000:]}")
+        raise SystemExit(
+            f"Python {short}: .[{proc.extras}] does not resolve with Colab's versions as constraints:\n"
+            f"{proc.log_path.read_text()[-3000:]}"
+        )
     planned = json.loads(proc.report.read_text())["install"]
     versions = {canon(i["metadata"]["name"]): i["metadata"]["version"] for i in planned}
     for name in ("torch", "numpy", "transformers", "ipywidgets", "opencv-python", "ipykernel", "protobuf"):
         if name in versions and versions[name] != PINS[name]:
-            raise SystemExit(f"Python {short}: .[{proc.extras}] resolved {name} {versions[name]}, not Colab's "
-                             f"{PINS[name]}")
-    print(f"Python {short}: .[{proc.extras}] resolves with Colab's versions as constraints ({len(planned)} "
-          f"packages; torch {versions.get('torch')}, numpy {versions.get('numpy')}, ipywidgets "
-          f"{versions.get('ipywidgets')})", flush=True)
+            raise SystemExit(
+                f"Python {short}: .[{proc.extras}] resolved {name} {versions[name]}, not Colab's {PINS[name]}"
+            )
+    print(
+        f"Python {short}: .[{proc.extras}] resolves with Colab's versions as constraints ({len(planned)} "
+        f"packages; torch {versions.get('torch')}, numpy {versions.get('numpy')}, ipywidgets "
+        f"{versions.get('ipywidgets')})",
+        flush=True,
+    )
 
 
 def make_models(folder: Path) -> None:
     """Tiny models of the real classes, by this Python (it must have vemoclap's [models] dependencies)."""
     code = "import sys; from vemoclap.tiny import make_tiny_models; make_tiny_models(sys.argv[1])"
-    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
-           "YOLO_CONFIG_DIR": str(folder.parent / "ultralytics-tiny")}
+    env = {
+        **os.environ,
+        **OFFLINE,
+        "PYTHONPATH": str(ROOT),
+        "MPLBACKEND": "Agg",
+        "YOLO_CONFIG_DIR": str(folder.parent / "ultralytics-tiny"),
+    }
     proc = subprocess.run([sys.executable, "-c", code, str(folder)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"{sys.executable} could not make the tiny models (run this check with the project's "
-                         f"venv Python, e.g. .venv/bin/python):\n{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"{sys.executable} could not make the tiny models (run this check with the project's "
+            f"venv Python, e.g. .venv/bin/python):\n{proc.stderr[-3000:]}"
+        )
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ The tiny models (WORK/models) are made beforehand by scripts/colab/check.py. One
 here: a last one that prints what the kernel's ``app`` holds. Every run must end with an emotion and no
 error output.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ import nbformat
 
 EMOTIONS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 
-CHECK = r'''
+CHECK = r"""
 # (added by the Colab-like check) what the kernel's app holds after step 5
 import hashlib, json, sys, importlib.metadata as md
 import cv2
@@ -48,7 +49,7 @@ print("CHECK " + json.dumps({
     "versions": {n: md.version(n) for n in ("torch", "numpy", "transformers", "ipywidgets", "vemoclap")},
     "cv2": cv2.__version__,
 }))
-'''
+"""
 
 
 def _load_installer(root: Path):
@@ -76,9 +77,18 @@ def make_videos(work: Path) -> dict[str, Path]:
 
     rng = np.random.default_rng(0)
     noise = lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)  # noqa: E731
-    videos = {"small": make_video(work / "media" / "clip.mp4", duration=3.0, audio="tone"),
-              "big": make_video(work / "media" / "big upload.mp4", duration=5.0, fps=25, size=(640, 480),
-                                frame_fn=noise, crf=0, audio="tone")}
+    videos = {
+        "small": make_video(work / "media" / "clip.mp4", duration=3.0, audio="tone"),
+        "big": make_video(
+            work / "media" / "big upload.mp4",
+            duration=5.0,
+            fps=25,
+            size=(640, 480),
+            frame_fn=noise,
+            crf=0,
+            audio="tone",
+        ),
+    }
     size = videos["big"].stat().st_size
     assert size >= 50 * 2**20, f"the generated upload is only {size / 2**20:.1f} MB"
     return videos
@@ -120,8 +130,9 @@ def run_notebook(notebook: Path, work: Path, name: str, env: dict[str, str], tim
     os.environ.update(env)
     start = time.monotonic()
     try:
-        client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=timeout, allow_errors=True,
-                                         resources={"metadata": {"path": str(cwd)}})
+        client = nbclient.NotebookClient(
+            nb, kernel_name="python3", timeout=timeout, allow_errors=True, resources={"metadata": {"path": str(cwd)}}
+        )
         client.execute()
     finally:
         os.environ.clear()
@@ -141,9 +152,10 @@ def run_notebook(notebook: Path, work: Path, name: str, env: dict[str, str], tim
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     line = next((ln for ln in printed.splitlines() if ln.startswith("CHECK ")), None)
     assert line, f"run {name}: the check cell printed nothing (see {saved})"
-    check = json.loads(line[len("CHECK "):])
-    check["step1"] = "".join(o.get("text", "") for o in nb.cells[setup_index].outputs
-                             if o.get("output_type") == "stream")
+    check = json.loads(line[len("CHECK ") :])
+    check["step1"] = "".join(
+        o.get("text", "") for o in nb.cells[setup_index].outputs if o.get("output_type") == "stream"
+    )
     check["seconds"] = round(seconds, 1)
     check["cells"] = n_cells
     return check
@@ -179,10 +191,16 @@ def main() -> int:
         "VEMOCLAP_FACE_DETECTOR": "opencv",
         "VEMOCLAP_FRAMES": "4",
         "VEMOCLAP_LOG_DIR": str(work / "logs"),
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(work / "hf"),
-        "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "ultralytics"),
-        "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(work / "matplotlib"), "TQDM_DISABLE": "1",
-        "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(work / "jupyter-runtime"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(work / "hf"),
+        "YOLO_OFFLINE": "1",
+        "YOLO_CONFIG_DIR": str(work / "ultralytics"),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(work / "matplotlib"),
+        "TQDM_DISABLE": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_RUNTIME_DIR": str(work / "jupyter-runtime"),
         "IPYTHONDIR": str(work / "ipython"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel 6.17's debugger warns about frozen modules
     }
@@ -193,8 +211,11 @@ def main() -> int:
     check = run_notebook(notebook, work, "sample", {**base, "VEMOCLAP_INSTALL_SOURCE": str(root)}, args.timeout)
     after = installer.snapshot()
     print(check["step1"].strip(), flush=True)
-    changed = {n: f"{v} -> {after['dists'].get(n, 'removed')}" for n, v in before["dists"].items()
-               if after["dists"].get(n) != v}
+    changed = {
+        n: f"{v} -> {after['dists'].get(n, 'removed')}"
+        for n, v in before["dists"].items()
+        if after["dists"].get(n) != v
+    }
     assert not changed, f"step 1 changed preinstalled packages: {changed}"
     assert before["cv2"] == after["cv2"], f"step 1 changed cv2: {before['cv2']} -> {after['cv2']}"
     assert "changed 0: nothing" in check["step1"] and "OpenCV unchanged" in check["step1"], check["step1"]
@@ -204,8 +225,11 @@ def main() -> int:
     added = sorted(set(after["dists"]) - set(before["dists"]))
     report.update(preinstalled=len(before["dists"]), added=added, cv2=after["cv2"], versions=check["versions"])
     report["runs"]["sample"] = check
-    print(f"run sample: {check['top_label']} in {check['seconds']} s; step 1 added {len(added)} distributions, "
-          f"changed none; cv2 {after['cv2']['version']} build {after['cv2']['build']} unchanged", flush=True)
+    print(
+        f"run sample: {check['top_label']} in {check['seconds']} s; step 1 added {len(added)} distributions, "
+        f"changed none; cv2 {after['cv2']['version']} build {after['cv2']['build']} unchanged",
+        flush=True,
+    )
 
     videos = make_videos(work)
     for name in ("upload", "path", "link"):
@@ -218,8 +242,9 @@ def main() -> int:
         else:
             server = _Server(videos["small"].parent)
             server.start()
-            env.update(VEMOCLAP_SOURCE=f"http://127.0.0.1:{server.port}/{videos['small'].name}",
-                       VEMOCLAP_ALLOW_PRIVATE="1")
+            env.update(
+                VEMOCLAP_SOURCE=f"http://127.0.0.1:{server.port}/{videos['small'].name}", VEMOCLAP_ALLOW_PRIVATE="1"
+            )
         try:
             check = run_notebook(notebook, work, name, env, args.timeout)
         finally:

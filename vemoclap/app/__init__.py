@@ -11,6 +11,7 @@
 
 Importing this package imports no widgets: ``VemoclapApp`` and ``Controller`` load on first use.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,21 @@ from .launch import add_commands, cmd_app, main, voila_command
 from .logs import LOG_FILE
 from .notebook import NOTEBOOK_NAME, build_notebook, notebook_cells, write_notebook
 
-__all__ = ["VemoclapApp", "Controller", "add_commands", "build_notebook", "cached_models", "clear_cache",
-           "cmd_app", "main", "notebook_cells", "voila_command", "write_notebook", "LOG_FILE", "NOTEBOOK_NAME"]
+__all__ = [
+    "VemoclapApp",
+    "Controller",
+    "add_commands",
+    "build_notebook",
+    "cached_models",
+    "clear_cache",
+    "cmd_app",
+    "main",
+    "notebook_cells",
+    "voila_command",
+    "write_notebook",
+    "LOG_FILE",
+    "NOTEBOOK_NAME",
+]
 
 
 def __getattr__(name: str) -> Any:

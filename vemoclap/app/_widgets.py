@@ -1,4 +1,5 @@
 """ipywidgets imported on first use, and what differs between ipywidgets 7.7 (Colab's) and 8."""
+
 from __future__ import annotations
 
 from typing import Any, Iterator, Mapping

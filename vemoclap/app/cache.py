@@ -1,4 +1,5 @@
 """The process-wide cache of loaded models: rerunning a cell or building a new app reuses them."""
+
 from __future__ import annotations
 
 import contextlib

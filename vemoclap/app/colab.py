@@ -1,4 +1,5 @@
 """Google Colab's own upload and Drive: detected by ``google.colab`` being importable."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,7 +8,6 @@ import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
 
 
 def drive_root() -> Path:

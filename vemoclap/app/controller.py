@@ -6,6 +6,7 @@ runs ``Analyzer.analyze(progress=...)``. Every action returns plain values or ra
 to a callback as one :class:`Progress` (text and fraction together, so a label never disagrees with
 its bar). The widget steps in ``steps.py`` only display what this class says.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,13 +35,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-SOURCES = {"sample": "Sample video", "link": "YouTube link", "upload": "Upload",
-           "path": "File on this machine or Google Drive"}
+SOURCES = {
+    "sample": "Sample video",
+    "link": "YouTube link",
+    "upload": "Upload",
+    "path": "File on this machine or Google Drive",
+}
 # Colab's uploader holds the whole file in the kernel's memory (about 12 GB on the free tier).
 COLAB_UPLOAD_MB = 200
 # The reference on a Colab T4 (shared/notes/colab-runtime.md); the CPU figure is a rough guide.
-GPU_SPEED_NOTE = ("no GPU: step 5 runs on the CPU, several minutes for a one-minute video instead of about "
-                  "30 s on Colab's free T4; choose Runtime → Change runtime type → T4 GPU, then rerun from step 1")
+GPU_SPEED_NOTE = (
+    "no GPU: step 5 runs on the CPU, several minutes for a one-minute video instead of about "
+    "30 s on Colab's free T4; choose Runtime → Change runtime type → T4 GPU, then rerun from step 1"
+)
 
 
 @dataclass(frozen=True)
@@ -85,11 +92,19 @@ class NothingToCut(UserError):
 class Controller:
     """State and actions of the five steps; see the module docstring."""
 
-    def __init__(self, models_dir=None, classifier=None, device: str = "auto",
-                 extractors: Sequence[str] | None = None, samples: Mapping[str, str] | None = None,
-                 max_upload_mb: float = 200, allow_private: bool = False,
-                 analyzer_options: Mapping[str, Any] | None = None, output_dir=None,
-                 fetch_models: bool | None = None):
+    def __init__(
+        self,
+        models_dir=None,
+        classifier=None,
+        device: str = "auto",
+        extractors: Sequence[str] | None = None,
+        samples: Mapping[str, str] | None = None,
+        max_upload_mb: float = 200,
+        allow_private: bool = False,
+        analyzer_options: Mapping[str, Any] | None = None,
+        output_dir=None,
+        fetch_models: bool | None = None,
+    ):
         from ..extractors import DEFAULT_EXTRACTORS
         from ..models import default_models_dir
 
@@ -163,27 +178,52 @@ class Controller:
             device = f"CPU ({os.cpu_count()} cores)"
             if self.on_colab:
                 warnings.append(GPU_SPEED_NOTE)
-        rows = [("device", device), ("python", sys.version.split()[0]), ("vemoclap", version("vemoclap")),
-                ("torch", version("torch")), ("transformers", version("transformers")),
-                ("ipywidgets", version("ipywidgets"))]
+        rows = [
+            ("device", device),
+            ("python", sys.version.split()[0]),
+            ("vemoclap", version("vemoclap")),
+            ("torch", version("torch")),
+            ("transformers", version("transformers")),
+            ("ipywidgets", version("ipywidgets")),
+        ]
         if self.models_dir is None:
-            rows.append(("models", "no models dir: models download from the hub on first use "
-                                   "(set VEMOCLAP_MODELS_DIR for a local folder)"))
+            rows.append(
+                (
+                    "models",
+                    "no models dir: models download from the hub on first use "
+                    "(set VEMOCLAP_MODELS_DIR for a local folder)",
+                )
+            )
         elif self.models_dir.is_dir():
             rows.append(("models", f"{self.models_dir}"))
         else:
-            rows.append(("models", f"{self.models_dir} does not exist yet (step 2 fetches the models into it)"
-                         if self.fetch_models else f"{self.models_dir} does not exist (models will be looked up "
-                                                   "on the hub)"))
+            rows.append(
+                (
+                    "models",
+                    f"{self.models_dir} does not exist yet (step 2 fetches the models into it)"
+                    if self.fetch_models
+                    else f"{self.models_dir} does not exist (models will be looked up on the hub)",
+                )
+            )
         if self.classifier is not None:
             rows.append(("classifier", str(self.classifier)))
         elif default_classifier() is None:
-            rows.append(("classifier", "none: extractor outputs only, no emotion probabilities "
-                                       "(set VEMOCLAP_CLASSIFIER to a trained checkpoint)"))
+            rows.append(
+                (
+                    "classifier",
+                    "none: extractor outputs only, no emotion probabilities "
+                    "(set VEMOCLAP_CLASSIFIER to a trained checkpoint)",
+                )
+            )
         else:
-            rows.append(("classifier", "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified "
-                                       "in step 2" if default_classifier() == "reference"
-                         else f"{default_classifier()} (the default)"))
+            rows.append(
+                (
+                    "classifier",
+                    "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in step 2"
+                    if default_classifier() == "reference"
+                    else f"{default_classifier()} (the default)",
+                )
+            )
         rows.append(("outputs", str(self.output_dir)))
         return rows, warnings
 
@@ -204,10 +244,17 @@ class Controller:
         return self.models_dir
 
     def cache_key(self) -> str:
-        return json.dumps({"extractors": self.extractor_names, "device": self.device,
-                           "models_dir": str(self.models_dir) if self.models_dir else None,
-                           "classifier": str(self.classifier) if self.classifier else None,
-                           "options": self.analyzer_options}, sort_keys=True, default=str)
+        return json.dumps(
+            {
+                "extractors": self.extractor_names,
+                "device": self.device,
+                "models_dir": str(self.models_dir) if self.models_dir else None,
+                "classifier": str(self.classifier) if self.classifier else None,
+                "options": self.analyzer_options,
+            },
+            sort_keys=True,
+            default=str,
+        )
 
     def cached(self) -> LoadedModels | None:
         """The models this configuration loaded before in this process (adopted), if any."""
@@ -243,10 +290,14 @@ class Controller:
         report = on_progress or (lambda p: None)
         param = inspect.signature(download).parameters.get("progress")
         if param is not None and param.default is None:  # progress(stage, done_bytes, total_bytes)
+
             def bytes_done(stage: str, done: int, total: int) -> None:
                 total_mb = f" of {total / 2**20:.0f} MB" if total else ""
-                report(Progress(f"fetching {stage}: {done / 2**20:.0f}{total_mb}",
-                                min(1.0, done / total) if total else 0.0))
+                report(
+                    Progress(
+                        f"fetching {stage}: {done / 2**20:.0f}{total_mb}", min(1.0, done / total) if total else 0.0
+                    )
+                )
 
             download(self.models_dir, only=self.model_keys(), progress=bytes_done)
         else:  # an older download_models with a tqdm switch only
@@ -284,8 +335,7 @@ class Controller:
                 states[name] = ModelState("unavailable", 0.0, one_line(exc))
                 tell(name, states[name])
 
-        options = dict(device=self.device, models_dir=self.models_dir, skip_unavailable=True,
-                       **self.analyzer_options)
+        options = dict(device=self.device, models_dir=self.models_dir, skip_unavailable=True, **self.analyzer_options)
         start = time.perf_counter()
         if self.uses_classifier():
             tell("classifier", ModelState("loading"))
@@ -299,8 +349,9 @@ class Controller:
                 raise
             # Only the classifier loads in the constructor: go on without it, extractor outputs still count.
             log.exception("the classifier %s cannot be loaded", self.classifier or default_classifier())
-            states["classifier"] = ModelState("unavailable", time.perf_counter() - start,
-                                              f"{one_line(exc)}; extractor outputs only")
+            states["classifier"] = ModelState(
+                "unavailable", time.perf_counter() - start, f"{one_line(exc)}; extractor outputs only"
+            )
             analyzer = Analyzer(names, classifier=None, **options)
         if "classifier" in states:
             tell("classifier", states["classifier"])
@@ -343,8 +394,11 @@ class Controller:
         if bad and not self.loaded.analyzer.extractors:
             return f"no extractor could be loaded ({', '.join(bad)}); see each row for why", False
         if bad:
-            return (f"{len(bad)} model(s) could not be loaded ({', '.join(bad)}); the others will run "
-                    "and the results say what is missing.", False)
+            return (
+                f"{len(bad)} model(s) could not be loaded ({', '.join(bad)}); the others will run "
+                "and the results say what is missing.",
+                False,
+            )
         return "all models are loaded", True
 
     # ---- steps 3 and 4 -------------------------------------------------------------------
@@ -362,9 +416,11 @@ class Controller:
         if Path(shown).suffix.lower() not in VIDEO_EXTENSIONS:
             raise SourceError(f"{shown!r} is not a video file; use one of {', '.join(sorted(VIDEO_EXTENSIONS))}")
         if len(data) > limit:
-            raise SourceError(f"{shown}: {len(data) / 2**20:.0f} MB is over the {limit / 2**20:.0f} MB upload "
-                              "limit; put it on Google Drive or this machine and choose "
-                              f"“{SOURCES['path']}”, or use a link")
+            raise SourceError(
+                f"{shown}: {len(data) / 2**20:.0f} MB is over the {limit / 2**20:.0f} MB upload "
+                "limit; put it on Google Drive or this machine and choose "
+                f"“{SOURCES['path']}”, or use a link"
+            )
         directory = self.output_dir / "uploads"
         directory.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=directory))  # a fresh folder: no overwrites
@@ -386,7 +442,7 @@ class Controller:
             info = media.probe(path)
         except media.MediaError as exc:  # name the file as the person knows it, not our copy
             reason = one_line(exc)
-            reason = reason[len(str(path)):].lstrip(": ") if reason.startswith(str(path)) else reason
+            reason = reason[len(str(path)) :].lstrip(": ") if reason.startswith(str(path)) else reason
             raise SourceError(f"{shown}: {reason}") from None
         if not (info.width and info.height) and not info.has_audio:
             raise SourceError(f"{shown}: the file has neither video nor audio")
@@ -413,7 +469,9 @@ class Controller:
             raise SourceError("type the path of a video file in step 4 first")
         path = Path(text).expanduser()
         if not path.is_file():
-            hint = " (mount Google Drive first)" if str(path).startswith(str(colab.drive_root())) and self.on_colab else ""
+            hint = (
+                " (mount Google Drive first)" if str(path).startswith(str(colab.drive_root())) and self.on_colab else ""
+            )
             raise SourceError(f"{path}: no such file{hint}")
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
             raise SourceError(f"{path.name!r} is not a video file; use one of {', '.join(sorted(VIDEO_EXTENSIONS))}")
@@ -452,8 +510,9 @@ class Controller:
                 report(Progress("loading the models…", 0.0))
                 self.load(on_model, report)
             report(Progress("getting the video…", 0.0))
-            result = self.analyzer.analyze(source, progress=self._analysis_progress(report),
-                                           allow_private=self.allow_private)
+            result = self.analyzer.analyze(
+                source, progress=self._analysis_progress(report), allow_private=self.allow_private
+            )
         except Exception as exc:
             self.last_error = describe_error(exc, "the analysis")
             raise
@@ -466,8 +525,11 @@ class Controller:
     @staticmethod
     def _analysis_progress(report: ProgressFn) -> Callable[[str, int, int], None]:
         def update(stage: str, done: int, total: int) -> None:
-            text = {"media": "reading frames and audio", "done": "combining the features",
-                    "load": "loading the models"}.get(stage, f"running {stage}")
+            text = {
+                "media": "reading frames and audio",
+                "done": "combining the features",
+                "load": "loading the models",
+            }.get(stage, f"running {stage}")
             report(Progress(f"{text} ({done}/{total})", min(1.0, done / max(1, total))))
 
         return update
@@ -481,9 +543,12 @@ class Controller:
         return directory
 
     @staticmethod
-    def _export_progress(what: str, report: ProgressFn | None, unit: str = "") -> Callable[[str, float, float | None], None]:
+    def _export_progress(
+        what: str, report: ProgressFn | None, unit: str = ""
+    ) -> Callable[[str, float, float | None], None]:
         """An export's (stage, done, total) as one Progress: the percent shown is the bar's, capped
         at 100 % (a header's frame count can be short); without a total, a count and no percent."""
+
         def update(stage: str, done: float, total: float | None) -> None:
             if report is None:
                 return
@@ -510,22 +575,27 @@ class Controller:
         if self.analyzer is None or "face_emotion" not in self.analyzer.extractors:
             raise SourceError("the annotated video needs the face_emotion extractor; load it in step 2 and run again")
         path = directory / f"{safe_stem(self.result.source)}_annotated.mp4"
-        video = self.analyzer.export_annotated_video(self.result, path,
-                                                     progress=self._export_progress("annotating", on_progress, "frames"))
+        video = self.analyzer.export_annotated_video(
+            self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
+        )
         csv_path = getattr(video, "csv_path", None)
         return Path(video.path), Path(csv_path) if csv_path else None
 
-    def emotion_clips(self, emotion: str | None,
-                      on_progress: ProgressFn | None = None) -> tuple[Path, list[tuple[float, float]]]:
+    def emotion_clips(
+        self, emotion: str | None, on_progress: ProgressFn | None = None
+    ) -> tuple[Path, list[tuple[float, float]]]:
         """One video of the timeline windows where ``emotion`` is on top, and their times."""
         directory = self.export_dir()
         if not emotion:
             raise SourceError("choose an emotion first")
         path = directory / f"{safe_stem(self.result.source)}_{emotion}.mp4"
-        written, segments = self.result.export_emotion_clips(emotion, path, self.loaded_classifier(),
-                                                             progress=self._export_progress("cutting", on_progress, "s"))
+        written, segments = self.result.export_emotion_clips(
+            emotion, path, self.loaded_classifier(), progress=self._export_progress("cutting", on_progress, "s")
+        )
         if written is None:
             headline = " although it leads for the whole video" if emotion == self.result.top_label else ""
-            raise NothingToCut(f"no window of the timeline has {emotion} on top{headline}, so there is "
-                               "nothing to cut; the headline is for the whole video, clips follow the windows")
+            raise NothingToCut(
+                f"no window of the timeline has {emotion} on top{headline}, so there is "
+                "nothing to cut; the headline is for the whole video, clips follow the windows"
+            )
         return Path(written), segments

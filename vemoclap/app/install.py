@@ -8,6 +8,7 @@ leaving out any OpenCV distribution when the kernel already has one: every OpenC
 `cv2` folder, so adding `opencv-python-headless` beside Colab's `opencv-python` would replace Colab's
 OpenCV although no listed version changed. `cv2`'s version and build are compared before and after.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,12 @@ SOURCE_ENV = "VEMOCLAP_INSTALL_SOURCE"
 # certifi is deliberately not here: Colab has it imported already, and plain yt-dlp does not ask for a newer one.
 ALLOW_UPGRADE = ("yt-dlp", "yt-dlp-ejs", "deno")
 
-OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
-                        "opencv-contrib-python-headless")
+OPENCV_DISTRIBUTIONS = (
+    "opencv-python",
+    "opencv-python-headless",
+    "opencv-contrib-python",
+    "opencv-contrib-python-headless",
+)
 
 _SNAPSHOT = r"""
 import hashlib, json, importlib.metadata as md
@@ -72,8 +77,10 @@ def _pip(python: str, args: list[str]) -> subprocess.CompletedProcess:
 def _fail(source: str, proc: subprocess.CompletedProcess) -> InstallError:
     lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("ERROR")] or lines or ["pip failed"]
-    return InstallError(f"vemoclap could not be installed from {source!r} ({errors[-1][:300]}); set {SOURCE_ENV}, "
-                        "or install(source=...), to a vemoclap wheel, folder or git URL")
+    return InstallError(
+        f"vemoclap could not be installed from {source!r} ({errors[-1][:300]}); set {SOURCE_ENV}, "
+        "or install(source=...), to a vemoclap wheel, folder or git URL"
+    )
 
 
 def _spec(source: str, extra: str) -> str:
@@ -85,8 +92,10 @@ def _spec(source: str, extra: str) -> str:
         uri = path.resolve().as_uri()
         return f"vemoclap[{extra}] @ {uri}" if extra else f"vemoclap @ {uri}"
     if "/" in source or source.endswith((".whl", ".tar.gz", ".zip")):
-        raise InstallError(f"vemoclap install source {source!r} does not exist; set {SOURCE_ENV}, "
-                           "or install(source=...), to a vemoclap wheel, folder or git URL")
+        raise InstallError(
+            f"vemoclap install source {source!r} does not exist; set {SOURCE_ENV}, "
+            "or install(source=...), to a vemoclap wheel, folder or git URL"
+        )
     return source if "[" in source or not extra else f"{source}[{extra}]"
 
 
@@ -101,13 +110,20 @@ def _cv2_line(before: dict | None, after: dict | None) -> tuple[str, bool]:
         if not info or "error" in info:
             return "not importable"
         return f"{info['version']} (build {info['build']}, from {', '.join(info['owners']) or '?'})"
+
     same = before == after
     return ("OpenCV unchanged: " if same else "OpenCV CHANGED: ") + (
-        show(after) if same else f"{show(before)} -> {show(after)}"), same
+        show(after) if same else f"{show(before)} -> {show(after)}"
+    ), same
 
 
-def install(source: str | None = None, extra: str = "notebook", *, python: str = sys.executable,
-            allow_upgrade: tuple[str, ...] = ALLOW_UPGRADE) -> str:
+def install(
+    source: str | None = None,
+    extra: str = "notebook",
+    *,
+    python: str = sys.executable,
+    allow_upgrade: tuple[str, ...] = ALLOW_UPGRADE,
+) -> str:
     """Install vemoclap[extra] from `source` into `python`'s environment, keeping what it has.
 
     source: a wheel, a folder, a git/https URL or a package name; default $VEMOCLAP_INSTALL_SOURCE, else
@@ -136,8 +152,9 @@ def install(source: str | None = None, extra: str = "notebook", *, python: str =
         # only a copy the kernel already has is upgraded; otherwise vemoclap's own requirements bring them
         upgrade = [n for n in allow_upgrade if _canon(n) in before["dists"]]
         upgrade_args = [*upgrade, "--upgrade", "--upgrade-strategy", "only-if-needed"] if upgrade else []
-        proc = _pip(python, ["--dry-run", "--quiet", "--report", str(report_path), "-c", str(constraints),
-                             spec, *upgrade_args])
+        proc = _pip(
+            python, ["--dry-run", "--quiet", "--report", str(report_path), "-c", str(constraints), spec, *upgrade_args]
+        )
         if proc.returncode != 0:
             raise _fail(source, proc)
         planned = json.loads(report_path.read_text()).get("install", [])
@@ -157,10 +174,12 @@ def install(source: str | None = None, extra: str = "notebook", *, python: str =
     after = snapshot(python)
     added, changed = _changes(before["dists"], after["dists"])
     cv2_line, _ = _cv2_line(before["cv2"], after["cv2"])
-    lines = [f"vemoclap {after['dists'].get('vemoclap', '?')} installed from {source}",
-             f"added {len(added)}: {', '.join(added) or 'nothing'}",
-             f"changed {len(changed)}: {', '.join(changed) or 'nothing'}",
-             cv2_line]
+    lines = [
+        f"vemoclap {after['dists'].get('vemoclap', '?')} installed from {source}",
+        f"added {len(added)}: {', '.join(added) or 'nothing'}",
+        f"changed {len(changed)}: {', '.join(changed) or 'nothing'}",
+        cv2_line,
+    ]
     if skipped:
         lines.append(f"not installed (the kernel's OpenCV already provides cv2): {', '.join(skipped)}")
     return "\n".join(lines)

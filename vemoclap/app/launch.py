@@ -1,4 +1,5 @@
 """`vemoclap app`: the page served by Voila on 127.0.0.1. Imports no widgets (the CLI loads this)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,17 @@ WEBSOCKET_MAX_MESSAGE_BYTES = 256 * 2**20
 
 def voila_command(notebook: Path, port: int, open_browser: bool = True) -> list[str]:
     """The Voila command line that serves ``notebook`` on 127.0.0.1 only."""
-    command = [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--Voila.ip=127.0.0.1",
-               "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
-               f"--Voila.tornado_settings={{'websocket_max_message_size': {WEBSOCKET_MAX_MESSAGE_BYTES}}}"]
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        "--VoilaConfiguration.show_tracebacks=False",
+        "--theme=light",
+        f"--Voila.tornado_settings={{'websocket_max_message_size': {WEBSOCKET_MAX_MESSAGE_BYTES}}}",
+    ]
     if not open_browser:
         command.append("--no-browser")
     return command
@@ -34,13 +43,19 @@ def voila_command(notebook: Path, port: int, open_browser: bool = True) -> list[
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8866, help="local port (default 8866)")
-    parser.add_argument("--models-dir", type=Path, default=None,
-                        help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)")
-    parser.add_argument("--classifier", type=Path, default=None,
-                        help="emotion classifier checkpoint (also $VEMOCLAP_CLASSIFIER)")
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)",
+    )
+    parser.add_argument(
+        "--classifier", type=Path, default=None, help="emotion classifier checkpoint (also $VEMOCLAP_CLASSIFIER)"
+    )
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda ...")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="where uploads and exports go (default ./vemoclap_outputs)")
+    parser.add_argument(
+        "--output-dir", type=Path, default=None, help="where uploads and exports go (default ./vemoclap_outputs)"
+    )
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
 
@@ -85,8 +100,10 @@ def cmd_app(args: argparse.Namespace) -> int:
 def add_commands(subparsers) -> None:
     """Add ``vemoclap app`` to the CLI's subparsers."""
     parser = subparsers.add_parser(
-        "app", help="the notebook app as a local web page (Voila, 127.0.0.1 only)",
-        description="Serve the five-step app as a page on this machine (Voila on 127.0.0.1).")
+        "app",
+        help="the notebook app as a local web page (Voila, 127.0.0.1 only)",
+        description="Serve the five-step app as a page on this machine (Voila on 127.0.0.1).",
+    )
     _add_arguments(parser)
     parser.set_defaults(func=cmd_app)
 

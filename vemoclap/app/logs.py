@@ -1,4 +1,5 @@
 """The app's log file and its quiet output: tracebacks and library chatter never land on the page."""
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,11 @@ def log_to_file(path: Path) -> None:
 def quiet() -> Iterator[None]:
     """Library chatter (prints, progress bars, warnings) goes to the log instead of the page."""
     out, err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), \
-            contextlib.redirect_stderr(err):
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
         warnings.simplefilter("default")
         yield
     for w in caught:

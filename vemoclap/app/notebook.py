@@ -1,6 +1,7 @@
 """The app notebook's cells: one source of truth for notebooks/vemoclap.ipynb and for the page that
 `vemoclap app` serves. The two differ in their words: the notebook installs vemoclap and talks of
 cells, the page does neither."""
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ fear, joy, sadness, surprise) for the whole video, what every model found, a tim
 and videos of the parts where an emotion is on top. The views at the bottom of the page show every
 sampled frame, the faces found and the features, for the last video analyzed."""
 
-_SETUP_TAIL = '''
+_SETUP_TAIL = """
 # A wheel, a folder or a git URL of vemoclap to install instead of the default.
 INSTALL_SOURCE = os.environ.get("VEMOCLAP_INSTALL_SOURCE") or None
 print(install(INSTALL_SOURCE))
@@ -38,22 +39,22 @@ CLASSIFIER = os.environ.get("VEMOCLAP_CLASSIFIER", "")  # a trained emotion clas
 from vemoclap.app import VemoclapApp
 
 app = VemoclapApp.from_env(models_dir=MODELS_DIR, classifier=CLASSIFIER)
-app.setup_step()'''
+app.setup_step()"""
 
-_PAGE_SETUP = '''# Step 1 · Setup: the machine, the versions, where the models come from (set by `vemoclap app`).
+_PAGE_SETUP = """# Step 1 · Setup: the machine, the versions, where the models come from (set by `vemoclap app`).
 from vemoclap.app import VemoclapApp
 
 app = VemoclapApp.from_env()
-app.setup_step()'''
+app.setup_step()"""
 
-_LOAD = '''# Step 2 · Load the models (once: rerunning this cell or the app keeps them loaded).
-app.load_step()'''
+_LOAD = """# Step 2 · Load the models (once: rerunning this cell or the app keeps them loaded).
+app.load_step()"""
 
-_SOURCE = '''# Step 3 · Choose the source: a sample video, a YouTube link, an upload or a file path.
-app.source_step()'''
+_SOURCE = """# Step 3 · Choose the source: a sample video, a YouTube link, an upload or a file path.
+app.source_step()"""
 
-_PICK = '''# Step 4 · Pick the video.
-app.pick_step()'''
+_PICK = """# Step 4 · Pick the video.
+app.pick_step()"""
 
 _COLAB_UPLOAD_TEXT = """### Upload on Colab
 
@@ -64,20 +65,20 @@ the file (up to 200 MB: the whole file is held in memory while it uploads; for b
 video on Google Drive and choose *File on this machine or Google Drive*). Outside Colab this cell does
 nothing: use the *Choose video* button of step 4."""
 
-_COLAB_UPLOAD = '''# Colab's uploader (blocks until a file is chosen); VEMOCLAP_SOURCE=upload runs it headless.
+_COLAB_UPLOAD = """# Colab's uploader (blocks until a file is chosen); VEMOCLAP_SOURCE=upload runs it headless.
 if app.on_colab and (app.source.value == "upload" or os.environ.get("VEMOCLAP_SOURCE") == "upload"):
-    app.colab_upload()'''
+    app.colab_upload()"""
 
-_RUN = '''# Step 5 · Run and show. VEMOCLAP_AUTORUN=1 presses Load and Run on VEMOCLAP_SOURCE (headless runs, CI).
+_RUN = """# Step 5 · Run and show. VEMOCLAP_AUTORUN=1 presses Load and Run on VEMOCLAP_SOURCE (headless runs, CI).
 display(app.run_step())
 if os.environ.get("VEMOCLAP_AUTORUN") == "1":
     if os.environ.get("VEMOCLAP_SOURCE") == "upload":
         app.run_upload()
     else:
-        app.autorun(os.environ.get("VEMOCLAP_SOURCE", "sample"))'''
+        app.autorun(os.environ.get("VEMOCLAP_SOURCE", "sample"))"""
 
-_PAGE_RUN = '''# Step 5 · Run and show.
-display(app.run_step())'''
+_PAGE_RUN = """# Step 5 · Run and show.
+display(app.run_step())"""
 
 _EXPLORE = """## Explore the result
 
@@ -89,14 +90,14 @@ _PAGE_EXPLORE = """## Explore the result
 These views redraw after every run: every sampled frame, the faces found, and the features the
 emotion classifier reads."""
 
-_FRAMES = '''# The sampled frames, with faces and on-screen text boxes.
-app.explore_frames()'''
+_FRAMES = """# The sampled frames, with faces and on-screen text boxes.
+app.explore_frames()"""
 
-_FACES = '''# The detected faces and their expressions.
-app.explore_faces()'''
+_FACES = """# The detected faces and their expressions.
+app.explore_faces()"""
 
-_FEATURES = '''# The features the emotion classifier reads: shapes and values.
-app.explore_features()'''
+_FEATURES = """# The features the emotion classifier reads: shapes and values.
+app.explore_features()"""
 
 
 def installer_source() -> str:
@@ -109,30 +110,49 @@ def installer_source() -> str:
 
 def _setup_cell() -> str:
     # The installer's source comes first: a `from __future__` import must open the cell.
-    return ("# Step 1 · Setup. Installs vemoclap where it is missing (on Colab, keeping Colab's own packages),\n"
-            "# then checks the machine. The installer is inlined: vemoclap cannot be imported before it is installed.\n"
-            f"{installer_source()}\n\nimport os\n{_SETUP_TAIL}")
+    return (
+        "# Step 1 · Setup. Installs vemoclap where it is missing (on Colab, keeping Colab's own packages),\n"
+        "# then checks the machine. The installer is inlined: vemoclap cannot be imported before it is installed.\n"
+        f"{installer_source()}\n\nimport os\n{_SETUP_TAIL}"
+    )
 
 
 def notebook_cells(page: bool = False) -> list[tuple[str, str]]:
     """(cell type, source) of the app notebook, or of the page `vemoclap app` serves."""
     explore = [("code", _FRAMES), ("code", _FACES), ("code", _FEATURES)]
     if page:
-        return [("markdown", _PAGE_INTRO),
-                ("markdown", "## 1 · Setup"), ("code", _PAGE_SETUP),
-                ("markdown", "## 2 · Load the models"), ("code", _LOAD),
-                ("markdown", "## 3 · Choose the source"), ("code", _SOURCE),
-                ("markdown", "## 4 · Pick the video"), ("code", _PICK),
-                ("markdown", "## 5 · Run and show"), ("code", _PAGE_RUN),
-                ("markdown", _PAGE_EXPLORE), *explore]
-    return [("markdown", _INTRO),
-            ("markdown", "## 1 · Setup"), ("code", _setup_cell()),
-            ("markdown", "## 2 · Load the models"), ("code", _LOAD),
-            ("markdown", "## 3 · Choose the source"), ("code", _SOURCE),
-            ("markdown", "## 4 · Pick the video"), ("code", _PICK),
-            ("markdown", _COLAB_UPLOAD_TEXT), ("code", _COLAB_UPLOAD),
-            ("markdown", "## 5 · Run and show"), ("code", _RUN),
-            ("markdown", _EXPLORE), *explore]
+        return [
+            ("markdown", _PAGE_INTRO),
+            ("markdown", "## 1 · Setup"),
+            ("code", _PAGE_SETUP),
+            ("markdown", "## 2 · Load the models"),
+            ("code", _LOAD),
+            ("markdown", "## 3 · Choose the source"),
+            ("code", _SOURCE),
+            ("markdown", "## 4 · Pick the video"),
+            ("code", _PICK),
+            ("markdown", "## 5 · Run and show"),
+            ("code", _PAGE_RUN),
+            ("markdown", _PAGE_EXPLORE),
+            *explore,
+        ]
+    return [
+        ("markdown", _INTRO),
+        ("markdown", "## 1 · Setup"),
+        ("code", _setup_cell()),
+        ("markdown", "## 2 · Load the models"),
+        ("code", _LOAD),
+        ("markdown", "## 3 · Choose the source"),
+        ("code", _SOURCE),
+        ("markdown", "## 4 · Pick the video"),
+        ("code", _PICK),
+        ("markdown", _COLAB_UPLOAD_TEXT),
+        ("code", _COLAB_UPLOAD),
+        ("markdown", "## 5 · Run and show"),
+        ("code", _RUN),
+        ("markdown", _EXPLORE),
+        *explore,
+    ]
 
 
 def build_notebook(page: bool = False):
@@ -140,10 +160,12 @@ def build_notebook(page: bool = False):
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.metadata.update({
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    })
+    nb.metadata.update(
+        {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        }
+    )
     if not page:
         nb.metadata.update({"colab": {"provenance": [], "name": NOTEBOOK_NAME}, "accelerator": "GPU"})
     for kind, source in notebook_cells(page):

@@ -1,4 +1,5 @@
 """The app's settings from VEMOCLAP_* environment variables (how `vemoclap app` and CI configure it)."""
+
 from __future__ import annotations
 
 import os

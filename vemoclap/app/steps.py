@@ -1,4 +1,5 @@
 """One small widget class per step. Each shows what the controller says and calls its actions."""
+
 from __future__ import annotations
 
 import html
@@ -56,8 +57,9 @@ class SetupStep:
 
     def __init__(self, controller: Controller):
         rows, warnings = controller.setup_rows()
-        self.html = widgets.HTML("".join(f"<div>{message_html(w)}</div>" for w in warnings)
-                                 + table_html(rows, "vemoclap-setup"))
+        self.html = widgets.HTML(
+            "".join(f"<div>{message_html(w)}</div>" for w in warnings) + table_html(rows, "vemoclap-setup")
+        )
         self.widget = widgets.VBox([self.html])
 
 
@@ -94,8 +96,9 @@ class ModelRow:
             self.status.value = f'<span style="color:{OK_COLOR}">loaded{note}</span>'
         else:
             self.progress.bar_style = "danger"
-            self.status.value = (f'<span style="color:{ERROR_COLOR}">{html.escape(state.status)}: '
-                                 f'{html.escape(state.reason)}</span>')
+            self.status.value = (
+                f'<span style="color:{ERROR_COLOR}">{html.escape(state.status)}: {html.escape(state.reason)}</span>'
+            )
 
 
 class LoadStep:
@@ -104,20 +107,33 @@ class LoadStep:
     def __init__(self, controller: Controller, busy: Callable):
         self.controller = controller
         self.busy = busy
-        self.button = widgets.Button(description="Load models", icon="download", button_style="primary",
-                                     tooltip="fetch (if needed) and load every model once; later runs reuse them")
+        self.button = widgets.Button(
+            description="Load models",
+            icon="download",
+            button_style="primary",
+            tooltip="fetch (if needed) and load every model once; later runs reuse them",
+        )
         self.button.add_class("vemoclap-load")
         self.message = widgets.HTML()
         self.progress = ProgressLine()
         self.rows: dict[str, ModelRow] = {name: ModelRow.create(name) for name in controller.model_names()}
-        self.drive = widgets.Checkbox(value=False, indent=False,
-                                      description=f"keep the models on Google Drive ({colab.drive_models()})")
-        self.fetch = widgets.Checkbox(value=controller.fetch_models, indent=False,
-                                      description="fetch missing models into the models folder first")
+        self.drive = widgets.Checkbox(
+            value=False, indent=False, description=f"keep the models on Google Drive ({colab.drive_models()})"
+        )
+        self.fetch = widgets.Checkbox(
+            value=controller.fetch_models, indent=False, description="fetch missing models into the models folder first"
+        )
         options = [self.drive] if controller.on_colab else []
         options.append(self.fetch)
-        self.widget = widgets.VBox([*options, self.button, self.progress.box,
-                                    widgets.VBox([row.box for row in self.rows.values()]), self.message])
+        self.widget = widgets.VBox(
+            [
+                *options,
+                self.button,
+                self.progress.box,
+                widgets.VBox([row.box for row in self.rows.values()]),
+                self.message,
+            ]
+        )
         self.button.on_click(lambda _: self.load())
         if controller.cached() is not None:  # rerunning the cell: show what is already loaded
             self.show_loaded(cached=True)
@@ -176,9 +192,15 @@ class SourceStep:
     def __init__(self, controller: Controller):
         self.controller = controller
         self.toggle = widgets.ToggleButtons(
-            options=controller.source_choices(), value=controller.source_kind,
-            tooltips=["a bundled sample", "a YouTube (or any yt-dlp) link", "a video file from this computer",
-                      "a path on the machine running this (Google Drive once mounted)"])
+            options=controller.source_choices(),
+            value=controller.source_kind,
+            tooltips=[
+                "a bundled sample",
+                "a YouTube (or any yt-dlp) link",
+                "a video file from this computer",
+                "a path on the machine running this (Google Drive once mounted)",
+            ],
+        )
         self.toggle.observe(self._changed, names="value")
         self.widget = widgets.VBox([self.toggle])
 
@@ -192,16 +214,24 @@ class PickStep:
     def __init__(self, controller: Controller, source: SourceStep):
         self.controller = controller
         self.hint = widgets.HTML()
-        self.sample = widgets.Dropdown(options=list(controller.samples.items()), value=controller.sample,
-                                       description="Sample", layout=widgets.Layout(width="420px"))
-        self.url = widgets.Text(placeholder="https://www.youtube.com/watch?v=…", description="Link",
-                                layout=widgets.Layout(width="560px"))
-        self.upload = widgets.FileUpload(accept=",".join(sorted(VIDEO_EXTENSIONS)), multiple=False,
-                                         description="Choose video")
+        self.sample = widgets.Dropdown(
+            options=list(controller.samples.items()),
+            value=controller.sample,
+            description="Sample",
+            layout=widgets.Layout(width="420px"),
+        )
+        self.url = widgets.Text(
+            placeholder="https://www.youtube.com/watch?v=…", description="Link", layout=widgets.Layout(width="560px")
+        )
+        self.upload = widgets.FileUpload(
+            accept=",".join(sorted(VIDEO_EXTENSIONS)), multiple=False, description="Choose video"
+        )
         self.upload_message = widgets.HTML()
-        self.path = widgets.Text(placeholder="/content/drive/MyDrive/videos/clip.mp4" if controller.on_colab
-                                 else "/home/me/Videos/clip.mp4", description="Path",
-                                 layout=widgets.Layout(width="560px"))
+        self.path = widgets.Text(
+            placeholder="/content/drive/MyDrive/videos/clip.mp4" if controller.on_colab else "/home/me/Videos/clip.mp4",
+            description="Path",
+            layout=widgets.Layout(width="560px"),
+        )
         self.path_message = widgets.HTML()
         self.mount = widgets.Button(description="Mount Google Drive", icon="hdd-o")
         self.mount.on_click(lambda _: self.mount_drive())
@@ -218,14 +248,17 @@ class PickStep:
         c = self.controller
         kinds = ", ".join(sorted(VIDEO_EXTENSIONS))
         if c.source_kind == "link":
-            self.hint.value = ("Paste a link to one video (YouTube or any site yt-dlp reads). "
-                               "It is downloaded at 360p; long videos take longer.")
+            self.hint.value = (
+                "Paste a link to one video (YouTube or any site yt-dlp reads). "
+                "It is downloaded at 360p; long videos take longer."
+            )
             children = [self.hint, self.url]
         elif c.source_kind == "upload" and c.on_colab:
             self.hint.value = html.escape(
                 f"Run the cell below this one: it opens Colab's own file chooser (up to "
                 f"{c.colab_upload_bytes / 2**20:.0f} MB, held in memory while it uploads). For bigger files "
-                f"put the video on Google Drive and choose “{SOURCES['path']}”.")
+                f"put the video on Google Drive and choose “{SOURCES['path']}”."
+            )
             children = [self.hint, self.upload_message]
         elif c.source_kind == "upload":
             self.hint.value = f"Choose a video file ({kinds}), at most {c.max_upload_bytes / 2**20:.0f} MB."
@@ -302,7 +335,9 @@ class RunStep:
 
     def __init__(self):
         W = widgets
-        self.button = W.Button(description="Run", icon="play", button_style="success", tooltip="analyze the chosen video")
+        self.button = W.Button(
+            description="Run", icon="play", button_style="success", tooltip="analyze the chosen video"
+        )
         self.button.add_class("vemoclap-run")
         self.progress = ProgressLine()
         self.message = W.HTML()
@@ -318,13 +353,21 @@ class RunStep:
         self.missing = W.HTML()
         self.missing.add_class("vemoclap-missing")
         self.downloads = W.HTML()
-        self.video_button = W.Button(description="Make annotated video", icon="film", layout=W.Layout(width="auto"),
-                                     tooltip="every frame with face boxes and expressions")
+        self.video_button = W.Button(
+            description="Make annotated video",
+            icon="film",
+            layout=W.Layout(width="auto"),
+            tooltip="every frame with face boxes and expressions",
+        )
         self.video_message = W.HTML()
         self.video_message.add_class("vemoclap-video-message")
         self.emotion = W.Dropdown(options=[], description="Emotion", layout=W.Layout(width="220px"))
-        self.clips_button = W.Button(description="Make emotion clips", icon="scissors", layout=W.Layout(width="auto"),
-                                     tooltip="one video of the timeline windows where this emotion is on top")
+        self.clips_button = W.Button(
+            description="Make emotion clips",
+            icon="scissors",
+            layout=W.Layout(width="auto"),
+            tooltip="one video of the timeline windows where this emotion is on top",
+        )
         self.clips_note = W.HTML(note_html(CLIPS_NOTE))
         self.clips_message = W.HTML()
         self.clips_message.add_class("vemoclap-clips-message")
@@ -347,9 +390,17 @@ class RunStep:
         if images:
             rows.append(W.HBox(images, layout=W.Layout(flex_flow="row wrap", align_items="flex-start")))
         rows += [w for w in (self.frame, self.timeline) if w.value]
-        rows += [self.details, self.missing, W.HTML("<h4>Downloads</h4>"), self.downloads,
-                 W.HBox([self.video_button]), self.video_message,
-                 W.HBox([self.emotion, self.clips_button]), self.clips_note, self.clips_message]
+        rows += [
+            self.details,
+            self.missing,
+            W.HTML("<h4>Downloads</h4>"),
+            self.downloads,
+            W.HBox([self.video_button]),
+            self.video_message,
+            W.HBox([self.emotion, self.clips_button]),
+            self.clips_note,
+            self.clips_message,
+        ]
         self.results.children = rows
 
 

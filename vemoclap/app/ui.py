@@ -4,6 +4,7 @@ Works with ipywidgets 7.7 (Colab's own) and 8 (Jupyter, Voila). Figures are PNG 
 ``widgets.Image`` so they look the same in Colab, Jupyter, Voila and tests; everything a person can
 get wrong ends as one line in a message widget, tracebacks go to the log file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -252,8 +253,11 @@ class VemoclapApp:
         self._set_image(r.circumplex, "the valence–arousal plot", result.plot_circumplex)
         has_frames = result.frames is not None and len(result.frames) > 0
         self._set_image(r.frame, "the annotated frame", result.plot_annotated_frame if has_frames else None)
-        self._set_image(r.timeline, "the timeline",
-                        timeline.plot if timeline is not None and result.info and result.info.duration > 0 else None)
+        self._set_image(
+            r.timeline,
+            "the timeline",
+            timeline.plot if timeline is not None and result.info and result.info.duration > 0 else None,
+        )
         r.details.value = self._guard("the details", lambda: details_html(result))
         r.missing.value = self._guard("the missing list", lambda: missing_html(result))
         r.downloads.value = self._guard("the downloads", lambda: downloads_html(result, timeline))
@@ -346,6 +350,7 @@ class VemoclapApp:
 
     def explore_frames(self, columns: int = 4):
         """Every sampled frame with faces and text boxes drawn; redrawn after each run."""
+
         def draw(result: "Result") -> list:
             fig = frames_grid(result, columns)
             return [_png_image(fig)] if fig is not None else [widgets.HTML("no video frames")]
@@ -354,6 +359,7 @@ class VemoclapApp:
 
     def explore_faces(self, limit: int = 24):
         """Crops of the detected faces with their expression; redrawn after each run."""
+
         def draw(result: "Result") -> list:
             fig, text = faces_figure(result, limit)
             return [widgets.HTML(html.escape(text))] + ([_png_image(fig)] if fig is not None else [])
@@ -362,6 +368,7 @@ class VemoclapApp:
 
     def explore_features(self):
         """The features' shapes and a heatmap of each; redrawn after each run."""
+
         def draw(result: "Result") -> list:
             fig = features_heatmap(result)
             return [widgets.HTML(features_table_html(result))] + ([_png_image(fig)] if fig is not None else [])

@@ -1,5 +1,6 @@
 """HTML the app shows for a Result. Extractor outputs describe themselves (``describe()``,
 ``readable()``): no extractor is named here, so a new extractor shows up without touching this file."""
+
 from __future__ import annotations
 
 import base64
@@ -35,22 +36,28 @@ def visible_text(markup: str) -> str:
 
 
 def table_html(rows: list[tuple[str, str]], css_class: str) -> str:
-    body = "".join(f"<tr><td style='padding-right:1em;vertical-align:top'><b>{html.escape(k)}</b></td>"
-                   f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><td style='padding-right:1em;vertical-align:top'><b>{html.escape(k)}</b></td>"
+        f"<td>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
     return f"<table class='{css_class}'>{body}</table>"
 
 
 def data_uri_link(data: bytes, filename: str, mime: str, label: str | None = None) -> str:
     payload = base64.b64encode(data).decode("ascii")
-    return (f'<a download="{html.escape(filename, quote=True)}" href="data:{mime};base64,{payload}" '
-            f'target="_blank" style="color:#1565c0;text-decoration:underline">{html.escape(label or filename)}</a>')
+    return (
+        f'<a download="{html.escape(filename, quote=True)}" href="data:{mime};base64,{payload}" '
+        f'target="_blank" style="color:#1565c0;text-decoration:underline">{html.escape(label or filename)}</a>'
+    )
 
 
 def file_html(path: Path, label: str) -> str:
     """A written file: a download link when small enough for a data: URL, else its path."""
     size = path.stat().st_size
     mime = {".mp4": "video/mp4", ".csv": "text/csv", ".json": "application/json"}.get(
-        path.suffix, "application/octet-stream")
+        path.suffix, "application/octet-stream"
+    )
     where = f"saved to <code>{html.escape(str(path))}</code>"
     if size <= DATA_URI_LIMIT:
         return f"{data_uri_link(path.read_bytes(), path.name, mime, label)} ({size / 2**20:.1f} MB, {where})"
@@ -63,33 +70,47 @@ def summary_html(result: "Result") -> str:
 
     parts: list[str] = []
     if result.random_weights:
-        parts.append("<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
-                     "padding:0.4em;font-weight:bold'>RANDOM WEIGHTS: "
-                     f"{html.escape(', '.join(result.random_weights))} ran on tiny randomly initialised models "
-                     "(a demo of the code path): the emotion and every score here mean nothing.</div>")
+        parts.append(
+            "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
+            "padding:0.4em;font-weight:bold'>RANDOM WEIGHTS: "
+            f"{html.escape(', '.join(result.random_weights))} ran on tiny randomly initialised models "
+            "(a demo of the code path): the emotion and every score here mean nothing.</div>"
+        )
     if result.has_prediction:
         va = result.valence_arousal
         va_text = f" · valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va else ""
-        parts.append(f"<h3 style='margin:0.2em 0'>Emotion: <span class='vemoclap-top'>"
-                     f"{html.escape(result.top_label)}</span> ({result.top_probability:.0%})"
-                     f"{html.escape(va_text)}</h3>")
+        parts.append(
+            f"<h3 style='margin:0.2em 0'>Emotion: <span class='vemoclap-top'>"
+            f"{html.escape(result.top_label)}</span> ({result.top_probability:.0%})"
+            f"{html.escape(va_text)}</h3>"
+        )
         ranked = sorted(result.scores.items(), key=lambda kv: -kv[1])
-        parts.append("<div>" + " · ".join(f"{html.escape(k)} {v:.0%}" for k, v in ranked)
-                     + " <span style='color:#666'>(the whole video)</span></div>")
+        parts.append(
+            "<div>"
+            + " · ".join(f"{html.escape(k)} {v:.0%}" for k, v in ranked)
+            + " <span style='color:#666'>(the whole video)</span></div>"
+        )
     else:
         parts.append(f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(NO_CLASSIFIER)}</div>")
     info = result.info
     if info is not None:
-        parts.append(f"<div>{html.escape(Path(result.source).name or result.source)}: {info.duration:.1f} s, "
-                     f"{info.width}×{info.height}, {info.fps:.1f} fps, audio: {'yes' if info.has_audio else 'no'}"
-                     "</div>")
+        parts.append(
+            f"<div>{html.escape(Path(result.source).name or result.source)}: {info.duration:.1f} s, "
+            f"{info.width}×{info.height}, {info.fps:.1f} fps, audio: {'yes' if info.has_audio else 'no'}"
+            "</div>"
+        )
     if result.timings:
         total = sum(result.timings.values())
         slowest = sorted(result.timings.items(), key=lambda kv: -kv[1])[:4]
-        parts.append("<div style='color:#666'>time: " + html.escape(
-            f"{total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in slowest) + ")") + "</div>")
-    parts.append("<details><summary>text report</summary><pre class='vemoclap-report'>"
-                 f"{html.escape(result.summary())}</pre></details>")
+        parts.append(
+            "<div style='color:#666'>time: "
+            + html.escape(f"{total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in slowest) + ")")
+            + "</div>"
+        )
+    parts.append(
+        "<details><summary>text report</summary><pre class='vemoclap-report'>"
+        f"{html.escape(result.summary())}</pre></details>"
+    )
     return "\n".join(parts)
 
 
@@ -105,8 +126,9 @@ def details_html(result: "Result") -> str:
             continue
         lines = [line for line in output.describe() if line.strip()]
         items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines) or "<li><i>nothing</i></li>"
-        sections.append(_section(name, f"<ul class='vemoclap-output' data-extractor='{html.escape(name, quote=True)}'>"
-                                       f"{items}</ul>"))
+        sections.append(
+            _section(name, f"<ul class='vemoclap-output' data-extractor='{html.escape(name, quote=True)}'>{items}</ul>")
+        )
     return "\n".join(sections)
 
 
@@ -114,8 +136,9 @@ def missing_html(result: "Result") -> str:
     """What is missing and why, and any warnings, escaped."""
     parts: list[str] = []
     if result.missing:
-        items = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(reason)}</li>"
-                        for name, reason in result.missing.items())
+        items = "".join(
+            f"<li><b>{html.escape(name)}</b>: {html.escape(reason)}</li>" for name, reason in result.missing.items()
+        )
         parts.append(_section("Missing", f"<ul>{items}</ul>"))
     if result.warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings)
@@ -130,8 +153,10 @@ def features_table_html(result: "Result") -> str:
         shape = "×".join(map(str, feature.shape)) if feature is not None else "—"
         note = out.missing or (f"mean {feature.mean():+.3f}, std {feature.std():.3f}" if feature is not None else "")
         fusion = result.feature_of.get(name, "")
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(fusion)}</td><td>{html.escape(shape)}</td>"
-                    f"<td>{html.escape(note)}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(fusion)}</td><td>{html.escape(shape)}</td>"
+            f"<td>{html.escape(note)}</td></tr>"
+        )
     head = "<tr><th>extractor</th><th>fusion feature</th><th>shape</th><th>values / why missing</th></tr>"
     return f"<table class='vemoclap-features'>{head}{''.join(rows)}</table>"
 
@@ -143,19 +168,39 @@ def safe_stem(text: str) -> str:
 
 def downloads_html(result: "Result", timeline) -> str:
     stem = safe_stem(result.source)
-    links = [data_uri_link(result.to_json().encode("utf-8"), f"{stem}.json", "application/json", "result (JSON)"),
-             data_uri_link(result.to_frame().to_csv(index=False).encode("utf-8"), f"{stem}_probabilities.csv",
-                           "text/csv", "probabilities (CSV)")]
+    links = [
+        data_uri_link(result.to_json().encode("utf-8"), f"{stem}.json", "application/json", "result (JSON)"),
+        data_uri_link(
+            result.to_frame().to_csv(index=False).encode("utf-8"),
+            f"{stem}_probabilities.csv",
+            "text/csv",
+            "probabilities (CSV)",
+        ),
+    ]
     if timeline is not None:
         if len(timeline.faces):
-            links.append(data_uri_link(timeline.faces.to_csv(index=False).encode("utf-8"),
-                                       f"{stem}_frames.csv", "text/csv", "faces per frame (CSV)"))
+            links.append(
+                data_uri_link(
+                    timeline.faces.to_csv(index=False).encode("utf-8"),
+                    f"{stem}_frames.csv",
+                    "text/csv",
+                    "faces per frame (CSV)",
+                )
+            )
         if len(timeline.windows):
-            links.append(data_uri_link(timeline.windows.to_csv(index=False).encode("utf-8"),
-                                       f"{stem}_timeline.csv", "text/csv", "emotion timeline (CSV)"))
+            links.append(
+                data_uri_link(
+                    timeline.windows.to_csv(index=False).encode("utf-8"),
+                    f"{stem}_timeline.csv",
+                    "text/csv",
+                    "emotion timeline (CSV)",
+                )
+            )
     return " · ".join(links)
 
 
-CLIPS_NOTE = ("The headline emotion is for the whole video; clips are cut from the timeline, where each "
-              "window of a few seconds has its own top emotion. An emotion can lead overall without "
-              "leading in any single window.")
+CLIPS_NOTE = (
+    "The headline emotion is for the whole video; clips are cut from the timeline, where each "
+    "window of a few seconds has its own top emotion. An emotion can lead overall without "
+    "leading in any single window."
+)

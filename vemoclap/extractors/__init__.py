@@ -2,6 +2,7 @@
 
 Modules are imported only when an extractor is built, so ``import vemoclap`` stays light.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,5 +45,15 @@ def get(name: str, **options) -> Extractor:
     return cls(**options)
 
 
-__all__ = ["Clip", "Extractor", "ExtractorOutput", "Missing", "resolve_device", "available", "get",
-           "extractor_class", "output_type", "DEFAULT_EXTRACTORS"]
+__all__ = [
+    "Clip",
+    "Extractor",
+    "ExtractorOutput",
+    "Missing",
+    "resolve_device",
+    "available",
+    "get",
+    "extractor_class",
+    "output_type",
+    "DEFAULT_EXTRACTORS",
+]

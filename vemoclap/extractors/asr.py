@@ -26,6 +26,7 @@ Choices (documented so results can be compared):
 * English-only (".en") and "turbo" models were not trained to translate: task "translate" rejects them.
 * The audio array is passed to the backend directly (``whisper.load_audio`` needs ffmpeg).
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,13 +88,28 @@ class AsrSentimentExtractor(Extractor):
     inputs = ("audio",)
     output_type = AsrOutput
 
-    def __init__(self, *, whisper_model: str | Path = "auto", backend: str = "auto", task: str = "translate",
-                 language: str | None = None, long_form: str = "sequential", chunk_s: float = 30.0,
-                 stride_s: float = 5.0, max_new_tokens: int | None = None,
-                 temperature: float | tuple[float, ...] | None = None, temperature_fallback: bool = True,
-                 condition_on_previous_text: bool = True, no_speech_gating: bool = True, vad: bool = False,
-                 compute_type: str = "auto", no_speech_prob: float = 0.9, min_seconds: float = 1.0,
-                 silence_dbfs: float = -60.0, **options):
+    def __init__(
+        self,
+        *,
+        whisper_model: str | Path = "auto",
+        backend: str = "auto",
+        task: str = "translate",
+        language: str | None = None,
+        long_form: str = "sequential",
+        chunk_s: float = 30.0,
+        stride_s: float = 5.0,
+        max_new_tokens: int | None = None,
+        temperature: float | tuple[float, ...] | None = None,
+        temperature_fallback: bool = True,
+        condition_on_previous_text: bool = True,
+        no_speech_gating: bool = True,
+        vad: bool = False,
+        compute_type: str = "auto",
+        no_speech_prob: float = 0.9,
+        min_seconds: float = 1.0,
+        silence_dbfs: float = -60.0,
+        **options,
+    ):
         """``backend``: "auto" | "faster-whisper" | "openai-whisper"; ``long_form``: "sequential" |
         "chunked" (``chunk_s`` windows overlapping by ``stride_s`` on each side, at most
         ``max_new_tokens`` per window); ``language``: the spoken language's whisper code when
@@ -108,8 +124,10 @@ class AsrSentimentExtractor(Extractor):
         if self.whisper_model == "auto":
             self.whisper_model = "medium" if self.device.type == "cuda" else "small"
         if task == "translate" and _cannot_translate(self.whisper_model):
-            raise OptionError(f"whisper '{self.whisper_model}' cannot translate to English (it was not trained to); "
-                             "choose a multilingual model such as small, medium or large, or task='transcribe'")
+            raise OptionError(
+                f"whisper '{self.whisper_model}' cannot translate to English (it was not trained to); "
+                "choose a multilingual model such as small, medium or large, or task='transcribe'"
+            )
         if max_new_tokens is not None and int(max_new_tokens) < 1:
             raise OptionError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
         self.requested_backend = backend
@@ -149,10 +167,17 @@ class AsrSentimentExtractor(Extractor):
     def decoding(self) -> whisper_backends.Decoding:
         temperatures = tuple(self.temperature) if isinstance(self.temperature, (tuple, list)) else (self.temperature,)
         return whisper_backends.Decoding(
-            task=self.task, language=self.language, long_form=self.long_form, temperatures=temperatures,
+            task=self.task,
+            language=self.language,
+            long_form=self.long_form,
+            temperatures=temperatures,
             condition_on_previous_text=self.condition_on_previous_text,
-            no_speech_threshold=0.6 if self.no_speech_gating else None, chunk_s=self.chunk_s,
-            stride_s=self.stride_s, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+            no_speech_threshold=0.6 if self.no_speech_gating else None,
+            chunk_s=self.chunk_s,
+            stride_s=self.stride_s,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+        )
 
     # -- loading -------------------------------------------------------------------------------
     def _checkpoint(self) -> str:
@@ -165,8 +190,9 @@ class AsrSentimentExtractor(Extractor):
             path = Path(name).expanduser()
             if path.is_file():
                 return str(path)
-            raise models.ModelUnavailable(f"whisper model '{name}' is neither a model name ({', '.join(known)}) "
-                                          "nor an existing checkpoint file")
+            raise models.ModelUnavailable(
+                f"whisper model '{name}' is neither a model name ({', '.join(known)}) nor an existing checkpoint file"
+            )
         candidates = [name]
         url = getattr(whisper, "_MODELS", {}).get(name)
         if url and Path(url).stem != name:  # "large" downloads as large-v3.pt
@@ -188,8 +214,9 @@ class AsrSentimentExtractor(Extractor):
         if local is not None:
             return str(local)
         if not models.downloads_allowed():
-            raise models.unavailable("whisper_ct2", self.models_dir, "downloads are off (offline mode)",
-                                     name=self.whisper_model)
+            raise models.unavailable(
+                "whisper_ct2", self.models_dir, "downloads are off (offline mode)", name=self.whisper_model
+            )
         return self.whisper_model
 
     def _build(self, loader, source: str, *args):
@@ -225,22 +252,41 @@ class AsrSentimentExtractor(Extractor):
 
         source = self._ct2_source()
         self.whisper = shared_model(
-            f"faster-whisper:{source}:{self.compute_type}", self.device, self.compute_type, self.models_dir,
-            lambda: self._build(lambda s, d: whisper_backends.load_faster(
-                s, d, self.compute_type, download_root=self._download_root("whisper-ct2"),
-                cpu_threads=torch.get_num_threads()), source))
+            f"faster-whisper:{source}:{self.compute_type}",
+            self.device,
+            self.compute_type,
+            self.models_dir,
+            lambda: self._build(
+                lambda s, d: whisper_backends.load_faster(
+                    s,
+                    d,
+                    self.compute_type,
+                    download_root=self._download_root("whisper-ct2"),
+                    cpu_threads=torch.get_num_threads(),
+                ),
+                source,
+            ),
+        )
         if self.task == "translate" and not self.whisper.model.is_multilingual:
-            raise OptionError(f"whisper model {source} is English-only and cannot translate; "
-                              "use a multilingual model or task='transcribe'")
+            raise OptionError(
+                f"whisper model {source} is English-only and cannot translate; "
+                "use a multilingual model or task='transcribe'"
+            )
 
     def _load_openai(self) -> None:
         source = self._checkpoint()
-        self.whisper = shared_model(f"whisper:{source}", self.device, "float32", self.models_dir,
-                                    lambda: self._build(whisper_backends.load_openai, source,
-                                                        self._download_root("whisper")))
+        self.whisper = shared_model(
+            f"whisper:{source}",
+            self.device,
+            "float32",
+            self.models_dir,
+            lambda: self._build(whisper_backends.load_openai, source, self._download_root("whisper")),
+        )
         if self.task == "translate" and not self.whisper.is_multilingual:
-            raise OptionError(f"whisper checkpoint {source} is English-only and cannot translate; "
-                             "use a multilingual model or task='transcribe'")
+            raise OptionError(
+                f"whisper checkpoint {source} is English-only and cannot translate; "
+                "use a multilingual model or task='transcribe'"
+            )
 
     def _load(self) -> None:
         if self.backend == "faster-whisper":
@@ -291,20 +337,32 @@ class AsrSentimentExtractor(Extractor):
             audio, time_map = vad.keep_speech(audio, spans)
         result = self.transcribe(audio)
         place = time_map.original if time_map else float
-        segments = [Segment(place(start), place(end), " ".join(words.split()), p)
-                    for start, end, words, p in result.segments if words.strip()]
+        segments = [
+            Segment(place(start), place(end), " ".join(words.split()), p)
+            for start, end, words, p in result.segments
+            if words.strip()
+        ]
         transcript = " ".join(result.text.split())
         if not transcript:
             raise Missing("no speech found: whisper's transcript is empty")
         if self.no_speech_gating and segments and all(s.no_speech_prob >= self.no_speech_prob for s in segments):
-            raise Missing(f"no speech found: whisper's no-speech probability is ≥ {self.no_speech_prob:g} "
-                          "in every segment")
+            raise Missing(
+                f"no speech found: whisper's no-speech probability is ≥ {self.no_speech_prob:g} in every segment"
+            )
         scored = self.sentiment(transcript)
         return AsrOutput(
-            feature=scored.feature[None, :], text=transcript, language=result.language,
-            language_name=_language_name(result.language), segments=segments,
-            sentiment=scored.sentiment, model=self.whisper_model, task=self.task, backend=self.backend,
-            long_form=self.long_form, speech_seconds=speech_seconds)
+            feature=scored.feature[None, :],
+            text=transcript,
+            language=result.language,
+            language_name=_language_name(result.language),
+            segments=segments,
+            sentiment=scored.sentiment,
+            model=self.whisper_model,
+            task=self.task,
+            backend=self.backend,
+            long_form=self.long_form,
+            speech_seconds=speech_seconds,
+        )
 
 
 def _language_name(code: str | None) -> str | None:

@@ -6,6 +6,7 @@ the length its positional embeddings were trained on. The embedding of a chunk i
 pooled output — the mean of the final-layer-normed CLS and distillation tokens (768-d) — and
 the AudioSet probabilities are the sigmoid of the classifier on that same pooled output.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -42,8 +43,9 @@ class AstExtractor(Extractor):
         model = load_pretrained("ast", ASTForAudioClassification, self.models_dir)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         id2label = self.model.config.id2label
-        self.labels = [str(id2label.get(i, id2label.get(str(i), f"class {i}")))
-                       for i in range(self.model.config.num_labels)]
+        self.labels = [
+            str(id2label.get(i, id2label.get(str(i), f"class {i}"))) for i in range(self.model.config.num_labels)
+        ]
 
     @torch.inference_mode()
     def _run(self, clip: Clip) -> AudioOutput:

@@ -6,6 +6,7 @@ shape (or ``missing`` with a reason) plus readable results. Subclasses implement
 ``_run``; ``_run`` raises :class:`Missing` when the clip has nothing for it (no audio, no face,
 no text), which becomes an output with ``missing`` set, never an exception to the caller.
 """
+
 from __future__ import annotations
 
 import abc
@@ -49,8 +50,7 @@ class Clip:
 
     def audio_16k(self) -> np.ndarray:
         """The audio as finite float32 mono at 16 kHz (polyphase resampling for other rates)."""
-        audio = np.nan_to_num(np.asarray(self.audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0,
-                              neginf=-1.0)
+        audio = np.nan_to_num(np.asarray(self.audio, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
         if self.sample_rate != SAMPLE_RATE and audio.size:
             from math import gcd
 
@@ -61,19 +61,37 @@ class Clip:
         return audio
 
     @classmethod
-    def from_file(cls, path, n_frames: int = 16, *, random: bool = False, seed: int | None = None,
-                  short_side: int | None = 360, upscale: bool = False, tolerance: float | None = None,
-                  max_long_side: int | None = None, max_pixels: int | None = None,
-                  max_audio_seconds: float | None = MAX_AUDIO_SECONDS) -> "Clip":
+    def from_file(
+        cls,
+        path,
+        n_frames: int = 16,
+        *,
+        random: bool = False,
+        seed: int | None = None,
+        short_side: int | None = 360,
+        upscale: bool = False,
+        tolerance: float | None = None,
+        max_long_side: int | None = None,
+        max_pixels: int | None = None,
+        max_audio_seconds: float | None = MAX_AUDIO_SECONDS,
+    ) -> "Clip":
         """Probe, sample frames (``media.sample_frames``'s keywords) and load the audio (up to
         ``max_audio_seconds``); a file without a video stream gives no frames."""
         from .. import media
 
         info = media.probe(path)
         if info.width and info.height:
-            frames = media.sample_frames(path, n_frames, random=random, seed=seed, short_side=short_side,
-                                         upscale=upscale, tolerance=tolerance, max_long_side=max_long_side,
-                                         max_pixels=max_pixels)
+            frames = media.sample_frames(
+                path,
+                n_frames,
+                random=random,
+                seed=seed,
+                short_side=short_side,
+                upscale=upscale,
+                tolerance=tolerance,
+                max_long_side=max_long_side,
+                max_pixels=max_pixels,
+            )
         else:
             frames = media.Frames(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0))
         audio_warnings: list[str] = []
@@ -87,8 +105,9 @@ class Clip:
     @property
     def warnings(self) -> list[str]:
         """Everything reading the file noticed: the frames' warnings, then the audio's."""
-        return list(self.frames.warnings) + [f"audio: {w}" if not w.startswith("audio") else w
-                                             for w in self.audio_warnings]
+        return list(self.frames.warnings) + [
+            f"audio: {w}" if not w.startswith("audio") else w for w in self.audio_warnings
+        ]
 
 
 @dataclass
@@ -150,7 +169,7 @@ def resolve_device(device: str | None = "auto"):
 
 def batches(items: Sequence, batch_size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), max(1, batch_size)):
-        yield items[start:start + batch_size]
+        yield items[start : start + batch_size]
 
 
 # Models shared by several extractors (the sentiment model serves both ASR and OCR) are built once
@@ -189,8 +208,7 @@ class Extractor(abc.ABC):
             cls.feature_name = registration.feature.name if registration.feature else None
             cls.model_keys = registration.models
 
-    def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16,
-                 half: bool | None = None):
+    def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16, half: bool | None = None):
         import torch
 
         self.device = resolve_device(device)

@@ -9,6 +9,7 @@ torch, matching ``torchaudio.compliance.kaldi.fbank`` with the settings BEATs us
 Per the reference, the feature of a chunk is the encoder output averaged over its tokens (before
 the AudioSet predictor); the predictor gives the AudioSet probabilities shown as tags.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,6 +41,7 @@ AUDIOSET_LABELS_CSV = Path(__file__).resolve().parent.parent / "data" / "audiose
 
 
 # --------------------------------------------------------------------------- readable output
+
 
 @dataclass
 class AudioTag:
@@ -79,8 +81,14 @@ CHUNK_ENDS = ("inclusive", "exclusive")
 SILENCE = ("missing", "embed")
 
 
-def select_chunk_starts(n_samples: int, n_chunks: int, *, selection: str = "equidistant",
-                        end: str = "inclusive", sr: int = media.SAMPLE_RATE) -> np.ndarray:
+def select_chunk_starts(
+    n_samples: int,
+    n_chunks: int,
+    *,
+    selection: str = "equidistant",
+    end: str = "inclusive",
+    sr: int = media.SAMPLE_RATE,
+) -> np.ndarray:
     """Start samples of the 3-s chunks (hop 1.5 s) kept for a track of ``n_samples``.
 
     ``end``: "inclusive" takes every whole chunk, starts ``0, hop, …`` up to ``n − L``;
@@ -104,8 +112,9 @@ def select_chunk_starts(n_samples: int, n_chunks: int, *, selection: str = "equi
     return starts
 
 
-def clip_chunks(clip: Clip, n_chunks: int, *, selection: str = "equidistant", end: str = "inclusive",
-                silence: str = "missing") -> tuple[np.ndarray, np.ndarray]:
+def clip_chunks(
+    clip: Clip, n_chunks: int, *, selection: str = "equidistant", end: str = "inclusive", silence: str = "missing"
+) -> tuple[np.ndarray, np.ndarray]:
     """The clip's 3-s chunks (k × 48000 float32 at 16 kHz) and their start times, or Missing.
 
     ``silence``: "missing" (a track whose peak stays below ``SILENCE_PEAK`` gives no feature) or
@@ -122,15 +131,18 @@ def clip_chunks(clip: Clip, n_chunks: int, *, selection: str = "equidistant", en
         raise Missing("audio is silent")
     starts = select_chunk_starts(len(audio), n_chunks, selection=selection, end=end)
     if len(starts) == 0:
-        raise Missing(f"audio is exactly {media.CHUNK_SECONDS:g} s: no chunk start under chunk_end='exclusive' "
-                      f"(the reference app fails on such a track)")
+        raise Missing(
+            f"audio is exactly {media.CHUNK_SECONDS:g} s: no chunk start under chunk_end='exclusive' "
+            f"(the reference app fails on such a track)"
+        )
     chunk = int(round(media.CHUNK_SECONDS * media.SAMPLE_RATE))
-    chunks = np.stack([audio[s:s + chunk] for s in starts]).astype(np.float32, copy=False)
+    chunks = np.stack([audio[s : s + chunk] for s in starts]).astype(np.float32, copy=False)
     return chunks, starts / media.SAMPLE_RATE
 
 
-def audio_output(features: np.ndarray, probs: np.ndarray, starts: np.ndarray, labels: Sequence[str],
-                 top_k: int) -> AudioOutput:
+def audio_output(
+    features: np.ndarray, probs: np.ndarray, starts: np.ndarray, labels: Sequence[str], top_k: int
+) -> AudioOutput:
     """Assemble the output from per-chunk features (k×D) and AudioSet probabilities (k×C)."""
     mean = probs.mean(axis=0)
     order = np.argsort(-mean, kind="stable")[:top_k]
@@ -145,12 +157,14 @@ def audio_output(features: np.ndarray, probs: np.ndarray, starts: np.ndarray, la
 
 # --------------------------------------------------------------------------- Kaldi fbank
 
+
 def _kaldi_mel(freq: torch.Tensor) -> torch.Tensor:
     return 1127.0 * torch.log1p(freq / 700.0)
 
 
-def kaldi_mel_banks(num_bins: int = 128, n_fft: int = 512, sample_rate: float = 16000.0,
-                    low_freq: float = 20.0, high_freq: float = 0.0) -> torch.Tensor:
+def kaldi_mel_banks(
+    num_bins: int = 128, n_fft: int = 512, sample_rate: float = 16000.0, low_freq: float = 20.0, high_freq: float = 0.0
+) -> torch.Tensor:
     """Kaldi's triangular mel filters (num_bins × n_fft/2+1), triangles drawn on the mel scale."""
     nyquist = sample_rate / 2
     if high_freq <= 0.0:
@@ -167,9 +181,15 @@ def kaldi_mel_banks(num_bins: int = 128, n_fft: int = 512, sample_rate: float = 
     return F.pad(banks, (0, 1))
 
 
-def kaldi_fbank(waveforms: torch.Tensor, num_mel_bins: int = 128, sample_rate: int = 16000,
-                frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
-                preemphasis: float = 0.97, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def kaldi_fbank(
+    waveforms: torch.Tensor,
+    num_mel_bins: int = 128,
+    sample_rate: int = 16000,
+    frame_length_ms: float = 25.0,
+    frame_shift_ms: float = 10.0,
+    preemphasis: float = 0.97,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Log mel filterbank of each row of ``waveforms`` (B × samples) → B × frames × bins.
 
     Same numbers as ``torchaudio.compliance.kaldi.fbank`` with its defaults (povey window,
@@ -198,11 +218,12 @@ def kaldi_fbank(waveforms: torch.Tensor, num_mel_bins: int = 128, sample_rate: i
 
 def beats_fbank(waveforms: torch.Tensor) -> torch.Tensor:
     """BEATs' input: fbank of the waveform scaled to 16-bit range, normalized by AudioSet stats."""
-    fbank = kaldi_fbank(waveforms.to(torch.float32) * 2 ** 15)
+    fbank = kaldi_fbank(waveforms.to(torch.float32) * 2**15)
     return (fbank - FBANK_MEAN) / (2 * FBANK_STD)
 
 
 # --------------------------------------------------------------------------- the BEATs model
+
 
 @dataclass
 class BeatsConfig:
@@ -241,7 +262,7 @@ class SamePad(nn.Module):
         self.remove = 1 if kernel_size % 2 == 0 else 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, :, :-self.remove] if self.remove else x
+        return x[:, :, : -self.remove] if self.remove else x
 
 
 class WeightNormConv1d(nn.Module):
@@ -282,15 +303,23 @@ def _activation(name: str):
 class MultiheadAttention(nn.Module):
     """Self-attention with bucketed relative position bias and its GRU-style gate (BEATs/WavLM)."""
 
-    def __init__(self, embed_dim: int, num_heads: int, *, has_relative_attention_bias: bool,
-                 num_buckets: int, max_distance: int, gru_rel_pos: bool):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        has_relative_attention_bias: bool,
+        num_buckets: int,
+        max_distance: int,
+        gru_rel_pos: bool,
+    ):
         super().__init__()
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         if self.head_dim * num_heads != embed_dim:
             raise ValueError("BEATs: encoder_embed_dim must be divisible by encoder_attention_heads")
-        self.scaling = self.head_dim ** -0.5
+        self.scaling = self.head_dim**-0.5
         self.num_buckets = num_buckets
         self.max_distance = max_distance
         self.has_relative_attention_bias = has_relative_attention_bias
@@ -311,8 +340,9 @@ class MultiheadAttention(nn.Module):
         buckets = (relative > 0).long() * half
         distance = relative.abs()
         exact = half // 2
-        far = exact + (torch.log(distance.float() / exact) / math.log(self.max_distance / exact)
-                       * (half - exact)).long()
+        far = (
+            exact + (torch.log(distance.float() / exact) / math.log(self.max_distance / exact) * (half - exact)).long()
+        )
         far = far.clamp(max=half - 1)
         return buckets + torch.where(distance < exact, distance, far)
 
@@ -322,8 +352,7 @@ class MultiheadAttention(nn.Module):
         buckets = self._buckets(positions[None, :] - positions[:, None])
         return self.relative_attention_bias(buckets).permute(2, 0, 1)
 
-    def forward(self, x: torch.Tensor, position_bias: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, position_bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = x.shape
         if self.has_relative_attention_bias and position_bias is None:
             position_bias = self.compute_bias(length)  # shared by every later layer
@@ -350,8 +379,13 @@ class TransformerSentenceEncoderLayer(nn.Module):
         super().__init__()
         dim = cfg.encoder_embed_dim
         self.self_attn = MultiheadAttention(
-            dim, cfg.encoder_attention_heads, has_relative_attention_bias=cfg.relative_position_embedding,
-            num_buckets=cfg.num_buckets, max_distance=cfg.max_distance, gru_rel_pos=cfg.gru_rel_pos)
+            dim,
+            cfg.encoder_attention_heads,
+            has_relative_attention_bias=cfg.relative_position_embedding,
+            num_buckets=cfg.num_buckets,
+            max_distance=cfg.max_distance,
+            gru_rel_pos=cfg.gru_rel_pos,
+        )
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, cfg.encoder_ffn_embed_dim)
         self.fc2 = nn.Linear(cfg.encoder_ffn_embed_dim, dim)
@@ -377,8 +411,9 @@ class TransformerEncoder(nn.Module):
     def __init__(self, cfg: BeatsConfig):
         super().__init__()
         dim = cfg.encoder_embed_dim
-        self.pos_conv = nn.Sequential(WeightNormConv1d(dim, cfg.conv_pos, cfg.conv_pos_groups),
-                                      SamePad(cfg.conv_pos), nn.GELU())
+        self.pos_conv = nn.Sequential(
+            WeightNormConv1d(dim, cfg.conv_pos, cfg.conv_pos_groups), SamePad(cfg.conv_pos), nn.GELU()
+        )
         self.layers = nn.ModuleList(TransformerSentenceEncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         if cfg.relative_position_embedding:
             # One bias table serves every layer; the official model registers it under each layer
@@ -407,10 +442,12 @@ class BEATs(nn.Module):
     def __init__(self, cfg: BeatsConfig):
         super().__init__()
         self.cfg = cfg
-        self.post_extract_proj = (nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim)
-                                  if cfg.embed_dim != cfg.encoder_embed_dim else None)
-        self.patch_embedding = nn.Conv2d(1, cfg.embed_dim, kernel_size=cfg.input_patch_size,
-                                         stride=cfg.input_patch_size, bias=cfg.conv_bias)
+        self.post_extract_proj = (
+            nn.Linear(cfg.embed_dim, cfg.encoder_embed_dim) if cfg.embed_dim != cfg.encoder_embed_dim else None
+        )
+        self.patch_embedding = nn.Conv2d(
+            1, cfg.embed_dim, kernel_size=cfg.input_patch_size, stride=cfg.input_patch_size, bias=cfg.conv_bias
+        )
         self.encoder = TransformerEncoder(cfg)
         self.layer_norm = nn.LayerNorm(cfg.embed_dim)
         self.predictor = nn.Linear(cfg.encoder_embed_dim, cfg.predictor_class) if cfg.finetuned_model else None
@@ -467,6 +504,7 @@ def load_beats(path: str | Path, models_dir=None) -> tuple[BEATs, list[str] | No
 
 # --------------------------------------------------------------------------- the extractor
 
+
 class BeatsExtractor(Extractor):
     """BEATs iter3+ AS2M (fine-tuned, cpt2): 768-d per 3-s chunk, ≤ n_chunks chunks, plus tags."""
 
@@ -474,8 +512,16 @@ class BeatsExtractor(Extractor):
     inputs = ("audio",)
     output_type = AudioOutput
 
-    def __init__(self, *, n_chunks: int = 16, top_k: int = 5, chunk_selection: str = "equidistant",
-                 chunk_end: str = "inclusive", silence: str = "missing", **options):
+    def __init__(
+        self,
+        *,
+        n_chunks: int = 16,
+        top_k: int = 5,
+        chunk_selection: str = "equidistant",
+        chunk_end: str = "inclusive",
+        silence: str = "missing",
+        **options,
+    ):
         """``chunk_selection`` / ``chunk_end``: see :func:`select_chunk_starts`; ``silence``: see
         :func:`clip_chunks` (the feature recipe sets them)."""
         super().__init__(**options)
@@ -496,8 +542,9 @@ class BeatsExtractor(Extractor):
 
     @torch.inference_mode()
     def _run(self, clip: Clip) -> AudioOutput:
-        chunks, starts = clip_chunks(clip, self.n_chunks, selection=self.chunk_selection, end=self.chunk_end,
-                                     silence=self.silence)
+        chunks, starts = clip_chunks(
+            clip, self.n_chunks, selection=self.chunk_selection, end=self.chunk_end, silence=self.silence
+        )
         features, probs = [], []
         for batch in batches(chunks, self.batch_size):
             waveforms = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)

@@ -19,6 +19,7 @@ CLIP embedding of the frame — :meth:`CaptionExtractor.caption_embedding` takes
 CLIP extractor already made. When its weights cannot be had, BLIP captions instead and the output
 says so (``captioner_note``): the caption is shown, never fed to the classifier.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,15 +56,24 @@ class CaptionExtractor(Extractor):
     inputs = ("frames",)
     output_type = CaptionOutput
 
-    def __init__(self, *, frame: str | int = "middle", prompt: str = "a picture of", max_new_tokens: int = 30,
-                 num_beams: int = 3, captioner: str = "blip", **options):
+    def __init__(
+        self,
+        *,
+        frame: str | int = "middle",
+        prompt: str = "a picture of",
+        max_new_tokens: int = 30,
+        num_beams: int = 3,
+        captioner: str = "blip",
+        **options,
+    ):
         super().__init__(**options)
         if captioner not in CAPTIONERS:
             raise OptionError(f"captioner '{captioner}' is unknown; choose from {', '.join(CAPTIONERS)}")
         self.captioner, self.captioner_used, self.captioner_note = captioner, captioner, ""
         self.clipcap = self.clip = None
-        if not (frame in ("middle", "most-boxes")
-                or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))):
+        if not (
+            frame in ("middle", "most-boxes") or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))
+        ):
             raise OptionError(f"frame must be 'middle', 'most-boxes' or a frame index, got {frame!r}")
         self.frame = frame
         self.prompt = prompt.strip()
@@ -79,8 +89,9 @@ class CaptionExtractor(Extractor):
 
             try:
                 self.clipcap = ClipCaptioner(self.device, self.dtype, self.models_dir)
-                self.clip = ClipExtractor(device=str(self.device), models_dir=self.models_dir,
-                                          half=self.dtype == torch.float16).load()
+                self.clip = ClipExtractor(
+                    device=str(self.device), models_dir=self.models_dir, half=self.dtype == torch.float16
+                ).load()
                 return
             except UserError as exc:  # the weights cannot be had (missing, offline, a failed download)
                 self.captioner_used = "blip"
@@ -118,7 +129,7 @@ class CaptionExtractor(Extractor):
         text = self.processor.decode(ids[0], skip_special_tokens=True).strip()
         prompt = self.prompt.lower()
         if prompt and text.lower().startswith(prompt):  # the output repeats the prompt
-            text = text[len(prompt):].strip()
+            text = text[len(prompt) :].strip()
         return text
 
     def frame_index(self, n_frames: int) -> int:
@@ -151,11 +162,18 @@ class CaptionExtractor(Extractor):
             text = self.caption_image(frames.images[index])
         if not text:
             raise Missing("the caption model produced no text for this frame")
-        return CaptionOutput(text=text, frame_index=index, timestamp=float(frames.timestamps[index]),
-                             captioner=self.captioner_used, captioner_note=self.captioner_note)
+        return CaptionOutput(
+            text=text,
+            frame_index=index,
+            timestamp=float(frames.timestamps[index]),
+            captioner=self.captioner_used,
+            captioner_note=self.captioner_note,
+        )
 
     def _run(self, clip: Clip) -> CaptionOutput:
         output = self.caption_at(clip, self.frame_index(len(clip.frames)))
         if self.frame == "most-boxes":  # alone, the extractor has no boxes to count
-            output.frame_note = "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
+            output.frame_note = (
+                "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
+            )
         return output

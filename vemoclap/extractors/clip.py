@@ -12,6 +12,7 @@ reference's, both torchvision ``CenterCrop``) rounds the crop offset while trans
 for some frame shapes (e.g. 481 × 360 → 299 × 224) the two crops are one pixel apart. 16:9 and 4:3
 frames at 360p give even offsets, where both agree.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,13 +60,17 @@ class ClipExtractor(Extractor):
         self.source = models.resolve("clip", self.models_dir)
         self.processor = models.load_pretrained("clip", CLIPImageProcessor, self.models_dir)
         with _quiet("transformers.modeling_utils"):
-            model, info = models.load_pretrained("clip", CLIPVisionModelWithProjection, self.models_dir,
-                                                 output_loading_info=True)
+            model, info = models.load_pretrained(
+                "clip", CLIPVisionModelWithProjection, self.models_dir, output_loading_info=True
+            )
         # The report was silenced, so check it here: a missing vision weight means a broken checkpoint.
         missing = list(info.get("missing_keys") or [])
         if missing:
-            raise models.unavailable("clip", self.models_dir,
-                                     f"the checkpoint lacks {len(missing)} vision weights (e.g. {sorted(missing)[0]})")
+            raise models.unavailable(
+                "clip",
+                self.models_dir,
+                f"the checkpoint lacks {len(missing)} vision weights (e.g. {sorted(missing)[0]})",
+            )
         unexpected = [key for key in info.get("unexpected_keys") or [] if not key.startswith(_TEXT_KEYS)]
         if unexpected:
             log.warning("CLIP checkpoint has %d unexpected weights (e.g. %s)", len(unexpected), sorted(unexpected)[0])
@@ -78,8 +83,9 @@ class ClipExtractor(Extractor):
         from torchvision.transforms.functional import center_crop
 
         self.load()
-        pixels = self.processor(images=list(images), do_center_crop=False, return_tensors="pt",
-                                input_data_format="channels_last")["pixel_values"]
+        pixels = self.processor(
+            images=list(images), do_center_crop=False, return_tensors="pt", input_data_format="channels_last"
+        )["pixel_values"]
         return center_crop(pixels, list(self.crop_size))
 
     def embed(self, images: np.ndarray) -> np.ndarray:

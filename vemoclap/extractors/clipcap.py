@@ -12,6 +12,7 @@ Decoding, as the reference ran it: beam search with 5 beams over at most 67 toke
 score its summed log-probability divided by its length, a beam ending at its first ".", the best
 beam's text returned.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,7 +75,9 @@ def load_weights(model, path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a damaged or pickled-object file: torch raises several types
-        raise models.unavailable("clipcap", None, f"{path} is not a loadable state dict ({type(exc).__name__})") from exc
+        raise models.unavailable(
+            "clipcap", None, f"{path} is not a loadable state dict ({type(exc).__name__})"
+        ) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise models.unavailable("clipcap", None, f"{path} is not a state dict of tensors")
     expected = model.state_dict()
@@ -83,11 +86,16 @@ def load_weights(model, path) -> None:
     wrong = [k for k in project if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if absent or wrong:
         detail = f"lacks {absent[0]}" if absent else f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}"
-        raise models.unavailable("clipcap", None, f"{path} does not fit a CLIPCap model with prefix length "
-                                                  f"{model.prefix_length} on this GPT-2 ({detail})")
+        raise models.unavailable(
+            "clipcap",
+            None,
+            f"{path} does not fit a CLIPCap model with prefix length {model.prefix_length} on this GPT-2 ({detail})",
+        )
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        log.warning("CLIPCap checkpoint %s: %d unexpected weights ignored (e.g. %s)", path, len(unexpected), unexpected[0])
+        log.warning(
+            "CLIPCap checkpoint %s: %d unexpected weights ignored (e.g. %s)", path, len(unexpected), unexpected[0]
+        )
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
 
 
@@ -126,7 +134,7 @@ def beam_search(model, prefix, stop_id: int, beams: int = BEAMS, max_tokens: int
             generated = torch.cat([generated[source], wte(token)[:, None, :]], dim=1)
             stopped = stopped | token.eq(stop_id)
         order = (scores / lengths).argsort(descending=True)
-        return [Beam(tokens[i, :int(lengths[i])].tolist(), float(scores[i] / lengths[i])) for i in order.tolist()]
+        return [Beam(tokens[i, : int(lengths[i])].tolist(), float(scores[i] / lengths[i])) for i in order.tolist()]
 
 
 class ClipCaptioner:

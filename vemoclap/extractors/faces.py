@@ -37,6 +37,7 @@ largest faces (by box area); frames without a face give no row. The reference cr
 YOLO box, so the YOLO crop margin is 0; Haar boxes stop at the eyebrows, so their crops get a 10 %
 margin on every side to frame the whole face as the expression model's training faces are.
 """
+
 from __future__ import annotations
 
 import collections
@@ -86,13 +87,19 @@ class Box:
     def expanded(self, margin: float, width: int, height: int) -> "Box":
         """The box grown by ``margin`` × its size on every side, clamped to a width × height image."""
         dx, dy = int(round(self.width * margin)), int(round(self.height * margin))
-        return Box(max(0, self.x0 - dx), max(0, self.y0 - dy), min(width, self.x1 + dx), min(height, self.y1 + dy),
-                   self.score)
+        return Box(
+            max(0, self.x0 - dx), max(0, self.y0 - dy), min(width, self.x1 + dx), min(height, self.y1 + dy), self.score
+        )
 
 
 def _clamped(x0: float, y0: float, x1: float, y1: float, score: float, width: int, height: int) -> Box | None:
-    box = Box(max(0, int(round(x0))), max(0, int(round(y0))), min(width, int(round(x1))), min(height, int(round(y1))),
-              float(score))
+    box = Box(
+        max(0, int(round(x0))),
+        max(0, int(round(y0))),
+        min(width, int(round(x1))),
+        min(height, int(round(y1))),
+        float(score),
+    )
     return box if box.width > 0 and box.height > 0 else None
 
 
@@ -116,8 +123,9 @@ class LbpFaceDetector:
             from skimage import data
             from skimage.feature import Cascade
         except ImportError as exc:
-            raise models.ModelUnavailable("the offline face detector needs scikit-image: "
-                                          "pip install scikit-image") from exc
+            raise models.ModelUnavailable(
+                "the offline face detector needs scikit-image: pip install scikit-image"
+            ) from exc
         self.cascade = Cascade(data.lbp_frontal_face_cascade_filename())
         self.min_face_size = int(min_face_size)
         self.scale_factor = scale_factor
@@ -133,10 +141,16 @@ class LbpFaceDetector:
                 found.append([])
                 continue
             rects = self.cascade.detect_multi_scale(
-                img=grey, scale_factor=self.scale_factor, step_ratio=1, min_size=(side, side),
-                max_size=(min(height, width), min(height, width)), min_neighbor_number=self.min_neighbors)
-            boxes = [_clamped(r["c"], r["r"], r["c"] + r["width"], r["r"] + r["height"], 1.0, width, height)
-                     for r in rects]
+                img=grey,
+                scale_factor=self.scale_factor,
+                step_ratio=1,
+                min_size=(side, side),
+                max_size=(min(height, width), min(height, width)),
+                min_neighbor_number=self.min_neighbors,
+            )
+            boxes = [
+                _clamped(r["c"], r["r"], r["c"] + r["width"], r["r"] + r["height"], 1.0, width, height) for r in rects
+            ]
             found.append([box for box in boxes if box is not None])
         return found
 
@@ -145,7 +159,11 @@ def haar_available() -> bool:
     import cv2
 
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    return hasattr(cv2, "CascadeClassifier") and bool(folder) and (Path(folder) / OpenCVFaceDetector.cascade_file).is_file()
+    return (
+        hasattr(cv2, "CascadeClassifier")
+        and bool(folder)
+        and (Path(folder) / OpenCVFaceDetector.cascade_file).is_file()
+    )
 
 
 class OpenCVFaceDetector:
@@ -163,7 +181,8 @@ class OpenCVFaceDetector:
         if not hasattr(cv2, "CascadeClassifier") or path is None or not path.is_file():
             raise models.ModelUnavailable(
                 f"OpenCV {cv2.__version__} has no Haar face cascade (OpenCV 5 dropped them); "
-                "use detector 'lbp' (scikit-image's cascade) or the YOLO face model (vemoclap download-models)")
+                "use detector 'lbp' (scikit-image's cascade) or the YOLO face model (vemoclap download-models)"
+            )
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise models.ModelUnavailable(f"OpenCV could not read its face cascade {path}; reinstall opencv-python<5")
@@ -179,8 +198,12 @@ class OpenCVFaceDetector:
             height, width = image.shape[:2]
             # Equalizing the histogram makes the cascade less sensitive to exposure.
             gray = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY))
-            rects = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                                  minSize=(self.min_face_size, self.min_face_size))
+            rects = self.cascade.detectMultiScale(
+                gray,
+                scaleFactor=self.scale_factor,
+                minNeighbors=self.min_neighbors,
+                minSize=(self.min_face_size, self.min_face_size),
+            )
             boxes = [_clamped(x, y, x + w, y + h, 1.0, width, height) for x, y, w, h in np.reshape(rects, (-1, 4))]
             found.append([box for box in boxes if box is not None])
         return found
@@ -195,8 +218,12 @@ def _check_restricted_load(path: Path) -> None:
     if safe_load is None or "safe_only" not in inspect.signature(safe_load).parameters or not supported:
         import ultralytics
 
-        log.warning("ultralytics %s (or this torch) cannot load checkpoints restrictedly; loading %s as is — "
-                    "use only trusted files", ultralytics.__version__, path)
+        log.warning(
+            "ultralytics %s (or this torch) cannot load checkpoints restrictedly; loading %s as is — "
+            "use only trusted files",
+            ultralytics.__version__,
+            path,
+        )
         return
     try:
         safe_load(str(path), safe_only=True)
@@ -204,7 +231,8 @@ def _check_restricted_load(path: Path) -> None:
         raise models.ModelUnavailable(
             f"refusing to load YOLO checkpoint '{path}': it is not a plain Ultralytics detector checkpoint "
             f"({one_line(exc)}); "
-            "use the file from `vemoclap download-models --only yolo_face`") from exc
+            "use the file from `vemoclap download-models --only yolo_face`"
+        ) from exc
 
 
 class YoloFaceDetector:
@@ -213,15 +241,25 @@ class YoloFaceDetector:
     name = "yolo"
     default_margin = 0.0
 
-    def __init__(self, checkpoint: str | Path, *, device="cpu", confidence: float = 0.6, iou: float = 0.5,
-                 image_size: int = 640, half: bool = False, min_face_size: int = 0):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        device="cpu",
+        confidence: float = 0.6,
+        iou: float = 0.5,
+        image_size: int = 640,
+        half: bool = False,
+        min_face_size: int = 0,
+    ):
         from ultralytics import YOLO
 
         path = Path(checkpoint)
         if not path.is_file():  # YOLO() would try to download a name it does not find
             raise models.ModelUnavailable(
                 f"YOLO face checkpoint '{path}' does not exist; pass an existing file or leave yolo_model unset "
-                "to use the models dir (vemoclap download-models --only yolo_face)")
+                "to use the models dir (vemoclap download-models --only yolo_face)"
+            )
         _check_restricted_load(path)
         self.model = YOLO(str(path), task="detect")
         self.checkpoint = path
@@ -238,16 +276,22 @@ class YoloFaceDetector:
             return []
         # ultralytics reads numpy images in OpenCV's BGR order.
         bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]
-        results = self.model.predict(bgr, conf=self.confidence, iou=self.iou, imgsz=self.image_size,
-                                     device=self.device, verbose=False, **self.precision)
+        results = self.model.predict(
+            bgr,
+            conf=self.confidence,
+            iou=self.iou,
+            imgsz=self.image_size,
+            device=self.device,
+            verbose=False,
+            **self.precision,
+        )
         found = []
         for image, result in zip(images, results):
             height, width = image.shape[:2]
             xyxy = result.boxes.xyxy.float().cpu().numpy().reshape(-1, 4)
             scores = result.boxes.conf.float().cpu().numpy().reshape(-1)
             boxes = [_clamped(*coords, score, width, height) for coords, score in zip(xyxy, scores)]
-            found.append([box for box in boxes
-                          if box is not None and min(box.width, box.height) >= self.min_face_size])
+            found.append([box for box in boxes if box is not None and min(box.width, box.height) >= self.min_face_size])
         return found
 
 
@@ -315,9 +359,20 @@ class FaceEmotionExtractor(Extractor):
     inputs = ("frames",)
     output_type = FacesOutput
 
-    def __init__(self, *, detector: str = "auto", yolo_model: str | Path | None = None, min_face_size: int = 20,
-                 conf: float = 0.6, iou: float = 0.5, faces_per_frame: int = 2, margin: float | None = None,
-                 max_faces: int = 20, detection_threshold: float | None = None, **options):
+    def __init__(
+        self,
+        *,
+        detector: str = "auto",
+        yolo_model: str | Path | None = None,
+        min_face_size: int = 20,
+        conf: float = 0.6,
+        iou: float = 0.5,
+        faces_per_frame: int = 2,
+        margin: float | None = None,
+        max_faces: int = 20,
+        detection_threshold: float | None = None,
+        **options,
+    ):
         """``detection_threshold`` is the old name of ``conf``."""
         super().__init__(**options)
         if detection_threshold is not None:
@@ -367,15 +422,24 @@ class FaceEmotionExtractor(Extractor):
 
             device = "cpu" if self.device.type == "cpu" else f"{self.device.type}:{self.device.index or 0}"
             try:
-                path = Path(self.yolo_model) if self.yolo_model else models.checkpoint_file("yolo_face",
-                                                                                            self.models_dir)
-                return YoloFaceDetector(path, device=device, confidence=self.conf, iou=self.iou,
-                                        half=self.dtype == torch.float16, min_face_size=self.min_face_size)
+                path = (
+                    Path(self.yolo_model) if self.yolo_model else models.checkpoint_file("yolo_face", self.models_dir)
+                )
+                return YoloFaceDetector(
+                    path,
+                    device=device,
+                    confidence=self.conf,
+                    iou=self.iou,
+                    half=self.dtype == torch.float16,
+                    min_face_size=self.min_face_size,
+                )
             except (models.ModelUnavailable, ImportError) as exc:
                 if choice == "yolo" or self.yolo_model:
                     raise
-                self.detector_note = (f"YOLO face model unavailable ({one_line(exc, limit=160)}); "
-                                      "fell back to the offline LBP cascade (less accurate on small, turned or dark faces)")
+                self.detector_note = (
+                    f"YOLO face model unavailable ({one_line(exc, limit=160)}); "
+                    "fell back to the offline LBP cascade (less accurate on small, turned or dark faces)"
+                )
                 log.warning("%s", self.detector_note)
             return LbpFaceDetector(min_face_size=self.min_face_size)
         if choice == "haar" or (choice == "opencv" and haar_available()):
@@ -405,8 +469,9 @@ class FaceEmotionExtractor(Extractor):
         with torch.inference_mode():
             for chunk in batches(list(crops), self.batch_size):
                 # Channels-last said outright: a thin crop (3 px high) would otherwise pass for channels-first.
-                pixels = self.processor(images=list(chunk), return_tensors="pt",
-                                        input_data_format="channels_last")["pixel_values"]
+                pixels = self.processor(images=list(chunk), return_tensors="pt", input_data_format="channels_last")[
+                    "pixel_values"
+                ]
                 output = self.model(pixel_values=pixels.to(self.device, self.dtype), output_hidden_states=True)
                 probabilities.append(output.logits.float().softmax(dim=-1).cpu().numpy())
                 features.append(output.hidden_states[-1][:, 0].float().cpu().numpy())
@@ -420,7 +485,7 @@ class FaceEmotionExtractor(Extractor):
             height, width = image.shape[:2]
             for box in boxes:
                 crop = box.expanded(self.margin, width, height)
-                crops.append(image[crop.y0:crop.y1, crop.x0:crop.x1])
+                crops.append(image[crop.y0 : crop.y1, crop.x0 : crop.x1])
                 owners.append((index, box))
         results: list[list[tuple[Face, np.ndarray]]] = [[] for _ in images]
         if not crops:
@@ -428,9 +493,13 @@ class FaceEmotionExtractor(Extractor):
         probabilities, features = self.classify(crops)
         for (index, box), probs, feature in zip(owners, probabilities, features):
             top = int(np.argmax(probs))
-            face = Face(box=box.as_tuple(), detection_score=float(box.score), expression=self.labels[top],
-                        confidence=float(probs[top]),
-                        probabilities={label: float(p) for label, p in zip(self.labels, probs)})
+            face = Face(
+                box=box.as_tuple(),
+                detection_score=float(box.score),
+                expression=self.labels[top],
+                confidence=float(probs[top]),
+                probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+            )
             results[index].append((face, feature))
         return results
 
@@ -455,6 +524,11 @@ class FaceEmotionExtractor(Extractor):
                 times.append(float(timestamp))
         if not rows:
             raise Missing(f"no face found in {len(frames)} frames ({self.detector.name} detector)")
-        return FacesOutput(feature=np.stack(rows), times=np.asarray(times, dtype=np.float64),
-                           detector=self.detector.name, detector_note=self.detector_note,
-                           min_face_size=self.min_face_size, frames=per_frame)
+        return FacesOutput(
+            feature=np.stack(rows),
+            times=np.asarray(times, dtype=np.float64),
+            detector=self.detector.name,
+            detector_note=self.detector_note,
+            min_face_size=self.min_face_size,
+            frames=per_frame,
+        )

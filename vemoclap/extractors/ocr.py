@@ -38,6 +38,7 @@ Choices (documented so results can be compared):
   sampled frames of static title cards and slides often repeat, and OCR costs 0.3–0.7 s a frame
   on a CPU. ``skip_similar=0`` reads every frame.
 """
+
 from __future__ import annotations
 
 import logging
@@ -137,7 +138,8 @@ def english_model_files(models_dir) -> dict[str, Path] | None:
         if _sha256(path) != ENGLISH_MODELS[part][1]:
             raise models.ModelUnavailable(
                 f"OCR model {path} does not match its SHA-256 (damaged or another file); delete it and "
-                "let vemoclap fetch it again, or use ocr_models='ppocr-default'")
+                "let vemoclap fetch it again, or use ocr_models='ppocr-default'"
+            )
     return paths
 
 
@@ -168,10 +170,18 @@ class _RapidOcr:
                 raise models.ModelUnavailable(
                     "OCR models 'ppocr-en' (en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile) are not in "
                     "<models dir>/ppocr/ and downloads are off; put the two .onnx files there or use "
-                    "ocr_models='ppocr-default'")
-            params.update({"Det.lang_type": LangDet.EN, "Det.ocr_version": OCRVersion.PPOCRV4,
-                           "Det.model_type": ModelType.MOBILE, "Rec.lang_type": LangRec.EN,
-                           "Rec.ocr_version": OCRVersion.PPOCRV4, "Rec.model_type": ModelType.MOBILE})
+                    "ocr_models='ppocr-default'"
+                )
+            params.update(
+                {
+                    "Det.lang_type": LangDet.EN,
+                    "Det.ocr_version": OCRVersion.PPOCRV4,
+                    "Det.model_type": ModelType.MOBILE,
+                    "Rec.lang_type": LangRec.EN,
+                    "Rec.ocr_version": OCRVersion.PPOCRV4,
+                    "Rec.model_type": ModelType.MOBILE,
+                }
+            )
             if local is not None:
                 params.update({"Det.model_path": str(local["det"]), "Rec.model_path": str(local["rec"])})
             else:  # rapidocr downloads them and checks the SHA-256 of its default_models.yaml
@@ -184,8 +194,10 @@ class _RapidOcr:
                     self.engine = RapidOCR(params=params)
                     self.engine(np.full((32, 32, 3), 255, np.uint8))  # rapidocr fetches its models on first use
                 except Exception as exc:  # rapidocr's downloader raises its own types; the caller falls back
-                    raise models.ModelUnavailable(f"OCR models 'ppocr-en' could not be fetched by rapidocr "
-                                                  f"({type(exc).__name__}: {one_line(exc, limit=160)})") from exc
+                    raise models.ModelUnavailable(
+                        f"OCR models 'ppocr-en' could not be fetched by rapidocr "
+                        f"({type(exc).__name__}: {one_line(exc, limit=160)})"
+                    ) from exc
                 return
         self.engine = RapidOCR(params=params)
 
@@ -197,7 +209,8 @@ class _RapidOcr:
         if ocr_models != "ppocr-default":
             raise models.ModelUnavailable(
                 f"OCR models '{ocr_models}' need rapidocr 3 (pip install 'rapidocr>=3' onnxruntime); "
-                "rapidocr-onnxruntime 1.x has only its bundled models (ocr_models='ppocr-default')")
+                "rapidocr-onnxruntime 1.x has only its bundled models (ocr_models='ppocr-default')"
+            )
         self.v3 = False
         options: dict[str, Any] = {}
         if use_cuda:
@@ -215,11 +228,15 @@ class _RapidOcr:
             out = self.engine(image, text_score=min_score)
             if out.boxes is None or out.txts is None:
                 return []
-            return [(np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
-                    for points, label, score in zip(out.boxes, out.txts, out.scores)]
+            return [
+                (np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
+                for points, label, score in zip(out.boxes, out.txts, out.scores)
+            ]
         result, _ = self.engine(image, text_score=min_score)
-        return [(np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
-                for points, label, score in (result or [])]
+        return [
+            (np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
+            for points, label, score in (result or [])
+        ]
 
 
 class _PaddleOcr:
@@ -236,8 +253,12 @@ class _PaddleOcr:
             raise ImportError("backend 'paddleocr' is not installed: pip install vemoclap[paddle]") from exc
         self.v3 = int(str(getattr(paddleocr, "__version__", "3")).split(".")[0]) >= 3
         if self.v3:
-            self.engine = paddleocr.PaddleOCR(use_doc_orientation_classify=False, use_doc_unwarping=False,
-                                              use_textline_orientation=True, device="gpu" if use_cuda else "cpu")
+            self.engine = paddleocr.PaddleOCR(
+                use_doc_orientation_classify=False,
+                use_doc_unwarping=False,
+                use_textline_orientation=True,
+                device="gpu" if use_cuda else "cpu",
+            )
         else:
             self.engine = paddleocr.PaddleOCR(use_angle_cls=True, show_log=False, use_gpu=use_cuda)
 
@@ -330,20 +351,38 @@ class OcrSentimentExtractor(Extractor):
     inputs = ("frames",)
     output_type = OcrOutput
 
-    def __init__(self, *, backend: str = "rapidocr", ocr_models: str = "ppocr-default", text_unit: str = "line",
-                 lowercase: bool = False, min_confidence: float = 0.5, langid_threshold: float = text.LANGUAGE_THRESHOLD,
-                 langid_max_tokens: int = 128, spelling: str = "tokens", chinese_code: str = "zho_Hans",
-                 spell_check: bool | None = None, merge_lines: bool = True, skip_similar: float = 2.0,
-                 max_lines: int = 128, min_score: float | None = None, language_threshold: float | None = None,
-                 **options):
+    def __init__(
+        self,
+        *,
+        backend: str = "rapidocr",
+        ocr_models: str = "ppocr-default",
+        text_unit: str = "line",
+        lowercase: bool = False,
+        min_confidence: float = 0.5,
+        langid_threshold: float = text.LANGUAGE_THRESHOLD,
+        langid_max_tokens: int = 128,
+        spelling: str = "tokens",
+        chinese_code: str = "zho_Hans",
+        spell_check: bool | None = None,
+        merge_lines: bool = True,
+        skip_similar: float = 2.0,
+        max_lines: int = 128,
+        min_score: float | None = None,
+        language_threshold: float | None = None,
+        **options,
+    ):
         """``min_confidence``: recognition confidence below which a box is dropped; ``max_lines``: at
         most this many unique units go through the text models (the sentiment model reads 512
         tokens). ``min_score`` and ``language_threshold`` are the old names of ``min_confidence``
         and ``langid_threshold``."""
         super().__init__(**options)
-        for option, value, choices in (("backend", backend, BACKENDS), ("ocr_models", ocr_models, OCR_MODELS),
-                                       ("text_unit", text_unit, TEXT_UNITS), ("spelling", spelling, SPELLING),
-                                       ("chinese_code", chinese_code, CHINESE_CODES)):
+        for option, value, choices in (
+            ("backend", backend, BACKENDS),
+            ("ocr_models", ocr_models, OCR_MODELS),
+            ("text_unit", text_unit, TEXT_UNITS),
+            ("spelling", spelling, SPELLING),
+            ("chinese_code", chinese_code, CHINESE_CODES),
+        ):
             if value not in choices:
                 raise OptionError(f"unknown OCR {option} '{value}'; choose from {', '.join(choices)}")
         self.backend = backend
@@ -375,16 +414,26 @@ class OcrSentimentExtractor(Extractor):
         engine_cls = _RapidOcr if self.backend == "rapidocr" else _PaddleOcr
         models_dir = self.models_dir
         try:
-            self.engine = shared_model(f"ocr:{self.backend}:{self.ocr_models}", self.device, None, models_dir,
-                                       lambda: engine_cls(use_cuda, self.ocr_models, models_dir))
+            self.engine = shared_model(
+                f"ocr:{self.backend}:{self.ocr_models}",
+                self.device,
+                None,
+                models_dir,
+                lambda: engine_cls(use_cuda, self.ocr_models, models_dir),
+            )
         except models.ModelUnavailable as exc:
             if self.ocr_models == "ppocr-default":
                 raise
             # The English pair needs a download (or rapidocr 3); the bundled models still read text,
             # and the output says which models ran instead.
             log.warning("OCR: %s; using the bundled models instead", one_line(exc))
-            self.engine = shared_model(f"ocr:{self.backend}:ppocr-default", self.device, None, models_dir,
-                                       lambda: engine_cls(use_cuda, "ppocr-default", models_dir))
+            self.engine = shared_model(
+                f"ocr:{self.backend}:ppocr-default",
+                self.device,
+                None,
+                models_dir,
+                lambda: engine_cls(use_cuda, "ppocr-default", models_dir),
+            )
             self.engine_note = f"{self.ocr_models} unavailable ({one_line(exc, limit=160)})"
         args = (self.device, self.dtype, self.models_dir)
         self.language_id = text.load(LanguageIdentifier, *args)
@@ -465,8 +514,9 @@ class OcrSentimentExtractor(Extractor):
     def to_english(self, unique: list[str]) -> tuple[list[str], list[str], list[float]]:
         """(English units, language per unit, language probability per unit); every model step runs
         batched over all the units that need it."""
-        identified = self.language_id.identify(unique, threshold=self.langid_threshold, batch_size=self.batch_size,
-                                               max_length=self.langid_max_tokens)
+        identified = self.language_id.identify(
+            unique, threshold=self.langid_threshold, batch_size=self.batch_size, max_length=self.langid_max_tokens
+        )
         languages = [code or UNKNOWN_LANGUAGE for code, _ in identified]
         scores = [score for _, score in identified]
         english = list(unique)
@@ -476,8 +526,10 @@ class OcrSentimentExtractor(Extractor):
                 continue
             where = [i for i, code in enumerate(languages) if code == language]
             code = self.chinese_code if language == "zh" else None
-            for i, result in zip(where, self.translator.translate([unique[i] for i in where], language,
-                                                                  batch_size=self.batch_size, code=code)):
+            for i, result in zip(
+                where,
+                self.translator.translate([unique[i] for i in where], language, batch_size=self.batch_size, code=code),
+            ):
                 english[i] = result
                 translated.add(i)
         if self.spelling == "segment+t5":
@@ -486,15 +538,17 @@ class OcrSentimentExtractor(Extractor):
             for i in where:
                 english[i] = self.segmenter.segment_text(english[i])
             if self.speller is not None and where:
-                for i, fixed in zip(where, self.speller.correct([english[i] for i in where],
-                                                                batch_size=self.batch_size)):
+                for i, fixed in zip(
+                    where, self.speller.correct([english[i] for i in where], batch_size=self.batch_size)
+                ):
                     english[i] = fixed
         elif self.spelling == "tokens":
             english = [self.segmenter.segment(line) for line in english]
             if self.speller is not None:
                 where = [i for i, line in enumerate(english) if _mostly_latin(line)]
-                for i, fixed in zip(where, self.speller.correct([english[i] for i in where],
-                                                                batch_size=self.batch_size)):
+                for i, fixed in zip(
+                    where, self.speller.correct([english[i] for i in where], batch_size=self.batch_size)
+                ):
                     english[i] = fixed
         return english, languages, scores
 
@@ -506,7 +560,7 @@ class OcrSentimentExtractor(Extractor):
             raise Missing(f"no text found in {len(clip.frames)} frames")
         if len(unique) > self.max_lines:
             log.info("OCR found %d unique %ss; using the first %d", len(unique), self.text_unit, self.max_lines)
-            unique = unique[:self.max_lines]
+            unique = unique[: self.max_lines]
         english, languages, scores = self.to_english(unique)
         kept = [line.strip() for line in english if line.strip()]
         if not kept:
@@ -514,10 +568,19 @@ class OcrSentimentExtractor(Extractor):
         joined = ". ".join(kept)
         scored = self.sentiment(joined)
         return OcrOutput(
-            feature=scored.feature[None, :], lines=lines, unique_lines=unique, languages=languages,
-            language_scores=scores, english_lines=english, english_text=joined, sentiment=scored.sentiment,
-            frames_read=read, frames_reused=reused, backend=self.backend,
+            feature=scored.feature[None, :],
+            lines=lines,
+            unique_lines=unique,
+            languages=languages,
+            language_scores=scores,
+            english_lines=english,
+            english_text=joined,
+            sentiment=scored.sentiment,
+            frames_read=read,
+            frames_reused=reused,
+            backend=self.backend,
             ocr_models=getattr(self.engine, "description", self.backend)
             + (f"; instead of {self.engine_note}" if getattr(self, "engine_note", None) else ""),
             text_unit=self.text_unit,
-            frame_texts=per_frame)
+            frame_texts=per_frame,
+        )

@@ -10,6 +10,7 @@
 Each is built once per (device, dtype, models dir) through :func:`load` (``base.shared_model``),
 so the ASR and OCR extractors share one sentiment model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,10 +32,26 @@ UNKNOWN_LANGUAGE = "unknown"
 
 # papluca/xlm-roberta-base-language-detection labels → NLLB-200 (FLORES-200) language codes.
 NLLB_CODES: dict[str, str] = {
-    "ar": "arb_Arab", "bg": "bul_Cyrl", "de": "deu_Latn", "el": "ell_Grek", "en": "eng_Latn",
-    "es": "spa_Latn", "fr": "fra_Latn", "hi": "hin_Deva", "it": "ita_Latn", "ja": "jpn_Jpan",
-    "nl": "nld_Latn", "pl": "pol_Latn", "pt": "por_Latn", "ru": "rus_Cyrl", "sw": "swh_Latn",
-    "th": "tha_Thai", "tr": "tur_Latn", "ur": "urd_Arab", "vi": "vie_Latn", "zh": "zho_Hans",
+    "ar": "arb_Arab",
+    "bg": "bul_Cyrl",
+    "de": "deu_Latn",
+    "el": "ell_Grek",
+    "en": "eng_Latn",
+    "es": "spa_Latn",
+    "fr": "fra_Latn",
+    "hi": "hin_Deva",
+    "it": "ita_Latn",
+    "ja": "jpn_Jpan",
+    "nl": "nld_Latn",
+    "pl": "pol_Latn",
+    "pt": "por_Latn",
+    "ru": "rus_Cyrl",
+    "sw": "swh_Latn",
+    "th": "tha_Thai",
+    "tr": "tur_Latn",
+    "ur": "urd_Arab",
+    "vi": "vie_Latn",
+    "zh": "zho_Hans",
 }
 ENGLISH_NLLB = "eng_Latn"
 
@@ -109,20 +126,23 @@ class SentimentModel:
         results: list[SentimentResult] = []
         for chunk in batches(list(texts), batch_size):
             # Longer texts are cut at the model's limit (512 tokens for the real model).
-            inputs = self.tokenizer(list(chunk), truncation=True, max_length=self.max_length, padding=True,
-                                    return_tensors="pt").to(self.device)
+            inputs = self.tokenizer(
+                list(chunk), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            ).to(self.device)
             with torch.inference_mode():
                 out = self.model(**inputs, output_hidden_states=True)
             cls = out.hidden_states[-1][:, 0].float().cpu().numpy()
             probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
             for feature, p in zip(cls, probs):
                 top = int(p.argmax())
-                results.append(SentimentResult(
-                    feature=feature.astype(np.float32),
-                    label=self.labels[top],
-                    score=float(p[top]),
-                    probabilities={label: float(v) for label, v in zip(self.labels, p)},
-                ))
+                results.append(
+                    SentimentResult(
+                        feature=feature.astype(np.float32),
+                        label=self.labels[top],
+                        score=float(p[top]),
+                        probabilities={label: float(v) for label, v in zip(self.labels, p)},
+                    )
+                )
         return results
 
 
@@ -144,8 +164,9 @@ class LanguageIdentifier:
         self.model_limit = _usable_length(self.tokenizer, model.config)
         self.max_length = min(128, self.model_limit)  # OCR lines are short
 
-    def identify(self, lines: Sequence[str], threshold: float | None = None, batch_size: int = 32,
-                 max_length: int | None = None) -> list[tuple[str | None, float]]:
+    def identify(
+        self, lines: Sequence[str], threshold: float | None = None, batch_size: int = 32, max_length: int | None = None
+    ) -> list[tuple[str | None, float]]:
         """(language code, probability) per line; the code is None below the threshold. ``max_length``
         tokens are read (default 128; the reference read 512), capped by the model's limit."""
         import torch
@@ -154,8 +175,9 @@ class LanguageIdentifier:
         limit = self.max_length if max_length is None else max(8, min(int(max_length), self.model_limit))
         found: list[tuple[str | None, float]] = []
         for chunk in batches(list(lines), batch_size):
-            inputs = self.tokenizer(list(chunk), truncation=True, max_length=limit, padding=True,
-                                    return_tensors="pt").to(self.device)
+            inputs = self.tokenizer(
+                list(chunk), truncation=True, max_length=limit, padding=True, return_tensors="pt"
+            ).to(self.device)
             with torch.inference_mode():
                 probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu().numpy()
             for p in probs:
@@ -200,13 +222,13 @@ class Translator:
         with self._lock:
             self.tokenizer.src_lang = code or NLLB_CODES[language]
             for chunk in batches(list(lines), batch_size):
-                inputs = self.tokenizer(list(chunk), truncation=True, max_length=self.max_length, padding=True,
-                                        return_tensors="pt").to(self.device)
+                inputs = self.tokenizer(
+                    list(chunk), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+                ).to(self.device)
                 # A translation is rarely much longer than its source: bound the decoding.
                 limit = min(self.max_new_tokens, 2 * inputs["input_ids"].shape[1] + 16)
                 with torch.inference_mode():
-                    generated = self.model.generate(**inputs, forced_bos_token_id=self.english_id,
-                                                    max_new_tokens=limit)
+                    generated = self.model.generate(**inputs, forced_bos_token_id=self.english_id, max_new_tokens=limit)
                 out.extend(text.strip() for text in self.tokenizer.batch_decode(generated, skip_special_tokens=True))
         return out
 
@@ -283,8 +305,13 @@ class SpellCorrector:
 
         out: list[str] = []
         for chunk in batches(list(lines), batch_size):
-            inputs = self.tokenizer([SPELL_PREFIX + line for line in chunk], truncation=True,
-                                    max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
+            inputs = self.tokenizer(
+                [SPELL_PREFIX + line for line in chunk],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(self.device)
             limit = min(self.max_new_tokens, 2 * inputs["input_ids"].shape[1] + 16)
             with torch.inference_mode():
                 generated = self.model.generate(**inputs, max_new_tokens=limit)
@@ -303,9 +330,21 @@ def load(cls: Callable[..., T], device, dtype, models_dir) -> T:
         return shared_model("symspell", "cpu", None, None, WordSegmenter)
     # "weights", "weights/" and Path("weights") are one models dir: one shared instance.
     models_dir = Path(models_dir).expanduser().resolve() if models_dir else None
-    return shared_model(cls.key, device, dtype, models_dir,
-                        lambda: cls(device=device, dtype=dtype, models_dir=models_dir))
+    return shared_model(
+        cls.key, device, dtype, models_dir, lambda: cls(device=device, dtype=dtype, models_dir=models_dir)
+    )
 
 
-__all__ = ["Sentiment", "SentimentResult", "SentimentModel", "LanguageIdentifier", "Translator", "WordSegmenter",
-           "SpellCorrector", "NLLB_CODES", "LANGUAGE_THRESHOLD", "UNKNOWN_LANGUAGE", "load"]
+__all__ = [
+    "Sentiment",
+    "SentimentResult",
+    "SentimentModel",
+    "LanguageIdentifier",
+    "Translator",
+    "WordSegmenter",
+    "SpellCorrector",
+    "NLLB_CODES",
+    "LANGUAGE_THRESHOLD",
+    "UNKNOWN_LANGUAGE",
+    "load",
+]

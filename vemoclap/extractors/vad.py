@@ -5,6 +5,7 @@
 it back to the original audio. Whisper then decodes only speech: silence and music-only stretches
 cost nothing, and audio with no speech at all is not decoded.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -29,11 +30,17 @@ def speech_spans(audio: np.ndarray, settings: VadSettings | None = None) -> list
     try:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
     except ImportError as exc:
-        raise OptionError("voice-activity detection (vad=True) needs faster-whisper, whose package ships the "
-                          "Silero VAD model: pip install faster-whisper, or set vad=False") from exc
+        raise OptionError(
+            "voice-activity detection (vad=True) needs faster-whisper, whose package ships the "
+            "Silero VAD model: pip install faster-whisper, or set vad=False"
+        ) from exc
     settings = settings or VadSettings()
-    options = VadOptions(threshold=settings.threshold, min_speech_duration_ms=settings.min_speech_ms,
-                         min_silence_duration_ms=settings.min_silence_ms, speech_pad_ms=settings.pad_ms)
+    options = VadOptions(
+        threshold=settings.threshold,
+        min_speech_duration_ms=settings.min_speech_ms,
+        min_silence_duration_ms=settings.min_silence_ms,
+        speech_pad_ms=settings.pad_ms,
+    )
     found = get_speech_timestamps(np.ascontiguousarray(audio, dtype=np.float32), options, sampling_rate=SAMPLE_RATE)
     return [(int(s["start"]), int(s["end"])) for s in found]
 

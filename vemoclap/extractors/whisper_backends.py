@@ -15,6 +15,7 @@ forces the slower backend:
 faster on a CPU, see benchmarks/README.md). The same weights give the same tokens in both
 (tests/test_whisper_backends.py).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,8 +54,9 @@ def choose(backend: str = "auto", long_form: str = "sequential") -> str:
             raise OptionError(f"whisper backend must be auto or one of {', '.join(BACKENDS)}, not '{backend}'")
         if not installed(backend):
             package = "faster-whisper" if backend == "faster-whisper" else "openai-whisper"
-            raise OptionError(f"whisper backend '{backend}' is not installed; pip install {package} "
-                              "or choose backend='auto'")
+            raise OptionError(
+                f"whisper backend '{backend}' is not installed; pip install {package} or choose backend='auto'"
+            )
         return backend
     for candidate in BACKENDS:
         if long_form in IMPLEMENTS[candidate] and installed(candidate):
@@ -90,6 +92,7 @@ class Transcript:
 
 # ---- the chunked algorithm (backend-independent parts) --------------------------------------------
 
+
 @dataclass(frozen=True)
 class Window:
     start: int  # samples
@@ -104,8 +107,10 @@ def windows(n_samples: int, chunk_s: float = 30.0, stride_s: float = 5.0, sr: in
     chunk, stride = int(round(chunk_s * sr)), int(round(stride_s * sr))
     step = chunk - 2 * stride
     if chunk > WINDOW_S * sr or step <= 0:
-        raise OptionError(f"chunk_s must be at most {WINDOW_S} s and more than twice stride_s "
-                          f"(got chunk_s={chunk_s:g}, stride_s={stride_s:g})")
+        raise OptionError(
+            f"chunk_s must be at most {WINDOW_S} s and more than twice stride_s "
+            f"(got chunk_s={chunk_s:g}, stride_s={stride_s:g})"
+        )
     out = []
     for start in range(0, n_samples, step):
         end = min(start + chunk, n_samples)
@@ -120,7 +125,7 @@ def windows(n_samples: int, chunk_s: float = 30.0, stride_s: float = 5.0, sr: in
 
 def window_audio(audio: np.ndarray, window: Window) -> np.ndarray:
     """One window's samples, zero-padded to whisper's 30 s."""
-    piece = audio[window.start:window.end]
+    piece = audio[window.start : window.end]
     return np.pad(piece, (0, WINDOW_S * SAMPLE_RATE - len(piece))).astype(np.float32)
 
 
@@ -142,8 +147,8 @@ def merge_overlapping(sequences: Sequence[Sequence[int]]) -> list[int]:
             if matches > 1 and score > best:
                 best, cut = score, (l0, l1, r0, r1)
         l0, l1, r0, r1 = cut
-        total.extend(left[:(l0 + l1) // 2])
-        left = right[(r0 + r1) // 2:]
+        total.extend(left[: (l0 + l1) // 2])
+        left = right[(r0 + r1) // 2 :]
     return total + left
 
 
@@ -164,7 +169,7 @@ def join_windows(window_tokens: Sequence[Sequence[int]], languages: Sequence[str
 
 def _batches(items: list, size: int):
     for i in range(0, len(items), max(1, size)):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def _token_limit(decoding: Decoding, n_text_ctx: int, prompt_len: int) -> int:
@@ -174,6 +179,7 @@ def _token_limit(decoding: Decoding, n_text_ctx: int, prompt_len: int) -> int:
 
 
 # ---- openai-whisper ----------------------------------------------------------------------------
+
 
 def load_openai(source: str, device, download_root: str | None):
     import whisper
@@ -187,11 +193,19 @@ def openai_transcribe(model, audio: np.ndarray, decoding: Decoding, *, fp16: boo
     if decoding.long_form == "chunked":
         return _openai_chunked(model, audio, decoding, fp16)
     result = model.transcribe(
-        audio, task=decoding.task, language=decoding.language, temperature=decoding.temperatures,
+        audio,
+        task=decoding.task,
+        language=decoding.language,
+        temperature=decoding.temperatures,
         condition_on_previous_text=decoding.condition_on_previous_text,
-        no_speech_threshold=decoding.no_speech_threshold, fp16=fp16, verbose=None)
-    segments = [(float(s["start"]), float(s["end"]), s["text"], float(s.get("no_speech_prob", 0.0)))
-                for s in result.get("segments", [])]
+        no_speech_threshold=decoding.no_speech_threshold,
+        fp16=fp16,
+        verbose=None,
+    )
+    segments = [
+        (float(s["start"]), float(s["end"]), s["text"], float(s.get("no_speech_prob", 0.0)))
+        for s in result.get("segments", [])
+    ]
     tokens = [t for s in result.get("segments", []) for t in s.get("tokens", []) if t < EOT]
     return Transcript(result.get("text", ""), result.get("language"), segments, tokens)
 
@@ -203,15 +217,26 @@ def _openai_chunked(model, audio: np.ndarray, decoding: Decoding, fp16: bool) ->
 
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, task=decoding.task)
     sample_len = _token_limit(decoding, model.dims.n_text_ctx, len(tokenizer.sot_sequence) + 1)
-    options = whisper.DecodingOptions(task=decoding.task, language=decoding.language, temperature=0.0,
-                                      sample_len=sample_len, without_timestamps=True, fp16=fp16)
+    options = whisper.DecodingOptions(
+        task=decoding.task,
+        language=decoding.language,
+        temperature=0.0,
+        sample_len=sample_len,
+        without_timestamps=True,
+        fp16=fp16,
+    )
     spans = windows(len(audio), decoding.chunk_s, decoding.stride_s)
     tokens: list[list[int]] = []
     languages: list[str] = []
     for batch in _batches(spans, decoding.batch_size):
-        mel = torch.stack([whisper.log_mel_spectrogram(torch.from_numpy(window_audio(audio, w)),
-                                                       n_mels=model.dims.n_mels, padding=0)[:, :3000]
-                           for w in batch]).to(model.device)
+        mel = torch.stack(
+            [
+                whisper.log_mel_spectrogram(
+                    torch.from_numpy(window_audio(audio, w)), n_mels=model.dims.n_mels, padding=0
+                )[:, :3000]
+                for w in batch
+            ]
+        ).to(model.device)
         with torch.no_grad():
             for result in whisper.decode(model, mel, options):
                 tokens.append(list(result.tokens))
@@ -228,14 +253,20 @@ def _chunked_transcript(tokens: list[list[int]], languages: list[str], decode) -
 
 # ---- faster-whisper ----------------------------------------------------------------------------
 
-def load_faster(source: str, device, compute_type: str, *, download_root: str | None = None,
-                cpu_threads: int = 0):
+
+def load_faster(source: str, device, compute_type: str, *, download_root: str | None = None, cpu_threads: int = 0):
     """A ``faster_whisper.WhisperModel`` from a CTranslate2 folder or a size name (downloaded)."""
     from faster_whisper import WhisperModel
 
     kind, _, index = str(device).partition(":")
-    model = WhisperModel(source, device=kind, device_index=int(index or 0), compute_type=compute_type,
-                         cpu_threads=cpu_threads, download_root=download_root)
+    model = WhisperModel(
+        source,
+        device=kind,
+        device_index=int(index or 0),
+        compute_type=compute_type,
+        cpu_threads=cpu_threads,
+        download_root=download_root,
+    )
     model.vemoclap_text_ctx = _ct2_text_ctx(Path(source))
     model.max_length = model.vemoclap_text_ctx  # faster-whisper assumes 448 positions
     return model
@@ -255,9 +286,17 @@ def faster_transcribe(model, audio: np.ndarray, decoding: Decoding) -> Transcrip
         return _faster_chunked(model, audio, decoding)
     # beam_size=1 / best_of=1: whisper.transcribe's greedy decoding and single sample per fallback
     segments, info = model.transcribe(
-        audio, task=decoding.task, language=decoding.language, temperature=list(decoding.temperatures),
-        beam_size=1, best_of=1, condition_on_previous_text=decoding.condition_on_previous_text,
-        no_speech_threshold=decoding.no_speech_threshold, vad_filter=False, without_timestamps=False)
+        audio,
+        task=decoding.task,
+        language=decoding.language,
+        temperature=list(decoding.temperatures),
+        beam_size=1,
+        best_of=1,
+        condition_on_previous_text=decoding.condition_on_previous_text,
+        no_speech_threshold=decoding.no_speech_threshold,
+        vad_filter=False,
+        without_timestamps=False,
+    )
     segments = list(segments)
     rows = [(float(s.start), float(s.end), s.text, float(s.no_speech_prob)) for s in segments]
     tokens = [t for s in segments for t in s.tokens if t < EOT]
@@ -291,12 +330,13 @@ def _faster_chunked(model, audio: np.ndarray, decoding: Decoding) -> Transcript:
         limit = _token_limit(decoding, n_text_ctx, len(prompts[0]))
         # CTranslate2's Whisper generates at most max_length // 2 tokens (measured with 4.8: max_length 44
         # gives 22 new tokens after a 4-token prompt), so ask for twice the limit and cut.
-        results = model.model.generate(encoded, prompts, beam_size=1, max_length=2 * limit, suppress_blank=True,
-                                       suppress_tokens=suppress)
+        results = model.model.generate(
+            encoded, prompts, beam_size=1, max_length=2 * limit, suppress_blank=True, suppress_tokens=suppress
+        )
         for result in results:
             ids = list(result.sequences_ids[0])
             if EOT in ids:
-                ids = ids[:ids.index(EOT)]
+                ids = ids[: ids.index(EOT)]
             tokens.append(ids[:limit])
         languages.extend(found)
     return _chunked_transcript(tokens, languages, base.decode)

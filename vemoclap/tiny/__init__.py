@@ -2,6 +2,7 @@
 
 Everything here is random: whatever it predicts means nothing, and outputs made with it say so.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,13 @@ def make_tiny_classifier(directory: str | Path, *, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = default_config(REFERENCE_FEATURES)
-    model = AttentionClassifier(config.feature_dims, d_model=config.d_model, n_labels=config.n_labels,
-                                dropout=config.dropout, num_heads=config.num_heads)
+    model = AttentionClassifier(
+        config.feature_dims,
+        d_model=config.d_model,
+        n_labels=config.n_labels,
+        dropout=config.dropout,
+        num_heads=config.num_heads,
+    )
     path = save_checkpoint(directory, model, config)
     mark_random(path)
     return path
@@ -47,11 +53,19 @@ def make_tiny_reference_classifier(directory: str | Path, *, seed: int = 0, d_mo
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    raw = {"features": sorted(REFERENCE_FEATURES), "feature_dims": {f: FEATURES[f].dim for f in sorted(REFERENCE_FEATURES)},
-           "feature_lengths": {f: FEATURES[f].length for f in sorted(REFERENCE_FEATURES)}, "d_model": d_model,
-           "n_labels": len(EMOTIONS), "dropout": 0.5, "n_frames": 16, "labels": list(EMOTIONS),
-           "normalize_data": True, "device": torch.device("cpu"),
-           "vemoclap_random_weights": True}  # travels with the file (a mirror of it stays labelled)
+    raw = {
+        "features": sorted(REFERENCE_FEATURES),
+        "feature_dims": {f: FEATURES[f].dim for f in sorted(REFERENCE_FEATURES)},
+        "feature_lengths": {f: FEATURES[f].length for f in sorted(REFERENCE_FEATURES)},
+        "d_model": d_model,
+        "n_labels": len(EMOTIONS),
+        "dropout": 0.5,
+        "n_frames": 16,
+        "labels": list(EMOTIONS),
+        "normalize_data": True,
+        "device": torch.device("cpu"),
+        "vemoclap_random_weights": True,
+    }  # travels with the file (a mirror of it stays labelled)
     torch.manual_seed(seed)
     model = AttentionClassifier.from_config(config_from_reference(raw))
     config_file, weights_file = REFERENCE_CONFIG_FILE, REFERENCE_WEIGHTS_FILE

@@ -11,6 +11,7 @@
 
 Both keep the real 768-d hidden size, so features have the reference shape.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -74,9 +75,17 @@ def build_ast(directory: Path, seed: int = 0) -> Path:
 
     names = [name for _, name in audioset_labels()]
     config = ASTConfig(
-        hidden_size=768, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-        patch_size=16, frequency_stride=10, time_stride=10, max_length=1024, num_mel_bins=128,
-        id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
+        hidden_size=768,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=10,
+        max_length=1024,
+        num_mel_bins=128,
+        id2label=dict(enumerate(names)),
+        label2id={name: i for i, name in enumerate(names)},
     )
     torch.manual_seed(seed)
     model = ASTForAudioClassification(config).eval()

@@ -2,12 +2,19 @@
 and a ``conceptual_weights.pt``-layout state dict (``<dir>/clipcap/``: ``clip_project.*`` and
 ``gpt.*``), random, loaded by :class:`vemoclap.extractors.clipcap.ClipCaptioner` through the real
 code. Deterministic; under 1 MB."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-_CORPUS = ["a man riding a horse on a beach.", "a dog playing in the snow.", "people at a party.",
-           "a woman crying in the rain.", "an angry crowd on a street.", "a surprised child with a gift."]
+_CORPUS = [
+    "a man riding a horse on a beach.",
+    "a dog playing in the snow.",
+    "people at a party.",
+    "a woman crying in the rain.",
+    "an angry crowd on a street.",
+    "a surprised child with a gift.",
+]
 
 
 def build(directory: str | Path) -> dict[str, Path]:
@@ -22,8 +29,15 @@ def build(directory: str | Path) -> dict[str, Path]:
     gpt_dir = directory / models.MODELS["gpt2"].hub_id
     tokenizer = GPT2TokenizerFast().train_new_from_iterator(_CORPUS * 20, vocab_size=300)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=2, n_head=2,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=96,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     gpt = GPT2LMHeadModel(config)
     gpt.save_pretrained(gpt_dir)
     tokenizer.save_pretrained(gpt_dir)

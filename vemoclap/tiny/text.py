@@ -5,6 +5,7 @@ ASR and OCR extractors load them through exactly the code a user runs. Their out
 but the shapes, labels, tokenizers and loading paths are the real ones (the sentiment model keeps
 hidden size 768 because that is the feature's width). Deterministic; about 20 MB on disk, built in a few seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -33,8 +34,28 @@ _CORPUS = [
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 # papluca/xlm-roberta-base-language-detection's label order (its config's id2label).
-LANGUAGE_LABELS = ("ja", "nl", "ar", "pl", "de", "it", "pt", "tr", "es", "hi",
-                   "el", "ur", "bg", "en", "fr", "zh", "ru", "th", "sw", "vi")
+LANGUAGE_LABELS = (
+    "ja",
+    "nl",
+    "ar",
+    "pl",
+    "de",
+    "it",
+    "pt",
+    "tr",
+    "es",
+    "hi",
+    "el",
+    "ur",
+    "bg",
+    "en",
+    "fr",
+    "zh",
+    "ru",
+    "th",
+    "sw",
+    "vi",
+)
 # The whisper sizes that the ASR extractor's "auto" picks (CPU: small, CUDA: medium).
 WHISPER_NAMES = ("small", "medium")
 
@@ -71,10 +92,19 @@ def _sentiment(target: Path) -> None:
     tokenizer.model_max_length = 126
     torch.manual_seed(0)
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=1, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=128, type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        id2label=dict(enumerate(SENTIMENT_LABELS)), label2id={v: i for i, v in enumerate(SENTIMENT_LABELS)})
+        vocab_size=len(tokenizer),
+        hidden_size=768,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        id2label=dict(enumerate(SENTIMENT_LABELS)),
+        label2id={v: i for i, v in enumerate(SENTIMENT_LABELS)},
+    )
     RobertaForSequenceClassification(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
 
@@ -87,10 +117,19 @@ def _language_id(target: Path) -> None:
     tokenizer.model_max_length = 126
     torch.manual_seed(1)
     config = XLMRobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=37, max_position_embeddings=128, type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        id2label=dict(enumerate(LANGUAGE_LABELS)), label2id={v: i for i, v in enumerate(LANGUAGE_LABELS)})
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        id2label=dict(enumerate(LANGUAGE_LABELS)),
+        label2id={v: i for i, v in enumerate(LANGUAGE_LABELS)},
+    )
     XLMRobertaForSequenceClassification(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
 
@@ -104,10 +143,21 @@ def _translation(target: Path) -> None:
     tokenizer.model_max_length = 128
     torch.manual_seed(2)
     config = M2M100Config(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id, scale_embedding=True)
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        scale_embedding=True,
+    )
     M2M100ForConditionalGeneration(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
 
@@ -120,9 +170,17 @@ def _spell(target: Path) -> None:
     tokenizer.model_max_length = 128
     torch.manual_seed(3)
     config = T5Config(
-        vocab_size=len(tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id)
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
     T5ForConditionalGeneration(config).save_pretrained(target)
     tokenizer.save_pretrained(target)
 
@@ -133,8 +191,18 @@ def _whisper(target: Path, seed: int) -> None:
 
     # n_audio_ctx is fixed by the 30-s mel window; n_vocab 51865 is the multilingual tokenizer's,
     # so language detection and translation run as in the real models.
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=32, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51865, n_text_ctx=64, n_text_state=32, n_text_head=2, n_text_layer=1)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=32,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51865,
+        n_text_ctx=64,
+        n_text_state=32,
+        n_text_head=2,
+        n_text_layer=1,
+    )
     torch.manual_seed(seed)
     model = Whisper(dims)
     # whisper leaves the decoder's learned positions uninitialized (torch.empty): give them values.
@@ -155,8 +223,12 @@ def build(directory: Path) -> dict[str, Path]:
 
     directory = Path(directory)
     paths: dict[str, Path] = {}
-    for key, writer in (("sentiment", _sentiment), ("language_id", _language_id),
-                        ("translation", _translation), ("spell", _spell)):
+    for key, writer in (
+        ("sentiment", _sentiment),
+        ("language_id", _language_id),
+        ("translation", _translation),
+        ("spell", _spell),
+    ):
         target = directory / models.MODELS[key].hub_id
         target.mkdir(parents=True, exist_ok=True)
         writer(target)

@@ -14,6 +14,7 @@ extractors load them through exactly the code a user runs:
 
 Everything is seeded, so the same directory content comes out every time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,11 +43,25 @@ def build_clip(target: Path) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     config = CLIPConfig(
-        text_config=dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=77,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=224, patch_size=32),
+        text_config=dict(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=224,
+            patch_size=32,
+        ),
         projection_dim=512,  # the real width of the projected image embedding
     )
     with torch.random.fork_rng():
@@ -65,17 +80,22 @@ def build_face_expression(target: Path) -> Path:
     size = 32  # small input (4×4 patches of 8 px) keeps it fast; the processor resizes to match
     config = ViTConfig(
         hidden_size=768,  # the reference feature width (CLS of the last encoder layer)
-        num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        image_size=size, patch_size=8,
-        id2label=dict(enumerate(FACE_EXPRESSIONS)), label2id={label: i for i, label in enumerate(FACE_EXPRESSIONS)},
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=size,
+        patch_size=8,
+        id2label=dict(enumerate(FACE_EXPRESSIONS)),
+        label2id={label: i for i, label in enumerate(FACE_EXPRESSIONS)},
     )
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
         model = ViTForImageClassification(config).eval()
     model.save_pretrained(target)
     # Same settings as trpakov/vit-face-expression's processor except the size: bilinear, mean/std 0.5.
-    ViTImageProcessor(size={"height": size, "width": size}, resample=2,
-                      image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]).save_pretrained(target)
+    ViTImageProcessor(
+        size={"height": size, "width": size}, resample=2, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]
+    ).save_pretrained(target)
     return target
 
 
@@ -102,20 +122,36 @@ def build_caption(target: Path) -> Path:
     tokenizer = _bert_tokenizer()
     size = 64
     config = BlipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, encoder_hidden_size=32, max_position_embeddings=64,
-                         bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
-                         eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=size, patch_size=16),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            encoder_hidden_size=32,
+            max_position_embeddings=64,
+            bos_token_id=tokenizer.bos_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=size,
+            patch_size=16,
+        ),
         projection_dim=32,
     )
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
         model = BlipForConditionalGeneration(config).eval()
     model.save_pretrained(target)
-    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}),
-                              tokenizer=tokenizer)
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": size, "width": size}), tokenizer=tokenizer
+    )
     processor.save_pretrained(target)
     return target
 
@@ -172,5 +208,11 @@ def build(directory: str | os.PathLike) -> dict[str, Path]:
     }
 
 
-__all__ = ["build", "build_clip", "build_face_expression", "build_caption", "build_yolo_face",
-           "ensure_ultralytics_font"]
+__all__ = [
+    "build",
+    "build_clip",
+    "build_face_expression",
+    "build_caption",
+    "build_yolo_face",
+    "ensure_ultralytics_font",
+]

@@ -12,6 +12,7 @@ length, which released faster-whisper folders leave at Whisper's 448), the layou
 full-size random Whisper with it); weights are kept in float32 so that the agreement between the
 backends is not blurred by a cast.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,13 @@ _CT2_FILES = ("model.bin", "config.json", "vocabulary.json")
 def _hf_state(state: dict, n_audio_layer: int, n_text_layer: int) -> dict:
     """openai-whisper parameter names → transformers' Whisper names (tensors unchanged)."""
     attn = {"query": "q_proj", "key": "k_proj", "value": "v_proj", "out": "out_proj"}
-    block = {"attn_ln": "self_attn_layer_norm", "cross_attn_ln": "encoder_attn_layer_norm",
-             "mlp_ln": "final_layer_norm", "mlp.0": "fc1", "mlp.2": "fc2"}
+    block = {
+        "attn_ln": "self_attn_layer_norm",
+        "cross_attn_ln": "encoder_attn_layer_norm",
+        "mlp_ln": "final_layer_norm",
+        "mlp.0": "fc1",
+        "mlp.2": "fc2",
+    }
     out = {}
     for name, tensor in state.items():
         side, rest = name.split(".", 1)
@@ -71,11 +77,14 @@ def _tokenizer(n_vocab: int):
     specials = sorted(encoding._special_tokens.items(), key=lambda item: item[1])
     tokenizer = WhisperTokenizer(vocab=vocab, merges=merges)
     tokenizer.add_tokens(
-        [token for token, _ in specials[1:]], special_tokens=True)  # <|endoftext|> is already the unk/eos
+        [token for token, _ in specials[1:]], special_tokens=True
+    )  # <|endoftext|> is already the unk/eos
     for token, index in specials:
         if tokenizer.convert_tokens_to_ids(token) != index:
-            raise RuntimeError(f"tokenizer conversion: {token} is {tokenizer.convert_tokens_to_ids(token)}, "
-                               f"openai-whisper says {index}")
+            raise RuntimeError(
+                f"tokenizer conversion: {token} is {tokenizer.convert_tokens_to_ids(token)}, "
+                f"openai-whisper says {index}"
+            )
     return tokenizer, encoding, num_languages if multilingual else 0
 
 
@@ -89,13 +98,18 @@ def _generation_config(config, encoding, num_languages: int):
     tokenizer = Tokenizer(encoding, num_languages=num_languages)
     suppress = sorted(set(tokenizer.non_speech_tokens))
     return GenerationConfig(
-        decoder_start_token_id=special["<|startoftranscript|>"], eos_token_id=special["<|endoftext|>"],
-        pad_token_id=special["<|endoftext|>"], bos_token_id=special["<|endoftext|>"],
-        no_timestamps_token_id=special["<|notimestamps|>"], is_multilingual=bool(languages),
-        suppress_tokens=suppress, begin_suppress_tokens=[tokenizer.encode(" ")[0], special["<|endoftext|>"]],
+        decoder_start_token_id=special["<|startoftranscript|>"],
+        eos_token_id=special["<|endoftext|>"],
+        pad_token_id=special["<|endoftext|>"],
+        bos_token_id=special["<|endoftext|>"],
+        no_timestamps_token_id=special["<|notimestamps|>"],
+        is_multilingual=bool(languages),
+        suppress_tokens=suppress,
+        begin_suppress_tokens=[tokenizer.encode(" ")[0], special["<|endoftext|>"]],
         lang_to_id={token: special[token] for token in languages},
         task_to_id={"transcribe": special["<|transcribe|>"], "translate": special["<|translate|>"]},
-        max_length=config.max_target_positions)
+        max_length=config.max_target_positions,
+    )
 
 
 def to_transformers(checkpoint: str | Path, target: str | Path) -> Path:
@@ -111,17 +125,30 @@ def to_transformers(checkpoint: str | Path, target: str | Path) -> Path:
     tokenizer, encoding, num_languages = _tokenizer(dims["n_vocab"])
     special = encoding._special_tokens
     config = WhisperConfig(
-        vocab_size=dims["n_vocab"], num_mel_bins=dims["n_mels"], d_model=d,
-        encoder_layers=dims["n_audio_layer"], encoder_attention_heads=dims["n_audio_head"],
-        decoder_layers=dims["n_text_layer"], decoder_attention_heads=dims["n_text_head"],
-        encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d, max_source_positions=dims["n_audio_ctx"],
-        max_target_positions=dims["n_text_ctx"], decoder_start_token_id=special["<|startoftranscript|>"],
-        pad_token_id=special["<|endoftext|>"], bos_token_id=special["<|endoftext|>"],
-        eos_token_id=special["<|endoftext|>"], activation_function="gelu", scale_embedding=False,
-        tie_word_embeddings=True)
+        vocab_size=dims["n_vocab"],
+        num_mel_bins=dims["n_mels"],
+        d_model=d,
+        encoder_layers=dims["n_audio_layer"],
+        encoder_attention_heads=dims["n_audio_head"],
+        decoder_layers=dims["n_text_layer"],
+        decoder_attention_heads=dims["n_text_head"],
+        encoder_ffn_dim=4 * d,
+        decoder_ffn_dim=4 * d,
+        max_source_positions=dims["n_audio_ctx"],
+        max_target_positions=dims["n_text_ctx"],
+        decoder_start_token_id=special["<|startoftranscript|>"],
+        pad_token_id=special["<|endoftext|>"],
+        bos_token_id=special["<|endoftext|>"],
+        eos_token_id=special["<|endoftext|>"],
+        activation_function="gelu",
+        scale_embedding=False,
+        tie_word_embeddings=True,
+    )
     model = WhisperForConditionalGeneration(config)
-    state = {k: v.float() for k, v in _hf_state(saved["model_state_dict"], dims["n_audio_layer"],
-                                                dims["n_text_layer"]).items()}
+    state = {
+        k: v.float()
+        for k, v in _hf_state(saved["model_state_dict"], dims["n_audio_layer"], dims["n_text_layer"]).items()
+    }
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "proj_out.weight"]
     if missing or unexpected:
@@ -140,8 +167,9 @@ def to_ctranslate2(transformers_dir: str | Path, target: str | Path, quantizatio
     from ctranslate2.converters import TransformersConverter
 
     target = Path(target)
-    converter = TransformersConverter(str(transformers_dir), copy_files=["tokenizer.json", "preprocessor_config.json",
-                                                                       "generation_config.json"])
+    converter = TransformersConverter(
+        str(transformers_dir), copy_files=["tokenizer.json", "preprocessor_config.json", "generation_config.json"]
+    )
     converter.convert(str(target), quantization=quantization, force=True)
     return target
 

@@ -3,15 +3,27 @@
 Import from the submodules (``vemoclap.training.dataset``, ``.blacklist``, ``.extract``); the names
 below load them lazily so ``import vemoclap.training`` stays light.
 """
+
 from __future__ import annotations
 
 _NAMES = {
-    "Video": "dataset", "DatasetError": "dataset", "load_dataset": "dataset", "assign_splits": "dataset",
+    "Video": "dataset",
+    "DatasetError": "dataset",
+    "load_dataset": "dataset",
+    "assign_splits": "dataset",
     "apply_blacklist": "dataset",
-    "read_blacklist": "blacklist", "parse_blacklist": "blacklist", "suggest": "blacklist",
-    "ExtractionConfig": "extract", "ExtractionError": "extract", "ExtractionReport": "extract",
-    "FeatureFileError": "extract", "PickleRefused": "extract", "VideoFeatures": "extract",
-    "extract_dataset": "extract", "import_reference_features": "extract", "load_features": "extract",
+    "read_blacklist": "blacklist",
+    "parse_blacklist": "blacklist",
+    "suggest": "blacklist",
+    "ExtractionConfig": "extract",
+    "ExtractionError": "extract",
+    "ExtractionReport": "extract",
+    "FeatureFileError": "extract",
+    "PickleRefused": "extract",
+    "VideoFeatures": "extract",
+    "extract_dataset": "extract",
+    "import_reference_features": "extract",
+    "load_features": "extract",
     "read_manifest": "extract",
 }
 

@@ -17,6 +17,7 @@ out, and scored on the same evaluation split):
 Output: a pandas DataFrame (variant, accuracy, macro F1, videos, what it is), also written as
 ``ablation.csv`` and ``ablation.md`` in ``out_dir``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,6 +50,7 @@ def without(feature: str) -> str:
 
 # ---- features as fixed vectors -----------------------------------------------------------------
 
+
 def mean_matrix(feature_set: FeatureSet, name: str, dim: int) -> np.ndarray:
     """Per video the mean of a feature's rows; NaN rows where the video lacks it."""
     out = np.full((len(feature_set), dim), np.nan, dtype=np.float64)
@@ -65,8 +67,11 @@ def _logistic(seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(),
-                         LogisticRegression(max_iter=2000, random_state=seed))
+    return make_pipeline(
+        SimpleImputer(strategy="mean", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(max_iter=2000, random_state=seed),
+    )
 
 
 def _full_probabilities(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -76,8 +81,9 @@ def _full_probabilities(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray
     return proba
 
 
-def means_logistic(feature_set: FeatureSet, features: Sequence[str], fit: np.ndarray, test: np.ndarray,
-                   seed: int = 0) -> np.ndarray:
+def means_logistic(
+    feature_set: FeatureSet, features: Sequence[str], fit: np.ndarray, test: np.ndarray, seed: int = 0
+) -> np.ndarray:
     """Predicted class ids of ``test`` from one logistic regression on concatenated feature means."""
     dims = feature_set.dims()
     X = np.concatenate([mean_matrix(feature_set, name, dims[name]) for name in features], axis=1)
@@ -86,8 +92,9 @@ def means_logistic(feature_set: FeatureSet, features: Sequence[str], fit: np.nda
     return model.predict(X[test])
 
 
-def late_fusion(feature_set: FeatureSet, features: Sequence[str], fit: np.ndarray, test: np.ndarray,
-                seed: int = 0) -> np.ndarray:
+def late_fusion(
+    feature_set: FeatureSet, features: Sequence[str], fit: np.ndarray, test: np.ndarray, seed: int = 0
+) -> np.ndarray:
     """Predicted class ids of ``test``: per-feature logistic regressions (fitted on the videos that
     have the feature), probabilities averaged over the features each test video has."""
     dims, y, n_classes = feature_set.dims(), feature_set.label_ids(), len(feature_set.label_names)
@@ -110,9 +117,21 @@ def late_fusion(feature_set: FeatureSet, features: Sequence[str], fit: np.ndarra
     return total.argmax(1)
 
 
-def fcnn(feature_set: FeatureSet, fit: np.ndarray, val: np.ndarray, test: np.ndarray, *,
-         feature: str = "clip", hidden: int = 256, dropout: float = 0.5, lr: float = 1e-3, epochs: int = 200,
-         batch_size: int = 32, patience: int = 10, seed: int = 0) -> np.ndarray:
+def fcnn(
+    feature_set: FeatureSet,
+    fit: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    *,
+    feature: str = "clip",
+    hidden: int = 256,
+    dropout: float = 0.5,
+    lr: float = 1e-3,
+    epochs: int = 200,
+    batch_size: int = 32,
+    patience: int = 10,
+    seed: int = 0,
+) -> np.ndarray:
     """Predicted class ids of ``test`` from the ViT + FCNN baseline on mean ``feature`` vectors."""
     import torch
     from torch import nn
@@ -137,7 +156,7 @@ def fcnn(feature_set: FeatureSet, fit: np.ndarray, val: np.ndarray, test: np.nda
             net.train()
             order = fit[rng.permutation(len(fit))]
             for start in range(0, len(order), batch_size):
-                chunk = torch.from_numpy(order[start:start + batch_size])
+                chunk = torch.from_numpy(order[start : start + batch_size])
                 loss = nn.functional.cross_entropy(net(Xt[chunk]), yt[chunk])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -158,20 +177,35 @@ def fcnn(feature_set: FeatureSet, fit: np.ndarray, val: np.ndarray, test: np.nda
 
 # ---- the table ---------------------------------------------------------------------------------
 
+
 def _markdown(table: "Any") -> str:
     lines = ["| variant | accuracy | macro F1 | videos | what |", "|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
-        accuracy = "–" if row.accuracy is None or (isinstance(row.accuracy, float) and math.isnan(row.accuracy)) \
+        accuracy = (
+            "–"
+            if row.accuracy is None or (isinstance(row.accuracy, float) and math.isnan(row.accuracy))
             else f"{row.accuracy:.2%}"
-        f1 = "–" if row.macro_f1 is None or (isinstance(row.macro_f1, float) and math.isnan(row.macro_f1)) \
+        )
+        f1 = (
+            "–"
+            if row.macro_f1 is None or (isinstance(row.macro_f1, float) and math.isnan(row.macro_f1))
             else f"{row.macro_f1:.3f}"
+        )
         lines.append(f"| {row.variant} | {accuracy} | {f1} | {row.n_videos} | {row.description} |")
     return "\n".join(lines) + "\n"
 
 
-def ablate(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLike, *,
-           options: TrainOptions | None = None, eval_split: str = "test", checkpoint: str | os.PathLike | None = None,
-           variants: Sequence[str] | None = None, fcnn_lr: float = 1e-3, **overrides: Any):
+def ablate(
+    feature_set: FeatureSet | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    options: TrainOptions | None = None,
+    eval_split: str = "test",
+    checkpoint: str | os.PathLike | None = None,
+    variants: Sequence[str] | None = None,
+    fcnn_lr: float = 1e-3,
+    **overrides: Any,
+):
     """Compare the variants on the same splits; returns a pandas DataFrame (one row per variant).
 
     ``options`` / keyword overrides: the full model's :class:`TrainOptions` (features, epochs, lr,
@@ -200,9 +234,15 @@ def ablate(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLi
     rows: list[dict[str, Any]] = []
 
     def score(name: str, predicted: np.ndarray, description: str) -> None:
-        rows.append({"variant": name, "accuracy": float(accuracy_score(y[test], predicted)),
-                     "macro_f1": float(f1_score(y[test], predicted, average="macro", zero_division=0)),
-                     "n_videos": int(len(test)), "description": description})
+        rows.append(
+            {
+                "variant": name,
+                "accuracy": float(accuracy_score(y[test], predicted)),
+                "macro_f1": float(f1_score(y[test], predicted, average="macro", zero_division=0)),
+                "n_videos": int(len(test)),
+                "description": description,
+            }
+        )
         log.info("%s: accuracy %.3f", name, rows[-1]["accuracy"])
 
     classifier = None
@@ -230,35 +270,70 @@ def ablate(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLi
             report = train(feature_set, out / "cross_attention", options)
             classifier = load_classifier(report.checkpoint)
         chosen = feature_set.subset(test)
-        score(FULL, predict(classifier, chosen).argmax(1),
-              f"cross-attention fusion of {', '.join(features)}")
+        score(FULL, predict(classifier, chosen).argmax(1), f"cross-attention fusion of {', '.join(features)}")
         if len(features) > 1:
             for name in features:
-                score(without(name), predict(classifier, chosen, drop=[name]).argmax(1),
-                      f"the same model with {name} zeroed at test time")
+                score(
+                    without(name),
+                    predict(classifier, chosen, drop=[name]).argmax(1),
+                    f"the same model with {name} zeroed at test time",
+                )
     if MEANS_LINEAR in wanted:
-        score(MEANS_LINEAR, means_logistic(feature_set, features, fit, test, options.seed),
-              "per-feature means concatenated, standardized, logistic regression")
+        score(
+            MEANS_LINEAR,
+            means_logistic(feature_set, features, fit, test, options.seed),
+            "per-feature means concatenated, standardized, logistic regression",
+        )
     if LATE_FUSION in wanted:
-        score(LATE_FUSION, late_fusion(feature_set, features, fit, test, options.seed),
-              "a logistic regression per feature, probabilities averaged")
+        score(
+            LATE_FUSION,
+            late_fusion(feature_set, features, fit, test, options.seed),
+            "a logistic regression per feature, probabilities averaged",
+        )
     if FCNN in wanted:
         if "clip" in feature_set.feature_names:
-            score(FCNN, fcnn(feature_set, fit, val, test, lr=fcnn_lr, epochs=options.epochs,
-                             batch_size=options.batch_size, patience=options.patience, seed=options.seed),
-                  "mean CLIP → Linear → ReLU → Dropout → Linear")
+            score(
+                FCNN,
+                fcnn(
+                    feature_set,
+                    fit,
+                    val,
+                    test,
+                    lr=fcnn_lr,
+                    epochs=options.epochs,
+                    batch_size=options.batch_size,
+                    patience=options.patience,
+                    seed=options.seed,
+                ),
+                "mean CLIP → Linear → ReLU → Dropout → Linear",
+            )
         else:
             log.warning("the feature set has no clip feature: skipping the ViT + FCNN baseline")
 
     table = pd.DataFrame(rows, columns=["variant", "accuracy", "macro_f1", "n_videos", "description"])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / ABLATION_CSV, table.to_csv(index=False))
-    header = (f"# Ablation on the '{eval_split}' split ({len(test)} videos)\n\n"
-              f"Fitted on {len(fit)} training videos ({len(val)} held out for validation); "
-              f"features: {', '.join(features)}.\n\n")
+    header = (
+        f"# Ablation on the '{eval_split}' split ({len(test)} videos)\n\n"
+        f"Fitted on {len(fit)} training videos ({len(val)} held out for validation); "
+        f"features: {', '.join(features)}.\n\n"
+    )
     atomic_write_text(out / ABLATION_MD, header + _markdown(table))
     return table
 
 
-__all__ = ["ablate", "means_logistic", "late_fusion", "fcnn", "mean_matrix", "without", "BASE_VARIANTS",
-           "FULL", "MEANS_LINEAR", "LATE_FUSION", "FCNN", "ABLATION_CSV", "ABLATION_MD"]
+__all__ = [
+    "ablate",
+    "means_logistic",
+    "late_fusion",
+    "fcnn",
+    "mean_matrix",
+    "without",
+    "BASE_VARIANTS",
+    "FULL",
+    "MEANS_LINEAR",
+    "LATE_FUSION",
+    "FCNN",
+    "ABLATION_CSV",
+    "ABLATION_MD",
+]

@@ -15,6 +15,7 @@ People named Joy cannot be told from joy by a file name in general: only "joy" n
 surname or a naming word (``named_joy``, ``miss_joy``) is suggested; look through the rest of the
 joy class by eye.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -41,28 +42,68 @@ class KeywordRule:
 
 
 # Per class, from the reference's cleaning rules (reference-facts).
-_JOY_SURNAMES = ("behar", "reid", "villa", "mangano", "division", "philbin", "bryant", "lauren", "taylor",
-                 "williams", "harjo", "adamson", "crookes", "anna", "garner", "huerta", "wilson")
+_JOY_SURNAMES = (
+    "behar",
+    "reid",
+    "villa",
+    "mangano",
+    "division",
+    "philbin",
+    "bryant",
+    "lauren",
+    "taylor",
+    "williams",
+    "harjo",
+    "adamson",
+    "crookes",
+    "anna",
+    "garner",
+    "huerta",
+    "wilson",
+)
 _JOY_NAMING = ("named", "name is", "miss", "mrs", "ms", "aunt", "auntie", "grandma", "lady", "baby", "sister")
 
 RULES: tuple[KeywordRule, ...] = (
     KeywordRule("anger", ("annoying", "annoyed"), "a single annoying person with nobody angry"),
-    KeywordRule("disgust", ("flashing", "flash light", "flash lights", "flashing lights", "strobe",
-                            "rapid camera", "rapid camera motion"), "flashing lights / rapid camera motion"),
+    KeywordRule(
+        "disgust",
+        ("flashing", "flash light", "flash lights", "flashing lights", "strobe", "rapid camera", "rapid camera motion"),
+        "flashing lights / rapid camera motion",
+    ),
     KeywordRule("disgust", ("bored", "boredom", "boring"), "boredom"),
     KeywordRule("disgust", ("loathing", "loathe", "self loathing"), "loathing"),
-    KeywordRule("fear", ("counter terrorism", "counter terror", "counterterrorist", "counter terrorist"),
-                "counter-terrorism"),
+    KeywordRule(
+        "fear", ("counter terrorism", "counter terror", "counterterrorist", "counter terrorist"), "counter-terrorism"
+    ),
     KeywordRule("fear", ("underwater", "under water"), "underwater footage"),
-    KeywordRule("fear", ("9 11", "nine eleven", "september 11", "sept 11", "sep 11", "11 september",
-                         "ground zero", "twin towers", "wtc"), "9/11 aftermath"),
-    KeywordRule("fear", ("suspect", "apprehension", "apprehend", "apprehended", "arrest", "arrested",
-                         "arresting"), "suspect apprehension"),
+    KeywordRule(
+        "fear",
+        (
+            "9 11",
+            "nine eleven",
+            "september 11",
+            "sept 11",
+            "sep 11",
+            "11 september",
+            "ground zero",
+            "twin towers",
+            "wtc",
+        ),
+        "9/11 aftermath",
+    ),
+    KeywordRule(
+        "fear",
+        ("suspect", "apprehension", "apprehend", "apprehended", "arrest", "arrested", "arresting"),
+        "suspect apprehension",
+    ),
     KeywordRule("joy", ("joy ride", "joy rides", "joy riding", "joy rider", "joy riders"), "joyride"),
-    KeywordRule("joy", ("ode to joy", "an die freude"), "the music \"Ode to Joy\""),
-    KeywordRule("joy", tuple(f"joy {surname}" for surname in _JOY_SURNAMES)
-                + tuple(f"{word} joy" for word in _JOY_NAMING), "a person named Joy"),
-    KeywordRule("sadness", ("pensive",), "\"pensive\""),
+    KeywordRule("joy", ("ode to joy", "an die freude"), 'the music "Ode to Joy"'),
+    KeywordRule(
+        "joy",
+        tuple(f"joy {surname}" for surname in _JOY_SURNAMES) + tuple(f"{word} joy" for word in _JOY_NAMING),
+        "a person named Joy",
+    ),
+    KeywordRule("sadness", ("pensive",), '"pensive"'),
     KeywordRule("surprise", ("distraction", "distracted", "distracting"), "distraction"),
     KeywordRule("surprise", ("astonishing", "impressive"), "impressive feats labelled astonishing"),
 )
@@ -131,6 +172,7 @@ def append_suggestions(path, suggestions: Iterable[Suggestion]) -> int:
 
 # ---- suggestions -----------------------------------------------------------------------------
 
+
 def tokens(name: str) -> list[str]:
     """Lower-case word tokens of a file name's stem (see the module docstring)."""
     stem = Path(name).stem if "." in name else name
@@ -146,11 +188,12 @@ def _matches(keyword: str, words: Sequence[str]) -> bool:
     if joined in words:
         return True
     n = len(wanted)
-    return any(list(words[i:i + n]) == wanted for i in range(len(words) - n + 1))
+    return any(list(words[i : i + n]) == wanted for i in range(len(words) - n + 1))
 
 
-def suggest(videos: Iterable[Video], *, rules: Sequence[KeywordRule] = RULES,
-            all_labels: bool = False) -> list[Suggestion]:
+def suggest(
+    videos: Iterable[Video], *, rules: Sequence[KeywordRule] = RULES, all_labels: bool = False
+) -> list[Suggestion]:
     """Videos whose file name holds a problem keyword of their class (``all_labels``: of any
     class), one suggestion per video (its first matching keyword), in the videos' order."""
     found: list[Suggestion] = []

@@ -5,6 +5,7 @@ code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
 :class:`~vemoclap.training.extract.ExtractionError` (and its :class:`PickleRefused`) or
 :class:`~vemoclap.training.extract.FeatureFileError` — one-line messages, all ``ValueError``s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,28 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", type=Path,
-                        help="a folder of class folders (<root>/<label>/<video>, optionally <root>/<split>/<label>/) "
-                             "or a CSV manifest with columns path,label[,split]")
-    parser.add_argument("--labels", default=None,
-                        help="comma-separated label set (default Ekman-6); given, other labels are an error")
+    parser.add_argument(
+        "dataset",
+        type=Path,
+        help="a folder of class folders (<root>/<label>/<video>, optionally <root>/<split>/<label>/) "
+        "or a CSV manifest with columns path,label[,split]",
+    )
+    parser.add_argument(
+        "--labels", default=None, help="comma-separated label set (default Ekman-6); given, other labels are an error"
+    )
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the stratified split (default 0)")
-    parser.add_argument("--test-size", type=float, default=0.5,
-                        help="test share when the dataset gives no splits (default 0.5, like Ekman-6's 819/818)")
-    parser.add_argument("--val-size", type=float, default=0.1,
-                        help="share of train held out for validation when none is given (default 0.1)")
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=0.5,
+        help="test share when the dataset gives no splits (default 0.5, like Ekman-6's 819/818)",
+    )
+    parser.add_argument(
+        "--val-size",
+        type=float,
+        default=0.1,
+        help="share of train held out for validation when none is given (default 0.1)",
+    )
 
 
 def _load(args: argparse.Namespace):
@@ -50,8 +63,14 @@ def _load(args: argparse.Namespace):
     from .dataset import load_dataset
 
     labels = _csv_list(args.labels)
-    return load_dataset(args.dataset, labels=labels or EMOTIONS, test_size=args.test_size, val_size=args.val_size,
-                        seed=args.split_seed, strict_labels=labels is not None)
+    return load_dataset(
+        args.dataset,
+        labels=labels or EMOTIONS,
+        test_size=args.test_size,
+        val_size=args.val_size,
+        seed=args.split_seed,
+        strict_labels=labels is not None,
+    )
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -69,15 +88,27 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     log.info("splits: %s", json.dumps(counts))
     options = json.loads(args.extractor_options) if args.extractor_options else None
     if options is not None and not isinstance(options, dict):
-        raise OptionError("--extractor-options must be a JSON object: {\"extractor\": {\"option\": value}}")
+        raise OptionError('--extractor-options must be a JSON object: {"extractor": {"option": value}}')
     ray_address = args.ray if args.ray not in (None, "local") else None
     report = extract_dataset(
-        videos, args.out, extractors=_csv_list(args.extractors), positions=args.positions,
-        min_positions=args.min_positions, max_positions=args.max_positions, device=args.device,
-        models_dir=args.models_dir, extractor_options=options, face_detector=args.face_detector,
-        whisper_model=args.whisper_model, use_ray=args.ray is not None, ray_address=ray_address,
-        num_workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-        progress=not args.quiet)
+        videos,
+        args.out,
+        extractors=_csv_list(args.extractors),
+        positions=args.positions,
+        min_positions=args.min_positions,
+        max_positions=args.max_positions,
+        device=args.device,
+        models_dir=args.models_dir,
+        extractor_options=options,
+        face_detector=args.face_detector,
+        whisper_model=args.whisper_model,
+        use_ray=args.ray is not None,
+        ray_address=ray_address,
+        num_workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+        progress=not args.quiet,
+    )
     print(report.summary())
     return 1 if report.failed else 0
 
@@ -99,8 +130,7 @@ def _cmd_blacklist_suggest(args: argparse.Namespace) -> int:
 def _cmd_import_features(args: argparse.Namespace) -> int:
     from .extract import import_reference_features
 
-    report = import_reference_features(args.pickle, args.out, trust_pickle=args.trust_pickle,
-                                       progress=not args.quiet)
+    report = import_reference_features(args.pickle, args.out, trust_pickle=args.trust_pickle, progress=not args.quiet)
     print(report.summary())
     return 0
 
@@ -110,9 +140,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
     check_file_output(args.out, "--out")  # before any model loads
-    options = dict(extractors=_csv_list(args.extractors), frames=args.frames, device=args.device,
-                   models_dir=args.models_dir, skip_unavailable=args.skip_unavailable,
-                   whisper_model=args.whisper_model, face_detector=args.face_detector)
+    options = dict(
+        extractors=_csv_list(args.extractors),
+        frames=args.frames,
+        device=args.device,
+        models_dir=args.models_dir,
+        skip_unavailable=args.skip_unavailable,
+        whisper_model=args.whisper_model,
+        face_detector=args.face_detector,
+    )
     if args.classifier is not None:  # otherwise the Analyzer's default classifier
         options["classifier"] = args.classifier
     report = predict(args.videos, args.out, progress=not args.quiet, **options)
@@ -126,23 +162,41 @@ def _add_predict(subparsers) -> None:
     from ..media import MAX_FRAMES
 
     predict = subparsers.add_parser("predict", help="the emotion of many videos into one CSV (resumable)")
-    predict.add_argument("videos", type=Path,
-                         help="a folder of videos (searched recursively) or a CSV with a path column")
-    predict.add_argument("--out", type=Path, required=True,
-                         help="the CSV to write, one row per video (a rerun adds the videos not in it yet)")
-    predict.add_argument("--classifier", type=Path, default=None,
-                         help="emotion classifier checkpoint (ours or the reference's; default: the default "
-                              "classifier of `vemoclap analyze`)")
-    predict.add_argument("--frames", type=int, default=None,
-                         help=f"frames sampled per video (default: the feature recipe's, 16; at most {MAX_FRAMES})")
+    predict.add_argument(
+        "videos", type=Path, help="a folder of videos (searched recursively) or a CSV with a path column"
+    )
+    predict.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="the CSV to write, one row per video (a rerun adds the videos not in it yet)",
+    )
+    predict.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="emotion classifier checkpoint (ours or the reference's; default: the default "
+        "classifier of `vemoclap analyze`)",
+    )
+    predict.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help=f"frames sampled per video (default: the feature recipe's, 16; at most {MAX_FRAMES})",
+    )
     _add_model_options(predict)
-    predict.add_argument("--extractors", default=None,
-                         help="comma-separated extractors to run (default: all of the reference's)")
+    predict.add_argument(
+        "--extractors", default=None, help="comma-separated extractors to run (default: all of the reference's)"
+    )
     predict.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
-    predict.add_argument("--face-detector", default=None, choices=list(DETECTORS),
-                         help="face detector (see `vemoclap analyze --help`)")
-    predict.add_argument("--skip-unavailable", action="store_true",
-                         help="go on without models that cannot be loaded (each row lists them as missing)")
+    predict.add_argument(
+        "--face-detector", default=None, choices=list(DETECTORS), help="face detector (see `vemoclap analyze --help`)"
+    )
+    predict.add_argument(
+        "--skip-unavailable",
+        action="store_true",
+        help="go on without models that cannot be loaded (each row lists them as missing)",
+    )
     predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     predict.set_defaults(func=_cmd_predict)
 
@@ -152,35 +206,72 @@ def add_commands(subparsers) -> None:
     extract = subparsers.add_parser("extract", help="extract the features of a whole dataset (resumable; Ray)")
     _add_dataset_options(extract)
     extract.add_argument("--out", type=Path, required=True, help="output folder, e.g. features/ekman6")
-    extract.add_argument("--extractors", default=None,
-                         help="comma-separated extractors (default: the reference's feature extractors)")
-    extract.add_argument("--positions", type=_positions, default="1fps",
-                         help="frames per video: '1fps' (one per second, clamped to --min/--max-positions) "
-                              "or a number (default 1fps)")
+    extract.add_argument(
+        "--extractors", default=None, help="comma-separated extractors (default: the reference's feature extractors)"
+    )
+    extract.add_argument(
+        "--positions",
+        type=_positions,
+        default="1fps",
+        help="frames per video: '1fps' (one per second, clamped to --min/--max-positions) or a number (default 1fps)",
+    )
     extract.add_argument("--min-positions", type=int, default=16, help="fewest frames with 1fps (default 16)")
-    extract.add_argument("--max-positions", type=int, default=64,
-                         help="most frames / audio chunks per video (default 64)")
+    extract.add_argument(
+        "--max-positions", type=int, default=64, help="most frames / audio chunks per video (default 64)"
+    )
     extract.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 ...")
-    extract.add_argument("--models-dir", type=Path, default=None,
-                         help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)")
-    extract.add_argument("--face-detector", default=None, choices=["auto", "yolo", "opencv"],
-                         help="face detector: yolo (YOLOv8-face), opencv (Haar, else the offline LBP cascade), "
-                              "auto (yolo, else LBP; the default)")
+    extract.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)",
+    )
+    extract.add_argument(
+        "--face-detector",
+        default=None,
+        choices=["auto", "yolo", "opencv"],
+        help="face detector: yolo (YOLOv8-face), opencv (Haar, else the offline LBP cascade), "
+        "auto (yolo, else LBP; the default)",
+    )
     extract.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
-    extract.add_argument("--extractor-options", default=None,
-                         help='per-extractor options as JSON, e.g. \'{"ocr_sentiment": {"spell_check": false}}\'')
-    extract.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                         help="run on Ray: alone, a local Ray on this machine; or a cluster address "
-                              "('auto', 'ray://host:10001'); put it after DATASET")
-    extract.add_argument("--workers", type=int, default=None,
-                         help="Ray workers, each with its own models (default: one per GPU, else one per 4 CPUs)")
-    extract.add_argument("--cpus-per-worker", type=float, default=None,
-                         help="CPUs per Ray worker (default: the cluster's CPUs shared out)")
-    extract.add_argument("--gpus-per-worker", type=float, default=None,
-                         help="GPUs per Ray worker (default: the GPUs shared out, at most 1)")
+    extract.add_argument(
+        "--extractor-options",
+        default=None,
+        help='per-extractor options as JSON, e.g. \'{"ocr_sentiment": {"spell_check": false}}\'',
+    )
+    extract.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: alone, a local Ray on this machine; or a cluster address "
+        "('auto', 'ray://host:10001'); put it after DATASET",
+    )
+    extract.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray workers, each with its own models (default: one per GPU, else one per 4 CPUs)",
+    )
+    extract.add_argument(
+        "--cpus-per-worker",
+        type=float,
+        default=None,
+        help="CPUs per Ray worker (default: the cluster's CPUs shared out)",
+    )
+    extract.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="GPUs per Ray worker (default: the GPUs shared out, at most 1)",
+    )
     extract.add_argument("--blacklist", type=Path, default=None, help="blacklist file (e.g. ekman_blacklist.txt)")
-    extract.add_argument("--blacklist-splits", default="train,test",
-                         help="splits the blacklist applies to (default train,test; train covers val)")
+    extract.add_argument(
+        "--blacklist-splits",
+        default="train,test",
+        help="splits the blacklist applies to (default train,test; train covers val)",
+    )
     extract.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     extract.set_defaults(func=_cmd_extract)
 
@@ -188,18 +279,30 @@ def add_commands(subparsers) -> None:
     blacklist_sub = blacklist.add_subparsers(dest="blacklist_command", required=True)
     suggest = blacklist_sub.add_parser("suggest", help="list videos whose file name holds a problem keyword")
     _add_dataset_options(suggest)
-    suggest.add_argument("--all-labels", action="store_true",
-                         help="check every class's keywords on every video (default: its own class's)")
-    suggest.add_argument("--append", type=Path, default=None, metavar="FILE",
-                         help="also add the suggested names to this blacklist file, under a dated header")
+    suggest.add_argument(
+        "--all-labels",
+        action="store_true",
+        help="check every class's keywords on every video (default: its own class's)",
+    )
+    suggest.add_argument(
+        "--append",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also add the suggested names to this blacklist file, under a dated header",
+    )
     suggest.set_defaults(func=_cmd_blacklist_suggest)
 
-    imp = subparsers.add_parser("import-features",
-                                help="convert the reference's published features (a pickle) to feature files")
+    imp = subparsers.add_parser(
+        "import-features", help="convert the reference's published features (a pickle) to feature files"
+    )
     imp.add_argument("pickle", type=Path, help="the published features file")
     imp.add_argument("--out", type=Path, required=True, help="output folder, e.g. features/reference")
-    imp.add_argument("--trust-pickle", action="store_true",
-                     help="allow unpickling (it can run code from the file: only for files you trust)")
+    imp.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow unpickling (it can run code from the file: only for files you trust)",
+    )
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=_cmd_import_features)
 

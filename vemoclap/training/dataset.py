@@ -21,6 +21,7 @@ outside ``[A-Za-z0-9._-]`` replaced by ``_`` and ``-2``, ``-3`` … added on col
 order of the original relative paths, case-insensitively, so ids do not change between runs).
 The original file name stays available as :attr:`Video.name` — the blacklist is by file name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,8 +39,16 @@ from ..media import VIDEO_EXTENSIONS
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                  "dev": "val", "test": "test", "testing": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_ID_PART = 100
 
@@ -64,6 +73,7 @@ class Video:
 
 
 # ---- ids -------------------------------------------------------------------------------------
+
 
 def safe_part(text: str, fallback: str = "video") -> str:
     """``text`` reduced to ``[A-Za-z0-9._-]`` (no leading dots), at most MAX_ID_PART characters."""
@@ -92,8 +102,10 @@ def assign_ids(items: Sequence[tuple[str, str]]) -> list[str]:
 
 # ---- labels ----------------------------------------------------------------------------------
 
-def _normalize_labels(found: Iterable[str], known: Sequence[str] | None, source: str,
-                      strict: bool = False) -> dict[str, str]:
+
+def _normalize_labels(
+    found: Iterable[str], known: Sequence[str] | None, source: str, strict: bool = False
+) -> dict[str, str]:
     """Map each found label to its canonical name: the known label it matches case-insensitively,
     else itself (with one warning listing the unknown ones; an error when ``strict``)."""
     found = sorted(set(found))
@@ -103,11 +115,17 @@ def _normalize_labels(found: Iterable[str], known: Sequence[str] | None, source:
     mapping = {label: by_lower.get(label.strip().lower(), label.strip()) for label in found}
     unknown = sorted({label for label, canonical in mapping.items() if canonical.lower() not in by_lower})
     if unknown and strict:
-        raise DatasetError(f"{source}: label(s) {', '.join(unknown)} are not in the label set "
-                           f"({', '.join(known)}); rename the folders / rows or pass the right labels")
+        raise DatasetError(
+            f"{source}: label(s) {', '.join(unknown)} are not in the label set "
+            f"({', '.join(known)}); rename the folders / rows or pass the right labels"
+        )
     if unknown:
-        log.warning("%s: labels %s are not among the known labels (%s); using them as they are",
-                    source, ", ".join(unknown), ", ".join(known))
+        log.warning(
+            "%s: labels %s are not among the known labels (%s); using them as they are",
+            source,
+            ", ".join(unknown),
+            ", ".join(known),
+        )
     return mapping
 
 
@@ -120,17 +138,25 @@ def _split_name(value: str, where: str) -> str:
 
 # ---- loading ---------------------------------------------------------------------------------
 
+
 def _video_files(folder: Path) -> list[Path]:
-    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in VIDEO_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
     return sorted(files)
 
 
 def _from_folders(root: Path, known: Sequence[str] | None, strict: bool) -> list[Video]:
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
-        raise DatasetError(f"{root}: no class folders; expected <root>/<label>/<video files> "
-                           f"(e.g. {root}/joy/clip.mp4) or a CSV manifest with columns path,label[,split]")
+        raise DatasetError(
+            f"{root}: no class folders; expected <root>/<label>/<video files> "
+            f"(e.g. {root}/joy/clip.mp4) or a CSV manifest with columns path,label[,split]"
+        )
     split_layout = all(p.name.lower() in _SPLIT_ALIASES for p in subdirs)
     entries: list[tuple[Path, str, str | None]] = []  # (file, label folder name, split)
     if split_layout:
@@ -150,8 +176,7 @@ def _from_folders(root: Path, known: Sequence[str] | None, strict: bool) -> list
     mapping = _normalize_labels((label for _, label, _ in entries), known, str(root), strict)
     relatives = [str(f.relative_to(root)) for f, _, _ in entries]
     ids = assign_ids([(mapping[label], rel) for (_, label, _), rel in zip(entries, relatives)])
-    return [Video(id=i, path=f, label=mapping[label], split=split)
-            for i, (f, label, split) in zip(ids, entries)]
+    return [Video(id=i, path=f, label=mapping[label], split=split) for i, (f, label, split) in zip(ids, entries)]
 
 
 def _read_rows(csv_path: Path, required: Sequence[str], needs: str) -> tuple[dict[str, str], list[tuple[int, dict]]]:
@@ -162,8 +187,9 @@ def _read_rows(csv_path: Path, required: Sequence[str], needs: str) -> tuple[dic
             columns = {name.strip().lower(): name for name in reader.fieldnames or []}
             missing = [name for name in required if name not in columns]
             if missing:
-                raise DatasetError(f"{csv_path}: the manifest lacks column(s) {', '.join(missing)}; "
-                                   f"it needs a header row with {needs}")
+                raise DatasetError(
+                    f"{csv_path}: the manifest lacks column(s) {', '.join(missing)}; it needs a header row with {needs}"
+                )
             rows = [(number, row) for number, row in enumerate(reader, start=2)]
     except UnicodeDecodeError:
         raise DatasetError(f"{csv_path}: not a UTF-8 text CSV file") from None
@@ -172,8 +198,9 @@ def _read_rows(csv_path: Path, required: Sequence[str], needs: str) -> tuple[dic
     return columns, rows
 
 
-def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool, allow_private: bool = False
-                   ) -> list[Video]:
+def _from_manifest(
+    csv_path: Path, known: Sequence[str] | None, strict: bool, allow_private: bool = False
+) -> list[Video]:
     from ..sources import fetch_link, is_url
 
     columns, rows = _read_rows(csv_path, ("path", "label"), "path,label and optionally split")
@@ -218,9 +245,16 @@ def _from_manifest(csv_path: Path, known: Sequence[str] | None, strict: bool, al
     return [Video(id=i, path=p, label=mapping[label], split=split) for i, (p, label, split) in zip(ids, entries)]
 
 
-def load_dataset(path, *, labels: Sequence[str] | None = EMOTIONS, test_size: float = 0.5,
-                 val_size: float = 0.1, seed: int = 0, strict_labels: bool = False,
-                 allow_private: bool = False) -> list[Video]:
+def load_dataset(
+    path,
+    *,
+    labels: Sequence[str] | None = EMOTIONS,
+    test_size: float = 0.5,
+    val_size: float = 0.1,
+    seed: int = 0,
+    strict_labels: bool = False,
+    allow_private: bool = False,
+) -> list[Video]:
     """The videos of a dataset folder or CSV manifest, each with its label and split, sorted by id.
 
     ``allow_private``: links in a manifest may reach private/loopback addresses (off by default).
@@ -240,8 +274,13 @@ def load_dataset(path, *, labels: Sequence[str] | None = EMOTIONS, test_size: fl
         raise DatasetError(f"{path}: a dataset is a folder of class folders or a .csv manifest")
     videos = assign_splits(videos, test_size=test_size, val_size=val_size, seed=seed)
     counts = {split: sum(v.split == split for v in videos) for split in SPLITS}
-    log.info("%s: %d videos, %d labels (%s)", path, len(videos), len({v.label for v in videos}),
-             ", ".join(f"{k} {n}" for k, n in counts.items()))
+    log.info(
+        "%s: %d videos, %d labels (%s)",
+        path,
+        len(videos),
+        len({v.label for v in videos}),
+        ", ".join(f"{k} {n}" for k, n in counts.items()),
+    )
     return sorted(videos, key=lambda v: v.id)
 
 
@@ -287,6 +326,7 @@ def list_videos(path) -> list[Video]:
 
 # ---- splits ----------------------------------------------------------------------------------
 
+
 def _stratified(videos: list[Video], size: float, seed: int, what: str) -> tuple[list[Video], list[Video]]:
     """(rest, held out): ``size`` of ``videos`` held out, stratified by label when every class can
     be (scikit-learn needs at least 2 videos per class and one per class on each side)."""
@@ -297,8 +337,11 @@ def _stratified(videos: list[Video], size: float, seed: int, what: str) -> tuple
     try:
         rest, held = train_test_split(videos, test_size=size, random_state=seed, stratify=labels)
     except ValueError:  # a class with too few videos for both sides
-        log.warning("cannot stratify the %s split of %d videos (a class has too few); splitting without "
-                    "stratification", what, len(videos))
+        log.warning(
+            "cannot stratify the %s split of %d videos (a class has too few); splitting without stratification",
+            what,
+            len(videos),
+        )
         try:
             rest, held = train_test_split(videos, test_size=size, random_state=seed)
         except ValueError as inner:
@@ -306,8 +349,9 @@ def _stratified(videos: list[Video], size: float, seed: int, what: str) -> tuple
     return list(rest), list(held)
 
 
-def assign_splits(videos: Sequence[Video], *, test_size: float = 0.5, val_size: float = 0.1,
-                  seed: int = 0) -> list[Video]:
+def assign_splits(
+    videos: Sequence[Video], *, test_size: float = 0.5, val_size: float = 0.1, seed: int = 0
+) -> list[Video]:
     """Keep given splits; otherwise split train / test, then hold ``val_size`` of train out as val.
 
     Either every video has a split or none has (mixing is an error). Deterministic for a seed.
@@ -320,8 +364,9 @@ def assign_splits(videos: Sequence[Video], *, test_size: float = 0.5, val_size: 
         if not 0 < test_size < 1:
             raise DatasetError(f"test_size must be between 0 and 1, not {test_size}")
         train, test = _stratified(videos, test_size, seed, "test")
-        videos = [dataclasses.replace(v, split="train") for v in train] + \
-                 [dataclasses.replace(v, split="test") for v in test]
+        videos = [dataclasses.replace(v, split="train") for v in train] + [
+            dataclasses.replace(v, split="test") for v in test
+        ]
     if val_size and not any(v.split == "val" for v in videos):
         if not 0 < val_size < 1:
             raise DatasetError(f"val_size must be between 0 and 1, not {val_size}")
@@ -333,8 +378,9 @@ def assign_splits(videos: Sequence[Video], *, test_size: float = 0.5, val_size: 
     return videos
 
 
-def apply_blacklist(videos: Sequence[Video], names: Iterable[str],
-                    splits: Sequence[str] | None = ("train", "test")) -> list[Video]:
+def apply_blacklist(
+    videos: Sequence[Video], names: Iterable[str], splits: Sequence[str] | None = ("train", "test")
+) -> list[Video]:
     """``videos`` without those whose file name is listed (case-insensitively; a listed name
     without an extension matches the stem), in the given ``splits`` only (None: every split).
 

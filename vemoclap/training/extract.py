@@ -39,6 +39,7 @@ there. A local Ray is started so that nothing leaves the machine: no dashboard, 
 bound to 127.0.0.1, and a ``ray_bootstrap_config.yaml`` with ``provider: {type: local}`` in the
 Ray processes' home folder (Ray otherwise probes cloud metadata addresses to guess its provider).
 """
+
 from __future__ import annotations
 
 import csv
@@ -99,7 +100,6 @@ class PickleRefused(ExtractionError):
     """Unpickling was refused because it was not explicitly trusted."""
 
 
-
 # ---- options -------------------------------------------------------------------------------------
 
 _FPS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*fps\s*$", re.IGNORECASE)
@@ -130,8 +130,9 @@ class ExtractionConfig:
         elif not _FPS.match(str(self.positions)) or float(_FPS.match(self.positions).group(1)) <= 0:
             raise ExtractionError(f"positions must be like '1fps' or a number of frames, not '{self.positions}'")
         if not 1 <= self.min_positions <= self.max_positions:
-            raise ExtractionError(f"need 1 ≤ min_positions ≤ max_positions, got {self.min_positions} and "
-                                  f"{self.max_positions}")
+            raise ExtractionError(
+                f"need 1 ≤ min_positions ≤ max_positions, got {self.min_positions} and {self.max_positions}"
+            )
         self.extractor_options = {name: dict(opts) for name, opts in self.extractor_options.items()}
 
     @property
@@ -147,11 +148,16 @@ class ExtractionConfig:
         return int(min(self.max_positions, max(self.min_positions, wanted)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"extractors": list(self.extractors), "positions": self.positions,
-                "min_positions": self.min_positions, "max_positions": self.max_positions,
-                "single_frames": self.single_frames, "short_side": self.short_side,
-                "extractor_options": to_jsonable(self.extractor_options),
-                **({"recipe": self.recipe} if self.recipe else {})}  # absent: folders from before recipes resume
+        return {
+            "extractors": list(self.extractors),
+            "positions": self.positions,
+            "min_positions": self.min_positions,
+            "max_positions": self.max_positions,
+            "single_frames": self.single_frames,
+            "short_side": self.short_side,
+            "extractor_options": to_jsonable(self.extractor_options),
+            **({"recipe": self.recipe} if self.recipe else {}),
+        }  # absent: folders from before recipes resume
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> "ExtractionConfig":
@@ -207,10 +213,16 @@ class _Worker:
 
         self.config = config
         self.options = _effective_options(config)
-        self.analyzer = Analyzer(config.extractors, frames=config.single_frames, device=device,
-                                 models_dir=models_dir, short_side=config.short_side,
-                                 extractor_options=self.options, recipe=config.recipe,
-                                 classifier=None)  # features only
+        self.analyzer = Analyzer(
+            config.extractors,
+            frames=config.single_frames,
+            device=device,
+            models_dir=models_dir,
+            short_side=config.short_side,
+            extractor_options=self.options,
+            recipe=config.recipe,
+            classifier=None,
+        )  # features only
         self.analyzer.load()
         self.description = self._describe()
 
@@ -249,11 +261,17 @@ class _Worker:
             feature = type(extractor).feature_name
             spec = FEATURES.get(feature) if feature else None
             use = clip
-            if (spec is not None and not spec.sequence and "frames" in type(extractor).inputs
-                    and len(clip.frames) and n != self.config.single_frames):
+            if (
+                spec is not None
+                and not spec.sequence
+                and "frames" in type(extractor).inputs
+                and len(clip.frames)
+                and n != self.config.single_frames
+            ):
                 if single_clip is None:  # the frames inference reads, audio shared
-                    frames = media.sample_frames(video.path, self.config.single_frames,
-                                                 short_side=self.config.short_side)
+                    frames = media.sample_frames(
+                        video.path, self.config.single_frames, short_side=self.config.short_side
+                    )
                     single_clip = Clip(frames=frames, audio=clip.audio, sample_rate=clip.sample_rate, info=clip.info)
                 use = single_clip
             output = extractor(use)  # Missing becomes output.missing; anything else fails the video
@@ -273,10 +291,19 @@ class _Worker:
             if output.times is not None and len(output.times) == len(array):
                 times[feature] = np.asarray(output.times, dtype=np.float64)
         metadata = {
-            "id": video.id, "label": video.label, "split": video.split or "", "name": video.name,
-            "source": os.path.abspath(video.path), "duration": float(info.duration), "frames": int(len(clip.frames)),
-            "features": sorted(features), "missing": missing, "extractors": self.description,
-            "readable": readable, "seconds": seconds, "recipe": self.analyzer.recipe.to_dict(),
+            "id": video.id,
+            "label": video.label,
+            "split": video.split or "",
+            "name": video.name,
+            "source": os.path.abspath(video.path),
+            "duration": float(info.duration),
+            "frames": int(len(clip.frames)),
+            "features": sorted(features),
+            "missing": missing,
+            "extractors": self.description,
+            "readable": readable,
+            "seconds": seconds,
+            "recipe": self.analyzer.recipe.to_dict(),
         }
         return VideoFeatures(features, times, metadata)
 
@@ -286,6 +313,7 @@ class _Worker:
 
 
 # ---- what every per-video job shares (extract here, ``vemoclap predict``) ----------------------
+
 
 def safe_run(work: Callable[[Video], Any], video: Video) -> tuple[Video, Any, str | None]:
     """(video, work(video), None) or (video, None, one-line reason): never raises for a video.
@@ -307,10 +335,17 @@ class VideoLoop:
     written above the bar while it runs); ``run`` works in this process, and a Ray driver feeds
     ``finish`` with what its workers return."""
 
-    def __init__(self, total: int, record: Callable[[Video, Any, str | None], None], *, desc: str,
-                 progress: bool = True, on_video: Callable[[Video, str | None], None] | None = None,
-                 describe: Callable[[Video, str], str] = lambda video, reason: f"{video.id} failed: {reason}",
-                 logger: logging.Logger = log):
+    def __init__(
+        self,
+        total: int,
+        record: Callable[[Video, Any, str | None], None],
+        *,
+        desc: str,
+        progress: bool = True,
+        on_video: Callable[[Video, str | None], None] | None = None,
+        describe: Callable[[Video, str], str] = lambda video, reason: f"{video.id} failed: {reason}",
+        logger: logging.Logger = log,
+    ):
         self.record, self.on_video, self.describe, self.log = record, on_video, describe, logger
         self.finished = 0
         self.failed = 0
@@ -355,6 +390,7 @@ class VideoLoop:
 
 # ---- the output folder -------------------------------------------------------------------------
 
+
 @contextmanager
 def exclusive_lock(lock_path: Path, busy: str) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_path`` (POSIX); when another run holds it, an
@@ -377,14 +413,16 @@ def exclusive_lock(lock_path: Path, busy: str) -> Iterator[None]:
 
 def _locked(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on the folder; a second run gets a one-line error."""
-    return exclusive_lock(out_dir / LOCK_FILE, f"{out_dir}: another extraction is writing to this folder; "
-                                               f"wait for it or choose another --out")
+    return exclusive_lock(
+        out_dir / LOCK_FILE,
+        f"{out_dir}: another extraction is writing to this folder; wait for it or choose another --out",
+    )
 
 
 def _clean_temporary(out_dir: Path, pattern: str = ".*.tmp", recursive: bool = True) -> int:
     """Remove temporary files a killed run left (``.<name>.<random>.tmp``, see _util)."""
     removed = 0
-    for path in (out_dir.rglob(pattern) if recursive else out_dir.glob(pattern)):
+    for path in out_dir.rglob(pattern) if recursive else out_dir.glob(pattern):
         if path.is_file():
             path.unlink(missing_ok=True)
             removed += 1
@@ -409,20 +447,33 @@ def _check_config(out_dir: Path, config: ExtractionConfig) -> None:
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ExtractionError(f"{path}: unreadable ({_one_line(exc)}); delete it only if the folder's "
-                                  f"features were made with the options you are giving now") from None
+            raise ExtractionError(
+                f"{path}: unreadable ({_one_line(exc)}); delete it only if the folder's "
+                f"features were made with the options you are giving now"
+            ) from None
         if stored.get("source") == "import":
-            raise ExtractionError(f"{out_dir}: holds imported features ({stored.get('pickle')}); "
-                                  f"extract into another --out folder")
+            raise ExtractionError(
+                f"{out_dir}: holds imported features ({stored.get('pickle')}); extract into another --out folder"
+            )
         previous = stored.get("config", {})
         if json.loads(json.dumps(previous)) != json.loads(json.dumps(to_jsonable(wanted))):
             diff = sorted(k for k in set(previous) | set(wanted) if previous.get(k) != to_jsonable(wanted).get(k))
-            raise ExtractionError(f"{out_dir}: features there were extracted with other options "
-                                  f"({', '.join(diff)} differ, see {CONFIG_FILE}); use another --out folder "
-                                  f"or the same options")
+            raise ExtractionError(
+                f"{out_dir}: features there were extracted with other options "
+                f"({', '.join(diff)} differ, see {CONFIG_FILE}); use another --out folder "
+                f"or the same options"
+            )
         return
-    atomic_write_json(path, {"format": FORMAT, "version": FORMAT_VERSION, "vemoclap": _package_version(),
-                             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": wanted})
+    atomic_write_json(
+        path,
+        {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "vemoclap": _package_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config": wanted,
+        },
+    )
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -445,10 +496,17 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, A
 
 
 def _manifest_row(video: Video, meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": video.id, "name": video.name, "path": str(video.path), "label": video.label,
-            "split": video.split or "", "feature_file": video.id + SUFFIX,
-            "duration": f"{float(meta.get('duration', 0.0)):.3f}", "frames": meta.get("frames", ""),
-            "missing": json.dumps(meta.get("missing") or {}, ensure_ascii=False)}
+    return {
+        "id": video.id,
+        "name": video.name,
+        "path": str(video.path),
+        "label": video.label,
+        "split": video.split or "",
+        "feature_file": video.id + SUFFIX,
+        "duration": f"{float(meta.get('duration', 0.0)):.3f}",
+        "frames": meta.get("frames", ""),
+        "missing": json.dumps(meta.get("missing") or {}, ensure_ascii=False),
+    }
 
 
 def read_manifest(out_dir) -> list[dict[str, Any]]:
@@ -474,8 +532,12 @@ def rebuild_manifest(out_dir) -> Path:
         if path.name.startswith("."):
             continue
         meta = read_metadata(path)
-        video = Video(id=meta["id"], path=Path(meta.get("source", meta.get("name", ""))), label=meta["label"],
-                      split=meta.get("split") or None)
+        video = Video(
+            id=meta["id"],
+            path=Path(meta.get("source", meta.get("name", ""))),
+            label=meta["label"],
+            split=meta.get("split") or None,
+        )
         row = _manifest_row(video, meta)
         row["name"] = meta.get("name", video.name)
         rows.append(row)
@@ -485,6 +547,7 @@ def rebuild_manifest(out_dir) -> Path:
 
 
 # ---- the run -----------------------------------------------------------------------------------
+
 
 @dataclass
 class ExtractionReport:
@@ -508,30 +571,46 @@ class ExtractionReport:
 
     def summary(self) -> str:
         rate = self.extracted / self.seconds * 3600 if self.seconds > 0 and self.extracted else 0.0
-        lines = [f"features of {self.done}/{self.total} videos in {self.out_dir} "
-                 f"({self.extracted} extracted in {self.seconds:.1f} s, {rate:.0f} videos/hour; "
-                 f"{self.skipped} already there)"]
+        lines = [
+            f"features of {self.done}/{self.total} videos in {self.out_dir} "
+            f"({self.extracted} extracted in {self.seconds:.1f} s, {rate:.0f} videos/hour; "
+            f"{self.skipped} already there)"
+        ]
         if self.missing:
             lines.append("  missing: " + ", ".join(f"{name} in {n}" for name, n in sorted(self.missing.items())))
         if self.failed:
-            lines.append(f"  {len(self.failed)} failed (listed in {self.out_dir / FAILURES_FILE}; "
-                         f"run again to retry):")
+            lines.append(f"  {len(self.failed)} failed (listed in {self.out_dir / FAILURES_FILE}; run again to retry):")
             lines.extend(f"    {vid}: {reason}" for vid, reason in list(self.failed.items())[:20])
             if len(self.failed) > 20:
                 lines.append(f"    … and {len(self.failed) - 20} more")
         return "\n".join(lines)
 
 
-def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[str] | None = None,
-                    positions: str | int = "1fps", min_positions: int = DEFAULT_MIN_POSITIONS,
-                    max_positions: int = DEFAULT_MAX_POSITIONS, single_frames: int = INFERENCE_FRAMES,
-                    short_side: int | None = 360, device: str = "auto", models_dir=None,
-                    extractor_options: Mapping[str, Mapping[str, Any]] | None = None,
-                    face_detector: str | None = None, whisper_model: str | None = None,
-                    use_ray: bool = False, ray_address: str | None = None, num_workers: int | None = None,
-                    cpus_per_worker: float | None = None, gpus_per_worker: float | None = None,
-                    progress: bool = True, manifest_every: int = 20, recipe: str | None = None,
-                    on_video: Callable[[Video, str | None], None] | None = None) -> ExtractionReport:
+def extract_dataset(
+    videos: Sequence[Video],
+    out_dir,
+    *,
+    extractors: Sequence[str] | None = None,
+    positions: str | int = "1fps",
+    min_positions: int = DEFAULT_MIN_POSITIONS,
+    max_positions: int = DEFAULT_MAX_POSITIONS,
+    single_frames: int = INFERENCE_FRAMES,
+    short_side: int | None = 360,
+    device: str = "auto",
+    models_dir=None,
+    extractor_options: Mapping[str, Mapping[str, Any]] | None = None,
+    face_detector: str | None = None,
+    whisper_model: str | None = None,
+    use_ray: bool = False,
+    ray_address: str | None = None,
+    num_workers: int | None = None,
+    cpus_per_worker: float | None = None,
+    gpus_per_worker: float | None = None,
+    progress: bool = True,
+    manifest_every: int = 20,
+    recipe: str | None = None,
+    on_video: Callable[[Video, str | None], None] | None = None,
+) -> ExtractionReport:
     """Extract every video's features into ``out_dir`` (see the module docstring); resumable.
 
     ``extractors``: names (default: the reference's feature extractors). ``face_detector`` /
@@ -551,9 +630,16 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
         options.setdefault("face_emotion", {})["detector"] = face_detector
     if whisper_model and "asr_sentiment" in names:
         options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
-    config = ExtractionConfig(names, positions=positions, min_positions=min_positions, max_positions=max_positions,
-                              single_frames=single_frames, short_side=short_side, extractor_options=options,
-                              recipe=recipe)
+    config = ExtractionConfig(
+        names,
+        positions=positions,
+        min_positions=min_positions,
+        max_positions=max_positions,
+        single_frames=single_frames,
+        short_side=short_side,
+        extractor_options=options,
+        recipe=recipe,
+    )
     _effective_options(config)  # unknown extractors / options fail here, before any work
     if not videos:
         raise ExtractionError("no videos to extract (an empty dataset, or the blacklist removed them all)")
@@ -602,10 +688,16 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
                 log.debug("%s: %s", video.id, ", ".join(result.metadata.get("features", [])) or "no features")
             else:
                 previous = failures.get(video.id, {})
-                failures[video.id] = {"id": video.id, "name": video.name, "path": str(video.path),
-                                      "label": video.label, "split": video.split or "", "reason": reason,
-                                      "attempts": int(previous.get("attempts") or 0) + 1,
-                                      "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                failures[video.id] = {
+                    "id": video.id,
+                    "name": video.name,
+                    "path": str(video.path),
+                    "label": video.label,
+                    "split": video.split or "",
+                    "reason": reason,
+                    "attempts": int(previous.get("attempts") or 0) + 1,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
                 write_failures()
             since_manifest += 1
             if since_manifest >= max(1, manifest_every):
@@ -618,9 +710,17 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
         try:
             with loop:
                 if todo and ray_used:
-                    workers = _run_on_ray(todo, config, loop.finish, device=device, models_dir=models_dir,
-                                          address=ray_address, num_workers=num_workers,
-                                          cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker)
+                    workers = _run_on_ray(
+                        todo,
+                        config,
+                        loop.finish,
+                        device=device,
+                        models_dir=models_dir,
+                        address=ray_address,
+                        num_workers=num_workers,
+                        cpus_per_worker=cpus_per_worker,
+                        gpus_per_worker=gpus_per_worker,
+                    )
                 elif todo:
                     worker = _Worker(config, device=device, models_dir=models_dir)
                     loop.run(todo, worker.extract)
@@ -632,13 +732,15 @@ def extract_dataset(videos: Sequence[Video], out_dir, *, extractors: Sequence[st
         for name in meta.get("missing") or {}:
             missing[name] = missing.get(name, 0) + 1
     failed = {i: failures[i]["reason"] for i in ids if i in failures}
-    report = ExtractionReport(out_dir, len(videos), loop.finished, skipped, failed, missing,
-                              time.perf_counter() - start, workers, ray_used)
+    report = ExtractionReport(
+        out_dir, len(videos), loop.finished, skipped, failed, missing, time.perf_counter() - start, workers, ray_used
+    )
     log.info("%s", report.summary())
     return report
 
 
 # ---- Ray ---------------------------------------------------------------------------------------
+
 
 class _RayWorker:
     """The actor: a :class:`_Worker` living in a Ray process."""
@@ -671,8 +773,9 @@ _FORWARD_LOCAL_ENV = ("VEMOCLAP_MODELS_DIR", "YOLO_CONFIG_DIR", "HF_HOME", "TORC
 
 
 @contextmanager
-def local_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
-              temp_dir: str | None = None) -> Iterator[None]:
+def local_ray(
+    num_cpus: int | None = None, num_gpus: int | None = None, *, temp_dir: str | None = None
+) -> Iterator[None]:
     """Start a local Ray that talks to nobody but this machine, and shut it down afterwards.
 
     * no dashboard, usage stats off (``RAY_USAGE_STATS_ENABLED=0``);
@@ -704,13 +807,24 @@ def local_ray(num_cpus: int | None = None, num_gpus: int | None = None, *,
     if not (Path(real_home) / "ray_bootstrap_config.yaml").is_file():
         private = _ray_home(real_home)
         os.environ["HOME"] = str(private)
-        runtime_env = {"env_vars": {
-            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME") or str(Path(real_home) / ".cache"),
-            "XDG_CONFIG_HOME": os.environ.get("XDG_CONFIG_HOME") or str(Path(real_home) / ".config")}}
+        runtime_env = {
+            "env_vars": {
+                "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME") or str(Path(real_home) / ".cache"),
+                "XDG_CONFIG_HOME": os.environ.get("XDG_CONFIG_HOME") or str(Path(real_home) / ".config"),
+            }
+        }
     try:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=True,
-                 configure_logging=False, _temp_dir=temp_dir)
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env=runtime_env,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            configure_logging=False,
+            _temp_dir=temp_dir,
+        )
     finally:
         if saved_cluster is not None:
             constants.ENABLE_RAY_CLUSTER = saved_cluster
@@ -747,9 +861,18 @@ def _ray_home(real_home: str) -> Path:
     return home
 
 
-def _run_on_ray(todo: list[Video], config: ExtractionConfig, finish, *, device: str, models_dir,
-                address: str | None, num_workers: int | None, cpus_per_worker: float | None,
-                gpus_per_worker: float | None) -> int:
+def _run_on_ray(
+    todo: list[Video],
+    config: ExtractionConfig,
+    finish,
+    *,
+    device: str,
+    models_dir,
+    address: str | None,
+    num_workers: int | None,
+    cpus_per_worker: float | None,
+    gpus_per_worker: float | None,
+) -> int:
     try:
         import ray
     except ImportError:
@@ -781,8 +904,7 @@ def _run_on_ray(todo: list[Video], config: ExtractionConfig, finish, *, device: 
             gpus_per_worker = min(1.0, gpus / num_workers) if use_gpu else 0.0
         forward = _FORWARD_ENV + (_FORWARD_LOCAL_ENV if context is not None else ())
         env = {name: os.environ[name] for name in forward if name in os.environ}
-        actor_class = ray.remote(_RayWorker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
-                                                     max_restarts=2)
+        actor_class = ray.remote(_RayWorker).options(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=2)
         # Paths as the driver means them: a worker's home and working folder may differ.
         models = os.path.abspath(os.path.expanduser(str(models_dir))) if models_dir is not None else None
         todo = [dataclasses.replace(v, path=Path(os.path.abspath(v.path))) for v in todo]
@@ -791,8 +913,9 @@ def _run_on_ray(todo: list[Video], config: ExtractionConfig, finish, *, device: 
             ray.get([actor.ready.remote() for actor in actors])
         except ray.exceptions.RayError as exc:
             raise ExtractionError(f"a Ray worker could not start: {_actor_failure(exc)}") from None
-        log.info("extracting on Ray with %d workers (%s CPU, %s GPU each)", num_workers, cpus_per_worker,
-                 gpus_per_worker)
+        log.info(
+            "extracting on Ray with %d workers (%s CPU, %s GPU each)", num_workers, cpus_per_worker, gpus_per_worker
+        )
         queue = list(reversed(todo))
         pending: dict[Any, tuple[Any, Video]] = {}
 
@@ -858,12 +981,16 @@ def _read_published(path: Path, trust_pickle: bool) -> Any:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError / RuntimeError
-            raise FeatureFileError(f"{path}: a torch file that the safe loader refuses ({_one_line(exc)[:200]}); "
-                                   f"re-save it with plain dicts, tensors and strings") from None
+            raise FeatureFileError(
+                f"{path}: a torch file that the safe loader refuses ({_one_line(exc)[:200]}); "
+                f"re-save it with plain dicts, tensors and strings"
+            ) from None
     if not trust_pickle:
-        raise PickleRefused(f"{path}: refusing to unpickle it — loading a pickle can run any code it holds; "
-                            f"if you trust its source (e.g. the reference's published features), pass "
-                            f"--trust-pickle (trust_pickle=True)")
+        raise PickleRefused(
+            f"{path}: refusing to unpickle it — loading a pickle can run any code it holds; "
+            f"if you trust its source (e.g. the reference's published features), pass "
+            f"--trust-pickle (trust_pickle=True)"
+        )
     try:
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - only with explicit trust, see above
@@ -873,8 +1000,9 @@ def _read_published(path: Path, trust_pickle: bool) -> Any:
         raise FeatureFileError(f"{path}: not a readable pickle ({_one_line(exc)[:200]})") from None
 
 
-def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = False,
-                              labels: Sequence[str] = EMOTIONS, progress: bool = True) -> ExtractionReport:
+def import_reference_features(
+    pickle_path, out_dir, *, trust_pickle: bool = False, labels: Sequence[str] = EMOTIONS, progress: bool = True
+) -> ExtractionReport:
     """Convert the reference's published features (a pickle) into our per-video feature files.
 
     The layout is not documented, so this assumes and validates strictly: a dict keyed by video
@@ -895,13 +1023,18 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
         raise NotFound(f"{path}: no such file")
     data = _read_published(path, trust_pickle)
     if not isinstance(data, Mapping) or not data:
-        raise FeatureFileError(f"{path}: expected a dict keyed by video (or by split), found "
-                               f"{type(data).__name__}{' (empty)' if isinstance(data, Mapping) else ''}")
+        raise FeatureFileError(
+            f"{path}: expected a dict keyed by video (or by split), found "
+            f"{type(data).__name__}{' (empty)' if isinstance(data, Mapping) else ''}"
+        )
     if set(map(str, data)) <= _SPLIT_KEYS and all(isinstance(v, Mapping) for v in data.values()):
         from .dataset import _split_name
 
-        entries = [(str(key), _split_name(str(split), str(path)), value)
-                   for split, videos in data.items() for key, value in videos.items()]
+        entries = [
+            (str(key), _split_name(str(split), str(path)), value)
+            for split, videos in data.items()
+            for key, value in videos.items()
+        ]
     else:
         entries = [(str(key), None, value) for key, value in data.items()]
     by_lower = {label.lower(): label for label in labels}
@@ -961,8 +1094,16 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
             stored = json.loads(config_path.read_text(encoding="utf-8"))
             if stored.get("source") != "import":
                 raise ExtractionError(f"{out_dir}: holds extracted features; import into another --out folder")
-        atomic_write_json(config_path, {"format": FORMAT, "version": FORMAT_VERSION, "source": "import",
-                                        "pickle": str(path), "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        atomic_write_json(
+            config_path,
+            {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "source": "import",
+                "pickle": str(path),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
         rows, missing_counts = [], {}
         from tqdm.auto import tqdm
 
@@ -972,15 +1113,26 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
         imported_recipe = get_recipe("reference").to_dict()
         imported_recipe["notes"] = [f"imported from {path.name}: made by the reference's own extraction"]
 
-        for vid, (key, label, split, features, missing) in tqdm(list(zip(ids, parsed)), desc="import",
-                                                                unit="video", disable=not progress):
+        for vid, (key, label, split, features, missing) in tqdm(
+            list(zip(ids, parsed)), desc="import", unit="video", disable=not progress
+        ):
             name = Path(key).name
             video = Video(id=vid, path=Path(key), label=label, split=split)
             frames = len(features["clip"]) if "clip" in features else 0
-            meta = {"id": vid, "label": label, "split": split or "", "name": name,
-                    "source": f"imported from {path.name}", "duration": 0.0, "frames": frames,
-                    "features": sorted(features), "missing": missing, "extractors": {}, "readable": {},
-                    "recipe": imported_recipe}
+            meta = {
+                "id": vid,
+                "label": label,
+                "split": split or "",
+                "name": name,
+                "source": f"imported from {path.name}",
+                "duration": 0.0,
+                "frames": frames,
+                "features": sorted(features),
+                "missing": missing,
+                "extractors": {},
+                "readable": {},
+                "recipe": imported_recipe,
+            }
             atomic_write_bytes(feature_path(out_dir, vid), VideoFeatures(features, {}, meta).to_bytes())
             rows.append(_manifest_row(video, meta))
             for feature in missing:
@@ -989,7 +1141,23 @@ def import_reference_features(pickle_path, out_dir, *, trust_pickle: bool = Fals
     return ExtractionReport(out_dir, len(parsed), len(parsed), 0, {}, missing_counts, time.perf_counter() - start)
 
 
-__all__ = ["ExtractionConfig", "ExtractionError", "ExtractionReport", "FeatureFileError", "PickleRefused",
-           "VideoFeatures", "VideoLoop", "exclusive_lock", "extract_dataset", "feature_extractors", "feature_path",
-           "import_reference_features", "load_features", "local_ray", "read_manifest", "read_metadata",
-           "rebuild_manifest", "safe_run"]
+__all__ = [
+    "ExtractionConfig",
+    "ExtractionError",
+    "ExtractionReport",
+    "FeatureFileError",
+    "PickleRefused",
+    "VideoFeatures",
+    "VideoLoop",
+    "exclusive_lock",
+    "extract_dataset",
+    "feature_extractors",
+    "feature_path",
+    "import_reference_features",
+    "load_features",
+    "local_ray",
+    "read_manifest",
+    "read_metadata",
+    "rebuild_manifest",
+    "safe_run",
+]

@@ -13,6 +13,7 @@ re-split a dataset by editing one CSV); without a manifest the files are scanned
 missing), the label (a string), the split and the id. :func:`write_feature_file` writes the same
 format; tests and benchmarks build synthetic caches with :func:`make_synthetic_feature_set`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,9 +59,11 @@ class FeatureSet:
     def __post_init__(self) -> None:
         n = len(self.ids)
         if not (len(self.labels) == len(self.splits) == len(self.features) == n):
-            raise FeatureSetError(f"a feature set needs one label, split and feature dict per video; got "
-                                  f"{n} ids, {len(self.labels)} labels, {len(self.splits)} splits, "
-                                  f"{len(self.features)} feature dicts")
+            raise FeatureSetError(
+                f"a feature set needs one label, split and feature dict per video; got "
+                f"{n} ids, {len(self.labels)} labels, {len(self.splits)} splits, "
+                f"{len(self.features)} feature dicts"
+            )
         if len(set(self.ids)) != n:
             dupes = sorted({i for i in self.ids if self.ids.count(i) > 1})[:5]
             raise FeatureSetError(f"video ids must be unique; repeated: {dupes}")
@@ -80,16 +83,21 @@ class FeatureSet:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{name} {count}" for name, count in self.split_counts().items())
-        return (f"FeatureSet({len(self)} videos; {counts}; features {self.feature_names}; "
-                f"labels {self.label_names})")
+        return f"FeatureSet({len(self)} videos; {counts}; features {self.feature_names}; labels {self.label_names})"
 
     # ---- what is in it -------------------------------------------------------------------------
 
     @property
     def feature_names(self) -> list[str]:
         """Features present (with at least one row) in at least one video, sorted."""
-        return sorted({name for video in self.features for name, array in video.items()
-                       if array is not None and np.size(array) > 0})
+        return sorted(
+            {
+                name
+                for video in self.features
+                for name, array in video.items()
+                if array is not None and np.size(array) > 0
+            }
+        )
 
     def dims(self) -> dict[str, int]:
         """Row width of each present feature (checked to agree across videos)."""
@@ -100,8 +108,10 @@ class FeatureSet:
                     continue
                 dim = int(np.shape(array)[-1])
                 if found.setdefault(name, dim) != dim:
-                    raise FeatureSetError(f"feature '{name}' has width {dim} in video {self.ids[index]} but "
-                                          f"{found[name]} elsewhere; was the cache written by one extractor set?")
+                    raise FeatureSetError(
+                        f"feature '{name}' has width {dim} in video {self.ids[index]} but "
+                        f"{found[name]} elsewhere; was the cache written by one extractor set?"
+                    )
         return found
 
     def max_rows(self) -> dict[str, int]:
@@ -114,8 +124,10 @@ class FeatureSet:
 
     def coverage(self) -> dict[str, int]:
         """How many videos have each feature."""
-        return {name: sum(1 for video in self.features if video.get(name) is not None
-                          and np.size(video[name]) > 0) for name in self.feature_names}
+        return {
+            name: sum(1 for video in self.features if video.get(name) is not None and np.size(video[name]) > 0)
+            for name in self.feature_names
+        }
 
     def split_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -138,8 +150,10 @@ class FeatureSet:
         absent = [name for name in names if name not in have]
         if absent:
             where = f" at {self.source}" if self.source else ""
-            raise FeatureSetError(f"features {absent} are not in the feature set{where} (it has: "
-                                  f"{', '.join(have) or 'none'}); extract them or choose others with --features")
+            raise FeatureSetError(
+                f"features {absent} are not in the feature set{where} (it has: "
+                f"{', '.join(have) or 'none'}); extract them or choose others with --features"
+            )
         return names
 
     def recipe(self, indices: Iterable[int] | None = None) -> tuple[dict[str, Any] | None, str]:
@@ -163,13 +177,19 @@ class FeatureSet:
         if len(found) > 1:
             names = [f"{r.get('name')} v{r.get('version')} ({vid})" for r, _, vid in found.values()]
             where = f" at {self.source}" if self.source else ""
-            raise FeatureSetError(f"the feature set{where} mixes features made with {len(found)} different recipes "
-                                  f"or settings ({'; '.join(names[:3])}); extract them again with one recipe, "
-                                  f"or name the one to record with --recipe")
+            raise FeatureSetError(
+                f"the feature set{where} mixes features made with {len(found)} different recipes "
+                f"or settings ({'; '.join(names[:3])}); extract them again with one recipe, "
+                f"or name the one to record with --recipe"
+            )
         recipe, how, _ = next(iter(found.values()))
         if unknown:
-            log.warning("%d videos do not record their recipe; taking the others' (%s v%s)", unknown,
-                        recipe.get("name"), recipe.get("version"))
+            log.warning(
+                "%d videos do not record their recipe; taking the others' (%s v%s)",
+                unknown,
+                recipe.get("name"),
+                recipe.get("version"),
+            )
         return recipe, how
 
     # ---- selecting videos ----------------------------------------------------------------------
@@ -182,10 +202,16 @@ class FeatureSet:
     def subset(self, indices: Iterable[int]) -> "FeatureSet":
         """The videos at ``indices`` (same label names, so class ids stay the same)."""
         picked = [int(i) for i in indices]
-        return FeatureSet(ids=[self.ids[i] for i in picked], labels=[self.labels[i] for i in picked],
-                          splits=[self.splits[i] for i in picked], features=[self.features[i] for i in picked],
-                          times=[self.times[i] for i in picked], label_names=list(self.label_names),
-                          info=[self.info[i] for i in picked], source=self.source)
+        return FeatureSet(
+            ids=[self.ids[i] for i in picked],
+            labels=[self.labels[i] for i in picked],
+            splits=[self.splits[i] for i in picked],
+            features=[self.features[i] for i in picked],
+            times=[self.times[i] for i in picked],
+            label_names=list(self.label_names),
+            info=[self.info[i] for i in picked],
+            source=self.source,
+        )
 
     def split(self, name: str) -> "FeatureSet":
         """The videos of one split; a FeatureSetError when it has none."""
@@ -201,8 +227,9 @@ class FeatureSet:
         present = set(self.splits)
         return next((name for name in VALIDATION_SPLITS if name in present), None)
 
-    def train_val_indices(self, fraction: float = 0.1, seed: int = 0, train_split: str = "train"
-                          ) -> tuple[np.ndarray, np.ndarray, str]:
+    def train_val_indices(
+        self, fraction: float = 0.1, seed: int = 0, train_split: str = "train"
+    ) -> tuple[np.ndarray, np.ndarray, str]:
         """(fit indices, validation indices, where validation came from).
 
         The cache's own validation split when it has one; otherwise a stratified, seeded
@@ -211,8 +238,9 @@ class FeatureSet:
         if len(train) == 0:
             counts = ", ".join(f"{k} {v}" for k, v in self.split_counts().items()) or "no videos"
             where = f" at {self.source}" if self.source else ""
-            raise FeatureSetError(f"the feature set{where} has no '{train_split}' videos to train on "
-                                  f"(it has: {counts})")
+            raise FeatureSetError(
+                f"the feature set{where} has no '{train_split}' videos to train on (it has: {counts})"
+            )
         val_name = self.validation_split_name()
         if val_name is not None:
             return train, self.indices(val_name), f"split '{val_name}'"
@@ -251,8 +279,10 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     pool = positions[stratifiable]
     n_hold = max(int(math.ceil(fraction * n)), len({labels[i] for i in pool}))
     if len(pool) < 2 or n_hold >= len(pool):
-        raise FeatureSetError(f"too few training videos ({n}) to hold out {fraction:.0%} for validation; "
-                              f"add a 'val' split to the manifest or more videos")
+        raise FeatureSetError(
+            f"too few training videos ({n}) to hold out {fraction:.0%} for validation; "
+            f"add a 'val' split to the manifest or more videos"
+        )
     try:
         fit, hold = train_test_split(pool, test_size=n_hold, stratify=labels[pool], random_state=seed)
     except ValueError as exc:  # too few videos on one side for every class
@@ -264,8 +294,10 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
 
 # ---- reading a cache ---------------------------------------------------------------------------
 
-def read_feature_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray | None], dict[str, np.ndarray],
-                                                        dict[str, Any]]:
+
+def read_feature_file(
+    path: str | os.PathLike,
+) -> tuple[dict[str, np.ndarray | None], dict[str, np.ndarray], dict[str, Any]]:
     """One cached video: (feature → array, None for a feature listed as missing; feature → row
     seconds; parsed metadata). Reads with :func:`vemoclap.training.extract.load_features`."""
     from .store import load_features
@@ -274,7 +306,9 @@ def read_feature_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray | N
     try:
         video = load_features(path)
     except FileNotFoundError:
-        raise FeatureSetError(f"{path}: feature file not found; re-run `vemoclap extract` to resume the cache") from None
+        raise FeatureSetError(
+            f"{path}: feature file not found; re-run `vemoclap extract` to resume the cache"
+        ) from None
     features: dict[str, np.ndarray | None] = {}
     for name, array in video.features.items():
         array = np.asarray(array, dtype=np.float32)
@@ -287,9 +321,14 @@ def read_feature_file(path: str | os.PathLike) -> tuple[dict[str, np.ndarray | N
     return features, times, dict(video.metadata)
 
 
-def load_feature_set(directory: str | os.PathLike, *, splits: Iterable[str] | None = None,
-                     exclude: Iterable[str] = (), label_names: Sequence[str] | None = None,
-                     progress: bool = False) -> FeatureSet:
+def load_feature_set(
+    directory: str | os.PathLike,
+    *,
+    splits: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    label_names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> FeatureSet:
     """Read a feature cache folder into a :class:`FeatureSet`.
 
     ``splits`` keeps only those splits; ``exclude`` drops videos by id or source file name (a
@@ -309,8 +348,10 @@ def load_feature_set(directory: str | os.PathLike, *, splits: Iterable[str] | No
         try:
             rows = read_manifest(directory)
         except (KeyError, ValueError) as exc:
-            raise FeatureSetError(f"{manifest_path}: unreadable manifest ({exc}); delete it, `vemoclap extract` "
-                                  f"rewrites it from the feature files") from None
+            raise FeatureSetError(
+                f"{manifest_path}: unreadable manifest ({exc}); delete it, `vemoclap extract` "
+                f"rewrites it from the feature files"
+            ) from None
         for row in rows:
             video_id = (row.get("id") or "").strip()
             if not video_id:
@@ -322,11 +363,16 @@ def load_feature_set(directory: str | os.PathLike, *, splits: Iterable[str] | No
             entries.append((video_id, file, row))
     else:
         # Ids may hold a folder ("<label>/<stem>"): the id is the path inside the cache, no suffix.
-        entries = [(file.relative_to(directory).with_suffix("").as_posix(), file, {})
-                   for file in sorted(directory.rglob("*.safetensors")) if not file.name.startswith(".")]
+        entries = [
+            (file.relative_to(directory).with_suffix("").as_posix(), file, {})
+            for file in sorted(directory.rglob("*.safetensors"))
+            if not file.name.startswith(".")
+        ]
     if not entries:
-        raise FeatureSetError(f"{directory}: no cached features (no {MANIFEST_FILE} rows with files, no "
-                              f"*.safetensors); run `vemoclap extract DATASET --out {directory}` first")
+        raise FeatureSetError(
+            f"{directory}: no cached features (no {MANIFEST_FILE} rows with files, no "
+            f"*.safetensors); run `vemoclap extract DATASET --out {directory}` first"
+        )
 
     excluded = {str(item).strip().lower() for item in exclude if str(item).strip()}
     wanted = None if splits is None else {str(s) for s in splits}
@@ -337,8 +383,9 @@ def load_feature_set(directory: str | os.PathLike, *, splits: Iterable[str] | No
         # The manifest carries the current label and split; the file's metadata what was known then.
         meta = {**metadata, **{k: v for k, v in row.items() if v not in (None, "")}}
         file_name = str(meta.get("name") or meta.get("file_name") or "")
-        if video_id.lower() in excluded or (file_name and (file_name.lower() in excluded
-                                                           or Path(file_name).stem.lower() in excluded)):
+        if video_id.lower() in excluded or (
+            file_name and (file_name.lower() in excluded or Path(file_name).stem.lower() in excluded)
+        ):
             continue
         label, split = str(meta.get("label") or "").strip(), str(meta.get("split") or "").strip()
         if not label:
@@ -357,17 +404,38 @@ def load_feature_set(directory: str | os.PathLike, *, splits: Iterable[str] | No
         except (TypeError, ValueError):
             duration = None
         recipe, recipe_source = recipe_of_metadata(metadata)
-        info.append({"name": file_name, "path": str(meta.get("path") or meta.get("source") or ""),
-                     "feature_file": str(file), "duration": duration, "missing": meta.get("missing") or {},
-                     "recipe": recipe, "recipe_source": recipe_source})
+        info.append(
+            {
+                "name": file_name,
+                "path": str(meta.get("path") or meta.get("source") or ""),
+                "feature_file": str(file),
+                "duration": duration,
+                "missing": meta.get("missing") or {},
+                "recipe": recipe,
+                "recipe_source": recipe_source,
+            }
+        )
     if unsplit:
-        log.warning("%s: %d videos have no split; counted as 'train' (set the split column of %s)",
-                    directory, unsplit, MANIFEST_FILE)
+        log.warning(
+            "%s: %d videos have no split; counted as 'train' (set the split column of %s)",
+            directory,
+            unsplit,
+            MANIFEST_FILE,
+        )
     if not ids:
-        raise FeatureSetError(f"{directory}: every cached video was excluded or outside splits "
-                              f"{sorted(wanted) if wanted else []}")
-    return FeatureSet(ids=ids, labels=labels, splits=split_names, features=features, times=times,
-                      label_names=list(label_names) if label_names else [], info=info, source=directory)
+        raise FeatureSetError(
+            f"{directory}: every cached video was excluded or outside splits {sorted(wanted) if wanted else []}"
+        )
+    return FeatureSet(
+        ids=ids,
+        labels=labels,
+        splits=split_names,
+        features=features,
+        times=times,
+        label_names=list(label_names) if label_names else [],
+        info=info,
+        source=directory,
+    )
 
 
 def as_feature_set(value: "FeatureSet | str | os.PathLike") -> FeatureSet:
@@ -376,6 +444,7 @@ def as_feature_set(value: "FeatureSet | str | os.PathLike") -> FeatureSet:
 
 
 # ---- writing a cache (the same format; tests and benchmarks use it) ---------------------------
+
 
 def write_manifest(directory: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
     """Write ``manifest.csv`` (the extractor's columns) atomically."""
@@ -391,15 +460,22 @@ def write_manifest(directory: str | os.PathLike, rows: Iterable[Mapping[str, Any
     return path
 
 
-def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int | Mapping[str, int] = 20,
-                               test_per_class: int | Mapping[str, int] = 10, val_per_class: int = 0,
-                               labels: Sequence[str] = EMOTIONS,
-                               features: Sequence[str] = ("clip", "beats", "face_emotion", "asr_sentiment",
-                                                          "ocr_sentiment"),
-                               rows: tuple[int, int] = (20, 32), signal: float = 1.0,
-                               face_missing: float = 0.2, seed: int = 0, test_shift: float = 0.0,
-                               dims: Mapping[str, int] | None = None,
-                               recipe: Mapping[str, Any] | None = None) -> Path:
+def make_synthetic_feature_set(
+    directory: str | os.PathLike,
+    *,
+    n_per_class: int | Mapping[str, int] = 20,
+    test_per_class: int | Mapping[str, int] = 10,
+    val_per_class: int = 0,
+    labels: Sequence[str] = EMOTIONS,
+    features: Sequence[str] = ("clip", "beats", "face_emotion", "asr_sentiment", "ocr_sentiment"),
+    rows: tuple[int, int] = (20, 32),
+    signal: float = 1.0,
+    face_missing: float = 0.2,
+    seed: int = 0,
+    test_shift: float = 0.0,
+    dims: Mapping[str, int] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+) -> Path:
     """Write a synthetic cache with a learnable class signal, in the real on-disk format.
 
     ``clip`` rows carry a class-dependent mean (plus noise), ``asr_sentiment`` a weaker one, and
@@ -415,8 +491,7 @@ def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    widths = {name: int((dims or {}).get(name, FEATURES[name].dim if name in FEATURES else 32))
-              for name in features}
+    widths = {name: int((dims or {}).get(name, FEATURES[name].dim if name in FEATURES else 32)) for name in features}
     sequence = {name: (FEATURES[name].sequence if name in FEATURES else True) for name in features}
     # One fixed random ±1 pattern per class and feature: the class means differ in every dimension.
     patterns = {name: rng.choice([-1.0, 1.0], size=(len(labels), widths[name])) for name in features}
@@ -424,9 +499,12 @@ def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int
     def per_class(value: int | Mapping[str, int], label: str) -> int:
         return int(value.get(label, 0)) if isinstance(value, Mapping) else int(value)
 
-    plan = [(label, split) for split, count in (("train", n_per_class), ("val", val_per_class),
-                                                ("test", test_per_class))
-            for label in labels for _ in range(per_class(count, label))]
+    plan = [
+        (label, split)
+        for split, count in (("train", n_per_class), ("val", val_per_class), ("test", test_per_class))
+        for label in labels
+        for _ in range(per_class(count, label))
+    ]
     manifest = []
     for index, (label, split) in enumerate(plan):
         c = list(labels).index(label)
@@ -458,17 +536,44 @@ def make_synthetic_feature_set(directory: str | os.PathLike, *, n_per_class: int
                 row_times[name] = np.linspace(0.0, 10.0, k)
         video_id = f"{label}/{split}_{index:05d}"  # the extractor's "<label>/<stem>" id layout
         name = f"{label}_{split}_{index:05d}.mp4"
-        write_feature_file(directory, video_id, arrays, times=row_times, label=label, split=split, name=name,
-                           duration=10.0, recipe=recipe)
-        manifest.append({"id": video_id, "name": name, "path": f"synthetic/{name}", "label": label,
-                         "split": split, "feature_file": f"{video_id}.safetensors", "duration": "10.000",
-                         "frames": 0, "missing": json.dumps({n: "missing" for n, a in arrays.items() if a is None})})
+        write_feature_file(
+            directory,
+            video_id,
+            arrays,
+            times=row_times,
+            label=label,
+            split=split,
+            name=name,
+            duration=10.0,
+            recipe=recipe,
+        )
+        manifest.append(
+            {
+                "id": video_id,
+                "name": name,
+                "path": f"synthetic/{name}",
+                "label": label,
+                "split": split,
+                "feature_file": f"{video_id}.safetensors",
+                "duration": "10.000",
+                "frames": 0,
+                "missing": json.dumps({n: "missing" for n, a in arrays.items() if a is None}),
+            }
+        )
     write_manifest(directory, manifest)
     return directory
 
 
 __all__ = [
-    "FeatureSet", "FeatureSetError", "load_feature_set", "as_feature_set", "read_feature_file",
-    "write_feature_file", "write_manifest", "make_synthetic_feature_set", "stratified_holdout",
-    "default_label_names", "MANIFEST_FILE",
+    "FeatureSet",
+    "FeatureSetError",
+    "load_feature_set",
+    "as_feature_set",
+    "read_feature_file",
+    "write_feature_file",
+    "write_manifest",
+    "make_synthetic_feature_set",
+    "stratified_holdout",
+    "default_label_names",
+    "MANIFEST_FILE",
 ]

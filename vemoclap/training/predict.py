@@ -21,6 +21,7 @@ at the end the file is rewritten atomically in the listing's order. Rows made by
 classifier, or a CSV with other columns, stop the run before any work. A lock file beside the CSV
 (``.<name>.lock``) keeps two runs from writing it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -75,11 +76,15 @@ class PredictionReport:
 
     def summary(self) -> str:
         rate = self.predicted / self.seconds * 3600 if self.seconds > 0 and self.predicted else 0.0
-        lines = [f"emotions of {self.done}/{self.total} videos in {self.out} ({self.predicted} analyzed in "
-                 f"{self.seconds:.1f} s, {rate:.0f} videos/hour; {self.skipped} already there)"]
+        lines = [
+            f"emotions of {self.done}/{self.total} videos in {self.out} ({self.predicted} analyzed in "
+            f"{self.seconds:.1f} s, {rate:.0f} videos/hour; {self.skipped} already there)"
+        ]
         if self.top_labels:
-            lines.append("  top labels: " + ", ".join(f"{label} {n}" for label, n in
-                                                       sorted(self.top_labels.items(), key=lambda kv: -kv[1])))
+            lines.append(
+                "  top labels: "
+                + ", ".join(f"{label} {n}" for label, n in sorted(self.top_labels.items(), key=lambda kv: -kv[1]))
+            )
         if self.random_weights:
             lines.append("  made with random (tiny) weights: the probabilities mean nothing")
         if self.bugs:
@@ -93,23 +98,26 @@ class PredictionReport:
 
 
 def _failure_line(source: str, reason: str, given: str = "") -> str:
-    """"<source> failed: <reason>", without the reason's own leading file name (``given``: the path as listed)."""
+    """ "<source> failed: <reason>", without the reason's own leading file name (``given``: the path as listed)."""
     for prefix in filter(None, (source, given, Path(source).name)):
         if reason.startswith(prefix + ": "):
-            reason = reason[len(prefix) + 2:]
+            reason = reason[len(prefix) + 2 :]
             break
     return f"{source} failed: {reason}"
 
 
 # ---- the videos --------------------------------------------------------------------------------
 
+
 def list_sources(sources) -> list[Video]:
     """A folder or CSV (see :func:`list_videos`), or an iterable of video paths."""
     if isinstance(sources, (str, os.PathLike)):
         videos = list_videos(sources)
     else:
-        videos = [source if isinstance(source, Video) else Video(id=str(source), path=Path(source), label="")
-                  for source in sources]
+        videos = [
+            source if isinstance(source, Video) else Video(id=str(source), path=Path(source), label="")
+            for source in sources
+        ]
     unique = {}
     for video in videos:
         unique.setdefault(_key(video), video)
@@ -133,6 +141,7 @@ def _classifier_id(name: str | None) -> str:
 
 # ---- the CSV -----------------------------------------------------------------------------------
 
+
 def _read_rows(out: Path, wanted: Sequence[str]) -> list[dict[str, str]]:
     """The rows already in ``out`` (none when it is missing or empty); a cut-off last line is dropped."""
     if not out.is_file():
@@ -140,21 +149,28 @@ def _read_rows(out: Path, wanted: Sequence[str]) -> list[dict[str, str]]:
     try:
         text = out.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PredictionError(f"--out {out}: exists but cannot be read as a CSV ({exc}); choose another --out") \
-            from None
+        raise PredictionError(
+            f"--out {out}: exists but cannot be read as a CSV ({exc}); choose another --out"
+        ) from None
     if not text.strip():
         return []
     if not text.endswith("\n"):  # a kill while appending: that video is analyzed again
-        text = text[:text.rfind("\n") + 1]
+        text = text[: text.rfind("\n") + 1]
         log.info("%s: dropping a cut-off last line", out)
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != tuple(wanted):
-        raise PredictionError(f"--out {out}: exists and is not a predictions file of this classifier (other "
-                              f"columns); choose another --out, or delete it to start again")
+        raise PredictionError(
+            f"--out {out}: exists and is not a predictions file of this classifier (other "
+            f"columns); choose another --out, or delete it to start again"
+        )
     rows = []
     for row in reader:
-        if None in row or any(value is None for value in row.values()) or row.get("status") not in (OK, FAILED) \
-                or not row.get("source"):
+        if (
+            None in row
+            or any(value is None for value in row.values())
+            or row.get("status") not in (OK, FAILED)
+            or not row.get("source")
+        ):
             log.warning("%s: ignoring a damaged row (line %d); that video is analyzed again", out, reader.line_num)
             continue
         rows.append(row)
@@ -192,20 +208,34 @@ def _row(source: str, result, labels: Sequence[str], seconds: float) -> dict[str
         raise RuntimeError("the analysis gave no probabilities although a classifier is loaded")
     scores = result.scores
     row: dict[str, Any] = {
-        "source": source, "status": OK, "top_label": result.top_label,
+        "source": source,
+        "status": OK,
+        "top_label": result.top_label,
         "top_probability": f"{result.top_probability:.6f}",
         "missing": "; ".join(f"{name}: {reason}" for name, reason in result.missing.items()),
-        "warnings": " | ".join(result.warnings), "random_weights": _random_weights(result),
+        "warnings": " | ".join(result.warnings),
+        "random_weights": _random_weights(result),
         "duration": f"{result.info.duration:.3f}" if result.info is not None else "",
-        "seconds": f"{seconds:.3f}", "classifier": _classifier_id(result.classifier), "reason": ""}
+        "seconds": f"{seconds:.3f}",
+        "classifier": _classifier_id(result.classifier),
+        "reason": "",
+    }
     row.update({label: f"{scores[label]:.6f}" for label in labels})
     return row
 
 
 # ---- the run -----------------------------------------------------------------------------------
 
-def predict(sources, out, *, progress: bool = True, analyzer=None,
-            on_video: Callable[[Video, str | None], None] | None = None, **analyzer_options) -> PredictionReport:
+
+def predict(
+    sources,
+    out,
+    *,
+    progress: bool = True,
+    analyzer=None,
+    on_video: Callable[[Video, str | None], None] | None = None,
+    **analyzer_options,
+) -> PredictionReport:
     """Analyze every video of ``sources`` (a folder, a CSV, or paths) into the CSV ``out``; resumable.
 
     ``analyzer_options`` go to :class:`~vemoclap.pipeline.Analyzer` (``classifier``, ``models_dir``,
@@ -229,21 +259,26 @@ def predict(sources, out, *, progress: bool = True, analyzer=None,
     elif analyzer_options:
         raise OptionError("give either a built analyzer or Analyzer options, not both")
     if analyzer.classifier is None:
-        raise PredictionError("predict needs an emotion classifier and none is loaded; pass --classifier PATH "
-                              "(classifier=...)")
+        raise PredictionError(
+            "predict needs an emotion classifier and none is loaded; pass --classifier PATH (classifier=...)"
+        )
     labels = list(analyzer.classifier.config.labels)
     fields = columns(labels)
     classifier = _classifier_id(analyzer.classifier_name)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    with exclusive_lock(out.parent / f".{out.name}.lock",
-                        f"--out {out}: another `vemoclap predict` is writing it; wait for it or choose another --out"):
+    with exclusive_lock(
+        out.parent / f".{out.name}.lock",
+        f"--out {out}: another `vemoclap predict` is writing it; wait for it or choose another --out",
+    ):
         _clean_temporary(out.parent, f".{out.name}.*.tmp", recursive=False)
         existing = {row["source"]: row for row in _read_rows(out, fields)}
         others = sorted({row["classifier"] for row in existing.values() if row["status"] == OK} - {classifier})
         if others:
-            raise PredictionError(f"--out {out}: holds predictions of another classifier ({others[0]}); "
-                                  f"choose another --out for {classifier or 'this one'}")
+            raise PredictionError(
+                f"--out {out}: holds predictions of another classifier ({others[0]}); "
+                f"choose another --out for {classifier or 'this one'}"
+            )
         listed = {_key(video): video for video in videos}
         rows = {key: row for key, row in existing.items() if row["status"] == OK or key not in listed}
         todo = [video for key, video in listed.items() if key not in rows]
@@ -251,8 +286,9 @@ def predict(sources, out, *, progress: bool = True, analyzer=None,
         log.info("%d videos: %d already in %s, %d to analyze", len(listed), skipped, out, len(todo))
 
         def ordered() -> list[dict[str, str]]:  # the listing's order, then rows of videos not listed now
-            return [rows[key] for key in listed if key in rows] + [row for key, row in rows.items()
-                                                                 if key not in listed]
+            return [rows[key] for key in listed if key in rows] + [
+                row for key, row in rows.items() if key not in listed
+            ]
 
         _write_csv(out, fields, ordered())  # failed rows go (they are retried), a cut-off line too
         bugs_before = len(analyzer.bugs)
@@ -274,9 +310,15 @@ def predict(sources, out, *, progress: bool = True, analyzer=None,
                 rows[_key(video)] = row
                 appender.write(row)
 
-            with VideoLoop(len(todo), record, desc="predict", progress=progress, on_video=on_video,
-                           describe=lambda video, reason: _failure_line(_key(video), reason, str(video.path)),
-                           logger=log) as loop:
+            with VideoLoop(
+                len(todo),
+                record,
+                desc="predict",
+                progress=progress,
+                on_video=on_video,
+                describe=lambda video, reason: _failure_line(_key(video), reason, str(video.path)),
+                logger=log,
+            ) as loop:
                 loop.run(todo, work)
         finally:
             if appender is not None:
@@ -289,10 +331,17 @@ def predict(sources, out, *, progress: bool = True, analyzer=None,
         if row["status"] == OK:
             top[row["top_label"]] = top.get(row["top_label"], 0) + 1
     report = PredictionReport(
-        out, len(listed), loop.finished, skipped,
-        {row["source"]: row["reason"] for row in mine if row["status"] == FAILED}, top,
-        time.perf_counter() - start, any(str(row.get("random_weights", "")).startswith("yes") for row in mine),
-        len(analyzer.bugs) - bugs_before, mine)
+        out,
+        len(listed),
+        loop.finished,
+        skipped,
+        {row["source"]: row["reason"] for row in mine if row["status"] == FAILED},
+        top,
+        time.perf_counter() - start,
+        any(str(row.get("random_weights", "")).startswith("yes") for row in mine),
+        len(analyzer.bugs) - bugs_before,
+        mine,
+    )
     log.info("%s", report.summary())
     return report
 
@@ -303,7 +352,7 @@ def read_predictions(path) -> list[dict[str, Any]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         fieldnames = list(reader.fieldnames or [])
-        labels = fieldnames[len(HEAD):len(fieldnames) - len(TAIL)]
+        labels = fieldnames[len(HEAD) : len(fieldnames) - len(TAIL)]
         rows: list[dict[str, Any]] = []
         for row in reader:
             for name in ("top_probability", *labels):

@@ -9,6 +9,7 @@ model ids), recipe (JSON: the feature recipe the extractors were built from, as 
 rows (no face, no speech …) has no tensor and is listed in ``missing``. Files are written
 atomically, so one that exists is complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -104,7 +105,7 @@ def load_features(path) -> VideoFeatures:
     meta = read_metadata(path)
     arrays = load_file(str(path))
     features = {name: arrays[name] for name in arrays if not name.endswith(TIMES)}
-    times = {name[:-len(TIMES)]: arrays[name] for name in arrays if name.endswith(TIMES)}
+    times = {name[: -len(TIMES)]: arrays[name] for name in arrays if name.endswith(TIMES)}
     return VideoFeatures(features, times, meta)
 
 
@@ -132,10 +133,19 @@ def feature_path(out_dir, video_id: str) -> Path:
     return Path(out_dir) / (video_id + SUFFIX)
 
 
-def write_feature_file(directory: str | os.PathLike, video_id: str, features: Mapping[str, np.ndarray | None], *,
-                       times: Mapping[str, np.ndarray] | None = None, label: str = "", split: str = "train",
-                       name: str = "", duration: float = 0.0, missing: Mapping[str, str] | None = None,
-                       recipe: Mapping[str, Any] | None = None) -> Path:
+def write_feature_file(
+    directory: str | os.PathLike,
+    video_id: str,
+    features: Mapping[str, np.ndarray | None],
+    *,
+    times: Mapping[str, np.ndarray] | None = None,
+    label: str = "",
+    split: str = "train",
+    name: str = "",
+    duration: float = 0.0,
+    missing: Mapping[str, str] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+) -> Path:
     """Write one video's feature file atomically; features without rows are listed as missing.
     ``recipe``: the feature recipe's dict (``Recipe.to_dict()``) that made the features."""
     reasons = dict(missing or {})
@@ -146,9 +156,19 @@ def write_feature_file(directory: str | os.PathLike, video_id: str, features: Ma
             continue
         arrays[feature] = np.atleast_2d(np.asarray(array, dtype=np.float32))
     row_times = {f: np.asarray(t, dtype=np.float64) for f, t in (times or {}).items() if f in arrays}
-    meta = {"id": video_id, "label": label, "split": split, "name": name or f"{Path(video_id).name}.mp4",
-            "source": "synthetic", "duration": float(duration), "frames": 0, "features": sorted(arrays),
-            "missing": reasons, "extractors": {}, "readable": {}}
+    meta = {
+        "id": video_id,
+        "label": label,
+        "split": split,
+        "name": name or f"{Path(video_id).name}.mp4",
+        "source": "synthetic",
+        "duration": float(duration),
+        "frames": 0,
+        "features": sorted(arrays),
+        "missing": reasons,
+        "extractors": {},
+        "readable": {},
+    }
     if recipe is not None:
         meta["recipe"] = dict(recipe)
     path = feature_path(directory, video_id)

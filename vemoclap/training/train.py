@@ -19,6 +19,7 @@ On the CPU a run is deterministic: the same seed gives the same weights and hist
 and numpy generators, ``torch.use_deterministic_algorithms``); the global torch RNG is restored
 afterwards.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -92,14 +93,16 @@ class TrainOptions:
         self.optimizer = str(self.optimizer).lower()
         if self.optimizer not in OPTIMIZERS:
             raise TrainingError(f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
-        checks = [(self.epochs >= 1, "epochs must be at least 1"),
-                  (self.batch_size >= 1, "batch size must be at least 1"),
-                  (math.isfinite(self.lr) and self.lr >= 0, "the learning rate must be a number ≥ 0"),
-                  (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-                  (self.patience >= 0, "patience must be ≥ 0"),
-                  (0.0 < self.beta <= 1.0, "beta must be in (0, 1]"),
-                  (self.n_frames >= 1, "n_frames must be at least 1"),
-                  (self.weight_decay is None or self.weight_decay >= 0, "weight decay must be ≥ 0")]
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (math.isfinite(self.lr) and self.lr >= 0, "the learning rate must be a number ≥ 0"),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (self.patience >= 0, "patience must be ≥ 0"),
+            (0.0 < self.beta <= 1.0, "beta must be in (0, 1]"),
+            (self.n_frames >= 1, "n_frames must be at least 1"),
+            (self.weight_decay is None or self.weight_decay >= 0, "weight decay must be ≥ 0"),
+        ]
         for ok, message in checks:
             if not ok:
                 raise TrainingError(message)
@@ -143,14 +146,20 @@ class TrainReport:
     curves_path: Path | None
 
     def summary(self) -> str:
-        stop = f"stopped early after {self.epochs_run} epochs" if self.stopped_early else \
-            f"ran all {self.epochs_run} epochs"
-        return (f"trained on {self.n_train} videos, validated on {self.n_val} ({self.validation}); {stop}; "
-                f"best epoch {self.best_epoch}: validation accuracy {self.best_val_accuracy:.2%}; "
-                f"{self.seconds:.1f} s; checkpoint {self.checkpoint}")
+        stop = (
+            f"stopped early after {self.epochs_run} epochs"
+            if self.stopped_early
+            else f"ran all {self.epochs_run} epochs"
+        )
+        return (
+            f"trained on {self.n_train} videos, validated on {self.n_val} ({self.validation}); {stop}; "
+            f"best epoch {self.best_epoch}: validation accuracy {self.best_val_accuracy:.2%}; "
+            f"{self.seconds:.1f} s; checkpoint {self.checkpoint}"
+        )
 
 
 # ---- pieces ------------------------------------------------------------------------------------
+
 
 def class_weights(counts: Sequence[int], beta: float = 0.999) -> np.ndarray:
     """Class-balanced loss weights from per-class counts (Cui et al. 2019).
@@ -185,9 +194,11 @@ def choose_features(feature_set: FeatureSet, features: Sequence[str] | None) -> 
             log.info("the feature set also has %s (not a reference feature); training on it too", ", ".join(extra))
             chosen += extra
         if not chosen:
-            raise FeatureSetError(f"the feature set{_where(feature_set)} has none of the reference's features "
-                                  f"({', '.join(REFERENCE_FEATURES)}); it has {feature_set.feature_names or 'none'}; "
-                                  f"pass --features")
+            raise FeatureSetError(
+                f"the feature set{_where(feature_set)} has none of the reference's features "
+                f"({', '.join(REFERENCE_FEATURES)}); it has {feature_set.feature_names or 'none'}; "
+                f"pass --features"
+            )
         if absent:
             log.warning("the feature set has no %s; training on %s", ", ".join(absent), ", ".join(chosen))
         return chosen
@@ -199,29 +210,42 @@ def _where(feature_set: FeatureSet) -> str:
     return f" at {feature_set.source}" if feature_set.source else ""
 
 
-def build_config(feature_set: FeatureSet, features: Sequence[str], stats: Mapping[str, NormStats],
-                 options: TrainOptions) -> ClassifierConfig:
+def build_config(
+    feature_set: FeatureSet, features: Sequence[str], stats: Mapping[str, NormStats], options: TrainOptions
+) -> ClassifierConfig:
     """A classifier config for ``features`` as the cache holds them (dims checked against the
     known features; unknown features are sequences when any video has more than one row)."""
     dims, rows = feature_set.dims(), feature_set.max_rows()
     feature_dims, lengths, sequence = {}, {}, []
     for name in features:
         if name in FEATURES and dims[name] != FEATURES[name].dim:
-            raise FeatureSetError(f"feature '{name}' has width {dims[name]} in the cache{_where(feature_set)} but "
-                                  f"the {name} extractor makes {FEATURES[name].dim}; re-extract it")
+            raise FeatureSetError(
+                f"feature '{name}' has width {dims[name]} in the cache{_where(feature_set)} but "
+                f"the {name} extractor makes {FEATURES[name].dim}; re-extract it"
+            )
         is_seq = FEATURES[name].sequence if name in FEATURES else rows.get(name, 1) > 1
         feature_dims[name] = dims[name]
         lengths[name] = options.n_frames if is_seq else 1
         if is_seq:
             sequence.append(name)
-    return default_config(features, feature_dims=feature_dims, feature_lengths=lengths,
-                          sequence_features=sequence, labels=list(feature_set.label_names),
-                          d_model=options.d_model, num_heads=options.num_heads, dropout=options.dropout,
-                          stats=dict(stats), normalize=True, n_frames=options.n_frames)
+    return default_config(
+        features,
+        feature_dims=feature_dims,
+        feature_lengths=lengths,
+        sequence_features=sequence,
+        labels=list(feature_set.label_names),
+        d_model=options.d_model,
+        num_heads=options.num_heads,
+        dropout=options.dropout,
+        stats=dict(stats),
+        normalize=True,
+        n_frames=options.n_frames,
+    )
 
 
-def training_recipe(feature_set: FeatureSet, indices: Sequence[int], named: str | None = None
-                    ) -> tuple[dict[str, Any], str]:
+def training_recipe(
+    feature_set: FeatureSet, indices: Sequence[int], named: str | None = None
+) -> tuple[dict[str, Any], str]:
     """(the recipe to write into the checkpoint, where it came from).
 
     The recipe the videos' feature files record (as run: deviations applied and kept as notes,
@@ -241,8 +265,13 @@ def training_recipe(feature_set: FeatureSet, indices: Sequence[int], named: str 
         return recipe.to_dict(), f"named: {recipe.label}"
     recorded, how = feature_set.recipe(indices)
     if recorded is None:
-        log.warning("the features%s do not record the recipe that made them (%s); the checkpoint names "
-                    "'%s' — pass --recipe to name another", _where(feature_set), how, DEFAULT_RECIPE)
+        log.warning(
+            "the features%s do not record the recipe that made them (%s); the checkpoint names "
+            "'%s' — pass --recipe to name another",
+            _where(feature_set),
+            how,
+            DEFAULT_RECIPE,
+        )
         return get_recipe(DEFAULT_RECIPE).to_dict(), f"default ({how})"
     return Recipe.from_dict(recorded).settled().to_dict(), how
 
@@ -254,14 +283,22 @@ def training_stats(feature_set: FeatureSet, indices: Sequence[int], features: Se
         try:
             stats[name] = compute_stats(feature_set.features[i].get(name) for i in indices)
         except ValueError as exc:
-            raise FeatureSetError(f"feature '{name}': cannot compute normalization stats on the training videos "
-                                  f"({exc}); is it missing from every training video?") from None
+            raise FeatureSetError(
+                f"feature '{name}': cannot compute normalization stats on the training videos "
+                f"({exc}); is it missing from every training video?"
+            ) from None
     return stats
 
 
-def prepare_batch(config: ClassifierConfig, feature_set: FeatureSet, indices: Sequence[int], *,
-                  random: bool = False, rng: np.random.Generator | None = None,
-                  drop: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+def prepare_batch(
+    config: ClassifierConfig,
+    feature_set: FeatureSet,
+    indices: Sequence[int],
+    *,
+    random: bool = False,
+    rng: np.random.Generator | None = None,
+    drop: Sequence[str] = (),
+) -> dict[str, torch.Tensor]:
     """Collated, normalized features of the videos at ``indices`` (``drop``: features zeroed)."""
     items = []
     for i in indices:
@@ -294,8 +331,13 @@ def make_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optim
     return torch.optim.Adam(params, lr=options.lr, weight_decay=options.decay)
 
 
-def _evaluate_batches(model: nn.Module, batches: list[tuple[dict[str, torch.Tensor], torch.Tensor]],
-                      criterion: nn.Module, device: torch.device, amp: bool) -> tuple[float, float]:
+def _evaluate_batches(
+    model: nn.Module,
+    batches: list[tuple[dict[str, torch.Tensor], torch.Tensor]],
+    criterion: nn.Module,
+    device: torch.device,
+    amp: bool,
+) -> tuple[float, float]:
     """(mean loss, accuracy) in eval mode."""
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
@@ -311,18 +353,20 @@ def _evaluate_batches(model: nn.Module, batches: list[tuple[dict[str, torch.Tens
     return total_loss / max(count, 1), correct / max(count, 1)
 
 
-def fixed_batches(config: ClassifierConfig, feature_set: FeatureSet, indices: np.ndarray, batch_size: int
-                  ) -> list[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+def fixed_batches(
+    config: ClassifierConfig, feature_set: FeatureSet, indices: np.ndarray, batch_size: int
+) -> list[tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """Equidistant-row batches (validation / test), prepared once."""
     label_ids = feature_set.label_ids()
     out = []
     for start in range(0, len(indices), batch_size):
-        chunk = indices[start:start + batch_size]
+        chunk = indices[start : start + batch_size]
         out.append((prepare_batch(config, feature_set, chunk), torch.from_numpy(label_ids[chunk])))
     return out
 
 
 # ---- plots and files ---------------------------------------------------------------------------
+
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write a matplotlib figure as PNG atomically and close it."""
@@ -362,6 +406,7 @@ def plot_history(history: Sequence[EpochRecord | Mapping[str, Any]], best_epoch:
 
 # ---- the loop ----------------------------------------------------------------------------------
 
+
 def resolve_options(options: "TrainOptions | None", overrides: dict) -> "TrainOptions":
     """``options`` (or the defaults) with keyword overrides; an unknown name is a one-line error."""
     try:
@@ -370,8 +415,12 @@ def resolve_options(options: "TrainOptions | None", overrides: dict) -> "TrainOp
         raise TrainingError(f"unknown training option ({exc})") from None
 
 
-def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLike,
-          options: TrainOptions | None = None, **overrides: Any) -> TrainReport:
+def train(
+    feature_set: FeatureSet | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: TrainOptions | None = None,
+    **overrides: Any,
+) -> TrainReport:
     """Train a classifier on a feature cache (a :class:`FeatureSet` or its folder) into ``out_dir``.
 
     Options: a :class:`TrainOptions`, or its fields as keywords (``epochs=``, ``lr=``,
@@ -396,9 +445,14 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
     label_ids = feature_set.label_ids()
     counts = np.bincount(label_ids[fit], minlength=len(feature_set.label_names))
     weights = class_weights(counts, options.beta) if options.class_balanced else None
-    log.info("training on %d videos (%s), validating on %d (%s); features %s", len(fit),
-             ", ".join(f"{n} {c}" for n, c in zip(feature_set.label_names, counts)), len(val), val_source,
-             ", ".join(features))
+    log.info(
+        "training on %d videos (%s), validating on %d (%s); features %s",
+        len(fit),
+        ", ".join(f"{n} {c}" for n, c in zip(feature_set.label_names, counts)),
+        len(val),
+        val_source,
+        ", ".join(features),
+    )
 
     rng = np.random.default_rng(options.seed)
     history: list[EpochRecord] = []
@@ -409,7 +463,8 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
         model = AttentionClassifier.from_config(config).to(device)
         optimizer = make_optimizer(model, options)
         criterion = nn.CrossEntropyLoss(
-            weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device))
+            weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
+        )
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         val_batches = fixed_batches(config, feature_set, val, max(options.batch_size, 64))
         epochs_bar = tqdm(range(1, options.epochs + 1), desc="training", unit="epoch", disable=not options.progress)
@@ -420,9 +475,10 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
                 order = fit[rng.permutation(len(fit))]
                 total_loss, correct = 0.0, 0
                 steps = range(0, len(order), options.batch_size)
-                for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False,
-                                  disable=not options.progress):
-                    chunk = order[start:start + options.batch_size]
+                for start in tqdm(
+                    steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not options.progress
+                ):
+                    chunk = order[start : start + options.batch_size]
                     inputs = prepare_batch(config, feature_set, chunk, random=True, rng=rng)
                     inputs = {name: x.to(device, non_blocking=True) for name, x in inputs.items()}
                     targets = torch.from_numpy(label_ids[chunk]).to(device)
@@ -436,21 +492,36 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
                     total_loss += float(loss.detach()) * len(chunk)
                     correct += int((logits.detach().argmax(1) == targets).sum())
                 if not math.isfinite(total_loss):
-                    raise TrainingError(f"the training loss became {total_loss} in epoch {epoch}; "
-                                        f"lower the learning rate (now {options.lr:g})")
+                    raise TrainingError(
+                        f"the training loss became {total_loss} in epoch {epoch}; "
+                        f"lower the learning rate (now {options.lr:g})"
+                    )
                 val_loss, val_accuracy = _evaluate_batches(model, val_batches, criterion, device, amp)
-                record = EpochRecord(epoch, total_loss / len(fit), correct / len(fit), val_loss, val_accuracy,
-                                     time.perf_counter() - tick)
+                record = EpochRecord(
+                    epoch, total_loss / len(fit), correct / len(fit), val_loss, val_accuracy, time.perf_counter() - tick
+                )
                 history.append(record)
                 # Only a strictly better validation accuracy counts (a tie keeps the earlier weights);
                 # `patience` epochs without one end the run.
                 if val_accuracy > best["accuracy"]:
-                    best.update(epoch=epoch, accuracy=val_accuracy, loss=val_loss,
-                                state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
-                epochs_bar.set_postfix(loss=f"{record.train_loss:.3f}", val_acc=f"{val_accuracy:.3f}",
-                                       best=best["epoch"])
-                log.info("epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f (%.1f s)", epoch,
-                         record.train_loss, record.train_accuracy, val_loss, val_accuracy, record.seconds)
+                    best.update(
+                        epoch=epoch,
+                        accuracy=val_accuracy,
+                        loss=val_loss,
+                        state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                    )
+                epochs_bar.set_postfix(
+                    loss=f"{record.train_loss:.3f}", val_acc=f"{val_accuracy:.3f}", best=best["epoch"]
+                )
+                log.info(
+                    "epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f (%.1f s)",
+                    epoch,
+                    record.train_loss,
+                    record.train_accuracy,
+                    val_loss,
+                    val_accuracy,
+                    record.seconds,
+                )
                 atomic_write_json(out_dir / HISTORY_FILE, {"history": history, "best_epoch": best["epoch"]})
                 if options.patience and epoch - best["epoch"] >= options.patience:
                     stopped_early = epoch < options.epochs
@@ -466,35 +537,82 @@ def train(feature_set: FeatureSet | str | os.PathLike, out_dir: str | os.PathLik
 
     seconds = time.perf_counter() - started
     config.training = {
-        "options": {**{k: v for k, v in dataclasses.asdict(options).items() if k != "progress"},
-                    "features": list(features), "weight_decay": options.decay},
+        "options": {
+            **{k: v for k, v in dataclasses.asdict(options).items() if k != "progress"},
+            "features": list(features),
+            "weight_decay": options.decay,
+        },
         "feature_set": str(feature_set.source) if feature_set.source else None,
-        "n_train": int(len(fit)), "n_val": int(len(val)), "validation": val_source,
+        "n_train": int(len(fit)),
+        "n_val": int(len(val)),
+        "validation": val_source,
         "train_class_counts": dict(zip(feature_set.label_names, counts.tolist())),
         "class_weights": None if weights is None else weights.tolist(),
-        "epochs_run": len(history), "best_epoch": best["epoch"], "best_val_accuracy": best["accuracy"],
-        "best_val_loss": best["loss"], "stopped_early": stopped_early, "interrupted": interrupted,
-        "seconds": seconds, "device": str(device), "amp": amp, "seed": options.seed,
-        "optimizer": options.optimizer, "lr": options.lr, "history": [dataclasses.asdict(r) for r in history],
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "best_val_accuracy": best["accuracy"],
+        "best_val_loss": best["loss"],
+        "stopped_early": stopped_early,
+        "interrupted": interrupted,
+        "seconds": seconds,
+        "device": str(device),
+        "amp": amp,
+        "seed": options.seed,
+        "optimizer": options.optimizer,
+        "lr": options.lr,
+        "history": [dataclasses.asdict(r) for r in history],
         "val_ids": [feature_set.ids[i] for i in val],
         "recipe_source": recipe_source,
         "torch": torch.__version__,
     }
     save_checkpoint(out_dir, model.cpu(), config)
-    atomic_write_json(out_dir / HISTORY_FILE, {"history": history, "best_epoch": best["epoch"],
-                                               "best_val_accuracy": best["accuracy"], "stopped_early": stopped_early})
+    atomic_write_json(
+        out_dir / HISTORY_FILE,
+        {
+            "history": history,
+            "best_epoch": best["epoch"],
+            "best_val_accuracy": best["accuracy"],
+            "stopped_early": stopped_early,
+        },
+    )
     curves = save_figure(plot_history(history, best["epoch"]), out_dir / CURVES_FILE)
     if interrupted:
         raise KeyboardInterrupt
-    report = TrainReport(checkpoint=out_dir, config=config, history=history, best_epoch=best["epoch"],
-                         best_val_accuracy=best["accuracy"], epochs_run=len(history), stopped_early=stopped_early,
-                         seconds=seconds, n_train=len(fit), n_val=len(val), validation=val_source,
-                         class_weights=None if weights is None else weights.tolist(),
-                         history_path=out_dir / HISTORY_FILE, curves_path=curves)
+    report = TrainReport(
+        checkpoint=out_dir,
+        config=config,
+        history=history,
+        best_epoch=best["epoch"],
+        best_val_accuracy=best["accuracy"],
+        epochs_run=len(history),
+        stopped_early=stopped_early,
+        seconds=seconds,
+        n_train=len(fit),
+        n_val=len(val),
+        validation=val_source,
+        class_weights=None if weights is None else weights.tolist(),
+        history_path=out_dir / HISTORY_FILE,
+        curves_path=curves,
+    )
     log.info("%s", report.summary())
     return report
 
 
-__all__ = ["train", "TrainOptions", "TrainReport", "EpochRecord", "TrainingError", "class_weights",
-           "plot_history", "save_figure", "prepare_batch", "fixed_batches", "training_stats", "build_config",
-           "choose_features", "training_recipe", "HISTORY_FILE", "CURVES_FILE"]
+__all__ = [
+    "train",
+    "TrainOptions",
+    "TrainReport",
+    "EpochRecord",
+    "TrainingError",
+    "class_weights",
+    "plot_history",
+    "save_figure",
+    "prepare_batch",
+    "fixed_batches",
+    "training_stats",
+    "build_config",
+    "choose_features",
+    "training_recipe",
+    "HISTORY_FILE",
+    "CURVES_FILE",
+]

@@ -7,6 +7,7 @@ code. Bad input raises one-line ``ValueError`` subclasses:
 (and the extractor's ``FeatureFileError`` for a damaged feature file); a missing blacklist file
 is a ``FileNotFoundError``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,26 @@ def _load(args: argparse.Namespace):
 def _train_options(args: argparse.Namespace):
     from .train import TrainOptions
 
-    return TrainOptions(features=_csv_list(args.features), epochs=args.epochs, lr=args.lr,
-                        batch_size=args.batch_size, dropout=args.dropout, optimizer=args.optimizer,
-                        weight_decay=args.weight_decay, class_balanced=args.class_balanced, beta=args.beta,
-                        patience=args.patience, val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                        amp=not args.no_amp, d_model=args.d_model, n_frames=args.frames, progress=not args.quiet,
-                        recipe=getattr(args, "recipe", None))
+    return TrainOptions(
+        features=_csv_list(args.features),
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        dropout=args.dropout,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        class_balanced=args.class_balanced,
+        beta=args.beta,
+        patience=args.patience,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        d_model=args.d_model,
+        n_frames=args.frames,
+        progress=not args.quiet,
+        recipe=getattr(args, "recipe", None),
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -54,8 +69,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.evaluate:
         from .evaluate import evaluate
 
-        result = evaluate(report.checkpoint, feature_set, split=args.evaluate,
-                          out_dir=Path(args.out) / f"eval_{args.evaluate}")
+        result = evaluate(
+            report.checkpoint, feature_set, split=args.evaluate, out_dir=Path(args.out) / f"eval_{args.evaluate}"
+        )
         print(result.summary())
     return 0
 
@@ -80,14 +96,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else folder / f"eval_{args.split}"
     heads = args.heads or []
     if len(heads) > 1:
-        comparison = compare_heads(args.checkpoint, _load(args), heads, split=args.split, out_dir=out,
-                                   device=args.device)
+        comparison = compare_heads(
+            args.checkpoint, _load(args), heads, split=args.split, out_dir=out, device=args.device
+        )
         print(comparison.table())
         print(comparison.summary())
         print(f"reports: {out}/heads_N; what settles it: {out / 'heads.md'}")
         return 0
-    report = evaluate(args.checkpoint, _load(args), split=args.split, out_dir=out, device=args.device,
-                      heads=heads[0] if heads else None)
+    report = evaluate(
+        args.checkpoint,
+        _load(args),
+        split=args.split,
+        out_dir=out,
+        device=args.device,
+        heads=heads[0] if heads else None,
+    )
     print(report.summary())
     return 0
 
@@ -123,9 +146,17 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         videos.update(sample_videos(_csv_list(args.samples) if args.samples not in (None, "all") else None))
     settings = [Setting.parse(text) for text in args.setting] if args.setting else list(DEFAULT_SETTINGS)
     checkpoint = None if args.no_classifier else _parity_checkpoint(args.checkpoint, args.models_dir)
-    report = run_parity(args.features_dir, videos, checkpoint=checkpoint, settings=settings,
-                        heads=args.heads or [4, 8], published_ids=ids, extractors=_csv_list(args.extractors),
-                        device=args.device, models_dir=args.models_dir)
+    report = run_parity(
+        args.features_dir,
+        videos,
+        checkpoint=checkpoint,
+        settings=settings,
+        heads=args.heads or [4, 8],
+        published_ids=ids,
+        extractors=_csv_list(args.extractors),
+        device=args.device,
+        models_dir=args.models_dir,
+    )
     print(report.table())
     if args.json:
         atomic_write_text(args.json, json.dumps(to_jsonable(report.to_dict()), indent=2, ensure_ascii=False) + "\n")
@@ -145,16 +176,19 @@ def _parity_checkpoint(checkpoint: str, models_dir):
     if local is None:
         from ..errors import NotFound
 
-        raise NotFound("the reference classifier is not in the models folder; give --checkpoint FOLDER "
-                       "(its weights/classifier) or run `vemoclap download-models`")
+        raise NotFound(
+            "the reference classifier is not in the models folder; give --checkpoint FOLDER "
+            "(its weights/classifier) or run `vemoclap download-models`"
+        )
     return local
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from .ablate import ablate
 
-    table = ablate(_load(args), args.out, options=_train_options(args), eval_split=args.split,
-                   checkpoint=args.checkpoint)
+    table = ablate(
+        _load(args), args.out, options=_train_options(args), eval_split=args.split, checkpoint=args.checkpoint
+    )
     print(table[["variant", "accuracy", "macro_f1"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {Path(args.out) / 'ablation.md'} and ablation.csv")
     return 0
@@ -167,31 +201,53 @@ def _recipe_names() -> list[str]:
 
 
 def _add_features_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("features_dir", type=Path, metavar="CACHE",
-                        help="a feature cache folder (written by `vemoclap extract` / `import-features`)")
-    parser.add_argument("--blacklist", type=Path, default=None,
-                        help="also leave out the videos whose file names this list holds (e.g. ekman_blacklist.txt)")
+    parser.add_argument(
+        "features_dir",
+        type=Path,
+        metavar="CACHE",
+        help="a feature cache folder (written by `vemoclap extract` / `import-features`)",
+    )
+    parser.add_argument(
+        "--blacklist",
+        type=Path,
+        default=None,
+        help="also leave out the videos whose file names this list holds (e.g. ekman_blacklist.txt)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--features", default=None,
-                        help="comma-separated feature names to use (default: every extractor's feature the cache has)")
+    parser.add_argument(
+        "--features",
+        default=None,
+        help="comma-separated feature names to use (default: every extractor's feature the cache has)",
+    )
     parser.add_argument("--epochs", type=int, default=200, help="most epochs (default 200; early stopping ends sooner)")
     parser.add_argument("--lr", type=float, default=1e-5, help="learning rate (default 1e-5, the reference's)")
     parser.add_argument("--batch-size", type=int, default=32, help="default 32")
     parser.add_argument("--dropout", type=float, default=0.5, help="default 0.5")
     parser.add_argument("--optimizer", choices=["adam", "adamw"], default="adam", help="default adam")
-    parser.add_argument("--weight-decay", type=float, default=None,
-                        help="default 0 for adam, 0.01 for adamw")
-    parser.add_argument("--class-balanced", action="store_true",
-                        help="weigh the loss by class (effective number of samples, Cui et al. 2019)")
-    parser.add_argument("--beta", type=float, default=0.999,
-                        help="β of the class-balanced loss (default 0.999; 1 = inverse frequency)")
-    parser.add_argument("--patience", type=int, default=10,
-                        help="stop after this many epochs without a better validation accuracy (default 10; 0: never)")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="share of train held out for validation when the cache has no val split (default 0.1)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default 0 for adam, 0.01 for adamw")
+    parser.add_argument(
+        "--class-balanced",
+        action="store_true",
+        help="weigh the loss by class (effective number of samples, Cui et al. 2019)",
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.999, help="β of the class-balanced loss (default 0.999; 1 = inverse frequency)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="stop after this many epochs without a better validation accuracy (default 10; 0: never)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of train held out for validation when the cache has no val split (default 0.1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="default 0")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 …")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on the GPU")
@@ -203,48 +259,85 @@ def add_commands(subparsers) -> None:
     """Add ``train``, ``evaluate``, ``parity`` and ``ablate`` to the ``vemoclap`` command's subparsers."""
     train = subparsers.add_parser("train", help="train the fusion classifier on a feature cache")
     _add_features_dir(train)
-    train.add_argument("--out", type=Path, required=True,
-                       help="checkpoint folder to write (e.g. weights/NAME): classifier.safetensors + .json, "
-                            "history.json, learning_curves.png")
-    train.add_argument("--recipe", default=None, choices=_recipe_names(),
-                       help="the feature recipe to record in the checkpoint (default: the one the feature files "
-                            "record, as it ran)")
+    train.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="checkpoint folder to write (e.g. weights/NAME): classifier.safetensors + .json, "
+        "history.json, learning_curves.png",
+    )
+    train.add_argument(
+        "--recipe",
+        default=None,
+        choices=_recipe_names(),
+        help="the feature recipe to record in the checkpoint (default: the one the feature files record, as it ran)",
+    )
     _add_training_options(train)
-    train.add_argument("--evaluate", nargs="?", const="test", default=None, metavar="SPLIT",
-                       help="evaluate on SPLIT (default test) afterwards, into OUT/eval_SPLIT")
+    train.add_argument(
+        "--evaluate",
+        nargs="?",
+        const="test",
+        default=None,
+        metavar="SPLIT",
+        help="evaluate on SPLIT (default test) afterwards, into OUT/eval_SPLIT",
+    )
     train.set_defaults(func=_cmd_train)
 
     evaluate = subparsers.add_parser("evaluate", help="accuracy, P/R/F1, confusion matrix, AUCs and a report")
     evaluate.add_argument("checkpoint", type=Path, help="a classifier folder (ours or the reference's)")
     _add_features_dir(evaluate)
     evaluate.add_argument("--split", default="test", help="which split to evaluate (default test)")
-    evaluate.add_argument("--out", type=Path, default=None,
-                          help="report folder (default CHECKPOINT/eval_SPLIT)")
+    evaluate.add_argument("--out", type=Path, default=None, help="report folder (default CHECKPOINT/eval_SPLIT)")
     evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda, auto …")
-    evaluate.add_argument("--heads", type=_heads, default=None, metavar="N[,M]",
-                          help="run the weights with N attention heads (default: the checkpoint config's; the "
-                               "reference's says 8, its app builds 4); several ('4,8' or 'both') compare them, "
-                               "one report each under OUT/heads_N and a table in OUT/heads.md")
+    evaluate.add_argument(
+        "--heads",
+        type=_heads,
+        default=None,
+        metavar="N[,M]",
+        help="run the weights with N attention heads (default: the checkpoint config's; the "
+        "reference's says 8, its app builds 4); several ('4,8' or 'both') compare them, "
+        "one report each under OUT/heads_N and a table in OUT/heads.md",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     parity = subparsers.add_parser(
-        "parity", help="compare our features of the reference's sample videos with its published features")
-    parity.add_argument("features_dir", type=Path, metavar="FEATURES",
-                        help="the reference's published Ekman-6 features, imported with `vemoclap import-features`")
-    parity.add_argument("--samples", default=None, metavar="NAMES",
-                        help="reference sample videos to compare, comma-separated (anger,joy …) or 'all' "
-                             "(default: all six labelled ones, unless --video is given); fetched on first use")
-    parity.add_argument("--video", type=_video_arg, action="append", metavar="NAME[:ID]=PATH",
-                        help="another video to compare (repeatable); ID: its id in the published features "
-                             "(default: the published video with the nearest CLIP rows)")
-    parity.add_argument("--setting", action="append", metavar="RECIPE[,extractor.option=value…]",
-                        help="an extraction setting to compare (repeatable; default: reference, reference with the "
-                             "app's BEATs chunk indices, reference with the bundled OCR models, vemoclap)")
-    parity.add_argument("--checkpoint", default="reference",
-                        help="classifier whose predictions to show (default: the reference's)")
+        "parity", help="compare our features of the reference's sample videos with its published features"
+    )
+    parity.add_argument(
+        "features_dir",
+        type=Path,
+        metavar="FEATURES",
+        help="the reference's published Ekman-6 features, imported with `vemoclap import-features`",
+    )
+    parity.add_argument(
+        "--samples",
+        default=None,
+        metavar="NAMES",
+        help="reference sample videos to compare, comma-separated (anger,joy …) or 'all' "
+        "(default: all six labelled ones, unless --video is given); fetched on first use",
+    )
+    parity.add_argument(
+        "--video",
+        type=_video_arg,
+        action="append",
+        metavar="NAME[:ID]=PATH",
+        help="another video to compare (repeatable); ID: its id in the published features "
+        "(default: the published video with the nearest CLIP rows)",
+    )
+    parity.add_argument(
+        "--setting",
+        action="append",
+        metavar="RECIPE[,extractor.option=value…]",
+        help="an extraction setting to compare (repeatable; default: reference, reference with the "
+        "app's BEATs chunk indices, reference with the bundled OCR models, vemoclap)",
+    )
+    parity.add_argument(
+        "--checkpoint", default="reference", help="classifier whose predictions to show (default: the reference's)"
+    )
     parity.add_argument("--no-classifier", action="store_true", help="features only, no predictions")
-    parity.add_argument("--heads", type=_heads, default=None, metavar="N[,M]",
-                        help="attention heads to predict with (default 4,8)")
+    parity.add_argument(
+        "--heads", type=_heads, default=None, metavar="N[,M]", help="attention heads to predict with (default 4,8)"
+    )
     parity.add_argument("--extractors", default=None, help="comma-separated extractors (default: the reference's)")
     parity.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda …")
     parity.add_argument("--models-dir", type=Path, default=None, help="directory searched first for every model")
@@ -255,8 +348,9 @@ def add_commands(subparsers) -> None:
     _add_features_dir(ablate)
     ablate.add_argument("--out", type=Path, default=Path("ablation"), help="output folder (default ablation)")
     ablate.add_argument("--split", default="test", help="split the variants are scored on (default test)")
-    ablate.add_argument("--checkpoint", type=Path, default=None,
-                        help="use this trained fusion model instead of training one")
+    ablate.add_argument(
+        "--checkpoint", type=Path, default=None, help="use this trained fusion model instead of training one"
+    )
     _add_training_options(ablate)
     ablate.set_defaults(func=_cmd_ablate)
 

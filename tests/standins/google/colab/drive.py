@@ -1,5 +1,6 @@
 """Stand-in for ``google.colab.drive`` (see the package docstring): records the call and makes
 ``<mountpoint>/MyDrive`` (point vemoclap at a temp folder with $VEMOCLAP_DRIVE)."""
+
 from pathlib import Path
 
 mounted = []

@@ -1,4 +1,5 @@
 """Stand-in for ``google.colab.files`` (see the package docstring)."""
+
 import os
 from pathlib import Path
 
