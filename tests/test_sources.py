@@ -154,3 +154,56 @@ def test_the_download_cache_is_trimmed_to_its_cap_oldest_first(tmp_path, monkeyp
         os.utime(path, (1_000_000 + age, 1_000_000 + age))
     newest = resolve_source(b"n" * 100_000, filename="new.mp4")
     assert newest.is_file() and old[1].is_file() and not old[0].exists()
+
+
+# What YouTube answers a datacenter address today (yt-dlp passes the site's reason through).
+BOT_CHECK = "Sign in to confirm you\u2019re not a bot. Use --cookies-from-browser or --cookies for the authentication."
+
+BOT_PLUGIN = f'''
+from yt_dlp.extractor.common import InfoExtractor
+from yt_dlp.utils import ExtractorError
+
+
+class BotCheckIE(InfoExtractor):
+    """A site that refuses as YouTube does from a datacenter (a test plugin, loaded by yt-dlp itself)."""
+
+    _VALID_URL = r"http://127\\.0\\.0\\.1:\\d+/watch-bot.*"
+
+    def _real_extract(self, url):
+        raise ExtractorError({BOT_CHECK!r}, expected=True)
+'''
+
+
+def test_a_not_a_bot_refusal_names_the_cookies_option(server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    plugins = tmp_path / "plugins" / "yt_dlp_plugins" / "extractor"
+    plugins.mkdir(parents=True)
+    (plugins / "botcheck.py").write_text(BOT_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "plugins"), str(Path(__file__).parents[1])])}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vemoclap.cli",
+            "analyze",
+            f"{server}/watch-bot?v=1",
+            "--allow-private",
+            "-q",
+            "--no-classifier",
+            "--extractors",
+            "clip",
+            "--models-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert run.returncode == 2, run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("vemoclap: ")]
+    assert len(lines) == 1 and "Traceback" not in run.stderr
+    assert "not a bot" in lines[0] and "--cookies FILE" in lines[0] and "upload the video" in lines[0]
