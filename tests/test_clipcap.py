@@ -83,7 +83,11 @@ def test_missing_clipcap_weights_fall_back_to_blip_and_say_so(tiny_models, tmp_p
     from vemoclap.extractors.base import Clip
     from vemoclap.synth import make_video
 
-    extractor = get("caption", device="cpu", models_dir=tiny_models, captioner="clipcap")  # no CLIPCap there
+    models = tmp_path / "models"  # BLIP and CLIP, but no CLIPCap weights
+    models.mkdir()
+    for folder in ("Salesforce", "openai"):
+        (models / folder).symlink_to(tiny_models / folder, target_is_directory=True)
+    extractor = get("caption", device="cpu", models_dir=models, captioner="clipcap")
     clip = Clip.from_file(make_video(tmp_path / "v.mp4", duration=1.0, fps=4, size=(64, 48), audio=None), 4)
     output = extractor(clip)
     assert output.captioner == "blip" and "CLIPCap unavailable" in output.captioner_note and output.text
