@@ -102,21 +102,9 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
 
 
 def _big_video(path: Path, min_mb: float = 50) -> Path:
-    """A real video of at least ``min_mb`` MB: lossless noise frames (x264 cannot shrink noise)."""
-    import numpy as np
+    from vemoclap.synth import make_noise_video
 
-    from vemoclap.testing import make_video
-
-    rng = np.random.default_rng(0)
-    make_video(
-        path,
-        duration=4.0,
-        fps=25,
-        size=(640, 480),
-        crf=0,
-        audio="tone",
-        frame_fn=lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
-    )
+    make_noise_video(path, seed=0)
     assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size
     return path
 

@@ -164,6 +164,22 @@ def make_video(
     return path
 
 
+def make_noise_video(path, *, duration: float = 4.0, size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
+    """A real video that is large for its length (lossless noise frames: x264 cannot shrink noise),
+    for upload-size checks: 4 s at 640×480 is over 50 MB."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    return make_video(
+        path,
+        duration=duration,
+        fps=25,
+        size=size,
+        crf=0,
+        audio="tone",
+        frame_fn=lambda i: rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+    )
+
+
 def write_text_file(path, text: str = "this is not a video\n") -> Path:
     path = Path(path)
     path.write_text(text)

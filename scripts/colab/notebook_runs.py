@@ -71,23 +71,11 @@ def make_videos(work: Path) -> dict[str, Path]:
     """Generated videos (PyAV, installed by step 1): a small one for the path and the link, and one of
     at least 50 MB (lossless noise) for the upload."""
     importlib.invalidate_caches()  # vemoclap was installed after this process started
-    import numpy as np
+    from vemoclap.synth import make_noise_video, make_video
 
-    from vemoclap.synth import make_video
-
-    rng = np.random.default_rng(0)
-    noise = lambda i: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)  # noqa: E731
     videos = {
         "small": make_video(work / "media" / "clip.mp4", duration=3.0, audio="tone"),
-        "big": make_video(
-            work / "media" / "big upload.mp4",
-            duration=5.0,
-            fps=25,
-            size=(640, 480),
-            frame_fn=noise,
-            crf=0,
-            audio="tone",
-        ),
+        "big": make_noise_video(work / "media" / "big upload.mp4", duration=5.0),
     }
     size = videos["big"].stat().st_size
     assert size >= 50 * 2**20, f"the generated upload is only {size / 2**20:.1f} MB"
