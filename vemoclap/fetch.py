@@ -432,10 +432,6 @@ def _byte_bars() -> ProgressFn:
     return update
 
 
-def provenance(key: str, models_dir=None) -> dict:
-    return read_provenance(local_path(key, models_dir))
-
-
 __all__ = [
     "download_models",
     "fetch_model",

@@ -456,17 +456,12 @@ def checkpoint_file(key: str, models_dir: str | os.PathLike | None = None, **fmt
     return local
 
 
-def classifier_dir(models_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
-    """The reference's trained classifier folder, fetched and verified on first use."""
+def classifier_dir(models_dir: str | os.PathLike | None = None) -> Path:
+    """The reference's trained classifier folder in the models dir (the Analyzer fetches it first)."""
     local = local_path("classifier", models_dir)
-    if local is not None:
-        return local
-    if not download or not downloads_allowed():
-        raise unavailable("classifier", models_dir, "downloads are off (offline mode)" if download else "")
-    from .fetch import fetch_model
-
-    fetch_model("classifier", models_dir)
-    return local_path("classifier", models_dir) or target_path("classifier", models_dir)
+    if local is None:
+        raise unavailable("classifier", models_dir)
+    return local
 
 
 def whisper_names(size: str) -> list[str]:

@@ -115,7 +115,7 @@ class Analyzer:
             from .fusion import load_classifier
 
             self.fetch_missing([("classifier", None)])
-            path = models.classifier_dir(models_dir, download=False)
+            path = models.classifier_dir(models_dir)
             self.classifier = load_classifier(path, device="cpu" if device == "auto" else device)
             self.classifier_name = f"reference ({path})"
         if self.classifier is not None:

@@ -193,11 +193,7 @@ class AsrSentimentExtractor(Extractor):
             raise models.ModelUnavailable(
                 f"whisper model '{name}' is neither a model name ({', '.join(known)}) nor an existing checkpoint file"
             )
-        candidates = [name]
-        url = getattr(whisper, "_MODELS", {}).get(name)
-        if url and Path(url).stem != name:  # "large" downloads as large-v3.pt
-            candidates.append(Path(url).stem)
-        for candidate in candidates:
+        for candidate in models.whisper_names(name):  # "large" downloads as large-v3.pt
             local = models.local_path("whisper", self.models_dir, name=candidate)
             if local is not None:
                 return str(local)
