@@ -84,6 +84,7 @@ def build_full_size_models(
     done = directory / f".complete-{'-'.join(whisper_sizes)}{'-spell' if spell else ''}"
     if done.is_file():
         _convert_whispers(directory, whisper_sizes)
+        _full_size_clipcap(directory)
         return directory
     if directory.exists():
         shutil.rmtree(directory)
@@ -179,8 +180,33 @@ def build_full_size_models(
         torch.save({"dims": dims.__dict__, "model_state_dict": state}, target)
     make_tiny_classifier(directory / "classifier")
     _convert_whispers(directory, whisper_sizes)
+    _full_size_clipcap(directory)
     done.write_text("ok\n")
     return directory
+
+
+def _full_size_clipcap(directory: Path) -> None:
+    """GPT-2 small (124 M) under a CLIPCap checkpoint of the real shapes, in place of the tiny pair (once)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from vemoclap.extractors.clipcap import PREFIX_LENGTH, PREFIX_SIZE, build_model
+    from vemoclap.models import MODELS
+
+    gpt_dir = directory / MODELS["gpt2"].hub_id
+    config = json.loads((gpt_dir / "config.json").read_text())
+    if config.get("n_embd") == 768:
+        return
+    log.info("building a full-size GPT-2 and CLIPCap checkpoint")
+    config.update(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)
+    torch.manual_seed(0)
+    gpt = GPT2LMHeadModel(GPT2Config.from_dict(config)).eval()
+    for stale in gpt_dir.glob("*.safetensors"):
+        stale.unlink()
+    gpt.save_pretrained(gpt_dir)
+    model = build_model(gpt, PREFIX_LENGTH, PREFIX_SIZE)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, directory / MODELS["clipcap"].filename)
 
 
 def _convert_whispers(directory: Path, whisper_sizes: tuple[str, ...]) -> None:

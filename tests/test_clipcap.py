@@ -118,3 +118,33 @@ def test_the_frame_with_the_most_boxes(models_dir, tmp_path):
     row = get("clip", device="cpu", models_dir=models_dir)(clip).feature[3]
     chosen = extractor.caption_at(clip, 3, embedding=row)
     assert chosen.frame_index == 3 and chosen.text == extractor.clipcap.caption(row)
+
+
+def test_after_the_other_extractors_the_caption_reuses_their_outputs(models_dir, tmp_path):
+    """In a run, the caption comes after CLIP, faces and OCR: their boxes pick the frame and CLIPCap
+    captions that frame's CLIP row, so the captioner's own CLIP is never loaded."""
+    from vemoclap.extractors import get
+    from vemoclap.extractors.base import Clip
+    from vemoclap.extractors.faces import Face, FacesOutput, FrameFaces
+    from vemoclap.extractors.ocr import OcrLine, OcrOutput
+    from vemoclap.registry import run_order
+    from vemoclap.synth import make_video
+
+    assert run_order(["caption", "ocr_sentiment", "clip"]) == ["clip", "ocr_sentiment", "caption"]
+    assert run_order(["beats", "caption"]) == ["beats", "caption"]
+    clip = Clip.from_file(make_video(tmp_path / "v.mp4", duration=1.0, fps=4, size=(64, 48), audio=None), 4)
+    clip_out = get("clip", device="cpu", models_dir=models_dir)(clip)
+    face = Face(box=(0, 0, 8, 8), detection_score=0.9, expression="happy", confidence=0.9)
+    faces = FacesOutput(
+        frames=[FrameFaces(i, float(t), [face] * (i == 1)) for i, t in enumerate(clip.frames.timestamps)]
+    )
+    line = OcrLine(3, float(clip.frames.timestamps[3]), [[0, 0], [1, 0], [1, 1], [0, 1]], "hi", 0.9)
+    ocr = OcrOutput(lines=[line, line])  # frame 3: two boxes, more than frame 1's one face
+    extractor = get("caption", device="cpu", models_dir=models_dir, captioner="clipcap", frame="most-boxes")
+    earlier = {"clip": clip_out, "face_emotion": faces, "ocr_sentiment": ocr}
+    output = extractor(clip, earlier)
+    assert output.frame_index == 3 and not output.frame_note
+    assert output.text == extractor.clipcap.caption(clip_out.feature[3])
+    assert not extractor.clip.loaded  # the frame was not embedded a second time
+    no_boxes = extractor(clip, {"clip": clip_out, "face_emotion": FacesOutput(missing="no face found")})
+    assert no_boxes.frame_index == 0 and not no_boxes.frame_note  # ran, found nothing: the first frame, as argmax

@@ -429,3 +429,50 @@ def test_cli_commands(reference, dataset, models, tmp_path, capsys):
     args = parser.parse_args(["import-features", str(source), "--out", str(tmp_path / "imp"), "--trust-pickle", "-q"])
     assert args.func(args) == 0
     assert (tmp_path / "imp" / MANIFEST_FILE).is_file()
+
+
+def test_the_next_video_is_read_while_the_current_one_is_worked_on(tmp_path):
+    """VideoLoop's prefetch: reading video k+1 overlaps the work on video k, at most one ahead, and
+    a file that cannot be read fails alone, as it would without prefetch."""
+    import threading
+
+    from vemoclap.errors import UserError
+    from vemoclap.training.dataset import Video
+    from vemoclap.training.extract import VideoLoop
+
+    videos = [Video(f"joy/v{i}", tmp_path / f"v{i}.mp4", "joy") for i in range(4)]
+    events, lock, working = [], threading.Lock(), threading.Event()
+
+    def read(video):
+        with lock:
+            events.append(("read", video.id, working.is_set()))
+        if video.id == "joy/v2":
+            raise UserError(f"{video.path.name} is not a video")
+        return video.id.upper()
+
+    def work(video, read_value):
+        working.set()
+        time.sleep(0.2)  # long enough for the next read to start meanwhile
+        with lock:
+            events.append(("work", video.id, read_value))
+        working.clear()
+        return read_value
+
+    results = {}
+    loop = VideoLoop(len(videos), lambda v, r, why: results.__setitem__(v.id, (r, why)), desc="t", progress=False)
+    with loop:
+        loop.run(videos, work, prefetch=read)
+    assert results == {
+        "joy/v0": ("JOY/V0", None),
+        "joy/v1": ("JOY/V1", None),
+        "joy/v2": (None, "v2.mp4 is not a video"),
+        "joy/v3": ("JOY/V3", None),
+    }
+    assert ("read", "joy/v1", True) in events  # read while v0 was being worked on
+    reads = [e[1] for e in events if e[0] == "read"]
+    works = [e[1] for e in events if e[0] == "work"]
+    assert reads == [v.id for v in videos] and works == ["joy/v0", "joy/v1", "joy/v3"]
+    for done, video in zip(works, ["joy/v0", "joy/v1", "joy/v3"]):  # never more than one read ahead
+        position = events.index(("work", done, done.upper()))
+        later = [e[1] for e in events[:position] if e[0] == "read"]
+        assert len(later) <= [v.id for v in videos].index(video) + 2

@@ -15,6 +15,7 @@ from .errors import OptionError, UserError, one_line
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from .media import check_frame_count
 from .models import ModelUnavailable
+from .registry import run_order
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
 
@@ -96,7 +97,7 @@ class Analyzer:
         self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.announce = announce
         self._fetched = False
-        names = list(extractors if extractors is not None else DEFAULT_EXTRACTORS)
+        names = run_order(extractors if extractors is not None else DEFAULT_EXTRACTORS)
         reference = isinstance(classifier, str) and classifier == REFERENCE_CLASSIFIER
         if classifier is not None and not reference:
             from .fusion import load_classifier
@@ -316,7 +317,7 @@ class Analyzer:
         for done, name in enumerate(list(self.extractors), start=1):
             if report:
                 report(name, done, total)
-            output = self._run_one(name, clip)
+            output = self._run_one(name, clip, result.outputs)
             if output is None:
                 continue
             result.outputs[name] = output
@@ -335,12 +336,12 @@ class Analyzer:
 
     __call__ = analyze
 
-    def _run_one(self, name: str, clip: Clip) -> ExtractorOutput | None:
+    def _run_one(self, name: str, clip: Clip, earlier: Mapping[str, ExtractorOutput]) -> ExtractorOutput | None:
         if not self._load_one(name):
             return None
         extractor = self.extractors[name]
         try:
-            return extractor(clip)
+            return extractor(clip, earlier)
         except UserError as exc:  # the input or an option: the other extractors' results still count
             log.warning("extractor %s: %s", name, one_line(exc))
             return extractor.output_type(name=name, missing=f"failed: {one_line(exc)}")

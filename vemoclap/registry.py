@@ -28,6 +28,7 @@ class Registration:
     models: tuple[str, ...]  # keys of vemoclap.models.MODELS it loads
     feature: FeatureSpec | None = None  # the fusion feature it fills (None: readable output only)
     default: bool = True  # part of the reference's set, run unless told otherwise
+    reads: tuple[str, ...] = ()  # extractors whose outputs it uses when they ran first (see run_order)
 
 
 def _sequence(name: str, dim: int, description: str) -> FeatureSpec:
@@ -72,7 +73,14 @@ EXTRACTORS: dict[str, Registration] = {
             ("language_id", "translation", "spell", "sentiment"),
             _single("ocr_sentiment", "RoBERTa sentiment CLS feature of the on-screen text"),
         ),
-        Registration("caption", "vemoclap.extractors.caption:CaptionExtractor", ("caption",)),
+        # Reads CLIP's rows (CLIPCap captions an embedding already made) and the face and OCR boxes
+        # (the reference captioned the frame with the most of them).
+        Registration(
+            "caption",
+            "vemoclap.extractors.caption:CaptionExtractor",
+            ("caption",),
+            reads=("clip", "face_emotion", "ocr_sentiment"),
+        ),
         # Not in the reference set: an alternative audio feature (use it instead of beats).
         Registration(
             "ast",
@@ -91,6 +99,25 @@ FEATURES: dict[str, FeatureSpec] = {reg.feature.name: reg.feature for reg in EXT
 DEFAULT_FEATURES: tuple[str, ...] = tuple(
     EXTRACTORS[name].feature.name for name in DEFAULT_EXTRACTORS if EXTRACTORS[name].feature
 )
+
+
+def run_order(names) -> list[str]:
+    """``names`` in the order given, except that the extractors one reads are moved ahead of it."""
+    names = list(dict.fromkeys(names))
+    order: list[str] = []
+
+    def place(name: str, seen: tuple[str, ...] = ()) -> None:
+        if name in order or name in seen:
+            return
+        reg = EXTRACTORS.get(name)
+        for earlier in reg.reads if reg else ():
+            if earlier in names:
+                place(earlier, seen + (name,))
+        order.append(name)
+
+    for name in names:
+        place(name)
+    return order
 
 
 def used_by(model_key: str) -> list[str]:

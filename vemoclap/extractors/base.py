@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -200,6 +200,7 @@ class Extractor(abc.ABC):
     model_keys: ClassVar[tuple[str, ...]] = ()  # keys of vemoclap.models.MODELS it loads
     half_precision_ok: ClassVar[bool] = True  # fp16 on CUDA is safe for this model
     inputs: ClassVar[tuple[str, ...]] = ()  # "frames" and/or "audio": what the clip must have
+    reads: ClassVar[tuple[str, ...]] = ()  # extractors whose outputs ``_run_with`` uses (registration)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -207,6 +208,7 @@ class Extractor(abc.ABC):
         if registration is not None:
             cls.feature_name = registration.feature.name if registration.feature else None
             cls.model_keys = registration.models
+            cls.reads = registration.reads
 
     def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16, half: bool | None = None):
         import torch
@@ -252,7 +254,9 @@ class Extractor(abc.ABC):
                 log.info("loaded %s on %s in %.1f s", self.name, self.device, time.perf_counter() - start)
         return self
 
-    def __call__(self, clip: Clip) -> ExtractorOutput:
+    def __call__(self, clip: Clip, earlier: Mapping[str, ExtractorOutput] | None = None) -> ExtractorOutput:
+        """The output for ``clip``; ``earlier``: outputs of extractors that ran on it before (name →
+        output), used by those that read them (``reads``)."""
         self.load()
         start = time.perf_counter()
         try:
@@ -260,7 +264,7 @@ class Extractor(abc.ABC):
                 raise Missing("no video frames")
             if "audio" in self.inputs and clip.audio.size == 0:
                 raise Missing("no audio track")
-            output = self._run(clip)
+            output = self._run_with(clip, {k: v for k, v in (earlier or {}).items() if k in self.reads})
         except Missing as reason:
             output = self.output_type(missing=str(reason))
         output.name = self.name
@@ -276,3 +280,7 @@ class Extractor(abc.ABC):
     @abc.abstractmethod
     def _run(self, clip: Clip) -> ExtractorOutput:
         """Compute the output for one clip; raise Missing when the clip has nothing for it."""
+
+    def _run_with(self, clip: Clip, earlier: Mapping[str, ExtractorOutput]) -> ExtractorOutput:
+        """``_run`` for an extractor that reads earlier outputs (those of ``reads`` that ran)."""
+        return self._run(clip)

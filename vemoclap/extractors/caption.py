@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -89,9 +90,10 @@ class CaptionExtractor(Extractor):
 
             try:
                 self.clipcap = ClipCaptioner(self.device, self.dtype, self.models_dir)
+                # Its own CLIP loads only for an image without a CLIP row (the pipeline passes the row).
                 self.clip = ClipExtractor(
                     device=str(self.device), models_dir=self.models_dir, half=self.dtype == torch.float16
-                ).load()
+                )
                 return
             except UserError as exc:  # the weights cannot be had (missing, offline, a failed download)
                 self.captioner_used = "blip"
@@ -171,9 +173,37 @@ class CaptionExtractor(Extractor):
         )
 
     def _run(self, clip: Clip) -> CaptionOutput:
-        output = self.caption_at(clip, self.frame_index(len(clip.frames)))
-        if self.frame == "most-boxes":  # alone, the extractor has no boxes to count
-            output.frame_note = (
-                "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
-            )
+        return self._run_with(clip, {})
+
+    def _run_with(self, clip: Clip, earlier: Mapping[str, ExtractorOutput]) -> CaptionOutput:
+        """The caption, reusing what ran before: the face and OCR boxes pick the frame
+        (``most-boxes``), and CLIPCap captions that frame's CLIP row instead of embedding it again."""
+        n = len(clip.frames)
+        index, note = self.frame_index(n), ""
+        if self.frame == "most-boxes":
+            counts = _boxes_per_frame(earlier, n)
+            if counts is None:
+                note = "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
+            else:
+                index = self.most_boxes_index(*counts)
+        rows = getattr(earlier.get("clip"), "feature", None)
+        embedding = rows[index] if rows is not None and len(rows) == n else None
+        output = self.caption_at(clip, index, embedding)
+        output.frame_note = note
         return output
+
+
+def _boxes_per_frame(earlier: Mapping[str, ExtractorOutput], n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(face boxes, OCR boxes) per frame from the face and OCR outputs (one that ran and found
+    nothing counts zeros, as in the reference); None when neither ran."""
+    faces, ocr = earlier.get("face_emotion"), earlier.get("ocr_sentiment")
+    if faces is None and ocr is None:
+        return None
+    face_counts, ocr_counts = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for frame in getattr(faces, "frames", []):
+        if 0 <= frame.frame_index < n:
+            face_counts[frame.frame_index] += len(frame.faces)
+    for line in getattr(ocr, "lines", []):
+        if 0 <= line.frame_index < n:
+            ocr_counts[line.frame_index] += 1
+    return face_counts, ocr_counts

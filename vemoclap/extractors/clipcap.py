@@ -105,22 +105,36 @@ class Beam:
     score: float  # summed log-probability / length
 
 
+def _forward(gpt, embeds, cache):
+    """Next-token log-probabilities and the key/value cache (``cache`` in transformers ≥ 5.2x,
+    ``past_key_values`` before: Colab's transformers may be either)."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
+    out = gpt(inputs_embeds=embeds, use_cache=True, **({name: cache} if cache is not None else {}))
+    kept = getattr(out, "cache", None)
+    return out.logits[:, -1, :].float().log_softmax(-1), kept if kept is not None else out.past_key_values
+
+
 def beam_search(model, prefix, stop_id: int, beams: int = BEAMS, max_tokens: int = MAX_TOKENS) -> list[Beam]:
     """Beams continuing ``prefix`` (1 × P × e embeddings), best first (see the module docstring)."""
     import torch
 
     wte = model.gpt.transformer.wte
     with torch.inference_mode():
-        logits = model.gpt(inputs_embeds=prefix).logits[:, -1, :].float().log_softmax(-1)
+        # The prefix is run once; each step then feeds only the new tokens against the kept keys and
+        # values (reordered with the beams), not the whole sequence again.
+        logits, cache = _forward(model.gpt, prefix, None)
         scores, first = logits[0].topk(beams)  # summed log-probabilities
         tokens = first[:, None]
         lengths = torch.ones(beams, device=prefix.device)
         stopped = first.eq(stop_id)
-        generated = torch.cat([prefix.expand(beams, -1, -1), wte(first)[:, None, :]], dim=1)
+        cache.batch_repeat_interleave(beams)
+        step = wte(first)[:, None, :]
         for _ in range(max_tokens - 1):
             if bool(stopped.all()):
                 break
-            logits = model.gpt(inputs_embeds=generated).logits[:, -1, :].float().log_softmax(-1)
+            logits, cache = _forward(model.gpt, step, cache)
             logits[stopped] = -float("inf")
             logits[stopped, 0] = 0.0  # a finished beam carries on unchanged, once
             lengths = lengths + (~stopped).float()
@@ -131,7 +145,8 @@ def beam_search(model, prefix, stop_id: int, beams: int = BEAMS, max_tokens: int
             scores = best * lengths
             stopped = stopped[source]
             tokens = torch.cat([tokens[source], token[:, None]], dim=1)
-            generated = torch.cat([generated[source], wte(token)[:, None, :]], dim=1)
+            cache.reorder_cache(source)
+            step = wte(token)[:, None, :]
             stopped = stopped | token.eq(stop_id)
         order = (scores / lengths).argsort(descending=True)
         return [Beam(tokens[i, : int(lengths[i])].tolist(), float(scores[i] / lengths[i])) for i in order.tolist()]

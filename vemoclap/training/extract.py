@@ -240,17 +240,24 @@ class _Worker:
             }
         return described
 
-    def extract(self, video: Video) -> VideoFeatures:
-        """All features of one video; raises on a broken file or a failing extractor."""
+    def read(self, video: Video):
+        """(probe, frame count, clip) of one video: the decoding, which may run ahead in a thread."""
+        from .. import media
+        from ..extractors.base import Clip
+
+        info = media.probe(video.path)
+        n = self.config.n_frames(info.duration)
+        return info, n, Clip.from_file(video.path, n, **self.analyzer._media_options)
+
+    def extract(self, video: Video, read=None) -> VideoFeatures:
+        """All features of one video (``read``: what :meth:`read` gave, when it was read ahead);
+        raises on a broken file or a failing extractor."""
         from .. import media
         from ..extractors.base import Clip
         from ..fusion import FEATURES
 
+        info, n, clip = read if read is not None else self.read(video)
         _seed(video.id)
-        info = media.probe(video.path)
-        n = self.config.n_frames(info.duration)
-        self.analyzer.n_frames = n
-        clip = self.analyzer.read_clip(video.path)
         single_clip: Clip | None = None
         features: dict[str, np.ndarray] = {}
         times: dict[str, np.ndarray] = {}
@@ -382,10 +389,27 @@ class VideoLoop:
         if self.on_video is not None:
             self.on_video(video, reason)
 
-    def run(self, todo: Sequence[Video], work: Callable[[Video], Any]) -> None:
-        """``work`` on every video in this process, each through :func:`safe_run`."""
-        for video in todo:
-            self.finish(*safe_run(work, video))
+    def run(
+        self, todo: Sequence[Video], work: Callable[..., Any], prefetch: Callable[[Video], Any] | None = None
+    ) -> None:
+        """``work`` on every video in this process, each through :func:`safe_run`. With ``prefetch``
+        (the decoding), the next video is read in a thread while ``work(video, read)`` runs on the
+        current one: one video ahead, so memory holds at most two decoded videos."""
+        if prefetch is None:
+            for video in todo:
+                self.finish(*safe_run(work, video))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="vemoclap-read") as pool:
+            ahead = pool.submit(safe_run, prefetch, todo[0]) if todo else None
+            for i, video in enumerate(todo):
+                _, read, reason = ahead.result()
+                ahead = pool.submit(safe_run, prefetch, todo[i + 1]) if i + 1 < len(todo) else None
+                if reason is not None:  # the file could not be read: a failure of this video, as without prefetch
+                    self.finish(video, None, reason)
+                    continue
+                self.finish(*safe_run(lambda v: work(v, read), video))
 
 
 # ---- the output folder -------------------------------------------------------------------------
@@ -723,7 +747,7 @@ def extract_dataset(
                     )
                 elif todo:
                     worker = _Worker(config, device=device, models_dir=models_dir)
-                    loop.run(todo, worker.extract)
+                    loop.run(todo, worker.extract, prefetch=worker.read)
         finally:
             write_manifest()  # whatever happened, the manifest lists every finished video
 
