@@ -274,8 +274,10 @@ class Analyzer:
             return False
 
     # ---- analysis ------------------------------------------------------------------------
-    def read_clip(self, path, *, random: bool = False, seed: int | None = None) -> Clip:
-        return Clip.from_file(path, self.n_frames, random=random, seed=seed, **self._media_options)
+    def read_clip(self, path, *, random: bool = False, seed: int | None = None, n_frames: int | None = None) -> Clip:
+        """The clip the extractors see, with the recipe's media options (``n_frames``: default the recipe's)."""
+        n = self.n_frames if n_frames is None else n_frames
+        return Clip.from_file(path, n, random=random, seed=seed, **self._media_options)
 
     def analyze(
         self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None

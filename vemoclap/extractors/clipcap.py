@@ -15,6 +15,8 @@ beam's text returned.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from dataclasses import dataclass
 
@@ -105,13 +107,16 @@ class Beam:
     score: float  # summed log-probability / length
 
 
-def _forward(gpt, embeds, cache):
-    """Next-token log-probabilities and the key/value cache (``cache`` in transformers ≥ 5.2x,
-    ``past_key_values`` before: Colab's transformers may be either)."""
-    import inspect
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(model_class) -> str:
+    """``cache`` in transformers ≥ 5.2x, ``past_key_values`` before (Colab's may be either)."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
-    name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
-    out = gpt(inputs_embeds=embeds, use_cache=True, **({name: cache} if cache is not None else {}))
+
+def _forward(gpt, embeds, cache):
+    """Next-token log-probabilities and the key/value cache."""
+    extra = {_cache_keyword(type(gpt)): cache} if cache is not None else {}
+    out = gpt(inputs_embeds=embeds, use_cache=True, **extra)
     kept = getattr(out, "cache", None)
     return out.logits[:, -1, :].float().log_softmax(-1), kept if kept is not None else out.past_key_values
 

@@ -243,11 +243,10 @@ class _Worker:
     def read(self, video: Video):
         """(probe, frame count, clip) of one video: the decoding, which may run ahead in a thread."""
         from .. import media
-        from ..extractors.base import Clip
 
         info = media.probe(video.path)
         n = self.config.n_frames(info.duration)
-        return info, n, Clip.from_file(video.path, n, **self.analyzer._media_options)
+        return info, n, self.analyzer.read_clip(video.path, n_frames=n)
 
     def extract(self, video: Video, read=None) -> VideoFeatures:
         """All features of one video (``read``: what :meth:`read` gave, when it was read ahead);
