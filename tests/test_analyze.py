@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vemoclap.errors import OptionError
 from vemoclap.extractors import DEFAULT_EXTRACTORS
 from vemoclap.labels import EMOTIONS
 from vemoclap.media import MediaError
@@ -75,6 +78,65 @@ def test_models_stay_loaded_across_videos(analyzer, videos):
     analyzer.analyze(videos["unicode"])
     assert {name: id(ext) for name, ext in analyzer.extractors.items()} == before
     assert all(ext.loaded for ext in analyzer.extractors.values())
+
+
+def _observe(analyzer, monkeypatch, gate=()):
+    """Wrap each extractor's real ``_run_with`` to record (start, end, thread, outputs it was given);
+    the extractors in ``gate`` wait for each other before working (they must run at the same time)."""
+    spans, lock = {}, threading.Lock()
+    barrier = threading.Barrier(len(gate), timeout=20) if gate else None
+    for name, extractor in analyzer.extractors.items():
+
+        def run(clip, earlier, _name=name, _real=extractor._run_with):
+            start = time.perf_counter()
+            if _name in gate:
+                barrier.wait()  # BrokenBarrierError (an internal error in the output) if run alone
+            output = _real(clip, earlier)
+            with lock:
+                spans[_name] = (start, time.perf_counter(), threading.current_thread().name, set(earlier))
+            return output
+
+        monkeypatch.setattr(extractor, "_run_with", run)
+    return spans
+
+
+def test_audio_and_vision_run_side_by_side_with_the_same_results(analyzer, videos, monkeypatch):
+    assert analyzer.parallel == 2  # the default
+    stages = []
+    spans = _observe(analyzer, monkeypatch, gate=("clip", "beats"))
+    together = analyzer.analyze(videos["sample"], progress=lambda *args: stages.append(args))
+    assert all(output.missing is None or "internal error" not in output.missing for output in together.outputs.values())
+    assert len({thread for _, _, thread, _ in spans.values()}) == 2
+    # The caption reads CLIP's rows and the face and OCR boxes: it starts once all three are done.
+    assert spans["caption"][3] == {"clip", "face_emotion", "ocr_sentiment"}
+    assert spans["caption"][0] >= max(spans[name][1] for name in ("clip", "face_emotion", "ocr_sentiment"))
+    # The report keeps the registry's order, whichever finished first.
+    assert list(together.outputs) == list(analyzer.extractors)
+    assert list(together.timings)[: 1 + len(analyzer.extractors)] == ["media", *analyzer.extractors]
+    # Progress: the stages running at each moment, and a count that only grows.
+    assert stages[0][0] == "media" and stages[-1][0] == "done" and stages[-1][1] == stages[-1][2]
+    assert any(" + " in stage for stage, _, _ in stages)
+    assert [done for _, done, _ in stages] == sorted(done for _, done, _ in stages)
+
+    monkeypatch.setattr(analyzer, "parallel", 1)
+    spans.clear()
+    alone = analyzer.analyze(videos["sample"])
+    assert "internal error" in alone.outputs["clip"].missing  # gated: alone, clip never meets beats
+    for name, output in together.outputs.items():
+        if name in ("clip", "beats", "caption"):  # their gate broke above; caption reads clip's rows
+            continue
+        np.testing.assert_array_equal(output.feature, alone.outputs[name].feature, err_msg=name)
+    monkeypatch.undo()
+    again = analyzer.analyze(videos["sample"])
+    for name in ("clip", "beats"):
+        np.testing.assert_array_equal(together.outputs[name].feature, again.outputs[name].feature, err_msg=name)
+    assert together.outputs["caption"].text == again.outputs["caption"].text
+    np.testing.assert_allclose(together.probabilities, again.probabilities, rtol=1e-6)
+
+
+def test_parallel_must_be_at_least_one(models):
+    with pytest.raises(OptionError, match="parallel"):
+        Analyzer(["clip"], models_dir=models, device="cpu", classifier=None, parallel=0)
 
 
 def test_video_without_audio_is_a_partial_result(analyzer, videos):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import pickle
 import signal
@@ -244,9 +245,11 @@ def test_killed_run_resumes_to_the_same_result(reference, dataset, models, tmp_p
 
 
 @pytest.mark.slow
-def test_ray_with_two_workers_matches_one_process(reference, models, tmp_path, monkeypatch):
+def test_ray_with_two_workers_matches_one_process(reference, models, tmp_path, monkeypatch, caplog):
     pytest.importorskip("ray")
     import ray
+
+    caplog.set_level(logging.INFO, logger="vemoclap.training.extract")
 
     # Local Ray must not reach out: a home folder without a bootstrap file makes vemoclap give Ray
     # a private one with provider "local" (and usage stats off, no dashboard, 127.0.0.1).
@@ -257,6 +260,8 @@ def test_ray_with_two_workers_matches_one_process(reference, models, tmp_path, m
     out = tmp_path / "ray"
     report = extract_dataset(videos, out, models_dir=models, use_ray=True, num_workers=2, **CHEAP)
     assert (report.ray, report.workers, report.extracted, report.failed) == (True, 2, 4, {})
+    # Each worker decoded its second video while it worked on its first.
+    assert "Ray workers decoded 2 of 4 videos ahead" in caplog.text
     assert not ray.is_initialized()  # started here, so shut down here
     _assert_same_output(videos, ref_out, out, exact=False)
     assert os.environ["HOME"] == str(tmp_path / "home")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from vemoclap import models
+from vemoclap.errors import OptionError
 from vemoclap.extractors import Clip, get, text
 from vemoclap.extractors.ocr import OcrSentimentExtractor, _mostly_latin, merge_rows
 from vemoclap.extractors.text import (
@@ -226,6 +227,25 @@ def test_rapidocr_reads_a_rendered_phrase():
         assert points.shape == (4, 2) and 0.5 <= score <= 1.0
         assert (points[:, 0] >= 0).all() and (points[:, 0] <= SIZE[1]).all()
         assert 120 <= points[:, 1].mean() <= 230  # around the baseline the text was drawn at (y=200)
+
+
+def test_paddleocr_detection_reads_a_360p_frame_without_enlarging_it():
+    # The reference's PaddleOCR 2.x limited the longer side to 960 px; rapidocr brings the shorter
+    # side to 736 px, so a 640×360 frame is detected at 2× (4× the pixels).
+    from vemoclap.extractors.ocr import _RapidOcr
+
+    frame = text_frame("HAPPY BIRTHDAY")
+    detected_at = {}
+    for detection in ("rapidocr", "paddleocr"):
+        engine = _RapidOcr(use_cuda=False, detection=detection)
+        words = " ".join(label for _, label, _ in engine(frame, min_score=0.5)).upper().split()
+        assert "HAPPY" in words and "BIRTHDAY" in words, (detection, words)
+        detector = engine.engine.text_det  # what the DB detector is fed, from its own preprocessing
+        detected_at[detection] = tuple(detector.preprocess_op(frame[..., ::-1]).shape[-2:])
+    assert detected_at["paddleocr"] == (352, 640)  # the frame's size, rounded to multiples of 32
+    assert detected_at["rapidocr"] == (736, 1312)
+    with pytest.raises(OptionError, match="detection"):
+        OcrSentimentExtractor(detection="huge")
 
 
 def test_merge_rows_joins_words_of_one_row():

@@ -78,6 +78,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         whisper_model=args.whisper_model,
         face_detector=args.face_detector,
         announce=lambda line: print(line, file=sys.stderr),
+        parallel=args.parallel,
     )
     result = analyzer.analyze(path, progress=not args.quiet)
     result.source = args.source
@@ -227,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument(
         "--skip-unavailable", action="store_true", help="go on without models that cannot be loaded, and list them"
+    )
+    analyze.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="extractors run at once (default 2, or $VEMOCLAP_PARALLEL: audio beside vision); 1: one at a time",
     )
     analyze.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     analyze.add_argument("--save", type=Path, default=None, help="write JSON, CSV and plots into this folder")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -15,7 +17,7 @@ from .errors import OptionError, UserError, one_line
 from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
 from .media import check_frame_count
 from .models import ModelUnavailable
-from .registry import run_order
+from .registry import EXTRACTORS, run_order
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
 
@@ -29,6 +31,16 @@ RANDOM_WEIGHTS_NOTE = (
     "every number here is meaningless — a demo of the code path, not an emotion"
 )
 REFERENCE_CLASSIFIER = "reference"  # the default: the reference's trained classifier, fetched and verified
+
+
+def default_parallel() -> int:
+    """Extractors run at once by default: ``$VEMOCLAP_PARALLEL``, else 2 (audio beside vision)."""
+    value = os.environ.get("VEMOCLAP_PARALLEL", "").strip()
+    if not value:
+        return 2
+    if not value.isdigit() or int(value) < 1:
+        raise OptionError(f"VEMOCLAP_PARALLEL is '{value}'; set it to 1 (one extractor at a time) or more")
+    return int(value)
 
 
 def _tqdm_progress() -> ProgressFn:
@@ -60,6 +72,10 @@ class Analyzer:
     Extractors are built from a feature recipe (``vemoclap.recipes``): ``recipe`` when given, else
     the loaded classifier's, else ``vemoclap``; the user's options override the recipe's, and
     ``self.recipe`` (also in every Result) is the recipe actually run with its deviations.
+    ``parallel``: how many extractors run at once (threads; an extractor that reads another's
+    output waits for it). The default, 2, runs the audio and the visual extractors side by side:
+    the models release the GIL, and much of their work (decoders, small batches) cannot use two
+    cores alone. 1 runs them one after another in registry order.
     """
 
     def __init__(
@@ -77,6 +93,7 @@ class Analyzer:
         extractor_options: Mapping[str, Mapping] | None = None,
         recipe=None,
         announce: Callable[[str], None] | None = None,
+        parallel: int | None = None,
     ):
         from .extractors import resolve_device
 
@@ -84,6 +101,9 @@ class Analyzer:
         if frames is not None:
             check_frame_count(frames)
         self.device = device
+        self.parallel = default_parallel() if parallel is None else int(parallel)
+        if self.parallel < 1:
+            raise OptionError(f"parallel must be 1 (one extractor at a time) or more, got {parallel}")
         self.models_dir = models_dir
         self.skip_unavailable = skip_unavailable
         options = {name: dict(opts) for name, opts in (extractor_options or {}).items()}
@@ -316,16 +336,29 @@ class Analyzer:
         if len(clip.frames) == 0:
             result.warnings.append("the file has no video stream: only audio was analyzed")
 
-        for done, name in enumerate(list(self.extractors), start=1):
+        running: list[str] = []
+        done = 1
+
+        def started(name: str) -> None:
+            running.append(name)
             if report:
-                report(name, done, total)
-            output = self._run_one(name, clip, result.outputs)
+                report(" + ".join(running), done, total)
+
+        for name, output in self._run_all(clip, started):
+            done += 1
+            if name in running:
+                running.remove(name)
+                if report and running:
+                    report(" + ".join(running), done, total)
             if output is None:
                 continue
             result.outputs[name] = output
             timings[name] = output.seconds
             if output.missing:
                 result.missing[name] = output.missing
+        order = list(self.extractors)  # the report's order, whichever finished first
+        result.outputs = {name: result.outputs[name] for name in order if name in result.outputs}
+        result.timings = {stage: timings[stage] for stage in ["media", *order] if stage in timings}
         result.missing.update(self.unavailable)  # extractors skipped while loading lazily above
         if report:
             report("done", total, total)
@@ -337,6 +370,53 @@ class Analyzer:
         return result
 
     __call__ = analyze
+
+    def _run_all(
+        self, clip: Clip, started: Callable[[str], None] = lambda name: None
+    ) -> Iterable[tuple[str, ExtractorOutput | None]]:
+        """(name, output) of every extractor as each finishes; ``started(name)`` as each starts.
+
+        Up to ``parallel`` run at once, in registry order; one that reads others' outputs starts
+        when they are done. Extractors load first, one after another (model loading records what
+        it loaded per thread, and not every library loads safely from two threads)."""
+        names = list(self.extractors)
+        loaded = [name for name in names if self._load_one(name)]
+        for name in names:
+            if name not in loaded:  # could not be loaded: skipped, listed in self.unavailable
+                yield name, None
+        outputs: dict[str, ExtractorOutput | None] = {}
+        if self.parallel == 1 or len(loaded) < 2:
+            for name in loaded:
+                started(name)
+                outputs[name] = self._run_one(name, clip, outputs)
+                yield name, outputs[name]
+            return
+        # Only on those earlier in run order (which puts what an extractor reads first): no cycle can wait forever.
+        waits_for = {name: set(EXTRACTORS[name].reads) & set(loaded[: loaded.index(name)]) for name in loaded}
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="vemoclap")
+        running: dict = {}  # future → name, in the order submitted (the order the pool starts them)
+        reported: set[str] = set()
+        try:
+            while True:
+                for name in loaded:
+                    if name not in outputs and name not in running.values() and waits_for[name] <= outputs.keys():
+                        running[pool.submit(self._run_one, name, clip, dict(outputs))] = name
+                if not running:
+                    return
+                for name in running.values():  # a queued one starts when a thread is free
+                    if name not in reported and len(reported) - len(outputs) < self.parallel:
+                        reported.add(name)
+                        started(name)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: loaded.index(running[f])):
+                    name = running.pop(future)
+                    outputs[name] = future.result()
+                    if name not in reported:
+                        reported.add(name)
+                        started(name)
+                    yield name, outputs[name]
+        finally:  # stopped early (Ctrl-C, an error): queued extractors never start
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_one(self, name: str, clip: Clip, earlier: Mapping[str, ExtractorOutput]) -> ExtractorOutput | None:
         if not self._load_one(name):

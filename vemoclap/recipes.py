@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "auto")  # auto: the extractor's own default (fp16 on CUDA where safe)
 CLASSIFIER_PRECISIONS = ("fp32", "fp16-autocast")
 CPU_WHISPER = "small"  # what a CPU-only run uses instead of a large Whisper, unless told otherwise
+# What "fp32" means for Whisper on a CPU, by backend (compute_type "auto" of the ASR extractor).
+CPU_WHISPER_PRECISION = "; faster-whisper runs int8 (CTranslate2's CPU default), openai-whisper fp32"
 _LARGE_WHISPERS = ("large", "large-v1", "large-v2", "large-v3", "large-v3-turbo", "turbo")
 
 
@@ -138,7 +140,8 @@ class Recipe:
         if device_type != "cuda":
             for extractor, precision in resolved.precision.items():
                 if precision == "fp16":
-                    resolved.deviations.append(Deviation(f"{extractor}.precision", "fp16", "fp32", "no GPU"))
+                    why = "no GPU" + (CPU_WHISPER_PRECISION if extractor == "asr_sentiment" else "")
+                    resolved.deviations.append(Deviation(f"{extractor}.precision", "fp16", "fp32", why))
         return resolved
 
     def deviation_lines(self) -> list[str]:
@@ -216,7 +219,7 @@ def _device_type(device) -> str:
 
 REFERENCE = Recipe(
     name="reference",
-    version=1,
+    version=2,
     description="the reference app's extraction (VEMOCLAP, Sulun et al. 2024), for its trained classifier",
     frames=FrameSettings(tolerance=0.0, short_side=360, upscale=True, random_when_training=False),
     extractors={
@@ -240,6 +243,7 @@ REFERENCE = Recipe(
         },
         "ocr_sentiment": {
             "ocr_models": "ppocr-en",
+            "detection": "paddleocr",
             "text_unit": "frame",
             "lowercase": True,
             "min_confidence": 0.75,
@@ -269,6 +273,8 @@ REFERENCE = Recipe(
         "loaded safely",
         "asr_sentiment precision fp16 is Whisper's; the sentiment model shares the extractor's precision",
         "classifier fp32: the reference app ran it under fp16 autocast on a GPU; 'fp16-autocast' reproduces that",
+        "v2: OCR text detection with PaddleOCR 2.x's settings (longer side at most 960 px, never enlarged), as the "
+        "reference ran it; v1 used rapidocr's (shorter side brought to 736 px)",
         "attention heads come from the checkpoint config (8 for the reference's); its app builds 4 — "
         "provisional, see docs/parity.md",
     ],

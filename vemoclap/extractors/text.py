@@ -112,6 +112,9 @@ class SentimentModel:
         self.model = _prepare(model, self.device, dtype or torch.float32)
         self.labels = [str(model.config.id2label[i]).lower() for i in range(model.config.num_labels)]
         self.max_length = _usable_length(self.tokenizer, model.config)
+        # Shared by the ASR and OCR extractors, which may run at once: a fast tokenizer called from
+        # two threads can fail ("Already borrowed"), so one call at a time.
+        self._lock = threading.Lock()
 
     @property
     def dim(self) -> int:
@@ -121,6 +124,10 @@ class SentimentModel:
         return self.batch([text])[0]
 
     def batch(self, texts: Sequence[str], batch_size: int = 16) -> list[SentimentResult]:
+        with self._lock:
+            return self._batch(texts, batch_size)
+
+    def _batch(self, texts: Sequence[str], batch_size: int) -> list[SentimentResult]:
         import torch
 
         results: list[SentimentResult] = []

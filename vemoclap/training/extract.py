@@ -766,18 +766,38 @@ def extract_dataset(
 
 
 class _RayWorker:
-    """The actor: a :class:`_Worker` living in a Ray process."""
+    """The actor: a :class:`_Worker` living in a Ray process. Like :meth:`VideoLoop.run` with
+    ``prefetch``, it decodes the video it gets next in a thread while it works on the current one."""
 
     def __init__(self, config: dict[str, Any], device: str, models_dir, env: dict[str, str]):
+        from concurrent.futures import ThreadPoolExecutor
+
         os.environ.update(env)
         logging.basicConfig(level=logging.WARNING)
         self.worker = _Worker(ExtractionConfig.from_dict(config), device=device, models_dir=models_dir)
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="vemoclap-read")
+        self.ahead: dict[str, Any] = {}  # video id → future of safe_run(read): at most one
+        self.prefetched = 0  # videos whose decoding was done ahead (for tests and logs)
 
     def ready(self) -> bool:
         return True
 
-    def extract(self, video: Video) -> tuple[Video, VideoFeatures | None, str | None]:
-        return self.worker.extract_safe(video)
+    def extract(self, video: Video, ahead: Video | None = None) -> tuple[Video, VideoFeatures | None, str | None]:
+        """The features of ``video``; ``ahead``: the video this actor gets next, read meanwhile."""
+        pending = self.ahead.pop(video.id, None)
+        self.ahead.clear()  # a read nobody asked for (the driver went another way) is dropped
+        if ahead is not None:
+            self.ahead[ahead.id] = self.reader.submit(safe_run, self.worker.read, ahead)
+        if pending is None:
+            return self.worker.extract_safe(video)
+        _, read, reason = pending.result()
+        if reason is not None:  # the file could not be read: the same failure as without prefetch
+            return video, None, reason
+        self.prefetched += 1
+        return safe_run(lambda v: self.worker.extract(v, read), video)
+
+    def stats(self) -> dict[str, int]:
+        return {"prefetched": self.prefetched}
 
 
 def _actor_failure(exc: BaseException) -> str:
@@ -940,20 +960,22 @@ def _run_on_ray(
             "extracting on Ray with %d workers (%s CPU, %s GPU each)", num_workers, cpus_per_worker, gpus_per_worker
         )
         queue = list(reversed(todo))
-        pending: dict[Any, tuple[Any, Video]] = {}
+        pending: dict[Any, tuple[int, Video]] = {}
+        following: dict[int, Video] = {}  # actor → the video it gets next, which it decodes ahead
 
-        def submit(actor) -> None:
-            video = queue.pop()
-            pending[actor.extract.remote(video)] = (actor, video)
+        def submit(index: int) -> None:
+            video = following.pop(index) if index in following else queue.pop()
+            if queue:
+                following[index] = queue.pop()
+            pending[actors[index].extract.remote(video, following.get(index))] = (index, video)
 
-        for actor in actors:  # two in flight per actor: one running, one waiting
-            for _ in range(2):
-                if queue:
-                    submit(actor)
+        for index in range(len(actors)):  # one in flight per actor; it decodes its next video meanwhile
+            if queue:
+                submit(index)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             ref = ready[0]
-            actor, video = pending.pop(ref)
+            index, video = pending.pop(ref)
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError as exc:  # the worker died (e.g. out of memory); it restarts
@@ -961,8 +983,13 @@ def _run_on_ray(
             except ray.exceptions.RayError as exc:
                 result = (video, None, _one_line(exc)[:300])
             finish(*result)
-            if queue:
-                submit(actor)
+            if queue or index in following:
+                submit(index)
+        try:
+            prefetched = sum(stats["prefetched"] for stats in ray.get([actor.stats.remote() for actor in actors]))
+            log.info("Ray workers decoded %d of %d videos ahead", prefetched, len(todo))
+        except ray.exceptions.RayError:  # a worker that died and restarted lost its count
+            pass
         for actor in actors:
             ray.kill(actor)
         return num_workers
