@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import device_name, median, sixty_second_video, table  # noqa: E402
-from full_size import build_full_size_models  # noqa: E402
+from full_size import WHISPER_DIMS, build_full_size_models  # noqa: E402
 
 
 def main() -> None:
@@ -51,7 +51,8 @@ def main() -> None:
 
     from vemoclap.pipeline import Analyzer
 
-    models = args.models_dir or build_full_size_models()
+    sizes = ("small",) + ((args.whisper_model,) if args.whisper_model in WHISPER_DIMS else ())
+    models = args.models_dir or build_full_size_models(whisper_sizes=tuple(dict.fromkeys(sizes)))
     video = args.video or sixty_second_video()
     t0 = time.perf_counter()
     options: dict[str, dict] = {}

@@ -18,13 +18,12 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import device_name, median, table  # noqa: E402
-from full_size import CACHE, WHISPER_DIMS  # noqa: E402
+from full_size import CACHE, WHISPER_DIMS, convert_whispers, full_size_whisper  # noqa: E402
 
 SECONDS = 60.0
 SAMPLE_RATE = 16000
@@ -32,27 +31,9 @@ SAMPLE_RATE = 16000
 
 def build_whisper(size: str) -> Path:
     """Random full-size Whisper ``size``: ``<dir>/whisper/<size>.pt`` and ``<dir>/whisper-ct2/<size>/`` (cached)."""
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-
-    from vemoclap.tiny.whisper_ct2 import convert_checkpoint
-
     directory = CACHE / f"asr-{size}"
-    done = directory / ".complete"
-    if done.is_file():
-        return directory
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_vocab=51865, n_text_ctx=448, **WHISPER_DIMS[size])
-    torch.manual_seed(0)
-    model = Whisper(dims)
-    with torch.no_grad():  # whisper leaves these uninitialized
-        torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
-    checkpoint = directory / "whisper" / f"{size}.pt"
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"dims": asdict(dims), "model_state_dict": {k: v.half() for k, v in model.state_dict().items()}}, checkpoint
-    )
-    convert_checkpoint(checkpoint, directory / "whisper-ct2" / size)
-    done.write_text("ok\n")
+    full_size_whisper(directory, size)
+    convert_whispers(directory, (size,))
     return directory
 
 

@@ -64,28 +64,47 @@ WHISPER_DIMS = {
     "medium": dict(
         n_audio_state=1024, n_audio_head=16, n_audio_layer=24, n_text_state=1024, n_text_head=16, n_text_layer=24
     ),
+    "large-v3": dict(
+        n_mels=128,
+        n_vocab=51866,
+        n_audio_state=1280,
+        n_audio_head=20,
+        n_audio_layer=32,
+        n_text_state=1280,
+        n_text_head=20,
+        n_text_layer=32,
+    ),
 }
 
 
 def build_full_size_models(
-    directory: Path | None = None, *, spell: bool = False, whisper_sizes: tuple[str, ...] = ("small",)
+    directory: Path | None = None, *, spell: bool = True, whisper_sizes: tuple[str, ...] = ("small",)
 ) -> Path:
-    """Write (once) random full-size models into ``directory``; returns it."""
+    """Write (once) random full-size models into ``directory``; returns it. ``spell``: T5-large too
+    (the ``reference`` recipe corrects spelling on any device); ``whisper_sizes``: the Whisper
+    checkpoints made full size (the others stay tiny), each also converted for faster-whisper."""
+    directory = Path(directory or CACHE / "full-size")
+    if not (directory / ".complete").is_file():
+        _build_base(directory)
+    if spell:
+        _full_size_spell(directory)
+    for size in whisper_sizes:
+        full_size_whisper(directory, size)
+    convert_whispers(directory, whisper_sizes)
+    _full_size_clipcap(directory)
+    return directory
+
+
+def _build_base(directory: Path) -> None:
+    """Every model but T5, Whisper and GPT-2 at full size, over the tiny models' layout and tokenizers."""
     import torch
     import transformers as tf
-    from whisper.model import ModelDimensions, Whisper
 
     from vemoclap.extractors.beats import audioset_labels
     from vemoclap.models import MODELS
     from vemoclap.testing import make_tiny_classifier, make_tiny_models
     from vemoclap.tiny.audio import TINY_BEATS_CFG
 
-    directory = Path(directory or CACHE / "full-size")
-    done = directory / f".complete-{'-'.join(whisper_sizes)}{'-spell' if spell else ''}"
-    if done.is_file():
-        _convert_whispers(directory, whisper_sizes)
-        _full_size_clipcap(directory)
-        return directory
     if directory.exists():
         shutil.rmtree(directory)
     make_tiny_models(directory, classifier=False)
@@ -140,20 +159,6 @@ def build_full_size_models(
         decoder_ffn_dim=4096,
         max_position_embeddings=1024,
     )
-    if spell:
-        _rebuild(
-            hub["spell"],
-            tf.T5ForConditionalGeneration,
-            tf.T5Config,
-            d_model=1024,
-            d_kv=64,
-            d_ff=2816,
-            num_layers=24,
-            num_decoder_layers=24,
-            num_heads=16,
-            vocab_size=32128,
-            feed_forward_proj="gated-gelu",
-        )
     names = [name for _, name in audioset_labels()]
     _rebuild(hub["ast"], tf.ASTForAudioClassification, tf.ASTConfig, **BASE, id2label=dict(enumerate(names)))
 
@@ -167,22 +172,63 @@ def build_full_size_models(
         {"cfg": cfg, "model": beats.state_dict(), "label_dict": label_dict}, directory / MODELS["beats"].filename
     )
 
-    for size in ("small", "medium"):
-        target = directory / "whisper" / f"{size}.pt"
-        if size not in whisper_sizes:  # a tiny one stays; the benchmark names the size it timed
-            continue
-        dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_vocab=51865, n_text_ctx=448, **WHISPER_DIMS[size])
-        torch.manual_seed(0)
-        whisper = Whisper(dims)
-        with torch.no_grad():  # whisper leaves these uninitialized
-            torch.nn.init.normal_(whisper.decoder.positional_embedding, std=0.02)
-        state = {k: v.half() for k, v in whisper.state_dict().items()}
-        torch.save({"dims": dims.__dict__, "model_state_dict": state}, target)
     make_tiny_classifier(directory / "classifier")
-    _convert_whispers(directory, whisper_sizes)
-    _full_size_clipcap(directory)
+    (directory / ".complete").write_text("ok\n")
+
+
+def _full_size_spell(directory: Path) -> None:
+    """T5-large (the spelling model, 738 M) in place of the tiny one (once)."""
+    import transformers as tf
+
+    from vemoclap.models import MODELS
+
+    done = directory / ".complete-spell"
+    if done.is_file():
+        return
+    log.info("building a full-size T5-large spelling model")
+    _rebuild(
+        directory / MODELS["spell"].hub_id,
+        tf.T5ForConditionalGeneration,
+        tf.T5Config,
+        d_model=1024,
+        d_kv=64,
+        d_ff=2816,
+        num_layers=24,
+        num_decoder_layers=24,
+        num_heads=16,
+        vocab_size=32128,
+        feed_forward_proj="gated-gelu",
+    )
     done.write_text("ok\n")
-    return directory
+
+
+def full_size_whisper(directory: Path, size: str) -> None:
+    """An openai-whisper checkpoint of ``size``'s real dimensions in ``whisper/<size>.pt`` (once)."""
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    from vemoclap.models import mark_random
+
+    done = directory / f".complete-whisper-{size}"
+    if done.is_file():
+        return
+    if size not in WHISPER_DIMS:
+        raise SystemExit(f"no full-size dimensions for Whisper {size!r}; choose from {', '.join(WHISPER_DIMS)}")
+    log.info("building a full-size Whisper %s", size)
+    dims = ModelDimensions(
+        **{"n_mels": 80, "n_vocab": 51865, "n_audio_ctx": 1500, "n_text_ctx": 448, **WHISPER_DIMS[size]}
+    )
+    torch.manual_seed(0)
+    whisper = Whisper(dims)
+    with torch.no_grad():  # whisper leaves these uninitialized
+        torch.nn.init.normal_(whisper.decoder.positional_embedding, std=0.02)
+    state = {k: v.half() for k, v in whisper.state_dict().items()}
+    del whisper
+    target = directory / "whisper" / f"{size}.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"dims": dims.__dict__, "model_state_dict": state}, target)
+    mark_random(target, f"full-size Whisper {size} architecture, random weights (benchmarks/full_size.py)")
+    done.write_text("ok\n")
 
 
 def _full_size_clipcap(directory: Path) -> None:
@@ -209,7 +255,7 @@ def _full_size_clipcap(directory: Path) -> None:
     torch.save(state, directory / MODELS["clipcap"].filename)
 
 
-def _convert_whispers(directory: Path, whisper_sizes: tuple[str, ...]) -> None:
+def convert_whispers(directory: Path, whisper_sizes: tuple[str, ...]) -> None:
     """The same Whisper weights for faster-whisper: ``whisper-ct2/<size>/`` (once)."""
     from vemoclap.tiny.whisper_ct2 import CT2_DIR, convert_checkpoint
 

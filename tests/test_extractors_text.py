@@ -248,6 +248,45 @@ def test_paddleocr_detection_reads_a_360p_frame_without_enlarging_it():
         OcrSentimentExtractor(detection="huge")
 
 
+def test_int8_decoders_quantize_nllb_and_t5_only(tiny_dir):
+    plain = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spell_check=True).load()
+    int8 = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spell_check=True, int8_decoders=True).load()
+
+    def quantized(model) -> int:
+        return sum(".quantized." in type(module).__module__ for module in model.modules())
+
+    # The generating models get int8 linear layers; the classifiers (and the fp32 copies) do not.
+    assert quantized(int8.translator.model) > 0 and quantized(int8.speller.model) > 0
+    assert quantized(plain.translator.model) == quantized(plain.speller.model) == 0
+    assert int8.sentiment is plain.sentiment and quantized(int8.language_id.model) == 0
+    lines = ["HAPPY BIRTHDAY", "Bonjour le monde"]
+    assert all(isinstance(line, str) and line for line in int8.speller.correct(lines))
+    assert all(isinstance(line, str) for line in int8.translator.translate(lines, "fr"))
+    images = np.stack([text_frame()] * 4)
+    output = int8(make_clip(images))
+    assert (
+        output.feature.shape == (1, 768)
+        and "int8" in output.ocr_models
+        and "int8" not in plain(make_clip(images)).ocr_models
+    )
+
+
+def test_reference_recipe_runs_int8_decoders_on_a_cpu_as_a_named_deviation():
+    from vemoclap import recipes
+
+    reference = recipes.get_recipe("reference")
+    assert reference.extractors["ocr_sentiment"]["int8_decoders"] is False  # float32, as the reference ran
+    on_cpu = reference.resolve("cpu")
+    assert on_cpu.extractors["ocr_sentiment"]["int8_decoders"] is True
+    assert any(d.setting == "ocr_sentiment.int8_decoders" for d in on_cpu.deviations)
+    on_gpu = reference.resolve("cuda")
+    assert on_gpu.extractors["ocr_sentiment"]["int8_decoders"] is False
+    assert not any(d.setting == "ocr_sentiment.int8_decoders" for d in on_gpu.deviations)
+    kept = reference.resolve("cpu", {"ocr_sentiment": {"int8_decoders": False}})
+    assert kept.extractors["ocr_sentiment"]["int8_decoders"] is False
+    assert not any("int8_decoders" in d.setting for d in kept.deviations)
+
+
 def test_merge_rows_joins_words_of_one_row():
     def box(x0, y0, x1, y1):
         return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)

@@ -213,6 +213,21 @@ def test_yolo_checkpoint_loads_through_the_yolo_path(tiny_dir, astronaut):
             assert 0.0 <= box.score <= 1.0
 
 
+def test_yolo_leaves_torch_threads_as_they_were(tiny_dir, astronaut):
+    import torch
+    from ultralytics.utils import NUM_THREADS
+
+    extractor = extractors.get("face_emotion", models_dir=tiny_dir, device="cpu", detector="yolo").load()
+    before = torch.get_num_threads()
+    wanted = NUM_THREADS + 1  # not what ultralytics sets (cores − 1): its change would show
+    torch.set_num_threads(wanted)
+    try:
+        extractor.detect([astronaut])
+        assert torch.get_num_threads() == wanted  # the face ViT and every model after YOLO keep their threads
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_auto_prefers_yolo_and_falls_back_to_lbp_and_says_so(tiny_dir, tmp_path, caplog, astronaut):
     assert extractors.get("face_emotion", models_dir=tiny_dir, device="cpu").load().detector.name == "yolo"
     # A models dir with the expression model but no YOLO checkpoint.

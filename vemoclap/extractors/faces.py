@@ -274,17 +274,24 @@ class YoloFaceDetector:
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
         if len(images) == 0:
             return []
+        import torch
+
         # ultralytics reads numpy images in OpenCV's BGR order.
         bgr = [np.ascontiguousarray(image[..., ::-1]) for image in images]
-        results = self.model.predict(
-            bgr,
-            conf=self.confidence,
-            iou=self.iou,
-            imgsz=self.image_size,
-            device=self.device,
-            verbose=False,
-            **self.precision,
-        )
+        threads = torch.get_num_threads()
+        try:
+            results = self.model.predict(
+                bgr,
+                conf=self.confidence,
+                iou=self.iou,
+                imgsz=self.image_size,
+                device=self.device,
+                verbose=False,
+                **self.precision,
+            )
+        finally:  # on a CPU ultralytics sets torch to cores − 1 threads (1 of 2), for every model after it
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         found = []
         for image, result in zip(images, results):
             height, width = image.shape[:2]
