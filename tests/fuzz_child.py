@@ -13,6 +13,19 @@ import resource
 import sys
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak memory: ``VmHWM`` (Linux resets it at exec). ``ru_maxrss`` survives
+    exec, so a child of a large pytest process would report its parent's peak instead."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(path: str) -> int:
     logging.disable(logging.WARNING)  # warnings must reach the result, not only the log
     from vemoclap.errors import UserError
@@ -40,7 +53,7 @@ def main(path: str) -> int:
         print(refused[0] if refused else "nothing to use", file=sys.stderr)
         return 2
     report["refused"] = refused
-    report["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report["max_rss_mb"] = peak_rss_mb()
     print(json.dumps(report))
     return 0
 
