@@ -282,6 +282,12 @@ def test_reference_recipe_runs_int8_decoders_on_a_cpu_as_a_named_deviation():
     on_gpu = reference.resolve("cuda")
     assert on_gpu.extractors["ocr_sentiment"]["int8_decoders"] is False
     assert not any(d.setting == "ocr_sentiment.int8_decoders" for d in on_gpu.deviations)
+    # Features made on a CPU record int8; the same recipe on a GPU runs float32 and says so.
+    settled = on_cpu.settled()
+    assert settled.extractors["ocr_sentiment"]["int8_decoders"] is True
+    again_on_gpu = settled.resolve("cuda")
+    assert again_on_gpu.extractors["ocr_sentiment"]["int8_decoders"] is False
+    assert any(d.setting == "ocr_sentiment.int8_decoders" and d.used is False for d in again_on_gpu.deviations)
     kept = reference.resolve("cpu", {"ocr_sentiment": {"int8_decoders": False}})
     assert kept.extractors["ocr_sentiment"]["int8_decoders"] is False
     assert not any("int8_decoders" in d.setting for d in kept.deviations)

@@ -139,6 +139,11 @@ class Recipe:
             )
         for extractor, options in resolved.extractors.items():
             user_int8 = "int8_decoders" in (overrides or {}).get(extractor, {})
+            if device_type == "cuda" and options.get("int8_decoders") is True:  # a recipe settled on a CPU
+                options["int8_decoders"] = False
+                resolved.deviations.append(
+                    Deviation(f"{extractor}.int8_decoders", True, False, "int8 decoders are for the CPU; float32 here")
+                )
             if device_type != "cuda" and options.get("int8_decoders") is False and not user_int8:
                 options["int8_decoders"] = True
                 resolved.deviations.append(
