@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vemoclap import media  # noqa: E402
+from vemoclap.testing import peak_rss_mb  # noqa: E402
 
 log = logging.getLogger("bench.media")
 
@@ -300,22 +301,9 @@ def child(mode: str, path: str) -> None:
         audio = media.load_audio(path)
         result["audio_samples"] = len(audio)
     result["total_s"] = time.perf_counter() - start
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_mb"] = peak_rss_mb()
     result["ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps(result))
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process image. Linux keeps ``ru_maxrss`` across exec(), so a
-    child started from a big parent inherits the parent's peak; VmHWM belongs to the new image."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(mode: str, path: Path) -> dict:

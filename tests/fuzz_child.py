@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import sys
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak memory: ``VmHWM`` (Linux resets it at exec). ``ru_maxrss`` survives
-    exec, so a child of a large pytest process would report its parent's peak instead."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(path: str) -> int:
     logging.disable(logging.WARNING)  # warnings must reach the result, not only the log
     from vemoclap.errors import UserError
     from vemoclap.media import probe, read_audio, sample_frames
+    from vemoclap.testing import peak_rss_mb
 
     report, refused = {}, []
     try:
@@ -53,7 +40,7 @@ def main(path: str) -> int:
         print(refused[0] if refused else "nothing to use", file=sys.stderr)
         return 2
     report["refused"] = refused
-    report["max_rss_mb"] = peak_rss_mb()
+    report["max_rss_mb"] = peak_rss_mb()  # its own peak: ru_maxrss would be pytest's
     print(json.dumps(report))
     return 0
 

@@ -336,12 +336,11 @@ OCR_CHILD = """
 import json, sys
 from vemoclap.extractors.base import Clip
 from vemoclap.extractors.ocr import _RapidOcr
+from vemoclap.testing import peak_rss_mb
 clip = Clip.from_file(sys.argv[1], 2, short_side=360, upscale=True)
 engine = _RapidOcr(False)
 found = [len(engine(image, 0.5)) for image in clip.frames.images]
-# VmHWM: this process's own peak (ru_maxrss survives exec and would report pytest's)
-peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"shape": list(clip.frames.images.shape), "found": found, "rss_mb": peak / 1024}))
+print(json.dumps({"shape": list(clip.frames.images.shape), "found": found, "rss_mb": peak_rss_mb()}))
 """
 
 
