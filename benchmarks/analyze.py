@@ -104,7 +104,8 @@ def main() -> None:
             f"{whisper.long_form}, max_new_tokens {whisper.max_new_tokens}, temperature {whisper.temperature}, "
             f"VAD {'on' if whisper.vad else 'off'}"
         )
-    print(f"stages run {analyzer.parallel} at a time: the shares add up to more than 100 %" * (analyzer.parallel > 1))
+    if analyzer.parallel > 1:
+        print(f"stages run {analyzer.parallel} at a time: the shares add up to more than 100 %")
     print(work_done(result))
     print(table(rows, ["stage", "median s", "share"]))
     print(

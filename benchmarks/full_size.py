@@ -1,12 +1,13 @@
 """Full-size architectures with random weights, laid out as a models dir, for honest timings offline.
 
 Same classes and sizes as the real models (CLIP ViT-B/32, ViT-B/16 faces, BLIP base, RoBERTa base,
-XLM-R base, NLLB-600M, AST base, BEATs iter3, Whisper small — also converted for faster-whisper —,
-YOLOv8n): the compute is the real
-one, the outputs are noise. Tokenizers and processors come from the tiny builders (their small
-vocabularies change no timing that matters; the embedding and output layers keep real sizes).
-Random-weight decoders (Whisper, BLIP, NLLB) tend to run to their length limits, so their times
-are upper bounds of what real weights cost.
+XLM-R base, NLLB-600M, T5-large, AST base, BEATs iter3, GPT-2 under CLIPCap, YOLOv8n, Whisper small
+and on request medium or large-v3 — also converted for faster-whisper): the compute is the real
+one, the outputs are noise. Tokenizers and processors come from the tiny builders: the embedding
+and output layers keep real sizes, but a tiny vocabulary splits text into more tokens (T5 reads
+"grammar: what a wonderful day" as 13), which lengthens what a decoder is allowed to write.
+Random-weight decoders (Whisper, T5, NLLB, CLIPCap, BLIP) run to their length limits, so their
+times are upper bounds of what real weights cost.
 """
 
 from __future__ import annotations

@@ -268,6 +268,7 @@ class _PaddleOcr:
     description = "PaddleOCR (its default models)"
 
     def __init__(self, use_cuda: bool, ocr_models: str = "ppocr-default", models_dir=None, detection: str = ""):
+        # ``detection`` is taken for the engines' common signature: PaddleOCR uses its own settings.
         if ocr_models != "ppocr-default":
             raise OptionError(f"ocr_models '{ocr_models}' is for the rapidocr backend; PaddleOCR uses its own")
         try:

@@ -321,6 +321,15 @@ class _Worker:
 # ---- what every per-video job shares (extract here, ``vemoclap predict``) ----------------------
 
 
+def run_on_read(work: Callable[..., Any], video: Video, read: tuple[Video, Any, str | None]):
+    """``safe_run`` of ``work(video, decoded)`` on what ``safe_run(read, video)`` gave ahead of time:
+    a file that could not be read is this video's failure, as it would be without reading ahead."""
+    _, decoded, reason = read
+    if reason is not None:
+        return video, None, reason
+    return safe_run(lambda v: work(v, decoded), video)
+
+
 def safe_run(work: Callable[[Video], Any], video: Video) -> tuple[Video, Any, str | None]:
     """(video, work(video), None) or (video, None, one-line reason): never raises for a video.
 
@@ -403,12 +412,9 @@ class VideoLoop:
         with ThreadPoolExecutor(1, thread_name_prefix="vemoclap-read") as pool:
             ahead = pool.submit(safe_run, prefetch, todo[0]) if todo else None
             for i, video in enumerate(todo):
-                _, read, reason = ahead.result()
+                read = ahead.result()
                 ahead = pool.submit(safe_run, prefetch, todo[i + 1]) if i + 1 < len(todo) else None
-                if reason is not None:  # the file could not be read: a failure of this video, as without prefetch
-                    self.finish(video, None, reason)
-                    continue
-                self.finish(*safe_run(lambda v: work(v, read), video))
+                self.finish(*run_on_read(work, video, read))
 
 
 # ---- the output folder -------------------------------------------------------------------------
@@ -790,11 +796,8 @@ class _RayWorker:
             self.ahead[ahead.id] = self.reader.submit(safe_run, self.worker.read, ahead)
         if pending is None:
             return self.worker.extract_safe(video)
-        _, read, reason = pending.result()
-        if reason is not None:  # the file could not be read: the same failure as without prefetch
-            return video, None, reason
         self.prefetched += 1
-        return safe_run(lambda v: self.worker.extract(v, read), video)
+        return run_on_read(self.worker.extract, video, pending.result())
 
     def stats(self) -> dict[str, int]:
         return {"prefetched": self.prefetched}
