@@ -139,7 +139,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_download_models(args: argparse.Namespace) -> int:
-    from .fetch import download_models
+    from .models import download_models
 
     only = args.only.split(",") if args.only else None
     written = download_models(
