@@ -394,8 +394,10 @@ def _write_traceback(exc: BaseException) -> str:
     import time
     import traceback
 
+    from ._util import cache_root
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    folder = Path(os.environ.get(LOG_DIR_ENV) or Path.home() / ".cache" / "vemoclap" / "logs")
+    folder = Path(os.environ.get(LOG_DIR_ENV) or cache_root() / "logs")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
