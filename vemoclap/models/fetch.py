@@ -26,7 +26,7 @@ from .table import DEFAULT_WHISPER_SIZES, MODELS, default_downloads
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int], None]
+ProgressFn = download.ProgressFn
 ASSUMED_MB_PER_S = 10.0  # for the time said up front; the bars show the real rate
 CLASSIFIER_USER = "classifier"  # the user of the classifier's models: a run cannot go on without them
 
