@@ -107,10 +107,10 @@ def test_download_models_then_analyze_offline(internet, tmp_path):
     env = _env(internet, tmp_path)
     run = _cli("download-models", "--dir", models_dir, "--whisper", "small", "-q", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    for key in models.DEFAULT_DOWNLOADS:
+    for key in models.default_downloads():
         assert key in run.stdout
     rows = {r["key"]: r for r in models.table(models_dir)}
-    assert all(rows[k]["local"] for k in models.DEFAULT_DOWNLOADS)
+    assert all(rows[k]["local"] for k in models.default_downloads())
     assert rows["sentiment"]["license"] != ""  # read from the hub's metadata (no card: "unknown")
     # now nothing more is needed: offline, no classifier flag, an emotion
     offline = {**env, "VEMOCLAP_OFFLINE": "1"}

@@ -3,6 +3,7 @@ through the real loaders on tiny models; no download here (see test_downloads.py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -163,3 +164,61 @@ def test_demo_command_runs_offline_and_says_random(tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert "classifier" in data["random_weights"] and data["top_label"] in EMOTIONS
     assert (tmp_path / "tiny" / ".complete").is_file()
+
+
+@pytest.fixture
+def throwaway_row():
+    """A model row added at run time (as a new extractor's module would), removed afterwards."""
+    row = models.register(
+        models.ModelRef(
+            "throwaway_audio",
+            "hf",
+            hub_id="acme/throwaway-audio-emotion",
+            purpose="an audio emotion model registered by a test",
+            size_mb=7,
+            license="MIT",
+        )
+    )
+    yield row
+    del models.MODELS[row.key]
+
+
+def test_a_row_registered_at_run_time_is_listed_and_planned(throwaway_row, tmp_path, capsys):
+    from vemoclap.cli import main
+
+    assert main(["models", "--models-dir", str(tmp_path)]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("throwaway_audio ")]
+    assert len(listed) == 1 and "acme/throwaway-audio-emotion" in listed[0] and "not local" in listed[0]
+
+    assert "throwaway_audio" in models.default_downloads()
+    plan = models.fetch.missing(models.default_downloads(), tmp_path)
+    assert "throwaway_audio" in [item.key for item in plan]
+    assert "throwaway_audio" in models.fetch.describe_plan(plan)
+    with pytest.raises(models.ModelUnavailable, match="throwaway_audio"):  # the suite runs offline
+        models.download_models(tmp_path, progress=False)
+    # once there, it is local: the same lookup every loader uses
+    folder = models.target_path("throwaway_audio", tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    assert models.local_path("throwaway_audio", tmp_path) == folder
+    assert "throwaway_audio" not in [item.key for item in models.fetch.missing(["throwaway_audio"], tmp_path)]
+
+
+def test_a_row_fetched_only_when_asked_stays_out_of_the_default_downloads(tmp_path):
+    row = models.register(models.ModelRef("throwaway_extra", "file", url="http://127.0.0.1:9/x.pt", filename="x.pt"))
+    try:
+        assert "throwaway_extra" in models.default_downloads()
+        models.MODELS[row.key] = dataclasses.replace(row, fetched_by_default=False)
+        assert "throwaway_extra" not in models.default_downloads()
+        assert [item.key for item in models.fetch.missing(["throwaway_extra"], tmp_path)] == ["throwaway_extra"]
+        with pytest.raises(ValueError, match="taken"):
+            models.register(row)  # a key names one row
+    finally:
+        del models.MODELS[row.key]
+
+
+def test_default_downloads_are_every_model_but_the_samples_ast_and_the_clipcap_pair():
+    chosen = models.default_downloads()
+    assert {"classifier", "clip", "beats", "face_expression", "yolo_face", "whisper", "whisper_ct2"} <= set(chosen)
+    assert {"sentiment", "language_id", "translation", "spell", "caption"} <= set(chosen)
+    assert not {"samples", "ast", "gpt2", "clipcap"} & set(chosen)

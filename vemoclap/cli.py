@@ -139,7 +139,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_download_models(args: argparse.Namespace) -> int:
-    from .fetch import download_models
+    from .models import download_models
 
     only = args.only.split(",") if args.only else None
     written = download_models(
@@ -394,8 +394,10 @@ def _write_traceback(exc: BaseException) -> str:
     import time
     import traceback
 
+    from ._util import cache_root
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    folder = Path(os.environ.get(LOG_DIR_ENV) or Path.home() / ".cache" / "vemoclap" / "logs")
+    folder = Path(os.environ.get(LOG_DIR_ENV) or cache_root() / "logs")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ._util import cache_root
 from .errors import OptionError, UserError
 
 
@@ -53,7 +54,7 @@ def _check_parent(path: Path, option: str) -> None:
 def keep_result(result, what: str, target, exc: OSError) -> OutputError:
     """Save ``result`` as JSON in a temp file after ``what`` failed; the error to raise names it."""
     reason = exc.strerror or str(exc)
-    for folder in (None, Path.home() / ".cache" / "vemoclap" / "results"):
+    for folder in (None, cache_root() / "results"):
         try:
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)

@@ -159,11 +159,16 @@ class Analyzer:
             )
 
     # ---- fetching and loading --------------------------------------------------------------
-    def needed_models(self) -> list[tuple[str, str | None, str]]:
-        """(model key, Whisper size or None, extractor) for every model the extractors will load."""
+    def needed_models(self) -> list[models.Need]:
+        """Every model the extractors will load: its key, Whisper size, extractor, and whether the
+        extractor can go on without it (or with a stand-in, offline)."""
         needed = []
         for name, extractor in self.extractors.items():
-            needed += [(key, stem, name) for key, stem in extractor.needed_models().items()]
+            optional, stand_ins = extractor.optional_models(), extractor.alternatives()
+            needed += [
+                models.Need(key, stem, name, key in optional, stand_ins.get(key))
+                for key, stem in extractor.needed_models().items()
+            ]
         return needed
 
     def fetch_missing(
@@ -173,86 +178,22 @@ class Analyzer:
         progress: ProgressFn | None = None,
         announce: Callable[[str], None] | None = None,
     ) -> None:
-        """Download (verified) the models that are not in the models dir yet, saying the total size
-        and the expected time first. Offline — downloads off, or the hub unreachable (checked once,
-        in seconds) — a model that is required and missing is a :class:`MissingModels` error with one
-        line per model and the command that fetches them (with ``skip_unavailable``, its extractor
-        is skipped and listed instead)."""
-        from . import fetch
-
-        wanted = [(key, stem, "classifier") for key, stem in extra]
+        """Download (verified) the models that are not in the models dir yet (``extra``: (key, Whisper
+        size) the classifier needs); see :func:`vemoclap.models.fetch_needed`. With
+        ``skip_unavailable``, an extractor whose model cannot be had is skipped and listed instead."""
+        wanted = [models.Need(key, stem) for key, stem in extra]
         if extra or not self._fetched:
-            wanted += self.needed_models() if hasattr(self, "extractors") else []
-        optional = {(name, key) for name, ex in getattr(self, "extractors", {}).items() for key in ex.optional_models()}
-        todo: dict[tuple[str, str | None], list[str]] = {}
-        for key, stem, user in wanted:
-            if not fetch.missing([key], self.models_dir, (stem,) if stem else ()):
-                continue
-            if key in ("whisper", "whisper_ct2") and not stem:
-                continue
-            todo.setdefault((key, stem), []).append(user)
-        self._fetched = self._fetched or hasattr(self, "extractors")
-        if not todo:
-            return
-        required = {k: users for k, users in todo.items() if any((u, k[0]) not in optional for u in users)}
-        online = models.downloads_allowed() and fetch.reachable()
-        if not online:  # a model whose stand-in is here is not missing now (faster-whisper → openai-whisper)
-            extractors = getattr(self, "extractors", {})
-            for (key, stem), users in list(required.items()):
-                stand_ins = [extractors[u].alternatives().get(key) for u in users if u in extractors]
-                if stand_ins and all(
-                    alt and not fetch.missing([alt[0]], self.models_dir, (alt[1],) if alt[1] else ())
-                    for alt in stand_ins
-                ):
-                    del required[(key, stem)]
-            why = (
-                "downloads are off (VEMOCLAP_OFFLINE / HF_HUB_OFFLINE)"
-                if not models.downloads_allowed()
-                else f"no connection to {fetch.hub_endpoint() or 'huggingface.co'}"
-            )
-            self._offline(required, why)
-            return
-        plan = [fetch.Planned(key, stem) for key, stem in todo]
-        for item in plan:
-            item.bytes = fetch.size_of(item)
-        (announce or self.announce or log.warning)(fetch.describe_plan(plan))
-        for item in plan:
-            users = todo[(item.key, item.name)]
-            try:
-                fetch.fetch_model(item.key, self.models_dir, name=item.name, progress=progress)
-            except UserError as exc:
-                if (item.key, item.name) not in required:
-                    log.warning("optional model %s not fetched: %s", item.key, one_line(exc))
-                    continue
-                if "classifier" in users or not self.skip_unavailable:
-                    raise
-                for user in users:
-                    self._skip(user, str(exc))
-
-    def _offline(self, required: dict[tuple[str, str | None], list[str]], why: str) -> None:
-        if not required:
-            return
-        root = models.models_root(self.models_dir)
-        lines = [
-            f"model '{key}'{f' ({stem})' if stem else ''} is not in {root} and cannot be downloaded: {why}"
-            for key, stem in required
-        ]
-        keys = list(dict.fromkeys(key for key, _ in required))
-        fix = models.fetch_command(keys, self.models_dir)
-        whisper = sorted({stem for key, stem in required if key == "whisper" and stem})
-        if whisper:
-            fix += f" --whisper {','.join(whisper)}"
-        lines.append(
-            f"fix: run `{fix}` where there is internet, then run this again"
-            + ("" if self.models_dir else " (or pass --models-dir DIR)")
-            + "; `vemoclap demo` runs offline on tiny random models"
+            wanted += self.needed_models()
+        self._fetched = True
+        skipped = models.fetch_needed(
+            wanted,
+            self.models_dir,
+            skip=self.skip_unavailable,
+            progress=progress,
+            announce=announce or self.announce,
         )
-        users = {u for us in required.values() for u in us}
-        if "classifier" in users or not self.skip_unavailable:
-            raise models.MissingModels(lines)
-        for key, stem in required:
-            for user in required[(key, stem)]:
-                self._skip(user, lines[list(required).index((key, stem))] + f"; {lines[-1][5:]}")
+        for name, reason in skipped.items():
+            self._skip(name, reason)
 
     def _skip(self, name: str, reason: str) -> None:
         if name in self.extractors:

@@ -13,17 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ._util import cache_root
 from .synth import make_video, speech_like
 
 log = logging.getLogger(__name__)
 
 SAMPLE_TEXT = "WHAT A WONDERFUL DAY"
 SAMPLE_SECONDS = 8.0
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("VEMOCLAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vemoclap")
-    return Path(root)
 
 
 def _base_image(width: int, height: int) -> np.ndarray:
@@ -77,7 +73,7 @@ def make_sample(
 
 def sample_video(refresh: bool = False) -> Path:
     """The path of the bundled sample, generating it on first use."""
-    path = _cache_dir() / "sample.mp4"
+    path = cache_root() / "sample.mp4"
     if refresh or not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".sample.{os.getpid()}.mp4")

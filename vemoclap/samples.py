@@ -33,6 +33,6 @@ def fetch(name: str, models_dir=None, progress=None) -> Path:
             f"sample:{name}: no such sample; choose one of "
             f"{', '.join('sample:' + n for n in SAMPLE_NAMES)} (or 'sample', the offline one)"
         )
-    from .fetch import fetch_reference_file
+    from .models import fetch_reference_file
 
     return fetch_reference_file(f"sample_data/{name}.mp4", models_dir, progress)

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 from . import netguard
-from ._util import atomic_write_bytes
+from ._util import atomic_write_bytes, cache_root
 from .errors import UserError, one_line
 from .media import VIDEO_EXTENSIONS  # noqa: F401  (the one list; re-exported for the app)
 
@@ -157,8 +157,7 @@ def check_local(path: Path) -> Path:
 
 def cache_dir() -> Path:
     """Where downloaded and uploaded copies live (``$VEMOCLAP_CACHE/downloads``), capped in size."""
-    root = os.environ.get("VEMOCLAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "vemoclap")
-    return Path(root) / "downloads"
+    return cache_root() / "downloads"
 
 
 def trim_cache(cap_bytes: int | None = None, keep: Path | None = None) -> None:

@@ -3,7 +3,7 @@
 * Files of the reference repository (github.com/serkansulun/video-emotion at a pinned commit)
   are checked against their git blob id, ``sha1(b"blob <size>\\0" + content)``.
 * Hub files against the hub's own ETag (git SHA-1, or SHA-256 for LFS files) — see
-  :mod:`vemoclap.models`.
+  :mod:`vemoclap.models.hub`.
 * Any URL with a known SHA-256 (Whisper checkpoints: the hash is part of their URL; rapidocr
   models: the hash in its model list) with :func:`download_file` ``(sha256=...)``.
 * A file with no published hash gets its SHA-256 recorded on first download and is reported as
@@ -33,7 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .errors import UserError, one_line
+from ..errors import ModelUnavailable, UserError, one_line
+from .layout import OFFLINE_ENV, downloads_allowed, reference_target
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ REFERENCE_BASE_ENV = "VEMOCLAP_REFERENCE_BASE_URL"
 MANIFEST_ENV = "VEMOCLAP_DOWNLOAD_MANIFEST"
 REFERENCE_LICENSE = "GPL-3.0"
 
-# git blob ids of the reference's files at REFERENCE_COMMIT (shared/notes/reference-parity.md).
+# git blob ids of the reference's files at REFERENCE_COMMIT (`git ls-tree -r REFERENCE_COMMIT` in that repository).
 REFERENCE_BLOBS: dict[str, str] = {
     "weights/classifier/model.pt": "02f7ebf5c5a063315aaa98100604491c03df2268",
     "weights/classifier/model_config.pt": "198f633eb8649cab3865693876a4bd888bc430e6",
@@ -116,7 +117,7 @@ def verify_sha256(path: str | os.PathLike, expected: str, *, delete: bool = True
 # ---- settings ------------------------------------------------------------------------------------
 
 
-def _manifest() -> dict:
+def manifest() -> dict:
     name = os.environ.get(MANIFEST_ENV)
     if not name:
         return {}
@@ -138,7 +139,7 @@ def reference_base_url(base: str | None = None) -> str:
 
 def reference_blob(path: str) -> str:
     """The pinned blob id of a reference file (or the manifest's replacement)."""
-    override = _manifest().get("reference", {})
+    override = manifest().get("reference", {})
     if path in override:
         return override[path]
     return REFERENCE_BLOBS[path]
@@ -146,7 +147,7 @@ def reference_blob(path: str) -> str:
 
 def expected_sha256(group: str, name: str, default: str | None) -> str | None:
     """A pinned SHA-256 (``group`` e.g. "whisper"), or the manifest's replacement."""
-    return _manifest().get(group, {}).get(name, default)
+    return manifest().get(group, {}).get(name, default)
 
 
 # ---- downloading ---------------------------------------------------------------------------------
@@ -246,16 +247,21 @@ def _fetch(url: str, part: Path, progress: ProgressFn | None, stage: str, timeou
             raise OSError(f"connection closed after {done} of {total} bytes")
 
 
-def fetch_reference_file(
-    path: str, target: str | os.PathLike, *, base: str | None = None, progress: ProgressFn | None = None
-) -> Path:
-    """One raw file of the reference repository, verified against its pinned git blob id."""
-    target = Path(target)
-    blob = reference_blob(path)
+def fetch_reference_file(path: str, models_dir=None, progress: ProgressFn | None = None) -> Path:
+    """One file of the reference repository (e.g. a sample video) in the models dir, fetched once and
+    verified against its pinned git blob id."""
+    target = reference_target(path, models_dir)
     if target.is_file():
         return target
+    if not downloads_allowed():
+        raise ModelUnavailable(
+            f"{path} of the reference repository is not in {target.parent} and downloads are "
+            f"off ({OFFLINE_ENV}/HF_HUB_OFFLINE); run `vemoclap download-models --only samples` "
+            f"where there is internet"
+        )
+    blob = reference_blob(path)
     log.info("fetching %s of %s@%s", path, REFERENCE_REPO, REFERENCE_COMMIT[:7])
-    return download_file(reference_base_url(base) + path, target, git_sha1=blob, progress=progress, stage=path)
+    return download_file(reference_base_url() + path, target, git_sha1=blob, progress=progress, stage=path)
 
 
 __all__ = [
