@@ -30,6 +30,10 @@ def write_manifest(directory: str | os.PathLike, rows: Iterable[Mapping[str, Any
     return path
 
 
+def _per_class(value: int | Mapping[str, int], label: str) -> int:
+    return int(value.get(label, 0)) if isinstance(value, Mapping) else int(value)
+
+
 def make_synthetic_feature_set(
     directory: str | os.PathLike,
     *,
@@ -66,14 +70,11 @@ def make_synthetic_feature_set(
     # One fixed random ±1 pattern per class and feature: the class means differ in every dimension.
     patterns = {name: rng.choice([-1.0, 1.0], size=(len(labels), widths[name])) for name in features}
 
-    def per_class(value: int | Mapping[str, int], label: str) -> int:
-        return int(value.get(label, 0)) if isinstance(value, Mapping) else int(value)
-
     plan = [
         (label, split)
         for split, count in (("train", n_per_class), ("val", val_per_class), ("test", test_per_class))
         for label in labels
-        for _ in range(per_class(count, label))
+        for _ in range(_per_class(count, label))
     ]
     manifest = []
     for index, (label, split) in enumerate(plan):
