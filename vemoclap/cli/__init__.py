@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .._util import cache_root
 from ..app.launch import add_commands as add_app
 from ..errors import one_line, user_errors
 from .analysis import add_analyze, add_demo, add_live
@@ -84,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_traceback(exc: BaseException) -> str:
-    """Write the traceback to a log file (``$VEMOCLAP_LOG_DIR`` or the user cache) and return its path."""
+    """Write the traceback to a log file (``$VEMOCLAP_LOG_DIR``, else ``logs`` in vemoclap's cache) and
+    return its path."""
     import os
     import tempfile
     import time
     import traceback
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    folder = Path(os.environ.get(LOG_DIR_ENV) or Path.home() / ".cache" / "vemoclap" / "logs")
+    folder = Path(os.environ.get(LOG_DIR_ENV) or cache_root() / "logs")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
