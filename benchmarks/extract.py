@@ -46,7 +46,7 @@ def make_dataset(root: Path, n: int, duration: float, size: tuple[int, int]) -> 
 
 
 def run(videos, out: Path, options: dict, **mode) -> dict:
-    from vemoclap.training.extract import extract_dataset
+    from vemoclap.training.extraction import extract_dataset
 
     finished: list[float] = []
     start = time.perf_counter()

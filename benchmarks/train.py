@@ -40,7 +40,7 @@ def cpu_seconds() -> float:
 
 def build_cache(directory: Path, videos: int, rows: int) -> Path:
     from vemoclap.labels import EMOTIONS
-    from vemoclap.training.features import make_synthetic_feature_set
+    from vemoclap.testing.features import make_synthetic_feature_set
 
     marker = directory / f".done-{videos}-{rows}"
     if marker.is_file():

@@ -18,20 +18,17 @@ import numpy as np
 import pytest
 
 from vemoclap.training.dataset import load_dataset
-from vemoclap.training.extract import (
+from vemoclap.training.extraction import (
     CONFIG_FILE,
     FAILURES_FILE,
     MANIFEST_FILE,
-    ExtractionError,
-    FeatureFileError,
-    PickleRefused,
     extract_dataset,
-    feature_path,
-    import_reference_features,
-    load_features,
     read_manifest,
     rebuild_manifest,
 )
+from vemoclap.training.reference_features import PickleRefused, import_reference_features
+from vemoclap.training.store import FeatureFileError, feature_path, load_features
+from vemoclap.training.worker import ExtractionError
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = dict(extractors=["clip", "beats", "face_emotion"], face_detector="opencv", device="cpu", progress=False)
@@ -216,7 +213,7 @@ def test_killed_run_resumes_to_the_same_result(reference, dataset, models, tmp_p
     out = tmp_path / "killed"
     script = (
         "from vemoclap.training.dataset import load_dataset\n"
-        "from vemoclap.training.extract import extract_dataset\n"
+        "from vemoclap.training.extraction import extract_dataset\n"
         f"videos = [v for v in load_dataset({str(dataset)!r}) if v.id in {[v.id for v in videos]!r}]\n"
         f"extract_dataset(videos, {str(out)!r}, models_dir={str(models)!r}, **{CHEAP!r})\n"
     )
@@ -249,7 +246,7 @@ def test_ray_with_two_workers_matches_one_process(reference, models, tmp_path, m
     pytest.importorskip("ray")
     import ray
 
-    caplog.set_level(logging.INFO, logger="vemoclap.training.extract")
+    caplog.set_level(logging.INFO, logger="vemoclap.training.cluster")
 
     # Local Ray must not reach out: a home folder without a bootstrap file makes vemoclap give Ray
     # a private one with provider "local" (and usage stats off, no dashboard, 127.0.0.1).
@@ -366,12 +363,9 @@ def test_import_reference_features(tmp_path):
 
 
 def test_cli_commands(reference, dataset, models, tmp_path, capsys):
-    import argparse
+    from vemoclap.cli import build_parser
 
-    from vemoclap.training.commands import add_commands
-
-    parser = argparse.ArgumentParser(prog="vemoclap")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
 
     videos, out, _ = reference
     args = parser.parse_args(
@@ -443,7 +437,7 @@ def test_the_next_video_is_read_while_the_current_one_is_worked_on(tmp_path):
 
     from vemoclap.errors import UserError
     from vemoclap.training.dataset import Video
-    from vemoclap.training.extract import VideoLoop
+    from vemoclap.training.loop import VideoLoop
 
     videos = [Video(f"joy/v{i}", tmp_path / f"v{i}.mp4", "joy") for i in range(4)]
     events, lock, working = [], threading.Lock(), threading.Event()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vemoclap.parity import DEFAULT_SETTINGS, Setting, extract_settings, run_parity, similarity
-from vemoclap.training.extract import import_reference_features
+from vemoclap.training.reference_features import import_reference_features
 
 EXTRACTORS = ["clip", "beats"]
 SETTINGS = [DEFAULT_SETTINGS[0], DEFAULT_SETTINGS[1], Setting("vemoclap", "vemoclap")]

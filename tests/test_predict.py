@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vemoclap.labels import EMOTIONS
-from vemoclap.training.predict import PredictionError, predict, read_predictions
+from vemoclap.prediction import PredictionError, predict, read_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRACTORS = ["clip", "beats", "face_emotion"]

@@ -11,7 +11,8 @@ import torch
 
 from vemoclap import recipes
 from vemoclap.fusion import REFERENCE_FEATURES, AttentionClassifier, default_config, load_classifier, save_checkpoint
-from vemoclap.training.features import FeatureSetError, load_feature_set, make_synthetic_feature_set
+from vemoclap.testing.features import make_synthetic_feature_set
+from vemoclap.training.features import FeatureSetError, load_feature_set
 from vemoclap.training.train import train
 
 FAST = dict(d_model=16, lr=1e-3, batch_size=16, dropout=0.1, device="cpu", progress=False, epochs=2, patience=0)
@@ -150,7 +151,8 @@ def test_settled_applies_each_deviation():
 def test_extraction_records_the_recipe_as_run(tiny_models, tmp_path):
     from vemoclap.testing import make_video
     from vemoclap.training.dataset import load_dataset
-    from vemoclap.training.extract import CONFIG_FILE, extract_dataset, feature_path, read_metadata
+    from vemoclap.training.extraction import CONFIG_FILE, extract_dataset
+    from vemoclap.training.store import feature_path, read_metadata
 
     for label in ("anger", "joy"):
         make_video(tmp_path / "videos" / label / f"{label}_0.mp4", duration=2.0, fps=8, size=(96, 64))

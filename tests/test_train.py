@@ -9,7 +9,6 @@ narrower network (d_model 64), a larger learning rate and less dropout than the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
@@ -27,7 +26,8 @@ from vemoclap.fusion import (
     save_checkpoint,
 )
 from vemoclap.labels import EMOTIONS
-from vemoclap.training.features import FeatureSetError, load_feature_set, make_synthetic_feature_set, stratified_holdout
+from vemoclap.testing.features import make_synthetic_feature_set
+from vemoclap.training.features import FeatureSetError, load_feature_set, stratified_holdout
 from vemoclap.training.train import TrainingError, class_weights, train
 
 FAST = dict(d_model=64, lr=1e-3, batch_size=16, dropout=0.1, device="cpu", progress=False)
@@ -331,10 +331,9 @@ def test_bad_input_is_one_line(feature_set, skewed, tmp_path):
 
 
 def test_commands(cache, tmp_path):
-    from vemoclap.training.train_commands import add_commands
+    from vemoclap.cli import build_parser
 
-    parser = argparse.ArgumentParser(prog="vemoclap")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     out = tmp_path / "weights" / "synthetic"
     args = parser.parse_args(
         [

@@ -1,7 +1,7 @@
 """Training data: datasets and splits, the blacklist, and feature extraction for whole datasets.
 
-Import from the submodules (``vemoclap.training.dataset``, ``.blacklist``, ``.extract``); the names
-below load them lazily so ``import vemoclap.training`` stays light.
+Import from the submodules (``vemoclap.training.dataset``, ``.blacklist``, ``.extraction``,
+``.reference_features``); the names below load them lazily so ``import vemoclap.training`` stays light.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ _NAMES = {
     "read_blacklist": "blacklist",
     "parse_blacklist": "blacklist",
     "suggest": "blacklist",
-    "ExtractionConfig": "extract",
-    "ExtractionError": "extract",
-    "ExtractionReport": "extract",
-    "FeatureFileError": "extract",
-    "PickleRefused": "extract",
-    "VideoFeatures": "extract",
-    "extract_dataset": "extract",
-    "import_reference_features": "extract",
-    "load_features": "extract",
-    "read_manifest": "extract",
+    "ExtractionConfig": "worker",
+    "ExtractionError": "worker",
+    "ExtractionReport": "extraction",
+    "FeatureFileError": "store",
+    "PickleRefused": "reference_features",
+    "VideoFeatures": "store",
+    "extract_dataset": "extraction",
+    "import_reference_features": "reference_features",
+    "load_features": "store",
+    "read_manifest": "extraction",
 }
 
 __all__ = sorted(_NAMES)

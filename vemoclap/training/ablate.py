@@ -136,7 +136,7 @@ def fcnn(
     import torch
     from torch import nn
 
-    from .train import _seeded
+    from .train import seeded
 
     dim = feature_set.dims()[feature]
     X = mean_matrix(feature_set, feature, dim)
@@ -147,7 +147,7 @@ def fcnn(
     n_classes = len(feature_set.label_names)
     rng = np.random.default_rng(seed)
     device = torch.device("cpu")
-    with _seeded(seed, device, True):
+    with seeded(seed, device, True):
         net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
         optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -195,89 +195,40 @@ def _markdown(table: "Any") -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablate(
-    feature_set: FeatureSet | str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    options: TrainOptions | None = None,
-    eval_split: str = "test",
-    checkpoint: str | os.PathLike | None = None,
-    variants: Sequence[str] | None = None,
-    fcnn_lr: float = 1e-3,
-    **overrides: Any,
-):
-    """Compare the variants on the same splits; returns a pandas DataFrame (one row per variant).
-
-    ``options`` / keyword overrides: the full model's :class:`TrainOptions` (features, epochs, lr,
-    seed …; the FCNN uses the same epochs, batch size, patience and seed with ``fcnn_lr``).
-    ``checkpoint``: use an already trained full model (fitted on this cache) instead of training
-    one; its recorded validation videos are held out of every baseline's fitting too.
-    ``variants``: only these (names as in the table; "without" rows come with ``cross-attention``).
-    """
-    import pandas as pd
-    from sklearn.metrics import accuracy_score, f1_score
-
-    from ..fusion import load_classifier
-    from .evaluate import check_compatible, predict
-
-    options = resolve_options(options, overrides)
-    feature_set = as_feature_set(feature_set)
-    out = Path(out_dir).expanduser()
-    wanted = set(variants) if variants is not None else set(BASE_VARIANTS)
-    unknown = sorted(wanted - set(BASE_VARIANTS))
-    if unknown:
-        raise TrainingError(f"unknown ablation variants {unknown}; choose from {', '.join(BASE_VARIANTS)}")
-    test = feature_set.indices(eval_split)
-    if len(test) == 0:
-        feature_set.split(eval_split)  # raises the one-line error naming the splits there are
-    y = feature_set.label_ids()
-    rows: list[dict[str, Any]] = []
-
-    def score(name: str, predicted: np.ndarray, description: str) -> None:
-        rows.append(
-            {
-                "variant": name,
-                "accuracy": float(accuracy_score(y[test], predicted)),
-                "macro_f1": float(f1_score(y[test], predicted, average="macro", zero_division=0)),
-                "n_videos": int(len(test)),
-                "description": description,
-            }
-        )
-        log.info("%s: accuracy %.3f", name, rows[-1]["accuracy"])
-
-    classifier = None
-    if checkpoint is not None:
-        classifier = load_classifier(checkpoint)
-        check_compatible(classifier, feature_set, str(checkpoint))
-        features = list(classifier.config.features)
-        val_ids = set(classifier.config.training.get("val_ids") or [])
-        train_idx = feature_set.indices(options.train_split)
-        val = np.array([i for i in train_idx if feature_set.ids[i] in val_ids], dtype=np.int64)
-        fit = np.array([i for i in train_idx if feature_set.ids[i] not in val_ids], dtype=np.int64)
-        if len(val) == 0:
-            _, val, _ = feature_set.train_val_indices(options.val_fraction, options.seed, options.train_split)
-            fit = np.setdiff1d(train_idx, val)
-    else:
+def _fit_and_validation(feature_set: FeatureSet, options: TrainOptions, classifier):
+    """(features, fit, val): a given trained model's features and recorded validation videos, or
+    those a new training run would use."""
+    if classifier is None:
         features = choose_features(feature_set, options.features)
         fit, val, _ = feature_set.train_val_indices(options.val_fraction, options.seed, options.train_split)
-    options = dataclasses.replace(options, features=features)
-    overlap = set(feature_set.ids[i] for i in test) & set(feature_set.ids[i] for i in fit)
-    if overlap:
-        raise FeatureSetError(f"the '{eval_split}' split shares {len(overlap)} videos with the training videos")
+        return features, fit, val
+    features = list(classifier.config.features)
+    val_ids = set(classifier.config.training.get("val_ids") or [])
+    train_idx = feature_set.indices(options.train_split)
+    val = np.array([i for i in train_idx if feature_set.ids[i] in val_ids], dtype=np.int64)
+    fit = np.array([i for i in train_idx if feature_set.ids[i] not in val_ids], dtype=np.int64)
+    if len(val) == 0:
+        _, val, _ = feature_set.train_val_indices(options.val_fraction, options.seed, options.train_split)
+        fit = np.setdiff1d(train_idx, val)
+    return features, fit, val
 
-    if FULL in wanted:
-        if classifier is None:
-            report = train(feature_set, out / "cross_attention", options)
-            classifier = load_classifier(report.checkpoint)
-        chosen = feature_set.subset(test)
-        score(FULL, predict(classifier, chosen).argmax(1), f"cross-attention fusion of {', '.join(features)}")
-        if len(features) > 1:
-            for name in features:
-                score(
-                    without(name),
-                    predict(classifier, chosen, drop=[name]).argmax(1),
-                    f"the same model with {name} zeroed at test time",
-                )
+
+def _score_full(score, classifier, feature_set: FeatureSet, features: list[str], test: np.ndarray) -> None:
+    """The full model, and the same model with each feature zeroed at test time."""
+    from .evaluate import predict
+
+    chosen = feature_set.subset(test)
+    score(FULL, predict(classifier, chosen).argmax(1), f"cross-attention fusion of {', '.join(features)}")
+    if len(features) > 1:
+        for name in features:
+            score(
+                without(name),
+                predict(classifier, chosen, drop=[name]).argmax(1),
+                f"the same model with {name} zeroed at test time",
+            )
+
+
+def _score_baselines(score, wanted: set[str], feature_set: FeatureSet, features, fit, val, test, options, fcnn_lr):
     if MEANS_LINEAR in wanted:
         score(
             MEANS_LINEAR,
@@ -310,16 +261,88 @@ def ablate(
         else:
             log.warning("the feature set has no clip feature: skipping the ViT + FCNN baseline")
 
+
+def _write_table(out: Path, rows, eval_split: str, n_test: int, n_fit: int, n_val: int, features):
+    import pandas as pd
+
     table = pd.DataFrame(rows, columns=["variant", "accuracy", "macro_f1", "n_videos", "description"])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / ABLATION_CSV, table.to_csv(index=False))
     header = (
-        f"# Ablation on the '{eval_split}' split ({len(test)} videos)\n\n"
-        f"Fitted on {len(fit)} training videos ({len(val)} held out for validation); "
+        f"# Ablation on the '{eval_split}' split ({n_test} videos)\n\n"
+        f"Fitted on {n_fit} training videos ({n_val} held out for validation); "
         f"features: {', '.join(features)}.\n\n"
     )
     atomic_write_text(out / ABLATION_MD, header + _markdown(table))
     return table
+
+
+def ablate(
+    feature_set: FeatureSet | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    options: TrainOptions | None = None,
+    eval_split: str = "test",
+    checkpoint: str | os.PathLike | None = None,
+    variants: Sequence[str] | None = None,
+    fcnn_lr: float = 1e-3,
+    **overrides: Any,
+):
+    """Compare the variants on the same splits; returns a pandas DataFrame (one row per variant).
+
+    ``options`` / keyword overrides: the full model's :class:`TrainOptions` (features, epochs, lr,
+    seed …; the FCNN uses the same epochs, batch size, patience and seed with ``fcnn_lr``).
+    ``checkpoint``: use an already trained full model (fitted on this cache) instead of training
+    one; its recorded validation videos are held out of every baseline's fitting too.
+    ``variants``: only these (names as in the table; "without" rows come with ``cross-attention``).
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from ..fusion import load_classifier
+    from .evaluate import check_compatible
+
+    options = resolve_options(options, overrides)
+    feature_set = as_feature_set(feature_set)
+    out = Path(out_dir).expanduser()
+    wanted = set(variants) if variants is not None else set(BASE_VARIANTS)
+    unknown = sorted(wanted - set(BASE_VARIANTS))
+    if unknown:
+        raise TrainingError(f"unknown ablation variants {unknown}; choose from {', '.join(BASE_VARIANTS)}")
+    test = feature_set.indices(eval_split)
+    if len(test) == 0:
+        feature_set.split(eval_split)  # raises the one-line error naming the splits there are
+    y = feature_set.label_ids()
+    rows: list[dict[str, Any]] = []
+
+    def score(name: str, predicted: np.ndarray, description: str) -> None:
+        rows.append(
+            {
+                "variant": name,
+                "accuracy": float(accuracy_score(y[test], predicted)),
+                "macro_f1": float(f1_score(y[test], predicted, average="macro", zero_division=0)),
+                "n_videos": int(len(test)),
+                "description": description,
+            }
+        )
+        log.info("%s: accuracy %.3f", name, rows[-1]["accuracy"])
+
+    classifier = None
+    if checkpoint is not None:
+        classifier = load_classifier(checkpoint)
+        check_compatible(classifier, feature_set, str(checkpoint))
+    features, fit, val = _fit_and_validation(feature_set, options, classifier)
+    options = dataclasses.replace(options, features=features)
+    overlap = set(feature_set.ids[i] for i in test) & set(feature_set.ids[i] for i in fit)
+    if overlap:
+        raise FeatureSetError(f"the '{eval_split}' split shares {len(overlap)} videos with the training videos")
+
+    if FULL in wanted:
+        if classifier is None:
+            report = train(feature_set, out / "cross_attention", options)
+            classifier = load_classifier(report.checkpoint)
+        _score_full(score, classifier, feature_set, features, test)
+    _score_baselines(score, wanted, feature_set, features, fit, val, test, options, fcnn_lr)
+    return _write_table(out, rows, eval_split, len(test), len(fit), len(val), features)
 
 
 __all__ = [

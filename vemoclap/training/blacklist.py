@@ -4,7 +4,8 @@ File format (``ekman_blacklist.txt``): one video file name per line (the name, n
 ``#`` starts a comment when it begins the line or follows a space; blank lines are ignored.
 
 Ekman-6 file names carry the search keyword their video was found with, and the reference
-removed videos whose keyword does not show the class's emotion (reference-facts). :func:`suggest`
+removed videos whose keyword does not show the class's emotion (the paper, Sulun et al. 2024, and its
+published `ekman_blacklist.txt`: 128 train and 130 test videos). :func:`suggest`
 finds file names holding those keywords, for a person to confirm — a keyword match is a hint,
 not a verdict (a "pensive" video may still be sad). Matching is on word tokens: the file stem is
 split at ``_ - . space``, at digit/letter boundaries and at camelCase humps, lower-cased, and a
@@ -41,7 +42,7 @@ class KeywordRule:
     reason: str  # why such a video's label is unreliable
 
 
-# Per class, from the reference's cleaning rules (reference-facts).
+# Per class, from the reference's cleaning rules (its paper's problem keywords per class; Sulun et al. 2024).
 _JOY_SURNAMES = (
     "behar",
     "reid",

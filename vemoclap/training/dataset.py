@@ -129,7 +129,7 @@ def _normalize_labels(
     return mapping
 
 
-def _split_name(value: str, where: str) -> str:
+def split_name(value: str, where: str) -> str:
     split = _SPLIT_ALIASES.get(value.strip().lower())
     if split is None:
         raise DatasetError(f"{where}: unknown split '{value}'; use train, val or test")
@@ -161,7 +161,7 @@ def _from_folders(root: Path, known: Sequence[str] | None, strict: bool) -> list
     entries: list[tuple[Path, str, str | None]] = []  # (file, label folder name, split)
     if split_layout:
         for split_dir in subdirs:
-            split = _split_name(split_dir.name, str(split_dir))
+            split = split_name(split_dir.name, str(split_dir))
             for label_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 entries += [(f, label_dir.name, split) for f in _video_files(label_dir)]
     else:
@@ -232,7 +232,7 @@ def _from_manifest(
             value = (row.get(columns["split"]) or "").strip()
             if not value:
                 raise DatasetError(f"{where}: empty split; give every row a split or drop the split column")
-            split = _split_name(value, where)
+            split = split_name(value, where)
         entries.append((path, label, split))
     mapping = _normalize_labels((label for _, label, _ in entries), known, str(csv_path), strict)
     relatives = []
@@ -389,7 +389,7 @@ def apply_blacklist(
     """
     wanted = {name.strip().lower() for name in names if name.strip()}
     if splits is not None:
-        chosen = {_split_name(s, "blacklist splits") for s in splits}
+        chosen = {split_name(s, "blacklist splits") for s in splits}
         if "train" in chosen:
             chosen.add("val")
     kept, used = [], set()

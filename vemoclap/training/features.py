@@ -2,7 +2,7 @@
 
 A cache is a folder with one ``<video id>.safetensors`` file per video (ids are
 ``<label>/<stem>``, so one sub-folder per label) and a ``manifest.csv``; the format is
-:mod:`vemoclap.training.extract`'s, read with its own functions. Each file holds every extracted
+:mod:`vemoclap.training.store`'s, read with its own functions. Each file holds every extracted
 feature as a ``rows × dim`` float32 tensor (a sequence keeps all its rows, more than the
 classifier's 16, so training can pick random ones), ``<feature>.times`` with the second of each
 row, and metadata (label, split, file name, duration, missing features with reasons …). A missing
@@ -10,14 +10,12 @@ feature has no tensor. The manifest's label and split win over a file's own (a p
 re-split a dataset by editing one CSV); without a manifest the files are scanned.
 
 :class:`FeatureSet` is the in-memory form: per video a dict feature → array (``None`` when
-missing), the label (a string), the split and the id. :func:`write_feature_file` writes the same
-format; tests and benchmarks build synthetic caches with :func:`make_synthetic_feature_set`.
+missing), the label (a string), the split and the id. Tests and benchmarks build synthetic caches
+in the same format with :func:`vemoclap.testing.features.make_synthetic_feature_set`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -28,14 +26,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .._util import atomic_write_text
 from ..errors import UserError
 from ..labels import EMOTIONS
-from .store import recipe_of_metadata, write_feature_file  # noqa: F401 (part of this module's API)
+from .extraction import MANIFEST_FILE, read_manifest
+from .store import recipe_of_metadata
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "manifest.csv"
 VALIDATION_SPLITS = ("val", "valid", "validation")
 
 
@@ -139,9 +136,6 @@ class FeatureSet:
         """Class id of every video, in :attr:`label_names` order."""
         index = {name: i for i, name in enumerate(self.label_names)}
         return np.array([index[label] for label in self.labels], dtype=np.int64)
-
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.label_ids(), minlength=len(self.label_names))
 
     def check_features(self, names: Iterable[str]) -> list[str]:
         """``names`` as a list, or a FeatureSetError naming those this set does not have."""
@@ -299,7 +293,7 @@ def read_feature_file(
     path: str | os.PathLike,
 ) -> tuple[dict[str, np.ndarray | None], dict[str, np.ndarray], dict[str, Any]]:
     """One cached video: (feature → array, None for a feature listed as missing; feature → row
-    seconds; parsed metadata). Reads with :func:`vemoclap.training.extract.load_features`."""
+    seconds; parsed metadata). Reads with :func:`vemoclap.training.store.load_features`."""
     from .store import load_features
 
     path = Path(path)
@@ -321,29 +315,11 @@ def read_feature_file(
     return features, times, dict(video.metadata)
 
 
-def load_feature_set(
-    directory: str | os.PathLike,
-    *,
-    splits: Iterable[str] | None = None,
-    exclude: Iterable[str] = (),
-    label_names: Sequence[str] | None = None,
-    progress: bool = False,
-) -> FeatureSet:
-    """Read a feature cache folder into a :class:`FeatureSet`.
-
-    ``splits`` keeps only those splits; ``exclude`` drops videos by id or source file name (a
-    blacklist); ``label_names`` fixes the class order (default :func:`default_label_names`).
-    """
-    from tqdm.auto import tqdm
-
-    from .extract import read_manifest
-
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise FeatureSetError(f"{directory}: not a folder; give the folder `vemoclap extract --out` wrote")
-
+def _cache_entries(directory: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    """(id, feature file, manifest row) of every cached video: the manifest's rows whose files
+    exist, or without a manifest every feature file found."""
     manifest_path = directory / MANIFEST_FILE
-    entries: list[tuple[str, Path, dict[str, Any]]] = []  # (id, file, manifest row)
+    entries: list[tuple[str, Path, dict[str, Any]]] = []
     if manifest_path.is_file():
         try:
             rows = read_manifest(directory)
@@ -373,6 +349,54 @@ def load_feature_set(
             f"{directory}: no cached features (no {MANIFEST_FILE} rows with files, no "
             f"*.safetensors); run `vemoclap extract DATASET --out {directory}` first"
         )
+    return entries
+
+
+def _excluded(video_id: str, file_name: str, excluded: set[str]) -> bool:
+    """Whether a blacklist entry names the video by id, file name or file stem."""
+    return video_id.lower() in excluded or bool(
+        file_name and (file_name.lower() in excluded or Path(file_name).stem.lower() in excluded)
+    )
+
+
+def _video_info(file: Path, file_name: str, meta: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What a FeatureSet keeps about one video besides its arrays (``meta``: the file's metadata
+    with the manifest row over it; ``metadata``: the file's own)."""
+    try:
+        duration = float(meta["duration"]) if meta.get("duration") not in (None, "") else None
+    except (TypeError, ValueError):
+        duration = None
+    recipe, recipe_source = recipe_of_metadata(metadata)
+    return {
+        "name": file_name,
+        "path": str(meta.get("path") or meta.get("source") or ""),
+        "feature_file": str(file),
+        "duration": duration,
+        "missing": meta.get("missing") or {},
+        "recipe": recipe,
+        "recipe_source": recipe_source,
+    }
+
+
+def load_feature_set(
+    directory: str | os.PathLike,
+    *,
+    splits: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    label_names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> FeatureSet:
+    """Read a feature cache folder into a :class:`FeatureSet`.
+
+    ``splits`` keeps only those splits; ``exclude`` drops videos by id or source file name (a
+    blacklist); ``label_names`` fixes the class order (default :func:`default_label_names`).
+    """
+    from tqdm.auto import tqdm
+
+    directory = Path(directory).expanduser()
+    if not directory.is_dir():
+        raise FeatureSetError(f"{directory}: not a folder; give the folder `vemoclap extract --out` wrote")
+    entries = _cache_entries(directory)
 
     excluded = {str(item).strip().lower() for item in exclude if str(item).strip()}
     wanted = None if splits is None else {str(s) for s in splits}
@@ -383,9 +407,7 @@ def load_feature_set(
         # The manifest carries the current label and split; the file's metadata what was known then.
         meta = {**metadata, **{k: v for k, v in row.items() if v not in (None, "")}}
         file_name = str(meta.get("name") or meta.get("file_name") or "")
-        if video_id.lower() in excluded or (
-            file_name and (file_name.lower() in excluded or Path(file_name).stem.lower() in excluded)
-        ):
+        if _excluded(video_id, file_name, excluded):
             continue
         label, split = str(meta.get("label") or "").strip(), str(meta.get("split") or "").strip()
         if not label:
@@ -399,22 +421,7 @@ def load_feature_set(
         split_names.append(split)
         features.append(arrays)
         times.append(row_times)
-        try:
-            duration = float(meta["duration"]) if meta.get("duration") not in (None, "") else None
-        except (TypeError, ValueError):
-            duration = None
-        recipe, recipe_source = recipe_of_metadata(metadata)
-        info.append(
-            {
-                "name": file_name,
-                "path": str(meta.get("path") or meta.get("source") or ""),
-                "feature_file": str(file),
-                "duration": duration,
-                "missing": meta.get("missing") or {},
-                "recipe": recipe,
-                "recipe_source": recipe_source,
-            }
-        )
+        info.append(_video_info(file, file_name, meta, metadata))
     if unsplit:
         log.warning(
             "%s: %d videos have no split; counted as 'train' (set the split column of %s)",
@@ -443,136 +450,12 @@ def as_feature_set(value: "FeatureSet | str | os.PathLike") -> FeatureSet:
     return value if isinstance(value, FeatureSet) else load_feature_set(value)
 
 
-# ---- writing a cache (the same format; tests and benchmarks use it) ---------------------------
-
-
-def write_manifest(directory: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write ``manifest.csv`` (the extractor's columns) atomically."""
-    from .extract import MANIFEST_COLUMNS
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(MANIFEST_COLUMNS), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: ("" if row.get(key) is None else row.get(key)) for key in MANIFEST_COLUMNS})
-    path = Path(directory) / MANIFEST_FILE
-    atomic_write_text(path, buffer.getvalue())
-    return path
-
-
-def make_synthetic_feature_set(
-    directory: str | os.PathLike,
-    *,
-    n_per_class: int | Mapping[str, int] = 20,
-    test_per_class: int | Mapping[str, int] = 10,
-    val_per_class: int = 0,
-    labels: Sequence[str] = EMOTIONS,
-    features: Sequence[str] = ("clip", "beats", "face_emotion", "asr_sentiment", "ocr_sentiment"),
-    rows: tuple[int, int] = (20, 32),
-    signal: float = 1.0,
-    face_missing: float = 0.2,
-    seed: int = 0,
-    test_shift: float = 0.0,
-    dims: Mapping[str, int] | None = None,
-    recipe: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a synthetic cache with a learnable class signal, in the real on-disk format.
-
-    ``clip`` rows carry a class-dependent mean (plus noise), ``asr_sentiment`` a weaker one, and
-    ``beats`` an interaction: a class direction whose sign flips with a per-video ±1 that is also
-    written into ``clip``'s last dimension (so only a model that combines the two uses it).
-    ``face_emotion`` is missing for about ``face_missing`` of the videos and otherwise has fewer
-    rows. Everything else is noise. ``test_shift`` adds a constant to every test value (to prove
-    that test data does not leak into training statistics). ``recipe`` (a recipe dict) is recorded
-    in every file as the recipe that made it.
-    """
-    from ..fusion import FEATURES
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    widths = {name: int((dims or {}).get(name, FEATURES[name].dim if name in FEATURES else 32)) for name in features}
-    sequence = {name: (FEATURES[name].sequence if name in FEATURES else True) for name in features}
-    # One fixed random ±1 pattern per class and feature: the class means differ in every dimension.
-    patterns = {name: rng.choice([-1.0, 1.0], size=(len(labels), widths[name])) for name in features}
-
-    def per_class(value: int | Mapping[str, int], label: str) -> int:
-        return int(value.get(label, 0)) if isinstance(value, Mapping) else int(value)
-
-    plan = [
-        (label, split)
-        for split, count in (("train", n_per_class), ("val", val_per_class), ("test", test_per_class))
-        for label in labels
-        for _ in range(per_class(count, label))
-    ]
-    manifest = []
-    for index, (label, split) in enumerate(plan):
-        c = list(labels).index(label)
-        flip = rng.choice([-1.0, 1.0])
-        arrays: dict[str, np.ndarray | None] = {}
-        row_times: dict[str, np.ndarray] = {}
-        for name in features:
-            dim = widths[name]
-            k = int(rng.integers(rows[0], rows[1] + 1)) if sequence[name] else 1
-            if name == "face_emotion":
-                if rng.random() < face_missing:
-                    arrays[name] = None
-                    continue
-                k = int(rng.integers(1, 17))
-            noise = rng.standard_normal((k, dim)).astype(np.float32)
-            if name == "clip":
-                x = noise + 0.5 * signal * patterns[name][c]
-                x[:, -1] = 3.0 * flip  # the interaction's key
-            elif name == "beats":
-                x = noise + 0.5 * signal * flip * patterns[name][c]
-            elif name == "asr_sentiment":
-                x = noise + 0.3 * signal * patterns[name][c]
-            else:
-                x = noise
-            if split == "test":
-                x = x + test_shift
-            arrays[name] = x.astype(np.float32)
-            if sequence[name]:
-                row_times[name] = np.linspace(0.0, 10.0, k)
-        video_id = f"{label}/{split}_{index:05d}"  # the extractor's "<label>/<stem>" id layout
-        name = f"{label}_{split}_{index:05d}.mp4"
-        write_feature_file(
-            directory,
-            video_id,
-            arrays,
-            times=row_times,
-            label=label,
-            split=split,
-            name=name,
-            duration=10.0,
-            recipe=recipe,
-        )
-        manifest.append(
-            {
-                "id": video_id,
-                "name": name,
-                "path": f"synthetic/{name}",
-                "label": label,
-                "split": split,
-                "feature_file": f"{video_id}.safetensors",
-                "duration": "10.000",
-                "frames": 0,
-                "missing": json.dumps({n: "missing" for n, a in arrays.items() if a is None}),
-            }
-        )
-    write_manifest(directory, manifest)
-    return directory
-
-
 __all__ = [
     "FeatureSet",
     "FeatureSetError",
     "load_feature_set",
     "as_feature_set",
     "read_feature_file",
-    "write_feature_file",
-    "write_manifest",
-    "make_synthetic_feature_set",
     "stratified_holdout",
     "default_label_names",
     "MANIFEST_FILE",

@@ -33,7 +33,8 @@ class FeatureFileError(UserError):
     """A feature file or published feature set that cannot be read; the message is one line."""
 
 
-def _one_line(exc: BaseException) -> str:
+def typed_one_line(exc: BaseException) -> str:
+    """The first line of an error with its type name in front (unless the message is only the name)."""
     text = one_line(exc)
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
@@ -93,7 +94,9 @@ def read_metadata(path) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise FeatureFileError(f"{path}: unreadable feature file ({_one_line(exc)}); delete it to re-extract") from None
+        raise FeatureFileError(
+            f"{path}: unreadable feature file ({typed_one_line(exc)}); delete it to re-extract"
+        ) from None
     return _parse_metadata(raw, path)
 
 

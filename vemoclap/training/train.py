@@ -310,7 +310,7 @@ def prepare_batch(
 
 
 @contextmanager
-def _seeded(seed: int, device: torch.device, deterministic: bool) -> Iterator[None]:
+def seeded(seed: int, device: torch.device, deterministic: bool) -> Iterator[None]:
     """Seed torch for the run and put its global RNG (and determinism flag) back afterwards."""
     devices = [device.index or 0] if device.type == "cuda" else []
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -415,6 +415,180 @@ def resolve_options(options: "TrainOptions | None", overrides: dict) -> "TrainOp
         raise TrainingError(f"unknown training option ({exc})") from None
 
 
+@dataclass
+class _Plan:
+    """What one run trains on: the features, the fit and validation videos, the config and device."""
+
+    features: list[str]
+    fit: np.ndarray
+    val: np.ndarray
+    val_source: str
+    config: ClassifierConfig
+    recipe_source: str
+    device: torch.device
+    amp: bool
+    counts: np.ndarray  # training videos per class
+    weights: np.ndarray | None  # class weights of the loss
+
+
+@dataclass
+class _Outcome:
+    """How the epochs went: the history and the best epoch (its weights in ``state``)."""
+
+    history: list[EpochRecord] = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    best_accuracy: float = -1.0
+    best_loss: float = math.inf
+    state: dict[str, torch.Tensor] | None = None
+    stopped_early: bool = False
+    interrupted: bool = False
+
+
+def _plan(feature_set: FeatureSet, options: TrainOptions) -> _Plan:
+    from ..extractors.base import resolve_device
+
+    features = choose_features(feature_set, options.features)
+    fit, val, val_source = feature_set.train_val_indices(options.val_fraction, options.seed, options.train_split)
+    if len(val) == 0:
+        raise FeatureSetError(f"no validation videos{_where(feature_set)}; add a 'val' split or more training videos")
+    stats = training_stats(feature_set, fit, features)
+    config = build_config(feature_set, features, stats, options)
+    config.recipe, recipe_source = training_recipe(feature_set, np.concatenate([fit, val]), options.recipe)
+    device = resolve_device(options.device)
+    counts = np.bincount(feature_set.label_ids()[fit], minlength=len(feature_set.label_names))
+    weights = class_weights(counts, options.beta) if options.class_balanced else None
+    log.info(
+        "training on %d videos (%s), validating on %d (%s); features %s",
+        len(fit),
+        ", ".join(f"{n} {c}" for n, c in zip(feature_set.label_names, counts)),
+        len(val),
+        val_source,
+        ", ".join(features),
+    )
+    amp = bool(options.amp and device.type == "cuda")
+    return _Plan(features, fit, val, val_source, config, recipe_source, device, amp, counts, weights)
+
+
+def _train_epoch(model, optimizer, scaler, criterion, plan: _Plan, feature_set: FeatureSet, rng, epoch: int, options):
+    """One pass over the fit videos in random order, random rows per sequence; (summed loss, correct)."""
+    from tqdm.auto import tqdm
+
+    label_ids = feature_set.label_ids()
+    device = plan.device
+    model.train()
+    order = plan.fit[rng.permutation(len(plan.fit))]
+    total_loss, correct = 0.0, 0
+    steps = range(0, len(order), options.batch_size)
+    for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not options.progress):
+        chunk = order[start : start + options.batch_size]
+        inputs = prepare_batch(plan.config, feature_set, chunk, random=True, rng=rng)
+        inputs = {name: x.to(device, non_blocking=True) for name, x in inputs.items()}
+        targets = torch.from_numpy(label_ids[chunk]).to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=plan.amp):
+            logits = model(inputs)
+        loss = criterion(logits.float(), targets)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total_loss += float(loss.detach()) * len(chunk)
+        correct += int((logits.detach().argmax(1) == targets).sum())
+    if not math.isfinite(total_loss):
+        raise TrainingError(
+            f"the training loss became {total_loss} in epoch {epoch}; lower the learning rate (now {options.lr:g})"
+        )
+    return total_loss, correct
+
+
+def _fit(model, plan: _Plan, feature_set: FeatureSet, options: TrainOptions, rng, out_dir: Path) -> _Outcome:
+    """The epochs, until ``options.epochs``, early stopping or Ctrl+C; the best weights are loaded at the end."""
+    from tqdm.auto import tqdm
+
+    device = plan.device
+    optimizer = make_optimizer(model, options)
+    weight = None if plan.weights is None else torch.tensor(plan.weights, dtype=torch.float32, device=device)
+    criterion = nn.CrossEntropyLoss(weight=weight)
+    scaler = torch.amp.GradScaler("cuda", enabled=plan.amp)
+    val_batches = fixed_batches(plan.config, feature_set, plan.val, max(options.batch_size, 64))
+    outcome = _Outcome()
+    epochs_bar = tqdm(range(1, options.epochs + 1), desc="training", unit="epoch", disable=not options.progress)
+    try:
+        for epoch in epochs_bar:
+            tick = time.perf_counter()
+            total_loss, correct = _train_epoch(
+                model, optimizer, scaler, criterion, plan, feature_set, rng, epoch, options
+            )
+            val_loss, val_accuracy = _evaluate_batches(model, val_batches, criterion, device, plan.amp)
+            n = len(plan.fit)
+            record = EpochRecord(epoch, total_loss / n, correct / n, val_loss, val_accuracy, time.perf_counter() - tick)
+            outcome.history.append(record)
+            # Only a strictly better validation accuracy counts (a tie keeps the earlier weights);
+            # `patience` epochs without one end the run.
+            if val_accuracy > outcome.best_accuracy:
+                outcome.best_epoch, outcome.best_accuracy, outcome.best_loss = epoch, val_accuracy, val_loss
+                outcome.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            epochs_bar.set_postfix(
+                loss=f"{record.train_loss:.3f}", val_acc=f"{val_accuracy:.3f}", best=outcome.best_epoch
+            )
+            log.info(
+                "epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f (%.1f s)",
+                epoch,
+                record.train_loss,
+                record.train_accuracy,
+                val_loss,
+                val_accuracy,
+                record.seconds,
+            )
+            atomic_write_json(out_dir / HISTORY_FILE, {"history": outcome.history, "best_epoch": outcome.best_epoch})
+            if options.patience and epoch - outcome.best_epoch >= options.patience:
+                outcome.stopped_early = epoch < options.epochs
+                break
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        log.warning("interrupted: saving the best weights so far (epoch %s)", outcome.best_epoch)
+    finally:
+        epochs_bar.close()
+    if outcome.state is None:
+        raise KeyboardInterrupt  # interrupted before the first epoch ended: nothing to save
+    model.load_state_dict(outcome.state)
+    return outcome
+
+
+def _training_record(
+    plan: _Plan, outcome: _Outcome, feature_set: FeatureSet, options: TrainOptions, seconds: float
+) -> dict[str, Any]:
+    """What the checkpoint's config says about how it was trained."""
+    return {
+        "options": {
+            **{k: v for k, v in dataclasses.asdict(options).items() if k != "progress"},
+            "features": list(plan.features),
+            "weight_decay": options.decay,
+        },
+        "feature_set": str(feature_set.source) if feature_set.source else None,
+        "n_train": int(len(plan.fit)),
+        "n_val": int(len(plan.val)),
+        "validation": plan.val_source,
+        "train_class_counts": dict(zip(feature_set.label_names, plan.counts.tolist())),
+        "class_weights": None if plan.weights is None else plan.weights.tolist(),
+        "epochs_run": len(outcome.history),
+        "best_epoch": outcome.best_epoch,
+        "best_val_accuracy": outcome.best_accuracy,
+        "best_val_loss": outcome.best_loss,
+        "stopped_early": outcome.stopped_early,
+        "interrupted": outcome.interrupted,
+        "seconds": seconds,
+        "device": str(plan.device),
+        "amp": plan.amp,
+        "seed": options.seed,
+        "optimizer": options.optimizer,
+        "lr": options.lr,
+        "history": [dataclasses.asdict(r) for r in outcome.history],
+        "val_ids": [feature_set.ids[i] for i in plan.val],
+        "recipe_source": plan.recipe_source,
+        "torch": torch.__version__,
+    }
+
+
 def train(
     feature_set: FeatureSet | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -426,171 +600,46 @@ def train(
     Options: a :class:`TrainOptions`, or its fields as keywords (``epochs=``, ``lr=``,
     ``batch_size=``, ``optimizer=``, ``class_balanced=``, ``patience=``, ``seed=``, ``device=`` …).
     """
-    from tqdm.auto import tqdm
-
-    from ..extractors.base import resolve_device
-
     options = resolve_options(options, overrides)
     feature_set = as_feature_set(feature_set)
     out_dir = Path(out_dir).expanduser()
-    features = choose_features(feature_set, options.features)
-    fit, val, val_source = feature_set.train_val_indices(options.val_fraction, options.seed, options.train_split)
-    if len(val) == 0:
-        raise FeatureSetError(f"no validation videos{_where(feature_set)}; add a 'val' split or more training videos")
-    stats = training_stats(feature_set, fit, features)
-    config = build_config(feature_set, features, stats, options)
-    config.recipe, recipe_source = training_recipe(feature_set, np.concatenate([fit, val]), options.recipe)
-    device = resolve_device(options.device)
-    amp = bool(options.amp and device.type == "cuda")
-    label_ids = feature_set.label_ids()
-    counts = np.bincount(label_ids[fit], minlength=len(feature_set.label_names))
-    weights = class_weights(counts, options.beta) if options.class_balanced else None
-    log.info(
-        "training on %d videos (%s), validating on %d (%s); features %s",
-        len(fit),
-        ", ".join(f"{n} {c}" for n, c in zip(feature_set.label_names, counts)),
-        len(val),
-        val_source,
-        ", ".join(features),
-    )
+    plan = _plan(feature_set, options)
+    config = plan.config
 
     rng = np.random.default_rng(options.seed)
-    history: list[EpochRecord] = []
-    best = {"epoch": 0, "accuracy": -1.0, "loss": math.inf, "state": None}
     started = time.perf_counter()
-    stopped_early = interrupted = False
-    with _seeded(options.seed, device, options.deterministic):
-        model = AttentionClassifier.from_config(config).to(device)
-        optimizer = make_optimizer(model, options)
-        criterion = nn.CrossEntropyLoss(
-            weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=device)
-        )
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        val_batches = fixed_batches(config, feature_set, val, max(options.batch_size, 64))
-        epochs_bar = tqdm(range(1, options.epochs + 1), desc="training", unit="epoch", disable=not options.progress)
-        try:
-            for epoch in epochs_bar:
-                tick = time.perf_counter()
-                model.train()
-                order = fit[rng.permutation(len(fit))]
-                total_loss, correct = 0.0, 0
-                steps = range(0, len(order), options.batch_size)
-                for start in tqdm(
-                    steps, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not options.progress
-                ):
-                    chunk = order[start : start + options.batch_size]
-                    inputs = prepare_batch(config, feature_set, chunk, random=True, rng=rng)
-                    inputs = {name: x.to(device, non_blocking=True) for name, x in inputs.items()}
-                    targets = torch.from_numpy(label_ids[chunk]).to(device)
-                    optimizer.zero_grad(set_to_none=True)
-                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                        logits = model(inputs)
-                    loss = criterion(logits.float(), targets)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    total_loss += float(loss.detach()) * len(chunk)
-                    correct += int((logits.detach().argmax(1) == targets).sum())
-                if not math.isfinite(total_loss):
-                    raise TrainingError(
-                        f"the training loss became {total_loss} in epoch {epoch}; "
-                        f"lower the learning rate (now {options.lr:g})"
-                    )
-                val_loss, val_accuracy = _evaluate_batches(model, val_batches, criterion, device, amp)
-                record = EpochRecord(
-                    epoch, total_loss / len(fit), correct / len(fit), val_loss, val_accuracy, time.perf_counter() - tick
-                )
-                history.append(record)
-                # Only a strictly better validation accuracy counts (a tie keeps the earlier weights);
-                # `patience` epochs without one end the run.
-                if val_accuracy > best["accuracy"]:
-                    best.update(
-                        epoch=epoch,
-                        accuracy=val_accuracy,
-                        loss=val_loss,
-                        state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-                    )
-                epochs_bar.set_postfix(
-                    loss=f"{record.train_loss:.3f}", val_acc=f"{val_accuracy:.3f}", best=best["epoch"]
-                )
-                log.info(
-                    "epoch %d: train loss %.4f acc %.3f, val loss %.4f acc %.3f (%.1f s)",
-                    epoch,
-                    record.train_loss,
-                    record.train_accuracy,
-                    val_loss,
-                    val_accuracy,
-                    record.seconds,
-                )
-                atomic_write_json(out_dir / HISTORY_FILE, {"history": history, "best_epoch": best["epoch"]})
-                if options.patience and epoch - best["epoch"] >= options.patience:
-                    stopped_early = epoch < options.epochs
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            log.warning("interrupted: saving the best weights so far (epoch %s)", best["epoch"])
-        finally:
-            epochs_bar.close()
-        if best["state"] is None:
-            raise KeyboardInterrupt  # interrupted before the first epoch ended: nothing to save
-        model.load_state_dict(best["state"])
+    with seeded(options.seed, plan.device, options.deterministic):
+        model = AttentionClassifier.from_config(config).to(plan.device)
+        outcome = _fit(model, plan, feature_set, options, rng, out_dir)
 
     seconds = time.perf_counter() - started
-    config.training = {
-        "options": {
-            **{k: v for k, v in dataclasses.asdict(options).items() if k != "progress"},
-            "features": list(features),
-            "weight_decay": options.decay,
-        },
-        "feature_set": str(feature_set.source) if feature_set.source else None,
-        "n_train": int(len(fit)),
-        "n_val": int(len(val)),
-        "validation": val_source,
-        "train_class_counts": dict(zip(feature_set.label_names, counts.tolist())),
-        "class_weights": None if weights is None else weights.tolist(),
-        "epochs_run": len(history),
-        "best_epoch": best["epoch"],
-        "best_val_accuracy": best["accuracy"],
-        "best_val_loss": best["loss"],
-        "stopped_early": stopped_early,
-        "interrupted": interrupted,
-        "seconds": seconds,
-        "device": str(device),
-        "amp": amp,
-        "seed": options.seed,
-        "optimizer": options.optimizer,
-        "lr": options.lr,
-        "history": [dataclasses.asdict(r) for r in history],
-        "val_ids": [feature_set.ids[i] for i in val],
-        "recipe_source": recipe_source,
-        "torch": torch.__version__,
-    }
+    config.training = _training_record(plan, outcome, feature_set, options, seconds)
     save_checkpoint(out_dir, model.cpu(), config)
     atomic_write_json(
         out_dir / HISTORY_FILE,
         {
-            "history": history,
-            "best_epoch": best["epoch"],
-            "best_val_accuracy": best["accuracy"],
-            "stopped_early": stopped_early,
+            "history": outcome.history,
+            "best_epoch": outcome.best_epoch,
+            "best_val_accuracy": outcome.best_accuracy,
+            "stopped_early": outcome.stopped_early,
         },
     )
-    curves = save_figure(plot_history(history, best["epoch"]), out_dir / CURVES_FILE)
-    if interrupted:
+    curves = save_figure(plot_history(outcome.history, outcome.best_epoch), out_dir / CURVES_FILE)
+    if outcome.interrupted:
         raise KeyboardInterrupt
     report = TrainReport(
         checkpoint=out_dir,
         config=config,
-        history=history,
-        best_epoch=best["epoch"],
-        best_val_accuracy=best["accuracy"],
-        epochs_run=len(history),
-        stopped_early=stopped_early,
+        history=outcome.history,
+        best_epoch=outcome.best_epoch,
+        best_val_accuracy=outcome.best_accuracy,
+        epochs_run=len(outcome.history),
+        stopped_early=outcome.stopped_early,
         seconds=seconds,
-        n_train=len(fit),
-        n_val=len(val),
-        validation=val_source,
-        class_weights=None if weights is None else weights.tolist(),
+        n_train=len(plan.fit),
+        n_val=len(plan.val),
+        validation=plan.val_source,
+        class_weights=None if plan.weights is None else plan.weights.tolist(),
         history_path=out_dir / HISTORY_FILE,
         curves_path=curves,
     )

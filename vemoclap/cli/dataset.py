@@ -1,9 +1,9 @@
-"""CLI subcommands for datasets: ``extract``, ``blacklist suggest``, ``import-features``, ``predict``.
+"""Subcommands for datasets: ``extract``, ``blacklist suggest``, ``import-features``.
 
-``vemoclap.cli`` wires them in with ``add_commands(subparsers)``; each handler returns an exit
-code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
-:class:`~vemoclap.training.extract.ExtractionError` (and its :class:`PickleRefused`) or
-:class:`~vemoclap.training.extract.FeatureFileError` — one-line messages, all ``ValueError``s.
+Each handler returns an exit code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
+:class:`~vemoclap.training.worker.ExtractionError` (and its
+:class:`~vemoclap.training.reference_features.PickleRefused`) or
+:class:`~vemoclap.training.store.FeatureFileError` — one-line messages, all ``UserError``s.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from ..errors import OptionError
+from .options import add_extractor_options, add_model_options, add_quiet, csv_list
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,6 @@ def _positions(value: str) -> str | int:
     if text.endswith("fps"):
         return text
     raise argparse.ArgumentTypeError(f"'{value}' is neither a number of frames nor like '1fps'")
-
-
-def _csv_list(value: str | None) -> list[str] | None:
-    if not value:
-        return None
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
@@ -60,9 +55,9 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     from ..labels import EMOTIONS
-    from .dataset import load_dataset
+    from ..training.dataset import load_dataset
 
-    labels = _csv_list(args.labels)
+    labels = csv_list(args.labels)
     return load_dataset(
         args.dataset,
         labels=labels or EMOTIONS,
@@ -75,15 +70,15 @@ def _load(args: argparse.Namespace):
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from ..outputs import check_dir_output
-    from .dataset import apply_blacklist, split_counts
-    from .extract import extract_dataset
+    from ..training.dataset import apply_blacklist, split_counts
+    from ..training.extraction import extract_dataset
 
     check_dir_output(args.out, "--out")  # before any video is read or downloaded
     videos = _load(args)
     if args.blacklist:
-        from .blacklist import read_blacklist
+        from ..training.blacklist import read_blacklist
 
-        videos = apply_blacklist(videos, read_blacklist(args.blacklist), splits=_csv_list(args.blacklist_splits))
+        videos = apply_blacklist(videos, read_blacklist(args.blacklist), splits=csv_list(args.blacklist_splits))
     counts = split_counts(videos)
     log.info("splits: %s", json.dumps(counts))
     options = json.loads(args.extractor_options) if args.extractor_options else None
@@ -93,7 +88,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     report = extract_dataset(
         videos,
         args.out,
-        extractors=_csv_list(args.extractors),
+        extractors=csv_list(args.extractors),
         positions=args.positions,
         min_positions=args.min_positions,
         max_positions=args.max_positions,
@@ -114,7 +109,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_blacklist_suggest(args: argparse.Namespace) -> int:
-    from .blacklist import append_suggestions, suggest
+    from ..training.blacklist import append_suggestions, suggest
 
     videos = _load(args)
     found = suggest(videos, all_labels=args.all_labels)
@@ -128,87 +123,17 @@ def _cmd_blacklist_suggest(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_features(args: argparse.Namespace) -> int:
-    from .extract import import_reference_features
+    from ..training.reference_features import import_reference_features
 
     report = import_reference_features(args.pickle, args.out, trust_pickle=args.trust_pickle, progress=not args.quiet)
     print(report.summary())
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from ..outputs import check_file_output
-    from .predict import predict
-
-    check_file_output(args.out, "--out")  # before any model loads
-    options = dict(
-        extractors=_csv_list(args.extractors),
-        frames=args.frames,
-        device=args.device,
-        models_dir=args.models_dir,
-        skip_unavailable=args.skip_unavailable,
-        whisper_model=args.whisper_model,
-        face_detector=args.face_detector,
-    )
-    if args.classifier is not None:  # otherwise the Analyzer's default classifier
-        options["classifier"] = args.classifier
-    report = predict(args.videos, args.out, progress=not args.quiet, **options)
-    print(report.summary())
-    return 1 if report.failed else 0
-
-
-def _add_predict(subparsers) -> None:
-    from ..cli import _add_model_options
-    from ..extractors.faces import DETECTORS
-    from ..media import MAX_FRAMES
-
-    predict = subparsers.add_parser("predict", help="the emotion of many videos into one CSV (resumable)")
-    predict.add_argument(
-        "videos", type=Path, help="a folder of videos (searched recursively) or a CSV with a path column"
-    )
-    predict.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="the CSV to write, one row per video (a rerun adds the videos not in it yet)",
-    )
-    predict.add_argument(
-        "--classifier",
-        type=Path,
-        default=None,
-        help="emotion classifier checkpoint (ours or the reference's; default: the default "
-        "classifier of `vemoclap analyze`)",
-    )
-    predict.add_argument(
-        "--frames",
-        type=int,
-        default=None,
-        help=f"frames sampled per video (default: the feature recipe's, 16; at most {MAX_FRAMES})",
-    )
-    _add_model_options(predict)
-    predict.add_argument(
-        "--extractors", default=None, help="comma-separated extractors to run (default: all of the reference's)"
-    )
-    predict.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
-    predict.add_argument(
-        "--face-detector", default=None, choices=list(DETECTORS), help="face detector (see `vemoclap analyze --help`)"
-    )
-    predict.add_argument(
-        "--skip-unavailable",
-        action="store_true",
-        help="go on without models that cannot be loaded (each row lists them as missing)",
-    )
-    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    predict.set_defaults(func=_cmd_predict)
-
-
-def add_commands(subparsers) -> None:
-    """Add ``extract``, ``blacklist``, ``import-features`` and ``predict`` to the CLI's subparsers."""
+def add_extract(subparsers) -> None:
     extract = subparsers.add_parser("extract", help="extract the features of a whole dataset (resumable; Ray)")
     _add_dataset_options(extract)
     extract.add_argument("--out", type=Path, required=True, help="output folder, e.g. features/ekman6")
-    extract.add_argument(
-        "--extractors", default=None, help="comma-separated extractors (default: the reference's feature extractors)"
-    )
     extract.add_argument(
         "--positions",
         type=_positions,
@@ -219,21 +144,8 @@ def add_commands(subparsers) -> None:
     extract.add_argument(
         "--max-positions", type=int, default=64, help="most frames / audio chunks per video (default 64)"
     )
-    extract.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 ...")
-    extract.add_argument(
-        "--models-dir",
-        type=Path,
-        default=None,
-        help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)",
-    )
-    extract.add_argument(
-        "--face-detector",
-        default=None,
-        choices=["auto", "yolo", "opencv"],
-        help="face detector: yolo (YOLOv8-face), opencv (Haar, else the offline LBP cascade), "
-        "auto (yolo, else LBP; the default)",
-    )
-    extract.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
+    add_model_options(extract)
+    add_extractor_options(extract, "comma-separated extractors (default: the reference's feature extractors)")
     extract.add_argument(
         "--extractor-options",
         default=None,
@@ -272,9 +184,11 @@ def add_commands(subparsers) -> None:
         default="train,test",
         help="splits the blacklist applies to (default train,test; train covers val)",
     )
-    extract.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(extract)
     extract.set_defaults(func=_cmd_extract)
 
+
+def add_blacklist(subparsers) -> None:
     blacklist = subparsers.add_parser("blacklist", help="blacklist helpers")
     blacklist_sub = blacklist.add_subparsers(dest="blacklist_command", required=True)
     suggest = blacklist_sub.add_parser("suggest", help="list videos whose file name holds a problem keyword")
@@ -293,6 +207,8 @@ def add_commands(subparsers) -> None:
     )
     suggest.set_defaults(func=_cmd_blacklist_suggest)
 
+
+def add_import_features(subparsers) -> None:
     imp = subparsers.add_parser(
         "import-features", help="convert the reference's published features (a pickle) to feature files"
     )
@@ -303,7 +219,8 @@ def add_commands(subparsers) -> None:
         action="store_true",
         help="allow unpickling (it can run code from the file: only for files you trust)",
     )
-    imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(imp)
     imp.set_defaults(func=_cmd_import_features)
 
-    _add_predict(subparsers)
+
+__all__ = ["add_blacklist", "add_extract", "add_import_features"]

@@ -1,39 +1,19 @@
-"""The ``vemoclap`` command: one subcommand per verb.
-
-Bad input (a :class:`vemoclap.errors.UserError`) ends with exit code 2 and a one-line reason on
-stderr, never a traceback. Anything else is a bug: one short line on stderr naming the log file that
-holds the full traceback, exit code 1 (``--debug`` shows the traceback instead).
-"""
+"""Subcommands that analyze videos: ``analyze`` (one video, a report), ``live`` (faces per frame,
+FPS shown) and ``demo`` (offline, on tiny random models)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from .errors import one_line, user_errors
-from .media import MAX_FRAMES
-
-log = logging.getLogger("vemoclap")
-
-EXIT_BAD_INPUT = 2
-EXIT_BUG = 1
-LOG_DIR_ENV = "VEMOCLAP_LOG_DIR"
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 ...")
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=None,
-        help="directory searched first for every model (also $VEMOCLAP_MODELS_DIR)",
-    )
+from ..errors import one_line
+from ..media import MAX_FRAMES
+from .options import add_device, add_extractor_options, add_face_detector, add_model_options, add_models_dir, add_quiet
 
 
 def _check_analyze_outputs(args: argparse.Namespace) -> None:
-    from .outputs import check_dir_output, check_file_output
+    from ..outputs import check_dir_output, check_file_output
 
     if args.json:
         check_file_output(args.json, "--json")
@@ -48,9 +28,9 @@ def _check_analyze_outputs(args: argparse.Namespace) -> None:
 def _video_first(args: argparse.Namespace) -> Path:
     """The local video (a link downloaded, a sample fetched), probed: a source that cannot be a
     video is said before any model is fetched or loaded."""
-    from . import samples
-    from .media import probe
-    from .sources import resolve_source
+    from .. import samples
+    from ..media import probe
+    from ..sources import resolve_source
 
     if args.source.startswith(samples.PREFIX) and not Path(args.source).exists():
         path = samples.fetch(args.source, args.models_dir)
@@ -61,8 +41,8 @@ def _video_first(args: argparse.Namespace) -> Path:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .outputs import write_or_keep
-    from .pipeline import Analyzer
+    from ..outputs import write_or_keep
+    from ..pipeline import Analyzer
 
     _check_analyze_outputs(args)  # before any model loads or video downloads
     path = _video_first(args)
@@ -111,17 +91,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
-    from .extractors import get
-    from .live import camera_frames, file_frames, run_live
+    from ..extractors import get
+    from ..live import camera_frames, file_frames, run_live
 
     # the source first (a refused link is one line before any model loads), then the face model
     if args.source is not None:
-        from .sources import resolve_source
+        from ..sources import resolve_source
 
         # a link is fetched through the guarded download path and played from the local copy
         frames = file_frames(str(resolve_source(args.source, allow_private=args.allow_private, cookies=args.cookies)))
     elif args.stream is not None:
-        from .live import stream_frames
+        from ..live import stream_frames
 
         frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:
@@ -138,47 +118,9 @@ def _cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_download_models(args: argparse.Namespace) -> int:
-    from .models import download_models
-
-    only = args.only.split(",") if args.only else None
-    written = download_models(
-        args.dir,
-        only=only,
-        whisper_sizes=tuple(args.whisper.split(",")),
-        progress=not args.quiet,
-        announce=lambda line: print(line, file=sys.stderr),
-    )
-    for key, path in written.items():
-        print(f"{key:<16} {path}")
-    where = f" --models-dir {args.dir}" if args.dir else ""
-    print(
-        f"done; use them with `vemoclap analyze VIDEO{where}`"
-        if where
-        else "done; `vemoclap analyze VIDEO` finds them in the default models dir"
-    )
-    return 0
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import models_root, table
-
-    rows = table(args.models_dir, whisper_size=args.whisper)
-    print(f"models dir: {models_root(args.models_dir)}")
-    print(f"{'key':<16} {'size':>7}  {'licence':<13} {'used by':<26} {'state':<16} source")
-    for row in rows:
-        state = "random weights" if row["origin"] == "random" else "local" if row["local"] else "not local"
-        print(
-            f"{row['key']:<16} {row['size_mb']:>4} MB  {row['license']:<13} {', '.join(row['used_by']):<26} "
-            f"{state:<16} {row['source']}"
-        )
-    print("licence 'unknown': read from the hub's metadata when the model is downloaded")
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .pipeline import Analyzer
-    from .tiny import tiny_models_dir
+    from ..pipeline import Analyzer
+    from ..tiny import tiny_models_dir
 
     print(
         "vemoclap demo: tiny RANDOM models, built here without any download — it shows the whole path "
@@ -195,12 +137,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vemoclap", description="Tell the emotion of a video (Ekman-6).")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    analyze = sub.add_parser("analyze", help="analyze one video and print a report")
+def add_analyze(subparsers) -> None:
+    analyze = subparsers.add_parser("analyze", help="analyze one video and print a report")
     analyze.add_argument(
         "source",
         help="a video file, an http(s) link (YouTube or any yt-dlp site), sample:NAME "
@@ -208,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         'sample) or "sample" (generated, offline)',
     )
     analyze.add_argument("--frames", type=int, default=16, help=f"frames sampled (default 16, at most {MAX_FRAMES})")
-    _add_model_options(analyze)
+    add_model_options(analyze)
     analyze.add_argument(
         "--classifier",
         default="reference",
@@ -216,16 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fetched and verified on first use) or a checkpoint folder (ours or the reference's)",
     )
     analyze.add_argument("--no-classifier", action="store_true", help="no emotion: only the extractors' outputs")
-    analyze.add_argument(
-        "--extractors", default=None, help="comma-separated extractors to run (default: all of the reference's)"
-    )
-    analyze.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
-    analyze.add_argument(
-        "--face-detector",
-        default=None,
-        choices=["auto", "yolo", "lbp", "haar", "opencv"],
-        help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)",
-    )
+    add_extractor_options(analyze)
     analyze.add_argument(
         "--skip-unavailable", action="store_true", help="go on without models that cannot be loaded, and list them"
     )
@@ -263,10 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Netscape cookies.txt of a logged-in browser, for sites that ask to sign in "
         '("confirm you\'re not a bot"); it is a login: keep it private',
     )
-    analyze.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(analyze)
     analyze.set_defaults(func=_cmd_analyze)
 
-    live = sub.add_parser("live", help="per-frame faces and expressions from a camera, stream or file, FPS shown")
+
+def add_live(subparsers) -> None:
+    live = subparsers.add_parser(
+        "live", help="per-frame faces and expressions from a camera, stream or file, FPS shown"
+    )
     live.add_argument(
         "source",
         nargs="?",
@@ -290,125 +223,27 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--every", type=int, default=1, help="run the face model on every N-th frame")
     live.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: never)")
     live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
-    live.add_argument(
-        "--face-detector",
-        default=None,
-        choices=["auto", "yolo", "lbp", "haar", "opencv"],
-        help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)",
-    )
+    add_face_detector(live)
     live.add_argument(
         "--allow-private",
         action="store_true",
         help="allow links and streams on private/loopback addresses (off by default)",
     )
-    _add_model_options(live)
+    add_model_options(live)
     live.set_defaults(func=_cmd_live)
 
-    download = sub.add_parser(
-        "download-models", help="fetch the pretrained models and the reference classifier, verified (needs internet)"
-    )
-    download.add_argument(
-        "--dir",
-        type=Path,
-        default=None,
-        help="target folder (default: $VEMOCLAP_MODELS_DIR, else ~/.cache/vemoclap/models)",
-    )
-    download.add_argument(
-        "--only",
-        default=None,
-        help="comma-separated model keys (see `vemoclap models`; 'samples' fetches the reference's sample videos)",
-    )
-    download.add_argument("--whisper", default="small,medium", help="Whisper sizes to fetch (default small,medium)")
-    download.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    download.set_defaults(func=_cmd_download_models)
 
-    models = sub.add_parser("models", help="list every model vemoclap uses: source, size, licence, users, state")
-    models.add_argument(
-        "--models-dir",
-        type=Path,
-        default=None,
-        help="the models dir to look in (default: $VEMOCLAP_MODELS_DIR, else ~/.cache/vemoclap/models)",
-    )
-    models.add_argument("--whisper", default="small", help="the Whisper size whose file is shown (default small)")
-    models.set_defaults(func=_cmd_models)
-
-    demo = sub.add_parser(
+def add_demo(subparsers) -> None:
+    demo = subparsers.add_parser(
         "demo", help="offline: analyze on tiny random models built here (no download); its emotion means nothing"
     )
     demo.add_argument("source", nargs="?", default="sample", help="a video (default: the generated sample)")
-    demo.add_argument(
-        "--models-dir",
-        type=Path,
-        default=None,
-        help="where to build the tiny models (default ~/.cache/vemoclap/tiny-models)",
-    )
-    demo.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    add_models_dir(demo, "where to build the tiny models (default ~/.cache/vemoclap/tiny-models)")
+    add_device(demo, "cpu", "cpu (default), cuda, auto")
     demo.add_argument("--frames", type=int, default=None, help="frames sampled (default: the recipe's 16)")
     demo.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
-    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    from .app import add_commands as add_app_commands
-    from .training.commands import add_commands as add_dataset_commands
-    from .training.train_commands import add_commands as add_training_commands
 
-    add_app_commands(sub)
-    add_dataset_commands(sub)
-    add_training_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("vemoclap: interrupted", file=sys.stderr)
-        return 130
-    except user_errors() as exc:
-        if args.debug:
-            raise
-        for line in getattr(exc, "lines", None) or [one_line(exc)]:  # MissingModels: one line per model
-            print(f"vemoclap: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as exc:  # a bug: keep its traceback where it can be read and reported
-        if args.debug:
-            raise
-        where = _write_traceback(exc)
-        print(
-            f"vemoclap: internal error ({type(exc).__name__}: {one_line(exc, limit=200)}); "
-            f"this is a bug, not bad input: the traceback is in {where}",
-            file=sys.stderr,
-        )
-        return EXIT_BUG
-
-
-def _write_traceback(exc: BaseException) -> str:
-    """Write the traceback to a log file (``$VEMOCLAP_LOG_DIR`` or the user cache) and return its path."""
-    import os
-    import tempfile
-    import time
-    import traceback
-
-    from ._util import cache_root
-
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    folder = Path(os.environ.get(LOG_DIR_ENV) or cache_root() / "logs")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        path.write_text(f"vemoclap {' '.join(sys.argv[1:])}\n\n{text}")
-        return str(path)
-    except OSError:
-        fd, name = tempfile.mkstemp(prefix="vemoclap-error-", suffix=".log")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        return name
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+__all__ = ["add_analyze", "add_demo", "add_live"]

@@ -13,7 +13,7 @@ One row per video, in the order the videos were listed (:func:`~vemoclap.trainin
     classifier      the classifier that made the row
     reason          why a failed video failed (one line)
 
-The loop is the dataset extraction's (:class:`~vemoclap.training.extract.VideoLoop`): a progress
+The loop is the dataset extraction's (:class:`~vemoclap.training.loop.VideoLoop`): a progress
 bar, one warning line per failed video, and resumable. A rerun keeps the rows that are there and
 analyzes the rest: every finished video is appended as one line and flushed to disk at once, so a
 kill loses at most the video being analyzed (a cut-off last line is dropped on the next run);
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import OptionError, UserError
-from .dataset import Video, list_videos
-from .extract import VideoLoop, _clean_temporary, _seed, _write_csv, exclusive_lock
+from .errors import OptionError, UserError
+from .training.dataset import Video, list_videos
+from .training.loop import VideoLoop, clean_temporary, exclusive_lock, seed_video, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,86 @@ def _row(source: str, result, labels: Sequence[str], seconds: float) -> dict[str
 # ---- the run -----------------------------------------------------------------------------------
 
 
+def _analyzer(analyzer, analyzer_options: Mapping[str, Any]):
+    """The given analyzer, or one built from the options; it must have a classifier."""
+    if analyzer is None:
+        from .pipeline import Analyzer
+
+        analyzer = Analyzer(**analyzer_options)
+    elif analyzer_options:
+        raise OptionError("give either a built analyzer or Analyzer options, not both")
+    if analyzer.classifier is None:
+        raise PredictionError(
+            "predict needs an emotion classifier and none is loaded; pass --classifier PATH (classifier=...)"
+        )
+    return analyzer
+
+
+class _Rows:
+    """The CSV's rows during a run: those kept from ``out`` (ok rows, and rows of videos not listed
+    now), then each finished video's, appended at once and rewritten atomically in order at the end."""
+
+    def __init__(self, out: Path, fields: Sequence[str], classifier: str, videos: Sequence[Video]):
+        self.out, self.fields, self.classifier = out, fields, classifier
+        existing = {row["source"]: row for row in _read_rows(out, fields)}
+        others = sorted({row["classifier"] for row in existing.values() if row["status"] == OK} - {classifier})
+        if others:
+            raise PredictionError(
+                f"--out {out}: holds predictions of another classifier ({others[0]}); "
+                f"choose another --out for {classifier or 'this one'}"
+            )
+        self.listed = {_key(video): video for video in videos}
+        self.rows = {key: row for key, row in existing.items() if row["status"] == OK or key not in self.listed}
+        self.todo = [video for key, video in self.listed.items() if key not in self.rows]
+        self.skipped = len(self.listed) - len(self.todo)
+        self.appender: _Appender | None = None
+
+    def ordered(self) -> list[dict[str, str]]:
+        """The listing's order, then rows of videos not listed now."""
+        listed = [self.rows[key] for key in self.listed if key in self.rows]
+        return listed + [row for key, row in self.rows.items() if key not in self.listed]
+
+    def rewrite(self) -> None:
+        write_csv(self.out, self.fields, self.ordered())
+
+    def open(self) -> None:
+        self.appender = _Appender(self.out, self.fields)
+
+    def close(self) -> None:
+        if self.appender is not None:
+            self.appender.close()
+
+    def record(self, video: Video, row: dict[str, Any] | None, reason: str | None) -> None:
+        if row is None:
+            row = {"source": _key(video), "status": FAILED, "classifier": self.classifier, "reason": reason}
+        self.rows[_key(video)] = row
+        self.appender.write(row)
+
+    def mine(self) -> list[dict[str, str]]:
+        """This listing's rows, in order."""
+        return [self.rows[key] for key in self.listed if key in self.rows]
+
+
+def _report(rows: _Rows, predicted: int, seconds: float, bugs: int) -> PredictionReport:
+    mine = rows.mine()
+    top: dict[str, int] = {}
+    for row in mine:
+        if row["status"] == OK:
+            top[row["top_label"]] = top.get(row["top_label"], 0) + 1
+    return PredictionReport(
+        rows.out,
+        len(rows.listed),
+        predicted,
+        rows.skipped,
+        {row["source"]: row["reason"] for row in mine if row["status"] == FAILED},
+        top,
+        seconds,
+        any(str(row.get("random_weights", "")).startswith("yes") for row in mine),
+        bugs,
+        mine,
+    )
+
+
 def predict(
     sources,
     out,
@@ -245,103 +325,54 @@ def predict(
     a row with status=failed and its reason, and the run goes on; a missing model or a bad
     option stops it before any video (a :class:`~vemoclap.errors.UserError`).
     """
-    from ..outputs import check_file_output
+    from .outputs import check_file_output
 
     start = time.perf_counter()
     out = check_file_output(out, "--out")
     videos = list_sources(sources)
     if isinstance(sources, (str, os.PathLike)) and Path(sources).expanduser().resolve() == out.resolve():
         raise OptionError(f"--out {out}: is the list of videos itself; choose another file")
-    if analyzer is None:
-        from ..pipeline import Analyzer
-
-        analyzer = Analyzer(**analyzer_options)
-    elif analyzer_options:
-        raise OptionError("give either a built analyzer or Analyzer options, not both")
-    if analyzer.classifier is None:
-        raise PredictionError(
-            "predict needs an emotion classifier and none is loaded; pass --classifier PATH (classifier=...)"
-        )
+    analyzer = _analyzer(analyzer, analyzer_options)
     labels = list(analyzer.classifier.config.labels)
     fields = columns(labels)
-    classifier = _classifier_id(analyzer.classifier_name)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     with exclusive_lock(
         out.parent / f".{out.name}.lock",
         f"--out {out}: another `vemoclap predict` is writing it; wait for it or choose another --out",
+        PredictionError,
     ):
-        _clean_temporary(out.parent, f".{out.name}.*.tmp", recursive=False)
-        existing = {row["source"]: row for row in _read_rows(out, fields)}
-        others = sorted({row["classifier"] for row in existing.values() if row["status"] == OK} - {classifier})
-        if others:
-            raise PredictionError(
-                f"--out {out}: holds predictions of another classifier ({others[0]}); "
-                f"choose another --out for {classifier or 'this one'}"
-            )
-        listed = {_key(video): video for video in videos}
-        rows = {key: row for key, row in existing.items() if row["status"] == OK or key not in listed}
-        todo = [video for key, video in listed.items() if key not in rows]
-        skipped = len(listed) - len(todo)
-        log.info("%d videos: %d already in %s, %d to analyze", len(listed), skipped, out, len(todo))
-
-        def ordered() -> list[dict[str, str]]:  # the listing's order, then rows of videos not listed now
-            return [rows[key] for key in listed if key in rows] + [
-                row for key, row in rows.items() if key not in listed
-            ]
-
-        _write_csv(out, fields, ordered())  # failed rows go (they are retried), a cut-off line too
+        clean_temporary(out.parent, f".{out.name}.*.tmp", recursive=False)
+        rows = _Rows(out, fields, _classifier_id(analyzer.classifier_name), videos)
+        log.info("%d videos: %d already in %s, %d to analyze", len(rows.listed), rows.skipped, out, len(rows.todo))
+        rows.rewrite()  # failed rows go (they are retried), a cut-off line too
         bugs_before = len(analyzer.bugs)
-        appender = None
         try:
-            if todo:
+            if rows.todo:
                 analyzer.load(progress=progress)
-                appender = _Appender(out, fields)
+                rows.open()
 
             def work(video: Video) -> dict[str, Any]:
-                _seed(video.id)  # the same numbers in any run (Whisper's temperature fallback samples)
+                seed_video(video.id)  # the same numbers in any run (Whisper's temperature fallback samples)
                 began = time.perf_counter()
                 result = analyzer.analyze(video.path)
                 return _row(_key(video), result, labels, time.perf_counter() - began)
 
-            def record(video: Video, row: dict[str, Any] | None, reason: str | None) -> None:
-                if row is None:
-                    row = {"source": _key(video), "status": FAILED, "classifier": classifier, "reason": reason}
-                rows[_key(video)] = row
-                appender.write(row)
-
             with VideoLoop(
-                len(todo),
-                record,
+                len(rows.todo),
+                rows.record,
                 desc="predict",
                 progress=progress,
                 on_video=on_video,
                 describe=lambda video, reason: _failure_line(_key(video), reason, str(video.path)),
                 logger=log,
             ) as loop:
-                loop.run(todo, work)
+                loop.run(rows.todo, work)
         finally:
-            if appender is not None:
-                appender.close()
-            _write_csv(out, fields, ordered())  # atomically, in order
+            rows.close()
+            rows.rewrite()  # atomically, in order
 
-    mine = [rows[key] for key in listed if key in rows]
-    top: dict[str, int] = {}
-    for row in mine:
-        if row["status"] == OK:
-            top[row["top_label"]] = top.get(row["top_label"], 0) + 1
-    report = PredictionReport(
-        out,
-        len(listed),
-        loop.finished,
-        skipped,
-        {row["source"]: row["reason"] for row in mine if row["status"] == FAILED},
-        top,
-        time.perf_counter() - start,
-        any(str(row.get("random_weights", "")).startswith("yes") for row in mine),
-        len(analyzer.bugs) - bugs_before,
-        mine,
-    )
+    report = _report(rows, loop.finished, time.perf_counter() - start, len(analyzer.bugs) - bugs_before)
     log.info("%s", report.summary())
     return report
 

@@ -1,10 +1,9 @@
-"""CLI subcommands for the classifier: ``train``, ``evaluate``, ``parity``, ``ablate``.
+"""Subcommands for the classifier: ``train``, ``evaluate``, ``parity``, ``ablate``.
 
-``vemoclap.cli`` wires them in with ``add_commands(subparsers)``; each handler returns an exit
-code. Bad input raises one-line ``ValueError`` subclasses:
+Each handler returns an exit code. Bad input raises one-line ``ValueError`` subclasses:
 :class:`~vemoclap.training.features.FeatureSetError`,
 :class:`~vemoclap.training.train.TrainingError`, :class:`~vemoclap.fusion.CheckpointError`
-(and the extractor's ``FeatureFileError`` for a damaged feature file); a missing blacklist file
+(and the feature store's ``FeatureFileError`` for a damaged feature file); a missing blacklist file
 is a ``FileNotFoundError``.
 """
 
@@ -14,31 +13,27 @@ import argparse
 import logging
 from pathlib import Path
 
+from .options import add_device, add_models_dir, add_quiet, csv_list
+
 log = logging.getLogger(__name__)
 
 
-def _csv_list(value: str | None) -> list[str] | None:
-    if not value:
-        return None
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
 def _load(args: argparse.Namespace):
-    from .features import load_feature_set
+    from ..training.features import load_feature_set
 
     exclude: list[str] = []
     if getattr(args, "blacklist", None):
-        from .blacklist import read_blacklist
+        from ..training.blacklist import read_blacklist
 
         exclude = read_blacklist(args.blacklist)
     return load_feature_set(args.features_dir, exclude=exclude, progress=not args.quiet)
 
 
 def _train_options(args: argparse.Namespace):
-    from .train import TrainOptions
+    from ..training.train import TrainOptions
 
     return TrainOptions(
-        features=_csv_list(args.features),
+        features=csv_list(args.features),
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.batch_size,
@@ -60,14 +55,14 @@ def _train_options(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from ..training.train import train
 
     feature_set = _load(args)
     report = train(feature_set, args.out, _train_options(args))
     print(report.summary())
     print(f"learning curves: {report.curves_path}")
     if args.evaluate:
-        from .evaluate import evaluate
+        from ..training.evaluate import evaluate
 
         result = evaluate(
             report.checkpoint, feature_set, split=args.evaluate, out_dir=Path(args.out) / f"eval_{args.evaluate}"
@@ -90,7 +85,7 @@ def _heads(value: str) -> list[int]:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import compare_heads, evaluate
+    from ..training.evaluate import compare_heads, evaluate
 
     folder = args.checkpoint if args.checkpoint.is_dir() else args.checkpoint.parent
     out = args.out if args.out is not None else folder / f"eval_{args.split}"
@@ -143,7 +138,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         if published:
             ids[name] = published
     if args.samples is not None or not videos:
-        videos.update(sample_videos(_csv_list(args.samples) if args.samples not in (None, "all") else None))
+        videos.update(sample_videos(csv_list(args.samples) if args.samples not in (None, "all") else None))
     settings = [Setting.parse(text) for text in args.setting] if args.setting else list(DEFAULT_SETTINGS)
     checkpoint = None if args.no_classifier else _parity_checkpoint(args.checkpoint, args.models_dir)
     report = run_parity(
@@ -153,7 +148,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         settings=settings,
         heads=args.heads or [4, 8],
         published_ids=ids,
-        extractors=_csv_list(args.extractors),
+        extractors=csv_list(args.extractors),
         device=args.device,
         models_dir=args.models_dir,
     )
@@ -167,24 +162,13 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 def _parity_checkpoint(checkpoint: str, models_dir):
     if checkpoint != "reference":
         return Path(checkpoint)
-    from .. import models
+    from ..models import classifier_dir
 
-    find = getattr(models, "classifier_dir", None)
-    if find is not None:
-        return find(models_dir)
-    local = models.local_path("classifier", models_dir)
-    if local is None:
-        from ..errors import NotFound
-
-        raise NotFound(
-            "the reference classifier is not in the models folder; give --checkpoint FOLDER "
-            "(its weights/classifier) or run `vemoclap download-models`"
-        )
-    return local
+    return classifier_dir(models_dir)
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from .ablate import ablate
+    from ..training.ablate import ablate
 
     table = ablate(
         _load(args), args.out, options=_train_options(args), eval_split=args.split, checkpoint=args.checkpoint
@@ -213,7 +197,7 @@ def _add_features_dir(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="also leave out the videos whose file names this list holds (e.g. ekman_blacklist.txt)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser, "no progress bars")
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -249,14 +233,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="share of train held out for validation when the cache has no val split (default 0.1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="default 0")
-    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda, cuda:1 …")
+    add_device(parser)
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on the GPU")
     parser.add_argument("--d-model", type=int, default=512, help="width of the fusion network (default 512)")
     parser.add_argument("--frames", type=int, default=16, help="rows of each sequence feature it sees (default 16)")
 
 
-def add_commands(subparsers) -> None:
-    """Add ``train``, ``evaluate``, ``parity`` and ``ablate`` to the ``vemoclap`` command's subparsers."""
+def add_train(subparsers) -> None:
     train = subparsers.add_parser("train", help="train the fusion classifier on a feature cache")
     _add_features_dir(train)
     train.add_argument(
@@ -283,12 +266,14 @@ def add_commands(subparsers) -> None:
     )
     train.set_defaults(func=_cmd_train)
 
+
+def add_evaluate(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="accuracy, P/R/F1, confusion matrix, AUCs and a report")
     evaluate.add_argument("checkpoint", type=Path, help="a classifier folder (ours or the reference's)")
     _add_features_dir(evaluate)
     evaluate.add_argument("--split", default="test", help="which split to evaluate (default test)")
     evaluate.add_argument("--out", type=Path, default=None, help="report folder (default CHECKPOINT/eval_SPLIT)")
-    evaluate.add_argument("--device", default="cpu", help="cpu (default), cuda, auto …")
+    add_device(evaluate, "cpu", "cpu (default), cuda, auto …")
     evaluate.add_argument(
         "--heads",
         type=_heads,
@@ -300,6 +285,8 @@ def add_commands(subparsers) -> None:
     )
     evaluate.set_defaults(func=_cmd_evaluate)
 
+
+def add_parity(subparsers) -> None:
     parity = subparsers.add_parser(
         "parity", help="compare our features of the reference's sample videos with its published features"
     )
@@ -339,11 +326,13 @@ def add_commands(subparsers) -> None:
         "--heads", type=_heads, default=None, metavar="N[,M]", help="attention heads to predict with (default 4,8)"
     )
     parity.add_argument("--extractors", default=None, help="comma-separated extractors (default: the reference's)")
-    parity.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda …")
-    parity.add_argument("--models-dir", type=Path, default=None, help="directory searched first for every model")
+    add_device(parity)
+    add_models_dir(parity)
     parity.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
     parity.set_defaults(func=_cmd_parity)
 
+
+def add_ablate(subparsers) -> None:
     ablate = subparsers.add_parser("ablate", help="compare the fusion model with baselines and without each modality")
     _add_features_dir(ablate)
     ablate.add_argument("--out", type=Path, default=Path("ablation"), help="output folder (default ablation)")
@@ -355,4 +344,4 @@ def add_commands(subparsers) -> None:
     ablate.set_defaults(func=_cmd_ablate)
 
 
-__all__ = ["add_commands"]
+__all__ = ["add_ablate", "add_evaluate", "add_parity", "add_train"]

@@ -1,0 +1,69 @@
+"""Options more than one subcommand takes, each written once: the device and models folder, the
+extractors and their shortcut options, comma-separated lists."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+MODELS_DIR_HELP = "directory searched first for every model (also $VEMOCLAP_MODELS_DIR)"
+DEVICE_HELP = "auto (GPU when there is one), cpu, cuda, cuda:1 ..."
+EXTRACTORS_HELP = "comma-separated extractors to run (default: all of the reference's)"
+
+
+def csv_list(value: str | None) -> list[str] | None:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``; nothing given → None."""
+    if not value:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def add_models_dir(parser: argparse.ArgumentParser, text: str = MODELS_DIR_HELP) -> None:
+    parser.add_argument("--models-dir", type=Path, default=None, help=text)
+
+
+def add_device(parser: argparse.ArgumentParser, default: str = "auto", text: str = DEVICE_HELP) -> None:
+    parser.add_argument("--device", default=default, help=text)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--models-dir``: where the models run and where they are found."""
+    add_device(parser)
+    add_models_dir(parser)
+
+
+def add_face_detector(parser: argparse.ArgumentParser) -> None:
+    from ..extractors.faces import DETECTORS
+
+    parser.add_argument(
+        "--face-detector",
+        default=None,
+        choices=list(DETECTORS),
+        help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), "
+        "opencv (haar, else lbp), auto (yolo, else lbp)",
+    )
+
+
+def add_extractor_options(parser: argparse.ArgumentParser, extractors_help: str = EXTRACTORS_HELP) -> None:
+    """``--extractors`` and the shortcuts for two extractors' options: ``--whisper-model``, ``--face-detector``."""
+    parser.add_argument("--extractors", default=None, help=extractors_help)
+    parser.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
+    add_face_detector(parser)
+
+
+def add_quiet(parser: argparse.ArgumentParser, text: str = "no progress bar") -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help=text)
+
+
+__all__ = [
+    "DEVICE_HELP",
+    "EXTRACTORS_HELP",
+    "MODELS_DIR_HELP",
+    "add_device",
+    "add_extractor_options",
+    "add_face_detector",
+    "add_model_options",
+    "add_models_dir",
+    "add_quiet",
+    "csv_list",
+]
