@@ -71,7 +71,7 @@ def test_reference_upscaling_stays_within_the_size_caps(tmp_path):
 
 
 def test_chunk_starts_per_selection_and_end():
-    from vemoclap.extractors.beats import select_chunk_starts
+    from vemoclap.extractors.audio import select_chunk_starts
 
     hop = int(1.5 * SR)
     n = 30 * SR  # 30 s: starts 0, 1.5, …, 27 s — 19 of them, more than 16

@@ -84,7 +84,7 @@ EXTRACTORS: dict[str, Registration] = {
         # Not in the reference set: an alternative audio feature (use it instead of beats).
         Registration(
             "ast",
-            "vemoclap.extractors.ast:AstExtractor",
+            "vemoclap.extractors.audio_spectrogram:AstExtractor",
             ("ast",),
             _sequence("ast", 768, "AST embedding per 3-s audio chunk"),
             default=False,

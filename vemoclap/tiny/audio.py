@@ -55,7 +55,8 @@ TINY_BEATS_CFG: dict = {
 def build_beats(path: Path, seed: int = 0) -> Path:
     import torch
 
-    from ..extractors.beats import BEATs, BeatsConfig, audioset_labels
+    from ..extractors.audio import audioset_labels
+    from ..extractors.beats import BEATs, BeatsConfig
 
     torch.manual_seed(seed)
     model = BEATs(BeatsConfig.from_dict(TINY_BEATS_CFG))
@@ -71,7 +72,7 @@ def build_ast(directory: Path, seed: int = 0) -> Path:
     import torch
     from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
-    from ..extractors.beats import audioset_labels
+    from ..extractors.audio import audioset_labels
 
     names = [name for _, name in audioset_labels()]
     config = ASTConfig(

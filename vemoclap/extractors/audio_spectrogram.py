@@ -16,8 +16,8 @@ import torch
 
 from ..media import SAMPLE_RATE
 from ..models import load_pretrained
+from .audio import AudioOutput, audio_output, clip_chunks
 from .base import Clip, Extractor, batches
-from .beats import AudioOutput, audio_output, clip_chunks
 
 
 class AstExtractor(Extractor):
