@@ -113,6 +113,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_live(args: argparse.Namespace) -> int:
     from .extractors import get
     from .live import camera_frames, file_frames, run_live
+    from .registry import with_shortcuts
 
     # the source first (a refused link is one line before any model loads), then the face model
     if args.source is not None:
@@ -126,12 +127,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:
         frames = camera_frames(args.camera)
-    faces = get(
-        "face_emotion",
-        device=args.device,
-        models_dir=args.models_dir,
-        **({"detector": args.face_detector} if args.face_detector else {}),
-    ).load()
+    options = with_shortcuts(face_detector=args.face_detector).get("face_emotion", {})
+    faces = get("face_emotion", device=args.device, models_dir=args.models_dir, **options).load()
     show = False if args.no_window else None
     stats = run_live(frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames)
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")
@@ -196,6 +193,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .extractors.faces import detector_choices, detector_help
+    from .registry import EXTRACTORS, default_extractors
+
     parser = argparse.ArgumentParser(prog="vemoclap", description="Tell the emotion of a video (Ekman-6).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,14 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--no-classifier", action="store_true", help="no emotion: only the extractors' outputs")
     analyze.add_argument(
-        "--extractors", default=None, help="comma-separated extractors to run (default: all of the reference's)"
+        "--extractors",
+        default=None,
+        help=f"comma-separated extractors to run, from {', '.join(EXTRACTORS)} "
+        f"(default: {', '.join(default_extractors())})",
     )
     analyze.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
     analyze.add_argument(
         "--face-detector",
         default=None,
-        choices=["auto", "yolo", "lbp", "haar", "opencv"],
-        help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)",
+        choices=detector_choices(),
+        help=detector_help(),
     )
     analyze.add_argument(
         "--skip-unavailable", action="store_true", help="go on without models that cannot be loaded, and list them"
@@ -293,8 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--face-detector",
         default=None,
-        choices=["auto", "yolo", "lbp", "haar", "opencv"],
-        help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), opencv (haar, else lbp), auto (yolo, else lbp)",
+        choices=detector_choices(),
+        help=detector_help(),
     )
     live.add_argument(
         "--allow-private",

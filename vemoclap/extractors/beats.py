@@ -391,32 +391,34 @@ def load_beats(path: str | Path, models_dir=None) -> tuple[BEATs, list[str] | No
 # --------------------------------------------------------------------------- the extractor
 
 
+@dataclass(frozen=True)
+class Options:
+    # which 3-s chunks are read (see vemoclap.extractors.audio.select_chunk_starts)
+    n_chunks: int = 16  # at most this many, equidistant over the track
+    chunk_selection: str = "equidistant"  # or "reference-indices"
+    chunk_end: str = "inclusive"  # or "exclusive"
+    silence: str = "missing"  # "missing": a silent track gives no feature; "embed": it is embedded
+    # readable output
+    top_k: int = 5  # AudioSet tags shown
+
+
 class BeatsExtractor(Extractor):
     """BEATs iter3+ AS2M (fine-tuned, cpt2): 768-d per 3-s chunk, ≤ n_chunks chunks, plus tags."""
 
     name = "beats"
     inputs = ("audio",)
     output_type = AudioOutput
+    options_type = Options
 
-    def __init__(
-        self,
-        *,
-        n_chunks: int = 16,
-        top_k: int = 5,
-        chunk_selection: str = "equidistant",
-        chunk_end: str = "inclusive",
-        silence: str = "missing",
-        **options,
-    ):
-        """``chunk_selection`` / ``chunk_end``: see :func:`select_chunk_starts`; ``silence``: see
-        :func:`clip_chunks` (the feature recipe sets them)."""
+    def __init__(self, **options):
         super().__init__(**options)
-        self.n_chunks = n_chunks
-        self.top_k = top_k
-        select_chunk_starts(0, 1, selection=chunk_selection, end=chunk_end)  # bad values fail now
-        if silence not in SILENCE:
-            raise OptionError(f"beats silence '{silence}' is unknown; choose from {', '.join(SILENCE)}")
-        self.chunk_selection, self.chunk_end, self.silence = chunk_selection, chunk_end, silence
+        o = self.options
+        self.n_chunks = o.n_chunks
+        self.top_k = o.top_k
+        select_chunk_starts(0, 1, selection=o.chunk_selection, end=o.chunk_end)  # bad values fail now
+        if o.silence not in SILENCE:
+            raise OptionError(f"beats silence '{o.silence}' is unknown; choose from {', '.join(SILENCE)}")
+        self.chunk_selection, self.chunk_end, self.silence = o.chunk_selection, o.chunk_end, o.silence
 
     def _load(self) -> None:
         path = checkpoint_file("beats", self.models_dir)

@@ -98,6 +98,14 @@ def build_ast(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def build_beats_models(directory: Path) -> dict[str, Path]:
+    return {"beats": build_beats(Path(directory) / BEATS_FILE)}
+
+
+def build_ast_models(directory: Path) -> dict[str, Path]:
+    return {"ast": build_ast(Path(directory) / AST_ID)}
+
+
 def build(directory: Path) -> dict[str, Path]:
     """Write the tiny BEATs checkpoint and tiny AST into ``directory`` (a models dir)."""
     directory = Path(directory)

@@ -158,7 +158,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _add_predict(subparsers) -> None:
     from ..cli import _add_model_options
-    from ..extractors.faces import DETECTORS
+    from ..extractors.faces import detector_choices
     from ..media import MAX_FRAMES
 
     predict = subparsers.add_parser("predict", help="the emotion of many videos into one CSV (resumable)")
@@ -190,7 +190,7 @@ def _add_predict(subparsers) -> None:
     )
     predict.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
     predict.add_argument(
-        "--face-detector", default=None, choices=list(DETECTORS), help="face detector (see `vemoclap analyze --help`)"
+        "--face-detector", default=None, choices=detector_choices(), help="face detector (see `vemoclap analyze --help`)"
     )
     predict.add_argument(
         "--skip-unavailable",

@@ -167,22 +167,20 @@ class ExtractionConfig:
 
 def feature_extractors() -> tuple[str, ...]:
     """The default extractors for a dataset: the reference's set minus readable-only ones (caption)."""
-    from ..extractors import DEFAULT_EXTRACTORS, extractor_class
+    from ..registry import EXTRACTORS, default_extractors
 
-    return tuple(name for name in DEFAULT_EXTRACTORS if extractor_class(name).feature_name)
+    return tuple(name for name in default_extractors() if EXTRACTORS[name].feature)
 
 
 def _effective_options(config: ExtractionConfig) -> dict[str, dict[str, Any]]:
     """Per-extractor options with the audio chunk cap filled in where an extractor takes one."""
-    import inspect
-
-    from ..extractors import extractor_class
+    from ..extractors import check, option_names, options_type
 
     options: dict[str, dict[str, Any]] = {}
     for name in config.extractors:
-        cls = extractor_class(name)
         opts = dict(config.extractor_options.get(name, {}))
-        if "n_chunks" in inspect.signature(cls.__init__).parameters:
+        check(name, opts)
+        if "n_chunks" in option_names(options_type(name)):
             opts.setdefault("n_chunks", config.position_cap)
         options[name] = opts
     unknown = sorted(set(config.extractor_options) - set(config.extractors))
@@ -654,11 +652,10 @@ def extract_dataset(
     """
     start = time.perf_counter()
     names = tuple(extractors) if extractors else feature_extractors()
-    options = {name: dict(opts) for name, opts in (extractor_options or {}).items()}
-    if face_detector and "face_emotion" in names:  # shortcuts apply only to extractors that run
-        options.setdefault("face_emotion", {})["detector"] = face_detector
-    if whisper_model and "asr_sentiment" in names:
-        options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
+    from ..registry import with_shortcuts
+
+    # shortcuts apply only to extractors that run
+    options = with_shortcuts(extractor_options, names, face_detector=face_detector, whisper_model=whisper_model)
     config = ExtractionConfig(
         names,
         positions=positions,
