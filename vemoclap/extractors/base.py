@@ -1,8 +1,10 @@
 """The one protocol every extractor follows, with device handling and batching written once.
 
-An extractor is built with options, loads its models once (lazily, on first use or ``load()``),
-and is called on a :class:`Clip` to return its typed output: the feature array in the reference
-shape (or ``missing`` with a reason) plus readable results. Subclasses implement ``_load`` and
+An extractor is built with options (the fields of its module's ``Options`` frozen dataclass, plus
+the common device / models dir / batch size / half; any other name is an OptionError), loads its
+models once (lazily, on first use or ``load()``), and is called on a :class:`Clip` to return its
+typed output: the feature array in the reference shape (or ``missing`` with a reason) plus
+readable results. Subclasses implement ``_load`` and
 ``_run``; ``_run`` raises :class:`Missing` when the clip has nothing for it (no audio, no face,
 no text), which becomes an output with ``missing`` set, never an exception to the caller.
 """

@@ -79,8 +79,9 @@ OCR_MODELS = ("ppocr-default", "ppocr-en")
 TEXT_UNITS = ("line", "frame")
 SPELLING = ("tokens", "segment+t5", "none")
 CHINESE_CODES = ("zho_Hans", "zho_Hant")
-# Text-detection settings by name: rapidocr's own, or PaddleOCR 2.x's (tools/infer/utility.py),
-# which the reference ran. Keys are rapidocr 3's Det.* parameters.
+# Text-detection settings by name: rapidocr's own, or the defaults of PaddleOCR 2.x's detector
+# (its published command-line options: det_limit_side_len 960, det_db_box_thresh 0.6, ...), which
+# the reference ran. Keys are rapidocr 3's Det.* parameters.
 DETECTION = {
     "rapidocr": {},
     "paddleocr": {

@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 FORMAT = 2  # the layout of a tiny models dir (2: the manifest below replaced a bare marker)
 MANIFEST = ".complete"  # written last: a dir without it was never finished
 
-__all__ = ["make_tiny_models", "make_tiny_classifier", "make_tiny_reference_classifier", "tiny_models_dir"]
+__all__ = [
+    "make_tiny_models",
+    "make_tiny_classifier",
+    "make_tiny_reference_classifier",
+    "tiny_models_dir",
+    "manifest",
+]
 
 
 def make_tiny_classifier(directory: str | Path, *, seed: int = 0) -> Path:
