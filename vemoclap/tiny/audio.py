@@ -108,5 +108,4 @@ def build_ast_models(directory: Path) -> dict[str, Path]:
 
 def build(directory: Path) -> dict[str, Path]:
     """Write the tiny BEATs checkpoint and tiny AST into ``directory`` (a models dir)."""
-    directory = Path(directory)
-    return {"beats": build_beats(directory / BEATS_FILE), "ast": build_ast(directory / AST_ID)}
+    return {**build_beats_models(directory), **build_ast_models(directory)}

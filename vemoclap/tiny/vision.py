@@ -215,14 +215,7 @@ def build_caption_models(directory: str | os.PathLike) -> dict[str, Path]:
 
 def build(directory: str | os.PathLike) -> dict[str, Path]:
     """Write every tiny vision model into ``directory`` (a models dir); returns model key → path."""
-    root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
-    return {
-        "clip": build_clip(root / MODELS["clip"].hub_id),
-        "face_expression": build_face_expression(root / MODELS["face_expression"].hub_id),
-        "caption": build_caption(root / MODELS["caption"].hub_id),
-        "yolo_face": build_yolo_face(root / MODELS["yolo_face"].filename),
-    }
+    return {**build_clip_models(directory), **build_face_models(directory), **build_caption_models(directory)}
 
 
 __all__ = [
