@@ -176,6 +176,13 @@ def test_every_recipe_option_is_a_field_of_the_extractors_options():
             assert set(options) <= set(extractors.option_names(extractors.options_type(name)))
 
 
+def test_each_extractor_takes_the_options_its_registration_names():
+    for name in registry.EXTRACTORS:
+        cls = extractors.extractor_class(name)
+        assert cls.options_type is extractors.options_type(name), name
+        assert cls.model_keys == registry.EXTRACTORS[name].models
+
+
 def test_shortcuts_fill_the_extractors_options():
     assert registry.with_shortcuts(None, whisper_model="tiny", face_detector="lbp") == {
         "asr_sentiment": {"whisper_model": "tiny"},
