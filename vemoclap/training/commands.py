@@ -190,7 +190,10 @@ def _add_predict(subparsers) -> None:
     )
     predict.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
     predict.add_argument(
-        "--face-detector", default=None, choices=detector_choices(), help="face detector (see `vemoclap analyze --help`)"
+        "--face-detector",
+        default=None,
+        choices=detector_choices(),
+        help="face detector (see `vemoclap analyze --help`)",
     )
     predict.add_argument(
         "--skip-unavailable",
