@@ -101,7 +101,7 @@ def _build_base(directory: Path) -> None:
     import torch
     import transformers as tf
 
-    from vemoclap.extractors.beats import audioset_labels
+    from vemoclap.extractors.audio import audioset_labels
     from vemoclap.models import MODELS
     from vemoclap.testing import make_tiny_classifier, make_tiny_models
     from vemoclap.tiny.audio import TINY_BEATS_CFG

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from vemoclap.errors import OptionError
-from vemoclap.extractors import DEFAULT_EXTRACTORS
 from vemoclap.labels import EMOTIONS
 from vemoclap.media import MediaError
 from vemoclap.pipeline import Analyzer
+from vemoclap.registry import default_extractors
 from vemoclap.sample import make_sample
 from vemoclap.testing import make_video, write_text_file
 
@@ -55,7 +55,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
 
 def test_full_default_run_on_the_sample(analyzer, videos):
     result = analyzer.analyze(videos["sample"])
-    assert set(result.outputs) == set(DEFAULT_EXTRACTORS)
+    assert set(result.outputs) == set(default_extractors())
     assert result.probabilities.shape == (6,) and np.isclose(result.probabilities.sum(), 1.0)
     assert result.top_label in EMOTIONS
     shapes = {name: out.feature.shape for name, out in result.outputs.items() if out.feature is not None}

@@ -86,14 +86,14 @@ def ran(tiny_models, tmp_path_factory) -> VemoclapApp:
 
 
 def test_load_rows_show_every_model_loaded(ran):
-    from vemoclap.extractors import DEFAULT_EXTRACTORS
+    from vemoclap.registry import default_extractors
 
-    assert list(ran.model_rows) == ["classifier", *DEFAULT_EXTRACTORS]
+    assert list(ran.model_rows) == ["classifier", *default_extractors()]
     for name, row in ran.model_rows.items():
         assert "loaded" in row.status.value and row.progress.value == 1, (name, row.status.value)
         assert row.seconds.value.endswith(" s")
     assert "all models are loaded" in ran.load_message.value
-    assert set(ran.analyzer.extractors) == set(DEFAULT_EXTRACTORS)
+    assert set(ran.analyzer.extractors) == set(default_extractors())
 
 
 def test_run_shows_real_results(ran):

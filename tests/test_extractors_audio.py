@@ -12,7 +12,8 @@ import torch
 
 from vemoclap import extractors
 from vemoclap.extractors import Clip
-from vemoclap.extractors.beats import AUDIOSET_LABELS_CSV, AudioOutput, AudioTag, BEATs, BeatsConfig, kaldi_fbank
+from vemoclap.extractors.audio import AUDIOSET_LABELS_CSV, AudioOutput, AudioTag
+from vemoclap.extractors.beats import BEATs, BeatsConfig, kaldi_fbank
 from vemoclap.media import Frames
 from vemoclap.models import ModelUnavailable
 from vemoclap.synth import speech_like

@@ -15,7 +15,6 @@ import torch
 
 from vemoclap.fusion import (
     FEATURES,
-    REFERENCE_FEATURES,
     REFERENCE_STATS,
     AttentionClassifier,
     CheckpointError,
@@ -28,6 +27,7 @@ from vemoclap.fusion import (
     load_classifier,
     load_reference_checkpoint,
     prepare,
+    reference_features,
     save_checkpoint,
 )
 from vemoclap.labels import EMOTIONS
@@ -92,7 +92,7 @@ def reference_config_dict() -> dict:
 def random_video(rng: np.random.Generator, **rows: int | None) -> dict[str, np.ndarray | None]:
     """Raw features in the extractors' shapes; rows[name] = None leaves that feature out (None)."""
     video: dict[str, np.ndarray | None] = {}
-    for name in REFERENCE_FEATURES:
+    for name in reference_features():
         n = rows.get(name, FEATURES[name].length)
         video[name] = None if n is None else rng.normal(size=(n, FEATURES[name].dim)).astype(np.float32)
     return video
@@ -164,8 +164,8 @@ def test_prepare_missing_features_are_zeros_and_single_vectors_one_row():
         "face_emotion": np.zeros((0, 768), np.float32),
         "asr_sentiment": rng.normal(size=768).astype(np.float32),
     }  # beats, ocr absent
-    out = prepare(features, REFERENCE_FEATURES, REFERENCE_STATS)
-    assert set(out) == set(REFERENCE_FEATURES)
+    out = prepare(features, reference_features(), REFERENCE_STATS)
+    assert set(out) == set(reference_features())
     for name in ("clip", "beats", "face_emotion", "ocr_sentiment"):
         assert out[name].shape == (FEATURES[name].length, FEATURES[name].dim)
         assert np.all(out[name] == 0), name
@@ -190,15 +190,15 @@ def test_prepare_rejects_wrong_shapes_and_unknown_features():
 
 def test_collate_stacks_batches():
     rng = np.random.default_rng(1)
-    items = [prepare(random_video(rng, clip=n), REFERENCE_FEATURES, REFERENCE_STATS) for n in (3, 16, 40)]
+    items = [prepare(random_video(rng, clip=n), reference_features(), REFERENCE_STATS) for n in (3, 16, 40)]
     batch = collate(items)
     assert {k: tuple(v.shape) for k, v in batch.items()} == {
-        name: (3, FEATURES[name].length, FEATURES[name].dim) for name in REFERENCE_FEATURES
+        name: (3, FEATURES[name].length, FEATURES[name].dim) for name in reference_features()
     }
     assert all(v.dtype == torch.float32 for v in batch.values())
     np.testing.assert_array_equal(batch["clip"][1].numpy(), items[1]["clip"])
     with pytest.raises(ValueError, match="clip"):
-        collate([items[0], prepare(random_video(rng), REFERENCE_FEATURES, lengths={"clip": 8})])
+        collate([items[0], prepare(random_video(rng), reference_features(), lengths={"clip": 8})])
 
 
 def test_compute_stats_matches_numpy():
@@ -258,7 +258,7 @@ def test_reference_state_dict_loads_strictly_and_concatenates_in_sorted_order():
     parts = sorted(list(REF_SINGLE) + [f"{a}_{b}" for a in REF_SEQUENCE for b in REF_SEQUENCE if a != b])
     assert parts[0] == "asr_sentiment" and parts[-1] == "ocr_sentiment"
     rng = np.random.default_rng(4)
-    base = collate([prepare(random_video(rng), REFERENCE_FEATURES, REFERENCE_STATS)])
+    base = collate([prepare(random_video(rng), reference_features(), REFERENCE_STATS)])
     for name in ("asr_sentiment", "ocr_sentiment"):
         index = parts.index(name)
         weight = torch.zeros(6, 8 * D)
@@ -362,7 +362,7 @@ def test_reference_checkpoint_pair_loads(tmp_path):
     direct = AttentionClassifier(REF_DIMS).eval()
     direct.load_state_dict(state, strict=True)
     with torch.no_grad():
-        batch = collate([prepare(v, REFERENCE_FEATURES, REFERENCE_STATS) for v in videos])
+        batch = collate([prepare(v, reference_features(), REFERENCE_STATS) for v in videos])
         np.testing.assert_allclose(probabilities, torch.softmax(direct(batch), -1).numpy(), rtol=1e-5, atol=1e-6)
     converted = save_checkpoint(tmp_path / "ours", classifier.model, classifier.config)
     np.testing.assert_array_equal(load_classifier(converted).predict_batch(videos), probabilities)

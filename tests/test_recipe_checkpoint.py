@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from vemoclap import recipes
-from vemoclap.fusion import REFERENCE_FEATURES, AttentionClassifier, default_config, load_classifier, save_checkpoint
+from vemoclap.fusion import AttentionClassifier, default_config, load_classifier, reference_features, save_checkpoint
 from vemoclap.testing.features import make_synthetic_feature_set
 from vemoclap.training.features import FeatureSetError, load_feature_set
 from vemoclap.training.train import train
 
 FAST = dict(d_model=16, lr=1e-3, batch_size=16, dropout=0.1, device="cpu", progress=False, epochs=2, patience=0)
-FIVE = tuple(REFERENCE_FEATURES)
+FIVE = reference_features()
 
 
 @pytest.fixture(scope="module", autouse=True)

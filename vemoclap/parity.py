@@ -374,10 +374,11 @@ def extract_settings(
     """Our features of every video under every setting: (setting → video → feature → rows,
     setting → the recipe as run). Extractors whose frames and options two settings share run
     once; each setting's models are freed before the next one loads (a T4 holds one set)."""
-    from .extractors import DEFAULT_EXTRACTORS, extractor_class
+    from .extractors import extractor_class
     from .pipeline import Analyzer
+    from .registry import default_extractors
 
-    names = [n for n in (extractors or DEFAULT_EXTRACTORS) if extractor_class(n).feature_name]
+    names = [n for n in (extractors or default_extractors()) if extractor_class(n).feature_name]
     cache: dict[str, dict[str, Any]] = {}  # extractor key → video → feature rows
     out: dict[str, dict[str, dict[str, np.ndarray | None]]] = {}
     ran: dict[str, dict[str, Any]] = {}

@@ -14,10 +14,10 @@ import numpy as np
 
 from . import models, recipes, samples
 from .errors import OptionError, UserError, one_line
-from .extractors import DEFAULT_EXTRACTORS, Clip, Extractor, ExtractorOutput, get
+from .extractors import Clip, Extractor, ExtractorOutput, get
 from .media import check_frame_count
 from .models import ModelUnavailable
-from .registry import EXTRACTORS, run_order
+from .registry import EXTRACTORS, default_extractors, run_order, with_shortcuts
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
 
@@ -106,18 +106,14 @@ class Analyzer:
             raise OptionError(f"parallel must be 1 (one extractor at a time) or more, got {parallel}")
         self.models_dir = models_dir
         self.skip_unavailable = skip_unavailable
-        options = {name: dict(opts) for name, opts in (extractor_options or {}).items()}
-        if whisper_model:
-            options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
-        if face_detector:
-            options.setdefault("face_emotion", {})["detector"] = face_detector
+        options = with_shortcuts(extractor_options, whisper_model=whisper_model, face_detector=face_detector)
         self.classifier = None
         self.classifier_name: str | None = None
         self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
         self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.announce = announce
         self._fetched = False
-        names = run_order(extractors if extractors is not None else DEFAULT_EXTRACTORS)
+        names = run_order(extractors if extractors is not None else default_extractors())
         reference = isinstance(classifier, str) and classifier == REFERENCE_CLASSIFIER
         if classifier is not None and not reference:
             from .fusion import load_classifier

@@ -2,7 +2,7 @@
 
 A classifier predicts well only on features made the way its training features were made. A
 :class:`Recipe` holds every setting that changes a feature: frame sampling, each extractor's
-options (keyword arguments of its constructor), and precision. A checkpoint's config names its
+options (fields of its ``Options``), and precision. A checkpoint's config names its
 recipe (``recipe`` key); the :class:`~vemoclap.pipeline.Analyzer` builds its extractors from it.
 
 Two recipes: ``reference`` (the reference app's extraction, as closely as these libraries allow;
@@ -369,10 +369,10 @@ def recipe_of_config(config) -> "str | dict[str, Any]":
         return dict(named)
     if named:
         return str(named)
-    from .fusion import FEATURES, REFERENCE_FEATURES
+    from .registry import FEATURES, reference_features
 
     dims = dict(getattr(config, "feature_dims", {}) or {})
-    if sorted(dims) == sorted(REFERENCE_FEATURES) and all(dims[n] == FEATURES[n].dim for n in dims):
+    if sorted(dims) == sorted(reference_features()) and all(dims[n] == FEATURES[n].dim for n in dims):
         return "reference"
     return DEFAULT_RECIPE
 
@@ -387,24 +387,6 @@ def choose(recipe=None, classifier=None) -> Recipe:
 
 
 # ---- what an Analyzer runs ----------------------------------------------------------------------
-
-
-def accepted_options(function_or_class) -> set[str] | None:
-    """Keyword names a constructor (following ``**options`` up the class tree) or function takes;
-    None when it takes any."""
-    import inspect
-
-    classes = function_or_class.__mro__ if isinstance(function_or_class, type) else [None]
-    names: set[str] = set()
-    for cls in classes:
-        function = function_or_class if cls is None else cls.__dict__.get("__init__")
-        if function is None:
-            continue
-        params = inspect.signature(function).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
-    return None
 
 
 @dataclass
@@ -426,13 +408,13 @@ def plan(
     short_side: Any = "recipe",
 ) -> Plan:
     """Resolve ``recipe`` for ``device`` with the user's extractor ``overrides`` (and frame count
-    / short side when given), and split it into constructor options. A recipe option that the
-    installed extractor (or ``media.sample_frames``) does not take yet is left out and recorded
-    as a deviation; the user's own options are passed as given."""
-    from . import media
-    from .extractors import extractor_class
+    / short side when given), and split it into constructor options. An option the extractor's
+    ``Options`` does not have, the user's or the recipe's, is an OptionError naming the valid ones."""
+    from .extractors import check
 
     overrides = {name: dict(opts) for name, opts in (overrides or {}).items()}
+    for name in extractors:
+        check(name, overrides.get(name, {}))
     resolved = recipe.resolve(device, overrides)
     running = set(extractors) | {"frames", "classifier"}  # a change to an extractor that does not run is none
     resolved.deviations = [d for d in resolved.deviations if d.setting.split(".")[0] in running]
@@ -444,38 +426,21 @@ def plan(
                     Deviation(f"frames.{key}", getattr(resolved.frames, key), value, "set by the user")
                 )
             setattr(resolved.frames, key, value)
-
-    def keep(where: str, wanted: Mapping[str, Any], accepted: set[str] | None, user: Mapping[str, Any]):
-        kept = {}
-        for key, value in wanted.items():
-            if key in user or accepted is None or key in accepted:
-                kept[key] = value
-            else:
-                resolved.deviations.append(
-                    Deviation(f"{where}.{key}", value, "default", "this version does not take the option yet")
-                )
-        return kept
-
-    options = {
-        name: keep(
-            name,
-            resolved.options_for(name, device_type),
-            accepted_options(extractor_class(name)),
-            overrides.get(name, {}),
-        )
-        for name in extractors
-    }
-    media_options = keep("frames", resolved.frames.media_options(), accepted_options(media.sample_frames), {})
-    for deviation in resolved.deviations:  # pending options are for the integrator, not the user
-        pending = deviation.reason.startswith("this version does not take")
-        (log.info if pending else log.warning)("recipe %s: %s", resolved.label, deviation.line())
+    options = {name: resolved.options_for(name, device_type) for name in extractors}
+    for name, given in options.items():
+        try:
+            check(name, given)
+        except OptionError as exc:
+            raise OptionError(f"recipe {resolved.label}: {exc}") from None
+    for deviation in resolved.deviations:
+        log.warning("recipe %s: %s", resolved.label, deviation.line())
+    media_options = resolved.frames.media_options()
     return Plan(resolved, options, media_options)
 
 
 __all__ = [
     "plan",
     "Plan",
-    "accepted_options",
     "Recipe",
     "FrameSettings",
     "Deviation",

@@ -1,15 +1,22 @@
-"""One registration per extractor: its name, its class, the models it loads and the fusion feature it
-fills. Everything else derives from this table: the extractor lookup (``vemoclap.extractors``), the
-fusion feature specs (``vemoclap.fusion.FEATURES``), the default extractor set, training's default
-features and the "used by" column of ``vemoclap models``. Adding an extractor means its own module
-plus one entry here (and a row in ``vemoclap.models.MODELS`` for a model nobody loads yet).
+"""One registration per extractor: the only description of it.
+
+A row names the extractor's class (its module also defines the extractor's ``Options``, a frozen
+dataclass of every option it takes), the models it loads, the fusion feature it fills, whether it
+runs by default, whether it is an input of the reference classifier, the extractors whose outputs it
+reads, and the builders of its tiny random models. Everything else is derived from the live table
+when asked: the extractor lookup (``vemoclap.extractors``), the fusion feature specs, the default
+extractor set, the reference classifier's inputs, the tiny models and the "used by" column of
+``vemoclap models``. Adding an extractor means its own module, one row here (or a call to
+:func:`register`), a row in ``vemoclap.models.MODELS`` for each new model and a tiny builder.
 
 This module imports nothing heavy: it is read by ``import vemoclap``.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
 
 @dataclass(frozen=True)
@@ -24,11 +31,32 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class Registration:
     name: str  # the extractor's name, also its output's name
-    target: str  # "module:Class"
+    target: str  # "module:Class"; the module also defines the extractor's Options dataclass
     models: tuple[str, ...]  # keys of vemoclap.models.MODELS it loads
     feature: FeatureSpec | None = None  # the fusion feature it fills (None: readable output only)
-    default: bool = True  # part of the reference's set, run unless told otherwise
+    run_by_default: bool = True  # run unless the user names the extractors
+    # One of the reference classifier's inputs. Its checkpoint fixes them, so this is not the same
+    # as running by default: a new default extractor must not change what that classifier reads.
+    reference_input: bool = False
     reads: tuple[str, ...] = ()  # extractors whose outputs it uses when they ran first (see run_order)
+    tiny: tuple[str, ...] = ()  # "module:function" builders writing tiny random versions of its models
+
+    @property
+    def module(self) -> str:
+        return self.target.split(":")[0]
+
+    def load(self) -> type:
+        """The extractor class (importing its module)."""
+        return _resolve(self.target)
+
+    def options_type(self) -> type:
+        """The frozen dataclass of the options the extractor takes (its module's ``Options``)."""
+        return _resolve(f"{self.module}:Options")
+
+
+def _resolve(target: str) -> Any:
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _sequence(name: str, dim: int, description: str) -> FeatureSpec:
@@ -48,30 +76,40 @@ EXTRACTORS: dict[str, Registration] = {
             "vemoclap.extractors.clip:ClipExtractor",
             ("clip",),
             _sequence("clip", 512, "CLIP ViT-B/32 image embedding per frame"),
+            reference_input=True,
+            tiny=("vemoclap.tiny.vision:build_clip_models",),
         ),
         Registration(
             "beats",
             "vemoclap.extractors.beats:BeatsExtractor",
             ("beats",),
             _sequence("beats", 768, "BEATs embedding per 3-s audio chunk"),
+            reference_input=True,
+            tiny=("vemoclap.tiny.audio:build_beats_models",),
         ),
         Registration(
             "face_emotion",
             "vemoclap.extractors.faces:FaceEmotionExtractor",
             ("face_expression", "yolo_face"),
             _sequence("face_emotion", 768, "facial-expression ViT CLS feature per frame with a face"),
+            reference_input=True,
+            tiny=("vemoclap.tiny.vision:build_face_models",),
         ),
         Registration(
             "asr_sentiment",
             "vemoclap.extractors.asr:AsrSentimentExtractor",
             ("whisper", "sentiment"),
             _single("asr_sentiment", "RoBERTa sentiment CLS feature of the transcript"),
+            reference_input=True,
+            tiny=("vemoclap.tiny.text:build_sentiment_models", "vemoclap.tiny.text:build_whisper_models"),
         ),
         Registration(
             "ocr_sentiment",
             "vemoclap.extractors.ocr:OcrSentimentExtractor",
             ("language_id", "translation", "spell", "sentiment"),
             _single("ocr_sentiment", "RoBERTa sentiment CLS feature of the on-screen text"),
+            reference_input=True,
+            tiny=("vemoclap.tiny.text:build_sentiment_models", "vemoclap.tiny.text:build_ocr_text_models"),
         ),
         # Reads CLIP's rows (CLIPCap captions an embedding already made) and the face and OCR boxes
         # (the reference captioned the frame with the most of them).
@@ -80,25 +118,92 @@ EXTRACTORS: dict[str, Registration] = {
             "vemoclap.extractors.caption:CaptionExtractor",
             ("caption",),
             reads=("clip", "face_emotion", "ocr_sentiment"),
+            tiny=("vemoclap.tiny.vision:build_caption_models", "vemoclap.tiny.clipcap:build"),
         ),
         # Not in the reference set: an alternative audio feature (use it instead of beats).
         Registration(
             "ast",
-            "vemoclap.extractors.ast:AstExtractor",
+            "vemoclap.extractors.audio_spectrogram:AstExtractor",
             ("ast",),
             _sequence("ast", 768, "AST embedding per 3-s audio chunk"),
-            default=False,
+            run_by_default=False,
+            tiny=("vemoclap.tiny.audio:build_ast_models",),
         ),
     ]
 }
 
-DEFAULT_EXTRACTORS: tuple[str, ...] = tuple(name for name, reg in EXTRACTORS.items() if reg.default)
 
-FEATURES: dict[str, FeatureSpec] = {reg.feature.name: reg.feature for reg in EXTRACTORS.values() if reg.feature}
+def register(registration: Registration) -> None:
+    """Add (or replace) an extractor's row at run time; it shows up everywhere the table is read."""
+    EXTRACTORS[registration.name] = registration
 
-DEFAULT_FEATURES: tuple[str, ...] = tuple(
-    EXTRACTORS[name].feature.name for name in DEFAULT_EXTRACTORS if EXTRACTORS[name].feature
-)
+
+def unregister(name: str) -> None:
+    EXTRACTORS.pop(name, None)
+
+
+def default_extractors() -> tuple[str, ...]:
+    """The extractors run when none are named."""
+    return tuple(name for name, reg in EXTRACTORS.items() if reg.run_by_default)
+
+
+def feature_specs() -> dict[str, FeatureSpec]:
+    """Fusion feature name → its spec, for every registered extractor that fills one."""
+    return {reg.feature.name: reg.feature for reg in EXTRACTORS.values() if reg.feature}
+
+
+def reference_features() -> tuple[str, ...]:
+    """The reference classifier's inputs (fixed by its checkpoint), in registry order."""
+    return tuple(reg.feature.name for reg in EXTRACTORS.values() if reg.reference_input and reg.feature)
+
+
+def tiny_builders() -> tuple[str, ...]:
+    """Every registered tiny-model builder ("module:function"), each once, in registry order."""
+    return tuple(dict.fromkeys(target for reg in EXTRACTORS.values() for target in reg.tiny))
+
+
+def load_builder(target: str):
+    return _resolve(target)
+
+
+class _LiveFeatures(Mapping):
+    """:func:`feature_specs` as a mapping read at each use, so a row registered later is in it."""
+
+    def __getitem__(self, name: str) -> FeatureSpec:
+        return feature_specs()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(feature_specs())
+
+    def __len__(self) -> int:
+        return len(feature_specs())
+
+    def __repr__(self) -> str:
+        return f"FEATURES({feature_specs()!r})"
+
+
+FEATURES: Mapping[str, FeatureSpec] = _LiveFeatures()
+
+
+# The shortcuts the CLI, the app and training take for the options users change most:
+# shortcut → (extractor, option).
+SHORTCUTS: dict[str, tuple[str, str]] = {
+    "whisper_model": ("asr_sentiment", "whisper_model"),
+    "face_detector": ("face_emotion", "detector"),
+}
+
+
+def with_shortcuts(
+    extractor_options: Mapping[str, Mapping[str, Any]] | None = None, names=None, **shortcuts: Any
+) -> dict[str, dict[str, Any]]:
+    """A copy of ``extractor_options`` (extractor → options) with each shortcut given (not None)
+    written into its extractor's options; with ``names``, only for the extractors among them."""
+    options = {name: dict(opts) for name, opts in (extractor_options or {}).items()}
+    for shortcut, value in shortcuts.items():
+        extractor, option = SHORTCUTS[shortcut]
+        if value and (names is None or extractor in names):
+            options.setdefault(extractor, {})[option] = value
+    return options
 
 
 def run_order(names) -> list[str]:

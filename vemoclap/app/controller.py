@@ -105,14 +105,14 @@ class Controller:
         output_dir=None,
         fetch_models: bool | None = None,
     ):
-        from ..extractors import DEFAULT_EXTRACTORS
         from ..models import default_models_dir
+        from ..registry import default_extractors
 
         self.on_colab = colab.on_colab()
         self.models_dir = Path(models_dir).expanduser() if models_dir else default_models_dir()
         self.classifier = Path(classifier).expanduser() if classifier else None
         self.device = device or "auto"
-        self.extractor_names = list(extractors) if extractors is not None else list(DEFAULT_EXTRACTORS)
+        self.extractor_names = list(extractors) if extractors is not None else list(default_extractors())
         self.samples: dict[str, str] = {}
         for index, name in enumerate(sample_names()):  # the first is the generated (offline) one
             offline = index == 0 and name == SAMPLE

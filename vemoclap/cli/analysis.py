@@ -93,6 +93,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_live(args: argparse.Namespace) -> int:
     from ..extractors import get
     from ..live import camera_frames, file_frames, run_live
+    from ..registry import with_shortcuts
 
     # the source first (a refused link is one line before any model loads), then the face model
     if args.source is not None:
@@ -106,12 +107,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
         frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:
         frames = camera_frames(args.camera)
-    faces = get(
-        "face_emotion",
-        device=args.device,
-        models_dir=args.models_dir,
-        **({"detector": args.face_detector} if args.face_detector else {}),
-    ).load()
+    options = with_shortcuts(face_detector=args.face_detector).get("face_emotion", {})
+    faces = get("face_emotion", device=args.device, models_dir=args.models_dir, **options).load()
     show = False if args.no_window else None
     stats = run_live(frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames)
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")

@@ -8,7 +8,14 @@ from pathlib import Path
 
 MODELS_DIR_HELP = "directory searched first for every model (also $VEMOCLAP_MODELS_DIR)"
 DEVICE_HELP = "auto (GPU when there is one), cpu, cuda, cuda:1 ..."
-EXTRACTORS_HELP = "comma-separated extractors to run (default: all of the reference's)"
+
+
+def extractors_help() -> str:
+    from ..registry import EXTRACTORS, default_extractors
+
+    return (
+        f"comma-separated extractors to run, from {', '.join(EXTRACTORS)} (default: {', '.join(default_extractors())})"
+    )
 
 
 def csv_list(value: str | None) -> list[str] | None:
@@ -33,20 +40,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_face_detector(parser: argparse.ArgumentParser) -> None:
-    from ..extractors.faces import DETECTORS
+    from ..extractors.faces import detector_choices, detector_help
 
-    parser.add_argument(
-        "--face-detector",
-        default=None,
-        choices=list(DETECTORS),
-        help="face detector: yolo (YOLOv8-face), lbp (offline, scikit-image), haar (OpenCV 4 only), "
-        "opencv (haar, else lbp), auto (yolo, else lbp)",
-    )
+    parser.add_argument("--face-detector", default=None, choices=detector_choices(), help=detector_help())
 
 
-def add_extractor_options(parser: argparse.ArgumentParser, extractors_help: str = EXTRACTORS_HELP) -> None:
+def add_extractor_options(parser: argparse.ArgumentParser, text: str | None = None) -> None:
     """``--extractors`` and the shortcuts for two extractors' options: ``--whisper-model``, ``--face-detector``."""
-    parser.add_argument("--extractors", default=None, help=extractors_help)
+    parser.add_argument("--extractors", default=None, help=text or extractors_help())
     parser.add_argument("--whisper-model", default=None, help="Whisper size or checkpoint path")
     add_face_detector(parser)
 
@@ -57,7 +58,7 @@ def add_quiet(parser: argparse.ArgumentParser, text: str = "no progress bar") ->
 
 __all__ = [
     "DEVICE_HELP",
-    "EXTRACTORS_HELP",
+    "extractors_help",
     "MODELS_DIR_HELP",
     "add_device",
     "add_extractor_options",

@@ -5,11 +5,9 @@ Modules are imported only when an extractor is built, so ``import vemoclap`` sta
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import OptionError
-from ..registry import DEFAULT_EXTRACTORS, EXTRACTORS  # name, class, models, fusion feature of each
-from .base import Clip, Extractor, ExtractorOutput, Missing, resolve_device
+from ..registry import EXTRACTORS, default_extractors  # name, class, models, fusion feature of each
+from .base import Clip, Extractor, ExtractorOutput, Missing, bind, check_options, option_names, resolve_device
 
 
 def available() -> list[str]:
@@ -17,13 +15,28 @@ def available() -> list[str]:
     return list(EXTRACTORS)
 
 
-def extractor_class(name: str) -> type[Extractor]:
+def registration(name: str):
     try:
-        registration = EXTRACTORS[name]
+        return EXTRACTORS[name]
     except KeyError:
         raise OptionError(f"unknown extractor '{name}'; choose from {', '.join(EXTRACTORS)}") from None
-    module_name, class_name = registration.target.split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+
+
+def extractor_class(name: str) -> type[Extractor]:
+    registered = registration(name)
+    cls = registered.load()
+    bind(cls, registered)  # a row registered after its class was defined
+    return cls
+
+
+def options_type(name: str) -> type:
+    """The extractor's ``Options`` dataclass (the fields are the options it takes)."""
+    return registration(name).options_type()
+
+
+def check(name: str, options) -> None:
+    """An OptionError when ``options`` names an option the extractor ``name`` does not take."""
+    check_options(name, options_type(name), options)
 
 
 def output_type(name: str) -> type[ExtractorOutput]:
@@ -33,16 +46,7 @@ def output_type(name: str) -> type[ExtractorOutput]:
 
 def get(name: str, **options) -> Extractor:
     """Build the extractor called ``name`` (models load on first use or ``.load()``)."""
-    import inspect
-
-    cls = extractor_class(name)
-    parameters = inspect.signature(cls).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        unknown = sorted(set(options) - set(parameters))
-        if unknown:
-            known = ", ".join(k for k, p in parameters.items() if p.kind is not p.VAR_POSITIONAL)
-            raise OptionError(f"{name}: unknown option(s) {', '.join(unknown)}; it takes {known}")
-    return cls(**options)
+    return extractor_class(name)(**options)
 
 
 __all__ = [
@@ -55,5 +59,9 @@ __all__ = [
     "get",
     "extractor_class",
     "output_type",
-    "DEFAULT_EXTRACTORS",
+    "check",
+    "option_names",
+    "options_type",
+    "registration",
+    "default_extractors",
 ]

@@ -83,67 +83,70 @@ def _cannot_translate(name: str) -> bool:
     return name.endswith(".en") or name in NO_TRANSLATION
 
 
+@dataclass(frozen=True)
+class Options:
+    # the model and what it is asked
+    whisper_model: str | Path = "auto"  # a size, a checkpoint file or a CTranslate2 folder (auto: by device)
+    backend: str = "auto"  # "auto" | "faster-whisper" | "openai-whisper"
+    compute_type: str = "auto"  # faster-whisper's (auto: float16 / float32 on a GPU, int8 on a CPU)
+    task: str = "translate"  # or "transcribe"
+    language: str | None = None  # the spoken language's Whisper code when known (None: detected)
+    # long audio: "sequential" (Whisper's own) or "chunked" (chunk_s windows overlapping by stride_s
+    # on each side, at most max_new_tokens per window)
+    long_form: str = "sequential"
+    chunk_s: float = 30.0
+    stride_s: float = 5.0
+    max_new_tokens: int | None = None
+    # decoding
+    temperature: float | tuple[float, ...] | None = None  # None: 0, or the fallback ladder
+    temperature_fallback: bool = True
+    condition_on_previous_text: bool = True
+    # what counts as no speech
+    no_speech_gating: bool = True  # no speech when every segment's no-speech probability ≥ no_speech_prob
+    no_speech_prob: float = 0.9
+    vad: bool = False  # decode only what voice-activity detection calls speech
+    min_seconds: float = 1.0  # shorter audio gives no feature
+    silence_dbfs: float = -60.0  # audio whose peak is below this level is silent
+
+
 class AsrSentimentExtractor(Extractor):
     name = "asr_sentiment"
     inputs = ("audio",)
     output_type = AsrOutput
 
-    def __init__(
-        self,
-        *,
-        whisper_model: str | Path = "auto",
-        backend: str = "auto",
-        task: str = "translate",
-        language: str | None = None,
-        long_form: str = "sequential",
-        chunk_s: float = 30.0,
-        stride_s: float = 5.0,
-        max_new_tokens: int | None = None,
-        temperature: float | tuple[float, ...] | None = None,
-        temperature_fallback: bool = True,
-        condition_on_previous_text: bool = True,
-        no_speech_gating: bool = True,
-        vad: bool = False,
-        compute_type: str = "auto",
-        no_speech_prob: float = 0.9,
-        min_seconds: float = 1.0,
-        silence_dbfs: float = -60.0,
-        **options,
-    ):
-        """``backend``: "auto" | "faster-whisper" | "openai-whisper"; ``long_form``: "sequential" |
-        "chunked" (``chunk_s`` windows overlapping by ``stride_s`` on each side, at most
-        ``max_new_tokens`` per window); ``language``: the spoken language's whisper code when
-        known (None: detected); ``no_speech_prob``: with ``no_speech_gating``, the transcript counts
-        as no speech when every segment's no-speech probability is at least this; ``vad``: decode
-        only what voice-activity detection calls speech; ``min_seconds``: shorter audio gives no
-        feature; ``silence_dbfs``: audio whose peak is below this level is silent."""
+    options_type = Options
+
+    def __init__(self, **options):
         super().__init__(**options)
-        if task not in ("translate", "transcribe"):
-            raise OptionError(f"task must be 'translate' or 'transcribe', not '{task}'")
-        self.whisper_model = str(whisper_model)
+        o = self.options
+        if o.task not in ("translate", "transcribe"):
+            raise OptionError(f"task must be 'translate' or 'transcribe', not '{o.task}'")
+        self.whisper_model = str(o.whisper_model)
         if self.whisper_model == "auto":
             self.whisper_model = "medium" if self.device.type == "cuda" else "small"
-        if task == "translate" and _cannot_translate(self.whisper_model):
+        if o.task == "translate" and _cannot_translate(self.whisper_model):
             raise OptionError(
                 f"whisper '{self.whisper_model}' cannot translate to English (it was not trained to); "
                 "choose a multilingual model such as small, medium or large, or task='transcribe'"
             )
-        if max_new_tokens is not None and int(max_new_tokens) < 1:
-            raise OptionError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        self.requested_backend = backend
-        self.backend = self._pick_backend(backend, long_form)
-        self.task = task
-        self.language = language
+        if o.max_new_tokens is not None and int(o.max_new_tokens) < 1:
+            raise OptionError(f"max_new_tokens must be at least 1, not {o.max_new_tokens}")
+        self.requested_backend = o.backend
+        self.backend = self._pick_backend(o.backend, o.long_form)
+        self.task = o.task
+        self.language = o.language
+        temperature = o.temperature
         if temperature is None:
-            temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature_fallback else 0.0
+            temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if o.temperature_fallback else 0.0
         self.temperature = temperature
-        self.condition_on_previous_text = condition_on_previous_text
-        self.no_speech_gating = no_speech_gating
-        self.no_speech_prob = no_speech_prob
-        self.long_form = long_form
-        self.chunk_s, self.stride_s, self.max_new_tokens = float(chunk_s), float(stride_s), max_new_tokens
+        self.condition_on_previous_text = o.condition_on_previous_text
+        self.no_speech_gating = o.no_speech_gating
+        self.no_speech_prob = o.no_speech_prob
+        self.long_form = o.long_form
+        self.chunk_s, self.stride_s, self.max_new_tokens = float(o.chunk_s), float(o.stride_s), o.max_new_tokens
         whisper_backends.windows(int(self.chunk_s * SAMPLE_RATE), self.chunk_s, self.stride_s)  # checks them
-        self.vad = bool(vad)
+        self.vad = bool(o.vad)
+        compute_type = o.compute_type
         if compute_type == "auto":
             import torch
 
@@ -152,8 +155,8 @@ class AsrSentimentExtractor(Extractor):
         if compute_type not in COMPUTE_TYPES:
             raise OptionError(f"compute_type must be auto or one of {', '.join(COMPUTE_TYPES)}, not '{compute_type}'")
         self.compute_type = compute_type
-        self.min_seconds = min_seconds
-        self.silence_level = 10.0 ** (silence_dbfs / 20.0)
+        self.min_seconds = o.min_seconds
+        self.silence_level = 10.0 ** (o.silence_dbfs / 20.0)
 
     def _pick_backend(self, backend: str, long_form: str) -> str:
         """A checkpoint file or CTranslate2 folder given as ``whisper_model`` fixes the backend."""

@@ -1,8 +1,10 @@
 """The one protocol every extractor follows, with device handling and batching written once.
 
-An extractor is built with options, loads its models once (lazily, on first use or ``load()``),
-and is called on a :class:`Clip` to return its typed output: the feature array in the reference
-shape (or ``missing`` with a reason) plus readable results. Subclasses implement ``_load`` and
+An extractor is built with options (the fields of its module's ``Options`` frozen dataclass, plus
+the common device / models dir / batch size / half; any other name is an OptionError), loads its
+models once (lazily, on first use or ``load()``), and is called on a :class:`Clip` to return its
+typed output: the feature array in the reference shape (or ``missing`` with a reason) plus
+readable results. Subclasses implement ``_load`` and
 ``_run``; ``_run`` raises :class:`Missing` when the clip has nothing for it (no audio, no face,
 no text), which becomes an output with ``missing`` set, never an exception to the caller.
 """
@@ -15,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -190,29 +192,74 @@ def shared_model(key: str, device, dtype, models_dir, build: Callable[[], Any]) 
         return model
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an extractor that takes none beyond the common ones."""
+
+
+COMMON_OPTIONS = ("device", "models_dir", "batch_size", "half")  # taken by every extractor
+
+
+def option_names(options_type: type) -> tuple[str, ...]:
+    """Every option name an extractor with this ``Options`` dataclass takes."""
+    return tuple(f.name for f in dataclasses.fields(options_type)) + COMMON_OPTIONS
+
+
+def check_options(extractor: str, options_type: type, given: Iterable[str]) -> None:
+    """An OptionError naming the extractor, the unknown option(s) and the valid ones."""
+    valid = option_names(options_type)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise OptionError(
+            f"extractor '{extractor}' has no option {', '.join(map(repr, unknown))}; its options are {', '.join(valid)}"
+        )
+
+
+def make_options(extractor: str, options_type: type, given: Mapping[str, Any]):
+    check_options(extractor, options_type, given)
+    return options_type(**given)
+
+
+def bind(cls: type, registration) -> None:
+    """Copy what the registration says about an extractor class onto it."""
+    cls.feature_name = registration.feature.name if registration.feature else None
+    cls.model_keys = registration.models
+    cls.reads = registration.reads
+
+
 class Extractor(abc.ABC):
     """Base class: subclasses set the class attributes and implement ``_load`` and ``_run``."""
 
     name: ClassVar[str]  # registry name, also the name of its output
-    # feature_name and model_keys come from the class's registration in vemoclap.registry.
+    # feature_name, model_keys and reads come from the class's registration in vemoclap.registry.
     feature_name: ClassVar[str | None] = None  # the fusion feature it fills (None: readable only)
     output_type: ClassVar[type[ExtractorOutput]] = ExtractorOutput
     model_keys: ClassVar[tuple[str, ...]] = ()  # keys of vemoclap.models.MODELS it loads
     half_precision_ok: ClassVar[bool] = True  # fp16 on CUDA is safe for this model
     inputs: ClassVar[tuple[str, ...]] = ()  # "frames" and/or "audio": what the clip must have
     reads: ClassVar[tuple[str, ...]] = ()  # extractors whose outputs ``_run_with`` uses (registration)
+    options_type: ClassVar[type] = NoOptions  # its module's Options dataclass
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         registration = EXTRACTORS.get(getattr(cls, "name", ""))
         if registration is not None:
-            cls.feature_name = registration.feature.name if registration.feature else None
-            cls.model_keys = registration.models
-            cls.reads = registration.reads
+            bind(cls, registration)
 
-    def __init__(self, *, device: str | None = "auto", models_dir=None, batch_size: int = 16, half: bool | None = None):
+    def __init__(
+        self,
+        *,
+        device: str | None = "auto",
+        models_dir=None,
+        batch_size: int = 16,
+        half: bool | None = None,
+        **options,
+    ):
+        """The keywords every extractor takes, plus the fields of its ``Options`` (an unknown name is
+        an OptionError naming the valid ones)."""
         import torch
 
+        self.options = make_options(self.name, self.options_type, options)
         self.device = resolve_device(device)
         use_half = self.half_precision_ok and self.device.type == "cuda" if half is None else half
         self.dtype = torch.float16 if use_half else torch.float32

@@ -50,6 +50,16 @@ class CaptionOutput(ExtractorOutput):
         return [f"caption: {self.text!r}{at}"] + ([f"  ({self.captioner_note})"] if self.captioner_note else [])
 
 
+@dataclass(frozen=True)
+class Options:
+    captioner: str = "blip"  # one of CAPTIONERS
+    frame: str | int = "middle"  # "middle", "most-boxes" (most face and text boxes) or a frame index
+    # decoding
+    prompt: str = "a picture of"  # BLIP's text prefix
+    max_new_tokens: int = 30
+    num_beams: int = 3
+
+
 class CaptionExtractor(Extractor):
     """BLIP caption of one frame of the clip (the middle one unless told otherwise)."""
 
@@ -57,17 +67,12 @@ class CaptionExtractor(Extractor):
     inputs = ("frames",)
     output_type = CaptionOutput
 
-    def __init__(
-        self,
-        *,
-        frame: str | int = "middle",
-        prompt: str = "a picture of",
-        max_new_tokens: int = 30,
-        num_beams: int = 3,
-        captioner: str = "blip",
-        **options,
-    ):
+    options_type = Options
+
+    def __init__(self, **options):
         super().__init__(**options)
+        captioner, frame = self.options.captioner, self.options.frame
+        prompt, max_new_tokens, num_beams = self.options.prompt, self.options.max_new_tokens, self.options.num_beams
         if captioner not in CAPTIONERS:
             raise OptionError(f"captioner '{captioner}' is unknown; choose from {', '.join(CAPTIONERS)}")
         self.captioner, self.captioner_used, self.captioner_note = captioner, captioner, ""

@@ -42,6 +42,11 @@ def _quiet(logger_name: str):
         logger.setLevel(level)
 
 
+@dataclass(frozen=True)
+class Options:
+    """CLIP takes no options beyond the ones every extractor takes."""
+
+
 @dataclass
 class ClipOutput(ExtractorOutput):
     model: str = ""  # where the weights came from: a local directory or the hub id
@@ -53,6 +58,7 @@ class ClipExtractor(Extractor):
     name = "clip"
     inputs = ("frames",)
     output_type = ClipOutput
+    options_type = Options
 
     def _load(self) -> None:
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection

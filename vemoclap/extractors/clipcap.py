@@ -167,10 +167,7 @@ class ClipCaptioner:
         self.device = torch.device(device)
         self.tokenizer = models.load_pretrained("gpt2", GPT2TokenizerFast, models_dir)
         gpt = models.load_pretrained("gpt2", GPT2LMHeadModel, models_dir)
-        fetch = getattr(models, "checkpoint_file", None)  # where it exists: fetched (verified) when missing
-        path = fetch("clipcap", models_dir) if fetch is not None else models.local_path("clipcap", models_dir)
-        if path is None:
-            raise models.unavailable("clipcap", models_dir, "the CLIPCap weights (conceptual_weights.pt) are not there")
+        path = models.checkpoint_file("clipcap", models_dir)  # fetched (verified) when missing
         model = build_model(gpt, prefix_length)
         load_weights(model, path)
         self.model = model.to(self.device, dtype or torch.float32).eval()

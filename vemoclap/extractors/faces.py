@@ -56,8 +56,6 @@ from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb, batches
 
 log = logging.getLogger(__name__)
 
-DETECTORS = ("auto", "yolo", "lbp", "haar", "opencv")
-
 
 @dataclass(frozen=True)
 class Box:
@@ -115,6 +113,7 @@ class LbpFaceDetector:
     """scikit-image's LBP frontal-face cascade (offline, CPU; the model ships in scikit-image)."""
 
     name = "lbp"
+    description = "offline, scikit-image"
     default_margin = 0.1  # the cascade's boxes, like Haar's, stop at the eyebrows
     window = 24  # the cascade's training window: no smaller face can be found
 
@@ -170,6 +169,7 @@ class OpenCVFaceDetector:
     """OpenCV's bundled Haar frontal-face cascade (offline, CPU; OpenCV < 5 only)."""
 
     name = "haar"
+    description = "OpenCV 4 only"
     default_margin = 0.1
     cascade_file = "haarcascade_frontalface_alt2.xml"
 
@@ -239,6 +239,7 @@ class YoloFaceDetector:
     """An ultralytics YOLO face detector loaded from a checkpoint file."""
 
     name = "yolo"
+    description = "YOLOv8-face"
     default_margin = 0.0
 
     def __init__(
@@ -302,6 +303,23 @@ class YoloFaceDetector:
         return found
 
 
+# The face detectors by name: the extractor's `detector` option, the CLI's --face-detector choices
+# and its help all come from here.
+DETECTORS: dict[str, type] = {cls.name: cls for cls in (YoloFaceDetector, LbpFaceDetector, OpenCVFaceDetector)}
+# Choices that pick a detector when the models load: the first that can run, else the second.
+FALLBACKS: dict[str, tuple[str, str]] = {"auto": ("yolo", "lbp"), "opencv": ("haar", "lbp")}
+
+
+def detector_choices() -> tuple[str, ...]:
+    return ("auto", *DETECTORS, *(name for name in FALLBACKS if name != "auto"))
+
+
+def detector_help() -> str:
+    named = [f"{name} ({cls.description})" for name, cls in DETECTORS.items()]
+    fallbacks = [f"{name} ({first}, else {second})" for name, (first, second) in FALLBACKS.items()]
+    return "face detector: " + ", ".join(named + fallbacks[1:] + fallbacks[:1])
+
+
 @dataclass
 class Face:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels (x1, y1 exclusive)
@@ -334,14 +352,6 @@ class FacesOutput(ExtractorOutput):
         counts = collections.Counter(face.expression for frame in self.frames for face in frame.faces)
         return dict(counts.most_common())
 
-    def mean_probabilities(self) -> dict[str, float]:
-        """Expression probabilities averaged over every face (empty when there is none)."""
-        faces = [face for frame in self.frames for face in frame.faces]
-        if not faces:
-            return {}
-        labels = list(faces[0].probabilities)
-        return {label: float(np.mean([face.probabilities.get(label, 0.0) for face in faces])) for label in labels}
-
     def describe(self) -> list[str]:
         counts = ", ".join(f"{label} ×{n}" for label, n in self.expression_counts().items())
         with_faces = sum(bool(f.faces) for f in self.frames)
@@ -359,6 +369,21 @@ class FacesOutput(ExtractorOutput):
         return text
 
 
+@dataclass(frozen=True)
+class Options:
+    # detection
+    detector: str = "auto"  # a name in DETECTORS, or a fallback policy in FALLBACKS
+    yolo_model: str | Path | None = None  # a YOLO face checkpoint (None: the models dir's)
+    min_face_size: int = 20  # pixels; smaller faces are ignored (0: no minimum)
+    conf: float = 0.6  # YOLO confidence threshold
+    iou: float = 0.5  # YOLO non-maximum-suppression IoU
+    detection_threshold: float | None = None  # the old name of conf
+    # which faces are classified
+    faces_per_frame: int = 2  # the largest faces of each frame that fill the feature
+    max_faces: int = 20  # faces kept per frame for the readable output
+    margin: float | None = None  # crop margin around a box (None: the detector's own)
+
+
 class FaceEmotionExtractor(Extractor):
     """Faces per frame → facial expression per face; feature k × 768 (k = frames with a face)."""
 
@@ -366,41 +391,29 @@ class FaceEmotionExtractor(Extractor):
     inputs = ("frames",)
     output_type = FacesOutput
 
-    def __init__(
-        self,
-        *,
-        detector: str = "auto",
-        yolo_model: str | Path | None = None,
-        min_face_size: int = 20,
-        conf: float = 0.6,
-        iou: float = 0.5,
-        faces_per_frame: int = 2,
-        margin: float | None = None,
-        max_faces: int = 20,
-        detection_threshold: float | None = None,
-        **options,
-    ):
-        """``detection_threshold`` is the old name of ``conf``."""
+    options_type = Options
+
+    def __init__(self, **options):
         super().__init__(**options)
-        if detection_threshold is not None:
-            conf = detection_threshold
-        if int(min_face_size) < 0:
-            raise OptionError(f"min_face_size must be 0 (no minimum) or more pixels, got {min_face_size}")
-        if not (0.0 <= float(conf) <= 1.0 and 0.0 < float(iou) <= 1.0):
-            raise OptionError(f"conf must be in [0, 1] and iou in (0, 1], got conf={conf}, iou={iou}")
-        if detector not in DETECTORS:
-            raise OptionError(f"unknown face detector '{detector}'; choose from {', '.join(DETECTORS)}")
-        if faces_per_frame < 1:
-            raise OptionError(f"faces_per_frame must be at least 1, got {faces_per_frame}")
-        self.detector_choice = detector
-        self.yolo_model = yolo_model
-        self.min_face_size = int(min_face_size)
+        o = self.options
+        conf = o.conf if o.detection_threshold is None else o.detection_threshold
+        if int(o.min_face_size) < 0:
+            raise OptionError(f"min_face_size must be 0 (no minimum) or more pixels, got {o.min_face_size}")
+        if not (0.0 <= float(conf) <= 1.0 and 0.0 < float(o.iou) <= 1.0):
+            raise OptionError(f"conf must be in [0, 1] and iou in (0, 1], got conf={conf}, iou={o.iou}")
+        if o.detector not in detector_choices():
+            raise OptionError(f"unknown face detector '{o.detector}'; choose from {', '.join(detector_choices())}")
+        if o.faces_per_frame < 1:
+            raise OptionError(f"faces_per_frame must be at least 1, got {o.faces_per_frame}")
+        self.detector_choice = o.detector
+        self.yolo_model = o.yolo_model
+        self.min_face_size = int(o.min_face_size)
         self.conf = float(conf)
-        self.iou = float(iou)
+        self.iou = float(o.iou)
         self.detector_note = ""
-        self.faces_per_frame = int(faces_per_frame)
-        self.max_faces = int(max_faces)
-        self._margin = margin
+        self.faces_per_frame = int(o.faces_per_frame)
+        self.max_faces = int(o.max_faces)
+        self._margin = o.margin
 
     def needed_models(self) -> dict[str, str | None]:
         yolo = self.detector_choice in ("auto", "yolo") and not self.yolo_model

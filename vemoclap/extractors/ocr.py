@@ -79,8 +79,9 @@ OCR_MODELS = ("ppocr-default", "ppocr-en")
 TEXT_UNITS = ("line", "frame")
 SPELLING = ("tokens", "segment+t5", "none")
 CHINESE_CODES = ("zho_Hans", "zho_Hant")
-# Text-detection settings by name: rapidocr's own, or PaddleOCR 2.x's (tools/infer/utility.py),
-# which the reference ran. Keys are rapidocr 3's Det.* parameters.
+# Text-detection settings by name: rapidocr's own, or the defaults of PaddleOCR 2.x's detector
+# (its published command-line options: det_limit_side_len 960, det_db_box_thresh 0.6, ...), which
+# the reference ran. Keys are rapidocr 3's Det.* parameters.
 DETECTION = {
     "rapidocr": {},
     "paddleocr": {
@@ -370,65 +371,68 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Options:
+    # reading the text (rapidocr's PP-OCR models)
+    backend: str = "rapidocr"  # one of BACKENDS
+    ocr_models: str = "ppocr-default"  # one of OCR_MODELS
+    detection: str = "rapidocr"  # text-detection settings, one of DETECTION
+    text_unit: str = "line"  # one of TEXT_UNITS: what one piece of text is
+    merge_lines: bool = True  # boxes on one line become one line
+    min_confidence: float = 0.5  # recognition confidence below which a box is dropped
+    skip_similar: float = 2.0  # a frame this close to a read one (thumbnail distance) reuses its text
+    max_lines: int = 128  # unique units through the text models, at most (the sentiment model reads 512 tokens)
+    lowercase: bool = False
+    # language id and translation to English
+    langid_threshold: float = text.LANGUAGE_THRESHOLD
+    langid_max_tokens: int = 128
+    chinese_code: str = "zho_Hans"  # NLLB's code for Chinese, one of CHINESE_CODES
+    # spelling
+    spelling: str = "tokens"  # one of SPELLING
+    spell_check: bool | None = None  # T5 spelling fix (None: on CUDA only)
+    int8_decoders: bool = False  # NLLB and T5 with int8 weights (CPU only)
+    # old names
+    min_score: float | None = None  # of min_confidence
+    language_threshold: float | None = None  # of langid_threshold
+
+
 class OcrSentimentExtractor(Extractor):
     name = "ocr_sentiment"
     inputs = ("frames",)
     output_type = OcrOutput
 
-    def __init__(
-        self,
-        *,
-        backend: str = "rapidocr",
-        ocr_models: str = "ppocr-default",
-        detection: str = "rapidocr",
-        text_unit: str = "line",
-        lowercase: bool = False,
-        min_confidence: float = 0.5,
-        langid_threshold: float = text.LANGUAGE_THRESHOLD,
-        langid_max_tokens: int = 128,
-        spelling: str = "tokens",
-        chinese_code: str = "zho_Hans",
-        spell_check: bool | None = None,
-        int8_decoders: bool = False,
-        merge_lines: bool = True,
-        skip_similar: float = 2.0,
-        max_lines: int = 128,
-        min_score: float | None = None,
-        language_threshold: float | None = None,
-        **options,
-    ):
-        """``min_confidence``: recognition confidence below which a box is dropped; ``max_lines``: at
-        most this many unique units go through the text models (the sentiment model reads 512
-        tokens). ``min_score`` and ``language_threshold`` are the old names of ``min_confidence``
-        and ``langid_threshold``."""
+    options_type = Options
+
+    def __init__(self, **options):
         super().__init__(**options)
+        o = self.options
         for option, value, choices in (
-            ("backend", backend, BACKENDS),
-            ("ocr_models", ocr_models, OCR_MODELS),
-            ("detection", detection, tuple(DETECTION)),
-            ("text_unit", text_unit, TEXT_UNITS),
-            ("spelling", spelling, SPELLING),
-            ("chinese_code", chinese_code, CHINESE_CODES),
+            ("backend", o.backend, BACKENDS),
+            ("ocr_models", o.ocr_models, OCR_MODELS),
+            ("detection", o.detection, tuple(DETECTION)),
+            ("text_unit", o.text_unit, TEXT_UNITS),
+            ("spelling", o.spelling, SPELLING),
+            ("chinese_code", o.chinese_code, CHINESE_CODES),
         ):
             if value not in choices:
                 raise OptionError(f"unknown OCR {option} '{value}'; choose from {', '.join(choices)}")
-        self.backend = backend
-        self.ocr_models = ocr_models
-        self.detection = detection
-        self.text_unit = text_unit
-        self.lowercase = bool(lowercase)
-        self.min_confidence = float(min_confidence if min_score is None else min_score)
-        self.langid_threshold = float(langid_threshold if language_threshold is None else language_threshold)
-        self.langid_max_tokens = int(langid_max_tokens)
-        self.spelling = spelling
-        self.chinese_code = chinese_code
-        self.spell_check = spell_check
-        if int8_decoders and self.device.type != "cpu":
+        self.backend = o.backend
+        self.ocr_models = o.ocr_models
+        self.detection = o.detection
+        self.text_unit = o.text_unit
+        self.lowercase = bool(o.lowercase)
+        self.min_confidence = float(o.min_confidence if o.min_score is None else o.min_score)
+        self.langid_threshold = float(o.langid_threshold if o.language_threshold is None else o.language_threshold)
+        self.langid_max_tokens = int(o.langid_max_tokens)
+        self.spelling = o.spelling
+        self.chinese_code = o.chinese_code
+        self.spell_check = o.spell_check
+        if o.int8_decoders and self.device.type != "cpu":
             raise OptionError("int8_decoders is for the CPU (int8 weights through torch's dynamic quantization)")
-        self.int8_decoders = bool(int8_decoders)
-        self.merge_lines = merge_lines
-        self.skip_similar = skip_similar
-        self.max_lines = max_lines
+        self.int8_decoders = bool(o.int8_decoders)
+        self.merge_lines = o.merge_lines
+        self.skip_similar = o.skip_similar
+        self.max_lines = o.max_lines
 
     def needed_models(self) -> dict[str, str | None]:
         keys = ["language_id", "translation", "sentiment"]

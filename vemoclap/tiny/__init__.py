@@ -5,25 +5,38 @@ Everything here is random: whatever it predicts means nothing, and outputs made 
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import logging
 import os
 from pathlib import Path
 
 from ..models import mark_random, target_path
+from ..registry import load_builder, tiny_builders
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_tiny_models", "make_tiny_classifier", "make_tiny_reference_classifier", "tiny_models_dir"]
+FORMAT = 2  # the layout of a tiny models dir (2: the manifest below replaced a bare marker)
+MANIFEST = ".complete"  # written last: a dir without it was never finished
+
+__all__ = [
+    "make_tiny_models",
+    "make_tiny_classifier",
+    "make_tiny_reference_classifier",
+    "tiny_models_dir",
+    "manifest",
+]
 
 
 def make_tiny_classifier(directory: str | Path, *, seed: int = 0) -> Path:
     """A randomly initialized emotion classifier with the reference's feature dims, in our format."""
     import torch
 
-    from ..fusion import REFERENCE_FEATURES, AttentionClassifier, default_config, save_checkpoint
+    from ..fusion import AttentionClassifier, default_config, save_checkpoint
 
     torch.manual_seed(seed)
-    config = default_config(REFERENCE_FEATURES)
+    config = default_config()
     model = AttentionClassifier(
         config.feature_dims,
         d_model=config.d_model,
@@ -44,19 +57,20 @@ def make_tiny_reference_classifier(directory: str | Path, *, seed: int = 0, d_mo
     from ..fusion import (
         FEATURES,
         REFERENCE_CONFIG_FILE,
-        REFERENCE_FEATURES,
         REFERENCE_WEIGHTS_FILE,
         AttentionClassifier,
         config_from_reference,
+        reference_features,
     )
     from ..labels import EMOTIONS
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    inputs = sorted(reference_features())
     raw = {
-        "features": sorted(REFERENCE_FEATURES),
-        "feature_dims": {f: FEATURES[f].dim for f in sorted(REFERENCE_FEATURES)},
-        "feature_lengths": {f: FEATURES[f].length for f in sorted(REFERENCE_FEATURES)},
+        "features": inputs,
+        "feature_dims": {f: FEATURES[f].dim for f in inputs},
+        "feature_lengths": {f: FEATURES[f].length for f in inputs},
         "d_model": d_model,
         "n_labels": len(EMOTIONS),
         "dropout": 0.5,
@@ -81,16 +95,14 @@ def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[
     Same classes and file formats as the real models (transformers ``save_pretrained`` folders, a
     Whisper checkpoint, a BEATs checkpoint dict, an ultralytics YOLO file), so
     ``vemoclap analyze VIDEO --models-dir DIRECTORY`` runs offline through the real loaders. Outputs
-    are random; shapes are the reference's. Returns model key → path written.
+    are random; shapes are the reference's. The builders are those of the registered extractors
+    (``vemoclap.registry``). Returns model key → path written.
     """
-    from . import audio, clipcap, text, vision, whisper_ct2
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for builder in (vision.build, audio.build, text.build, clipcap.build):
-        written.update(builder(directory))
-    written.update(whisper_ct2.build(directory))  # the same Whisper weights for faster-whisper
+    for target in tiny_builders():
+        written.update(load_builder(target)(directory))
     for path in written.values():
         mark_random(path)
     if classifier:
@@ -101,23 +113,43 @@ def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[
     return written
 
 
+def manifest() -> dict:
+    """What a tiny models dir is built from: the layout version and a fingerprint of each builder's
+    module (and of this one, which writes the classifiers). A dir whose manifest differs is rebuilt,
+    so a new or changed builder is picked up."""
+    builders = {target: _fingerprint(load_builder(target)) for target in tiny_builders()}
+    return {"format": FORMAT, "classifiers": _fingerprint(make_tiny_classifier), "builders": builders}
+
+
+def _fingerprint(function) -> str:
+    source = Path(inspect.getfile(function)).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
 def tiny_models_dir(directory: str | Path | None = None) -> Path:
-    """A models dir of tiny random models (built once, then reused): what ``vemoclap demo`` runs on.
+    """A models dir of tiny random models (built once, then reused while its builders stay the same):
+    what ``vemoclap demo`` runs on.
 
     Default: ``$VEMOCLAP_CACHE/tiny-models``. Everything in it is marked as random weights.
     """
     from .._util import cache_root
 
     directory = Path(directory) if directory else cache_root() / "tiny-models"
-    done = directory / ".complete"
-    if not done.is_file():
+    done = directory / MANIFEST
+    wanted = manifest()
+    try:
+        current = json.loads(done.read_text())
+    except (OSError, ValueError):
+        current = None
+    if current != wanted:
         from ..models import _quiet_transformers
 
+        if current is not None:
+            log.info("tiny models in %s were built by other builders; rebuilding them", directory)
         part = directory.with_name(directory.name + f".part-{os.getpid()}")
         with _quiet_transformers():
             make_tiny_models(part)
-        done_part = part / ".complete"
-        done_part.write_text("vemoclap tiny random models\n")
+        (part / MANIFEST).write_text(json.dumps(wanted, indent=1))
         if directory.exists():
             import shutil
 

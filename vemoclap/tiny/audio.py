@@ -55,7 +55,8 @@ TINY_BEATS_CFG: dict = {
 def build_beats(path: Path, seed: int = 0) -> Path:
     import torch
 
-    from ..extractors.beats import BEATs, BeatsConfig, audioset_labels
+    from ..extractors.audio import audioset_labels
+    from ..extractors.beats import BEATs, BeatsConfig
 
     torch.manual_seed(seed)
     model = BEATs(BeatsConfig.from_dict(TINY_BEATS_CFG))
@@ -71,7 +72,7 @@ def build_ast(directory: Path, seed: int = 0) -> Path:
     import torch
     from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
-    from ..extractors.beats import audioset_labels
+    from ..extractors.audio import audioset_labels
 
     names = [name for _, name in audioset_labels()]
     config = ASTConfig(
@@ -97,7 +98,14 @@ def build_ast(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
+def build_beats_models(directory: Path) -> dict[str, Path]:
+    return {"beats": build_beats(Path(directory) / BEATS_FILE)}
+
+
+def build_ast_models(directory: Path) -> dict[str, Path]:
+    return {"ast": build_ast(Path(directory) / AST_ID)}
+
+
 def build(directory: Path) -> dict[str, Path]:
     """Write the tiny BEATs checkpoint and tiny AST into ``directory`` (a models dir)."""
-    directory = Path(directory)
-    return {"beats": build_beats(directory / BEATS_FILE), "ast": build_ast(directory / AST_ID)}
+    return {**build_beats_models(directory), **build_ast_models(directory)}

@@ -217,24 +217,52 @@ def _whisper(target: Path, seed: int) -> None:
     torch.save({"dims": asdict(dims), "model_state_dict": state}, target)
 
 
-def build(directory: Path) -> dict[str, Path]:
-    """Write the tiny models into ``directory``; returns model key → path (whisper: one per size)."""
+def _build_hub(directory: Path, writers) -> dict[str, Path]:
     from .. import models
 
-    directory = Path(directory)
     paths: dict[str, Path] = {}
-    for key, writer in (
-        ("sentiment", _sentiment),
-        ("language_id", _language_id),
-        ("translation", _translation),
-        ("spell", _spell),
-    ):
-        target = directory / models.MODELS[key].hub_id
+    for key, writer in writers:
+        target = Path(directory) / models.MODELS[key].hub_id
         target.mkdir(parents=True, exist_ok=True)
         writer(target)
         paths[key] = target
+    return paths
+
+
+def build_sentiment_models(directory: Path) -> dict[str, Path]:
+    """The sentiment model (read by both the ASR and the OCR extractor)."""
+    return _build_hub(directory, [("sentiment", _sentiment)])
+
+
+def build_ocr_text_models(directory: Path) -> dict[str, Path]:
+    """Language id, translation and spelling: the OCR extractor's text models."""
+    return _build_hub(directory, [("language_id", _language_id), ("translation", _translation), ("spell", _spell)])
+
+
+def build_whisper_checkpoints(directory: Path) -> dict[str, Path]:
+    """Tiny openai-whisper checkpoints, one per size name."""
+    from .. import models
+
+    paths: dict[str, Path] = {}
     for seed, name in enumerate(WHISPER_NAMES):
-        target = directory / models.MODELS["whisper"].filename.format(name=name)
+        target = Path(directory) / models.MODELS["whisper"].filename.format(name=name)
         _whisper(target, seed=10 + seed)
         paths[f"whisper:{name}"] = target
     return paths
+
+
+def build_whisper_models(directory: Path) -> dict[str, Path]:
+    """The Whisper checkpoints and the same weights converted for faster-whisper."""
+    from . import whisper_ct2
+
+    return {**build_whisper_checkpoints(directory), **whisper_ct2.build(directory)}
+
+
+def build(directory: Path) -> dict[str, Path]:
+    """Write the tiny text models and Whisper checkpoints into ``directory``; returns model key → path
+    (whisper: one per size)."""
+    return {
+        **build_sentiment_models(directory),
+        **build_ocr_text_models(directory),
+        **build_whisper_checkpoints(directory),
+    }

@@ -196,20 +196,33 @@ def build_yolo_face(target: Path) -> Path:
     return target
 
 
-def build(directory: str | os.PathLike) -> dict[str, Path]:
-    """Write every tiny vision model into ``directory`` (a models dir); returns model key → path."""
+def build_clip_models(directory: str | os.PathLike) -> dict[str, Path]:
+    return {"clip": build_clip(Path(directory) / MODELS["clip"].hub_id)}
+
+
+def build_face_models(directory: str | os.PathLike) -> dict[str, Path]:
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     return {
-        "clip": build_clip(root / MODELS["clip"].hub_id),
         "face_expression": build_face_expression(root / MODELS["face_expression"].hub_id),
-        "caption": build_caption(root / MODELS["caption"].hub_id),
         "yolo_face": build_yolo_face(root / MODELS["yolo_face"].filename),
     }
 
 
+def build_caption_models(directory: str | os.PathLike) -> dict[str, Path]:
+    return {"caption": build_caption(Path(directory) / MODELS["caption"].hub_id)}
+
+
+def build(directory: str | os.PathLike) -> dict[str, Path]:
+    """Write every tiny vision model into ``directory`` (a models dir); returns model key → path."""
+    return {**build_clip_models(directory), **build_face_models(directory), **build_caption_models(directory)}
+
+
 __all__ = [
     "build",
+    "build_clip_models",
+    "build_face_models",
+    "build_caption_models",
     "build_clip",
     "build_face_expression",
     "build_caption",

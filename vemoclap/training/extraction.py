@@ -239,11 +239,10 @@ def _config(
     **settings: Any,
 ) -> ExtractionConfig:
     """The run's config, the shortcut options filled in; unknown extractors or options fail here."""
-    options = {name: dict(opts) for name, opts in (extractor_options or {}).items()}
-    if face_detector and "face_emotion" in names:  # shortcuts apply only to extractors that run
-        options.setdefault("face_emotion", {})["detector"] = face_detector
-    if whisper_model and "asr_sentiment" in names:
-        options.setdefault("asr_sentiment", {})["whisper_model"] = whisper_model
+    from ..registry import with_shortcuts
+
+    # shortcuts apply only to extractors that run
+    options = with_shortcuts(extractor_options, names, face_detector=face_detector, whisper_model=whisper_model)
     config = ExtractionConfig(names, extractor_options=options, **settings)
     effective_options(config)  # before any work
     return config

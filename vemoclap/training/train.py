@@ -41,13 +41,13 @@ from .._util import atomic_write_bytes, atomic_write_json
 from ..errors import UserError
 from ..fusion import (
     FEATURES,
-    REFERENCE_FEATURES,
     AttentionClassifier,
     ClassifierConfig,
     NormStats,
     collate,
     compute_stats,
     default_config,
+    reference_features,
     save_checkpoint,
 )
 from .features import FeatureSet, FeatureSetError, as_feature_set
@@ -187,16 +187,17 @@ def choose_features(feature_set: FeatureSet, features: Sequence[str] | None) -> 
     """The features to train on: the given ones (each must be in the cache), or every registered
     extractor's feature that the cache has (the reference's first)."""
     if features is None:
-        chosen = [name for name in REFERENCE_FEATURES if name in feature_set.feature_names]
-        absent = [name for name in REFERENCE_FEATURES if name not in chosen]
-        extra = [name for name in FEATURES if name not in REFERENCE_FEATURES and name in feature_set.feature_names]
+        reference = reference_features()
+        chosen = [name for name in reference if name in feature_set.feature_names]
+        absent = [name for name in reference if name not in chosen]
+        extra = [name for name in FEATURES if name not in reference and name in feature_set.feature_names]
         if extra:
             log.info("the feature set also has %s (not a reference feature); training on it too", ", ".join(extra))
             chosen += extra
         if not chosen:
             raise FeatureSetError(
                 f"the feature set{_where(feature_set)} has none of the reference's features "
-                f"({', '.join(REFERENCE_FEATURES)}); it has {feature_set.feature_names or 'none'}; "
+                f"({', '.join(reference)}); it has {feature_set.feature_names or 'none'}; "
                 f"pass --features"
             )
         if absent:

@@ -96,22 +96,20 @@ class ExtractionConfig:
 
 def feature_extractors() -> tuple[str, ...]:
     """The default extractors for a dataset: the reference's set minus readable-only ones (caption)."""
-    from ..extractors import DEFAULT_EXTRACTORS, extractor_class
+    from ..registry import EXTRACTORS, default_extractors
 
-    return tuple(name for name in DEFAULT_EXTRACTORS if extractor_class(name).feature_name)
+    return tuple(name for name in default_extractors() if EXTRACTORS[name].feature)
 
 
 def effective_options(config: ExtractionConfig) -> dict[str, dict[str, Any]]:
     """Per-extractor options with the audio chunk cap filled in where an extractor takes one."""
-    import inspect
-
-    from ..extractors import extractor_class
+    from ..extractors import check, option_names, options_type
 
     options: dict[str, dict[str, Any]] = {}
     for name in config.extractors:
-        cls = extractor_class(name)
         opts = dict(config.extractor_options.get(name, {}))
-        if "n_chunks" in inspect.signature(cls.__init__).parameters:
+        check(name, opts)
+        if "n_chunks" in option_names(options_type(name)):
             opts.setdefault("n_chunks", config.position_cap)
         options[name] = opts
     unknown = sorted(set(config.extractor_options) - set(config.extractors))

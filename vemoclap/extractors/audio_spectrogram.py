@@ -10,14 +10,21 @@ the AudioSet probabilities are the sigmoid of the classifier on that same pooled
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..media import SAMPLE_RATE
 from ..models import load_pretrained
+from .audio import AudioOutput, audio_output, clip_chunks
 from .base import Clip, Extractor, batches
-from .beats import AudioOutput, audio_output, clip_chunks
+
+
+@dataclass(frozen=True)
+class Options:
+    n_chunks: int = 16  # 3-s chunks read, at most, equidistant over the track
+    top_k: int = 5  # AudioSet tags shown
 
 
 class AstExtractor(Extractor):
@@ -26,11 +33,12 @@ class AstExtractor(Extractor):
     name = "ast"
     inputs = ("audio",)
     output_type = AudioOutput
+    options_type = Options
 
-    def __init__(self, *, n_chunks: int = 16, top_k: int = 5, **options):
+    def __init__(self, **options):
         super().__init__(**options)
-        self.n_chunks = n_chunks
-        self.top_k = top_k
+        self.n_chunks = self.options.n_chunks
+        self.top_k = self.options.top_k
 
     def _load(self) -> None:
         from transformers import ASTFeatureExtractor, ASTForAudioClassification
