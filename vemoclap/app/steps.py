@@ -305,16 +305,6 @@ class PickStep:
         self.controller.path_text = change["new"]
         self.path_message.value = ""
 
-    def check_path(self):
-        try:
-            path, text = self.controller.accept_path(self.path.value)
-        except Exception as exc:
-            _log_failure(exc, "the path")
-            self.path_message.value = message_html(describe_error(exc, "the path"))
-            return None
-        self.path_message.value = message_html(text, ok=True)
-        return path
-
     def mount_drive(self) -> None:
         try:
             where = colab.mount_drive()
