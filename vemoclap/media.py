@@ -263,12 +263,6 @@ def _claimed_span(container, stream) -> tuple[float, float]:
     return start, duration
 
 
-def _video_span(container, stream) -> tuple[float, float]:
-    """(start, duration) of a video stream in seconds: its real extent (see :func:`_extent`)."""
-    extent = _extent(container, stream, None)
-    return extent.start, extent.duration
-
-
 def _present_entry(entries, file_size: int | None):
     """Index of the last index entry whose data lies inside the file (a truncated file's index
     still lists the samples that were cut off). Entries are stored in file order in practice."""
@@ -1287,50 +1281,3 @@ class VideoReader:
     def frames(self) -> Iterator[VideoImage]:
         for kind, item in self.items():
             yield item
-
-
-# --------------------------------------------------------------------------------------------
-# Audio chunks (reference layout)
-
-
-def chunk_starts(
-    n_samples: int,
-    n: int = 16,
-    *,
-    sr: int = SAMPLE_RATE,
-    chunk_s: float = CHUNK_SECONDS,
-    hop_s: float = CHUNK_HOP_SECONDS,
-    random: bool = False,
-    seed: int | None = None,
-) -> np.ndarray:
-    """Start samples of the audio chunks the reference uses: 3-s chunks with 50 % overlap; when there
-    are more than ``n``, ``n`` equidistant ones (``random=True``: ``n`` random ones, in order).
-    A track shorter than one chunk has no chunks."""
-    chunk, hop = int(round(chunk_s * sr)), int(round(hop_s * sr))
-    if n_samples < chunk:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.arange(0, n_samples - chunk + 1, hop, dtype=np.int64)
-    if len(starts) > n:
-        if random:
-            rng = np.random.default_rng(seed)
-            starts = np.sort(rng.choice(starts, size=n, replace=False))
-        else:
-            starts = starts[np.round(np.linspace(0, len(starts) - 1, n)).astype(int)]
-    return starts
-
-
-def audio_chunks(
-    audio: np.ndarray,
-    n: int = 16,
-    *,
-    sr: int = SAMPLE_RATE,
-    chunk_s: float = CHUNK_SECONDS,
-    hop_s: float = CHUNK_HOP_SECONDS,
-    random: bool = False,
-    seed: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(chunks k×samples float32, start times k seconds) per :func:`chunk_starts`; k ≤ n, 0 when too short."""
-    chunk = int(round(chunk_s * sr))
-    starts = chunk_starts(len(audio), n, sr=sr, chunk_s=chunk_s, hop_s=hop_s, random=random, seed=seed)
-    chunks = np.stack([audio[s : s + chunk] for s in starts]) if len(starts) else np.zeros((0, chunk), np.float32)
-    return chunks.astype(np.float32, copy=False), starts / sr
