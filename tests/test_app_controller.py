@@ -136,7 +136,7 @@ def test_run_failure_leaves_no_result(tiny_models, tmp_path):
 
 
 def test_path_source_is_checked(tiny_models, tmp_path):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     controller = Controller(
         models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out"
@@ -158,7 +158,7 @@ def test_path_source_is_checked(tiny_models, tmp_path):
 
 
 def test_colab_upload_through_the_standin(standin_colab, tiny_models, monkeypatch):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     work = standin_colab
     picked = make_sample(work / "picked" / "holiday.mp4", seconds=1.0, size=(320, 180), fps=10)
@@ -250,7 +250,7 @@ def _assert_text_matches_bar(progress: list[Progress]) -> None:
 
 
 def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     controller = Controller(
         models_dir=tiny_models,

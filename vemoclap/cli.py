@@ -48,14 +48,12 @@ def _check_analyze_outputs(args: argparse.Namespace) -> None:
 def _video_first(args: argparse.Namespace) -> Path:
     """The local video (a link downloaded, a sample fetched), probed: a source that cannot be a
     video is said before any model is fetched or loaded."""
-    from . import samples
     from .media import probe
     from .sources import resolve_source
 
-    if args.source.startswith(samples.PREFIX) and not Path(args.source).exists():
-        path = samples.fetch(args.source, args.models_dir)
-    else:
-        path = resolve_source(args.source, allow_private=args.allow_private, cookies=args.cookies)
+    path = resolve_source(
+        args.source, allow_private=args.allow_private, cookies=args.cookies, models_dir=args.models_dir
+    )
     probe(path)
     return path
 
