@@ -18,6 +18,7 @@ import numpy as np
 
 from ._util import atomic_write_text, decode_array, encode_array, from_jsonable, to_jsonable
 from .labels import EMOTION_COLORS, EMOTIONS, VALENCE_AROUSAL
+from .notice import random_weights_notice
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -100,10 +101,7 @@ class Result:
         """A readable multi-line report."""
         lines = [f"vemoclap result for {self.source}"]
         if self.random_weights:
-            lines.append(
-                f"  !! RANDOM WEIGHTS ({', '.join(self.random_weights)}): a demo on tiny random models — "
-                f"the emotion and every score below mean nothing !!"
-            )
+            lines.append(f"  !! {random_weights_notice(self.random_weights)} !!")
         if self.info is not None:
             lines.append(
                 f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "

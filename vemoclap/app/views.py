@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..notice import random_weights_notice
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result
 
@@ -72,9 +74,7 @@ def summary_html(result: "Result") -> str:
     if result.random_weights:
         parts.append(
             "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
-            "padding:0.4em;font-weight:bold'>RANDOM WEIGHTS: "
-            f"{html.escape(', '.join(result.random_weights))} ran on tiny randomly initialised models "
-            "(a demo of the code path): the emotion and every score here mean nothing.</div>"
+            f"padding:0.4em;font-weight:bold'>{html.escape(random_weights_notice(result.random_weights))}</div>"
         )
     if result.has_prediction:
         va = result.valence_arousal
