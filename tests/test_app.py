@@ -119,7 +119,7 @@ def test_run_shows_real_results(ran):
     assert ran.progress.value == ran.progress.max and ran.progress.bar_style == "success"
     assert ran.progress_label.value.startswith("done in")
     downloads = ran.downloads_html.value
-    assert 'download="sample.json"' in downloads and "data:text/csv;base64," in downloads
+    assert 'download="sample_result.json"' in downloads and "data:text/csv;base64," in downloads
     assert ran.results.children and ran.message.value == ""
     assert_no_traceback(ran)
 

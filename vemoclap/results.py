@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 
 NO_CLASSIFIER = "no emotion classifier was used (--no-classifier / classifier=None): extractor outputs only"
 
+# The files a Result exports, by name: :meth:`Result.save` writes them into a folder and the app
+# offers them as downloads named after the video ("clip_frames.csv").
+EXPORT_FILES = {
+    "result.json": "result (JSON)",
+    "probabilities.csv": "probabilities (CSV)",
+    "frames.csv": "faces per frame (CSV)",
+    "windows.csv": "emotion timeline (CSV)",
+}
+
 
 @dataclass
 class Result:
@@ -352,18 +361,26 @@ class Result:
         return export_segments(self._local_video(), segments, out_path, progress=progress), segments
 
     # ---- files ---------------------------------------------------------------------------
+    def export_texts(self, timeline=None, *, with_empty: bool = True) -> dict[str, str]:
+        """The text of each file in :data:`EXPORT_FILES`; the per-frame and per-window tables come
+        from ``timeline`` (:meth:`timeline`) and are left out without one, or when empty and not
+        ``with_empty``."""
+        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self.to_frame().to_csv(index=False)}
+        if timeline is not None:
+            for name, table in (("frames.csv", timeline.faces), ("windows.csv", timeline.windows)):
+                if with_empty or len(table):
+                    texts[name] = table.to_csv(index=False)
+        return texts
+
     def save(self, directory: str | Path, classifier=None) -> Path:
-        """Write result.json, probabilities.csv, frames.csv (per sampled frame), windows.csv (per
-        timeline window, with ``classifier``) and a PNG per plot into ``directory``."""
+        """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, frames.csv per sampled
+        frame, windows.csv per timeline window with ``classifier``) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.to_json(directory / "result.json")
-        atomic_write_text(directory / "probabilities.csv", self.to_frame().to_csv(index=False))
-        timeline = self.timeline(classifier)
-        atomic_write_text(directory / "frames.csv", timeline.faces.to_csv(index=False))
-        atomic_write_text(directory / "windows.csv", timeline.windows.to_csv(index=False))
+        for name, text in self.export_texts(self.timeline(classifier)).items():
+            atomic_write_text(directory / name, text)
         for stem, fig in self.figures(classifier).items():
             fig.savefig(directory / f"{stem}.png", dpi=120)
             plt.close(fig)
