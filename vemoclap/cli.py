@@ -119,7 +119,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         # a link is fetched through the guarded download path and played from the local copy
         frames = file_frames(str(resolve_source(args.source, allow_private=args.allow_private, cookies=args.cookies)))
     elif args.stream is not None:
-        from .live import stream_frames
+        from .streams import stream_frames
 
         frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:
