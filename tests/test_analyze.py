@@ -15,10 +15,10 @@ import pytest
 
 from vemoclap.errors import OptionError
 from vemoclap.extractors import DEFAULT_EXTRACTORS
+from vemoclap.generated_video import make_sample
 from vemoclap.labels import EMOTIONS
 from vemoclap.media import MediaError
 from vemoclap.pipeline import Analyzer
-from vemoclap.generated_video import make_sample
 from vemoclap.testing import make_video, write_text_file
 
 FAST_ASR = {"asr_sentiment": {"temperature": 0.0}}  # random-weight Whisper: skip temperature fallback

@@ -11,15 +11,8 @@ import pytest
 
 from vemoclap import media
 from vemoclap.media import MediaError, load_audio, probe, sample_frames
-from vemoclap.synth import (
-    make_empty_container,
-    make_video,
-    read_frame_index,
-    remux,
-    tone,
-    write_audio,
-    write_text_file,
-)
+from vemoclap.synth import make_video, tone
+from vemoclap.testing.media import make_empty_container, read_frame_index, remux, write_audio, write_text_file
 
 FPS = 25
 DEFAULT_TOL = media.DEFAULT_TOLERANCE  # fraction of a segment either side of its centre
