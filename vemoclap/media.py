@@ -1053,6 +1053,105 @@ class Audio:
     clipped: bool = False  # the track went on past ``max_seconds``
 
 
+class _AudioBuffer:
+    """Mono samples as they are decoded, in a buffer that grows with what is actually decoded (never
+    sized from the duration the file claims) and stops at ``limit`` samples (None: no limit)."""
+
+    def __init__(self, sr: int, limit: int | None):
+        self.out = np.empty(60 * sr, np.float32)  # grown ×1.5 as samples arrive
+        self.filled = 0
+        self.limit = limit
+        self.clipped = False
+
+    def put(self, frames) -> None:
+        for frame in frames:
+            samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
+            if self.limit is not None and self.filled + len(samples) > self.limit:
+                samples, self.clipped = samples[: self.limit - self.filled], True
+            if self.filled + len(samples) > len(self.out):
+                grown = np.empty(max(len(self.out) * 3 // 2, self.filled + len(samples)), np.float32)
+                grown[: self.filled] = self.out[: self.filled]
+                self.out = grown
+            self.out[self.filled : self.filled + len(samples)] = samples
+            self.filled += len(samples)
+
+    def samples(self) -> np.ndarray:
+        self.out.resize(self.filled, refcheck=False)  # in place: no second copy of a long track
+        return self.out
+
+
+def _mono_resampler(sr: int):
+    import av
+
+    # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
+    return av.AudioResampler(format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"})
+
+
+def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
+    """Decode ``stream`` into ``buffer``, skipping damaged packets; (packets with data, damaged ones)."""
+    import av
+
+    packets = errors = 0
+    to_mono = _mono_resampler(sr)
+    try:
+        for packet in container.demux(stream):
+            if buffer.clipped:
+                break
+            packets += bool(packet.size)
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:  # a damaged packet: skip it
+                errors += 1
+                continue
+            for frame in decoded:
+                frame.pts = None  # samples follow one another; a header's broken timing must not drop them
+                try:
+                    buffer.put(to_mono.resample(frame))
+                except ValueError:  # the track changed rate or layout midway: start a new resampler
+                    buffer.put(to_mono.resample(None))
+                    to_mono = _mono_resampler(sr)
+                    buffer.put(to_mono.resample(frame))
+        if not buffer.clipped:
+            buffer.put(to_mono.resample(None))
+    except av.FFmpegError as exc:
+        if not buffer.filled:
+            raise _fail(
+                path,
+                f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                "download it again or re-encode it",
+            ) from None
+        errors += 1  # a read error after some audio: keep what decoded, say so in the warnings
+    return packets, errors
+
+
+def _audio_warnings(
+    path, got: float, stated: float, clipped: bool, max_seconds: float | None, packets: int, errors: int
+) -> list[str]:
+    """What the person should know about the audio read (``got`` seconds); a track mostly damaged fails."""
+    if got == 0 and packets and errors:
+        raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
+    if packets >= 8 and errors > packets // 2:
+        raise _fail(
+            path,
+            f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
+            "download it again or re-encode it",
+        )
+    warnings = []
+    if errors:
+        warnings.append(f"{errors} damaged audio packet(s) were skipped")
+    if clipped:
+        warnings.append(
+            f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
+            "were used (raise max_audio_seconds to use more)"
+        )
+    elif stated > 1.0 and got < 0.98 * stated - 1.0:
+        warnings.append(
+            f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
+            "(truncated, or a wrong header): only what exists was used"
+        )
+    return warnings
+
+
 def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> Audio:
     """The first audio track as mono float32 at ``sr`` Hz (empty when the file has no audio).
 
@@ -1062,8 +1161,6 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
     (``None``: no limit): past it the track is clipped and a warning says so. Damaged packets
     are skipped and counted; a track shorter than it claims gives what exists and a warning.
     """
-    import av
-
     if max_seconds is not None and not max_seconds > 0:
         raise OptionError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
     limit = None if max_seconds is None else int(max_seconds * sr)
@@ -1074,85 +1171,12 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
             return Audio(np.zeros(0, np.float32), sr)
         stream = container.streams.audio[0]
         stated = _seconds(stream.duration, stream.time_base) or 0.0
-        out = np.empty(60 * sr, np.float32)  # grown ×1.5 as samples arrive
-        filled = 0
-        errors = packets = 0
-        clipped = False
-
-        def resampler():
-            # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
-            return av.AudioResampler(
-                format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"}
-            )
-
-        def put(frames) -> None:
-            nonlocal out, filled, clipped
-            for frame in frames:
-                samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
-                if limit is not None and filled + len(samples) > limit:
-                    samples, clipped = samples[: limit - filled], True
-                if filled + len(samples) > len(out):
-                    grown = np.empty(max(len(out) * 3 // 2, filled + len(samples)), np.float32)
-                    grown[:filled] = out[:filled]
-                    out = grown
-                out[filled : filled + len(samples)] = samples
-                filled += len(samples)
-
-        to_16k = resampler()
-        try:
-            for packet in container.demux(stream):
-                if clipped:
-                    break
-                packets += bool(packet.size)
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError:  # a damaged packet: skip it
-                    errors += 1
-                    continue
-                for frame in decoded:
-                    frame.pts = None  # samples follow one another; a header's broken timing must not drop them
-                    try:
-                        put(to_16k.resample(frame))
-                    except ValueError:  # the track changed rate or layout midway: start a new resampler
-                        put(to_16k.resample(None))
-                        to_16k = resampler()
-                        put(to_16k.resample(frame))
-            if not clipped:
-                put(to_16k.resample(None))
-        except av.FFmpegError as exc:
-            if not filled:
-                raise _fail(
-                    path,
-                    f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
-                    "download it again or re-encode it",
-                ) from None
-            errors += 1  # a read error after some audio: keep what decoded, say so below
-        if filled == 0 and packets and errors:
-            raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
-        if packets >= 8 and errors > packets // 2:
-            raise _fail(
-                path,
-                f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
-                "download it again or re-encode it",
-            )
-        warnings = []
-        if errors:
-            warnings.append(f"{errors} damaged audio packet(s) were skipped")
-        got = filled / sr
-        if clipped:
-            warnings.append(
-                f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
-                "were used (raise max_audio_seconds to use more)"
-            )
-        elif stated > 1.0 and got < 0.98 * stated - 1.0:
-            warnings.append(
-                f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
-                "(truncated, or a wrong header): only what exists was used"
-            )
+        buffer = _AudioBuffer(sr, limit)
+        packets, errors = _decode_audio(path, container, stream, buffer, sr)
+        warnings = _audio_warnings(path, buffer.filled / sr, stated, buffer.clipped, max_seconds, packets, errors)
         for message in warnings:
             log.warning("%s: %s", name, message)
-        out.resize(filled, refcheck=False)  # in place: no second copy of a long track
-        return Audio(out, sr, warnings, errors, clipped)
+        return Audio(buffer.samples(), sr, warnings, errors, buffer.clipped)
     finally:
         container.close()
 

@@ -43,7 +43,8 @@ SOURCES = {
 }
 # Colab's uploader holds the whole file in the kernel's memory (about 12 GB on the free tier).
 COLAB_UPLOAD_MB = 200
-# The reference on a Colab T4 (shared/notes/colab-runtime.md); the CPU figure is a rough guide.
+# The reference's Colab app (VEMOCLAP) runs step 5 in about 30 s for a one-minute video on the free
+# T4; the CPU figure is a rough guide.
 GPU_SPEED_NOTE = (
     "no GPU: step 5 runs on the CPU, several minutes for a one-minute video instead of about "
     "30 s on Colab's free T4; choose Runtime → Change runtime type → T4 GPU, then rerun from step 1"
