@@ -16,8 +16,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .export import FaceSmoother, TrackedFace
-from .render import draw_faces
+from .draw.overlay import draw_faces
+from .video_export import FaceSmoother, TrackedFace
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from ..draw.figures import faces_figure, features_heatmap, figure_png, frames_grid
 from ..errors import one_line
-from ..plots import faces_figure, features_heatmap, figure_png, frames_grid
 from ..samples import GENERATED
 from ..sources import is_url
 from ._widgets import walk, widgets
@@ -300,9 +300,7 @@ class VemoclapApp:
                     self.runner.progress.failed()
                     self.video_message.value = message_html(describe_error(exc, "the annotated video"))
                     return None
-                parts = [self.offer(video, "annotated video")]
-                if csv_path:
-                    parts.append(self.offer(csv_path, "per-frame labels (CSV)"))
+                parts = [self.offer(video, "annotated video"), self.offer(csv_path, "per-frame labels (CSV)")]
                 self.video_message.value = " · ".join(parts)
                 self.runner.progress.done("the annotated video is ready")
                 return video
