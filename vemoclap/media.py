@@ -68,7 +68,7 @@ from .errors import OptionError, UserError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Hz; every audio model here takes 16 kHz mono
-CHUNK_SECONDS = 3.0  # BEATs / AST chunk length (reference-facts)
+CHUNK_SECONDS = 3.0  # BEATs / AST chunk length, as the reference (VEMOCLAP) cuts its audio
 CHUNK_HOP_SECONDS = 1.5  # 50 % overlap
 
 DEFAULT_TOLERANCE = 0.25  # fraction of a segment, either side of its centre (equidistant sampling)

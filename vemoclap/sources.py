@@ -32,7 +32,7 @@ from urllib.parse import urlparse, urlunparse
 from . import netguard, samples
 from ._util import atomic_write_bytes
 from .errors import SourceError, UserError, one_line
-from .media import VIDEO_EXTENSIONS  # noqa: F401  (the one list; re-exported for the app)
+from .media import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

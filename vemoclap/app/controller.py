@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .. import samples as sample_videos
 from ..errors import UserError, one_line, user_errors
-from ..sources import VIDEO_EXTENSIONS, SourceError, check_url, is_url, save_upload
+from ..media import VIDEO_EXTENSIONS
+from ..sources import SourceError, check_url, is_url, save_upload
 from . import cache, colab
 from .cache import LoadedModels, ModelState
 from .logs import LOG_FILE, log_to_file
@@ -549,7 +550,7 @@ class Controller:
         result = result if result is not None else self.result
         return result.timeline(self.loaded_classifier())
 
-    def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path | None]:
+    def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path]:
         """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
         directory = self.export_dir()
         if self.analyzer is None or "face_emotion" not in self.analyzer.extractors:
@@ -558,8 +559,7 @@ class Controller:
         video = self.analyzer.export_annotated_video(
             self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
         )
-        csv_path = getattr(video, "csv_path", None)
-        return Path(video.path), Path(csv_path) if csv_path else None
+        return Path(video.path), Path(video.csv_path)
 
     def emotion_clips(
         self, emotion: str | None, on_progress: ProgressFn | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import user_errors
-from ..sources import VIDEO_EXTENSIONS
+from ..media import VIDEO_EXTENSIONS
 from . import colab
 from ._widgets import clear_upload, upload_entries, widgets
 from .cache import ModelState
