@@ -25,7 +25,7 @@ def sixty_second_video(seconds: float = 60.0) -> Path:
     """The project's sample scene (a real face, on-screen text, speech-like audio) at 60 s, cached."""
     from full_size import CACHE
 
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     path = CACHE / f"sample-{int(seconds)}s.mp4"
     if not path.is_file():

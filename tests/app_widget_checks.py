@@ -49,7 +49,7 @@ def check_upload_run_and_exports(models: Path, out: Path) -> None:
     """Upload a real video, run, make the annotated video and emotion clips: both links stay."""
     from vemoclap.app import VemoclapApp
     from vemoclap.app._widgets import upload_entries
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     video = make_sample(out / "astronaut clip.mp4", seconds=2.0, size=(320, 180), fps=10)
     app = VemoclapApp(

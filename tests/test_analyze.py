@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from vemoclap.errors import OptionError
+from vemoclap.generated_video import make_sample
 from vemoclap.labels import EMOTIONS
 from vemoclap.media import MediaError
 from vemoclap.pipeline import Analyzer
 from vemoclap.registry import default_extractors
-from vemoclap.sample import make_sample
 from vemoclap.testing import make_video, write_text_file
 
 FAST_ASR = {"asr_sentiment": {"temperature": 0.0}}  # random-weight Whisper: skip temperature fallback

@@ -119,7 +119,7 @@ def test_run_shows_real_results(ran):
     assert ran.progress.value == ran.progress.max and ran.progress.bar_style == "success"
     assert ran.progress_label.value.startswith("done in")
     downloads = ran.downloads_html.value
-    assert 'download="sample.json"' in downloads and "data:text/csv;base64," in downloads
+    assert 'download="sample_result.json"' in downloads and "data:text/csv;base64," in downloads
     assert ran.results.children and ran.message.value == ""
     assert_no_traceback(ran)
 
@@ -211,7 +211,7 @@ def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
     import http.server
     import threading
 
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     site = tmp_path / "site"
     make_sample(site / "holiday.mp4", seconds=1.5, size=(320, 180), fps=10)
@@ -382,7 +382,7 @@ def test_broken_classifier_is_one_line_and_the_rest_runs(tiny_models, tmp_path):
 
 
 def test_corrupt_video_is_one_line(tiny_models, tmp_path):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     good = make_sample(tmp_path / "good.mp4", seconds=1.0, size=(160, 90), fps=10).read_bytes()
     app = VemoclapApp(

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from vemoclap import samples
 from vemoclap.app import cache, colab
-from vemoclap.app.controller import Controller, NothingToCut, Progress, sample_names
+from vemoclap.app.controller import Controller, NothingToCut, Progress
 from vemoclap.errors import UserError
 from vemoclap.sources import SourceError
 
@@ -136,7 +137,7 @@ def test_run_failure_leaves_no_result(tiny_models, tmp_path):
 
 
 def test_path_source_is_checked(tiny_models, tmp_path):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     controller = Controller(
         models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out"
@@ -158,7 +159,7 @@ def test_path_source_is_checked(tiny_models, tmp_path):
 
 
 def test_colab_upload_through_the_standin(standin_colab, tiny_models, monkeypatch):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     work = standin_colab
     picked = make_sample(work / "picked" / "holiday.mp4", seconds=1.0, size=(320, 180), fps=10)
@@ -212,16 +213,9 @@ def test_fetch_follows_the_download_contract(tmp_path, monkeypatch):
     assert calls[0][0] == tmp_path / "models" and calls[0][1] == ["classifier", "clip"]  # the default classifier too
     assert shown[1] == Progress("fetching clip: 4 of 4 MB", 1.0)
 
-    def old_download(directory="weights", only=None, progress=True):  # the signature before the contract
-        calls.append(("old", progress))
-
-    monkeypatch.setattr(models, "download_models", old_download)
-    controller.fetch(shown.append)
-    assert calls[-1] == ("old", False)
-
 
 def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
-    assert sample_names()[0] == "sample" or "sample" in sample_names()
+    assert samples.names()[0] == "sample"
     controller = Controller(
         models_dir=tiny_models,
         classifier=tiny_models / "classifier",
@@ -250,7 +244,7 @@ def _assert_text_matches_bar(progress: list[Progress]) -> None:
 
 
 def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
-    from vemoclap.sample import make_sample
+    from vemoclap.generated_video import make_sample
 
     controller = Controller(
         models_dir=tiny_models,

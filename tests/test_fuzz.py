@@ -67,7 +67,7 @@ def _check_outcome(done: subprocess.CompletedProcess, what: str) -> dict | None:
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory) -> dict[str, bytes]:
-    from vemoclap.synth import remux
+    from vemoclap.testing.media import remux
 
     folder = tmp_path_factory.mktemp("fuzz-bases")
     plain = make_video(folder / "plain.mp4", duration=2.0, fps=12, size=(96, 64), audio="tone", gop=6)

@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 
 from vemoclap import media
-from vemoclap.media import MediaError, audio_chunks, chunk_starts, load_audio, probe, sample_frames
-from vemoclap.synth import (
-    make_empty_container,
-    make_video,
-    read_frame_index,
-    remux,
-    tone,
-    write_audio,
-    write_text_file,
-)
+from vemoclap.media import MediaError, load_audio, probe, sample_frames
+from vemoclap.synth import make_video, tone
+from vemoclap.testing.media import make_empty_container, read_frame_index, remux, write_audio, write_text_file
 
 FPS = 25
 DEFAULT_TOL = media.DEFAULT_TOLERANCE  # fraction of a segment either side of its centre
@@ -292,32 +285,6 @@ def test_audio_that_changes_rate_midway(tmp_path):
     assert abs(len(audio) - 4.0 * 16000) < 0.25 * 16000
     assert _peak_hz(audio[4000:24000]) == pytest.approx(440, abs=3)
     assert _peak_hz(audio[-20000:-4000]) == pytest.approx(1000, abs=3)
-
-
-# ------------------------------------------------------------------------------------ chunks
-
-
-def test_chunk_starts_follow_the_reference_layout():
-    sr = 16000
-    assert len(chunk_starts(int(2.9 * sr))) == 0
-    np.testing.assert_array_equal(chunk_starts(int(9 * sr)), np.arange(5) * 24000)  # 0, 1.5, …, 6 s
-    many = chunk_starts(120 * sr, 16)
-    assert len(many) == 16 and many[0] == 0 and many[-1] == 117 * sr
-    assert np.all(np.diff(many) > 0) and np.all(many % 24000 == 0)
-    r1, r2 = chunk_starts(120 * sr, 16, random=True, seed=3), chunk_starts(120 * sr, 16, random=True, seed=3)
-    np.testing.assert_array_equal(r1, r2)
-    assert len(set(r1.tolist())) == 16 and np.all(np.diff(r1) > 0) and np.all(r1 % 24000 == 0)
-
-
-def test_audio_chunks_cut_the_track():
-    sr = 16000
-    audio = np.arange(10 * sr, dtype=np.float32)
-    chunks, times = audio_chunks(audio, 4)
-    assert chunks.shape == (4, 3 * sr) and chunks.dtype == np.float32
-    for chunk, start in zip(chunks, times):
-        assert chunk[0] == start * sr and chunk[-1] == start * sr + 3 * sr - 1
-    empty, no_times = audio_chunks(np.zeros(sr, np.float32))
-    assert empty.shape == (0, 3 * sr) and len(no_times) == 0
 
 
 # ------------------------------------------------------------------------------- bad inputs

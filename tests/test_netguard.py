@@ -56,7 +56,8 @@ API_CASES = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
     from vemoclap.sources import resolve_source, DownloadLimits
-    from vemoclap.live import file_frames, stream_frames
+    from vemoclap.live import file_frames
+    from vemoclap.streams import stream_frames
     from vemoclap.training.dataset import load_dataset
 
     out, budget = Path(sys.argv[1]), int(sys.argv[2])
@@ -120,7 +121,7 @@ def namespace_run(tmp_path_factory):
     public = next((a for a in ("192.88.99.1", "192.0.0.9") if netguard.is_public(a)), None)
     if public is None:
         pytest.skip("no test address that this Python judges public")
-    from vemoclap.synth import remux
+    from vemoclap.testing.media import remux
 
     video = make_video(work / "clip.mp4", duration=1.0, audio="tone")
     stream = remux(video, work / "live.ts", format="mpegts")

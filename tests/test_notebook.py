@@ -102,7 +102,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
 
 
 def _big_video(path: Path, min_mb: float = 50) -> Path:
-    from vemoclap.synth import make_noise_video
+    from vemoclap.testing.media import make_noise_video
 
     make_noise_video(path, seed=0)
     assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size

@@ -170,7 +170,7 @@ def test_page_runs_the_app_in_a_browser(served, tmp_path):
 
 
 def _big_video(path: Path, min_mb: float = 50) -> Path:
-    from vemoclap.synth import make_noise_video
+    from vemoclap.testing.media import make_noise_video
 
     make_noise_video(path, seed=1)
     assert path.stat().st_size >= min_mb * 2**20, path.stat().st_size

@@ -17,7 +17,8 @@ from vemoclap import recipes
 from vemoclap.extractors import Clip, get
 from vemoclap.media import Frames, MediaError
 from vemoclap.pipeline import Analyzer
-from vemoclap.synth import make_video, read_frame_index
+from vemoclap.synth import make_video
+from vemoclap.testing.media import read_frame_index
 
 SR = 16000
 

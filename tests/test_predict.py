@@ -35,7 +35,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """Three short videos (one in a subfolder) and one .mp4 that is not a video."""
-    from vemoclap.synth import make_video, write_text_file
+    from vemoclap.synth import make_video
+    from vemoclap.testing.media import write_text_file
 
     root = tmp_path_factory.mktemp("videos")
     make_video(root / "a tone.mp4", duration=3.5, fps=8, size=(96, 64), audio="tone")

@@ -11,14 +11,15 @@ import av
 import numpy as np
 import pytest
 
-from vemoclap.export import export_annotated_video, export_segments
+from vemoclap.generated_video import make_sample
 from vemoclap.labels import EMOTIONS, FACE_EXPRESSIONS
 from vemoclap.live import analyze_stream, file_frames, run_live
 from vemoclap.pipeline import Analyzer
-from vemoclap.sample import make_sample
-from vemoclap.synth import make_video, remux
+from vemoclap.synth import make_video
 from vemoclap.testing import make_tiny_classifier
+from vemoclap.testing.media import remux
 from vemoclap.tiny import vision as tiny_vision
+from vemoclap.video_export import export_annotated_video, export_segments
 
 
 @pytest.fixture(scope="module")

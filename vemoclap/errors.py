@@ -26,6 +26,10 @@ class ModelUnavailable(UserError):
     """A model could not be found locally nor fetched; the message says how to supply it."""
 
 
+class SourceError(UserError):
+    """A video source that cannot be used, with a one-line reason and what to do."""
+
+
 def one_line(exc: BaseException | str, limit: int = 1000) -> str:
     """The first line of an error's message (or its type name), cut to ``limit`` characters."""
     text = str(exc).strip()
@@ -39,7 +43,3 @@ def one_line(exc: BaseException | str, limit: int = 1000) -> str:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is written for people: shown as one line, no traceback."""
     return (UserError,)
-
-
-def is_user_error(exc: BaseException) -> bool:
-    return isinstance(exc, UserError)

@@ -1,4 +1,4 @@
-"""Label sets and the emotion → valence/arousal table (reference-facts)."""
+"""Label sets and the emotion → valence/arousal table the reference uses (VEMOCLAP, Sulun et al. 2024)."""
 
 from __future__ import annotations
 

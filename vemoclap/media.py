@@ -68,7 +68,7 @@ from .errors import OptionError, UserError
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # Hz; every audio model here takes 16 kHz mono
-CHUNK_SECONDS = 3.0  # BEATs / AST chunk length (reference-facts)
+CHUNK_SECONDS = 3.0  # BEATs / AST chunk length, as the reference (VEMOCLAP) cuts its audio
 CHUNK_HOP_SECONDS = 1.5  # 50 % overlap
 
 DEFAULT_TOLERANCE = 0.25  # fraction of a segment, either side of its centre (equidistant sampling)
@@ -261,12 +261,6 @@ def _claimed_span(container, stream) -> tuple[float, float]:
         total = (container.duration or 0) / 1e6
         duration = max(0.0, total - (start - (container.start_time or 0) / 1e6))
     return start, duration
-
-
-def _video_span(container, stream) -> tuple[float, float]:
-    """(start, duration) of a video stream in seconds: its real extent (see :func:`_extent`)."""
-    extent = _extent(container, stream, None)
-    return extent.start, extent.duration
 
 
 def _present_entry(entries, file_size: int | None):
@@ -1059,6 +1053,105 @@ class Audio:
     clipped: bool = False  # the track went on past ``max_seconds``
 
 
+class _AudioBuffer:
+    """Mono samples as they are decoded, in a buffer that grows with what is actually decoded (never
+    sized from the duration the file claims) and stops at ``limit`` samples (None: no limit)."""
+
+    def __init__(self, sr: int, limit: int | None):
+        self.out = np.empty(60 * sr, np.float32)  # grown ×1.5 as samples arrive
+        self.filled = 0
+        self.limit = limit
+        self.clipped = False
+
+    def put(self, frames) -> None:
+        for frame in frames:
+            samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
+            if self.limit is not None and self.filled + len(samples) > self.limit:
+                samples, self.clipped = samples[: self.limit - self.filled], True
+            if self.filled + len(samples) > len(self.out):
+                grown = np.empty(max(len(self.out) * 3 // 2, self.filled + len(samples)), np.float32)
+                grown[: self.filled] = self.out[: self.filled]
+                self.out = grown
+            self.out[self.filled : self.filled + len(samples)] = samples
+            self.filled += len(samples)
+
+    def samples(self) -> np.ndarray:
+        self.out.resize(self.filled, refcheck=False)  # in place: no second copy of a long track
+        return self.out
+
+
+def _mono_resampler(sr: int):
+    import av
+
+    # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
+    return av.AudioResampler(format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"})
+
+
+def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
+    """Decode ``stream`` into ``buffer``, skipping damaged packets; (packets with data, damaged ones)."""
+    import av
+
+    packets = errors = 0
+    to_mono = _mono_resampler(sr)
+    try:
+        for packet in container.demux(stream):
+            if buffer.clipped:
+                break
+            packets += bool(packet.size)
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:  # a damaged packet: skip it
+                errors += 1
+                continue
+            for frame in decoded:
+                frame.pts = None  # samples follow one another; a header's broken timing must not drop them
+                try:
+                    buffer.put(to_mono.resample(frame))
+                except ValueError:  # the track changed rate or layout midway: start a new resampler
+                    buffer.put(to_mono.resample(None))
+                    to_mono = _mono_resampler(sr)
+                    buffer.put(to_mono.resample(frame))
+        if not buffer.clipped:
+            buffer.put(to_mono.resample(None))
+    except av.FFmpegError as exc:
+        if not buffer.filled:
+            raise _fail(
+                path,
+                f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                "download it again or re-encode it",
+            ) from None
+        errors += 1  # a read error after some audio: keep what decoded, say so in the warnings
+    return packets, errors
+
+
+def _audio_warnings(
+    path, got: float, stated: float, clipped: bool, max_seconds: float | None, packets: int, errors: int
+) -> list[str]:
+    """What the person should know about the audio read (``got`` seconds); a track mostly damaged fails."""
+    if got == 0 and packets and errors:
+        raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
+    if packets >= 8 and errors > packets // 2:
+        raise _fail(
+            path,
+            f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
+            "download it again or re-encode it",
+        )
+    warnings = []
+    if errors:
+        warnings.append(f"{errors} damaged audio packet(s) were skipped")
+    if clipped:
+        warnings.append(
+            f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
+            "were used (raise max_audio_seconds to use more)"
+        )
+    elif stated > 1.0 and got < 0.98 * stated - 1.0:
+        warnings.append(
+            f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
+            "(truncated, or a wrong header): only what exists was used"
+        )
+    return warnings
+
+
 def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> Audio:
     """The first audio track as mono float32 at ``sr`` Hz (empty when the file has no audio).
 
@@ -1068,8 +1161,6 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
     (``None``: no limit): past it the track is clipped and a warning says so. Damaged packets
     are skipped and counted; a track shorter than it claims gives what exists and a warning.
     """
-    import av
-
     if max_seconds is not None and not max_seconds > 0:
         raise OptionError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
     limit = None if max_seconds is None else int(max_seconds * sr)
@@ -1080,85 +1171,12 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
             return Audio(np.zeros(0, np.float32), sr)
         stream = container.streams.audio[0]
         stated = _seconds(stream.duration, stream.time_base) or 0.0
-        out = np.empty(60 * sr, np.float32)  # grown ×1.5 as samples arrive
-        filled = 0
-        errors = packets = 0
-        clipped = False
-
-        def resampler():
-            # mean of the channels, not FFmpeg's default 0.707·sum; 1-s output frames (fewer calls)
-            return av.AudioResampler(
-                format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"}
-            )
-
-        def put(frames) -> None:
-            nonlocal out, filled, clipped
-            for frame in frames:
-                samples = np.frombuffer(frame.planes[0], np.float32, count=frame.samples)
-                if limit is not None and filled + len(samples) > limit:
-                    samples, clipped = samples[: limit - filled], True
-                if filled + len(samples) > len(out):
-                    grown = np.empty(max(len(out) * 3 // 2, filled + len(samples)), np.float32)
-                    grown[:filled] = out[:filled]
-                    out = grown
-                out[filled : filled + len(samples)] = samples
-                filled += len(samples)
-
-        to_16k = resampler()
-        try:
-            for packet in container.demux(stream):
-                if clipped:
-                    break
-                packets += bool(packet.size)
-                try:
-                    decoded = packet.decode()
-                except av.FFmpegError:  # a damaged packet: skip it
-                    errors += 1
-                    continue
-                for frame in decoded:
-                    frame.pts = None  # samples follow one another; a header's broken timing must not drop them
-                    try:
-                        put(to_16k.resample(frame))
-                    except ValueError:  # the track changed rate or layout midway: start a new resampler
-                        put(to_16k.resample(None))
-                        to_16k = resampler()
-                        put(to_16k.resample(frame))
-            if not clipped:
-                put(to_16k.resample(None))
-        except av.FFmpegError as exc:
-            if not filled:
-                raise _fail(
-                    path,
-                    f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
-                    "download it again or re-encode it",
-                ) from None
-            errors += 1  # a read error after some audio: keep what decoded, say so below
-        if filled == 0 and packets and errors:
-            raise _fail(path, "audio track could not be decoded (corrupt)", "download it again or re-encode it")
-        if packets >= 8 and errors > packets // 2:
-            raise _fail(
-                path,
-                f"audio track is corrupt: {errors} of {packets} packets could not be decoded",
-                "download it again or re-encode it",
-            )
-        warnings = []
-        if errors:
-            warnings.append(f"{errors} damaged audio packet(s) were skipped")
-        got = filled / sr
-        if clipped:
-            warnings.append(
-                f"audio is longer than the {max_seconds:g}-s limit: only the first {got:g} s "
-                "were used (raise max_audio_seconds to use more)"
-            )
-        elif stated > 1.0 and got < 0.98 * stated - 1.0:
-            warnings.append(
-                f"audio ends at {got:.1f} s although the file claims {stated:.1f} s "
-                "(truncated, or a wrong header): only what exists was used"
-            )
+        buffer = _AudioBuffer(sr, limit)
+        packets, errors = _decode_audio(path, container, stream, buffer, sr)
+        warnings = _audio_warnings(path, buffer.filled / sr, stated, buffer.clipped, max_seconds, packets, errors)
         for message in warnings:
             log.warning("%s: %s", name, message)
-        out.resize(filled, refcheck=False)  # in place: no second copy of a long track
-        return Audio(out, sr, warnings, errors, clipped)
+        return Audio(buffer.samples(), sr, warnings, errors, buffer.clipped)
     finally:
         container.close()
 
@@ -1287,50 +1305,3 @@ class VideoReader:
     def frames(self) -> Iterator[VideoImage]:
         for kind, item in self.items():
             yield item
-
-
-# --------------------------------------------------------------------------------------------
-# Audio chunks (reference layout)
-
-
-def chunk_starts(
-    n_samples: int,
-    n: int = 16,
-    *,
-    sr: int = SAMPLE_RATE,
-    chunk_s: float = CHUNK_SECONDS,
-    hop_s: float = CHUNK_HOP_SECONDS,
-    random: bool = False,
-    seed: int | None = None,
-) -> np.ndarray:
-    """Start samples of the audio chunks the reference uses: 3-s chunks with 50 % overlap; when there
-    are more than ``n``, ``n`` equidistant ones (``random=True``: ``n`` random ones, in order).
-    A track shorter than one chunk has no chunks."""
-    chunk, hop = int(round(chunk_s * sr)), int(round(hop_s * sr))
-    if n_samples < chunk:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.arange(0, n_samples - chunk + 1, hop, dtype=np.int64)
-    if len(starts) > n:
-        if random:
-            rng = np.random.default_rng(seed)
-            starts = np.sort(rng.choice(starts, size=n, replace=False))
-        else:
-            starts = starts[np.round(np.linspace(0, len(starts) - 1, n)).astype(int)]
-    return starts
-
-
-def audio_chunks(
-    audio: np.ndarray,
-    n: int = 16,
-    *,
-    sr: int = SAMPLE_RATE,
-    chunk_s: float = CHUNK_SECONDS,
-    hop_s: float = CHUNK_HOP_SECONDS,
-    random: bool = False,
-    seed: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(chunks k×samples float32, start times k seconds) per :func:`chunk_starts`; k ≤ n, 0 when too short."""
-    chunk = int(round(chunk_s * sr))
-    starts = chunk_starts(len(audio), n, sr=sr, chunk_s=chunk_s, hop_s=hop_s, random=random, seed=seed)
-    chunks = np.stack([audio[s : s + chunk] for s in starts]) if len(starts) else np.zeros((0, chunk), np.float32)
-    return chunks.astype(np.float32, copy=False), starts / sr

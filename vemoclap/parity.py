@@ -508,16 +508,11 @@ def run_parity(
 
 def sample_videos(names: Sequence[str] | None = None) -> dict[str, Path]:
     """The reference's sample videos (``sample:anger`` …) by name, fetched (and verified) on first use."""
-    try:
-        from . import samples
-    except ImportError:
-        raise UserError("this vemoclap has no sample videos module; give the videos with --video ID=PATH") from None
+    from . import samples
+
     # By default the six labelled ones: Ekman-6 videos whose label says which published rows to search.
     wanted = list(names) if names else [n for n in samples.names() if n in EMOTIONS]
-    return {
-        name.removeprefix("sample:"): Path(samples.fetch(name if name.startswith("sample:") else f"sample:{name}"))
-        for name in wanted
-    }
+    return {name.removeprefix(samples.PREFIX): samples.reference(name) for name in wanted}
 
 
 __all__ = [

@@ -7,16 +7,16 @@ import logging
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from . import models, recipes, samples
+from . import models, recipes
 from .errors import OptionError, UserError, one_line
 from .extractors import Clip, Extractor, ExtractorOutput, get
 from .media import check_frame_count
 from .models import ModelUnavailable
+from .notice import random_weights_notice
 from .registry import EXTRACTORS, default_extractors, run_order, with_shortcuts
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 # progress(stage, done, total): stages are "load", "media" and each extractor's name.
 ProgressFn = Callable[[str, int, int], None]
 
-RANDOM_WEIGHTS_NOTE = (
-    "RANDOM WEIGHTS: {} made from tiny randomly initialised models (vemoclap.tiny); "
-    "every number here is meaningless — a demo of the code path, not an emotion"
-)
 REFERENCE_CLASSIFIER = "reference"  # the default: the reference's trained classifier, fetched and verified
 
 
@@ -245,10 +241,13 @@ class Analyzer:
         cookies file for sites that ask to sign in (a login: yt-dlp gets a private copy).
         """
         report = _tqdm_progress() if progress is True else (progress or None)
-        if isinstance(source, str) and source.startswith(samples.PREFIX) and not Path(source).exists():
-            path = samples.fetch(source, self.models_dir, progress=progress if callable(progress) else None)
-        else:
-            path = resolve_source(source, allow_private=allow_private, cookies=cookies)
+        path = resolve_source(
+            source,
+            allow_private=allow_private,
+            cookies=cookies,
+            models_dir=self.models_dir,
+            progress=progress if callable(progress) else None,
+        )
         timings: dict[str, float] = {}
         total = 1 + len(self.extractors)
 
@@ -303,7 +302,7 @@ class Analyzer:
         self._classify(result)
         result.weights = self.weights()
         if result.random_weights:
-            result.warnings.insert(0, RANDOM_WEIGHTS_NOTE.format(", ".join(result.random_weights)))
+            result.warnings.insert(0, random_weights_notice(result.random_weights))
         return result
 
     __call__ = analyze

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ._util import atomic_write_text, decode_array, encode_array, from_jsonable, to_jsonable
-from .labels import EMOTION_COLORS, EMOTIONS, VALENCE_AROUSAL
+from .labels import EMOTIONS, VALENCE_AROUSAL
+from .notice import random_weights_notice
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -29,6 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 NO_CLASSIFIER = "no emotion classifier was used (--no-classifier / classifier=None): extractor outputs only"
+
+# The files a Result exports, by name: :meth:`Result.save` writes them into a folder and the app
+# offers them as downloads named after the video ("clip_frames.csv").
+EXPORT_FILES = {
+    "result.json": "result (JSON)",
+    "probabilities.csv": "probabilities (CSV)",
+    "frames.csv": "faces per frame (CSV)",
+    "windows.csv": "emotion timeline (CSV)",
+}
 
 
 @dataclass
@@ -79,7 +89,7 @@ class Result:
 
     @property
     def valence_arousal(self) -> tuple[float, float] | None:
-        """Probability-weighted mean of the emotions' valence and arousal (reference-facts table)."""
+        """Probability-weighted mean of the emotions' valence and arousal (:data:`vemoclap.labels.VALENCE_AROUSAL`)."""
         if self.probabilities is None:
             return None
         known = [
@@ -100,10 +110,7 @@ class Result:
         """A readable multi-line report."""
         lines = [f"vemoclap result for {self.source}"]
         if self.random_weights:
-            lines.append(
-                f"  !! RANDOM WEIGHTS ({', '.join(self.random_weights)}): a demo on tiny random models — "
-                f"the emotion and every score below mean nothing !!"
-            )
+            lines.append(f"  !! {random_weights_notice(self.random_weights)} !!")
         if self.info is not None:
             lines.append(
                 f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
@@ -226,41 +233,23 @@ class Result:
     # ---- pictures ------------------------------------------------------------------------
     def plot(self, ax=None) -> "Figure":
         """Horizontal bar chart of the emotion probabilities."""
-        import matplotlib.pyplot as plt
+        from .draw.figures import plot_probabilities
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
-        else:
-            fig = ax.figure
-        labels = list(self.labels)
-        if self.probabilities is None:
-            ax.text(0.5, 0.5, "no emotion classifier loaded", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            return fig
-        probs = np.asarray(self.probabilities, float)
-        colors = [EMOTION_COLORS.get(label, "#888888") for label in labels]
-        bars = ax.barh(labels[::-1], probs[::-1], color=colors[::-1])
-        for bar, prob in zip(bars, probs[::-1]):
-            ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, f"{prob:.0%}", va="center")
-        ax.set_xlim(0, 1.1)
-        ax.set_xlabel("probability")
-        ax.set_title(f"{Path(self.source).name}: {self.top_label}")
-        ax.spines[["top", "right"]].set_visible(False)
-        return fig
+        return plot_probabilities(self, ax)
 
     def annotated_frame(self, index: int | None = None) -> np.ndarray | None:
         """The sampled frame with the most faces and text (or ``index``), boxes and labels drawn."""
-        from .render import annotated_frame
+        from .draw.overlay import annotated_frame
 
         return annotated_frame(self, index)
 
     def plot_annotated_frame(self, index: int | None = None, ax=None) -> "Figure":
-        from .render import plot_annotated_frame
+        from .draw.figures import plot_annotated_frame
 
         return plot_annotated_frame(self, index, ax)
 
     def plot_circumplex(self, ax=None) -> "Figure":
-        from .render import plot_circumplex
+        from .draw.figures import plot_circumplex
 
         return plot_circumplex(self, ax)
 
@@ -288,8 +277,8 @@ class Result:
         """Time ranges where ``emotion`` is the top label: the classifier's windows, or the face
         track's frames (matching expression) without a classifier."""
         from .errors import OptionError
-        from .export import merge_segments
         from .labels import EXPRESSION_TO_EMOTION
+        from .video_export import merge_segments
 
         if emotion not in self.labels:
             raise OptionError(f"unknown emotion '{emotion}'; choose from {', '.join(self.labels)}")
@@ -330,7 +319,7 @@ class Result:
 
         ``face_model``: image → faces, e.g. the face_emotion extractor's ``analyze_image`` (or the
         extractor itself)."""
-        from .export import export_annotated_video
+        from .video_export import export_annotated_video
 
         analyze_image = getattr(face_model, "analyze_image", face_model)
         return export_annotated_video(self._local_video(), out_path, analyze_image, every=every, progress=progress)
@@ -346,7 +335,7 @@ class Result:
     ) -> tuple[Path | None, list[tuple[float, float]]]:
         """One video of the segments where ``emotion`` dominates (the classifier's windows, or the
         face track without one), and those segments' times."""
-        from .export import export_segments
+        from .video_export import export_segments
 
         segments = self.emotion_segments(emotion, classifier, window_s)
         if not segments:
@@ -354,18 +343,26 @@ class Result:
         return export_segments(self._local_video(), segments, out_path, progress=progress), segments
 
     # ---- files ---------------------------------------------------------------------------
+    def export_texts(self, timeline=None, *, with_empty: bool = True) -> dict[str, str]:
+        """The text of each file in :data:`EXPORT_FILES`; the per-frame and per-window tables come
+        from ``timeline`` (:meth:`timeline`) and are left out without one, or when empty and not
+        ``with_empty``."""
+        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self.to_frame().to_csv(index=False)}
+        if timeline is not None:
+            for name, table in (("frames.csv", timeline.faces), ("windows.csv", timeline.windows)):
+                if with_empty or len(table):
+                    texts[name] = table.to_csv(index=False)
+        return texts
+
     def save(self, directory: str | Path, classifier=None) -> Path:
-        """Write result.json, probabilities.csv, frames.csv (per sampled frame), windows.csv (per
-        timeline window, with ``classifier``) and a PNG per plot into ``directory``."""
+        """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, frames.csv per sampled
+        frame, windows.csv per timeline window with ``classifier``) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.to_json(directory / "result.json")
-        atomic_write_text(directory / "probabilities.csv", self.to_frame().to_csv(index=False))
-        timeline = self.timeline(classifier)
-        atomic_write_text(directory / "frames.csv", timeline.faces.to_csv(index=False))
-        atomic_write_text(directory / "windows.csv", timeline.windows.to_csv(index=False))
+        for name, text in self.export_texts(self.timeline(classifier)).items():
+            atomic_write_text(directory / name, text)
         for stem, fig in self.figures(classifier).items():
             fig.savefig(directory / f"{stem}.png", dpi=120)
             plt.close(fig)

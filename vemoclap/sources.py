@@ -29,21 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
-from . import netguard
+from . import netguard, samples
 from ._util import atomic_write_bytes, cache_root
-from .errors import UserError, one_line
-from .media import VIDEO_EXTENSIONS  # noqa: F401  (the one list; re-exported for the app)
+from .errors import SourceError, UserError, one_line
+from .media import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-SAMPLE = "sample"
 CACHE_CAP_ENV = "VEMOCLAP_DOWNLOAD_CACHE_MB"
 KEEP_TEMP_ENV = "VEMOCLAP_KEEP_TEMP"
 DEFAULT_CACHE_CAP_MB = 2048
-
-
-class SourceError(UserError):
-    """A source that cannot be used, with a one-line reason and what to do."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +81,15 @@ def resolve_source(
     filename: str = "upload.mp4",
     cookies: str | Path | None = None,
     keep_temp: bool | None = None,
+    models_dir: str | Path | None = None,
+    progress=None,
 ) -> Path:
-    """A local video file for ``source``: a path, ``"sample"``, an http(s) URL, or raw bytes.
+    """A local video file for ``source``: a path, a sample (``"sample"``, ``"sample:joy"``), an
+    http(s) URL, or raw bytes.
 
     Uploads and downloads land in ``directory`` when given, else in the download cache
-    (:func:`cache_dir`, size-capped) so that exports can read them after the analysis.
+    (:func:`cache_dir`, size-capped) so that exports can read them after the analysis. A reference
+    sample is fetched into ``models_dir`` (``progress(stage, done, total)`` told its bytes).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         target = Path(directory) if directory else cache_dir() / "uploads"
@@ -105,14 +104,9 @@ def resolve_source(
         raise SourceError(f"{type(source).__name__}: not a video source; give a file path, a link or bytes")
     if not source.strip():
         raise SourceError("no source given; give a video file, an http(s) link or 'sample'")
-    if source == SAMPLE and not Path(source).exists():
-        from .sample import sample_video
-
-        return sample_video()
-    if source.startswith("sample:") and not Path(source).exists():
-        from . import samples
-
-        return samples.fetch(source)
+    sample = samples.local_copy(source, models_dir, progress)
+    if sample is not None:
+        return sample
     if is_url(source):
         return download(
             source, directory, allow_private=allow_private, limits=limits, cookies=cookies, keep_temp=keep_temp

@@ -1,7 +1,9 @@
-"""Generate small real video files with PyAV, for tests and the bundled sample.
+"""Generate small real video files with PyAV, for the generated sample and for tests.
 
 Each frame carries its own index as a row of black/white squares (read back with
-:func:`read_frame_index`), so a test can tell exactly which frame a decoder returned.
+:func:`vemoclap.testing.media.read_frame_index`), so a test can tell exactly which frame a decoder
+returned. Files that only tests need (noise, audio only, remuxed, empty) are made in
+:mod:`vemoclap.testing.media`.
 """
 
 from __future__ import annotations
@@ -15,28 +17,18 @@ import numpy as np
 INDEX_BITS = 16
 
 
-def _index_pattern(image: np.ndarray, index: int) -> None:
-    height, width = image.shape[:2]
+def index_cells(height: int, width: int) -> tuple[int, int]:
+    """(width, height) in pixels of each square of the frame-index pattern."""
     cell = max(2, width // (INDEX_BITS + 2))
-    cell_h = max(2, min(cell, height // 4))
+    return cell, max(2, min(cell, height // 4))
+
+
+def _index_pattern(image: np.ndarray, index: int) -> None:
+    cell, cell_h = index_cells(*image.shape[:2])
     for bit in range(INDEX_BITS):
         value = 255 if (index >> bit) & 1 else 0
         x0 = (bit + 1) * cell
         image[0:cell_h, x0 : x0 + cell] = value
-
-
-def read_frame_index(image: np.ndarray) -> int:
-    """The frame index drawn by :func:`make_video`, from a decoded (possibly resized) frame."""
-    height, width = image.shape[:2]
-    cell = max(2, width // (INDEX_BITS + 2))
-    cell_h = max(2, min(cell, height // 4))
-    index = 0
-    for bit in range(INDEX_BITS):
-        x0 = (bit + 1) * cell
-        patch = image[cell_h // 4 : 3 * cell_h // 4, x0 + cell // 4 : x0 + 3 * cell // 4]
-        if patch.mean() > 127:
-            index |= 1 << bit
-    return index
 
 
 def default_frame(index: int, width: int, height: int, fps: float) -> np.ndarray:
@@ -161,87 +153,4 @@ def make_video(
                     container.mux(packet)
             for packet in audio_stream.encode():
                 container.mux(packet)
-    return path
-
-
-def make_noise_video(path, *, duration: float = 4.0, size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
-    """A real video that is large for its length (lossless noise frames: x264 cannot shrink noise),
-    for upload-size checks: 4 s at 640×480 is over 50 MB."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-    return make_video(
-        path,
-        duration=duration,
-        fps=25,
-        size=size,
-        crf=0,
-        audio="tone",
-        frame_fn=lambda i: rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
-    )
-
-
-def write_text_file(path, text: str = "this is not a video\n") -> Path:
-    path = Path(path)
-    path.write_text(text)
-    return path
-
-
-def write_audio(path, samples: np.ndarray, rate: int = 16000, codec: str = "aac") -> Path:
-    """Write an audio-only file from float32 samples: 1-D (mono) or channels × samples (stereo)."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples = np.asarray(samples, np.float32)
-    planes = samples[None, :] if samples.ndim == 1 else samples
-    layout = {1: "mono", 2: "stereo"}[planes.shape[0]]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.layout = layout
-        block = 4096
-        for start in range(0, planes.shape[1], block):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(planes[:, start : start + block]), format="fltp", layout=layout
-            )
-            frame.sample_rate = rate
-            frame.pts = start
-            frame.time_base = Fraction(1, rate)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def remux(src, dst, *, rotation: int | None = None, faststart: bool = False, format: str | None = None) -> Path:
-    """Copy a file's packets into a new container without re-encoding: optionally with a display
-    rotation (degrees counter-clockwise, as phones record it), the index at the front
-    (``faststart``) or another container ``format`` (e.g. "mpegts", which starts at 1.4 s)."""
-    import av
-
-    dst = Path(dst)
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(src)) as source, av.open(str(dst), "w", format=format, options=options) as target:
-        streams = {}
-        for stream in source.streams:
-            streams[stream.index] = target.add_stream_from_template(stream)
-            if rotation is not None and stream.type == "video":
-                streams[stream.index].set_display_rotation(rotation)
-        for packet in source.demux():
-            if packet.dts is None:
-                continue
-            packet.stream = streams[packet.stream.index]
-            target.mux(packet)
-    return dst
-
-
-def make_empty_container(path) -> Path:
-    """An MP4 whose header was written but that holds no stream with any data."""
-    import av
-
-    path = Path(path)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        container.start_encoding()
     return path

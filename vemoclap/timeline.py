@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from .labels import EMOTION_COLORS, EXPRESSION_TO_EMOTION, FACE_EXPRESSIONS
+from .labels import FACE_EXPRESSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -27,6 +27,8 @@ class Timeline:
     faces: "pd.DataFrame"  # frame_index, time, one column per expression (smoothed), top, n_faces
 
     def plot(self, ax_emotions=None, ax_faces=None) -> "Figure":
+        from .draw.figures import plot_timeline
+
         return plot_timeline(self, ax_emotions, ax_faces)
 
 
@@ -123,46 +125,3 @@ def face_track(result: "Result", width: int = 3) -> "pd.DataFrame":
         table[expression] = matrix[:, i]
     table["top"] = [FACE_EXPRESSIONS[int(np.nanargmax(r))] if not np.isnan(r).all() else None for r in matrix]
     return table[columns]
-
-
-def plot_timeline(timeline: Timeline, ax_emotions=None, ax_faces=None) -> "Figure":
-    import matplotlib.pyplot as plt
-
-    if ax_emotions is None:
-        fig, (ax_emotions, ax_faces) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, layout="constrained")
-    else:
-        fig = ax_emotions.figure
-    windows = timeline.windows
-    emotions = [c for c in windows.columns if c in EMOTION_COLORS]
-    if len(windows):
-        for emotion in emotions:
-            ax_emotions.plot(
-                windows["centre"], windows[emotion], marker="o", ms=3, label=emotion, color=EMOTION_COLORS[emotion]
-            )
-        ax_emotions.set_ylim(0, 1)
-        ax_emotions.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
-    else:
-        ax_emotions.text(
-            0.5, 0.5, "no emotion classifier loaded", ha="center", va="center", transform=ax_emotions.transAxes
-        )
-    ax_emotions.set_ylabel("emotion probability")
-    if ax_faces is not None:
-        faces = timeline.faces
-        if len(faces) and faces["n_faces"].sum() > 0:
-            for expression in FACE_EXPRESSIONS:
-                emotion = EXPRESSION_TO_EMOTION[expression]
-                ax_faces.plot(
-                    faces["time"],
-                    faces[expression],
-                    marker=".",
-                    label=expression,
-                    color=EMOTION_COLORS.get(emotion, "#999999"),
-                    linestyle="-" if emotion else "--",
-                )
-            ax_faces.set_ylim(0, 1)
-            ax_faces.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.2), frameon=False)
-        else:
-            ax_faces.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=ax_faces.transAxes)
-        ax_faces.set_ylabel("facial expression")
-        ax_faces.set_xlabel("time (s)")
-    return fig

@@ -71,7 +71,8 @@ def make_videos(work: Path) -> dict[str, Path]:
     """Generated videos (PyAV, installed by step 1): a small one for the path and the link, and one of
     at least 50 MB (lossless noise) for the upload."""
     importlib.invalidate_caches()  # vemoclap was installed after this process started
-    from vemoclap.synth import make_noise_video, make_video
+    from vemoclap.synth import make_video
+    from vemoclap.testing.media import make_noise_video
 
     videos = {
         "small": make_video(work / "media" / "clip.mp4", duration=3.0, audio="tone"),

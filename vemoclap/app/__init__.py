@@ -4,7 +4,7 @@
   source, pick the video, run and show);
 - ``steps``: one small widget class per step; ``ui``: :class:`VemoclapApp`, the steps together
   with the explore views;
-- ``views``: the HTML of a Result (outputs describe themselves); figures live in ``vemoclap.plots``;
+- ``views``: the HTML of a Result (outputs describe themselves); figures live in ``vemoclap.draw.figures``;
 - ``cache``: loaded models kept across reruns; ``colab``: Colab's uploader and Drive;
 - ``notebook``: notebooks/vemoclap.ipynb and the page's notebook; ``launch``: ``vemoclap app``;
 - ``install``: step 1's stdlib-only installer, inlined into the notebook.

@@ -10,7 +10,6 @@ its bar). The widget steps in ``steps.py`` only display what this class says.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -21,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from .. import samples as sample_videos
 from ..errors import UserError, one_line, user_errors
-from ..sources import SAMPLE, VIDEO_EXTENSIONS, SourceError, check_url, is_url, save_upload
+from ..media import VIDEO_EXTENSIONS
+from ..sources import SourceError, check_url, is_url, save_upload
 from . import cache, colab
 from .cache import LoadedModels, ModelState
 from .logs import LOG_FILE, log_to_file
@@ -43,7 +44,8 @@ SOURCES = {
 }
 # Colab's uploader holds the whole file in the kernel's memory (about 12 GB on the free tier).
 COLAB_UPLOAD_MB = 200
-# The reference on a Colab T4 (shared/notes/colab-runtime.md); the CPU figure is a rough guide.
+# The reference's Colab app (VEMOCLAP) runs step 5 in about 30 s for a one-minute video on the free
+# T4; the CPU figure is a rough guide.
 GPU_SPEED_NOTE = (
     "no GPU: step 5 runs on the CPU, several minutes for a one-minute video instead of about "
     "30 s on Colab's free T4; choose Runtime → Change runtime type → T4 GPU, then rerun from step 1"
@@ -71,18 +73,9 @@ def describe_error(exc: BaseException, doing: str) -> str:
 
 def default_classifier() -> Any:
     """What the Analyzer loads when no classifier is passed (None: extractor outputs only)."""
-    from ..pipeline import Analyzer
+    from ..pipeline import REFERENCE_CLASSIFIER
 
-    return inspect.signature(Analyzer).parameters["classifier"].default
-
-
-def sample_names() -> list[str]:
-    """The sample videos on offer: ``vemoclap.samples.names()`` where that module exists."""
-    try:
-        from .. import samples  # type: ignore[attr-defined]
-    except ImportError:
-        return [SAMPLE]
-    return list(samples.names())
+    return REFERENCE_CLASSIFIER
 
 
 class NothingToCut(UserError):
@@ -114,10 +107,10 @@ class Controller:
         self.device = device or "auto"
         self.extractor_names = list(extractors) if extractors is not None else list(default_extractors())
         self.samples: dict[str, str] = {}
-        for index, name in enumerate(sample_names()):  # the first is the generated (offline) one
-            offline = index == 0 and name == SAMPLE
+        for index, name in enumerate(sample_videos.names()):  # the first is the generated (offline) one
+            offline = index == 0
             label = "vemoclap sample (generated, offline; no real emotion)" if offline else f"reference sample: {name}"
-            self.samples[label] = name if offline else f"sample:{name}"
+            self.samples[label] = name if offline else f"{sample_videos.PREFIX}{name}"
         self.samples.update(samples or {})
         self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
         self.colab_upload_bytes = min(self.max_upload_bytes, COLAB_UPLOAD_MB * 1024 * 1024)
@@ -133,7 +126,7 @@ class Controller:
         self.result: "Result | None" = None
         self.last_error: str = ""  # why the last run gave no result
         self.source_kind = "sample"
-        self.sample = SAMPLE
+        self.sample = sample_videos.GENERATED
         self.url = ""
         self.path_text = ""
         self.uploaded_path: Path | None = None
@@ -270,10 +263,9 @@ class Controller:
 
         keys: list[str] = []
         for name in self.extractor_names:
-            with contextlib.suppress(Exception):
-                keys += [k for k in getattr(extractor_class(name), "model_keys", ()) if k not in keys]
-        table = getattr(models, "MODELS", None)
-        keys = [k for k in keys if table is None or k in table]
+            with contextlib.suppress(Exception):  # an extractor that cannot be imported is said in load()
+                keys += [k for k in extractor_class(name).model_keys if k not in keys]
+        keys = [k for k in keys if k in models.MODELS]
         if self.classifier is None and default_classifier() == "reference":
             keys.insert(0, "classifier")
         return keys or None
@@ -282,27 +274,16 @@ class Controller:
         """Download the models into the models dir (what is there already is kept). Returns a line."""
         from .. import models
 
-        download = getattr(models, "download_models", None)
-        if download is None:
-            return "this vemoclap cannot download models; put them in the models dir (vemoclap download-models)"
         if self.models_dir is None:
             return "no models dir: models are fetched from the hub as each one loads"
         report = on_progress or (lambda p: None)
-        param = inspect.signature(download).parameters.get("progress")
-        if param is not None and param.default is None:  # progress(stage, done_bytes, total_bytes)
 
-            def bytes_done(stage: str, done: int, total: int) -> None:
-                total_mb = f" of {total / 2**20:.0f} MB" if total else ""
-                report(
-                    Progress(
-                        f"fetching {stage}: {done / 2**20:.0f}{total_mb}", min(1.0, done / total) if total else 0.0
-                    )
-                )
+        def bytes_done(stage: str, done: int, total: int) -> None:
+            total_mb = f" of {total / 2**20:.0f} MB" if total else ""
+            fraction = min(1.0, done / total) if total else 0.0
+            report(Progress(f"fetching {stage}: {done / 2**20:.0f}{total_mb}", fraction))
 
-            download(self.models_dir, only=self.model_keys(), progress=bytes_done)
-        else:  # an older download_models with a tqdm switch only
-            report(Progress("fetching the models…", 0.0))
-            download(self.models_dir, only=self.model_keys(), progress=False)
+        models.download_models(self.models_dir, only=self.model_keys(), progress=bytes_done)
         report(Progress("the models are fetched", 1.0))
         return f"models fetched into {self.models_dir}"
 
@@ -569,7 +550,7 @@ class Controller:
         result = result if result is not None else self.result
         return result.timeline(self.loaded_classifier())
 
-    def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path | None]:
+    def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path]:
         """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
         directory = self.export_dir()
         if self.analyzer is None or "face_emotion" not in self.analyzer.extractors:
@@ -578,8 +559,7 @@ class Controller:
         video = self.analyzer.export_annotated_video(
             self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
         )
-        csv_path = getattr(video, "csv_path", None)
-        return Path(video.path), Path(csv_path) if csv_path else None
+        return Path(video.path), Path(video.csv_path)
 
     def emotion_clips(
         self, emotion: str | None, on_progress: ProgressFn | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import user_errors
-from ..sources import VIDEO_EXTENSIONS
+from ..media import VIDEO_EXTENSIONS
 from . import colab
 from ._widgets import clear_upload, upload_entries, widgets
 from .cache import ModelState
@@ -304,16 +304,6 @@ class PickStep:
     def _path_changed(self, change: Mapping[str, Any]) -> None:
         self.controller.path_text = change["new"]
         self.path_message.value = ""
-
-    def check_path(self):
-        try:
-            path, text = self.controller.accept_path(self.path.value)
-        except Exception as exc:
-            _log_failure(exc, "the path")
-            self.path_message.value = message_html(describe_error(exc, "the path"))
-            return None
-        self.path_message.value = message_html(text, ok=True)
-        return path
 
     def mount_drive(self) -> None:
         try:

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from ..draw.figures import faces_figure, features_heatmap, figure_png, frames_grid
 from ..errors import one_line
-from ..plots import faces_figure, features_heatmap, figure_png, frames_grid
-from ..sources import SAMPLE, is_url
+from ..samples import GENERATED
+from ..sources import is_url
 from ._widgets import walk, widgets
 from .controller import Controller, describe_error, settings_from_env
 from .logs import quiet
@@ -214,7 +215,7 @@ class VemoclapApp:
                 self._refresh_explorers()
         return result
 
-    def autorun(self, source: str = SAMPLE) -> "Result":
+    def autorun(self, source: str = GENERATED) -> "Result":
         """Load, pick ``source`` and run without clicks (headless notebook runs, CI). Raises on failure."""
         if is_url(source):
             self.source.value, self.url_text.value = "link", source
@@ -299,9 +300,7 @@ class VemoclapApp:
                     self.runner.progress.failed()
                     self.video_message.value = message_html(describe_error(exc, "the annotated video"))
                     return None
-                parts = [self.offer(video, "annotated video")]
-                if csv_path:
-                    parts.append(self.offer(csv_path, "per-frame labels (CSV)"))
+                parts = [self.offer(video, "annotated video"), self.offer(csv_path, "per-frame labels (CSV)")]
                 self.video_message.value = " · ".join(parts)
                 self.runner.progress.done("the annotated video is ready")
                 return video

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..notice import random_weights_notice
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result
 
@@ -72,9 +74,7 @@ def summary_html(result: "Result") -> str:
     if result.random_weights:
         parts.append(
             "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
-            "padding:0.4em;font-weight:bold'>RANDOM WEIGHTS: "
-            f"{html.escape(', '.join(result.random_weights))} ran on tiny randomly initialised models "
-            "(a demo of the code path): the emotion and every score here mean nothing.</div>"
+            f"padding:0.4em;font-weight:bold'>{html.escape(random_weights_notice(result.random_weights))}</div>"
         )
     if result.has_prediction:
         va = result.valence_arousal
@@ -167,35 +167,15 @@ def safe_stem(text: str) -> str:
 
 
 def downloads_html(result: "Result", timeline) -> str:
+    """A download link per export file (:data:`vemoclap.results.EXPORT_FILES`), named after the video."""
+    from ..results import EXPORT_FILES
+
     stem = safe_stem(result.source)
+    mime = {".csv": "text/csv", ".json": "application/json"}
     links = [
-        data_uri_link(result.to_json().encode("utf-8"), f"{stem}.json", "application/json", "result (JSON)"),
-        data_uri_link(
-            result.to_frame().to_csv(index=False).encode("utf-8"),
-            f"{stem}_probabilities.csv",
-            "text/csv",
-            "probabilities (CSV)",
-        ),
+        data_uri_link(text.encode("utf-8"), f"{stem}_{name}", mime[Path(name).suffix], EXPORT_FILES[name])
+        for name, text in result.export_texts(timeline, with_empty=False).items()
     ]
-    if timeline is not None:
-        if len(timeline.faces):
-            links.append(
-                data_uri_link(
-                    timeline.faces.to_csv(index=False).encode("utf-8"),
-                    f"{stem}_frames.csv",
-                    "text/csv",
-                    "faces per frame (CSV)",
-                )
-            )
-        if len(timeline.windows):
-            links.append(
-                data_uri_link(
-                    timeline.windows.to_csv(index=False).encode("utf-8"),
-                    f"{stem}_timeline.csv",
-                    "text/csv",
-                    "emotion timeline (CSV)",
-                )
-            )
     return " · ".join(links)
 
 

@@ -28,14 +28,12 @@ def _check_analyze_outputs(args: argparse.Namespace) -> None:
 def _video_first(args: argparse.Namespace) -> Path:
     """The local video (a link downloaded, a sample fetched), probed: a source that cannot be a
     video is said before any model is fetched or loaded."""
-    from .. import samples
     from ..media import probe
     from ..sources import resolve_source
 
-    if args.source.startswith(samples.PREFIX) and not Path(args.source).exists():
-        path = samples.fetch(args.source, args.models_dir)
-    else:
-        path = resolve_source(args.source, allow_private=args.allow_private, cookies=args.cookies)
+    path = resolve_source(
+        args.source, allow_private=args.allow_private, cookies=args.cookies, models_dir=args.models_dir
+    )
     probe(path)
     return path
 
@@ -102,7 +100,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         # a link is fetched through the guarded download path and played from the local copy
         frames = file_frames(str(resolve_source(args.source, allow_private=args.allow_private, cookies=args.cookies)))
     elif args.stream is not None:
-        from ..live import stream_frames
+        from ..streams import stream_frames
 
         frames = stream_frames(args.stream, allow_private=args.allow_private)
     else:

@@ -1,12 +1,14 @@
 """Helpers for tests and benchmarks only (product code never imports this package).
 
-Generated media comes from :mod:`vemoclap.synth`, tiny models from :mod:`vemoclap.tiny`.
+Generated media comes from :mod:`vemoclap.synth` and :mod:`vemoclap.testing.media`, tiny models
+from :mod:`vemoclap.tiny`.
 """
 
 from __future__ import annotations
 
-from ..synth import make_video, read_frame_index, speech_like, write_text_file
+from ..synth import make_video, speech_like
 from ..tiny import make_tiny_classifier, make_tiny_models
+from .media import read_frame_index, write_text_file
 
 
 def peak_rss_mb() -> float:

@@ -1,4 +1,4 @@
-"""The bundled sample video, made by the project itself (no third-party media in the repository).
+"""The generated sample video ("sample"), made by the project itself (no third-party media in the repository).
 
 It pans over scikit-image's astronaut photo (a real face, public domain, shipped inside
 scikit-image), shows a line of on-screen text and carries a speech-like soundtrack, so every

@@ -16,10 +16,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ._util import atomic_output
+from .draw.overlay import draw_faces
 from .errors import UserError
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
-from .render import draw_faces
 
 log = logging.getLogger(__name__)
 

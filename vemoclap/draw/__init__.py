@@ -1,0 +1,2 @@
+"""Pictures of a Result: boxes and labels drawn onto frames (:mod:`.overlay`) and matplotlib
+figures (:mod:`.figures`)."""

@@ -1,0 +1,267 @@
+"""Matplotlib figures of a Result (probabilities, annotated frame, valence–arousal plane, timeline,
+the app's explore views) and PNG bytes of any figure."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..labels import EMOTION_COLORS, EXPRESSION_TO_EMOTION, FACE_EXPRESSIONS, VALENCE_AROUSAL
+from .overlay import annotated_frame, best_frame_index
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from ..results import Result
+    from ..timeline import Timeline
+
+
+def figure_png(fig: "Figure", dpi: int = 100) -> bytes:
+    """PNG bytes of a matplotlib figure; the figure is closed so notebooks never show it twice."""
+    import matplotlib.pyplot as plt
+
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def frames_grid(result: "Result", columns: int = 4) -> "Figure | None":
+    """All sampled frames with faces and text boxes drawn, time above each."""
+    import matplotlib.pyplot as plt
+
+    if result.frames is None or len(result.frames) == 0:
+        return None
+    n = len(result.frames)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.1 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(result.annotated_frame(i))
+            ax.set_title(f"{result.frames.timestamps[i]:.1f} s", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def face_crops(result: "Result") -> tuple[list[tuple[Any, str]], str]:
+    """(crop, title) of every detected face, or no crops and why."""
+    output = result.outputs.get("face_emotion")
+    if output is None:
+        return [], "the face extractor did not run"
+    if output.missing:
+        return [], f"no faces: {output.missing}"
+    crops: list[tuple[Any, str]] = []
+    for frame in getattr(output, "frames", None) or []:
+        image = result.frames.images[frame.frame_index]
+        for face in frame.faces:
+            x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+            x0, y0 = max(0, x0), max(0, y0)
+            x1, y1 = min(image.shape[1], x1), min(image.shape[0], y1)
+            if x1 > x0 and y1 > y0:
+                time_s = result.frames.timestamps[frame.frame_index]
+                crops.append((image[y0:y1, x0:x1], f"{face.expression} {face.confidence:.0%}\n{time_s:.1f} s"))
+    return crops, "" if crops else "no faces were found"
+
+
+def faces_figure(result: "Result", limit: int = 24) -> tuple["Figure | None", str]:
+    """Crops of the detected faces labelled with their expression, and a line saying how many."""
+    import matplotlib.pyplot as plt
+
+    crops, why = face_crops(result)
+    if not crops:
+        return None, why
+    shown = crops[:limit]
+    columns = min(8, len(shown))
+    rows = -(-len(shown) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (crop, title) in zip(axes.flat, shown):
+        ax.imshow(crop)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    more = f" (first {limit} shown)" if len(crops) > limit else ""
+    return fig, f"{len(crops)} face crop(s){more}"
+
+
+def features_heatmap(result: "Result") -> "Figure | None":
+    """One heatmap per feature (rows: time steps or the single vector; columns: dimensions)."""
+    import matplotlib.pyplot as plt
+
+    features = [
+        (name, np.atleast_2d(out.feature))
+        for name, out in result.outputs.items()
+        if getattr(out, "feature", None) is not None
+    ]
+    if not features:
+        return None
+    fig, axes = plt.subplots(len(features), 1, figsize=(9, 1.3 + 0.9 * len(features)), squeeze=False)
+    for ax, (name, array) in zip(axes[:, 0], features):
+        image = ax.imshow(array, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_title(f"{name} {array.shape[0]}×{array.shape[1]}", fontsize=9, loc="left")
+        ax.set_yticks([])
+        fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probabilities(result: "Result", ax=None) -> "Figure":
+    """Horizontal bar chart of the emotion probabilities."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+    else:
+        fig = ax.figure
+    labels = list(result.labels)
+    if result.probabilities is None:
+        ax.text(0.5, 0.5, "no emotion classifier loaded", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    probs = np.asarray(result.probabilities, float)
+    colors = [EMOTION_COLORS.get(label, "#888888") for label in labels]
+    bars = ax.barh(labels[::-1], probs[::-1], color=colors[::-1])
+    for bar, prob in zip(bars, probs[::-1]):
+        ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, f"{prob:.0%}", va="center")
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("probability")
+    ax.set_title(f"{Path(result.source).name}: {result.top_label}")
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
+def plot_annotated_frame(result: "Result", index: int | None = None, ax=None) -> "Figure":
+    import matplotlib.pyplot as plt
+
+    index = best_frame_index(result) if index is None else index
+    image = annotated_frame(result, index)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    else:
+        fig = ax.figure
+    ax.set_axis_off()
+    if image is None:
+        ax.text(0.5, 0.5, "no video frames", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    ax.imshow(image)
+    caption = result.outputs.get("caption")
+    title = getattr(caption, "text", None) if caption is not None and not caption.missing else None
+    time = result.frames.timestamps[index]
+    ax.set_title(f"“{title}” — {time:.1f} s" if title else f"frame at {time:.1f} s", fontsize=10)
+    return fig
+
+
+# Where each emotion's name goes, in points from its mean: outside the polygon of the six means.
+# The video's point is a weighted mean of them, so it never leaves that polygon, and its star
+# (16 pt) stays clear of every name. Fear and anger (0.13 apart) are pushed apart sideways.
+_LABEL_PLACES: dict[str, tuple[str, str, tuple[int, int]]] = {
+    "fear": ("right", "bottom", (4, 12)),
+    "anger": ("left", "bottom", (-4, 12)),
+    "surprise": ("center", "bottom", (0, 12)),
+    "joy": ("left", "center", (10, 0)),
+    "sadness": ("center", "top", (0, -10)),
+    "disgust": ("right", "center", (-14, 0)),  # 4.5 pt inside the polygon's left edge
+}
+
+
+def plot_circumplex(result: "Result", ax=None) -> "Figure":
+    """The six emotions on the valence–arousal plane (means ± std) and the video's weighted point.
+
+    The point's numbers go in a legend in the lower right, the one quadrant no emotion (and so no
+    weighted point) reaches, so no text is drawn over a name or the point."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 4.6), layout="constrained")
+    else:
+        fig = ax.figure
+    scores = result.scores
+    for emotion, ((v, v_sd), (a, a_sd)) in VALENCE_AROUSAL.items():
+        color = EMOTION_COLORS[emotion]
+        weight = scores.get(emotion, 0.0)
+        ax.add_patch(Ellipse((v, a), 2 * v_sd, 2 * a_sd, color=color, alpha=0.12 + 0.5 * weight, lw=0))
+        ax.plot(v, a, marker="o", ms=3, color=color)
+    for emotion, ((v, _), (a, _)) in VALENCE_AROUSAL.items():
+        ha, va, offset = _LABEL_PLACES.get(emotion, ("center", "bottom", (0, 12)))
+        ax.annotate(
+            emotion,
+            (v, a),
+            xytext=offset,
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=8,
+            color=EMOTION_COLORS[emotion],
+            fontweight="bold",
+        )
+    point = result.valence_arousal
+    if point is not None:
+        ax.plot(
+            *point,
+            marker="*",
+            ms=16,
+            color="black",
+            linestyle="none",
+            zorder=5,
+            label=f"this video ({point[0]:+.2f}, {point[1]:+.2f})",
+        )
+        ax.legend(loc="lower right", fontsize=8, handlelength=1.2, framealpha=0.9)
+    ax.axhline(0, color="#bbbbbb", lw=0.8)
+    ax.axvline(0, color="#bbbbbb", lw=0.8)
+    ax.set_xlim(-1.1, 1.1)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("valence")
+    ax.set_ylabel("arousal")
+    ax.set_title("valence–arousal")
+    return fig
+
+
+def plot_timeline(timeline: "Timeline", ax_emotions=None, ax_faces=None) -> "Figure":
+    import matplotlib.pyplot as plt
+
+    if ax_emotions is None:
+        fig, (ax_emotions, ax_faces) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, layout="constrained")
+    else:
+        fig = ax_emotions.figure
+    windows = timeline.windows
+    emotions = [c for c in windows.columns if c in EMOTION_COLORS]
+    if len(windows):
+        for emotion in emotions:
+            ax_emotions.plot(
+                windows["centre"], windows[emotion], marker="o", ms=3, label=emotion, color=EMOTION_COLORS[emotion]
+            )
+        ax_emotions.set_ylim(0, 1)
+        ax_emotions.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
+    else:
+        ax_emotions.text(
+            0.5, 0.5, "no emotion classifier loaded", ha="center", va="center", transform=ax_emotions.transAxes
+        )
+    ax_emotions.set_ylabel("emotion probability")
+    if ax_faces is not None:
+        faces = timeline.faces
+        if len(faces) and faces["n_faces"].sum() > 0:
+            for expression in FACE_EXPRESSIONS:
+                emotion = EXPRESSION_TO_EMOTION[expression]
+                ax_faces.plot(
+                    faces["time"],
+                    faces[expression],
+                    marker=".",
+                    label=expression,
+                    color=EMOTION_COLORS.get(emotion, "#999999"),
+                    linestyle="-" if emotion else "--",
+                )
+            ax_faces.set_ylim(0, 1)
+            ax_faces.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.2), frameon=False)
+        else:
+            ax_faces.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=ax_faces.transAxes)
+        ax_faces.set_ylabel("facial expression")
+        ax_faces.set_xlabel("time (s)")
+    return fig
