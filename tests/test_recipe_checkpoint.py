@@ -183,3 +183,21 @@ def test_extraction_records_the_recipe_as_run(tiny_models, tmp_path):
         progress=False,
     )
     assert read_metadata(feature_path(tmp_path / "plain", videos[0].id))["recipe"]["name"] == "vemoclap"
+
+
+def test_each_reference_version_is_its_own_set_of_values():
+    """A checkpoint that names an older version of the reference recipe gets that version's values
+    from the one table of changes; the newest is the default."""
+    v1, v2 = recipes.get_recipe("reference", version=1), recipes.get_recipe("reference", version=2)
+    assert "detection" not in v1.extractors["ocr_sentiment"]
+    assert v2.extractors["ocr_sentiment"]["detection"] == "paddleocr"
+    newest = max(recipes.REFERENCE_CHANGES)
+    assert recipes.get_recipe("reference").version == newest
+    for version, (changes, _note) in recipes.REFERENCE_CHANGES.items():
+        recipe = recipes.get_recipe("reference", version=version)
+        for setting, value in changes.items():
+            where, key = setting.split(".", 1)
+            got = getattr(recipe.frames, key) if where == "frames" else recipe.extractors[where][key]
+            assert got == value, (version, setting)
+    with pytest.raises(recipes.OptionError, match="no version 99"):
+        recipes.get_recipe("reference", version=99)

@@ -235,9 +235,9 @@ def _device_type(device) -> str:
 
 # ---- the registry ------------------------------------------------------------------------------
 
-REFERENCE = Recipe(
+_REFERENCE_V1 = Recipe(
     name="reference",
-    version=2,
+    version=1,
     description="the reference app's extraction (VEMOCLAP, Sulun et al. 2024), for its trained classifier",
     frames=FrameSettings(tolerance=0.0, short_side=360, upscale=True, random_when_training=False),
     extractors={
@@ -261,7 +261,6 @@ REFERENCE = Recipe(
         },
         "ocr_sentiment": {
             "ocr_models": "ppocr-en",
-            "detection": "paddleocr",
             "text_unit": "frame",
             "lowercase": True,
             "min_confidence": 0.75,
@@ -292,12 +291,56 @@ REFERENCE = Recipe(
         "loaded safely",
         "asr_sentiment precision fp16 is Whisper's; the sentiment model shares the extractor's precision",
         "classifier fp32: the reference app ran it under fp16 autocast on a GPU; 'fp16-autocast' reproduces that",
-        "v2: OCR text detection with PaddleOCR 2.x's settings (longer side at most 960 px, never enlarged), as the "
-        "reference ran it; v1 used rapidocr's (shorter side brought to 736 px)",
         "attention heads come from the checkpoint config (8 for the reference's); its app builds 4 — "
         "provisional, see docs/parity.md",
     ],
 )
+
+
+# Each later version of the reference recipe as data: the options it changes ("extractor.option" or
+# "frames.field" → value) and why. A checkpoint or feature file that names an older version gets that
+# version's values from this table (`get_recipe("reference", version=2)`). An option added by a version
+# has an extractor default that keeps the older behaviour, so a recipe dict written before it still means
+# what it meant.
+REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
+    2: (
+        {"ocr_sentiment.detection": "paddleocr"},
+        "v2: OCR text detection with PaddleOCR 2.x's settings (longer side at most 960 px, never enlarged), as "
+        "the reference ran it; v1 used rapidocr's (shorter side brought to 736 px)",
+    ),
+    3: (
+        {
+            # -- ASR (Whisper with timestamps, silent tracks) --
+            # -- OCR (detector input, angle classifier, frame reuse, T5 limits, de-duplication) --
+            # -- frames, audio, caption frame --
+        },
+        "v3: the reference app's extraction rule by rule (docs/parity.md)",
+    ),
+}
+
+
+def _with_changes(recipe: Recipe, version: int, changes: Mapping[str, Any], note: str) -> Recipe:
+    changed = copy.deepcopy(recipe)
+    changed.version = version
+    for setting, value in changes.items():
+        where, key = setting.split(".", 1)
+        if where == "frames":
+            setattr(changed.frames, key, value)
+        else:
+            changed.extractors.setdefault(where, {})[key] = value
+    changed.notes.append(note)
+    return changed
+
+
+def _versions(first: Recipe, changes: Mapping[int, tuple[Mapping[str, Any], str]]) -> dict[int, Recipe]:
+    versions = {first.version: first}
+    for version in sorted(changes):
+        versions[version] = _with_changes(versions[max(versions)], version, *changes[version])
+    return versions
+
+
+REFERENCE_VERSIONS = _versions(_REFERENCE_V1, REFERENCE_CHANGES)
+REFERENCE = REFERENCE_VERSIONS[max(REFERENCE_VERSIONS)]
 
 VEMOCLAP = Recipe(
     name="vemoclap",
@@ -348,8 +391,12 @@ def names() -> list[str]:
     return list(RECIPES)
 
 
-def get_recipe(recipe: "str | Recipe | Mapping[str, Any]") -> Recipe:
-    """A recipe by name (a fresh copy), or a Recipe / its dict as is."""
+VERSIONS: dict[str, dict[int, Recipe]] = {"reference": REFERENCE_VERSIONS, "vemoclap": {VEMOCLAP.version: VEMOCLAP}}
+
+
+def get_recipe(recipe: "str | Recipe | Mapping[str, Any]", version: int | None = None) -> Recipe:
+    """A recipe by name (a fresh copy; its newest version unless ``version`` is given), or a Recipe /
+    its dict as is."""
     if isinstance(recipe, Recipe):
         return recipe
     if isinstance(recipe, Mapping):
@@ -357,7 +404,13 @@ def get_recipe(recipe: "str | Recipe | Mapping[str, Any]") -> Recipe:
     name = str(recipe).strip().lower()
     if name not in RECIPES:
         raise OptionError(f"unknown feature recipe '{recipe}'; choose from {', '.join(RECIPES)}")
-    return copy.deepcopy(RECIPES[name])
+    if version is None:
+        return copy.deepcopy(RECIPES[name])
+    if version not in VERSIONS[name]:
+        raise OptionError(
+            f"feature recipe '{name}' has no version {version}; it has {', '.join(map(str, VERSIONS[name]))}"
+        )
+    return copy.deepcopy(VERSIONS[name][version])
 
 
 def recipe_of_config(config) -> "str | dict[str, Any]":
