@@ -70,6 +70,8 @@ def test_full_default_run_on_the_sample(analyzer, videos):
     assert detector in ("haar", "lbp") and f"faces ({detector})" in summary
     assert "on-screen text" in summary and result.top_label in summary
     assert "feature recipe: reference" in summary  # the tiny classifier has the reference layout
+    assert analyzer.classifier.config.num_heads == 4  # the reference app's head count by default
+    assert any("unverified" in w for w in result.warnings) and "attention heads: 4" in summary
     assert json.loads(result.to_json())["outputs"]["face_emotion"]["frames"][0]["faces"]
 
 

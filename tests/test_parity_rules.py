@@ -198,8 +198,11 @@ def test_precision_fp32_except_whisper_and_a_fp32_classifier():
     assert "half" not in recipes.get_recipe("vemoclap").options_for("clip", "cuda")  # the extractor's own default
 
 
-def test_heads_come_from_the_checkpoint_config_with_a_documented_default():
-    from vemoclap.fusion import DEFAULT_HEADS, reference_heads
+def test_a_reference_layout_checkpoint_runs_4_heads_whatever_its_config_says():
+    """Rule 40: the reference app builds its classifier's default of 4 heads (and the paper says 4);
+    the config's n_heads (8) is recorded, not trusted."""
+    from vemoclap.fusion import DEFAULT_HEADS, config_heads, reference_heads
 
-    assert reference_heads({"n_heads": 8}) == 8 and reference_heads({"num_heads": 2}) == 2
-    assert reference_heads({}) == DEFAULT_HEADS == 4
+    assert reference_heads({"n_heads": 8}) == reference_heads({"num_heads": 2}) == reference_heads({}) == 4
+    assert DEFAULT_HEADS == 4
+    assert config_heads({"n_heads": 8}) == 8 and config_heads({"num_heads": 2}) == 2 and config_heads({}) is None

@@ -115,8 +115,17 @@ def test_reference_pair_without_recipe_is_reference(tmp_path):
     torch.save(raw, tmp_path / "model_config.pt")
     torch.save(model.state_dict(), tmp_path / "model.pt")
     classifier = load_classifier(tmp_path)
-    assert classifier.config.num_heads == 8
+    assert classifier.config.num_heads == 4  # the reference app's, not the config's 8
+    assert classifier.config.training["config_heads"] == 8
+    note = classifier.heads_note()
+    assert note and "unverified" in note and "says 8" in note
     assert recipes.choose(None, classifier).name == "reference"
+    chosen = load_classifier(tmp_path, heads=8)
+    assert chosen.config.num_heads == 8 and chosen.heads_note() is None  # the user's settled choice
+    assert load_classifier(tmp_path, heads=4).heads_note() is None
+    ours = tmp_path / "ours"
+    save_checkpoint(ours, model, config)
+    assert load_classifier(ours).heads_note() is None  # our own checkpoints state their heads
 
 
 def test_feature_files_without_a_recipe_say_where_theirs_came_from(tmp_path):

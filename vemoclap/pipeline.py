@@ -65,6 +65,8 @@ class Analyzer:
     checkpoint path (our format or the reference's pair) or None for extractor outputs only.
     Per-extractor options go in ``extractor_options`` (e.g. ``{"asr_sentiment": {"whisper_model":
     "small"}}``); ``whisper_model`` and ``face_detector`` are shortcuts for the common ones.
+    ``heads`` runs a reference-layout classifier with that many attention heads (default 4, the
+    reference app's; the Result says the count is unverified unless it is given).
     Extractors are built from a feature recipe (``vemoclap.recipes``): ``recipe`` when given, else
     the loaded classifier's, else ``vemoclap``; the user's options override the recipe's, and
     ``self.recipe`` (also in every Result) is the recipe actually run with its deviations.
@@ -90,6 +92,7 @@ class Analyzer:
         recipe=None,
         announce: Callable[[str], None] | None = None,
         parallel: int | None = None,
+        heads: int | None = None,
     ):
         from .extractors import resolve_device
 
@@ -114,7 +117,7 @@ class Analyzer:
         if classifier is not None and not reference:
             from .fusion import load_classifier
 
-            self.classifier = load_classifier(classifier, device="cpu" if device == "auto" else device)
+            self.classifier = load_classifier(classifier, device="cpu" if device == "auto" else device, heads=heads)
             self.classifier_name = str(classifier)
         # The reference classifier's recipe is known before it is fetched: its checkpoint names none.
         chosen = recipes.choose(recipe if recipe is not None or not reference else "reference", self.classifier)
@@ -129,7 +132,7 @@ class Analyzer:
 
             self.fetch_missing([("classifier", None)])
             path = models.classifier_dir(models_dir)
-            self.classifier = load_classifier(path, device="cpu" if device == "auto" else device)
+            self.classifier = load_classifier(path, device="cpu" if device == "auto" else device, heads=heads)
             self.classifier_name = f"reference ({path})"
         if self.classifier is not None:
             self.classifier.autocast = self.recipe.classifier_precision == "fp16-autocast"
@@ -414,6 +417,9 @@ class Analyzer:
         result.probabilities = np.asarray(self.classifier.predict(features), dtype=np.float64)  # JSON-exact
         result.labels = tuple(self.classifier.config.labels)
         result.classifier = self.classifier_name
+        note = self.classifier.heads_note()
+        if note:
+            result.warnings.append(note)
         result.timings["classifier"] = time.perf_counter() - start
 
     # ---- what needs the models after the run ----------------------------------------------

@@ -291,8 +291,8 @@ _REFERENCE_V1 = Recipe(
         "loaded safely",
         "asr_sentiment precision fp16 is Whisper's; the sentiment model shares the extractor's precision",
         "classifier fp32: the reference app ran it under fp16 autocast on a GPU; 'fp16-autocast' reproduces that",
-        "attention heads come from the checkpoint config (8 for the reference's); its app builds 4 — "
-        "provisional, see docs/parity.md",
+        "attention heads: 4, as the reference app builds and the paper states; the checkpoint config's "
+        "n_heads (8) is the training script's argparse default and is recorded, not trusted (docs/parity.md)",
     ],
 )
 

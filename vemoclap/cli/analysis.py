@@ -57,6 +57,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         face_detector=args.face_detector,
         announce=lambda line: print(line, file=sys.stderr),
         parallel=args.parallel,
+        heads=args.heads,
     )
     result = analyzer.analyze(path, progress=not args.quiet)
     result.source = args.source
@@ -149,6 +150,13 @@ def add_analyze(subparsers) -> None:
         "fetched and verified on first use) or a checkpoint folder (ours or the reference's)",
     )
     analyze.add_argument("--no-classifier", action="store_true", help="no emotion: only the extractors' outputs")
+    analyze.add_argument(
+        "--heads",
+        type=int,
+        default=None,
+        help="attention heads of a reference-layout classifier (default 4, the reference app's; "
+        "its config says 8; `vemoclap evaluate --heads both` compares them)",
+    )
     add_extractor_options(analyze)
     analyze.add_argument(
         "--skip-unavailable", action="store_true", help="go on without models that cannot be loaded, and list them"

@@ -279,8 +279,8 @@ def add_evaluate(subparsers) -> None:
         type=_heads,
         default=None,
         metavar="N[,M]",
-        help="run the weights with N attention heads (default: the checkpoint config's; the "
-        "reference's says 8, its app builds 4); several ('4,8' or 'both') compare them, "
+        help="run the weights with N attention heads (default: the checkpoint's; 4 for a reference-layout "
+        "one, as its app builds; its config says 8); several ('4,8' or 'both') compare them, "
         "one report each under OUT/heads_N and a table in OUT/heads.md",
     )
     evaluate.set_defaults(func=_cmd_evaluate)

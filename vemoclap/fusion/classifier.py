@@ -13,6 +13,7 @@ import torch
 from ..errors import UserError, one_line
 from .checkpoints import (
     CONFIG_FILE,
+    HEADS_UNVERIFIED,
     REFERENCE_CONFIG_FILE,
     REFERENCE_WEIGHTS_FILE,
     WEIGHTS_FILE,
@@ -42,6 +43,7 @@ class EmotionClassifier:
 
         self.autocast = bool(autocast)  # fp16 autocast on CUDA; fp32 otherwise
         self.origin = "local"  # "random" for the tiny builders' weights (vemoclap.models.origin)
+        self.heads_chosen = False  # True once the user named the head count (load_classifier(heads=N))
         config.norm_stats()  # fail now, not on the first video, when stats are missing
         self.config = config
         self.device = resolve_device(device) if not isinstance(device, torch.device) else device
@@ -53,6 +55,13 @@ class EmotionClassifier:
     @property
     def labels(self) -> list[str]:
         return self.config.labels
+
+    def heads_note(self) -> str | None:
+        """One line when the head count of a reference-layout checkpoint is the unverified default."""
+        if self.heads_chosen or self.config.training.get("source") != "reference":
+            return None
+        stated = self.config.training.get("config_heads")
+        return HEADS_UNVERIFIED.format(heads=self.config.num_heads, stated=stated if stated is not None else "none")
 
     def predict(self, features: Mapping[str, Any]) -> np.ndarray:
         """Probabilities (softmax) for one video's features; missing ones count as zeros."""
@@ -87,6 +96,11 @@ def with_heads(classifier: EmotionClassifier, heads: int | None) -> EmotionClass
     return EmotionClassifier(model.eval(), config, classifier.device, autocast=classifier.autocast)
 
 
+def _chosen(classifier: EmotionClassifier, heads: int | None) -> EmotionClassifier:
+    classifier.heads_chosen = heads is not None
+    return classifier
+
+
 def _with_origin(classifier: EmotionClassifier, path: Path) -> EmotionClassifier:
     """Where the weights came from, read from the provenance file the tiny builders and downloads write."""
     from ..models import RANDOM, origin
@@ -116,12 +130,16 @@ def load_classifier(
         ours = _our_files(path)
         if ours is not None:
             model, config = load_checkpoint(path)
-            return _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads), path)
+            return _chosen(
+                _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads), path),
+                heads,
+            )
         folder = path if path.is_dir() else path.parent if path.is_file() else None
         reference = _reference_files(folder) if folder is not None else None
         if reference is not None:
             model, config = load_reference_checkpoint(*reference)
-            return _with_origin(with_heads(EmotionClassifier(model, config, device, autocast=autocast), heads), folder)
+            classifier = EmotionClassifier(model, config, device, autocast=autocast)
+            return _chosen(_with_origin(with_heads(classifier, heads), folder), heads)
     except UserError:
         raise
     except Exception as exc:

@@ -380,8 +380,8 @@ SETTLES_HEADS = (
     "training split the checkpoint was fitted on — while the wrong one groups each attention's "
     "query/key products differently and loses accuracy. A gap of a few points on the test split "
     "with the same sign on the train split settles it; a gap under one point (and log-losses within "
-    "a few hundredths) means the heads barely matter to these weights, and the checkpoint's own "
-    "config (8) stands."
+    "a few hundredths) means the heads barely matter to these weights, and the reference app's 4 "
+    "(vemoclap's default) stands."
 )
 
 
@@ -409,7 +409,7 @@ class HeadsComparison:
     def table(self) -> str:
         lines = ["| heads | accuracy | macro F1 | macro ROC-AUC | log-loss |", "|---|---|---|---|---|"]
         for heads, report in self.reports.items():
-            mark = " (checkpoint's)" if heads == self.checkpoint_heads else ""
+            mark = " (default)" if heads == self.checkpoint_heads else ""
             lines.append(
                 f"| {heads}{mark} | {_fmt(report.accuracy, True)} | {_fmt(report.macro.get('f1'))} | "
                 f"{_fmt(report.macro.get('roc_auc'))} | {_fmt(log_loss(report))} |"
