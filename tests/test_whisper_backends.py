@@ -1,5 +1,6 @@
-"""The two Whisper backends: the same weights give the same tokens; the chunked algorithm; the choice
-of backend; voice-activity detection.
+"""The two Whisper backends: the same weights give the same tokens; the chunked algorithm, with and
+without timestamp tokens (the timestamped merge is transformers' pipeline merge); the choice of
+backend; voice-activity detection.
 
 One tiny openai-whisper checkpoint is converted (vemoclap.tiny.whisper_ct2: transformers, then
 CTranslate2) so openai-whisper and faster-whisper run the same weights. Its token embeddings are
@@ -230,6 +231,8 @@ def test_timestamp_tokens_are_decoded_and_count_against_the_budget(loaded):
         assert starts == sorted(starts) and all(start <= end for start, end, _, _ in with_.segments)
         results.append(with_)
     a, b = results
+    # greedy: no sampling, so a second run gives the same tokens (CTranslate2 samples with a fresh seed)
+    assert wb.faster_transcribe(faster, audio, stamped).window_tokens == b.window_tokens
     assert a.window_tokens == b.window_tokens and a.window_languages == b.window_languages
     assert a.text == b.text and a.tokens == b.tokens and a.segments == b.segments
 

@@ -93,7 +93,7 @@ class Transcript:
     language: str | None
     segments: list[tuple[float, float, str, float]] = field(default_factory=list)  # start, end, text, p(no speech)
     tokens: list[int] = field(default_factory=list)  # text tokens of the transcript
-    window_tokens: list[list[int]] = field(default_factory=list)  # chunked: each window's generated tokens
+    window_tokens: list[list[int]] = field(default_factory=list)  # chunked: each window's tokens (timestamps too)
     window_languages: list[str] = field(default_factory=list)
 
 
@@ -314,6 +314,8 @@ def _openai_chunked(model, audio: np.ndarray, decoding: Decoding, fp16: bool) ->
 
 
 def _majority(languages: list[str]) -> str | None:
+    """The language reported: the windows' one when they agree (as the reference reports it), else the
+    most frequent."""
     return max(set(languages), key=languages.count) if languages else None
 
 
