@@ -9,10 +9,10 @@ forces the slower backend:
 * ``chunked``: the reference's algorithm (transformers' ASR pipeline with ``chunk_length_s=30``,
   ``stride_length_s=5``): fixed 30-s windows every 20 s, each decoded on its own (greedy, at most
   ``max_new_tokens``, the language detected per window), decoded in batches. Without
-  ``timestamps`` every window is decoded with ``<|notimestamps|>`` and the windows' text tokens are joined at their best overlap; with
-  ``timestamps`` (the reference's ``return_timestamps=True``) Whisper writes timestamp tokens too,
-  which count against ``max_new_tokens``, and the windows are merged by transformers' own
-  timestamp-aware merge (``_decode_asr`` in ``transformers.models.whisper.tokenization_whisper``,
+  ``timestamps`` every window is decoded with ``<|notimestamps|>`` and the windows' text tokens
+  are joined at their best overlap; with ``timestamps`` (the reference's ``return_timestamps=True``)
+  Whisper writes timestamp tokens too, which count against ``max_new_tokens``, and the windows are
+  merged by transformers' own timestamp-aware merge (``_decode_asr`` in ``transformers.models.whisper.tokenization_whisper``,
   which the pipeline's ``postprocess`` calls): text is cut at timestamps outside the strides and a
   change of language does not start a new group.
 
@@ -307,8 +307,7 @@ def _openai_chunked(model, audio: np.ndarray, decoding: Decoding, fp16: bool) ->
                 tokens.append(list(result.tokens))
                 languages.append(result.language)
     if decoding.timestamps:
-        specials = {name: i for name, i in tokenizer.special_tokens.items()}
-        merge = PipelineTokenizer(specials, tokenizer.decode)
+        merge = PipelineTokenizer(dict(tokenizer.special_tokens), tokenizer.decode)
         return _timestamped_transcript(tokens, languages, spans, merge)
     return _chunked_transcript(tokens, languages, tokenizer.decode)
 
