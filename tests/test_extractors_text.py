@@ -173,6 +173,25 @@ def test_asr_missing_with_reason(tiny_dir, audio, reason):
     assert output.feature is None and reason in output.missing
 
 
+@pytest.mark.slow
+def test_silent_track_goes_to_whisper_under_reference_v3_only(tiny_dir):
+    """The reference sent even an all-zero track to Whisper (no loudness gate): reference v3 does too;
+    reference v2 and vemoclap call it silent (no feature, Whisper not run)."""
+    from vemoclap import recipes
+
+    clip = make_clip(small_frames(), np.zeros(20 * SAMPLE_RATE, np.float32))
+    for recipe, version in (("reference", 3), ("reference", 2), ("vemoclap", None)):
+        options = recipes.get_recipe(recipe, version=version).options_for("asr_sentiment", "cpu")
+        options.update(whisper_model="small", max_new_tokens=8)  # the tiny model instead of large-v3
+        output = get("asr_sentiment", models_dir=tiny_dir, device="cpu", **options)(clip)
+        if version == 3:
+            # random weights say something on silence (large-v3 is known to, too): a transcript, a feature
+            assert output.missing is None and output.text, output.missing
+            assert output.feature.shape == (1, 768)
+        else:
+            assert output.feature is None and "silent" in output.missing, output.missing
+
+
 def test_asr_no_speech_threshold(tiny_dir):
     # Every segment's no-speech probability is ≥ 0: with that threshold the clip has no speech.
     extractor = get("asr_sentiment", models_dir=tiny_dir, device="cpu", temperature=0.0, no_speech_prob=0.0)

@@ -1,5 +1,6 @@
-"""The two Whisper backends: the same weights give the same tokens; the chunked algorithm; the choice
-of backend; voice-activity detection.
+"""The two Whisper backends: the same weights give the same tokens; the chunked algorithm, with and
+without timestamp tokens (the timestamped merge is transformers' pipeline merge); the choice of
+backend; voice-activity detection.
 
 One tiny openai-whisper checkpoint is converted (vemoclap.tiny.whisper_ct2: transformers, then
 CTranslate2) so openai-whisper and faster-whisper run the same weights. Its token embeddings are
@@ -193,6 +194,185 @@ def test_merge_matches_transformers_pipeline():
             sequences.append(piece)
             start = end - int(rng.integers(0, 6))
         assert wb.merge_overlapping(sequences) == reference([list(s) for s in sequences])
+
+
+# ---- timestamps (the reference's return_timestamps=True) ------------------------------------------
+
+
+def _timestamp_begin(model) -> int:
+    from whisper.tokenizer import get_tokenizer
+
+    return get_tokenizer(model.is_multilingual, num_languages=model.num_languages).timestamp_begin
+
+
+def _text(tokens) -> list[int]:
+    return [t for t in tokens if t < wb.EOT]
+
+
+@pytest.mark.slow
+def test_timestamp_tokens_are_decoded_and_count_against_the_budget(loaded):
+    openai, faster = loaded
+    begin = _timestamp_begin(openai)
+    audio, budget = _audio(), 16
+    plain = wb.Decoding(long_form="chunked", max_new_tokens=budget, batch_size=3)
+    stamped = wb.Decoding(long_form="chunked", max_new_tokens=budget, batch_size=3, timestamps=True)
+    results = []
+    for model, transcribe in ((openai, wb.openai_transcribe), (faster, wb.faster_transcribe)):
+        without, with_ = transcribe(model, audio, plain), transcribe(model, audio, stamped)
+        assert not [t for window in without.window_tokens for t in window if t >= begin]
+        assert [len(window) for window in without.window_tokens] == [budget] * 3  # random weights never stop
+        for window in with_.window_tokens:
+            assert window[0] >= begin, "whisper's timestamp rules open a window with a timestamp"
+            assert len(window) <= budget and len(_text(window)) < budget  # timestamps use up the budget
+        assert sum(map(len, map(_text, with_.window_tokens))) < sum(map(len, without.window_tokens))
+        # the merge's chunks carry times in the whole audio, in order
+        assert with_.segments and with_.text.strip() and with_.tokens
+        starts = [segment[0] for segment in with_.segments]
+        assert starts == sorted(starts) and all(start <= end for start, end, _, _ in with_.segments)
+        results.append(with_)
+    a, b = results
+    # greedy: no sampling, so a second run gives the same tokens (CTranslate2 samples with a fresh seed)
+    assert wb.faster_transcribe(faster, audio, stamped).window_tokens == b.window_tokens
+    assert a.window_tokens == b.window_tokens and a.window_languages == b.window_languages
+    assert a.text == b.text and a.tokens == b.tokens and a.segments == b.segments
+
+
+@pytest.mark.slow
+def test_extractor_timestamps_option_reaches_both_backends(models_dir):
+    options = dict(models_dir=models_dir, device="cpu", compute_type="float32", long_form="chunked")
+    clip = _clip(speech_like(12.0, seed=4))
+    outputs = {}
+    for backend in ("faster-whisper", "openai-whisper"):
+        for timestamps in (False, True):
+            extractor = get("asr_sentiment", backend=backend, max_new_tokens=16, timestamps=timestamps, **options)
+            assert extractor.decoding.timestamps is timestamps
+            outputs[backend, timestamps] = output = extractor(clip)
+            assert output.missing is None, output.missing
+            # the chunked merge times its chunks only when whisper wrote timestamps
+            assert bool(output.segments) is timestamps
+    for timestamps in (False, True):
+        a, b = outputs["faster-whisper", timestamps], outputs["openai-whisper", timestamps]
+        assert a.text == b.text and a.segments == b.segments
+        np.testing.assert_allclose(a.feature, b.feature, rtol=1e-5, atol=1e-5)
+    assert outputs["openai-whisper", True].text != outputs["openai-whisper", False].text
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer():
+    """A transformers WhisperTokenizer with openai-whisper's multilingual vocabulary, laid out as the
+    released ones are: the named special tokens special, the timestamp tokens plain added tokens."""
+    import whisper
+    from transformers import WhisperTokenizer
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+    from whisper.tokenizer import get_encoding
+
+    encoding = get_encoding("multilingual", num_languages=99)
+    path = str(Path(whisper.__file__).parent / "assets" / "multilingual.tiktoken")
+    vocab, merges = TikTokenConverter(vocab_file=path).extract_vocab_merges_from_model(path)
+    specials = sorted(encoding._special_tokens.items(), key=lambda item: item[1])
+    tokenizer = WhisperTokenizer(vocab=vocab, merges=merges)
+    tokenizer.add_special_tokens({"additional_special_tokens": [t for t, _ in specials[1:] if not t[2].isdigit()]})
+    tokenizer.add_tokens([t for t, _ in specials if t[2].isdigit()])
+    assert all(tokenizer.convert_tokens_to_ids(token) == index for token, index in specials)
+    return tokenizer
+
+
+def _pipeline_strides(n_samples: int) -> list[tuple[float, float, float]]:
+    """(chunk length, left stride, right stride) in seconds, as transformers' pipeline makes them
+    (its chunk_iter, chunk_length_s=30, stride 30/6 on each side; postprocess turns samples into seconds)."""
+    from transformers import WhisperFeatureExtractor
+    from transformers.pipelines.automatic_speech_recognition import chunk_iter
+
+    audio = np.zeros(n_samples, np.float32)
+    chunks = chunk_iter(audio, WhisperFeatureExtractor(), 30 * SR, 5 * SR, 5 * SR)
+    return [tuple(x / SR for x in chunk["stride"]) for chunk in chunks]
+
+
+def _timestamped_windows(rng, begin: int, seconds: int, words: list[int]) -> tuple[list[list[int]], list[str]]:
+    """Window outputs of one timeline of spoken segments: each window holds the segments it overlaps,
+    times relative to its start; sometimes a window ends before its closing timestamp, sometimes a
+    window hears a word differently, and the language detected per window varies."""
+    segments, t = [], 0.0
+    while t < seconds:
+        length = int(rng.integers(50, 400)) * 0.02
+        segments.append((t, t + length, [int(w) for w in rng.choice(words, size=int(rng.integers(1, 6)))]))
+        t += length + int(rng.integers(0, 60)) * 0.02
+    tokens = []
+    for window in wb.windows(seconds * SR):
+        s0, s1 = window.start / SR, window.end / SR
+        ids: list[int] = []
+        for a, b, said in segments:
+            if b > s0 and a < s1:
+                ids += [begin + round(max(a - s0, 0) / 0.02), *said, begin + round((min(b, s1) - s0) / 0.02)]
+        ids = [int(i) for i in ids]
+        if ids and rng.random() < 0.3:
+            ids = ids[:-1]
+        texts = [i for i, token in enumerate(ids) if token < wb.EOT]
+        if texts and rng.random() < 0.3:
+            ids[texts[int(rng.integers(len(texts)))]] = int(rng.choice(words))
+        tokens.append(ids)
+    return tokens, [str(x) for x in rng.choice(["en", "de", "fr"], size=len(tokens))]
+
+
+@pytest.mark.slow
+def test_timestamped_merge_is_transformers_pipeline_merge(loaded, hf_tokenizer):
+    """Our windows and vocabulary handed to transformers' _decode_asr give what its pipeline gives with
+    a real WhisperTokenizer: the same text, the same timed chunks."""
+    from whisper.tokenizer import get_tokenizer
+
+    openai, faster = loaded
+    ours = get_tokenizer(True, num_languages=openai.num_languages)
+    begin = ours.timestamp_begin
+    words = [ours.encode(f" {word}")[0] for word in "the a cat dog sat on mat and ran home fast slow".split()]
+    rng = np.random.default_rng(0)
+    vocabularies = {
+        "openai-whisper": wb.PipelineTokenizer(ours.special_tokens, ours.decode),
+        "faster-whisper": wb.PipelineTokenizer(faster.hf_tokenizer.get_vocab(with_added_tokens=True), ours.decode),
+    }
+    for seconds in (25, 55, 65, 95) * 10:
+        spans = wb.windows(seconds * SR)
+        strides = _pipeline_strides(seconds * SR)
+        assert [((w.end - w.start) / SR, w.stride_left / SR, w.stride_right / SR) for w in spans] == strides
+        tokens, languages = _timestamped_windows(rng, begin, seconds, words)
+        outputs = [
+            {"tokens": np.array([[hf_tokenizer.convert_tokens_to_ids(f"<|{language}|>"), *ids]]), "stride": stride}
+            for ids, language, stride in zip(tokens, languages, strides)
+        ]
+        text, optional = hf_tokenizer._decode_asr(
+            outputs, return_timestamps=True, return_language=False, time_precision=0.02
+        )
+        expected = [(c["timestamp"][0], c["timestamp"][1], c["text"]) for c in optional["chunks"]]
+        for name, vocabulary in vocabularies.items():
+            merged, chunks, kept = wb.merge_with_timestamps(tokens, languages, spans, vocabulary)
+            assert (merged, chunks) == (text, expected), (name, seconds)
+            assert ours.decode(kept) == merged
+
+
+def test_timestamped_merge_keeps_one_group_across_a_change_of_language(loaded):
+    from whisper.tokenizer import get_tokenizer
+
+    openai, _ = loaded
+    ours = get_tokenizer(True, num_languages=openai.num_languages)
+    begin = ours.timestamp_begin
+    hello, world, again, bye = (
+        ours.encode(words) for words in (" hello there", " big world", " see you again", " bye")
+    )
+
+    def at(seconds: float) -> int:
+        return begin + round(seconds * 50)
+
+    spans = wb.windows(50 * SR)  # 0-30 s and 20-50 s, overlapping by 10 s
+    first = [at(0), *hello, at(8), at(8), *world, at(27), at(27), *again]  # cut off in its right stride
+    second = [at(7), *again, at(12), at(12), *bye, at(20)]  # 27-32 s and 32-40 s in the audio
+    merged, chunks, kept = wb.merge_with_timestamps(
+        [first, second], ["en", "de"], spans, wb.PipelineTokenizer(ours.special_tokens, ours.decode)
+    )
+    assert merged == " hello there big world see you again bye"
+    # times in the whole audio; the 27-s timestamps fall in the strides, so no cut there
+    assert chunks == [(0.0, 8.0, " hello there"), (8.0, 32.0, " big world see you again"), (32.0, 40.0, " bye")]
+    assert ours.decode(kept) == merged
+    # the plain merge (timestamps off) starts a new group where the language changes
+    assert [language for language, _ in wb.join_windows([first, second], ["en", "de"])] == ["en", "de"]
 
 
 # ---- which backend runs ---------------------------------------------------------------------------

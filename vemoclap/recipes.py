@@ -311,6 +311,11 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
     3: (
         {
             # -- ASR (Whisper with timestamps, silent tracks) --
+            # return_timestamps=True: timestamp tokens count against the 128 per window, and windows are
+            # merged by transformers' timestamp-aware merge (no new group at a change of language)
+            "asr_sentiment.timestamps": True,
+            # no loudness gate: even an all-zero (digitally silent) track goes to Whisper
+            "asr_sentiment.silence_dbfs": None,
             # -- OCR (detector input, angle classifier, frame reuse, T5 limits, de-duplication) --
             # -- frames, audio, caption frame --
         },

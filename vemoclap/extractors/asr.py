@@ -17,6 +17,12 @@ Choices (documented so results can be compared):
 * ``temperature=None`` with ``temperature_fallback=True`` keeps whisper's fallback schedule
   (0.0, 0.2, … 1.0) on every device, so a feature does not depend on the device; pass
   ``temperature=0.0`` (or ``temperature_fallback=False``) for speed. ``chunked`` is always greedy.
+* ``timestamps`` (chunked): decode with timestamp tokens, which count against ``max_new_tokens``,
+  and merge the windows by transformers' timestamp-aware merge, as the reference's pipeline did
+  (``return_timestamps=True``); a change of language between windows then starts no new group.
+  Off: ``<|notimestamps|>`` and a plain overlap merge. ``sequential`` always decodes timestamps.
+* ``silence_dbfs``: audio whose peak is below this level is silent (no feature, Whisper not run);
+  ``None``: no loudness gate, so even an all-zero track goes to Whisper, as in the reference.
 * ``no_speech_gating``: whisper skips windows it judges silent, and a transcript whose every
   segment has p(no speech) ≥ ``no_speech_prob`` counts as no speech. The reference did neither.
 * ``vad=True``: Silero VAD (:mod:`.vad`) keeps only speech before Whisper runs; no speech at all →
@@ -97,6 +103,7 @@ class Options:
     chunk_s: float = 30.0
     stride_s: float = 5.0
     max_new_tokens: int | None = None
+    timestamps: bool = False  # chunked: decode timestamp tokens and merge windows by them (the reference's)
     # decoding
     temperature: float | tuple[float, ...] | None = None  # None: 0, or the fallback ladder
     temperature_fallback: bool = True
@@ -106,7 +113,7 @@ class Options:
     no_speech_prob: float = 0.9
     vad: bool = False  # decode only what voice-activity detection calls speech
     min_seconds: float = 1.0  # shorter audio gives no feature
-    silence_dbfs: float = -60.0  # audio whose peak is below this level is silent
+    silence_dbfs: float | None = -60.0  # audio whose peak is below this level is silent (None: no gate)
 
 
 class AsrSentimentExtractor(Extractor):
@@ -156,7 +163,8 @@ class AsrSentimentExtractor(Extractor):
             raise OptionError(f"compute_type must be auto or one of {', '.join(COMPUTE_TYPES)}, not '{compute_type}'")
         self.compute_type = compute_type
         self.min_seconds = o.min_seconds
-        self.silence_level = 10.0 ** (o.silence_dbfs / 20.0)
+        self.timestamps = bool(o.timestamps)
+        self.silence_level = None if o.silence_dbfs is None else 10.0 ** (o.silence_dbfs / 20.0)
 
     def _pick_backend(self, backend: str, long_form: str) -> str:
         """A checkpoint file or CTranslate2 folder given as ``whisper_model`` fixes the backend."""
@@ -180,6 +188,7 @@ class AsrSentimentExtractor(Extractor):
             stride_s=self.stride_s,
             max_new_tokens=self.max_new_tokens,
             batch_size=self.batch_size,
+            timestamps=self.timestamps,
         )
 
     # -- loading -------------------------------------------------------------------------------
@@ -310,7 +319,7 @@ class AsrSentimentExtractor(Extractor):
         if seconds < self.min_seconds:
             raise Missing(f"the audio is only {seconds:.2f} s long; speech recognition needs {self.min_seconds:g} s")
         peak = float(np.abs(audio).max())
-        if peak < self.silence_level:
+        if self.silence_level is not None and peak < self.silence_level:
             level = 20 * np.log10(peak) if peak > 0 else float("-inf")
             raise Missing(f"the audio is silent (peak {level:.0f} dBFS)")
         return np.ascontiguousarray(audio)

@@ -8,8 +8,13 @@ forces the slower backend:
   ``whisper.transcribe`` / ``faster_whisper.WhisperModel.transcribe``.
 * ``chunked``: the reference's algorithm (transformers' ASR pipeline with ``chunk_length_s=30``,
   ``stride_length_s=5``): fixed 30-s windows every 20 s, each decoded on its own (greedy, at most
-  ``max_new_tokens``, no timestamps, the language detected per window), and the windows' tokens
-  joined at their best overlap. Windows are decoded in batches.
+  ``max_new_tokens``, the language detected per window), decoded in batches. Without
+  ``timestamps`` every window is decoded with ``<|notimestamps|>`` and the windows' text tokens
+  are joined at their best overlap; with ``timestamps`` (the reference's ``return_timestamps=True``)
+  Whisper writes timestamp tokens too, which count against ``max_new_tokens``, and the windows are
+  merged by transformers' own timestamp-aware merge (``_decode_asr`` in ``transformers.models.whisper.tokenization_whisper``,
+  which the pipeline's ``postprocess`` calls): text is cut at timestamps outside the strides and a
+  change of language does not start a new group.
 
 :func:`choose` picks the backend ("auto": the fastest installed one; faster-whisper is about 2×
 faster on a CPU, see benchmarks/README.md). The same weights give the same tokens in both
@@ -38,6 +43,7 @@ IMPLEMENTS = {"faster-whisper": set(LONG_FORMS), "openai-whisper": set(LONG_FORM
 _MODULES = {"faster-whisper": ("faster_whisper", "ctranslate2"), "openai-whisper": ("whisper",)}
 WINDOW_S = 30  # whisper's input window
 EOT = 50257  # tokens below this are text (both vocabularies)
+TIME_PRECISION = 0.02  # seconds per timestamp token (30 s / 1500 encoder positions)
 
 
 def installed(backend: str) -> bool:
@@ -78,6 +84,7 @@ class Decoding:
     stride_s: float = 5.0  # chunked: overlap on each side of a window
     max_new_tokens: int | None = None  # per window; None: the model's limit (n_text_ctx // 2)
     batch_size: int = 8  # chunked: windows decoded together
+    timestamps: bool = False  # chunked: decode timestamp tokens and merge by them (sequential always does)
 
 
 @dataclass
@@ -86,7 +93,7 @@ class Transcript:
     language: str | None
     segments: list[tuple[float, float, str, float]] = field(default_factory=list)  # start, end, text, p(no speech)
     tokens: list[int] = field(default_factory=list)  # text tokens of the transcript
-    window_tokens: list[list[int]] = field(default_factory=list)  # chunked: each window's generated tokens
+    window_tokens: list[list[int]] = field(default_factory=list)  # chunked: each window's tokens (timestamps too)
     window_languages: list[str] = field(default_factory=list)
 
 
@@ -167,6 +174,63 @@ def join_windows(window_tokens: Sequence[Sequence[int]], languages: Sequence[str
     return [(language, merge_overlapping(seqs)) for language, seqs in groups if seqs]
 
 
+class PipelineTokenizer:
+    """What transformers' ``_decode_asr`` reads of a ``WhisperTokenizer``, for a backend's own
+    vocabulary: the special tokens' ids (everything from ``<|endoftext|>`` to ``<|notimestamps|>``;
+    timestamp tokens follow), their names, and the backend's decoding of text tokens. It keeps the
+    text tokens the merge decoded (``kept``), so a transcript has its tokens as well as its text."""
+
+    def __init__(self, specials: dict[str, int], decode_text):
+        self._ids = {name: i for name, i in specials.items() if EOT <= i <= specials["<|notimestamps|>"]}
+        self._names = {i: name for name, i in self._ids.items()}
+        self.all_special_ids = sorted(self._names)
+        self._decode_text = decode_text
+        self.kept: list[int] = []
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        return self._ids[token]
+
+    def decode(self, ids) -> str:
+        ids = [int(i) for i in ids]
+        if len(ids) == 1 and ids[0] in self._names:
+            return self._names[ids[0]]
+        text = [i for i in ids if i < EOT]
+        self.kept.extend(text)
+        return self._decode_text(text)
+
+    def _strip_prompt(self, token_ids, prompt_token_id, decoder_start_token_id):
+        return list(token_ids)  # no window is given a previous-text prompt
+
+
+def merge_with_timestamps(
+    window_tokens: Sequence[Sequence[int]],
+    languages: Sequence[str],
+    spans: Sequence[Window],
+    tokenizer: PipelineTokenizer,
+) -> tuple[str, list[tuple[float | None, float | None, str]], list[int]]:
+    """The windows merged as transformers' ASR pipeline merges them with ``return_timestamps=True``:
+    each window's generated tokens (timestamps included) after its language token, with its length
+    and strides in seconds, handed to transformers' ``_decode_asr``. Returns the text, the
+    (start, end, text) chunks and the text tokens kept."""
+    from transformers.models.whisper.tokenization_whisper import _decode_asr
+
+    outputs = []
+    for tokens, language, span in zip(window_tokens, languages, spans):
+        ids = [tokenizer.convert_tokens_to_ids(f"<|{language}|>")] + [int(t) for t in tokens]
+        stride = (
+            (span.end - span.start) / SAMPLE_RATE,
+            span.stride_left / SAMPLE_RATE,
+            span.stride_right / SAMPLE_RATE,
+        )
+        outputs.append({"tokens": np.asarray([ids], dtype=np.int64), "stride": stride})
+    tokenizer.kept = []
+    text, optional = _decode_asr(
+        tokenizer, outputs, return_timestamps=True, return_language=False, time_precision=TIME_PRECISION
+    )
+    chunks = [(c["timestamp"][0], c["timestamp"][1], c["text"]) for c in optional.get("chunks", [])]
+    return text, chunks, list(tokenizer.kept)
+
+
 def _batches(items: list, size: int):
     for i in range(0, len(items), max(1, size)):
         yield items[i : i + size]
@@ -216,13 +280,14 @@ def _openai_chunked(model, audio: np.ndarray, decoding: Decoding, fp16: bool) ->
     from whisper.tokenizer import get_tokenizer
 
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, task=decoding.task)
-    sample_len = _token_limit(decoding, model.dims.n_text_ctx, len(tokenizer.sot_sequence) + 1)
-    options = whisper.DecodingOptions(
+    prompt_len = len(tokenizer.sot_sequence) + (0 if decoding.timestamps else 1)
+    sample_len = _token_limit(decoding, model.dims.n_text_ctx, prompt_len)
+    options = whisper.DecodingOptions(  # temperature 0: greedy, no sampling
         task=decoding.task,
         language=decoding.language,
         temperature=0.0,
         sample_len=sample_len,
-        without_timestamps=True,
+        without_timestamps=not decoding.timestamps,
         fp16=fp16,
     )
     spans = windows(len(audio), decoding.chunk_s, decoding.stride_s)
@@ -241,14 +306,34 @@ def _openai_chunked(model, audio: np.ndarray, decoding: Decoding, fp16: bool) ->
             for result in whisper.decode(model, mel, options):
                 tokens.append(list(result.tokens))
                 languages.append(result.language)
+    if decoding.timestamps:
+        merge = PipelineTokenizer(dict(tokenizer.special_tokens), tokenizer.decode)
+        return _timestamped_transcript(tokens, languages, spans, merge)
     return _chunked_transcript(tokens, languages, tokenizer.decode)
+
+
+def _majority(languages: list[str]) -> str | None:
+    """The language reported: the windows' one when they agree (as the reference reports it), else the
+    most frequent."""
+    return max(set(languages), key=languages.count) if languages else None
 
 
 def _chunked_transcript(tokens: list[list[int]], languages: list[str], decode) -> Transcript:
     groups = join_windows(tokens, languages)
     text = "".join(decode(group) for _, group in groups)
-    language = max(set(languages), key=languages.count) if languages else None
-    return Transcript(text, language, [], [t for _, group in groups for t in group], tokens, languages)
+    kept = [t for _, group in groups for t in group]
+    return Transcript(text, _majority(languages), [], kept, tokens, languages)
+
+
+def _timestamped_transcript(
+    tokens: list[list[int]], languages: list[str], spans: list[Window], merge: PipelineTokenizer
+) -> Transcript:
+    text, chunks, kept = merge_with_timestamps(tokens, languages, spans, merge)
+    end_of_audio = spans[-1].end / SAMPLE_RATE if spans else 0.0
+    segments = [
+        (float(start or 0.0), float(end_of_audio if end is None else end), words, 0.0) for start, end, words in chunks
+    ]
+    return Transcript(text, _majority(languages), segments, kept, tokens, languages)
 
 
 # ---- faster-whisper ----------------------------------------------------------------------------
@@ -326,12 +411,19 @@ def _faster_chunked(model, audio: np.ndarray, decoding: Decoding) -> Transcript:
         prompts = []
         for language in found:
             tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=decoding.task, language=language)
-            prompts.append(list(tokenizer.sot_sequence) + [tokenizer.no_timestamps])
+            # without <|notimestamps|> CTranslate2 applies whisper's timestamp rules itself
+            prompts.append(list(tokenizer.sot_sequence) + ([] if decoding.timestamps else [tokenizer.no_timestamps]))
         limit = _token_limit(decoding, n_text_ctx, len(prompts[0]))
         # CTranslate2's Whisper generates at most max_length // 2 tokens (measured with 4.8: max_length 44
         # gives 22 new tokens after a 4-token prompt), so ask for twice the limit and cut.
-        results = model.model.generate(
-            encoded, prompts, beam_size=1, max_length=2 * limit, suppress_blank=True, suppress_tokens=suppress
+        results = model.model.generate(  # beam 1, top-1: greedy, no sampling
+            encoded,
+            prompts,
+            beam_size=1,
+            sampling_topk=1,
+            max_length=2 * limit,
+            suppress_blank=True,
+            suppress_tokens=suppress,
         )
         for result in results:
             ids = list(result.sequences_ids[0])
@@ -339,4 +431,7 @@ def _faster_chunked(model, audio: np.ndarray, decoding: Decoding) -> Transcript:
                 ids = ids[: ids.index(EOT)]
             tokens.append(ids[:limit])
         languages.extend(found)
+    if decoding.timestamps:
+        specials = model.hf_tokenizer.get_vocab(with_added_tokens=True)
+        return _timestamped_transcript(tokens, languages, spans, PipelineTokenizer(specials, base.decode))
     return _chunked_transcript(tokens, languages, base.decode)
