@@ -230,8 +230,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
         if scheme not in ("http", "https"):
             raise DownloadError(
-                f"{req.full_url}: the server redirects to a {scheme or 'schemeless'}:// address; only "
-                f"http(s) is followed — check the download base URL setting"
+                f"the server redirects to {scheme or 'a schemeless'}://…; only http(s) redirects are followed"
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 

@@ -96,12 +96,22 @@ def fetch_model(
         try:
             path = kind.fetch(ref, models_root(models_dir), name or DEFAULT_WHISPER_SIZES[0], progress)
         except Exception as exc:
-            if guard.stopped or guard.refused:  # the guard's own reason, whatever the client wrapped it in
-                why = guard.stopped or f"a connection to the private or local address {guard.refused[0]} was refused"
+            why = _guarded_reason(exc, guard)
+            if why:
                 raise download.DownloadError(f"{key}: {why}; check the mirror / download base URL settings") from exc
             raise
     log.info("fetched %s in %.0f s → %s", key, time.perf_counter() - started, path)
     return path
+
+
+def _guarded_reason(exc: BaseException, guard) -> str | None:
+    """The guard's own reason (whatever the client wrapped it in), or a redirect to another scheme."""
+    if guard.stopped or guard.refused:
+        return guard.stopped or f"a connection to the private or local address {guard.refused[0]} was refused"
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if "unsupported protocol" in text or "no connection adapters" in text or "invalidschema" in text:
+        return "the server redirects to an address that is not http(s); only http(s) redirects are followed"
+    return None
 
 
 def mirror_bases() -> list[str]:

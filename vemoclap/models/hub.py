@@ -8,12 +8,14 @@ provenance file. ``HF_ENDPOINT`` (read at each call) names the hub or a stand-in
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import urllib.parse
 from pathlib import Path
 
+from .. import netguard
 from ..errors import ModelUnavailable
 from . import download
 from .provenance import RANDOM, read_provenance, write_provenance
@@ -64,8 +66,22 @@ def size_bound(size: int | None) -> int | None:
 def _hub_download(repo: str, sibling, revision: str, part: Path) -> None:
     from huggingface_hub import hf_hub_download
 
+    _quiet_guarded_retries()
     with _guard(max_bytes=size_bound(sibling.size)):
         hf_hub_download(repo, sibling.rfilename, revision=revision, local_dir=part, endpoint=hub_endpoint())
+
+
+def _guard_has_stopped(record: logging.LogRecord) -> bool:
+    guard = netguard.current()
+    return not (guard is not None and (guard.refused or guard.stopped))
+
+
+def _quiet_guarded_retries() -> None:
+    """huggingface_hub retries a refused or cut-off download and logs each try; once the guard has
+    refused or stopped it, that is said once, in the error, not in five warnings."""
+    hub_log = logging.getLogger("huggingface_hub.file_download")
+    if _guard_has_stopped not in hub_log.filters:
+        hub_log.addFilter(_guard_has_stopped)
 
 
 def redacted_endpoint() -> str:
