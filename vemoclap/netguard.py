@@ -4,7 +4,9 @@ While :func:`guarded` is active in a thread, every TCP/UDP ``connect`` made from
 yt-dlp, requests, urllib3, http.client) is checked against the address actually being connected
 to, after DNS: so redirects, URLs a page or extractor yields and DNS rebinding cannot reach a
 private, loopback, link-local or metadata address. Bytes read on those sockets count against a
-budget, so a body without a Content-Length stops at the limit too. The check lives in
+budget, so a body without a Content-Length stops at the limit too, and so do the bytes a gzip or
+deflate answer inflates to (``zlib`` is counted the same way, inert outside a guard); a
+:class:`Pace` adds a total deadline and a minimum rate. The check lives in
 ``socket.socket.connect`` (installed once, inert outside a guard) because yt-dlp's request
 handlers each resolve and connect on their own.
 """
@@ -18,6 +20,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import zlib
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -60,6 +63,7 @@ class Guard:
     allowed_hosts: frozenset[str] = frozenset()  # addresses allowed even when private (fixed mirror lists)
     pace: Pace | None = None
     read: int = 0
+    decoded: int = 0
     started: float = field(default_factory=time.monotonic)
     stopped: str | None = None  # why the guard cut the reads off (over budget, too slow), once it did
     refused: list[str] = field(default_factory=list)
@@ -94,9 +98,16 @@ class Guard:
             )
             raise TooSlow(self.stopped)
 
+    def count_decoded(self, n: int) -> None:
+        """Bytes a gzip/deflate body inflated to: the same budget as the bytes on the socket."""
+        self.decoded += max(0, n)
+        if self.max_bytes is not None and self.decoded > self.max_bytes:
+            self.stopped = f"the compressed answer inflates to more than {self.max_bytes:,} bytes; stopped there"
+            raise BudgetExceeded(self.stopped)
+
     @property
     def over_budget(self) -> bool:
-        return self.max_bytes is not None and self.read > self.max_bytes
+        return self.max_bytes is not None and max(self.read, self.decoded) > self.max_bytes
 
 
 _local = threading.local()
@@ -155,7 +166,69 @@ def _install() -> None:
         # SSLSocket.recv/recv_into call self.read(); count once, at read().
         ssl.SSLSocket.read = counted(ssl_read)
         del ssl_recv_into, ssl_recv
+        _install_inflate_counting()
         _installed = True
+
+
+# ---- decoded bytes ---------------------------------------------------------------------------------
+# A gzip/deflate body is inflated by the HTTP client (urllib3 with zlib.decompressobj, yt-dlp's urllib
+# handler with zlib.decompress): 3 MB on the socket can be 2 GB decoded. Inside a guard both count
+# their output, in bounded steps, against the same budget as the socket bytes.
+
+_INFLATE_STEP = 1 << 20
+
+
+class _CountedInflater:
+    """A ``zlib.decompressobj`` whose output counts against the thread's guard, made in bounded steps."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):  # eof, unused_data, unconsumed_tail, copy
+        return getattr(self._inner, name)
+
+    def decompress(self, data, max_length=0):
+        guard = current()
+        if guard is None:
+            return self._inner.decompress(data, max_length)
+        if max_length:
+            out = self._inner.decompress(data, max_length)
+            guard.count_decoded(len(out))
+            return out
+        parts, pending = [], data
+        while True:
+            out = self._inner.decompress(pending, _INFLATE_STEP)
+            guard.count_decoded(len(out))
+            parts.append(out)
+            pending = self._inner.unconsumed_tail
+            if not pending or self._inner.eof:
+                return b"".join(parts)
+
+    def flush(self, *args):
+        out = self._inner.flush(*args)
+        guard = current()
+        if guard is not None:
+            guard.count_decoded(len(out))
+        return out
+
+
+def _install_inflate_counting() -> None:
+    plain_decompressobj, plain_decompress = zlib.decompressobj, zlib.decompress
+
+    def decompressobj(*args, **kwargs):
+        inner = plain_decompressobj(*args, **kwargs)
+        return _CountedInflater(inner) if current() is not None else inner
+
+    def decompress(data, /, wbits=zlib.MAX_WBITS, bufsize=zlib.DEF_BUF_SIZE):
+        if current() is None:
+            return plain_decompress(data, wbits, bufsize)
+        inflater = _CountedInflater(plain_decompressobj(wbits))
+        out = inflater.decompress(data)
+        if not inflater.eof:
+            raise zlib.error("incomplete or truncated stream")
+        return out
+
+    zlib.decompressobj, zlib.decompress = decompressobj, decompress
 
 
 @contextlib.contextmanager
