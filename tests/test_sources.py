@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
 import threading
 from pathlib import Path
@@ -215,6 +216,7 @@ def test_a_not_a_bot_refusal_names_the_cookies_option(server, tmp_path):
 class _HostileHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     video: bytes = b""
+    bomb: bytes = b""  # 64 MB of zeros, gzipped: ~64 KB on the wire
     log: list = []
 
     def log_message(self, *args):
@@ -231,12 +233,11 @@ class _HostileHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_GET(self):  # noqa: C901 (one route per hostile case)
-        import gzip
         import time
 
         self.log.append(self.path)
         self.close_connection = True
-        bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MB inflated, ~64 KB sent
+        bomb = self.bomb
         if self.path == "/gzip.mp4":
             return self._send(bomb, "video/mp4", Content_Encoding="gzip")
         if self.path == "/gzip.html":
@@ -277,6 +278,7 @@ def hostile(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     handler = type("Handler", (_HostileHandler,), {"log": []})
     handler.video = make_video(root / "clip.mp4", duration=1.0, audio="tone").read_bytes()
+    handler.bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -320,6 +322,7 @@ def test_a_real_mp4_served_as_octet_stream_is_named_by_its_content(hostile, tmp_
     assert path.suffix == ".mp4" and path.read_bytes() == hostile.handler.video
 
 
+@pytest.mark.slow
 def test_a_content_length_longer_than_the_body_gives_a_real_reason(hostile, tmp_path):
     message = _one_line_refusal(hostile + "/short.mp4", tmp_path)
     assert "closed the connection before sending the whole file" in message, message
