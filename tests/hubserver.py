@@ -30,7 +30,8 @@ huggingface_hub reads ``HF_ENDPOINT`` when it is imported, so run the client in 
 
 Fault injection (each matches request paths, without the query, ending with ``path_suffix``;
 ``times=None`` means every matching request from now on; HEAD requests count for
-``no_content_length``, ``no_range`` and ``fail``, never for ``corrupt`` and ``cut_after``):
+``no_content_length``, ``no_range``, ``fail`` and ``redirect``, never for ``corrupt``, ``cut_after``,
+``drip`` and ``endless``; each applies to files served: raw, hub and CDN):
 
 * ``corrupt(suffix)``: GET bodies have every byte flipped; sizes, ETags and listings unchanged.
 * ``cut_after(suffix, n_bytes, times=1)``: a GET sends its full ``Content-Length`` but only
@@ -39,6 +40,11 @@ Fault injection (each matches request paths, without the query, ending with ``pa
   the connection closes); hub ``X-Linked-Size`` stays.
 * ``no_range(suffix)``: ``Range`` is ignored (a full 200 answer), like a server that cannot resume.
 * ``fail(suffix, status=500, times=1)``: answer with that HTTP status.
+* ``redirect(suffix, location)``: answer ``302`` to ``location`` (a private address, another scheme);
+  a hub file's 302 carries the hub's headers, as the real hub's redirect to its CDN does.
+* ``drip(suffix, interval_s, where="body")``: send one byte every ``interval_s`` seconds, in the
+  body (after headers announcing 1 MB) or in the headers, until the client hangs up.
+* ``endless(suffix)``: a 200 answer with no ``Content-Length`` whose body never ends.
 * ``clear_faults()`` removes them all.
 
 With ``cdn_redirect=True``, LFS files on ``/resolve`` answer ``302`` to
@@ -180,6 +186,9 @@ class _Fault:
     times: int | None
     n_bytes: int = 0
     status: int = 500
+    location: str = ""
+    interval_s: float = 0.0
+    where: str = "body"
 
 
 def _entries(source: Source) -> dict[str, Path | bytes]:
@@ -288,6 +297,15 @@ class HubServer:
     def fail(self, path_suffix: str, status: int = 500, times: int | None = 1) -> None:
         self._add_fault(_Fault("fail", path_suffix, times, status=status))
 
+    def redirect(self, path_suffix: str, location: str, times: int | None = None) -> None:
+        self._add_fault(_Fault("redirect", path_suffix, times, location=location))
+
+    def drip(self, path_suffix: str, interval_s: float, where: str = "body", times: int | None = None) -> None:
+        self._add_fault(_Fault("drip", path_suffix, times, interval_s=interval_s, where=where))
+
+    def endless(self, path_suffix: str, times: int | None = None) -> None:
+        self._add_fault(_Fault("endless", path_suffix, times))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -299,7 +317,7 @@ class HubServer:
             for fault in list(self._faults):
                 if fault.kind in taken or not path.endswith(fault.suffix):
                     continue
-                if method == "HEAD" and fault.kind in ("corrupt", "cut"):
+                if method == "HEAD" and fault.kind in ("corrupt", "cut", "drip", "endless"):
                     continue
                 taken[fault.kind] = fault
                 if fault.times is not None:
@@ -452,6 +470,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "fail" in faults:
             return self._error(faults["fail"].status, None, f"injected failure for {path}")
         try:
+            if "redirect" in faults and "/resolve/" not in path:  # a hub file's redirect carries its headers
+                return self._redirect(faults["redirect"].location)
             if path.startswith("/raw/"):
                 return self._raw(method, path[len("/raw/") :], faults)
             if path.startswith("/cdn/"):
@@ -489,6 +509,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_file(self, method: str, file: RepoFile, faults: Mapping[str, _Fault], headers: Mapping[str, str]) -> None:
+        if "drip" in faults or "endless" in faults:
+            return self._stream(faults, headers)
         size = file.size
         wanted = None if "no_range" in faults else _parse_range(self.headers.get("Range"), size)
         if wanted == "bad":
@@ -528,6 +550,36 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _stream(self, faults: Mapping[str, _Fault], headers: Mapping[str, str]) -> None:
+        """A drip (one byte per interval, in the headers or the body) or an endless body."""
+        self.close_connection = True
+        drip = faults.get("drip")
+        if drip is not None and drip.where == "headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while True:
+                self.wfile.write(b"X")
+                self.wfile.flush()
+                threading.Event().wait(drip.interval_s)
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/octet-stream")
+        if drip is not None:
+            self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        block = b"x" if drip is not None else b"\0" * CHUNK
+        while True:
+            self.wfile.write(block)
+            self.wfile.flush()
+            if drip is not None:
+                threading.Event().wait(drip.interval_s)
+
     # ---- raw host ----------------------------------------------------------------------------
 
     def _raw(self, method: str, path: str, faults: Mapping[str, _Fault]) -> None:
@@ -564,9 +616,13 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{file.etag}"'}
         if file.lfs:
             headers.update({"X-Linked-Etag": f'"{file.sha256}"', "X-Linked-Size": str(file.size)})
-        if file.lfs and self.hub.cdn_redirect:
+        if "redirect" in faults or (file.lfs and self.hub.cdn_redirect):
             headers["ETag"] = f'"{file.blob_id}"'
-            headers["Location"] = f"{self.hub.cdn_base}{repo.repo_id}/{repo.commit}/{quote(filename)}"
+            headers["Location"] = (
+                faults["redirect"].location
+                if "redirect" in faults
+                else f"{self.hub.cdn_base}{repo.repo_id}/{repo.commit}/{quote(filename)}"
+            )
             self.send_response(302)
             for key, value in headers.items():
                 self.send_header(key, value)

@@ -3,9 +3,12 @@
 Starts, on addresses the test added to this namespace's loopback device:
 - a "public" web server (an address Python judges globally routable) with a video, redirects to
   private addresses, a page embedding a private video and a body without Content-Length;
-- canary servers on 127.0.0.1 and 169.254.169.254 that log every request they get;
+- canary servers on 127.0.0.1, 169.254.169.254 and 10.0.0.1 that log every request they get, and
+  one on every IPv6 address of this namespace (``[::]``, IPv6 only) standing in for the IPv6 forms
+  of 10.0.0.1 (NAT64, 6to4, SIIT, IPv4-compatible, Teredo) and site-local ``fec0::1``;
 - a tiny DNS server on 127.0.0.1:53 (resolv.conf points at it) whose ``rebind.test`` answers the
-  public address once and 127.0.0.1 after that.
+  public address once and 127.0.0.1 after that, and whose ``nat64.test`` has only an AAAA answer,
+  the NAT64 form of 10.0.0.1.
 Then runs each case of the config (a command line, run in this namespace) and writes a JSON report
 of exit codes, output, the canaries' and the public server's request logs and the DNS queries.
 """
@@ -24,18 +27,30 @@ from pathlib import Path
 
 PORT = 8080
 RTSP_PORT = 8554
-LOOPBACK, METADATA = "127.0.0.1", "169.254.169.254"
+LOOPBACK, METADATA, PRIVATE = "127.0.0.1", "169.254.169.254", "10.0.0.1"
+NAT64 = "64:ff9b::a00:1"  # 64:ff9b::10.0.0.1
+# IPv6 forms of 10.0.0.1 (and site-local) the test adds to this namespace's loopback
+V6_FORMS = {
+    "nat64": NAT64,
+    "6to4": "2002:a00:1::1",
+    "siit": "::ffff:0:a00:1",
+    "compatible": "::a00:1",
+    "teredo": "2001:0:a00:1::1",
+    "site_local": "fec0::1",
+}
 
 
 def main(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
     public, video = config["public"], Path(config["video"]).read_bytes()
-    logs: dict[str, list] = {"public": [], "loopback": [], "metadata": []}
+    logs: dict[str, list] = {"public": [], "loopback": [], "metadata": [], "private": [], "v6": []}
     sent = {"endless": 0}
     servers = [
         _serve(public, _public_handler(logs["public"], video, public, config["endless_bytes"], sent, config["stream"])),
         _serve(LOOPBACK, _canary_handler(logs["loopback"], video)),
         _serve(METADATA, _canary_handler(logs["metadata"], video)),
+        _serve(PRIVATE, _canary_handler(logs["private"], video)),
+        _serve("::", _canary_handler(logs["v6"], video), ipv6=True),
     ]
     rtsp = {"canary": []}
     threading.Thread(target=_rtsp_redirector, args=(public,), daemon=True).start()
@@ -58,8 +73,16 @@ def main(config_path: str) -> None:
     Path(config["report"]).write_text(json.dumps(report, indent=1))
 
 
-def _serve(address: str, handler) -> http.server.ThreadingHTTPServer:
-    server = http.server.ThreadingHTTPServer((address, PORT), handler)
+class _V6OnlyServer(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # beside the IPv4 servers on PORT
+        super().server_bind()
+
+
+def _serve(address: str, handler, ipv6: bool = False) -> http.server.ThreadingHTTPServer:
+    server = (_V6OnlyServer if ipv6 else http.server.ThreadingHTTPServer)((address, PORT), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -96,6 +119,7 @@ def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, se
         "/embed.html": f'<html><body><video src="http://{LOOPBACK}:{PORT}/clip.mp4"></video></body></html>',
         "/embed-metadata.html": f'<html><body><video controls><source src="http://{METADATA}:{PORT}/'
         f'latest/clip.mp4" type="video/mp4"></video></body></html>',
+        "/embed-nat64.html": f'<html><body><video src="http://[{NAT64}]:{PORT}/clip.mp4"></video></body></html>',
     }
     redirects = {
         "/to-loopback.mp4": f"http://{LOOPBACK}:{PORT}/clip.mp4",
@@ -103,6 +127,8 @@ def _public_handler(log: list, video: bytes, public: str, endless_bytes: int, se
         "/to-localhost-name.mp4": f"http://localhost:{PORT}/clip.mp4",
         "/hop.mp4": f"http://{public}:{PORT}/to-loopback.mp4",  # a public hop first, then private
         "/opt-in.mp4": f"http://{LOOPBACK}:{PORT}/opt-in-target.mp4",  # only for the allow_private run
+        **{f"/to-{form}.mp4": f"http://[{address}]:{PORT}/clip.mp4" for form, address in V6_FORMS.items()},
+        "/to-nat64-name.mp4": f"http://nat64.test:{PORT}/clip.mp4",
     }
 
     class Public(_Quiet):
@@ -239,14 +265,18 @@ class _DNS:
         question = query[12 : pos + 5]
         name = ".".join(labels)
         address = None
-        if qtype == 1 and name.endswith(".test"):
+        if qtype == 1 and name.endswith(".test") and name != "nat64.test":
             earlier = sum(1 for q in self.queries if q[0] == name and q[1] == "A")
             address = LOOPBACK if name == "rebind.test" and earlier >= 1 else self.public
+        if qtype == 28 and name == "nat64.test":
+            address = NAT64
         self.queries.append([name, {1: "A", 28: "AAAA"}.get(qtype, str(qtype)), address])
         known = name.endswith(".test")
         flags = 0x8180 if known else 0x8183  # a response, recursion available; NXDOMAIN for unknown names
         answers = b""
-        if address:
+        if address and qtype == 28:
+            answers = struct.pack(">HHHIH", 0xC00C, 28, 1, 0, 16) + socket.inet_pton(socket.AF_INET6, address)
+        elif address:
             answers = struct.pack(">HHHIH", 0xC00C, 1, 1, 0, 4) + socket.inet_aton(address)
         return struct.pack(">HHHHHH", ident, flags, 1, 1 if address else 0, 0, 0) + question + answers
 

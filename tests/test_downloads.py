@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -224,3 +225,217 @@ print(json.dumps({{"seen": seen, "states": states, "keys": c.model_keys(),
     texts = [text for text, _ in data["seen"]]
     assert any(t.startswith("fetching classifier") for t in texts) and any(t.startswith("fetching clip") for t in texts)
     assert data["seen"][-1][1] == 1.0
+
+
+# ---- the mirror guard, size bounds, deadlines and the manifest (issue 25) ------------------------------
+
+
+class Canary:
+    """A TCP listener on 127.0.0.1 that counts the connections made to it (none may be)."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def canary():
+    listener = Canary()
+    yield listener
+    listener.close()
+
+
+def _small_internet(tmp_path: Path, **kwargs) -> HubServer:
+    from vemoclap.synth import make_video
+
+    raw = tmp_path / "raw"
+    make_video(raw / "sample_data" / "joy.mp4", duration=1.0, audio="tone")
+    (raw / "whisper" / WHISPER_SHA_SMALL).mkdir(parents=True)
+    (raw / "whisper" / WHISPER_SHA_SMALL / "small.pt").write_bytes(b"not really whisper")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "reference": {"sample_data/joy.mp4": git_blob_sha1((raw / "sample_data" / "joy.mp4").read_bytes())},
+                "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")},
+            }
+        )
+    )
+    repo = {"config.json": b"{}", "model.safetensors": b"\0" * 4096}
+    hub = HubServer({models.MODELS["clip"].hub_id: repo}, raw=raw, **kwargs)
+    hub.manifest = manifest
+    return hub
+
+
+REDIRECTS = {
+    "metadata": "http://169.254.169.254/latest/meta-data/",
+    "private": "http://10.0.0.1/model.bin",
+    "loopback_other_port": "http://127.0.0.1:{canary}/x",
+    "ftp": "ftp://127.0.0.1:{canary}/",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", sorted(REDIRECTS))
+def test_a_mirror_redirect_to_a_private_address_or_another_scheme_is_never_followed(tmp_path, canary, where):
+    location = REDIRECTS[where].format(canary=canary.port)
+    with _small_internet(tmp_path) as hub:
+        env = _env(hub, tmp_path, VEMOCLAP_MODELS_DIR=str(tmp_path / "models"))
+        hub.redirect("sample_data/joy.mp4", location)
+        sample = _cli("analyze", "sample:joy", "--extractors", "clip", "--no-classifier", "-q", env=env, timeout=120)
+        hub.clear_faults()
+        hub.redirect("model.safetensors", location)
+        clip = _cli("download-models", "--dir", tmp_path / "w", "--only", "clip", "-q", env=env, timeout=120)
+        hub.clear_faults()
+        hub.redirect("small.pt", location)
+        whisper = _cli(
+            "download-models", "--dir", tmp_path / "w", "--only", "whisper", "--whisper", "small", "-q",
+            env=env, timeout=120,
+        )  # fmt: skip
+    for run in (sample, clip, whisper):
+        lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("downloading ")]
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert len(lines) == 1 and lines[0].startswith("vemoclap: "), lines
+        assert "private or local address" in lines[0] or "only http(s) redirects are followed" in lines[0], lines
+        assert "Traceback" not in run.stderr
+    assert canary.accepted == 0  # nothing reached the listener the redirects pointed at
+    assert not list((tmp_path / "models").rglob("joy.mp4")) and not list((tmp_path / "w").rglob("*.safetensors"))
+
+
+@pytest.mark.slow
+def test_an_endless_model_body_stops_at_the_listed_size_plus_a_margin(tmp_path):
+    with _small_internet(tmp_path) as hub:
+        env = _env(hub, tmp_path)
+        hub.endless("model.safetensors")
+        run = _cli("download-models", "--dir", tmp_path / "w", "--only", "clip", "-q", env=env, timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip() and not line.startswith("downloading ")]
+    assert run.returncode == 2 and len(lines) == 1, run.stderr[-2000:]
+    assert "bytes downloaded; stopped there" in lines[0], lines
+    assert sum(p.stat().st_size for p in (tmp_path / "w").rglob("*") if p.is_file()) < 4 << 20
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_server_sending_a_byte_every_so_often_is_cut_off(tmp_path, where):
+    import time
+    import urllib.request
+
+    from vemoclap import netguard
+
+    with _small_internet(tmp_path) as hub:
+        hub.drip("sample_data/joy.mp4", 0.3, where=where)
+        started = time.monotonic()
+        pace = netguard.Pace(deadline_s=30, min_rate=1000, grace_s=1.0)
+        with netguard.guarded(allow_private=True, pace=pace) as guard, pytest.raises(Exception):
+            with urllib.request.urlopen(hub.raw_base + "sample_data/joy.mp4", timeout=10) as response:
+                response.read()
+    assert time.monotonic() - started < 8
+    assert guard.stopped and "below the minimum rate" in guard.stopped
+
+
+def test_a_total_deadline_stops_even_a_steady_trickle(tmp_path):
+    import urllib.request
+
+    from vemoclap import netguard
+
+    with _small_internet(tmp_path) as hub:
+        hub.drip("sample_data/joy.mp4", 0.05)
+        pace = netguard.Pace(deadline_s=1.0, min_rate=1, grace_s=100)
+        with netguard.guarded(allow_private=True, pace=pace) as guard, pytest.raises(netguard.TooSlow):
+            with urllib.request.urlopen(hub.raw_base + "sample_data/joy.mp4", timeout=10) as response:
+                response.read()
+    assert "deadline" in guard.stopped
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ({"reference": {"sample_data/joy.mp4": None}}, "not a hash (verification cannot be turned off)"),
+        ({"whisper": {"small": None}}, "not a hash"),
+        ({"whisper": {"small": "abc"}}, "not a 40- or 64-digit hex hash"),
+        ([{"reference": {}}], "must be a JSON object of groups, not a list"),
+        ({"reference": ["x"]}, "'reference' must map names to hashes"),
+    ],
+)
+def test_a_malformed_manifest_is_refused_in_one_line(tmp_path, monkeypatch, content, expected):
+    from vemoclap.models import download
+
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(content))
+    monkeypatch.setenv(download.MANIFEST_ENV, str(path))
+    with pytest.raises(download.DownloadError, match=re.escape(expected)) as caught:
+        download.manifest()
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_the_manifest_is_read_only_from_a_small_regular_file(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from vemoclap.models import download
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (download.MANIFEST_MAX_BYTES + 10))
+    for name, expected in (("/dev/zero", "not a regular file"), (fifo, "not a regular file"), (big, "over 1 MB")):
+        monkeypatch.setenv(download.MANIFEST_ENV, str(name))
+        result: list = []
+        worker = threading.Thread(target=lambda: result.append(_raises(download.manifest)), daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        assert result, f"{name}: reading the manifest blocked"
+        assert isinstance(result[0], download.DownloadError) and expected in str(result[0]), (name, result)
+
+
+def _raises(function):
+    try:
+        function()
+    except Exception as exc:  # the test looks at which
+        return exc
+    return None
+
+
+@pytest.mark.slow
+def test_a_list_manifest_with_a_sample_is_exit_2_and_one_line(tmp_path):
+    with _small_internet(tmp_path) as hub:
+        (tmp_path / "list.json").write_text("[1, 2]")
+        env = _env(hub, tmp_path, VEMOCLAP_MODELS_DIR=str(tmp_path / "models"))
+        env["VEMOCLAP_DOWNLOAD_MANIFEST"] = str(tmp_path / "list.json")
+        run = _cli("analyze", "sample:joy", "--extractors", "clip", "--no-classifier", "-q", env=env, timeout=120)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and "not a list" in lines[0], run.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_credentials_in_hf_endpoint_are_not_written_to_provenance(tmp_path):
+    with _small_internet(tmp_path) as hub:
+        env = _env(hub, tmp_path)
+        endpoint = hub.endpoint
+        env["HF_ENDPOINT"] = endpoint.replace("http://", "http://user:secret@")
+        run = _cli("download-models", "--dir", tmp_path / "w", "--only", "clip", "-q", env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    record = models.read_provenance(tmp_path / "w" / models.MODELS["clip"].hub_id)
+    assert record["endpoint"] == endpoint
+    assert not [p for p in (tmp_path / "w").rglob("*") if p.is_file() and b"secret" in p.read_bytes()]

@@ -24,6 +24,14 @@ from vemoclap import netguard
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("netns_driver.py")
+V6_FORMS = {  # the same as tests/netns_driver.py's: IPv6 forms of 10.0.0.1, and site-local
+    "nat64": "64:ff9b::a00:1",
+    "6to4": "2002:a00:1::1",
+    "siit": "::ffff:0:a00:1",
+    "compatible": "::a00:1",
+    "teredo": "2001:0:a00:1::1",
+    "site_local": "fec0::1",
+}
 ENDLESS_BYTES = 1024 * 2**20  # never sent whole: the server blocks once the client stops reading
 BUDGET = 2 * 2**20
 
@@ -61,6 +69,7 @@ API_CASES = textwrap.dedent("""
     from vemoclap.training.dataset import load_dataset
 
     out, budget = Path(sys.argv[1]), int(sys.argv[2])
+    V6_FORMS = json.loads(sys.argv[4])
 
     def manifest(link):
         (out / "ds").mkdir(parents=True, exist_ok=True)
@@ -100,6 +109,18 @@ API_CASES = textwrap.dedent("""
         "stream_ignores_proxy": lambda: with_proxy(lambda: next(iter(stream_frames(base + "/live.ts")))),
         "stream_mp4_index_last": lambda: next(iter(stream_frames(base + "/clip.mp4"))),
         "manifest_redirect": lambda: load_dataset(manifest(base + "/to-metadata.mp4")),
+        # IPv6 forms of 10.0.0.1 (and site-local): typed, behind a redirect, embedded, as an AAAA answer
+        **{f"v6_typed_{form}": (lambda a=address: resolve_source(f"http://[{a}]:8080/clip.mp4", directory=out / "x"))
+           for form, address in V6_FORMS.items()},
+        **{f"v6_redirect_{form}": (lambda f=form: resolve_source(base + f"/to-{f}.mp4", directory=out / "x"))
+           for form in V6_FORMS},
+        "v6_embed_nat64": lambda: resolve_source(base + "/embed-nat64.html", directory=out / "x"),
+        "v6_aaaa_nat64": lambda: resolve_source("http://nat64.test:8080/clip.mp4", directory=out / "x"),
+        "v6_redirect_aaaa_nat64": lambda: resolve_source(base + "/to-nat64-name.mp4", directory=out / "x"),
+        "v6_stream_redirect_nat64": lambda: next(iter(stream_frames(base + "/to-nat64.mp4"))),
+        # Control: the IPv6 canary answers when allowed (so the refusals above are the guard's doing)
+        "v6_opt_in_control": lambda: resolve_source(f"http://[{V6_FORMS['nat64']}]:8080/v6-opt-in.mp4",
+                                                    directory=out / "v6-opt-in", allow_private=True),
         # Control: FFmpeg left alone follows an RTSP redirect to 127.0.0.1 (the canary logs it).
         "rtsp_unguarded_control": lambda: next(iter(file_frames(sys.argv[3].replace("http", "rtsp").replace(
             "8080", "8554") + "/unguarded", options={"rtsp_transport": "tcp"}))),
@@ -154,6 +175,7 @@ def namespace_run(tmp_path_factory):
                     str(work / "out"),
                     str(BUDGET),
                     f"http://{public}:8080",
+                    json.dumps(V6_FORMS),
                 ],
                 "env": env,
                 "timeout": 300,
@@ -182,6 +204,8 @@ def namespace_run(tmp_path_factory):
             "ip link set lo up",
             f"ip addr add {public}/32 dev lo",
             "ip addr add 169.254.169.254/32 dev lo",
+            "ip addr add 10.0.0.1/32 dev lo",
+            *[f"ip -6 addr add {address}/128 dev lo nodad" for address in V6_FORMS.values()],
             f"mount --bind {work / 'resolv.conf'} /etc/resolv.conf",
             f"mount --bind {work / 'hosts'} /etc/hosts",
             f"mount --bind {work / 'nsswitch.conf'} /etc/nsswitch.conf",
@@ -229,6 +253,29 @@ def test_private_addresses_are_refused_on_every_hop(namespace_run, case):
     assert ("private or local address" in row["message"] or "redirects" in row["message"]) and "\n" not in row[
         "message"
     ]
+
+
+V6_CASES = [f"v6_{how}_{form}" for how in ("typed", "redirect") for form in V6_FORMS] + [
+    "v6_embed_nat64",
+    "v6_aaaa_nat64",
+    "v6_redirect_aaaa_nat64",
+    "v6_stream_redirect_nat64",
+]
+
+
+@pytest.mark.parametrize("case", V6_CASES)
+def test_ipv6_forms_of_private_addresses_are_refused(namespace_run, case):
+    row = namespace_run["api"][case]
+    assert row.get("error") == "SourceError", row
+    assert "private or local address" in row["message"] and "\n" not in row["message"], row
+
+
+def test_no_ipv6_form_reached_its_canary_except_the_opt_in(namespace_run):
+    assert "ok" in namespace_run["api"]["v6_opt_in_control"], namespace_run["api"]["v6_opt_in_control"]
+    logs = namespace_run["logs"]
+    assert set(logs["v6"]) <= {"GET /v6-opt-in.mp4", "HEAD /v6-opt-in.mp4"} and logs["v6"], logs["v6"]
+    assert logs["private"] == []
+    assert ["nat64.test", "AAAA", V6_FORMS["nat64"]] in namespace_run["dns"]
 
 
 def test_a_dataset_manifest_link_takes_the_same_guarded_path(namespace_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import http.server
 import threading
 from pathlib import Path
@@ -207,3 +208,147 @@ def test_a_not_a_bot_refusal_names_the_cookies_option(server, tmp_path):
     lines = [line for line in run.stderr.splitlines() if line.startswith("vemoclap: ")]
     assert len(lines) == 1 and "Traceback" not in run.stderr
     assert "not a bot" in lines[0] and "--cookies FILE" in lines[0] and "upload the video" in lines[0]
+
+
+# ---- hostile links (issue 25): compressed bodies, feeds, drips, short bodies, unnamed content ----------
+
+
+class _HostileHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    video: bytes = b""
+    bomb: bytes = b""  # 64 MB of zeros, gzipped: ~64 KB on the wire
+    log: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, body: bytes, content_type: str, **headers):
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", headers.pop("length", str(len(body))))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def do_GET(self):  # noqa: C901 (one route per hostile case)
+        import time
+
+        self.log.append(self.path)
+        self.close_connection = True
+        bomb = self.bomb
+        if self.path == "/gzip.mp4":
+            return self._send(bomb, "video/mp4", Content_Encoding="gzip")
+        if self.path == "/gzip.html":
+            return self._send(bomb, "text/html", Content_Encoding="gzip")
+        if self.path == "/video":
+            return self._send(self.video, "application/octet-stream")
+        if self.path == "/short.mp4":
+            return self._send(self.video[:1000], "video/mp4", length=str(len(self.video)))
+        if self.path == "/feed.xml":
+            items = "".join(
+                f"<item><title>v{i}</title><link>http://{self.headers['Host']}/v{i}.mp4</link>"
+                f'<enclosure url="http://{self.headers["Host"]}/v{i}.mp4" type="video/mp4"/></item>'
+                for i in range(500)
+            )
+            feed = f'<?xml version="1.0"?><rss version="2.0"><channel><title>f</title>{items}</channel></rss>'
+            return self._send(feed.encode(), "application/rss+xml")
+        if self.path.startswith("/drip"):
+            if self.path == "/drip-headers.mp4":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            else:
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Content-Length", str(1 << 20))
+                self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+            return None
+        self.send_error(404)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    handler = type("Handler", (_HostileHandler,), {"log": []})
+    handler.video = make_video(root / "clip.mp4", duration=1.0, audio="tone").read_bytes()
+    handler.bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield type("Hostile", (str,), {"handler": handler})(f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.shutdown()
+
+
+def _one_line_refusal(url: str, tmp_path, **limits):
+    from vemoclap.sources import DownloadLimits
+
+    with pytest.raises(SourceError) as info:
+        resolve_source(url, directory=tmp_path, allow_private=True, limits=DownloadLimits(**limits))
+    message = str(info.value)
+    assert "\n" not in message and message.split(": ", 1)[1].strip(), message
+    return message
+
+
+@pytest.mark.parametrize("path", ["/gzip.mp4", "/gzip.html"])
+def test_a_gzip_body_counts_its_inflated_bytes_against_the_budget(hostile, tmp_path, path):
+    message = _one_line_refusal(hostile + path, tmp_path, max_bytes=4 << 20)
+    assert "4 MB limit" in message or "inflates to more than" in message, message
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_guard_caps_what_zlib_inflates_inside_it():
+    import gzip
+    import zlib
+
+    from vemoclap import netguard
+
+    bomb = gzip.compress(b"\0" * (32 << 20))
+    with netguard.guarded(max_bytes=1 << 20) as guard, pytest.raises(netguard.BudgetExceeded):
+        zlib.decompress(bomb, zlib.MAX_WBITS | 16)
+    assert guard.decoded <= (1 << 20) * 2 and "inflates" in guard.stopped
+    assert len(zlib.decompress(bomb, zlib.MAX_WBITS | 16)) == 32 << 20  # outside a guard: unchanged
+
+
+def test_a_real_mp4_served_as_octet_stream_is_named_by_its_content(hostile, tmp_path):
+    path = resolve_source(hostile + "/video", directory=tmp_path, allow_private=True)
+    assert path.suffix == ".mp4" and path.read_bytes() == hostile.handler.video
+
+
+@pytest.mark.slow
+def test_a_content_length_longer_than_the_body_gives_a_real_reason(hostile, tmp_path):
+    message = _one_line_refusal(hostile + "/short.mp4", tmp_path)
+    assert "closed the connection before sending the whole file" in message, message
+
+
+def test_a_feed_is_refused_before_its_entries_are_resolved(hostile, tmp_path):
+    hostile.handler.log.clear()
+    message = _one_line_refusal(hostile + "/feed.xml", tmp_path)
+    assert "playlist or feed" in message, message
+    assert hostile.handler.log == ["/feed.xml"], hostile.handler.log[:5]
+
+
+@pytest.mark.parametrize("path", ["/drip.mp4", "/drip-headers.mp4"])
+def test_a_server_dripping_bytes_is_cut_off(hostile, tmp_path, path):
+    import time
+
+    started = time.monotonic()
+    message = _one_line_refusal(hostile + path, tmp_path, min_rate=1000, grace_s=1.5, timeout_s=5)
+    assert time.monotonic() - started < 20
+    assert "below the minimum rate" in message, message
+
+
+def test_raw_yt_dlp_and_requests_texts_become_human_lines():
+    from vemoclap.sources import _reason
+
+    assert "no format this tool downloads" in _reason(
+        "ERROR: [generic] x: Requested format is not available. Use --list-formats for a list of available formats"
+    )
+    assert "not an http(s) address" in _reason("No connection adapters were found for 'gopher://x'")

@@ -46,7 +46,14 @@ class DownloadLimits:
     max_duration_s: float = 30 * 60  # longer videos are refused before downloading
     max_bytes: int = 500 * 1024 * 1024
     height: int = 360  # the reference decodes at 360p; smaller downloads
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # per socket operation
+    deadline_s: float = 30 * 60.0  # the whole download, pages and media
+    min_rate: float = 8 * 1024.0  # bytes/s on average once grace_s has passed: a drip is cut off
+    grace_s: float = 30.0
+
+    @property
+    def pace(self) -> netguard.Pace:
+        return netguard.Pace(deadline_s=self.deadline_s, min_rate=self.min_rate, grace_s=self.grace_s)
 
 
 def is_url(source) -> bool:
@@ -288,6 +295,21 @@ _DOWNLOAD_REASONS = [
     ("unable to download webpage", "the page could not be downloaded"),
     ("is larger than max-filesize", "the video is over the size limit"),
     (
+        "requested format is not available",
+        "the site offers no format this tool downloads (one http(s) file with the video; no HLS/DASH "
+        "streams); download the video yourself and give the file",
+    ),
+    ("no connection adapters", "the link or one it leads to is not an http(s) address; such links are refused"),
+    ("unsupported protocol", "the link or one it leads to is not an http(s) address; such links are refused"),
+    (
+        "content too short",
+        "the server closed the connection before sending the whole file (it announced more bytes than it "
+        "sent); try again later",
+    ),
+    ("incompleteread", "the server closed the connection before sending the whole file; try again later"),
+    ("more expected", "the server closed the connection before sending the whole file it announced; try again later"),
+    ("timed out", "the server stopped answering (timed out); try again later"),
+    (
         "not a bot",
         "the site asks to sign in to confirm this is not a bot (it blocks many datacenter and "
         "Colab addresses); pass a cookies file of a logged-in browser (--cookies FILE, "
@@ -306,8 +328,8 @@ def _reason(message: str) -> str:
     for needle, reason in _DOWNLOAD_REASONS:
         if needle in lowered:
             return reason
-    first = one_line(message) or "download failed"
-    return re.sub(r"^ERROR:\s*", "", first)
+    text = " ".join(re.sub(r"\bERROR:|\[[a-z_:]+\]", " ", message).split())  # yt-dlp's prefixes, \r and all
+    return one_line(text) or "the download failed without a reason; try again, or download the video yourself"
 
 
 def _js_runtimes() -> dict | None:
@@ -359,18 +381,43 @@ def download(
     target = Path(directory) if directory is not None else cache_dir()
     with (
         run_folder(keep_temp) as work,
-        netguard.guarded(allow_private=allow_private, max_bytes=limits.max_bytes) as guard,
+        netguard.guarded(allow_private=allow_private, max_bytes=limits.max_bytes, pace=limits.pace) as guard,
     ):
         path, info = _yt_dlp_fetch(yt_dlp, url, name, work, limits, cookies, guard)
+        suffix = path.suffix.lower() if path.suffix.lower() in VIDEO_EXTENSIONS else _content_suffix(path, name)
+        stem = safe_filename(path.stem + suffix, default_stem="video").rsplit(".", 1)[0][:60]
         target.mkdir(parents=True, exist_ok=True)
-        final = (
-            target
-            / f"{safe_filename(path.name, default_stem='video').rsplit('.', 1)[0][:60]}-{_link_key(url)}{path.suffix}"
-        )
+        final = target / f"{stem}-{_link_key(url)}{suffix}"
         shutil.move(str(path), final)
     if directory is None:
         trim_cache(keep=final)
     return final
+
+
+# The first bytes of the containers a download may be (a server may call any of them
+# application/octet-stream, and a link may have no extension): (offset, bytes, suffix).
+_SIGNATURES = (
+    (4, b"ftyp", ".mp4"),
+    (0, b"\x1a\x45\xdf\xa3", ".mkv"),  # Matroska / WebM (PyAV reads both)
+    (0, b"FLV", ".flv"),
+    (0, b"OggS", ".ogv"),
+    (8, b"AVI ", ".avi"),
+    (0, b"\x00\x00\x01\xba", ".mpg"),
+    (0, b"\x30\x26\xb2\x75", ".wmv"),
+)
+
+
+def _content_suffix(path: Path, name: str) -> str:
+    """The video extension a downloaded file's content says it has (its own name had none we know)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    for offset, magic, suffix in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic and suffix in VIDEO_EXTENSIONS:
+            return suffix
+    if len(head) >= 376 and head[0] == head[188] == 0x47 and ".ts" in VIDEO_EXTENSIONS:  # MPEG-TS packets
+        return ".ts"
+    looks = "an HTML page" if head.lstrip()[:1] == b"<" else "not a video container this tool reads"
+    raise SourceError(f"{name}: the link's content is {looks}; give the link of a video file")
 
 
 def _link_key(url: str) -> str:
@@ -411,6 +458,9 @@ def _yt_dlp_fetch(yt_dlp, url: str, name: str, work: Path, limits: DownloadLimit
         "paths": {"home": str(work), "temp": str(work)},
         "restrictfilenames": True,
         "noplaylist": True,
+        "extract_flat": "in_playlist",  # a feed's or playlist's entries are never resolved (it is refused)
+        # Media are asked for unencoded; a compressed answer anyway is counted as it inflates (netguard).
+        "http_headers": {"Accept-Encoding": "identity"},
         "max_filesize": limits.max_bytes,
         "match_filter": refuse,
         "socket_timeout": limits.timeout_s,
@@ -447,11 +497,10 @@ def _run_yt_dlp(yt_dlp, options: dict, url: str, name: str, limits: DownloadLimi
     info = None
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=False)
-            if info is None:
-                raise SourceError(f"{name}: no video was found at this link")
-            if info.get("_type") == "playlist" or "entries" in info:
-                raise SourceError(f"{name}: this is a playlist; give the link of one video")
+            first = ydl.extract_info(url, download=False, process=False)  # refuse a playlist before its entries
+            _refuse_playlist(first, name)
+            info = ydl.process_ie_result(first, download=False)
+            _refuse_playlist(info, name)
             chosen = info.get("requested_formats") or [info]
             if any(
                 not str(f.get("protocol", "")).startswith("http")
@@ -481,6 +530,13 @@ def _run_yt_dlp(yt_dlp, options: dict, url: str, name: str, limits: DownloadLimi
     return path, info
 
 
+def _refuse_playlist(info, name: str) -> None:
+    if info is None:
+        raise SourceError(f"{name}: no video was found at this link")
+    if info.get("_type") in ("playlist", "multi_video") or "entries" in info:
+        raise SourceError(f"{name}: this is a playlist or feed; give the link of one video")
+
+
 def _check_media_url(media_url: str, name: str, guard) -> None:
     parsed = urlparse(media_url)
     if parsed.scheme not in ("http", "https"):
@@ -506,6 +562,8 @@ def _failure(exc: BaseException, guard, limits: DownloadLimits) -> str:
         return _refused_reason(guard)
     if guard.over_budget:
         return f"the download is over the {limits.max_bytes / 2**20:.0f} MB limit; stopped there"
+    if guard.stopped:
+        return guard.stopped
     text = str(exc)
     if "cookie" in text.lower() and ("load" in text.lower() or "netscape" in text.lower()):
         return "the cookies file is not a Netscape-format cookies.txt; export one from a logged-in browser"

@@ -23,16 +23,22 @@ hashes (for a mirror with other files, and for tests).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import os
+import re
 import shutil
+import stat
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from .. import netguard
 from ..errors import ModelUnavailable, UserError, one_line
 from .layout import OFFLINE_ENV, downloads_allowed, reference_target
 
@@ -117,14 +123,51 @@ def verify_sha256(path: str | os.PathLike, expected: str, *, delete: bool = True
 # ---- settings ------------------------------------------------------------------------------------
 
 
+MANIFEST_MAX_BYTES = 1 << 20
+_HEX = re.compile(r"^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{64}$")
+
+
 def manifest() -> dict:
+    """The hash manifest named by ``$VEMOCLAP_DOWNLOAD_MANIFEST`` ({} when unset): read only from a
+    regular file of at most 1 MB, and every hash in it a hex digest (a ``null`` would turn the
+    check off, so it is refused like any other malformed entry)."""
     name = os.environ.get(MANIFEST_ENV)
     if not name:
         return {}
+    where = f"{name} (${MANIFEST_ENV})"
     try:
-        return json.loads(Path(name).read_text(encoding="utf-8"))
+        with open(name, "rb", opener=_no_block_opener) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DownloadError(f"{where}: not a regular file; name a JSON file of hashes")
+            data = handle.read(MANIFEST_MAX_BYTES + 1)
+        if len(data) > MANIFEST_MAX_BYTES:
+            raise DownloadError(f"{where}: over {MANIFEST_MAX_BYTES >> 20} MB; a hash manifest is a small JSON file")
+        value = json.loads(data.decode("utf-8"))
     except (OSError, ValueError) as exc:
-        raise DownloadError(f"{name} (${MANIFEST_ENV}): unreadable hash manifest ({one_line(exc)})") from None
+        raise DownloadError(f"{where}: unreadable hash manifest ({one_line(exc)})") from None
+    problem = _manifest_problem(value)
+    if problem:
+        raise DownloadError(f"{where}: {problem}; fix the file or unset ${MANIFEST_ENV}")
+    return value
+
+
+def _no_block_opener(path, flags):
+    return os.open(path, flags | os.O_NONBLOCK)  # a FIFO opens at once (then fails as not regular)
+
+
+def _manifest_problem(value) -> str | None:
+    if not isinstance(value, dict):
+        return f"the manifest must be a JSON object of groups, not a {type(value).__name__}"
+    for group, entries in value.items():
+        if not isinstance(entries, dict):
+            return f"'{group}' must map names to hashes"
+        for key, digest in entries.items():
+            if not isinstance(digest, str) or not digest.strip():
+                return f"'{group}' → '{key}' is {json.dumps(digest)}, not a hash (verification cannot be turned off)"
+            if group != "hub" and not _HEX.match(digest):
+                return f"'{group}' → '{key}' is not a 40- or 64-digit hex hash"
+    return None
 
 
 def reference_base_url(base: str | None = None) -> str:
@@ -159,11 +202,41 @@ def remote_size(url: str, timeout: float = TIMEOUT_S) -> int | None:
         path = Path(url[len("file://") :] if url.startswith("file://") else url)
         return path.stat().st_size if path.is_file() else None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:
+        with guard(url, max_bytes=1 << 20), _open(urllib.request.Request(url, method="HEAD"), timeout) as response:
             value = response.headers.get("Content-Length")
             return int(value) if value else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return None
+
+
+@contextlib.contextmanager
+def guard(*bases: str, max_bytes: int | None = None):
+    """The mirror guard (:func:`vemoclap.netguard.mirror_guard`) around a model or sample download:
+    connections only to the configured mirrors and to public addresses, so a redirect to a private
+    or metadata address is refused before the request is sent. Inside an active guard (the one
+    :func:`vemoclap.models.fetch.fetch_model` opens with the model's size bound) nothing is added."""
+    active = netguard.current()
+    if active is not None:
+        yield active
+        return
+    with netguard.mirror_guard(bases, max_bytes=max_bytes) as opened:
+        yield opened
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects to ftp:// too; a download follows only http(s) ones."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise DownloadError(
+                f"the server redirects to {scheme or 'a schemeless'}://…; only http(s) redirects are followed"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open(request: urllib.request.Request, timeout: float):
+    return urllib.request.build_opener(_HttpOnlyRedirects).open(request, timeout=timeout)
 
 
 def download_file(
@@ -175,6 +248,7 @@ def download_file(
     progress: ProgressFn | None = None,
     stage: str | None = None,
     timeout: float = TIMEOUT_S,
+    max_bytes: int | None = None,
 ) -> Path:
     """Download ``url`` to ``target`` through ``<target>.part``, verify, then rename into place.
 
@@ -182,7 +256,8 @@ def download_file(
     :class:`VerificationError` raised); with neither, its SHA-256 is recorded in
     ``<target>.sha256`` and the file counts as unverified. An existing ``.part`` is continued with
     an HTTP Range request when the server allows it. ``progress(stage, done, total)`` is called as
-    bytes arrive. ``url`` may be ``file://`` or a local path (a mirror folder).
+    bytes arrive. ``url`` may be ``file://`` or a local path (a mirror folder). The download goes
+    through :func:`guard`; it stops past ``max_bytes`` (or past a Content-Length the server gave).
     """
     target = Path(target)
     stage = stage or target.name
@@ -198,11 +273,19 @@ def download_file(
             if progress:
                 progress(stage, size, size)
         else:
-            _fetch(url, part, progress, stage, timeout)
+            with guard(url):
+                _fetch(url, part, progress, stage, timeout, max_bytes)
     except urllib.error.HTTPError as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check the base URL setting") from None
-    except (OSError, urllib.error.URLError) as exc:
+    except netguard.AddressRefused as exc:
+        raise DownloadError(f"{url}: {exc}; check the download base URL setting") from None
+    except netguard.BudgetExceeded:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: the server sent more than the file's size; stopped and deleted") from None
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
+        if isinstance(getattr(exc, "reason", None), netguard.AddressRefused):  # urllib wraps the refusal
+            raise DownloadError(f"{url}: {exc.reason}; check the download base URL setting") from None
         # the .part stays: the next run continues it
         raise DownloadError(
             f"{url}: download interrupted ({one_line(exc)}); run the command again to continue"
@@ -218,15 +301,16 @@ def download_file(
     return target
 
 
-def _fetch(url: str, part: Path, progress: ProgressFn | None, stage: str, timeout: float) -> None:
+def _fetch(url: str, part: Path, progress: ProgressFn | None, stage: str, timeout: float, max_bytes=None) -> None:
     have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
+    request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _open(request, timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left to fetch or a stale part: restart cleanly
             part.unlink(missing_ok=True)
-            return _fetch(url, part, progress, stage, timeout)
+            return _fetch(url, part, progress, stage, timeout, max_bytes)
         raise
     with response:
         if have and response.status != 206:  # the server cannot continue: restart
@@ -236,15 +320,23 @@ def _fetch(url: str, part: Path, progress: ProgressFn | None, stage: str, timeou
         done = have
         with open(part, "ab" if have else "wb") as handle:
             while True:
-                block = response.read(CHUNK)
+                try:
+                    block = response.read(CHUNK)
+                except http.client.IncompleteRead as exc:
+                    block, total = exc.partial, total or done + len(exc.partial) + (exc.expected or 0)
+                    handle.write(block)
+                    done += len(block)
+                    break
                 if not block:
                     break
                 handle.write(block)
                 done += len(block)
+                if max_bytes is not None and done > max_bytes:
+                    raise netguard.BudgetExceeded(f"more than {max_bytes} bytes")
                 if progress:
                     progress(stage, done, total or done)
         if total and done < total:
-            raise OSError(f"connection closed after {done} of {total} bytes")
+            raise OSError(f"the server closed the connection after {done} of the {total} bytes it announced")
 
 
 def fetch_reference_file(path: str, models_dir=None, progress: ProgressFn | None = None) -> Path:

@@ -11,6 +11,7 @@ are settings: ``HF_ENDPOINT`` (the hub, read at each call), ``VEMOCLAP_REFERENCE
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Callable
 from ..errors import ModelUnavailable, OptionError, UserError, one_line
 from . import download
 from .advice import MissingModels, offline_lines, unavailable
-from .hub import hub_endpoint, reachable
-from .kinds import kind_of, local_path
+from .hub import hub_endpoint, reachable, redacted_endpoint, size_bound
+from .kinds import WHISPER_BASE_ENV, kind_of, local_path
 from .layout import OFFLINE_ENV, downloads_allowed, models_root
 from .table import DEFAULT_WHISPER_SIZES, MODELS, default_downloads
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 ProgressFn = download.ProgressFn
 ASSUMED_MB_PER_S = 10.0  # for the time said up front; the bars show the real rate
+TABLE_SIZE_MARGIN = 1.25  # the model table's sizes are approximate
+UNKNOWN_SIZE_CAP = 4 << 30  # no listed size: no model is bigger (Whisper large is 2.9 GB)
 CLASSIFIER_USER = "classifier"  # the user of the classifier's models: a run cannot go on without them
 
 
@@ -74,15 +77,58 @@ def describe_plan(plan: list[Planned]) -> str:
     )
 
 
-def fetch_model(key: str, models_dir=None, *, name: str | None = None, progress: ProgressFn | None = None) -> Path:
-    """Fetch one model into the models dir (verified); returns its local path."""
+def fetch_model(
+    key: str,
+    models_dir=None,
+    *,
+    name: str | None = None,
+    progress: ProgressFn | None = None,
+    max_bytes: int | None = None,
+) -> Path:
+    """Fetch one model into the models dir (verified); returns its local path. Every connection goes
+    through the mirror guard (a redirect to a private address is refused before it is made), and
+    all reads stop past ``max_bytes`` (:func:`size_limit`), past the deadline or below the minimum rate."""
     if not downloads_allowed():
         raise unavailable(key, models_dir, f"downloads are off ({OFFLINE_ENV}/HF_HUB_OFFLINE)", name=name)
     ref, kind = kind_of(key)
     started = time.perf_counter()
-    path = kind.fetch(ref, models_root(models_dir), name or DEFAULT_WHISPER_SIZES[0], progress)
+    with download.guard(*mirror_bases(), max_bytes=max_bytes) as guard:
+        try:
+            path = kind.fetch(ref, models_root(models_dir), name or DEFAULT_WHISPER_SIZES[0], progress)
+        except Exception as exc:
+            why = _guarded_reason(exc, guard)
+            if why:
+                raise download.DownloadError(f"{key}: {why}; check the mirror / download base URL settings") from exc
+            raise
     log.info("fetched %s in %.0f s → %s", key, time.perf_counter() - started, path)
     return path
+
+
+def _guarded_reason(exc: BaseException, guard) -> str | None:
+    """The guard's own reason (whatever the client wrapped it in), or a redirect to another scheme."""
+    if guard.stopped or guard.refused:
+        return guard.stopped or f"a connection to the private or local address {guard.refused[0]} was refused"
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if "unsupported protocol" in text or "no connection adapters" in text or "invalidschema" in text:
+        return "the server redirects to an address that is not http(s); only http(s) redirects are followed"
+    return None
+
+
+def mirror_bases() -> list[str]:
+    """The configured download hosts (a local mirror among them may have a private address)."""
+    bases = [hub_endpoint() or "https://huggingface.co", download.reference_base_url()]
+    return bases + ([os.environ[WHISPER_BASE_ENV]] if os.environ.get(WHISPER_BASE_ENV) else [])
+
+
+def size_limit(item: Planned) -> int | None:
+    """Bytes a model's download may read: the size the server lists, else the model table's (not
+    for Whisper-sized rows, whose table size is one size's), plus a margin; a fixed cap otherwise."""
+    ref, kind = kind_of(item.key)
+    if item.bytes:
+        return size_bound(item.bytes)
+    if ref.size_mb and not kind.sized:
+        return size_bound(int(ref.size_mb * 1e6 * TABLE_SIZE_MARGIN))
+    return UNKNOWN_SIZE_CAP
 
 
 def download_models(
@@ -119,7 +165,9 @@ def download_models(
         (announce or log.warning)(describe_plan(plan))
     for item in plan:
         try:
-            written[item.key] = fetch_model(item.key, directory, name=item.name, progress=report)
+            written[item.key] = fetch_model(
+                item.key, directory, name=item.name, progress=report, max_bytes=size_limit(item)
+            )
         except ModelUnavailable:
             raise
         except download.DownloadError as exc:
@@ -197,7 +245,7 @@ def fetch_needed(
     for item in plan:
         users = [need.user for need in todo[(item.key, item.name)]]
         try:
-            fetch_model(item.key, models_dir, name=item.name, progress=progress)
+            fetch_model(item.key, models_dir, name=item.name, progress=progress, max_bytes=size_limit(item))
         except UserError as exc:
             if (item.key, item.name) not in required:
                 log.warning("optional model %s not fetched: %s", item.key, one_line(exc))
@@ -219,7 +267,7 @@ def _offline(required: dict[tuple[str, str | None], list[Need]], models_dir, ski
     why = (
         f"downloads are off ({OFFLINE_ENV} / HF_HUB_OFFLINE)"
         if not downloads_allowed()
-        else f"no connection to {hub_endpoint() or 'huggingface.co'}"
+        else f"no connection to {redacted_endpoint()}"
     )
     lines = offline_lines(list(required), models_dir, why)
     users = [need.user for needs in required.values() for need in needs]

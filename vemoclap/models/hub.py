@@ -8,12 +8,14 @@ provenance file. ``HF_ENDPOINT`` (read at each call) names the hub or a stand-in
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
 import urllib.parse
 from pathlib import Path
 
+from .. import netguard
 from ..errors import ModelUnavailable
 from . import download
 from .provenance import RANDOM, read_provenance, write_provenance
@@ -23,6 +25,8 @@ ProgressFn = download.ProgressFn
 
 # Files of a hub model folder that from_pretrained needs (weights: safetensors, else PyTorch .bin).
 _CONFIG_SUFFIXES = (".json", ".txt", ".model", ".spm", ".tiktoken")
+METADATA_MAX_BYTES = 16 << 20  # a model_info answer with files metadata
+SIZE_MARGIN, SIZE_SLACK = 1.05, 1 << 20  # a download may read its listed size plus this much
 
 
 def hub_endpoint() -> str | None:
@@ -45,7 +49,50 @@ def hub_info(ref: ModelRef, hub_id: str | None = None):
 
     repo = hub_id or ref.hub_id
     revision = ref.revision or download.manifest().get("hub", {}).get(repo)
-    return HfApi(endpoint=hub_endpoint()).model_info(repo, revision=revision, files_metadata=True)
+    with _guard(max_bytes=METADATA_MAX_BYTES):
+        return HfApi(endpoint=hub_endpoint()).model_info(repo, revision=revision, files_metadata=True)
+
+
+def _guard(max_bytes: int | None = None):
+    """The mirror guard for the hub: its endpoint (a local mirror may be private) and public addresses."""
+    return download.guard(hub_endpoint() or "https://huggingface.co", max_bytes=max_bytes)
+
+
+def size_bound(size: int | None) -> int | None:
+    """Bytes a download of a file the hub lists at ``size`` may read (headers and redirects included)."""
+    return None if not size else int(size * SIZE_MARGIN) + SIZE_SLACK
+
+
+def _hub_download(repo: str, sibling, revision: str, part: Path) -> None:
+    from huggingface_hub import hf_hub_download
+
+    _quiet_guarded_retries()
+    with _guard(max_bytes=size_bound(sibling.size)):
+        hf_hub_download(repo, sibling.rfilename, revision=revision, local_dir=part, endpoint=hub_endpoint())
+
+
+def _guard_has_stopped(record: logging.LogRecord) -> bool:
+    guard = netguard.current()
+    return not (guard is not None and (guard.refused or guard.stopped))
+
+
+def _quiet_guarded_retries() -> None:
+    """huggingface_hub retries a refused or cut-off download and logs each try; once the guard has
+    refused or stopped it, that is said once, in the error, not in five warnings."""
+    hub_log = logging.getLogger("huggingface_hub.file_download")
+    if _guard_has_stopped not in hub_log.filters:
+        hub_log.addFilter(_guard_has_stopped)
+
+
+def redacted_endpoint() -> str:
+    """The hub endpoint as recorded in provenance files: no user name or password."""
+    endpoint = hub_endpoint() or "https://huggingface.co"
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.username is None and parsed.password is None:
+        return endpoint
+    host = parsed.hostname or ""
+    netloc = host + (f":{parsed.port}" if parsed.port else "")
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
 
 
 def _license(info) -> str | None:
@@ -96,8 +143,6 @@ def fetch_folder(
     needs: str = "config.json",
 ) -> Path:
     """A hub repository's files (those ``select`` picks) into the folder ``target``, verified."""
-    from huggingface_hub import hf_hub_download
-
     repo = hub_id or ref.hub_id
     info = hub_info(ref, repo)
     files = select(info.siblings)
@@ -110,7 +155,7 @@ def fetch_folder(
     for sibling in files:
         local = part / sibling.rfilename
         if not local.is_file():
-            hf_hub_download(repo, sibling.rfilename, revision=info.sha, local_dir=part, endpoint=hub_endpoint())
+            _hub_download(repo, sibling, info.sha, part)
         verified[sibling.rfilename] = _verify_sibling(local, sibling)
         done += sibling.size or 0
         if progress:
@@ -123,7 +168,7 @@ def fetch_folder(
             "origin": RANDOM if served.get("origin") == RANDOM else "download",
             "source": repo,
             "revision": info.sha,
-            "endpoint": hub_endpoint() or "https://huggingface.co",
+            "endpoint": redacted_endpoint(),
             "verified": verified,
             "license": ref.license or _license(info),
         },
@@ -136,8 +181,6 @@ def fetch_folder(
 
 def fetch_file(ref: ModelRef, target: Path, progress: ProgressFn | None) -> Path:
     """One file of a hub repository (the row's ``filename``, by its base name) to ``target``, verified."""
-    from huggingface_hub import hf_hub_download
-
     info = hub_info(ref)
     name = Path(ref.filename).name
     sibling = next((s for s in info.siblings if s.rfilename == name), None)
@@ -146,7 +189,7 @@ def fetch_file(ref: ModelRef, target: Path, progress: ProgressFn | None) -> Path
     part = _part_dir(target)
     local = part / name
     if not local.is_file():
-        hf_hub_download(ref.hub_id, name, revision=info.sha, local_dir=part, endpoint=hub_endpoint())
+        _hub_download(ref.hub_id, sibling, info.sha, part)
     how = _verify_sibling(local, sibling)
     if progress:
         progress(ref.key, sibling.size or 1, sibling.size or 1)
