@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .draw.overlay import draw_faces
+from .errors import OptionError
 from .video_export import FaceSmoother, TrackedFace
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,11 @@ class LiveFrame:
         return f"frame {self.index:6d}  {self.fps:5.1f} fps  {faces}"
 
 
+def _check_count(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(f"{name} must be a whole number, 1 or more, not {value!r}")
+
+
 def analyze_stream(
     frames: Iterable[np.ndarray],
     face_model: Callable[[np.ndarray], list],
@@ -44,6 +50,7 @@ def analyze_stream(
     fps_window: int = 30,
 ) -> Iterator[LiveFrame]:
     """Yield one :class:`LiveFrame` per input frame: tracked faces with smoothed expressions."""
+    _check_count(every, "every")
     smoother = FaceSmoother(alpha=smoothing)
     stamps: deque[float] = deque(maxlen=fps_window)
     tracks: list[TrackedFace] = []
@@ -68,9 +75,12 @@ def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
     """RGB frames from a local camera (OpenCV)."""
     import cv2
 
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:  # OpenCV crashes on -1
+        raise OptionError(f"camera {index!r}: give a camera index, 0 or more")
     capture = cv2.VideoCapture(index)
     if not capture.isOpened():
-        raise ValueError(f"camera {index} could not be opened; check it is connected or pick another --camera")
+        capture.release()
+        raise OptionError(f"camera {index} could not be opened; check it is connected or pick another --camera")
     try:
         while True:
             ok, frame = capture.read()
@@ -142,6 +152,9 @@ def run_live(
 
     Returns {"frames": n, "fps": mean processing rate}. Press q in the window to stop.
     """
+    _check_count(every, "every")
+    if max_frames is not None:
+        _check_count(max_frames, "max_frames")
     show = has_display() if show is None else show
     window = None
     if show:

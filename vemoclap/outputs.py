@@ -15,9 +15,43 @@ class OutputError(UserError):
     """An output could not be written; the message names where the result was kept instead."""
 
 
-def check_file_output(path: str | os.PathLike, option: str) -> Path:
-    """A file path that can be written: not a folder, its folder creatable and writable."""
-    path = Path(path).expanduser()
+def _checked_path(path: str | os.PathLike, option: str) -> Path:
+    """``path`` as a Path, refused when it cannot name a file at all (a NUL byte, too long a name)."""
+    text = os.fspath(path)
+    if "\0" in str(text):
+        raise OptionError(f"{option}: the path holds a NUL byte, which no file name can; give another path")
+    path = Path(text).expanduser()
+    try:
+        path.exists()
+    except OSError as exc:  # ENAMETOOLONG and the like: the path cannot be looked at
+        raise OptionError(f"{option} {str(path)[:80]}…: {exc.strerror or exc}; give a shorter path") from None
+    return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: through symlinks, ``..`` spellings and hard links."""
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def check_not_input(path: str | os.PathLike, inputs, option: str) -> None:
+    """Refuse an output that would replace one of ``inputs`` (the video being analyzed, a list...)."""
+    for source in inputs:
+        if source is None or (isinstance(source, str) and "://" in source):
+            continue
+        if same_file(path, source):
+            raise OptionError(f"{option} {path}: is the input {source} itself and would destroy it; choose another file")
+
+
+def check_file_output(path: str | os.PathLike, option: str, inputs=()) -> Path:
+    """A file path that can be written: not a folder, its folder creatable and writable, not an input."""
+    path = _checked_path(path, option)
+    check_not_input(path, inputs, option)
     if path.is_dir():
         raise OptionError(f"{option} {path}: is a folder; give a file name (e.g. {path / 'result.json'})")
     if path.exists() and not path.is_file():  # a device, FIFO or socket: never replaced by a renamed temp file
@@ -28,9 +62,10 @@ def check_file_output(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
-def check_dir_output(path: str | os.PathLike, option: str) -> Path:
-    """A folder path that can be written into: not an existing file, writable."""
-    path = Path(path).expanduser()
+def check_dir_output(path: str | os.PathLike, option: str, inputs=()) -> Path:
+    """A folder path that can be written into: not an existing file (nor an input), writable."""
+    path = _checked_path(path, option)
+    check_not_input(path, inputs, option)
     if path.exists() and not path.is_dir():
         raise OptionError(f"{option} {path}: is a file, not a folder; give a folder name")
     if path.is_dir():

@@ -100,7 +100,10 @@ class Analyzer:
         if frames is not None:
             check_frame_count(frames)
         self.device = device
-        self.parallel = default_parallel() if parallel is None else int(parallel)
+        try:
+            self.parallel = default_parallel() if parallel is None else int(parallel)
+        except (TypeError, ValueError):
+            raise OptionError(f"parallel must be a whole number, 1 or more, not {parallel!r}") from None
         if self.parallel < 1:
             raise OptionError(f"parallel must be 1 (one extractor at a time) or more, got {parallel}")
         self.models_dir = models_dir

@@ -20,6 +20,7 @@ from .classifier import add_ablate, add_evaluate, add_parity, add_train
 from .dataset import add_blacklist, add_extract, add_import_features
 from .model_files import add_download_models, add_models
 from .prediction import add_predict
+from .report import terminal_text
 
 log = logging.getLogger("vemoclap")
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         for line in getattr(exc, "lines", None) or [one_line(exc)]:  # MissingModels: one line per model
-            print(f"vemoclap: {line}", file=sys.stderr)
+            print(f"vemoclap: {terminal_text(line)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # a bug: keep its traceback where it can be read and reported
         if args.debug:

@@ -9,20 +9,38 @@ from pathlib import Path
 
 from ..errors import one_line
 from ..media import MAX_FRAMES
-from .options import add_device, add_extractor_options, add_face_detector, add_model_options, add_models_dir, add_quiet
+from .options import (
+    add_device,
+    add_extractor_options,
+    add_face_detector,
+    add_model_options,
+    add_models_dir,
+    add_quiet,
+    nonnegative_int,
+    positive_int,
+)
+from .report import show
 
 
 def _check_analyze_outputs(args: argparse.Namespace) -> None:
+    """Every output checked before the work starts, none of them the video itself (nor through a
+    symlink or a ``sub/../`` spelling): writing it would destroy the input."""
     from ..outputs import check_dir_output, check_file_output
+    from ..results import EXPORT_FILES
 
+    source = [args.source]
     if args.json:
-        check_file_output(args.json, "--json")
+        check_file_output(args.json, "--json", source)
     if args.save:
-        check_dir_output(args.save, "--save")
+        folder = check_dir_output(args.save, "--save", source)
+        for name in (*EXPORT_FILES, Path(args.source).name if Path(args.source).suffix == ".png" else None):
+            if name:
+                check_file_output(folder / name, "--save", source)
     if args.annotated_video:
-        check_file_output(args.annotated_video, "--annotated-video")
+        check_file_output(args.annotated_video, "--annotated-video", source)
+        check_file_output(Path(args.annotated_video).with_suffix(".csv"), "--annotated-video (its CSV)", source)
     if args.clips:
-        check_file_output(args.clips[1], "--clips")
+        check_file_output(args.clips[1], "--clips", source)
 
 
 def _video_first(args: argparse.Namespace) -> Path:
@@ -61,7 +79,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     result = analyzer.analyze(path, progress=not args.quiet)
     result.source = args.source
-    print(result.summary())
+    show(result.summary())
     if args.json:
         write_or_keep(result, "--json", args.json, lambda: result.to_json(args.json))
         print(f"wrote {args.json}")
@@ -108,8 +126,10 @@ def _cmd_live(args: argparse.Namespace) -> int:
         frames = camera_frames(args.camera)
     options = with_shortcuts(face_detector=args.face_detector).get("face_emotion", {})
     faces = get("face_emotion", device=args.device, models_dir=args.models_dir, **options).load()
-    show = False if args.no_window else None
-    stats = run_live(frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames)
+    window = False if args.no_window else None
+    stats = run_live(
+        frames, faces.analyze_image, show=window, every=args.every, max_frames=args.max_frames, out=show
+    )
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")
     return 0
 
@@ -123,10 +143,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "(extractors → classifier → report), and its emotion means nothing",
         file=sys.stderr,
     )
+    if args.json:
+        from ..outputs import check_file_output
+
+        check_file_output(args.json, "--json", [args.source])
     models_dir = tiny_models_dir(args.models_dir)
     analyzer = Analyzer(device=args.device, models_dir=models_dir, frames=args.frames)
     result = analyzer.analyze(args.source, progress=not args.quiet)
-    print(result.summary())
+    show(result.summary())
     if args.json:
         result.to_json(args.json)
         print(f"wrote {args.json}")
@@ -163,7 +187,7 @@ def add_analyze(subparsers) -> None:
     )
     analyze.add_argument(
         "--parallel",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="extractors run at once (default 2, or $VEMOCLAP_PARALLEL: audio beside vision); 1: one at a time",
@@ -209,7 +233,7 @@ def add_live(subparsers) -> None:
         default=None,
         help="a video file or an http(s) link, downloaded first (default: the camera)",
     )
-    live.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    live.add_argument("--camera", type=nonnegative_int, default=0, help="camera index (default 0)")
     live.add_argument(
         "--stream",
         default=None,
@@ -223,8 +247,8 @@ def add_live(subparsers) -> None:
         metavar="FILE",
         help="a cookies.txt for a link that asks to sign in (a login: keep it private)",
     )
-    live.add_argument("--every", type=int, default=1, help="run the face model on every N-th frame")
-    live.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (default: never)")
+    live.add_argument("--every", type=positive_int, default=1, help="run the face model on every N-th frame")
+    live.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many frames (default: never)")
     live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
     add_face_detector(live)
     live.add_argument(

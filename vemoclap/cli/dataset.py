@@ -74,6 +74,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from ..training.extraction import extract_dataset
 
     check_dir_output(args.out, "--out")  # before any video is read or downloaded
+    try:
+        options = json.loads(args.extractor_options) if args.extractor_options else None
+    except json.JSONDecodeError as exc:
+        raise OptionError(f"--extractor-options is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if options is not None and not isinstance(options, dict):
+        raise OptionError('--extractor-options must be a JSON object: {"extractor": {"option": value}}')
     videos = _load(args)
     if args.blacklist:
         from ..training.blacklist import read_blacklist
@@ -81,9 +87,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         videos = apply_blacklist(videos, read_blacklist(args.blacklist), splits=csv_list(args.blacklist_splits))
     counts = split_counts(videos)
     log.info("splits: %s", json.dumps(counts))
-    options = json.loads(args.extractor_options) if args.extractor_options else None
-    if options is not None and not isinstance(options, dict):
-        raise OptionError('--extractor-options must be a JSON object: {"extractor": {"option": value}}')
     ray_address = args.ray if args.ray not in (None, "local") else None
     report = extract_dataset(
         videos,

@@ -25,6 +25,26 @@ def csv_list(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _bounded_int(low: int, what: str):
+    """An argparse type: a whole number ≥ ``low``; anything else is argparse's one line and exit 2."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed: {what}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+positive_int = _bounded_int(1, "give 1 or more")
+nonnegative_int = _bounded_int(0, "give 0 or more")
+
+
 def add_models_dir(parser: argparse.ArgumentParser, text: str = MODELS_DIR_HELP) -> None:
     parser.add_argument("--models-dir", type=Path, default=None, help=text)
 
@@ -67,4 +87,6 @@ __all__ = [
     "add_models_dir",
     "add_quiet",
     "csv_list",
+    "nonnegative_int",
+    "positive_int",
 ]

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .options import add_extractor_options, add_model_options, add_quiet, csv_list
+from .report import show
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -25,7 +26,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.classifier is not None:  # otherwise the Analyzer's default classifier
         options["classifier"] = args.classifier
     report = predict(args.videos, args.out, progress=not args.quiet, **options)
-    print(report.summary())
+    show(report.summary())
     return 1 if report.failed else 0
 
 

@@ -37,6 +37,11 @@ REFERENCE_WEIGHTS_FILE = "model.pt"
 FORMAT_VERSION = 1
 
 
+# Largest sizes a classifier config may ask for (the reference's: 16 frames, d=512, 4 heads, 6 labels).
+MAX_SIZES = {"length": 4096, "dim": 65536, "heads": 64, "labels": 1000}
+MAX_CONFIG_BYTES = 16 * 2**20
+
+
 class CheckpointError(UserError):
     """A classifier checkpoint that cannot be used; the message is one line naming the file."""
 
@@ -86,6 +91,7 @@ class ClassifierConfig:
                 lengths[name] = self.n_frames if FEATURES[name].sequence else 1
         self.feature_dims = {name: int(dims[name]) for name in self.features}
         self.feature_lengths = {name: int(lengths[name]) for name in self.features}
+        self._check_bounds()
         if self.sequence_features is None:
             self.sequence_features = [name for name in self.features if is_sequence(name, self.feature_lengths)]
         self.sequence_features = [name for name in self.features if name in set(self.sequence_features)]
@@ -97,6 +103,25 @@ class ClassifierConfig:
             stats = {name: REFERENCE_STATS[name] for name in self.features if name in REFERENCE_STATS}
         self.stats = stats
         self.training = dict(self.training)
+
+    def _check_bounds(self) -> None:
+        """Sizes a classifier can have, checked before any tensor is made (n_frames 10**9 would ask
+        for terabytes), and labels that print as one plain word each."""
+        for what, value, high in (
+            ("n_frames", self.n_frames, MAX_SIZES["length"]),
+            ("d_model", self.d_model, MAX_SIZES["dim"]),
+            ("num_heads", self.num_heads, MAX_SIZES["heads"]),
+            ("n_labels", self.n_labels, MAX_SIZES["labels"]),
+            *((f"feature_dims[{k}]", v, MAX_SIZES["dim"]) for k, v in self.feature_dims.items()),
+            *((f"feature_lengths[{k}]", v, MAX_SIZES["length"]) for k, v in self.feature_lengths.items()),
+        ):
+            if not 1 <= value <= high:
+                raise ValueError(f"{what} is {value}; a classifier's must be between 1 and {high}")
+        if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout is {self.dropout}; it must be a number from 0 up to (not including) 1")
+        for label in self.labels:
+            if not label or len(label) > 64 or not label.isprintable():
+                raise ValueError(f"label {label[:64]!r} is not a short printable name")
 
     def norm_stats(self) -> dict[str, NormStats] | None:
         """The stats :func:`prepare` needs (None when this classifier does not normalize)."""
@@ -221,9 +246,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AttentionClassifier, Class
                 f"{file}: not found; a vemoclap classifier is a folder with {CONFIG_FILE} "
                 f"and {WEIGHTS_FILE} (written by save_checkpoint / vemoclap train)"
             )
+    if config_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{config_path}: {config_path.stat().st_size} bytes is far too big for a classifier config")
     try:
         config = ClassifierConfig.from_json(config_path.read_text(encoding="utf-8"))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise CheckpointError(
             f"{config_path}: not a valid classifier config ({one_line(exc)}); re-save the checkpoint"
         ) from None
