@@ -22,6 +22,7 @@ from app_widget_checks import CHECKS, upload  # noqa: E402
 
 from vemoclap import app as app_module  # noqa: E402
 from vemoclap.app import VemoclapApp, launch  # noqa: E402
+from vemoclap.app.guard import PageGuard  # noqa: E402
 
 IPYW7_PYTHON = Path(os.environ.get("VEMOCLAP_IPYW7_PYTHON", "/work/venvs/app-ipyw7/bin/python"))
 
@@ -461,7 +462,7 @@ def test_app_command_arguments():
     args = parser.parse_args(["app", "--port", "9999", "--no-browser", "--models-dir", "w", "--classifier", "c"])
     assert (args.port, args.no_browser, args.models_dir, args.classifier) == (9999, True, Path("w"), Path("c"))
     assert args.func is launch.cmd_app
-    command = app_module.voila_command(Path("nb.ipynb"), 9999, open_browser=False)
+    command = app_module.voila_command(Path("nb.ipynb"), 9999, PageGuard.new())
     assert "--Voila.ip=127.0.0.1" in command and "--no-browser" in command and "--port=9999" in command
 
 

@@ -367,3 +367,189 @@ def test_ocr_of_a_thin_video_stays_bounded(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["shape"] == [2, 1440, 360, 3] and report["rss_mb"] < 3000
+
+
+# ---- issue 25: outputs never the input, argument bounds, classifier.json bounds, the app's guard ----
+
+
+def _spellings(video: Path, tmp_path: Path) -> dict[str, Path]:
+    link = tmp_path / "link.mp4"
+    link.symlink_to(video)
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    return {"same": video, "symlink": link, "dotdot": video.parent / "sub" / ".." / video.name}
+
+
+@pytest.mark.parametrize("spelling", ["same", "symlink", "dotdot"])
+@pytest.mark.parametrize("option", ["--json", "--annotated-video", "--clips"])
+def test_an_output_that_is_the_input_is_refused(capsys, video, tmp_path, option, spelling):
+    source = shutil.copy(video, tmp_path / "v.mp4")
+    before = Path(source).read_bytes()
+    target = _spellings(Path(source), tmp_path)[spelling]
+    extra = ("joy", target) if option == "--clips" else (target,)
+    line = _one_line(*_analyze(capsys, source, tmp_path / "no-models", option, *extra)[::2])
+    assert option in line and "input" in line and "model" not in line
+    assert Path(source).read_bytes() == before
+
+
+def test_save_into_the_folder_of_an_input_named_like_an_export_is_refused(capsys, video, tmp_path):
+    source = shutil.copy(video, tmp_path / "result.json")  # a video named like a file --save writes
+    line = _one_line(*_analyze(capsys, source, tmp_path / "no-models", "--save", tmp_path)[::2])
+    assert "--save" in line and "input" in line
+
+
+def test_the_annotated_videos_csv_never_replaces_the_input(capsys, video, tmp_path):
+    source = shutil.copy(video, tmp_path / "v.csv")  # --annotated-video v.mp4 writes v.csv beside it
+    line = _one_line(*_analyze(capsys, source, tmp_path / "no-models", "--annotated-video", tmp_path / "v.mp4")[::2])
+    assert "--annotated-video" in line and "input" in line
+
+
+def test_demo_json_that_is_the_input_is_refused(capsys, video, tmp_path):
+    source = shutil.copy(video, tmp_path / "v.mp4")
+    line = _one_line(*_run(capsys, "demo", source, "--json", source, "--models-dir", tmp_path / "m", "-q")[::2])
+    assert "--json" in line and Path(source).read_bytes() == video.read_bytes()
+
+
+@pytest.mark.parametrize("option", ["--json", "--save", "--annotated-video"])
+def test_a_nul_byte_or_an_endless_name_in_an_output_path_is_one_line(capsys, video, tmp_path, option):
+    for path in (f"{tmp_path}/a\0b.json", f"{tmp_path}/{'x' * 5000}.json"):
+        line = _one_line(*_analyze(capsys, video, tmp_path / "no-models", option, path)[::2])
+        assert option in line and len(line) < 300
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--camera", "-1"], "--camera"),
+        (["--every", "0"], "--every"),
+        (["--every", "-3"], "--every"),
+        (["--max-frames", "-1"], "--max-frames"),
+        (["--max-frames", "0"], "--max-frames"),
+        (["--every", "x"], "--every"),
+    ],
+)
+def test_live_counts_are_checked_by_the_parser(capsys, argv, expected):
+    with pytest.raises(SystemExit) as stop:
+        main(["live", "--no-window", *argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and expected in err and "Traceback" not in err
+
+
+def test_a_camera_that_does_not_exist_is_one_line():
+    from vemoclap.errors import UserError
+    from vemoclap.live import camera_frames, run_live
+
+    with pytest.raises(UserError, match="camera 99 could not be opened"):
+        next(camera_frames(99))
+    with pytest.raises(UserError, match="camera -1"):
+        next(camera_frames(-1))
+    with pytest.raises(UserError, match="every"):
+        run_live(iter([]), lambda image: [], show=False, every=0)
+
+
+def test_parallel_that_is_not_a_number_is_one_line(tmp_path):
+    from vemoclap.errors import UserError
+    from vemoclap.pipeline import Analyzer
+
+    with pytest.raises(UserError, match="parallel must be a whole number"):
+        Analyzer(["clip"], models_dir=tmp_path, parallel="abc", classifier=None)
+
+
+def test_extractor_options_that_are_not_json_are_one_line(capsys, video, tmp_path):
+    line = _one_line(
+        *_run(capsys, "extract", tmp_path / "none.csv", "--out", tmp_path / "f", "--extractor-options", "{bad")[::2]
+    )
+    assert "--extractor-options is not valid JSON" in line
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"n_frames": 10**9}, "n_frames"),
+        ({"dropout": float("nan")}, "dropout"),
+        ({"d_model": -4}, "d_model"),
+        ({"labels": ["\x1b[31mjoy\x1b[0m", "b", "c", "d", "e", "f"]}, "label"),
+        ({"labels": ["joy\nvemoclap: all good", "b", "c", "d", "e", "f"]}, "label"),
+    ],
+)
+def test_a_classifier_json_out_of_bounds_is_one_line(capsys, video, clip_models, tmp_path, change, expected):
+    from vemoclap.tiny import make_tiny_classifier
+
+    folder = Path(make_tiny_classifier(tmp_path / "classifier"))
+    config = json.loads((folder / "classifier.json").read_text())
+    if "labels" in change:
+        change = {**change, "labels": change["labels"][: len(config["labels"])]}
+    config.update(change)
+    (folder / "classifier.json").write_text(json.dumps(config))
+    line = _one_line(*_analyze(capsys, video, clip_models, "--classifier", folder)[::2])
+    assert "classifier.json" in line and expected in line and "\x1b" not in line
+
+
+def test_the_terminal_never_gets_escape_sequences():
+    from vemoclap.cli.report import terminal_text
+
+    text = terminal_text("joy \x1b[2J\x1b]0;title\x07\x9b1m 80 %\rline\nnext\x00")
+    assert "\x1b" not in text and "\x9b" not in text and "\r" not in text and "\x00" not in text
+    assert text.splitlines()[0].startswith("joy") and text.splitlines()[1] == "next?"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(port: int, path: str, host: str | None = None) -> tuple[int, str, str]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", path, headers={"Host": host or f"127.0.0.1:{port}"})
+    response = connection.getresponse()
+    body = response.read().decode("utf-8", "replace")
+    connection.close()
+    return response.status, response.getheader("Location") or "", body
+
+
+@pytest.mark.slow
+def test_the_app_page_needs_its_token_a_local_host_and_caps_its_kernels(tmp_path):
+    """The real Voila command of `vemoclap app`, on a notebook that prints a line: no token → the
+    login page (no kernel), a foreign Host → 403, the token → the page; past the cap → 503."""
+    import socket
+    import time
+
+    import nbformat
+
+    from vemoclap.app.guard import PageGuard
+    from vemoclap.app.launch import voila_command
+
+    notebook = tmp_path / "page.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('page ran')")]), notebook)
+    port, guard = _free_port(), PageGuard.new(max_kernels=1)
+    assert guard.token in guard.url(port)
+    server = subprocess.Popen(
+        voila_command(notebook, port, guard),
+        env={**os.environ, **guard.environment()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        status, where, body = _get(port, "/")
+        assert status == 302 and where.startswith("/login") and "page ran" not in body
+        assert _get(port, "/?token=not-the-token")[0] == 302
+        assert _get(port, f"/?token={guard.token}", host=f"evil.example:{port}")[0] == 403
+        status, _, body = _get(port, f"/?token={guard.token}")
+        assert status == 200 and "page ran" in body
+        assert _get(port, f"/?token={guard.token}")[0] == 503  # a second page past max_kernels=1
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    assert log.count("Kernel started") == 1, log

@@ -45,7 +45,9 @@ def check_not_input(path: str | os.PathLike, inputs, option: str) -> None:
         if source is None or (isinstance(source, str) and "://" in source):
             continue
         if same_file(path, source):
-            raise OptionError(f"{option} {path}: is the input {source} itself and would destroy it; choose another file")
+            raise OptionError(
+                f"{option} {path}: is the input {source} itself and would destroy it; choose another file"
+            )
 
 
 def check_file_output(path: str | os.PathLike, option: str, inputs=()) -> Path:

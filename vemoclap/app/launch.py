@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import OptionError, one_line, user_errors
+from .guard import PageGuard, open_when_ready
 from .notebook import NOTEBOOK_NAME, write_notebook
 from .settings import SETTINGS_ENV
 
@@ -23,9 +24,11 @@ log = logging.getLogger(__name__)
 WEBSOCKET_MAX_MESSAGE_BYTES = 256 * 2**20
 
 
-def voila_command(notebook: Path, port: int, open_browser: bool = True) -> list[str]:
-    """The Voila command line that serves ``notebook`` on 127.0.0.1 only."""
-    command = [
+def voila_command(notebook: Path, port: int, guard: PageGuard) -> list[str]:
+    """The Voila command line that serves ``notebook`` on 127.0.0.1 only, behind ``guard`` (its
+    token, Host check and kernel cap). Voila's own browser opening knows no token: it is off."""
+    tornado = {"websocket_max_message_size": WEBSOCKET_MAX_MESSAGE_BYTES, **guard.tornado_settings()}
+    return [
         sys.executable,
         "-m",
         "voila",
@@ -34,11 +37,10 @@ def voila_command(notebook: Path, port: int, open_browser: bool = True) -> list[
         "--Voila.ip=127.0.0.1",
         "--VoilaConfiguration.show_tracebacks=False",
         "--theme=light",
-        f"--Voila.tornado_settings={{'websocket_max_message_size': {WEBSOCKET_MAX_MESSAGE_BYTES}}}",
+        f"--Voila.tornado_settings={tornado!r}",
+        *guard.voila_arguments(),
+        "--no-browser",
     ]
-    if not open_browser:
-        command.append("--no-browser")
-    return command
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,9 +88,13 @@ def cmd_app(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="vemoclap-app-"))
     try:
         notebook = write_notebook(folder / NOTEBOOK_NAME, page=True)  # the page's own words
-        command = voila_command(notebook, args.port, open_browser=not args.no_browser)
-        print(f"vemoclap app: http://127.0.0.1:{args.port}/ (Ctrl+C stops it)", flush=True)
+        guard = PageGuard.new()
+        env.update(guard.environment())
+        command = voila_command(notebook, args.port, guard)
+        print(f"vemoclap app: {guard.url(args.port)} (open this address; Ctrl+C stops it)", flush=True)
         log.info("running %s", " ".join(command))
+        if not args.no_browser:
+            open_when_ready(guard.url(args.port), args.port)
         try:
             return subprocess.call(command, env=env)
         except KeyboardInterrupt:

@@ -127,9 +127,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     options = with_shortcuts(face_detector=args.face_detector).get("face_emotion", {})
     faces = get("face_emotion", device=args.device, models_dir=args.models_dir, **options).load()
     window = False if args.no_window else None
-    stats = run_live(
-        frames, faces.analyze_image, show=window, every=args.every, max_frames=args.max_frames, out=show
-    )
+    stats = run_live(frames, faces.analyze_image, show=window, every=args.every, max_frames=args.max_frames, out=show)
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")
     return 0
 
@@ -138,15 +136,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ..pipeline import Analyzer
     from ..tiny import tiny_models_dir
 
+    if args.json:
+        from ..outputs import check_file_output
+
+        check_file_output(args.json, "--json", [args.source])
     print(
         "vemoclap demo: tiny RANDOM models, built here without any download — it shows the whole path "
         "(extractors → classifier → report), and its emotion means nothing",
         file=sys.stderr,
     )
-    if args.json:
-        from ..outputs import check_file_output
-
-        check_file_output(args.json, "--json", [args.source])
     models_dir = tiny_models_dir(args.models_dir)
     analyzer = Analyzer(device=args.device, models_dir=models_dir, frames=args.frames)
     result = analyzer.analyze(args.source, progress=not args.quiet)
@@ -248,7 +246,9 @@ def add_live(subparsers) -> None:
         help="a cookies.txt for a link that asks to sign in (a login: keep it private)",
     )
     live.add_argument("--every", type=positive_int, default=1, help="run the face model on every N-th frame")
-    live.add_argument("--max-frames", type=positive_int, default=None, help="stop after this many frames (default: never)")
+    live.add_argument(
+        "--max-frames", type=positive_int, default=None, help="stop after this many frames (default: never)"
+    )
     live.add_argument("--no-window", action="store_true", help="print lines even when a display exists")
     add_face_detector(live)
     live.add_argument(

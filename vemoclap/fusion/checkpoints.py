@@ -247,7 +247,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AttentionClassifier, Class
                 f"and {WEIGHTS_FILE} (written by save_checkpoint / vemoclap train)"
             )
     if config_path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{config_path}: {config_path.stat().st_size} bytes is far too big for a classifier config")
+        raise CheckpointError(
+            f"{config_path}: {config_path.stat().st_size} bytes is far too big for a classifier config"
+        )
     try:
         config = ClassifierConfig.from_json(config_path.read_text(encoding="utf-8"))
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
