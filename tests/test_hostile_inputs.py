@@ -553,3 +553,35 @@ def test_the_app_page_needs_its_token_a_local_host_and_caps_its_kernels(tmp_path
         server.terminate()
         log = server.communicate(timeout=30)[0]
     assert log.count("Kernel started") == 1, log
+
+
+@pytest.fixture(scope="module")
+def whisper_dir(tmp_path_factory) -> Path:
+    from vemoclap.tiny import whisper_ct2
+    from vemoclap.tiny.text import build
+
+    directory = tmp_path_factory.mktemp("tiny-text-models")
+    build(directory)
+    whisper_ct2.build(directory)
+    return directory
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["openai-whisper", "faster-whisper"])
+def test_two_extractions_of_one_speech_video_are_bit_identical(whisper_dir, tmp_path, backend):
+    """Whisper's temperature fallback samples (a tiny random Whisper always falls back): each clean
+    extractor, as in two `extract` runs, gives the same transcript and the same feature bytes."""
+    import torch
+
+    from vemoclap.extractors import get
+    from vemoclap.extractors.base import Clip
+
+    path = make_video(tmp_path / "speech.mp4", duration=6.0, fps=4, size=(64, 48), audio="speech")
+    outputs = []
+    for run in range(2):
+        torch.manual_seed(run)  # whatever the caller's random state, the transcript is the same
+        extractor = get("asr_sentiment", models_dir=whisper_dir, device="cpu", backend=backend, max_new_tokens=None)
+        outputs.append(extractor(Clip.from_file(path, 4)))
+    first, second = outputs
+    assert first.missing is None and first.text
+    assert first.text == second.text and first.feature.tobytes() == second.feature.tobytes()

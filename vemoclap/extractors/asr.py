@@ -35,6 +35,7 @@ Choices (documented so results can be compared):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,7 @@ class Options:
     # decoding
     temperature: float | tuple[float, ...] | None = None  # None: 0, or the fallback ladder
     temperature_fallback: bool = True
+    seed: int | None = 0  # the fallback's sampling seeded per transcript: a feature is reproducible (None: not)
     condition_on_previous_text: bool = True
     # what counts as no speech
     no_speech_gating: bool = True  # no speech when every segment's no-speech probability ≥ no_speech_prob
@@ -114,6 +116,26 @@ class Options:
     vad: bool = False  # decode only what voice-activity detection calls speech
     min_seconds: float = 1.0  # shorter audio gives no feature
     silence_dbfs: float | None = -60.0  # audio whose peak is below this level is silent (None: no gate)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, backend: str, device):
+    """Whisper's temperature fallback samples: with a seed, the same audio gives the same transcript
+    (torch's generator for openai-whisper, forked so the caller's random state is untouched;
+    CTranslate2's for faster-whisper)."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    if backend == "faster-whisper":
+        import ctranslate2
+
+        ctranslate2.set_random_seed(seed)
+    devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 class AsrSentimentExtractor(Extractor):
@@ -146,6 +168,7 @@ class AsrSentimentExtractor(Extractor):
         if temperature is None:
             temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if o.temperature_fallback else 0.0
         self.temperature = temperature
+        self.seed = None if o.seed is None else int(o.seed)
         self.condition_on_previous_text = o.condition_on_previous_text
         self.no_speech_gating = o.no_speech_gating
         self.no_speech_prob = o.no_speech_prob
@@ -329,10 +352,11 @@ class AsrSentimentExtractor(Extractor):
         import torch
 
         self.load()
-        if self.backend == "faster-whisper":
-            return whisper_backends.faster_transcribe(self.whisper, audio, self.decoding)
-        fp16 = self.device.type == "cuda" and self.dtype == torch.float16
-        return whisper_backends.openai_transcribe(self.whisper, audio, self.decoding, fp16=fp16)
+        with _seeded(self.seed, self.backend, self.device):
+            if self.backend == "faster-whisper":
+                return whisper_backends.faster_transcribe(self.whisper, audio, self.decoding)
+            fp16 = self.device.type == "cuda" and self.dtype == torch.float16
+            return whisper_backends.openai_transcribe(self.whisper, audio, self.decoding, fp16=fp16)
 
     def _run(self, clip: Clip) -> AsrOutput:
         audio = self._audio(clip)
