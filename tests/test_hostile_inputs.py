@@ -585,3 +585,67 @@ def test_two_extractions_of_one_speech_video_are_bit_identical(whisper_dir, tmp_
     first, second = outputs
     assert first.missing is None and first.text
     assert first.text == second.text and first.feature.tobytes() == second.feature.tobytes()
+
+
+def _result_json() -> dict:
+    from vemoclap.extractors.base import ExtractorOutput  # noqa: F401  (the registry's outputs)
+    from vemoclap.results import Result
+
+    return json.loads(Result(source="v.mp4", probabilities=None).to_json())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: path.write_text("[" * 100_000 + "]" * 100_000),
+        lambda path: path.write_text("{" + '"a":{' * 50_000 + "}" * 50_001),
+        lambda path: path.write_text(json.dumps([1, 2, 3])),
+        lambda path: path.write_bytes(b"{\xff\xfe}"),
+        lambda path: path.write_text(json.dumps({**_result_json(), "source": None, "frame_times": "abc"})),
+    ],
+    ids=["deep-list", "deep-object", "a-list", "not-utf8", "wrong-types"],
+)
+def test_a_hostile_result_file_is_one_line(tmp_path, make):
+    from vemoclap.errors import UserError
+    from vemoclap.results import Result
+
+    path = tmp_path / "result.json"
+    make(path)
+    with pytest.raises(UserError, match="result"):
+        Result.from_json(path)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        {"dtype": "object", "shape": [1], "base64": "AA=="},
+        {"dtype": "float32", "shape": [2**40, 2**40, 2**40, 0], "base64": ""},
+        {"dtype": "float32", "shape": [-1, -1], "base64": "AAAAAA=="},
+        {"dtype": "float32", "shape": [1] * 40, "base64": "AAAAAA=="},
+        {"dtype": "float32", "shape": [2**62, 4], "base64": ""},
+    ],
+    ids=["object-dtype", "huge-but-empty", "negative", "40-dims", "overflowing"],
+)
+def test_absurd_arrays_in_a_result_are_one_line(tmp_path, array):
+    from vemoclap.errors import UserError
+    from vemoclap.results import Result
+
+    data = _result_json()
+    data["outputs"] = {"clip": {}}
+    data["arrays"] = {"clip": {"feature": array, "times": None}}
+    with pytest.raises(UserError, match="not a vemoclap result"):
+        Result.from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "folder"])
+def test_a_result_path_that_is_no_regular_file_is_refused_without_reading(tmp_path, special):
+    from vemoclap.errors import UserError
+    from vemoclap.results import Result
+
+    path = {"/dev/zero": Path("/dev/zero"), "fifo": tmp_path / "pipe", "folder": tmp_path}[special]
+    if special == "fifo":
+        os.mkfifo(path)  # opening it would block forever
+    with pytest.raises(UserError, match="not a regular file"):
+        Result.from_json(path)
+    with pytest.raises(UserError, match="cannot be read"):
+        Result.from_json(f"{tmp_path}/a\0b.json")

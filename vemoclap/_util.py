@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -61,8 +62,10 @@ def decode_array(value: dict[str, Any] | None) -> np.ndarray | None:
     if dtype.kind not in "biuf":
         raise ValueError(f"array dtype {dtype} is not numeric")
     shape = tuple(int(n) for n in value["shape"])
-    raw = base64.b64decode(value["base64"])
-    if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    if len(shape) > 8 or any(n < 0 for n in shape):
+        raise ValueError(f"array shape {shape[:9]} is not a feature's shape")
+    raw = base64.b64decode(value["base64"], validate=True)
+    if len(raw) != math.prod(shape) * dtype.itemsize:  # Python ints: a product past 2**63 cannot wrap
         raise ValueError(f"array data holds {len(raw)} bytes, not what shape {shape} of {dtype} needs")
     return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 

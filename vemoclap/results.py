@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ._util import atomic_write_text, decode_array, encode_array, from_jsonable, to_jsonable
+from .errors import UserError, one_line
 from .labels import EMOTIONS, VALENCE_AROUSAL
 from .notice import random_weights_notice
 
@@ -39,6 +40,33 @@ EXPORT_FILES = {
     "frames.csv": "faces per frame (CSV)",
     "windows.csv": "emotion timeline (CSV)",
 }
+
+
+MAX_RESULT_BYTES = 256 * 2**20  # a result with every feature is a few MB
+
+
+def _read_result_file(path: str | Path) -> str:
+    """The text of a result file: a regular file (never a device or pipe) of bounded size."""
+    import stat
+
+    try:
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{path}: not a regular file (a device, pipe or folder); give a result .json file")
+        if info.st_size > MAX_RESULT_BYTES:
+            raise UserError(f"{path}: {info.st_size} bytes is too big for a vemoclap result")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_RESULT_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{str(path)[:300]}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    if len(raw) > MAX_RESULT_BYTES:
+        raise UserError(f"{path}: more than {MAX_RESULT_BYTES} bytes is too big for a vemoclap result")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text, so not a vemoclap result") from None
 
 
 @dataclass
@@ -209,10 +237,17 @@ class Result:
     @classmethod
     def from_json(cls, path_or_text: "str | Path") -> "Result":
         """Read a Result written by :meth:`to_json` (a path, or the JSON text itself)."""
-        text = str(path_or_text)
+        text, where = str(path_or_text), "the result JSON"
         if not text.lstrip().startswith("{"):
-            text = Path(path_or_text).read_text(encoding="utf-8")
-        return cls.from_dict(json.loads(text))
+            text, where = _read_result_file(path_or_text), str(path_or_text)
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            return cls.from_dict(data)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError, OverflowError) as exc:
+            reason = "nested too deep" if isinstance(exc, RecursionError) else one_line(exc, limit=200)
+            raise UserError(f"{where[:300]}: not a vemoclap result ({reason})") from None
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
         text = json.dumps(to_jsonable(self.to_dict()), indent=indent, ensure_ascii=False)
