@@ -649,3 +649,38 @@ def test_a_result_path_that_is_no_regular_file_is_refused_without_reading(tmp_pa
         Result.from_json(path)
     with pytest.raises(UserError, match="cannot be read"):
         Result.from_json(f"{tmp_path}/a\0b.json")
+
+
+def test_an_annotated_video_too_wide_for_h264_is_one_line(tmp_path):
+    from vemoclap.errors import UserError
+    from vemoclap.video_export import export_annotated_video
+
+    wide = make_video(tmp_path / "wide.mp4", duration=0.5, fps=4, size=(8200, 16), audio=None)
+    with pytest.raises(UserError, match="too large to annotate"):
+        export_annotated_video(wide, tmp_path / "out.mp4", lambda image: [], progress=False)
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("claimed", [True, False], ids=["frames-in-header", "frames-counted"])
+def test_an_annotated_video_of_too_many_frames_stops_with_one_line(tmp_path, monkeypatch, claimed):
+    """The bound, lowered to 40 frames here (a 100,000-frame video takes 40 s to make): refused from
+    the header's frame count before any work, or when the count passes it."""
+    import vemoclap.video_export as video_export
+    from vemoclap.errors import UserError
+
+    monkeypatch.setattr(video_export, "MAX_EXPORT_FRAMES", 40)
+    video = make_video(tmp_path / "long.mp4", duration=3.0, fps=20, size=(16, 16), audio=None)
+    calls = []
+    if not claimed:  # a header without a frame count: the loop's own count stops it
+        original = video_export.VideoReader.__init__
+
+        def no_count(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            self.total = None
+
+        monkeypatch.setattr(video_export.VideoReader, "__init__", no_count)
+    with pytest.raises(UserError, match="60 frames|41 frames"):
+        video_export.export_annotated_video(
+            video, tmp_path / "out.mp4", lambda image: calls.append(1) or [], progress=False
+        )
+    assert len(calls) <= 41 and not (tmp_path / "out.mp4").exists()

@@ -130,6 +130,29 @@ def _add_video_stream(output, rate, size):
     return stream
 
 
+# An annotated video is bounded: H.264 (level 6.2) holds frames up to 8192 px a side, and every
+# frame runs the face model, so a long video is refused before hours of work (30 min at 30 fps,
+# and at most 30 min of 1080p30 in pixels).
+MAX_EXPORT_SIDE = 8192
+MAX_EXPORT_FRAMES = 54_000
+MAX_EXPORT_PIXELS = MAX_EXPORT_FRAMES * 1920 * 1080
+
+
+def _check_export_bounds(source, size: tuple[int, int], frames: int) -> None:
+    """One line when the annotated video of ``source`` would be too big to make."""
+    width, height = size
+    if max(width, height) > MAX_EXPORT_SIDE:
+        raise MediaError(
+            f"{source}: {width}×{height} frames are too large to annotate (H.264 allows {MAX_EXPORT_SIDE} px a "
+            "side); scale the video down first"
+        )
+    if frames > MAX_EXPORT_FRAMES or frames * width * height > MAX_EXPORT_PIXELS:
+        raise MediaError(
+            f"{source}: {frames:,} frames of {width}×{height} are more than an annotated video may have "
+            f"({MAX_EXPORT_FRAMES:,} frames, or 30 min of 1080p30 in pixels); cut the video into parts first"
+        )
+
+
 def export_annotated_video(
     source,
     out_path,
@@ -179,6 +202,7 @@ def export_annotated_video(
                     output.mux(item)
                 continue
             if out_video is None:  # streams are added before anything is muxed
+                _check_export_bounds(source, reader.size, reader.total or 0)
                 out_video = _add_video_stream(output, reader.rate, reader.size)
                 if reader.audio is not None:
                     out_audio = output.add_stream_from_template(reader.audio)
@@ -207,6 +231,8 @@ def export_annotated_video(
             for out_packet in out_video.encode(new):
                 output.mux(out_packet)
             n_frames += 1
+            if n_frames > MAX_EXPORT_FRAMES or n_frames * image.shape[0] * image.shape[1] > MAX_EXPORT_PIXELS:
+                _check_export_bounds(source, reader.size, n_frames)  # more frames than the header said
             bar.update(1)
         if out_video is None:
             raise MediaError(f"{source}: has no decodable video frame to annotate; download it again or re-encode it")
