@@ -684,3 +684,18 @@ def test_an_annotated_video_of_too_many_frames_stops_with_one_line(tmp_path, mon
             video, tmp_path / "out.mp4", lambda image: calls.append(1) or [], progress=False
         )
     assert len(calls) <= 41 and not (tmp_path / "out.mp4").exists()
+
+
+def test_the_ocr_warning_names_the_real_folder(whisper_dir):
+    from vemoclap.extractors import get
+
+    extractor = get("ocr_sentiment", models_dir=whisper_dir, device="cpu", ocr_models="ppocr-en").load()
+    assert str(whisper_dir / "ppocr") in extractor.engine_note and "<models dir>" not in extractor.engine_note
+
+
+def test_uploaded_bytes_as_a_memoryview_keep_a_name_as_their_source(clip_models, video):
+    from vemoclap.pipeline import Analyzer
+
+    analyzer = Analyzer(["clip"], models_dir=clip_models, classifier=None, device="cpu")
+    result = analyzer.analyze(memoryview(video.read_bytes()))
+    assert "memory at" not in result.source and result.source.endswith(".mp4")

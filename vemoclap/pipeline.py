@@ -265,7 +265,7 @@ class Analyzer:
         self.fetch_missing()  # after the video: a file that cannot be read is said first
 
         result = Result(
-            source=str(source) if not isinstance(source, (bytes, bytearray)) else path.name,
+            source=str(source) if not isinstance(source, (bytes, bytearray, memoryview)) else path.name,
             info=clip.info,
             frames=clip.frames,
             timings=timings,

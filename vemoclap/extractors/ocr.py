@@ -191,10 +191,11 @@ class _RapidOcr:
         if ocr_models == "ppocr-en":
             local = english_model_files(models_dir)
             if local is None and not models.downloads_allowed():
+                root = models.models_root(models_dir)
+                folder = root / "ppocr" if root is not None else "the ppocr/ folder of a models dir (--models-dir)"
                 raise models.ModelUnavailable(
-                    "OCR models 'ppocr-en' (en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile) are not in "
-                    "<models dir>/ppocr/ and downloads are off; put the two .onnx files there or use "
-                    "ocr_models='ppocr-default'"
+                    f"OCR models 'ppocr-en' are not in {folder} (en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile) "
+                    "and downloads are off; put the two .onnx files there or use ocr_models='ppocr-default'"
                 )
             params.update(
                 {
@@ -469,7 +470,7 @@ class OcrSentimentExtractor(Extractor):
                 models_dir,
                 lambda: engine_cls(use_cuda, "ppocr-default", models_dir, self.detection),
             )
-            self.engine_note = f"{self.ocr_models} unavailable ({one_line(exc, limit=160)})"
+            self.engine_note = f"{self.ocr_models} unavailable ({one_line(exc, limit=400)})"
         args = (self.device, self.dtype, self.models_dir)
         generating = (self.device, text.INT8 if self.int8_decoders else self.dtype, self.models_dir)
         self.language_id = text.load(LanguageIdentifier, *args)
