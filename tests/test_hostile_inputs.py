@@ -699,3 +699,35 @@ def test_uploaded_bytes_as_a_memoryview_keep_a_name_as_their_source(clip_models,
     analyzer = Analyzer(["clip"], models_dir=clip_models, classifier=None, device="cpu")
     result = analyzer.analyze(memoryview(video.read_bytes()))
     assert "memory at" not in result.source and result.source.endswith(".mp4")
+
+
+class _Runs:
+    def __reduce__(self):
+        return (os.system, ("echo ran > /dev/null",))
+
+
+def test_a_hostile_pytorch_model_bin_is_refused_in_one_line_without_torchs_advice(capsys, video, tmp_path):
+    import pickle
+
+    from vemoclap.tiny.vision import build_clip
+
+    folder = tmp_path / "models" / "openai" / "clip-vit-base-patch32"
+    build_clip(folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"w": _Runs()}, protocol=4))
+    line = _one_line(*_analyze(capsys, video, tmp_path / "models")[::2])
+    assert "pytorch_model.bin" in line and "refused" in line and "weights_only" not in line
+
+
+def test_a_reference_checkpoint_that_is_a_hostile_pickle_never_shows_torchs_advice(tmp_path):
+    import pickle
+
+    from vemoclap.fusion.checkpoints import CheckpointError, load_reference_checkpoint
+
+    for protocol in (2, 4):
+        config = tmp_path / f"model_config_{protocol}.pt"
+        config.write_bytes(pickle.dumps({"w": _Runs()}, protocol=protocol))
+        with pytest.raises(CheckpointError) as refused:
+            load_reference_checkpoint(config, tmp_path / "model.pt")
+        assert "weights_only" not in str(refused.value) and "\n" not in str(refused.value)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import pickle
 import sys
+import warnings
 from pathlib import Path
 
 from .._util import cache_root
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    # torch warns on every pickle protocol it did not write; a refused file gets its own line below
+    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -72,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         for line in getattr(exc, "lines", None) or [one_line(exc)]:  # MissingModels: one line per model
             print(f"vemoclap: {terminal_text(line)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except pickle.UnpicklingError as exc:  # a weights-only load refused a model file: bad input, not a bug
+        if args.debug:
+            raise
+        print(f"vemoclap: {terminal_text(_refused_pickle_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # a bug: keep its traceback where it can be read and reported
         if args.debug:
@@ -85,10 +95,27 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BUG
 
 
+def _refused_pickle_line(exc: BaseException) -> str:
+    """One line for a model file that a safe (weights-only) load refused, naming the file when the
+    loader's frames hold it; torch's advice to load it unsafely is never repeated."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        for name in ("checkpoint_file", "checkpoint_path", "resolved_archive_file", "path", "f"):
+            value = tb.tb_frame.f_locals.get(name)
+            if isinstance(value, (str, os.PathLike)) and str(value).endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl")):
+                found = str(value)
+        tb = tb.tb_next
+    where = f"{found}: " if found else "a model file: "
+    return (
+        f"{where}refused to load: it holds code or objects that a safe (weights-only) load does not run; "
+        "it was not loaded. Delete it and fetch the model again from a source you trust"
+    )
+
+
 def _write_traceback(exc: BaseException) -> str:
     """Write the traceback to a log file (``$VEMOCLAP_LOG_DIR``, else ``logs`` in vemoclap's cache) and
     return its path."""
-    import os
     import tempfile
     import time
     import traceback

@@ -305,7 +305,12 @@ def _safe_torch_load(path: Path) -> Any:
                 f"(only tensors, plain containers, paths and torch.device are allowed); "
                 f"re-save it as a plain dict / state dict"
             ) from None
-        raise CheckpointError(f"{path}: not a loadable torch file ({one_line(exc)[:200]})") from None
+        # torch's text advises loading with weights_only=False; that advice must never reach the user
+        detail = re.search(r"WeightsUnpickler error: ([^\n]*(?:\n\s*\n?[^\n]+)?)", str(exc))
+        reason = " ".join(detail.group(1).split())[:160] if detail else "a weights-only load refused it"
+        raise CheckpointError(
+            f"{path}: not a loadable torch file ({reason}); it was not loaded (a safe load runs no code in it)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: not a torch.save file ({one_line(exc)}); expected the reference's model_config.pt / model.pt"
