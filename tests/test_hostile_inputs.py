@@ -731,3 +731,22 @@ def test_a_reference_checkpoint_that_is_a_hostile_pickle_never_shows_torchs_advi
         with pytest.raises(CheckpointError) as refused:
             load_reference_checkpoint(config, tmp_path / "model.pt")
         assert "weights_only" not in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_an_ffmpeg_concat_list_is_named_not_blamed_on_permissions(capsys, tmp_path, video):
+    concat = tmp_path / "list.txt"
+    concat.write_text(f"ffconcat version 1.0\nfile '{video}'\n")
+    line = _one_line(*_analyze(capsys, concat, tmp_path / "no-models")[::2])
+    assert "concat" in line and "permission" not in line
+
+
+def test_a_png_with_no_picture_is_refused_not_called_audio(capsys, clip_models, tmp_path):
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = tmp_path / "empty.png"  # a header and no image data
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)) + chunk(b"IEND", b""))
+    line = _one_line(*_analyze(capsys, png, clip_models)[::2])
+    assert "no decodable picture" in line and "only audio" not in line

@@ -206,6 +206,12 @@ def _open(path):
             "download it again or convert it to MP4 (H.264/AAC)",
         ) from None
     except PermissionError:
+        if os.access(p, os.R_OK):  # readable: FFmpeg refused it (its concat demuxer's safe mode, e.g.)
+            raise _fail(
+                p,
+                "is a list of other files (an FFmpeg concat list or playlist), which is not opened",
+                "pass the video file itself",
+            ) from None
         raise _fail(p, "cannot be read (permission denied)", "fix the file's permissions") from None
     except (av.FFmpegError, OSError) as exc:
         raise _fail(

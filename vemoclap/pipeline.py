@@ -14,7 +14,7 @@ import numpy as np
 from . import models, recipes
 from .errors import OptionError, UserError, one_line
 from .extractors import Clip, Extractor, ExtractorOutput, get
-from .media import check_frame_count
+from .media import MediaError, check_frame_count
 from .models import ModelUnavailable
 from .notice import random_weights_notice
 from .registry import EXTRACTORS, default_extractors, run_order, with_shortcuts
@@ -261,6 +261,8 @@ class Analyzer:
         if report:
             report("media", 0, total)
         clip = self.read_clip(path)
+        if len(clip.frames) == 0 and not len(clip.audio):  # e.g. a PNG whose picture does not decode
+            raise MediaError(f"{path}: has no decodable picture and no audio; nothing to analyze")
         timings["media"] = time.perf_counter() - start
         self.fetch_missing()  # after the video: a file that cannot be read is said first
 
@@ -276,7 +278,8 @@ class Analyzer:
         )
         result.missing.update(self.unavailable)
         if len(clip.frames) == 0:
-            result.warnings.append("the file has no video stream: only audio was analyzed")
+            kind = "no video frame could be decoded" if clip.info and clip.info.video_codec else "no video stream"
+            result.warnings.append(f"the file has {kind}: only audio was analyzed")
 
         running: list[str] = []
         done = 1
