@@ -747,6 +747,29 @@ def test_a_png_with_no_picture_is_refused_not_called_audio(capsys, clip_models, 
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     png = tmp_path / "empty.png"  # a header and no image data
-    png.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)) + chunk(b"IEND", b""))
+    png.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    )
     line = _one_line(*_analyze(capsys, png, clip_models)[::2])
     assert "no decodable picture" in line and "only audio" not in line
+
+
+def test_a_valid_64_channel_wav_is_read_as_the_mean_of_its_channels(tmp_path):
+    import wave
+
+    import numpy as np
+
+    from vemoclap.media import read_audio
+
+    tone = (np.sin(np.arange(16000) / 5) * 8000).astype("<i2")
+    read = {}
+    for channels in (1, 64):
+        path = tmp_path / f"c{channels}.wav"
+        with wave.open(str(path), "wb") as handle:
+            handle.setnchannels(channels)
+            handle.setsampwidth(2)
+            handle.setframerate(16000)
+            handle.writeframes(np.repeat(tone[:, None], channels, axis=1).tobytes())
+        read[channels] = read_audio(path).samples
+    assert len(read[64]) == 16000
+    np.testing.assert_allclose(read[64], read[1], atol=1e-4)

@@ -1093,6 +1093,31 @@ def _mono_resampler(sr: int):
     return av.AudioResampler(format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"})
 
 
+# FFmpeg's resampler takes fewer than 32 channels (SWR_CH_MAX); a wider track (a valid 64-channel
+# WAV) is averaged to mono here first, as the resampler would: the mean of the channels.
+RESAMPLER_MAX_CHANNELS = 16
+_SAMPLE_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def _mean_channels(frame):
+    """A mono float frame: the mean of ``frame``'s channels (any sample format, planar or packed)."""
+    import av
+
+    channels = frame.layout.nb_channels
+    data = frame.to_ndarray()
+    data = data.reshape(channels, -1) if frame.format.is_planar else data.reshape(-1, channels).T
+    name = frame.format.name.rstrip("p")
+    samples = data.astype(np.float64)
+    if name == "u8":
+        samples -= 128.0
+    samples /= _SAMPLE_SCALE.get(name, 1.0)
+    mono = av.AudioFrame.from_ndarray(
+        samples.mean(axis=0, keepdims=True).astype(np.float32), format="fltp", layout="mono"
+    )
+    mono.sample_rate = frame.sample_rate
+    return mono
+
+
 def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
     """Decode ``stream`` into ``buffer``, skipping damaged packets; (packets with data, damaged ones)."""
     import av
@@ -1110,6 +1135,8 @@ def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tup
                 errors += 1
                 continue
             for frame in decoded:
+                if frame.layout.nb_channels > RESAMPLER_MAX_CHANNELS:
+                    frame = _mean_channels(frame)
                 frame.pts = None  # samples follow one another; a header's broken timing must not drop them
                 try:
                     buffer.put(to_mono.resample(frame))
