@@ -773,3 +773,35 @@ def test_a_valid_64_channel_wav_is_read_as_the_mean_of_its_channels(tmp_path):
         read[channels] = read_audio(path).samples
     assert len(read[64]) == 16000
     np.testing.assert_allclose(read[64], read[1], atol=1e-4)
+
+
+@needs_mount_namespace
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["extract", "predict"])
+def test_out_on_a_full_disk_is_one_line_not_a_bug(video, clip_models, tmp_path, command):
+    disk, data = tmp_path / "disk", tmp_path / "ds"
+    disk.mkdir(), data.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(video, data / name)
+    (data / "videos.csv").write_text("path,label,split\na.mp4,joy,train\nb.mp4,fear,test\n")
+    if command == "extract":
+        tail = f"extract {data / 'videos.csv'} --out {disk / 'feat'}"
+    else:
+        from vemoclap.tiny import make_tiny_classifier
+
+        classifier = make_tiny_classifier(tmp_path / "classifier")
+        tail = f"predict {data} --out {disk / 'p.csv'} --classifier {classifier}"
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {disk} && (dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null; true) "
+        f"&& exec {sys.executable} -m vemoclap.cli {tail} --extractors clip --models-dir {clip_models} -q"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("vemoclap: ")]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and "No space left" in lines[0] and "Traceback" not in done.stderr

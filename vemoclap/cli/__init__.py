@@ -8,6 +8,7 @@ holds the full traceback, exit code 1 (``--debug`` shows the traceback instead).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import pickle
@@ -29,6 +30,7 @@ log = logging.getLogger("vemoclap")
 
 EXIT_BAD_INPUT = 2
 EXIT_BUG = 1
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the place is full or read-only: not a bug
 LOG_DIR_ENV = "VEMOCLAP_LOG_DIR"
 
 # Every subcommand, in the order `vemoclap --help` lists them; each adds its own parser.
@@ -83,16 +85,33 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"vemoclap: {terminal_text(_refused_pickle_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:
+        if args.debug:
+            raise
+        if exc.errno not in DISK_ERRNOS:
+            return _report_bug(exc)
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"vemoclap: {terminal_text(exc.strerror or str(exc))}{terminal_text(where)}; free some space (or "
+            "choose another place) and run it again: what was written before stays as it was",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     except Exception as exc:  # a bug: keep its traceback where it can be read and reported
         if args.debug:
             raise
-        where = _write_traceback(exc)
-        print(
-            f"vemoclap: internal error ({type(exc).__name__}: {one_line(exc, limit=200)}); "
-            f"this is a bug, not bad input: the traceback is in {where}",
-            file=sys.stderr,
-        )
-        return EXIT_BUG
+        return _report_bug(exc)
+
+
+def _report_bug(exc: BaseException) -> int:
+    """One short line naming the log file that holds the bug's traceback; exit code 1."""
+    where = _write_traceback(exc)
+    print(
+        f"vemoclap: internal error ({type(exc).__name__}: {one_line(exc, limit=200)}); "
+        f"this is a bug, not bad input: the traceback is in {where}",
+        file=sys.stderr,
+    )
+    return EXIT_BUG
 
 
 def _refused_pickle_line(exc: BaseException) -> str:
