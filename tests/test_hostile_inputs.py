@@ -805,3 +805,13 @@ def test_out_on_a_full_disk_is_one_line_not_a_bug(video, clip_models, tmp_path, 
     lines = [line for line in done.stderr.splitlines() if line.startswith("vemoclap: ")]
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and "No space left" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_a_50_mb_field_in_a_video_list_is_one_line(capsys, video, tmp_path):
+    shutil.copy(video, tmp_path / "a.mp4")
+    listing = tmp_path / "videos.csv"
+    listing.write_text("path,label,split\na.mp4,joy,train\n" + "b" * 50_000_000 + ".mp4,joy,train\n")
+    line = _one_line(
+        *_run(capsys, "predict", listing, "--out", tmp_path / "p.csv", "--models-dir", tmp_path, "-q")[::2]
+    )
+    assert "videos.csv" in line and "field larger than field limit" in line and len(line) < 300

@@ -193,6 +193,8 @@ def _read_rows(csv_path: Path, required: Sequence[str], needs: str) -> tuple[dic
             rows = [(number, row) for number, row in enumerate(reader, start=2)]
     except UnicodeDecodeError:
         raise DatasetError(f"{csv_path}: not a UTF-8 text CSV file") from None
+    except csv.Error as exc:  # a 50 MB field, a NUL byte ...: the line, not a traceback
+        raise DatasetError(f"{csv_path}: not a readable CSV near line {reader.line_num} ({exc})") from None
     if not rows:
         raise DatasetError(f"{csv_path}: the manifest has no rows")
     return columns, rows
