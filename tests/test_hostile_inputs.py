@@ -815,3 +815,14 @@ def test_a_50_mb_field_in_a_video_list_is_one_line(capsys, video, tmp_path):
         *_run(capsys, "predict", listing, "--out", tmp_path / "p.csv", "--models-dir", tmp_path, "-q")[::2]
     )
     assert "videos.csv" in line and "field larger than field limit" in line and len(line) < 300
+
+
+@pytest.mark.parametrize("text", ["/tmp/" + "x" * 5000 + ".mp4", "/tmp/" + "x/" * 3000 + "v.mp4", "/tmp/a\0b.mp4"])
+def test_an_endless_or_nul_path_in_the_apps_path_step_is_one_line(tmp_path, text):
+    from vemoclap.app import VemoclapApp
+    from vemoclap.errors import UserError
+
+    app = VemoclapApp(models_dir=tmp_path, classifier=None)
+    with pytest.raises(UserError) as refused:
+        app.accept_path(text)
+    assert len(str(refused.value)) < 200 and "\0" not in str(refused.value)

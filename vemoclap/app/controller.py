@@ -448,8 +448,14 @@ class Controller:
         text = (text or "").strip().strip('"').strip("'")
         if not text:
             raise SourceError("type the path of a video file in step 4 first")
+        if "\0" in text:
+            raise SourceError("the path holds a NUL byte, which no file name can; type the video's path again")
         path = Path(text).expanduser()
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a 5,000-character path: ENAMETOOLONG
+            raise SourceError(f"{text[:60]}…: {exc.strerror or exc}; type a shorter path") from None
+        if not found:
             hint = (
                 " (mount Google Drive first)" if str(path).startswith(str(colab.drive_root())) and self.on_colab else ""
             )
