@@ -33,9 +33,9 @@ def _check_analyze_outputs(args: argparse.Namespace) -> None:
         check_file_output(args.json, "--json", source)
     if args.save:
         folder = check_dir_output(args.save, "--save", source)
-        for name in (*EXPORT_FILES, Path(args.source).name if Path(args.source).suffix == ".png" else None):
-            if name:
-                check_file_output(folder / name, "--save", source)
+        plots = ("probabilities", "circumplex", "annotated_frame", "timeline")  # Result.figures' file stems
+        for name in (*EXPORT_FILES, *(f"{stem}.png" for stem in plots)):
+            check_file_output(folder / name, "--save", source)
     if args.annotated_video:
         check_file_output(args.annotated_video, "--annotated-video", source)
         check_file_output(Path(args.annotated_video).with_suffix(".csv"), "--annotated-video (its CSV)", source)
