@@ -154,6 +154,8 @@ REFERENCE_ASR_OPTIONS = {
     "vad": ("vad", False),
     "min_seconds": ("min_seconds", 0.0),
     "task": ("task", "translate"),
+    "timestamps": ("timestamps", True),  # rule 20: decoded with timestamp tokens, merged as transformers does
+    "silence_dbfs": ("silence_level", None),  # rule 22: no loudness gate, a silent track goes to Whisper
 }
 
 
