@@ -203,3 +203,33 @@ def test_heads_come_from_the_checkpoint_config_with_a_documented_default():
 
     assert reference_heads({"n_heads": 8}) == 8 and reference_heads({"num_heads": 2}) == 2
     assert reference_heads({}) == DEFAULT_HEADS == 4
+
+
+# ---- the caption frame ---------------------------------------------------------------------------
+
+
+def test_caption_frame_prefers_faces_and_text_under_the_reference_recipe(tiny_models, tmp_path):
+    """The reference captions, among the frames having both faces and text, the one with the most
+    boxes; only when no frame has both does the largest total win."""
+    from vemoclap.extractors.caption import CaptionExtractor
+    from vemoclap.extractors.faces import Face, FacesOutput, FrameFaces
+    from vemoclap.extractors.ocr import OcrLine, OcrOutput
+
+    pick = CaptionExtractor.faces_and_text_index
+    assert pick([5, 0, 1, 1], [0, 6, 1, 2]) == 3  # frames 0 and 1 have more boxes, but one kind each
+    assert pick([5, 0, 1, 0], [0, 6, 0, 2]) == 1  # none has both: the largest total
+    assert pick([1, 1], [1, 1]) == 0  # a tie: the first
+    assert recipes.get_recipe("reference").extractors["caption"]["frame"] == "faces-and-text"
+    assert recipes.get_recipe("reference", version=2).extractors["caption"]["frame"] == "most-boxes"
+
+    clip = Clip.from_file(make_video(tmp_path / "v.mp4", duration=1.0, fps=4, size=(64, 48), audio=None), 4)
+    face = Face(box=(0, 0, 8, 8), detection_score=0.9, expression="happy", confidence=0.9)
+    counts = [3, 0, 1, 0]  # frame 0: three faces, no text; frame 2: one face and one line of text
+    faces = FacesOutput(
+        frames=[FrameFaces(i, float(t), [face] * counts[i]) for i, t in enumerate(clip.frames.timestamps)]
+    )
+    line = OcrLine(2, float(clip.frames.timestamps[2]), [[0, 0], [1, 0], [1, 1], [0, 1]], "hi", 0.9)
+    earlier = {"face_emotion": faces, "ocr_sentiment": OcrOutput(lines=[line])}
+    options = {"device": "cpu", "models_dir": tiny_models, "captioner": "clipcap"}
+    assert get("caption", frame="faces-and-text", **options)(clip, earlier).frame_index == 2
+    assert get("caption", frame="most-boxes", **options)(clip, earlier).frame_index == 0

@@ -313,6 +313,7 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
             # -- ASR (Whisper with timestamps, silent tracks) --
             # -- OCR (detector input, angle classifier, frame reuse, T5 limits, de-duplication) --
             # -- frames, audio, caption frame --
+            "caption.frame": "faces-and-text",  # the reference prefers a frame with both faces and text
         },
         "v3: the reference app's extraction rule by rule (docs/parity.md)",
     ),
