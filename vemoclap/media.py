@@ -442,7 +442,49 @@ def _target_times(n: int, start: float, duration: float, random: bool, seed: int
     return start + (np.arange(n) + offsets) * segment
 
 
-def _output_size(width: int, height: int, short_side: int | None, upscale: bool = False) -> tuple[int, int]:
+_TIE = 2e-6  # s: an "fps-filter" position a hair early, so a frame starting exactly on it is not taken
+POSITIONS = ("centre", "fps-filter")
+SIZE_ROUNDINGS = ("round", "truncate")
+
+
+@dataclass(frozen=True)
+class _Positions:
+    targets: np.ndarray  # seconds (stream time) of each position; their number is the frame count
+    segment: float
+    notes: tuple[str, ...] = ()
+
+
+def _positions(container, start, duration, n, random, seed, positions, name) -> _Positions:
+    """Where the frames are taken. ``centre``: the ``n`` segment centres of the stream's real extent.
+    ``fps-filter``: what FFmpeg's ``fps=n/D`` filter gives over the *container's* duration D (the
+    reference's sampler): output frame k is the last frame starting before (k + ½)·D/n (a frame
+    starting exactly there is not taken), and there are round(stream length / (D/n)) of them — 15 when
+    the container runs ≥ ~3 % past the video stream (the reference then has a zero row), 17 when it
+    stops ≥ ~3 % short of it (the reference keeps 16 equidistant rows of the features)."""
+    if positions == "centre":
+        return _Positions(_target_times(n, start, duration, random, seed), duration / n)
+    claimed = (container.duration or 0) / 1e6
+    span = claimed if claimed > 0 and math.isfinite(claimed) else duration
+    segment = span / n
+    count = int(math.floor(duration / segment + 0.5)) if duration > 0 else n  # FFmpeg rounds halves up
+    count = min(max(1, count), MAX_FRAMES)
+    targets = _target_times(count, start, count * segment, random, seed)
+    if not random:
+        targets = targets - _TIE
+    notes: tuple[str, ...] = ()
+    if count != n:
+        what = "its missing rows are zeros" if count < n else f"{n} equidistant rows are kept"
+        notes = (
+            f"the container lasts {span:.2f} s and its video stream {duration:.2f} s: {count} frames, not "
+            f"{n}, as the reference's FFmpeg fps filter gives them (in the features {what})",
+        )
+        log.info("%s: %s", name, notes[0])
+    return _Positions(targets, segment, notes)
+
+
+def _output_size(
+    width: int, height: int, short_side: int | None, upscale: bool = False, truncate: bool = False
+) -> tuple[int, int]:
     """Keep the aspect ratio; shrink so the short side is ``short_side``; enlarge only with ``upscale``.
 
     A picture thinner than 1:MAX_ASPECT is padded to that ratio afterwards, so the rule applies to
@@ -454,6 +496,12 @@ def _output_size(width: int, height: int, short_side: int | None, upscale: bool 
     if short <= short_side and not upscale:
         return width, height
     scale = short_side / short
+    if short == min(width, height) and truncate:  # the reference's int(w / h · 360)
+        return (
+            (short_side, max(1, int(height / width * short_side)))
+            if width <= height
+            else (max(1, int(width / height * short_side)), short_side)
+        )
     if short == min(width, height):  # the usual case: the short side lands exactly on short_side
         return (
             (short_side, max(1, int(round(height * scale))))
@@ -469,12 +517,13 @@ class _SizeRule:
     upscale: bool = False
     max_long_side: int | None = None
     max_pixels: int | None = None
+    truncate: bool = False  # the long side truncated (the reference's int()), not rounded
 
     def geometry(self, path, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int], list[str]]:
         """(picture size, canvas size, warnings) in display orientation for a width × height video.
 
         The explicit caps refuse; the safety bounds shrink, then pad to at most MAX_ASPECT."""
-        w, h = _output_size(width, height, self.short_side, self.upscale)
+        w, h = _output_size(width, height, self.short_side, self.upscale, self.truncate)
         if self.max_long_side is not None and max(w, h) > self.max_long_side:
             raise _fail(
                 path,
@@ -796,6 +845,8 @@ def sample_frames(
     max_long_side: int | None = None,
     max_pixels: int | None = None,
     seed: int | None = None,
+    positions: str = "centre",
+    size_rounding: str = "round",
 ) -> Frames:
     """``n`` RGB frames at equidistant (or, ``random=True``, random per-segment) positions.
 
@@ -809,6 +860,12 @@ def sample_frames(
     each centre (k + 0.5)·D/n, D being the stream's real extent. A video with fewer frames than
     ``n`` repeats frames. Rotation metadata is applied (a phone video recorded upright comes out
     upright). ``n`` is at most :data:`MAX_FRAMES` (:class:`OptionError` otherwise).
+
+    ``positions="fps-filter"`` takes the frames FFmpeg's ``fps=n/D`` filter gives (the reference
+    app's sampler, see :func:`_positions`): D is the container's duration, ties take the earlier
+    frame, and the count may be ``n - 1`` or ``n + 1`` (a note in ``Frames.warnings`` says so).
+    ``size_rounding="truncate"`` makes the long side ``int(long / short · short_side)`` as the
+    reference does (default: rounded).
     """
     import av
 
@@ -818,7 +875,11 @@ def sample_frames(
     for name, value in (("max_long_side", max_long_side), ("max_pixels", max_pixels)):
         if value is not None and value < 1:
             raise OptionError(f"{name} must be a positive number of pixels or None, got {value!r}")
-    rule = _SizeRule(short_side, upscale, max_long_side, max_pixels)
+    if positions not in POSITIONS:
+        raise OptionError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+    if size_rounding not in SIZE_ROUNDINGS:
+        raise OptionError(f"size_rounding must be one of {', '.join(SIZE_ROUNDINGS)}, got {size_rounding!r}")
+    rule = _SizeRule(short_side, upscale, max_long_side, max_pixels, size_rounding == "truncate")
     container = _open(path)
     try:
         stream = _video_stream(container)
@@ -830,13 +891,13 @@ def sample_frames(
             sequential = extent.same_time or _is_still(container)
             if not sequential:
                 try:
-                    return _sample(container, stream, path, n, random, rule, seed, tolerance, extent)
+                    return _sample(container, stream, path, n, random, rule, seed, tolerance, extent, positions)
                 except _NothingDecoded:  # seeking found nothing: one plain pass from the start
                     log.info("%s: no frame found by seeking; decoding sequentially", Path(path).name)
             container.close()
             container = _open(path)
             stream = _video_stream(container)
-            return _sequential(container, stream, path, n, random, rule, seed, extent)
+            return _sequential(container, stream, path, n, random, rule, seed, extent, positions)
         except av.FFmpegError as exc:
             raise _fail(
                 path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})", "download it again or re-encode it"
@@ -845,19 +906,19 @@ def sample_frames(
         container.close()
 
 
-def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _Extent) -> Frames:
+def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _Extent, positions="centre") -> Frames:
     start, duration = extent.start, extent.duration
     if duration <= 0 and not stream.frames:
         raise _fail(path, "has a video stream with no frames (zero duration)", "export or download the video again")
     fps = _fps(stream) or 25.0
     if duration <= 0:
         duration = stream.frames / fps
-    segment = duration / n
-    if tolerance is None:
-        tolerance = 0.0 if random else DEFAULT_TOLERANCE
+    plan = _positions(container, start, duration, n, random, seed, positions, Path(os.fspath(path)).name)
+    targets, segment, n = plan.targets, plan.segment, len(plan.targets)
+    if tolerance is None or positions == "fps-filter":
+        tolerance = 0.0 if random or positions == "fps-filter" else DEFAULT_TOLERANCE
     tol = max(0.0, min(float(tolerance), 0.5)) * segment
     exact = tol == 0
-    targets = _target_times(n, start, duration, random, seed)
 
     index = _KeyIndex(stream)
 
@@ -896,10 +957,10 @@ def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _
             else:
                 frame = _seek_and_take(dec, step, t, lo, hi, exact, start, gaps, max_back)
         out.put(i, frame)
-    return _assemble(path, out, targets, start, dec, segment, extent.warnings)
+    return _assemble(path, out, targets, start, dec, segment, extent.warnings + list(plan.notes))
 
 
-def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent) -> Frames:
+def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent, positions="centre") -> Frames:
     """One pass from the start, keeping the frame on screen at each position: for still images,
     files that cannot be seeked, and streams whose frames all carry one timestamp (by order)."""
     fps = _fps(stream) or 25.0
@@ -908,7 +969,8 @@ def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent)
     duration = extent.packets / fps if by_order else extent.duration
     if duration <= 0:
         duration = (stream.frames or 1) / fps
-    targets = _target_times(n, start, duration, random, seed)
+    plan = _positions(container, start, duration, n, random, seed, positions, Path(os.fspath(path)).name)
+    targets, n = plan.targets, len(plan.targets)
     dec = _Decoder(container, stream, path)
     dec.stats.threading = "sequential"
     dec._frames = dec._decode()
@@ -931,7 +993,7 @@ def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent)
     while k < n and prev is not None:
         out.put(k, prev)
         k += 1
-    return _assemble(path, out, targets, start, dec, duration / n, extent.warnings)
+    return _assemble(path, out, targets, start, dec, plan.segment, extent.warnings + list(plan.notes))
 
 
 def _serves(frame, following, t: float, lo: float, hi: float) -> bool:

@@ -36,7 +36,10 @@ class FrameSettings:
     """How frames are sampled: n equal segments of the decoded stream, one frame each."""
 
     n_frames: int = 16
-    positions: str = "centre"  # the frame on screen at each segment's centre (k + 0.5)·D/n
+    # "centre": the frame on screen at each segment's centre (k + 0.5)·D/n, D the video stream's extent;
+    # "fps-filter": FFmpeg's fps=n/D_container, as the reference (earlier frame on a tie, n ± 1 frames)
+    positions: str = "centre"
+    size_rounding: str = "round"  # "truncate": the long side is int(long / short · short_side), as the reference
     tolerance: float = 0.0  # fraction of a segment a frame may be off its position
     short_side: int | None = 360
     upscale: bool = True  # small videos are enlarged to short_side
@@ -52,6 +55,8 @@ class FrameSettings:
             "tolerance": self.tolerance,
             "max_long_side": self.max_long_side,
             "max_pixels": self.max_pixels,
+            "positions": self.positions,
+            "size_rounding": self.size_rounding,
         }
 
 
@@ -313,6 +318,8 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
             # -- ASR (Whisper with timestamps, silent tracks) --
             # -- OCR (detector input, angle classifier, frame reuse, T5 limits, de-duplication) --
             # -- frames, audio, caption frame --
+            "frames.positions": "fps-filter",  # FFmpeg's fps=16/D_container: 15 frames + a zero row, ties earlier
+            "frames.size_rounding": "truncate",  # int(w / h · 360)
             "caption.frame": "faces-and-text",  # the reference prefers a frame with both faces and text
         },
         "v3: the reference app's extraction rule by rule (docs/parity.md)",
