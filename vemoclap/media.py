@@ -1137,9 +1137,132 @@ class _AudioBuffer:
             self.out[self.filled : self.filled + len(samples)] = samples
             self.filled += len(samples)
 
+    def put_array(self, samples: np.ndarray) -> None:
+        """Mono samples already at the buffer's rate (clipped at the limit)."""
+        if self.limit is not None and self.filled + len(samples) > self.limit:
+            samples, self.clipped = samples[: self.limit - self.filled], True
+        self.out = np.concatenate([self.out[: self.filled], np.asarray(samples, np.float32)])
+        self.filled = len(self.out)
+
     def samples(self) -> np.ndarray:
         self.out.resize(self.filled, refcheck=False)  # in place: no second copy of a long track
         return self.out
+
+
+RESAMPLERS = ("swresample", "sinc")
+SINC_WIDTH = 6  # zero crossings of the sinc kept either side (torchaudio's lowpass_filter_width)
+SINC_ROLLOFF = 0.99  # cut-off as a fraction of the lower Nyquist frequency
+
+
+def _sinc_kernels(orig: int, new: int, width: int, rolloff: float):
+    """(new, 1, taps) float64 polyphase kernels of a Hann-windowed sinc low-pass, and their reach.
+
+    Output sample ``q·new + i`` sits at input time ``q·orig + i·orig/new``; its value is the sum of
+    the input samples ``q·orig + j`` (j from ``-reach`` to ``orig + reach``) weighted by
+    h(j/orig − i/new), where h(τ) = (f/orig)·sinc(f·τ)·w(f·τ), f = rolloff·min(orig, new) (the
+    cut-off in units of the reduced rates) and w the Hann window cos²(π·x / 2·width) on |x| ≤ width
+    (J. O. Smith's band-limited interpolation, https://ccrma.stanford.edu/~jos/resample/)."""
+    import torch
+
+    cutoff = rolloff * min(orig, new)
+    reach = math.ceil(width * orig / cutoff)
+    offsets = torch.arange(-reach, orig + reach, dtype=torch.float64) / orig
+    phases = torch.arange(new, dtype=torch.float64)[:, None] / new
+    x = ((offsets[None, :] - phases) * cutoff).clamp(-width, width)
+    window = torch.cos(x * math.pi / (2 * width)) ** 2
+    kernels = torch.special.sinc(x) * window * (cutoff / orig)
+    return kernels[:, None, :], reach
+
+
+def _torchaudio_resample():
+    """``torchaudio.functional.resample`` when torchaudio is installed and works with this torch."""
+    try:
+        from torchaudio.functional import resample
+    except Exception:  # not installed, or built for another torch
+        return None
+    return resample
+
+
+def sinc_resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """``samples`` (float32, last axis time) from ``orig_rate`` to ``new_rate`` Hz with the reference's
+    resampler: ``torchaudio.functional.resample`` (Hann-windowed sinc, width 6, roll-off 0.99) where
+    torchaudio is installed, else :func:`sinc_resample_torch`, the same filter written here."""
+    samples = np.asarray(samples, dtype=np.float32)
+    resample = _torchaudio_resample()
+    if resample is None or samples.shape[-1] == 0:
+        return sinc_resample_torch(samples, orig_rate, new_rate)
+    import torch
+
+    with torch.no_grad():
+        return resample(torch.from_numpy(np.ascontiguousarray(samples)), int(orig_rate), int(new_rate)).numpy()
+
+
+def sinc_resample_torch(samples: np.ndarray, orig_rate: int, new_rate: int, *, block: int = 1 << 16) -> np.ndarray:
+    """``samples`` (float32, last axis time) from ``orig_rate`` to ``new_rate`` Hz with a Hann-windowed
+    sinc (:data:`SINC_WIDTH` zero crossings, roll-off :data:`SINC_ROLLOFF`), the filter of torchaudio's
+    default ``sinc_interp_hann``, on torch's conv1d; ``block`` output steps at a time, so memory stays
+    bounded on long tracks. Output length ``ceil(len · new / orig)``."""
+    import torch
+
+    samples = np.asarray(samples, dtype=np.float32)
+    g = math.gcd(int(orig_rate), int(new_rate))
+    orig, new = int(orig_rate) // g, int(new_rate) // g
+    if orig == new or samples.shape[-1] == 0:
+        return samples.copy()
+    kernels, reach = _sinc_kernels(orig, new, SINC_WIDTH, SINC_ROLLOFF)
+    kernels = kernels.to(torch.float32)
+    shape, length = samples.shape[:-1], samples.shape[-1]
+    x = torch.from_numpy(np.ascontiguousarray(samples.reshape(-1, 1, length)))
+    x = torch.nn.functional.pad(x, (reach, reach + orig))
+    steps = length // orig + 1
+    pieces = []
+    with torch.no_grad():
+        for q in range(0, steps, block):
+            q_end = min(steps, q + block)
+            piece = x[..., q * orig : (q_end - 1) * orig + kernels.shape[-1]]
+            y = torch.nn.functional.conv1d(piece, kernels, stride=orig)  # (rows, new, steps)
+            pieces.append(y.transpose(1, 2).reshape(x.shape[0], -1))
+    out = torch.cat(pieces, dim=-1)[:, : math.ceil(new * length / orig)]
+    return out.numpy().reshape(*shape, -1)
+
+
+class _SincMono:
+    """Audio frames at their own rate and channels → their plain channel mean → :func:`sinc_resample`
+    to ``sr`` (the reference's decoding). A change of rate or layout midway starts a new piece."""
+
+    def __init__(self, sr: int, max_seconds: float | None):
+        self.sr, self.max_seconds = sr, max_seconds
+        self.pieces: list[np.ndarray] = []  # done, at sr
+        self.native: list[np.ndarray] = []  # the current piece at ``rate``
+        self.rate: int | None = None
+        self.layout = None
+        self.seconds = 0.0  # decoded so far
+        self.converter = None
+
+    def put(self, frame) -> bool:
+        """Take one decoded frame; False once ``max_seconds`` are decoded (stop reading)."""
+        import av
+
+        key = (frame.sample_rate, frame.layout.name)
+        if key != (self.rate, self.layout):
+            self.flush()
+            self.rate, self.layout = key
+            self.converter = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
+        for converted in self.converter.resample(frame):
+            channels = converted.to_ndarray().astype(np.float32, copy=False)
+            self.native.append(channels.reshape(-1, converted.samples).mean(axis=0))
+            self.seconds += converted.samples / self.rate
+        return self.max_seconds is None or self.seconds < self.max_seconds
+
+    def flush(self) -> None:
+        if self.native:
+            mono = np.concatenate(self.native)
+            self.pieces.append(sinc_resample(mono, self.rate, self.sr))
+        self.native = []
+
+    def samples(self) -> np.ndarray:
+        self.flush()
+        return np.concatenate(self.pieces) if self.pieces else np.zeros(0, np.float32)
 
 
 def _mono_resampler(sr: int):
@@ -1149,8 +1272,10 @@ def _mono_resampler(sr: int):
     return av.AudioResampler(format="flt", layout="mono", rate=sr, frame_size=sr, options={"rematrix_maxval": "1.0"})
 
 
-def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
+def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int, resampler: str = "swresample"):
     """Decode ``stream`` into ``buffer``, skipping damaged packets; (packets with data, damaged ones)."""
+    if resampler == "sinc":
+        return _decode_audio_sinc(path, container, stream, buffer, sr)
     import av
 
     packets = errors = 0
@@ -1186,6 +1311,39 @@ def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tup
     return packets, errors
 
 
+def _decode_audio_sinc(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
+    """As :func:`_decode_audio`, resampled by :class:`_SincMono` (native rate, plain mean, sinc)."""
+    import av
+
+    packets = errors = 0
+    limit = None if buffer.limit is None else buffer.limit / sr
+    to_mono = _SincMono(sr, limit)
+    try:
+        reading = True
+        for packet in container.demux(stream):
+            if not reading:
+                break
+            packets += bool(packet.size)
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:  # a damaged packet: skip it
+                errors += 1
+                continue
+            for frame in decoded:
+                frame.pts = None
+                reading = to_mono.put(frame) and reading
+    except av.FFmpegError as exc:
+        if not to_mono.seconds:
+            raise _fail(
+                path,
+                f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                "download it again or re-encode it",
+            ) from None
+        errors += 1
+    buffer.put_array(to_mono.samples())
+    return packets, errors
+
+
 def _audio_warnings(
     path, got: float, stated: float, clipped: bool, max_seconds: float | None, packets: int, errors: int
 ) -> list[str]:
@@ -1214,7 +1372,9 @@ def _audio_warnings(
     return warnings
 
 
-def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> Audio:
+def read_audio(
+    path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS, resampler: str = "swresample"
+) -> Audio:
     """The first audio track as mono float32 at ``sr`` Hz (empty when the file has no audio).
 
     Resampled by FFmpeg (PyAV's AudioResampler); channels are averaged ((L+R)/2 for stereo, so a
@@ -1222,7 +1382,14 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
     actually decoded (never sized from the duration the file claims), up to ``max_seconds``
     (``None``: no limit): past it the track is clipped and a warning says so. Damaged packets
     are skipped and counted; a track shorter than it claims gives what exists and a warning.
+
+    ``resampler="sinc"`` decodes as the reference did: at the track's own rate, the plain mean of
+    its channels (5.1 included: all six, equally), then :func:`sinc_resample` to ``sr`` — the same
+    result as the reference's order for Whisper (mean, then resample) and for BEATs (resample, then
+    mean), both steps being linear. The default ``swresample`` resamples and downmixes with FFmpeg.
     """
+    if resampler not in RESAMPLERS:
+        raise OptionError(f"resampler must be one of {', '.join(RESAMPLERS)}, got {resampler!r}")
     if max_seconds is not None and not max_seconds > 0:
         raise OptionError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
     limit = None if max_seconds is None else int(max_seconds * sr)
@@ -1234,7 +1401,7 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
         stream = container.streams.audio[0]
         stated = _seconds(stream.duration, stream.time_base) or 0.0
         buffer = _AudioBuffer(sr, limit)
-        packets, errors = _decode_audio(path, container, stream, buffer, sr)
+        packets, errors = _decode_audio(path, container, stream, buffer, sr, resampler)
         warnings = _audio_warnings(path, buffer.filled / sr, stated, buffer.clipped, max_seconds, packets, errors)
         for message in warnings:
             log.warning("%s: %s", name, message)
@@ -1243,9 +1410,11 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
         container.close()
 
 
-def load_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> np.ndarray:
+def load_audio(
+    path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS, resampler: str = "swresample"
+) -> np.ndarray:
     """:func:`read_audio`'s samples alone (its warnings are logged)."""
-    return read_audio(path, sr, max_seconds=max_seconds).samples
+    return read_audio(path, sr, max_seconds=max_seconds, resampler=resampler).samples
 
 
 # --------------------------------------------------------------------------------------------

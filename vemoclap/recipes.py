@@ -40,6 +40,9 @@ class FrameSettings:
     # "fps-filter": FFmpeg's fps=n/D_container, as the reference (earlier frame on a tie, n ± 1 frames)
     positions: str = "centre"
     size_rounding: str = "round"  # "truncate": the long side is int(long / short · short_side), as the reference
+    # the audio track (read with the frames): "swresample" (FFmpeg's resampler and downmix) or "sinc"
+    # (native rate, plain channel mean, Hann-windowed sinc of width 6 to 16 kHz: the reference's torchaudio)
+    audio_resampler: str = "swresample"
     tolerance: float = 0.0  # fraction of a segment a frame may be off its position
     short_side: int | None = 360
     upscale: bool = True  # small videos are enlarged to short_side
@@ -57,6 +60,7 @@ class FrameSettings:
             "max_pixels": self.max_pixels,
             "positions": self.positions,
             "size_rounding": self.size_rounding,
+            "audio_resampler": self.audio_resampler,
         }
 
 
@@ -320,6 +324,7 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
             # -- frames, audio, caption frame --
             "frames.positions": "fps-filter",  # FFmpeg's fps=16/D_container: 15 frames + a zero row, ties earlier
             "frames.size_rounding": "truncate",  # int(w / h · 360)
+            "frames.audio_resampler": "sinc",  # native rate, plain channel mean, torchaudio's sinc (Hann, width 6)
             "caption.frame": "faces-and-text",  # the reference prefers a frame with both faces and text
         },
         "v3: the reference app's extraction rule by rule (docs/parity.md)",
