@@ -367,6 +367,54 @@ def test_the_reference_recipe_reads_audio_with_the_sinc_resampler(tmp_path):
     np.testing.assert_array_equal(ours.audio, media.read_audio(path).samples)
 
 
+# ---- the training-era scene sampler (frames.positions="scenes") ----------------------------
+
+SCENE_LENGTHS = (20, 12, 28, 20)  # frames per scene at 10 fps: cuts at 2.0, 3.2 and 6.0 s
+SCENE_COLOURS = ((200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40))
+
+
+def _scene_video(path, size=(128, 96)):
+    from vemoclap.synth import default_frame
+
+    bounds = np.cumsum((0, *SCENE_LENGTHS))
+
+    def frame(index):
+        image = default_frame(index, *size, 10)  # the frame's index stays readable in its top half
+        image[size[1] // 2 :] = SCENE_COLOURS[int(np.searchsorted(bounds, index, side="right")) - 1]
+        return image
+
+    return make_video(path, duration=sum(SCENE_LENGTHS) / 10, fps=10, size=size, audio=None, frame_fn=frame)
+
+
+def test_scene_cuts_are_where_ffmpegs_scene_score_jumps(tmp_path):
+    scan = media.scene_scores(_scene_video(tmp_path / "scenes.mp4"))
+    assert scan.cuts == pytest.approx([2.0, 3.2, 6.0])
+    assert len(scan.times) == 80 and scan.fps == 10 and scan.scores[0] == 0
+    inside = np.delete(scan.scores, [20, 32, 60])
+    assert inside.max() < media.SCENE_THRESHOLD  # the moving index pattern alone is no cut
+
+
+@pytest.mark.slow
+def test_scene_sampler_takes_each_scenes_middle_frame_at_native_size(tmp_path):
+    path = _scene_video(tmp_path / "scenes.mp4", size=(640, 480))
+    frames = sample_frames(path, 16, positions="scenes", short_side=None)
+    # scenes [0, 2.0), [2.0, 3.2), [3.2, 6.0), [6.0, 8.0 = the container's end]: middles 1.0, 2.6, 4.6, 7.0 s
+    assert [read_frame_index(image) for image in frames.images] == [10, 26, 46, 70]
+    np.testing.assert_allclose(frames.timestamps, [1.0, 2.6, 4.6, 7.0], atol=1e-6)
+    assert frames.images.shape == (4, 480, 640, 3)  # native resolution, however many scenes there are
+    assert "4 scene(s) (3 cut(s)" in frames.warnings[0]
+    still = sample_frames(make_video(tmp_path / "one.mp4", duration=2.0, fps=10, audio=None), positions="scenes")
+    assert len(still) == 1 and read_frame_index(still.images[0]) == 10  # no cut: the middle of the whole
+
+
+def test_mid_scene_frame_numbers():
+    scan = media.SceneScan(cuts=[1.0, 1.02, 9.9], scores=np.zeros(240), times=np.arange(240) / 23.976, fps=23.976)
+    # middles 0.5, 1.01, 5.46, 10.2 s at 23.98 fps (rounded as the training-era code did): 12, 24, 131, and
+    # 245, past the last frame: 239
+    assert media.mid_scene_frames(scan, 10.5) == [12, 24, 131, 239]
+    assert media.mid_scene_frames(media.SceneScan([], np.zeros(5), np.arange(5) / 5, 5.0), 1.0) == [2]
+
+
 # ------------------------------------------------------------------------------- bad inputs
 
 

@@ -443,7 +443,7 @@ def _target_times(n: int, start: float, duration: float, random: bool, seed: int
 
 
 _TIE = 2e-6  # s: an "fps-filter" position a hair early, so a frame starting exactly on it is not taken
-POSITIONS = ("centre", "fps-filter")
+POSITIONS = ("centre", "fps-filter", "scenes")
 SIZE_ROUNDINGS = ("round", "truncate")
 
 
@@ -825,6 +825,133 @@ def _take(dec: _Decoder, t: float, lo: float, hi: float, exact: bool):
             return frame, "ok"
 
 
+# --------------------------------------------------------------------------------------------
+# Scene frames: the sampler of the reference's training-era repository
+
+
+SCENE_THRESHOLD = 0.27  # a cut where FFmpeg's scene score exceeds this (the training-era repository's value)
+
+
+@dataclass
+class SceneScan:
+    """What one pass over a video stream found: where its scenes change and how many frames it has."""
+
+    cuts: list[float]  # seconds (from the stream's first frame) of the first frame of each new scene
+    scores: np.ndarray  # FFmpeg's scene score of every frame (0 for the first)
+    times: np.ndarray  # seconds of every frame
+    fps: float  # the stream's average frame rate
+
+
+def _scene_planes(frame) -> np.ndarray:
+    """The frame's Y, U and V samples as one 8-bit array (what FFmpeg's scene score sums over)."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    return frame.to_ndarray()
+
+
+def scene_scores(path) -> SceneScan:
+    """FFmpeg's scene score of every frame (``select=scene``, libavfilter's f_select): the mean
+    absolute difference of a frame's pixels from the previous frame's (all planes), ``mafd``, and
+    the score ``min(mafd, |mafd − previous mafd|) / 100`` clipped to [0, 1]. A cut is a frame whose
+    score exceeds :data:`SCENE_THRESHOLD`. Decodes the whole stream once (no frame is kept)."""
+    import av
+
+    container = _open(path)
+    try:
+        stream = _video_stream(container)
+        if stream is None:
+            raise _fail(path, "has no video stream", "pass a video file")
+        stream.thread_type = "AUTO"
+        start = _seconds(stream.start_time, stream.time_base) or 0.0
+        scores, times, prev, prev_mafd = [], [], None, 0.0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                planes = _scene_planes(frame)
+                score = 0.0
+                if prev is not None and prev.shape == planes.shape:
+                    mafd = float(np.abs(planes.astype(np.int16) - prev).sum()) / planes.size
+                    score = min(max(min(mafd, abs(mafd - prev_mafd)) / 100.0, 0.0), 1.0)
+                    prev_mafd = mafd
+                prev = planes.astype(np.int16)
+                scores.append(score)
+                times.append(_frame_time(frame) - start)
+        except av.FFmpegError as exc:
+            if not times:
+                raise _fail(
+                    path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})", "download it again or re-encode it"
+                ) from None
+        if not times:
+            raise _fail(path, "has no decodable video frame", "download it again or re-encode it")
+        scores_array, times_array = np.asarray(scores), np.asarray(times)
+        cuts = [float(t) for t, sc in zip(times_array, scores_array) if sc > SCENE_THRESHOLD]
+        return SceneScan(cuts, scores_array, times_array, _fps(stream))
+    finally:
+        container.close()
+
+
+def mid_scene_frames(scan: SceneScan, duration: float) -> list[int]:
+    """The training-era rule: scenes run between 0, each cut and the container's ``duration``; each
+    scene's middle time becomes a frame number ``round(t · fps)`` (fps rounded to 2 decimals, at most
+    the last frame), duplicates dropped, in order."""
+    bounds = [0.0, *scan.cuts] + ([duration] if duration > 0 else [])
+    fps = round(scan.fps, 2) or 25.0
+    last = len(scan.times) - 1
+    middles = [(a + b) / 2 for a, b in zip(bounds[:-1], bounds[1:])] or [0.0]
+    return sorted({min(int(round(t * fps)), last) for t in middles})
+
+
+def _scene_frames(path, rule: _SizeRule) -> Frames:
+    """Each scene's middle frame (:func:`mid_scene_frames`), sized by ``rule`` (native for the
+    training-era sampler); at most :data:`MAX_FRAMES` and 2 GiB of them, equidistant past that."""
+    scan = scene_scores(path)
+    container = _open(path)
+    try:
+        duration = (container.duration or 0) / 1e6
+        numbers = mid_scene_frames(scan, duration if math.isfinite(duration) else 0.0)
+        stream = _video_stream(container)
+        (w, h) = rule.geometry(path, *_display_size(stream))[1]
+        budget = max(1, min(MAX_FRAMES, _MAX_BATCH_BYTES // max(1, w * h * 3)))
+        notes = [
+            f"{len(numbers)} scene(s) ({len(scan.cuts)} cut(s) at FFmpeg scene score > {SCENE_THRESHOLD}): "
+            "the middle frame of each, as the reference's training-era extraction took them"
+        ]
+        if len(numbers) > budget:
+            keep = np.round(np.linspace(0, len(numbers) - 1, budget)).astype(int)
+            numbers = [numbers[i] for i in keep]
+            notes.append(f"only {budget} equidistant scenes were kept (memory)")
+        wanted = {number: row for row, number in enumerate(numbers)}
+        out = _Collector(path, len(numbers), rule, stream)
+        dec = _Decoder(container, stream, path)
+        dec.stats.threading = "sequential"
+        dec._frames = dec._decode()
+        index = 0
+        while index <= numbers[-1]:
+            frame = dec.next()
+            if frame is None:
+                break
+            if index in wanted:
+                out.put(wanted[index], frame)
+            index += 1
+        have = ~np.isnan(out.times)
+        if not have.all():
+            raise _fail(path, "ended before its last scene could be read", "download it again or re-encode it")
+        start = _seconds(stream.start_time, stream.time_base) or 0.0
+        for message in notes:
+            log.info("%s: %s", Path(os.fspath(path)).name, message)
+        return Frames(
+            images=out.images,
+            timestamps=out.times - start,
+            warnings=notes + out.warnings,
+            targets=scan.times[numbers],
+            rotation=out.rotation,
+            stats=dec.stats,
+        )
+    finally:
+        container.close()
+
+
 class _NothingDecoded(MediaError):
     """No frame decoded by seeking; a sequential pass may still find some."""
 
@@ -864,6 +991,8 @@ def sample_frames(
     ``positions="fps-filter"`` takes the frames FFmpeg's ``fps=n/D`` filter gives (the reference
     app's sampler, see :func:`_positions`): D is the container's duration, ties take the earlier
     frame, and the count may be ``n - 1`` or ``n + 1`` (a note in ``Frames.warnings`` says so).
+    ``positions="scenes"`` takes the middle frame of each scene instead (:func:`_scene_frames`, the
+    training-era repository's sampler): as many frames as scenes, ``n`` and ``random`` unused.
     ``size_rounding="truncate"`` makes the long side ``int(long / short · short_side)`` as the
     reference does (default: rounded).
     """
@@ -880,6 +1009,8 @@ def sample_frames(
     if size_rounding not in SIZE_ROUNDINGS:
         raise OptionError(f"size_rounding must be one of {', '.join(SIZE_ROUNDINGS)}, got {size_rounding!r}")
     rule = _SizeRule(short_side, upscale, max_long_side, max_pixels, size_rounding == "truncate")
+    if positions == "scenes":
+        return _scene_frames(path, rule)
     container = _open(path)
     try:
         stream = _video_stream(container)

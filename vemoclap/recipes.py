@@ -37,7 +37,8 @@ class FrameSettings:
 
     n_frames: int = 16
     # "centre": the frame on screen at each segment's centre (k + 0.5)·D/n, D the video stream's extent;
-    # "fps-filter": FFmpeg's fps=n/D_container, as the reference (earlier frame on a tie, n ± 1 frames)
+    # "fps-filter": FFmpeg's fps=n/D_container, as the reference (earlier frame on a tie, n ± 1 frames);
+    # "scenes": each scene's middle frame, as the training-era repository (TRAINING_ERA_SAMPLER)
     positions: str = "centre"
     size_rounding: str = "round"  # "truncate": the long side is int(long / short · short_side), as the reference
     # the audio track (read with the frames): "swresample" (FFmpeg's resampler and downmix) or "sinc"
@@ -332,6 +333,21 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
 }
 
 
+# The frame and chunk sampler of the reference's training-era repository (serkansulun/movie-genre-classification,
+# preprocessing/src/extract_features.py `use_scenecuts = True`; video_utils.py `video_to_midscenes`;
+# feature_extractors.py `AudioDataset`): each scene's middle frame (cuts where FFmpeg's scene score > 0.27) at
+# native resolution, every 3-s BEATs chunk with starts before N − 3 s, then 16 equidistant rows of each
+# feature. BEATs embeds each chunk alone, so embedding its 16 equidistant chunks gives exactly the 16
+# equidistant rows of all of them. Whether the published features were made this way is what
+# `vemoclap parity` measures (its "training-era scenes" setting).
+TRAINING_ERA_SAMPLER: dict[str, Any] = {
+    "frames.positions": "scenes",
+    "frames.short_side": None,
+    "beats.chunk_selection": "equidistant",
+    "beats.chunk_end": "exclusive",
+}
+
+
 def _with_changes(recipe: Recipe, version: int, changes: Mapping[str, Any], note: str) -> Recipe:
     changed = copy.deepcopy(recipe)
     changed.version = version
@@ -519,4 +535,5 @@ __all__ = [
     "recipe_of_config",
     "choose",
     "CPU_WHISPER",
+    "TRAINING_ERA_SAMPLER",
 ]
