@@ -51,6 +51,7 @@ def test_reference_frames_are_those_ffmpegs_fps_filter_gives_upscaled_to_360(sma
     assert [read_frame_index(image) for image in v2.images] == [int(np.floor(t * 8)) for t in centres]
 
 
+@pytest.mark.slow
 def test_a_container_longer_than_its_video_gives_15_frames_and_a_zero_row(tiny_models, tmp_path):
     """Rule 1: the container lasts 4 s (its audio), the video 3.75 s (≥ 3 % shorter): FFmpeg's fps filter
     gives the reference 15 frames and its app pads a 16th row of zeros; so does the reference recipe."""
@@ -238,6 +239,7 @@ def test_heads_come_from_the_checkpoint_config_with_a_documented_default():
 # ---- the caption frame ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_caption_frame_prefers_faces_and_text_under_the_reference_recipe(tiny_models, tmp_path):
     """The reference captions, among the frames having both faces and text, the one with the most
     boxes; only when no frame has both does the largest total win."""
