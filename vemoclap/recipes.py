@@ -33,23 +33,24 @@ _LARGE_WHISPERS = ("large", "large-v1", "large-v2", "large-v3", "large-v3-turbo"
 
 @dataclass
 class FrameSettings:
-    """How frames are sampled: n equal segments of the decoded stream, one frame each."""
+    """How frames are sampled (by default n equal segments of the decoded stream, one frame each; see
+    ``positions``) and how the audio track is brought to 16 kHz mono."""
 
     n_frames: int = 16
     # "centre": the frame on screen at each segment's centre (k + 0.5)·D/n, D the video stream's extent;
     # "fps-filter": FFmpeg's fps=n/D_container, as the reference (earlier frame on a tie, n ± 1 frames);
     # "scenes": each scene's middle frame, as the training-era repository (TRAINING_ERA_SAMPLER)
     positions: str = "centre"
-    size_rounding: str = "round"  # "truncate": the long side is int(long / short · short_side), as the reference
-    # the audio track (read with the frames): "swresample" (FFmpeg's resampler and downmix) or "sinc"
-    # (native rate, plain channel mean, Hann-windowed sinc of width 6 to 16 kHz: the reference's torchaudio)
-    audio_resampler: str = "swresample"
     tolerance: float = 0.0  # fraction of a segment a frame may be off its position
     short_side: int | None = 360
     upscale: bool = True  # small videos are enlarged to short_side
     max_long_side: int | None = 1920  # caps on the resized frame (hostile aspect ratios)
     max_pixels: int | None = 1920 * 1080
     random_when_training: bool = True  # training draws random rows per segment
+    size_rounding: str = "round"  # "truncate": the long side is int(long / short · short_side), as the reference
+    # the audio track (read with the frames): "swresample" (FFmpeg's resampler and downmix) or "sinc"
+    # (native rate, plain channel mean, Hann-windowed sinc of width 6 to 16 kHz: the reference's torchaudio)
+    audio_resampler: str = "swresample"
 
     def media_options(self) -> dict[str, Any]:
         """Keyword arguments for ``media.sample_frames`` (beside ``n``, ``random`` and ``seed``)."""
