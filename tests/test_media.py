@@ -288,6 +288,26 @@ def test_audio_that_changes_rate_midway(tmp_path):
     assert _peak_hz(audio[-20000:-4000]) == pytest.approx(1000, abs=3)
 
 
+def test_fps_filter_frame_count_follows_container_and_stream_lengths():
+    """FFmpeg's fps=16/D gives round(V / (D/16)) frames (halves up) for a video stream of V seconds in
+    a container of D: 16 when they agree, 15 once D is ≥ ~3 % longer, 17 once it is ≥ ~3 % shorter."""
+    from types import SimpleNamespace
+
+    def count(container_s, stream_s):
+        container = SimpleNamespace(duration=int(container_s * 1e6))
+        plan = media._positions(container, 0.0, stream_s, 16, False, None, "fps-filter", "v.mp4")
+        np.testing.assert_allclose(np.diff(plan.targets), container_s / 16, atol=1e-9)
+        return len(plan.targets), plan.notes
+
+    assert count(4.0, 4.0) == (16, ())
+    assert count(4.0, 3.95)[0] == 16  # 1.3 % longer: still 16
+    assert count(4.0, 3.875)[0] == 16  # V / T = 15.5 exactly: rounds up
+    fewer, notes = count(4.0, 3.85)
+    assert fewer == 15 and "missing rows are zeros" in notes[0]
+    more, notes = count(3.85, 4.0)
+    assert more == 17 and "16 equidistant rows are kept" in notes[0]
+
+
 # ---- the reference's resampler (recipe option frames.audio_resampler="sinc") ----------------
 
 
