@@ -312,6 +312,13 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
         {
             # -- ASR (Whisper with timestamps, silent tracks) --
             # -- OCR (detector input, angle classifier, frame reuse, T5 limits, de-duplication) --
+            "ocr_sentiment.det_normalization": "imagenet",  # PaddleOCR 2.x: ImageNet mean/std
+            "ocr_sentiment.channel_order": "rgb",  # quirk: RGB frames to an engine that reads BGR
+            "ocr_sentiment.angle_classifier": False,  # use_angle_cls=False
+            "ocr_sentiment.skip_similar": 0.0,  # OCR on every frame
+            "ocr_sentiment.spell_max_new_tokens": None,  # T5 generate(max_length=512)
+            "ocr_sentiment.spell_truncation": False,  # T5 input not truncated
+            "ocr_sentiment.dedup_english": True,  # list(dict.fromkeys(processed_texts)) before the join
             # -- frames, audio, caption frame --
         },
         "v3: the reference app's extraction rule by rule (docs/parity.md)",
