@@ -199,7 +199,9 @@ def fetch_english_models(models_dir) -> dict[str, Path]:
 
 @functools.cache
 def _no_onnxruntime_telemetry() -> None:
-    """onnxruntime's telemetry off, before any inference session is made (nothing phones home)."""
+    """onnxruntime's telemetry events off, before any inference session is made. Its lookup of the
+    telemetry host is stopped only by ``ORT_DISABLE_TELEMETRY`` set before onnxruntime is imported,
+    which importing vemoclap does (``vemoclap/__init__.py``); this call stops the events themselves."""
     try:
         import onnxruntime
     except ImportError:
