@@ -741,3 +741,28 @@ def test_t5_reads_a_long_string_whole_under_reference(tiny_dir, monkeypatch):
     assert seen[-1] == (n_tokens, {"max_length": 512, "max_new_tokens": None})  # whole input, max_length 512
     speller.correct([long])  # today's: input cut at 512 tokens, at most 128 new ones
     assert seen[-1][0] == speller.max_length <= 512 and seen[-1][1]["max_new_tokens"] == 128
+
+
+def test_reference_v3_sets_the_ocr_rules_and_older_versions_keep_todays():
+    from vemoclap.extractors.ocr import Options
+    from vemoclap.recipes import get_recipe
+
+    rules = {
+        "det_normalization": "imagenet",
+        "channel_order": "rgb",
+        "angle_classifier": False,
+        "skip_similar": 0.0,
+        "spell_max_new_tokens": None,
+        "spell_truncation": False,
+        "dedup_english": True,
+    }
+    v3 = get_recipe("reference", version=3).extractors["ocr_sentiment"]
+    assert {key: v3[key] for key in rules} == rules
+    v2 = get_recipe("reference", version=2).extractors["ocr_sentiment"]
+    assert not set(rules) & set(v2)  # a v2 checkpoint runs today's defaults
+    built = get("ocr_sentiment", device="cpu", **v2).options
+    assert {key: getattr(built, key) for key in rules} == {key: getattr(Options(), key) for key in rules}
+    assert Options().skip_similar == 2.0 and Options().angle_classifier and Options().channel_order == "bgr"
+    built = get("ocr_sentiment", device="cpu", **v3)
+    assert built.engine_settings == {"normalization": "imagenet", "angle_classifier": False, "channel_order": "rgb"}
+    assert built.spell_limits == {"max_new_tokens": None, "truncation": False} and built.dedup_english
