@@ -66,6 +66,7 @@ def _env(hub, tmp_path, **extra) -> dict[str, str]:
         VEMOCLAP_OFFLINE="0",
         VEMOCLAP_REFERENCE_BASE_URL=hub.raw_base,
         VEMOCLAP_WHISPER_BASE_URL=hub.raw_base + "whisper",
+        VEMOCLAP_PPOCR_BASE_URL=hub.raw_base + "ppocr",  # not served: the bundled OCR models run instead
         VEMOCLAP_DOWNLOAD_MANIFEST=str(hub.manifest),
         VEMOCLAP_CACHE=str(tmp_path / "cache"),
         YOLO_OFFLINE="1",

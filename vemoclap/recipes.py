@@ -328,6 +328,13 @@ REFERENCE_CHANGES: dict[int, tuple[dict[str, Any], str]] = {
             # no loudness gate: even an all-zero (digitally silent) track goes to Whisper
             "asr_sentiment.silence_dbfs": None,
             # -- OCR (detector input, angle classifier, frame reuse, T5 limits, de-duplication) --
+            "ocr_sentiment.det_normalization": "imagenet",  # PaddleOCR 2.x: ImageNet mean/std
+            "ocr_sentiment.channel_order": "rgb",  # quirk: RGB frames to an engine that reads BGR
+            "ocr_sentiment.angle_classifier": False,  # use_angle_cls=False
+            "ocr_sentiment.skip_similar": 0.0,  # OCR on every frame
+            "ocr_sentiment.spell_max_new_tokens": None,  # T5 generate(max_length=512)
+            "ocr_sentiment.spell_truncation": False,  # T5 input not truncated
+            "ocr_sentiment.dedup_english": True,  # list(dict.fromkeys(processed_texts)) before the join
             # -- frames, audio, caption frame --
             "frames.positions": "fps-filter",  # FFmpeg's fps=16/D_container: 15 frames + a zero row, ties earlier
             "frames.size_rounding": "truncate",  # int(w / h · 360)

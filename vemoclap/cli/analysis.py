@@ -4,6 +4,7 @@ FPS shown) and ``demo`` (offline, on tiny random models)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -115,6 +116,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from ..models import OFFLINE_ENV
     from ..pipeline import Analyzer
     from ..tiny import tiny_models_dir
 
@@ -123,6 +125,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "(extractors → classifier → report), and its emotion means nothing",
         file=sys.stderr,
     )
+    os.environ[OFFLINE_ENV] = "1"  # the demo downloads nothing: what the tiny models lack is a named deviation
     models_dir = tiny_models_dir(args.models_dir)
     analyzer = Analyzer(device=args.device, models_dir=models_dir, frames=args.frames)
     result = analyzer.analyze(args.source, progress=not args.quiet)

@@ -17,7 +17,7 @@ that fails verification is deleted and the error says so in one line.
 Base URLs are settings (environment variable, or an argument): ``VEMOCLAP_REFERENCE_BASE_URL``
 for the reference repository's raw files (a mirror, a local folder as ``file://`` or a test
 server can stand in) and the hub's own ``HF_ENDPOINT``. ``VEMOCLAP_DOWNLOAD_MANIFEST`` names a
-JSON file ``{"reference": {path: blob id}, "whisper": {name: sha256}}`` that replaces pinned
+JSON file ``{"reference": {path: blob id}, "whisper": {name: sha256}, "file": {key: sha256}}`` that replaces pinned
 hashes (for a mirror with other files, and for tests).
 """
 

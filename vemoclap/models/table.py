@@ -14,6 +14,7 @@ class ModelRef:
     hub_id: str | None = None  # Hugging Face repo id
     filename: str | None = None  # file name inside the models dir (and inside the hub repo, if any)
     url: str | None = None  # direct download URL for "file" models hosted outside the hub
+    sha256: str | None = None  # "file" from a URL: the SHA-256 its publisher lists (checked on download)
     purpose: str = ""
     size_mb: int = 0  # approximate download size
     license: str | None = None  # known licence; None: read from the hub's metadata on download, "unknown" until then
@@ -27,6 +28,8 @@ BEATS_CHECKPOINT = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
 CLASSIFIER_FILES = ("weights/classifier/model.pt", "weights/classifier/model_config.pt")
 SAMPLE_NAMES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "sample")
 SAMPLE_FILES = tuple(f"sample_data/{name}.mp4" for name in SAMPLE_NAMES)
+# rapidocr 3.10's model host, as its default_models.yaml lists it (URL and SHA-256 of each ONNX file).
+PPOCR_BASE_URL = "https://www.modelscope.cn/models/RapidAI/RapidOCR/resolve/v3.10.0/onnx/"
 
 MODELS: dict[str, ModelRef] = {
     ref.key: ref
@@ -143,6 +146,30 @@ MODELS: dict[str, ModelRef] = {
             size_mb=30,
             license="GPL-3.0",
             fetched_by_default=False,  # each sample comes on first use
+        ),
+        # The reference's English PP-OCR pair (PaddleOCR 2.8 lang='en'), not in the rapidocr wheel; without
+        # them the bundled models read the text, as a named deviation. They come on first use.
+        ModelRef(
+            "ppocr_en_det",
+            "file",
+            filename="ppocr/en_PP-OCRv3_det_mobile.onnx",
+            url=PPOCR_BASE_URL + "PP-OCRv4/det/en_PP-OCRv3_det_mobile.onnx",
+            sha256="ea07c15d38ac40cd69da3c493444ec75b44ff23840553ff8ba102c1219ed39c2",
+            purpose="en_PP-OCRv3 text detector (ONNX, from rapidocr's model list): the reference's OCR",
+            size_mb=3,
+            license="Apache-2.0",
+            fetched_by_default=False,
+        ),
+        ModelRef(
+            "ppocr_en_rec",
+            "file",
+            filename="ppocr/en_PP-OCRv4_rec_mobile.onnx",
+            url=PPOCR_BASE_URL + "PP-OCRv4/rec/en_PP-OCRv4_rec_mobile.onnx",
+            sha256="e8770c967605983d1570cdf5352041dfb68fa0c21664f49f47b155abd3e0e318",
+            purpose="en_PP-OCRv4 text recognizer (ONNX, from rapidocr's model list): the reference's OCR",
+            size_mb=8,
+            license="Apache-2.0",
+            fetched_by_default=False,
         ),
         # The CLIPCap pair (a Google Drive file with no published hash) comes only when asked: the caption
         # falls back to BLIP.

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .._util import ultralytics_offline
 from ..labels import FACE_EXPRESSIONS
 from ..models import MODELS
 
@@ -158,6 +159,7 @@ def build_caption(target: Path) -> Path:
 
 def ensure_ultralytics_font() -> None:
     """Put matplotlib's DejaVuSans at $YOLO_CONFIG_DIR/Ultralytics/Arial.ttf so ultralytics never fetches a font."""
+    ultralytics_offline()
     config_dir = os.environ.get("YOLO_CONFIG_DIR")
     if not config_dir:
         return
