@@ -21,7 +21,7 @@ from ..errors import ModelUnavailable, OptionError, UserError, one_line
 from . import download
 from .advice import MissingModels, offline_lines, unavailable
 from .hub import hub_endpoint, reachable, redacted_endpoint, size_bound
-from .kinds import WHISPER_BASE_ENV, kind_of, local_path
+from .kinds import PPOCR_BASE_ENV, WHISPER_BASE_ENV, kind_of, local_path
 from .layout import OFFLINE_ENV, downloads_allowed, models_root
 from .table import DEFAULT_WHISPER_SIZES, MODELS, default_downloads
 
@@ -117,7 +117,7 @@ def _guarded_reason(exc: BaseException, guard) -> str | None:
 def mirror_bases() -> list[str]:
     """The configured download hosts (a local mirror among them may have a private address)."""
     bases = [hub_endpoint() or "https://huggingface.co", download.reference_base_url()]
-    return bases + ([os.environ[WHISPER_BASE_ENV]] if os.environ.get(WHISPER_BASE_ENV) else [])
+    return bases + [os.environ[env] for env in (WHISPER_BASE_ENV, PPOCR_BASE_ENV) if os.environ.get(env)]
 
 
 def size_limit(item: Planned) -> int | None:
