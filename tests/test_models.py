@@ -122,6 +122,58 @@ def test_offline_analyze_fails_fast_with_one_line_per_model(tmp_path, env):
     assert seconds < 60  # not ~50 s of hub retries per model (loose: the machine is shared)
 
 
+def _no_network(endpoint: str) -> dict[str, str]:
+    """Every download host pointed at ``endpoint`` (a closed port, or a name that does not resolve)."""
+    return {
+        "VEMOCLAP_OFFLINE": "0",
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": endpoint,
+        "VEMOCLAP_REFERENCE_BASE_URL": endpoint + "/ref/",
+        "VEMOCLAP_WHISPER_BASE_URL": endpoint + "/whisper/",
+    }
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:9", "http://vemoclap-no-such-host.invalid"], ids=["port", "name"]
+)
+def test_no_connection_is_said_once_as_offline_within_seconds(tmp_path, endpoint):
+    started = time.perf_counter()
+    run = _cli("analyze", "sample:joy", "--models-dir", tmp_path / "empty", env=_no_network(endpoint), timeout=120)
+    seconds = time.perf_counter() - started
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("vemoclap: ") == 1 and "Traceback" not in run.stderr
+    line = _said(run)[0]
+    assert line.startswith("vemoclap: offline") and "interrupted" not in line
+    assert "`vemoclap demo`" in line and "vemoclap download-models" in line
+    assert endpoint.split("//")[1] in line  # the host that did not answer
+    assert seconds < 5
+
+
+def test_each_missing_model_names_the_host_it_comes_from(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEMOCLAP_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("VEMOCLAP_REFERENCE_BASE_URL", "http://reference-host.invalid/repo/")
+    needs = [models.Need("classifier"), models.Need("clip", user="clip")]
+    with pytest.raises(models.MissingModels) as caught:
+        models.fetch_needed(needs, tmp_path)
+    lines = {line.split("'")[1]: line for line in caught.value.lines if line.startswith("model '")}
+    assert "no connection to reference-host.invalid" in lines["classifier"] and "127.0.0.1" not in lines["classifier"]
+    assert "no connection to 127.0.0.1:9" in lines["clip"]
+    assert "huggingface.co" not in str(caught.value)
+    assert (
+        "vemoclap demo" in caught.value.lines[-1] and "download-models --only classifier,clip" in caught.value.lines[-1]
+    )
+
+
+def test_download_models_offline_is_one_line_naming_the_demo(tmp_path):
+    run = _cli("download-models", "--dir", tmp_path, "--only", "clip", "-q", env=_no_network("http://127.0.0.1:9"))
+    assert run.returncode == 2, run.stderr
+    assert _said(run) == [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(_said(run)) == 1 and "offline: no connection to 127.0.0.1:9" in run.stderr
+    assert "vemoclap demo" in run.stderr and "interrupted" not in run.stderr
+
+
 def test_skip_unavailable_offline_lists_each_extractor_with_its_fix(tmp_path, tiny_models, short_video):
     import shutil
 

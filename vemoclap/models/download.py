@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelUnavailable, UserError, one_line
+from . import connection
 from .layout import OFFLINE_ENV, downloads_allowed, reference_target
 
 log = logging.getLogger(__name__)
@@ -198,11 +199,14 @@ def download_file(
             if progress:
                 progress(stage, size, size)
         else:
+            connection.check(stage, url)
             _fetch(url, part, progress, stage, timeout)
     except urllib.error.HTTPError as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check the base URL setting") from None
-    except (OSError, urllib.error.URLError) as exc:
+    except urllib.error.URLError as exc:  # no connection at all (a cut after bytes came is an OSError)
+        raise connection.offline_error(stage, url, one_line(exc.reason)) from None
+    except OSError as exc:
         # the .part stays: the next run continues it
         raise DownloadError(
             f"{url}: download interrupted ({one_line(exc)}); run the command again to continue"
@@ -261,6 +265,14 @@ def fetch_reference_file(path: str, models_dir=None, progress: ProgressFn | None
         )
     blob = reference_blob(path)
     log.info("fetching %s of %s@%s", path, REFERENCE_REPO, REFERENCE_COMMIT[:7])
+    folder = path.split("/")[0]
+    connection.check(
+        f"{path} of the reference repository",
+        reference_base_url() + path,
+        "`vemoclap demo` runs offline on tiny random models; run `vemoclap download-models"
+        + (" --only samples" if folder == "sample_data" else "")
+        + "` where there is internet",
+    )
     return download_file(reference_base_url() + path, target, git_sha1=blob, progress=progress, stage=path)
 
 

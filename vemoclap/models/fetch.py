@@ -19,7 +19,7 @@ from typing import Callable
 from ..errors import ModelUnavailable, OptionError, UserError, one_line
 from . import download
 from .advice import MissingModels, offline_lines, unavailable
-from .hub import hub_endpoint, reachable
+from .connection import Offline, host_name, unreachable
 from .kinds import kind_of, local_path
 from .layout import OFFLINE_ENV, downloads_allowed, models_root
 from .table import DEFAULT_WHISPER_SIZES, MODELS, default_downloads
@@ -109,6 +109,13 @@ def download_models(
             f"{', '.join(item.key for item in plan)} missing and downloads are off "
             f"({OFFLINE_ENV}=1 or HF_HUB_OFFLINE=1); unset it to download"
         )
+    cut = no_connection([(item.key, item.name) for item in plan])
+    if cut:
+        hosts = sorted(set(cut.values()))
+        raise Offline(
+            f"{'; '.join(hosts)}: cannot download {', '.join(dict.fromkeys(key for key, _ in cut))}; "
+            "run this again where there is internet (`vemoclap demo` runs offline on tiny random models)"
+        )
     written: dict[str, Path] = {}
     for key in keys:
         if not kind_of(key)[1].sized and local_path(key, directory) is not None:
@@ -187,13 +194,19 @@ def fetch_needed(
     required = {k: users for k, users in todo.items() if any(not n.optional for n in users)}
     if not todo:
         return {}
-    if not (downloads_allowed() and reachable()):
-        return _offline(required, models_dir, skip)
+    if not downloads_allowed():
+        why = f"downloads are off ({OFFLINE_ENV} / HF_HUB_OFFLINE)"
+        return _offline(required, models_dir, skip, dict.fromkeys(required, why))
+    cut = no_connection(todo)
+    skipped = _offline({k: v for k, v in required.items() if k in cut}, models_dir, skip, cut) if cut else {}
+    for wanted in cut:
+        todo.pop(wanted)
+    if not todo:
+        return skipped
     plan = [Planned(key, name) for key, name in todo]
     for item in plan:
         item.bytes = size_of(item)
     (announce or log.warning)(describe_plan(plan))
-    skipped: dict[str, str] = {}
     for item in plan:
         users = [need.user for need in todo[(item.key, item.name)]]
         try:
@@ -209,19 +222,27 @@ def fetch_needed(
     return skipped
 
 
-def _offline(required: dict[tuple[str, str | None], list[Need]], models_dir, skip: bool) -> dict[str, str]:
+def no_connection(wanted) -> dict[tuple[str, str | None], str]:
+    """(key, Whisper size) → why its host cannot be reached, for those of ``wanted`` whose host does
+    not answer (each host asked once per process, within seconds)."""
+    out = {}
+    for key, name in wanted:
+        ref, kind = kind_of(key)
+        url = kind.source_url(ref, name or DEFAULT_WHISPER_SIZES[0])
+        why = unreachable(url)
+        if why:
+            out[(key, name)] = f"offline: no connection to {host_name(url)} ({why})"
+    return out
+
+
+def _offline(required: dict[tuple[str, str | None], list[Need]], models_dir, skip: bool, whys: dict) -> dict[str, str]:
     """The users to skip offline (user → why), or :class:`MissingModels` when the run cannot go on."""
     for wanted, needs in list(required.items()):  # a model whose stand-in is here is not missing now
         if all(n.stand_in and not missing([n.stand_in[0]], models_dir, (n.stand_in[1],)) for n in needs):
             del required[wanted]
     if not required:
         return {}
-    why = (
-        f"downloads are off ({OFFLINE_ENV} / HF_HUB_OFFLINE)"
-        if not downloads_allowed()
-        else f"no connection to {hub_endpoint() or 'huggingface.co'}"
-    )
-    lines = offline_lines(list(required), models_dir, why)
+    lines = offline_lines(list(required), models_dir, whys)
     users = [need.user for needs in required.values() for need in needs]
     if CLASSIFIER_USER in users or not skip:
         raise MissingModels(lines)
