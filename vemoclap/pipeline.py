@@ -142,7 +142,7 @@ class Analyzer:
             if not recipe_only:
                 raise
             self.recipe.deviations.append(recipes.Deviation(name, recipe_only, "defaults", one_line(exc)))
-            log.warning("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())
+            log.info("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())  # in the report
             return get(
                 name,
                 device=self.device,

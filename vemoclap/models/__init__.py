@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ..errors import ModelUnavailable
 from .advice import MissingModels, fetch_command, unavailable
+from .connection import Offline
 from .download import fetch_reference_file
 from .fetch import Need, download_models, fetch_model, fetch_needed
 from .inventory import license_of, table
@@ -31,7 +32,6 @@ from .layout import (
     models_root,
     reference_target,
 )
-from .loading import _quiet_transformers as _quiet_transformers  # the tiny builders mute transformers with it
 from .loading import checkpoint_file, classifier_dir, load_pretrained, resolve
 from .provenance import (
     PROVENANCE,
@@ -56,6 +56,7 @@ from .table import (
     ModelRef,
     default_downloads,
     register,
+    size_mib,
 )
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "ModelUnavailable",
     "ModelUse",
     "Need",
+    "Offline",
     "checkpoint_file",
     "classifier_dir",
     "ct2_hub_id",
@@ -101,6 +103,7 @@ __all__ = [
     "register",
     "replay",
     "resolve",
+    "size_mib",
     "table",
     "target_path",
     "unavailable",

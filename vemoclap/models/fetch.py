@@ -22,7 +22,7 @@ from .advice import MissingModels, offline_lines, unavailable
 from .connection import Offline, host_name, unreachable
 from .kinds import kind_of, local_path
 from .layout import OFFLINE_ENV, downloads_allowed, models_root
-from .table import DEFAULT_WHISPER_SIZES, MODELS, default_downloads
+from .table import DEFAULT_WHISPER_SIZES, MIB, MODELS, default_downloads, size_mib
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ def size_of(item: Planned) -> int | None:
 
 def describe_plan(plan: list[Planned]) -> str:
     """One line: what will be downloaded, how much, and about how long it takes."""
-    sizes = [item.bytes if item.bytes is not None else MODELS[item.key].size_mb * 1e6 for item in plan]
-    total_mb = sum(sizes) / 1e6
+    sizes = [item.bytes if item.bytes is not None else size_mib(item.key, item.name) * MIB for item in plan]
+    total_mib = sum(sizes) / MIB
     names = ", ".join(item.key + (f" {item.name}" if item.name else "") for item in plan)
-    minutes = total_mb / ASSUMED_MB_PER_S / 60
+    minutes = sum(sizes) / 1e6 / ASSUMED_MB_PER_S / 60
     exact = "" if all(item.bytes is not None for item in plan) else "about "
     return (
-        f"downloading {len(plan)} model(s) ({names}): {exact}{total_mb:,.0f} MB, "
+        f"downloading {len(plan)} model(s) ({names}): {exact}{total_mib:,.0f} MiB (as much disk), "
         f"≈{max(minutes, 0.1):.1f} min at {ASSUMED_MB_PER_S:.0f} MB/s"
     )
 
