@@ -79,15 +79,87 @@ def test_weights_of_a_plain_folder_are_not_called_random(tmp_path, tiny_models, 
 def test_models_command_lists_classifier_with_licence_and_users(tiny_models):
     run = _cli("models", "--models-dir", tiny_models)
     assert run.returncode == 0, run.stderr
-    rows = {line.split()[0]: line for line in run.stdout.splitlines()[2:] if line.strip()}
+    lines = run.stdout.splitlines()
+    header = lines[1]
+    rows = {line.split()[0]: line for line in lines[2:] if line.strip()}
     assert "GPL-3.0" in rows["classifier"] and "fusion" in rows["classifier"]
     assert "random weights" in rows["classifier"]
     assert "AGPL-3.0" in rows["yolo_face"] and "face_emotion" in rows["yolo_face"]
     assert "CC-BY-NC-4.0" in rows["translation"] and "MIT" in rows["whisper"]
     assert "asr_sentiment, ocr_sentiment" in rows["sentiment"] and "unknown" in rows["sentiment"]
     assert "whisper/small.pt" in rows["whisper"] and "{name}" not in run.stdout
+    assert "asr_sentiment" in rows["whisper_ct2"]  # the faster backend analyze loads where it is installed
+    # sizes per variant: on a CPU the default run uses Whisper small
+    assert " 461 MiB" in rows["whisper"] and " 463 MiB" in rows["whisper_ct2"] and "1,457" not in rows["whisper"]
     for key in models.MODELS:
         assert key in rows
+        for column in ("licence", "used by", "default", "state", "source"):  # every column starts where its header does
+            at = header.index(column)
+            assert rows[key][at - 1] == " " and rows[key][at] != " " or rows[key][at : at + 3] == "   ", (key, column)
+    default = header.index("default")
+    assert rows["classifier"][default : default + 3] == "yes" and rows["samples"][default : default + 3] == "   "
+    assert rows["gpt2"][default : default + 3] == "   "
+    assert "MiB on disk" in run.stdout and "non-commercial" in run.stdout
+    medium = _cli("models", "--models-dir", tiny_models, "--whisper", "medium")
+    assert "1,457 MiB" in next(line for line in medium.stdout.splitlines() if line.startswith("whisper "))
+
+
+# The openai-whisper checkpoints (the files behind whisper._MODELS), MiB.
+WHISPER_CHECKPOINTS_MIB = {"tiny": 72, "base": 139, "small": 461, "medium": 1457, "large-v3": 2940}
+
+
+def test_the_table_gives_each_whisper_variant_its_own_size():
+    import whisper
+
+    for name, mib in WHISPER_CHECKPOINTS_MIB.items():
+        assert models.size_mib("whisper", name) == mib
+        assert abs(models.size_mib("whisper_ct2", name) / mib - 1) < 0.05  # CTranslate2 folders: about the same
+    assert models.size_mib("whisper", "large") == 2940 and models.size_mib("whisper", "small.en") == 461
+    variants = dict(models.MODELS["whisper"].variants_mib)
+    assert all(name.removesuffix(".en") in variants for name in whisper.available_models())
+    assert models.size_mib("whisper") == 461  # the default variant (small), from the MB column
+
+
+def test_the_default_run_needs_one_whisper_and_the_classifier_and_says_its_cost(tiny_models, tmp_path):
+    from vemoclap.needs import default_cost
+
+    there = default_cost(tiny_models, device="cpu")
+    assert there.device == "cpu" and there.recipe.startswith("reference")
+    assert there.wanted[0] == ("classifier", None)
+    asr = [(key, name) for key, name in there.wanted if key in ("whisper", "whisper_ct2")]
+    assert len(asr) == 1 and asr[0][1] == "small"  # on a CPU: small, one backend, not four copies
+    assert not {"ast", "samples", "gpt2", "clipcap"} & {key for key, _ in there.wanted}
+    assert there.missing == () and there.download_mib == 0
+    assert there.disk_mib == sum(models.size_mib(key, name) for key, name in there.wanted)
+    assert "all are in the models dir" in there.line()
+    empty = default_cost(tmp_path, device="cpu")
+    assert empty.wanted == there.wanted and empty.download_mib == empty.disk_mib == there.disk_mib
+    assert f"{empty.disk_mib:,} MiB to download ({len(empty.wanted)} missing)" in empty.line()
+
+
+def test_readme_states_the_costs_the_table_gives(tmp_path):
+    from pathlib import Path
+
+    from vemoclap.needs import default_cost
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    cpu = default_cost(tmp_path, device="cpu")
+    asr, small = next((key, name) for key, name in cpu.wanted if key in ("whisper", "whisper_ct2"))
+    gpu = cpu.disk_mib - models.size_mib(asr, small) + models.size_mib(asr, "large-v3")
+    assert f"{cpu.disk_mib:,} MiB" in readme and f"{gpu:,} MiB" in readme
+
+
+@pytest.mark.slow
+def test_demo_keeps_library_chatter_out_and_says_the_deviations_once(tiny_models):
+    run = _cli("demo", "--models-dir", tiny_models, "--frames", "4", "-q")
+    assert run.returncode == 0, run.stderr[-2000:]
+    foreign = [line for line in run.stderr.splitlines() if line.strip() and "vemoclap" not in line]
+    assert foreign == [] and "[ERROR]" not in run.stderr and "Glyph" not in run.stderr
+    assert not run.stdout.startswith("\n")  # no blank lines before the report
+    said = run.stdout + run.stderr
+    assert said.count("asr_sentiment.whisper_model") == 1 and "deviation(s):" in run.stdout  # once, in the report
+    loud = _cli("-v", "demo", "--models-dir", tiny_models, "--frames", "4", "-q")
+    assert loud.returncode == 0 and "[RapidOCR]" in loud.stderr  # what -v lets through, muted above
 
 
 def test_table_reads_a_downloaded_licence_from_provenance(tmp_path):
