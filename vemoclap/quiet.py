@@ -32,9 +32,12 @@ def _to_debug(record: logging.LogRecord) -> bool:
 
 
 def mute_libraries() -> None:
-    """Keep the chatty libraries out of the terminal for the rest of the process (idempotent).
-    A filter survives the libraries' own ``setLevel`` at import, so this may run before them."""
+    """Keep the chatty libraries out of the terminal for the rest of the process and its children
+    (idempotent). A filter survives the libraries' own ``setLevel`` at import, so this may run
+    before they are imported."""
     os.environ.setdefault("YOLO_VERBOSE", "False")  # ultralytics' banner and per-call lines
+    # child processes too (the app's Voila server and kernels: traitlets' deprecation warnings)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     for name in CHATTY_LOGGERS:
         logger = logging.getLogger(name)
         if _to_debug not in logger.filters:
