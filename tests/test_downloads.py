@@ -217,7 +217,7 @@ seen = []
 c.fetch(lambda p: seen.append((p.text, p.fraction)))
 states = {{}}
 c.load(on_model=lambda name, state: states.__setitem__(name, state.status))
-print(json.dumps({{"seen": seen, "states": states, "keys": c.model_keys(),
+print(json.dumps({{"seen": seen, "states": states, "keys": [k for k, _ in c.cost().wanted],
                   "classifier": c.loaded_classifier() is not None}}))
 """
     run = subprocess.run(

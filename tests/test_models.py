@@ -158,8 +158,31 @@ def test_demo_keeps_library_chatter_out_and_says_the_deviations_once(tiny_models
     assert not run.stdout.startswith("\n")  # no blank lines before the report
     said = run.stdout + run.stderr
     assert said.count("asr_sentiment.whisper_model") == 1 and "deviation(s):" in run.stdout  # once, in the report
-    loud = _cli("-v", "demo", "--models-dir", tiny_models, "--frames", "4", "-q")
-    assert loud.returncode == 0 and "[RapidOCR]" in loud.stderr  # what -v lets through, muted above
+
+
+def test_muting_a_library_keeps_its_own_handler_quiet_and_its_words_in_our_log(caplog):
+    import io
+    import logging
+
+    from vemoclap.quiet import mute_libraries
+
+    out = io.StringIO()
+    library = logging.getLogger("RapidOCR")  # rapidocr's logger: its own coloured handler, not propagated
+    handler = logging.StreamHandler(out)
+    library.addHandler(handler)
+    saved = list(library.filters)
+    try:
+        library.error("before")
+        assert "before" in out.getvalue()
+        mute_libraries()
+        library.setLevel(logging.INFO)  # what rapidocr does when it is imported
+        with caplog.at_level(logging.DEBUG, logger="vemoclap.quiet"):
+            library.error("[ERROR] after")
+        assert "after" not in out.getvalue()
+        assert any("RapidOCR: [ERROR] after" in r.getMessage() for r in caplog.records)
+    finally:
+        library.removeHandler(handler)
+        library.filters[:] = saved
 
 
 def test_table_reads_a_downloaded_licence_from_provenance(tmp_path):
