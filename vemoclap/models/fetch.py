@@ -181,7 +181,7 @@ def fetch_needed(
     announce: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Download (verified) the needed models that are not in the models dir yet, saying the total
-    size and the expected time first. Offline — downloads off, or the hub unreachable (checked once,
+    size and the expected time first. Offline — downloads off, or a model's host unreachable (each asked once,
     in seconds) — a model that is required and missing is a :class:`MissingModels` error with one
     line per model and the command that fetches them. With ``skip``, the users (extractors) of what
     cannot be had are returned instead (user → why), unless the classifier needs it too."""
