@@ -9,6 +9,7 @@ Lookup order for a model: the models directory (``--models-dir`` / ``VEMOCLAP_MO
   CTranslate2 folder, reference files) — its place in the models dir, how it is found and fetched;
 * :mod:`~vemoclap.models.fetch`: download plans, ``vemoclap download-models``, what a run needs;
 * :mod:`~vemoclap.models.download` and :mod:`~vemoclap.models.hub`: verified downloads;
+* :mod:`~vemoclap.models.connection`: whether a download host answers (asked once; offline said as such);
 * :mod:`~vemoclap.models.provenance`: where weights came from, and whether they are random;
 * :mod:`~vemoclap.models.loading`: loading through the models dir, with errors that say the fix;
 * :mod:`~vemoclap.models.inventory`: the ``vemoclap models`` listing.
