@@ -1,23 +1,26 @@
 """Whether this machine can reach a download host: asked once per host, within seconds, and
-remembered for the rest of the process, so that an offline machine is told so at once (naming what
-runs offline) instead of "download interrupted" after retries."""
+remembered (a host that did not answer is asked again after a minute, for a long-lived app), so that
+an offline machine is told so at once (naming what runs offline) instead of "download interrupted"
+after retries."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import socket
 import threading
+import time
 import urllib.parse
 
 from ..errors import ModelUnavailable, one_line
 
 CONNECT_TIMEOUT_S = 2.0  # name lookup, then the TCP connection: each at most this long
+ASK_AGAIN_S = 60.0  # a host that did not answer is asked again after this long
 OFFLINE_FIX = (
     "`vemoclap demo` runs offline on tiny random models; run `vemoclap download-models` where there is "
     "internet (or pass --models-dir DIR with the models)"
 )
 
-_known: dict[tuple[str, int], str | None] = {}  # (host, port) → None when it answered, else why not
+_known: dict[tuple[str, int], tuple[str | None, float]] = {}  # (host, port) → (None or why not, when asked)
 _lock = threading.Lock()
 
 
@@ -80,9 +83,11 @@ def unreachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
     if host is None:
         return None
     with _lock:
-        if host not in _known:
-            _known[host] = _probe(*host, timeout)
-        return _known[host]
+        why, asked = _known.get(host, ("never asked", -ASK_AGAIN_S))
+        if why is not None and time.monotonic() - asked >= ASK_AGAIN_S:
+            why = _probe(*host, timeout)
+            _known[host] = (why, time.monotonic())
+        return why
 
 
 def forget() -> None:
