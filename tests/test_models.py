@@ -30,7 +30,7 @@ def _cli(*args, env=None, timeout=600):
 
 
 def _said(run) -> list[str]:
-    """stderr without the log's WARNING lines (the recipe's deviations, said before the run)."""
+    """stderr without the log's WARNING lines (the deviations are said in the report, not there)."""
     return [line for line in run.stderr.strip().splitlines() if not line.startswith("WARNING ")]
 
 
