@@ -92,7 +92,7 @@ def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet,
     assert "emotion: " in run.stdout and any(label in run.stdout for label in EMOTIONS)
     assert "RANDOM WEIGHTS" in run.stdout  # the served classifier is the tiny one, and says so
     announced = [line for line in run.stderr.splitlines() if line.startswith("downloading ")]
-    assert len(announced) == 1 and " MB" in announced[0] and "min at" in announced[0]  # size and time up front
+    assert len(announced) == 1 and " MiB" in announced[0] and "min at" in announced[0]  # size and time up front
     assert "classifier" in announced[0] and ("whisper small" in announced[0] or "whisper_ct2 small" in announced[0])
     folder = models.local_path("classifier", models_dir)
     record = models.read_provenance(folder)
@@ -107,12 +107,18 @@ def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet,
 def test_download_models_then_analyze_offline(internet, tmp_path):
     models_dir = tmp_path / "weights"
     env = _env(internet, tmp_path)
-    run = _cli("download-models", "--dir", models_dir, "--whisper", "small", "-q", env=env)
+    run = _cli("download-models", "--dir", models_dir, "-q", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    for key in models.default_downloads():
-        assert key in run.stdout
+    # what the default run needs on this device, said (size and disk) before it is fetched, and no more
+    from vemoclap.needs import default_cost
+
+    wanted = {key for key, _ in default_cost(tmp_path / "empty").wanted}
+    assert "MiB on disk" in run.stderr.splitlines()[0]
+    assert {line.split()[0] for line in run.stdout.splitlines()[:-1]} == wanted
+    assert len(wanted & {"whisper", "whisper_ct2"}) == 1 and "ast" not in wanted
     rows = {r["key"]: r for r in models.table(models_dir)}
-    assert all(rows[k]["local"] for k in models.default_downloads())
+    assert all(rows[k]["local"] for k in wanted)
+    assert not (models_dir / "whisper-ct2" / "medium").exists() and not (models_dir / "whisper" / "medium.pt").exists()
     assert rows["sentiment"]["license"] != ""  # read from the hub's metadata (no card: "unknown")
     # now nothing more is needed: offline, no classifier flag, an emotion
     offline = {**env, "VEMOCLAP_OFFLINE": "1"}
@@ -213,7 +219,7 @@ seen = []
 c.fetch(lambda p: seen.append((p.text, p.fraction)))
 states = {{}}
 c.load(on_model=lambda name, state: states.__setitem__(name, state.status))
-print(json.dumps({{"seen": seen, "states": states, "keys": c.model_keys(),
+print(json.dumps({{"seen": seen, "states": states, "keys": [k for k, _ in c.cost().wanted],
                   "classifier": c.loaded_classifier() is not None}}))
 """
     run = subprocess.run(

@@ -109,6 +109,7 @@ class Analyzer:
         self.classifier = None
         self.classifier_name: str | None = None
         self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+        self.classifier_missing: str | None = None  # why there is no classifier when one was wanted
         self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.announce = announce
         self._fetched = False
@@ -145,7 +146,7 @@ class Analyzer:
             if not recipe_only:
                 raise
             self.recipe.deviations.append(recipes.Deviation(name, recipe_only, "defaults", one_line(exc)))
-            log.warning("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())
+            log.info("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())  # in the report
             return get(
                 name,
                 device=self.device,
@@ -407,7 +408,10 @@ class Analyzer:
     def _classify(self, result: Result) -> None:
         if self.classifier is None:
             result.classifier = None
-            result.warnings.append(NO_CLASSIFIER)
+            missing = self.classifier_missing
+            result.warnings.append(
+                f"no emotion classifier: {missing}; extractor outputs only" if missing else NO_CLASSIFIER
+            )
             return
         start = time.perf_counter()
         features = self.features(result)

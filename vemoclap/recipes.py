@@ -528,7 +528,7 @@ def plan(
         except OptionError as exc:
             raise OptionError(f"recipe {resolved.label}: {exc}") from None
     for deviation in resolved.deviations:
-        log.warning("recipe %s: %s", resolved.label, deviation.line())
+        log.info("recipe %s: %s", resolved.label, deviation.line())  # said once, in the report
     media_options = resolved.frames.media_options()
     return Plan(resolved, options, media_options)
 

@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 NO_CLASSIFIER = "no emotion classifier was used (--no-classifier / classifier=None): extractor outputs only"
 
+
+def no_classifier_line(warnings) -> str:
+    """Why a Result has no emotion: the reason among its warnings, else that none was chosen."""
+    return next((w for w in warnings if w.startswith("no emotion classifier")), NO_CLASSIFIER)
+
+
 # The files a Result exports, by name: :meth:`Result.save` writes them into a folder and the app
 # offers them as downloads named after the video ("clip_frames.csv").
 EXPORT_FILES = {
@@ -117,7 +123,7 @@ class Result:
                 f"{self.info.fps:.2f} fps, audio: {'yes' if self.info.has_audio else 'no'}"
             )
         if self.probabilities is None:
-            lines.append(f"  emotion: {NO_CLASSIFIER}")
+            lines.append(f"  emotion: {no_classifier_line(self.warnings)}")
         else:
             lines.append(f"  emotion: {self.top_label} ({self.top_probability:.0%})")
             for label, prob in sorted(self.scores.items(), key=lambda kv: -kv[1]):

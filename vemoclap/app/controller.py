@@ -256,19 +256,29 @@ class Controller:
             self.loaded, self.analyzer = loaded, loaded.analyzer
         return loaded
 
-    def model_keys(self) -> list[str] | None:
-        """The model-table keys the chosen extractors need (None: every model)."""
-        from .. import models
-        from ..extractors import extractor_class
+    def cost(self):
+        """What this configuration needs and costs (:class:`vemoclap.needs.Cost`): worked out once per
+        configuration, what is missing looked up each time."""
+        from ..needs import cost, recipe_needs
 
-        keys: list[str] = []
-        for name in self.extractor_names:
-            with contextlib.suppress(Exception):  # an extractor that cannot be imported is said in load()
-                keys += [k for k in extractor_class(name).model_keys if k not in keys]
-        keys = [k for k in keys if k in models.MODELS]
-        if self.classifier is None and default_classifier() == "reference":
-            keys.insert(0, "classifier")
-        return keys or None
+        key = self.cache_key()
+        if getattr(self, "_needs", (None,))[0] != key:
+            classifier = self.classifier if self.classifier is not None else default_classifier()
+            options = {k: v for k, v in self.analyzer_options.items() if k != "skip_unavailable"}
+            planned = recipe_needs(
+                self.extractor_names, device=self.device, models_dir=self.models_dir, classifier=classifier, **options
+            )
+            self._needs = (key, planned)
+        needs, device, recipe = self._needs[1]
+        return cost(needs, self.models_dir, device=device, recipe=recipe)
+
+    def cost_line(self) -> str:
+        """Step 2's line on the cost: what the chosen recipe needs, its disk use and what is left to fetch."""
+        try:
+            return self.cost().line()
+        except Exception as exc:  # the cost is a courtesy: loading says what is wrong
+            log.info("the cost of the models is unknown: %s", exc)
+            return ""
 
     def fetch(self, on_progress: ProgressFn | None = None) -> str:
         """Download the models into the models dir (what is there already is kept). Returns a line."""
@@ -283,7 +293,10 @@ class Controller:
             fraction = min(1.0, done / total) if total else 0.0
             report(Progress(f"fetching {stage}: {done / 2**20:.0f}{total_mb}", fraction))
 
-        models.download_models(self.models_dir, only=self.model_keys(), progress=bytes_done)
+        wanted = self.cost().wanted
+        keys = list(dict.fromkeys(key for key, _ in wanted))
+        sizes = tuple(dict.fromkeys(name for _, name in wanted if name)) or models.DEFAULT_WHISPER_SIZES
+        models.download_models(self.models_dir, only=keys or None, whisper_sizes=sizes, progress=bytes_done)
         report(Progress("the models are fetched", 1.0))
         return f"models fetched into {self.models_dir}"
 
@@ -334,6 +347,7 @@ class Controller:
                 "unavailable", time.perf_counter() - start, f"{one_line(exc)}; extractor outputs only"
             )
             analyzer = Analyzer(names, classifier=None, **options)
+            analyzer.classifier_missing = f"the classifier could not be loaded ({one_line(exc)})"
         if "classifier" in states:
             tell("classifier", states["classifier"])
 
@@ -358,11 +372,9 @@ class Controller:
                 tell(order[done], ModelState("loading"))
                 report(Progress(f"loading {order[done]} ({done + 1}/{total})", done / max(1, total)))
             else:
-                report(Progress("the models are loaded", 1.0))
+                report(Progress(f"{total} of {total} tried", 1.0))
 
         analyzer.load(progress=loading)
-        if not order:
-            report(Progress("the models are loaded", 1.0))
         loaded = cache.put(self.cache_key(), LoadedModels(analyzer, states, not_importable))
         self.loaded, self.analyzer = loaded, analyzer
         return loaded
@@ -374,6 +386,8 @@ class Controller:
         bad = [name for name, state in self.loaded.states.items() if not state.ok]
         if bad and not self.loaded.analyzer.extractors:
             return f"no extractor could be loaded ({', '.join(bad)}); see each row for why", False
+        if bad == ["classifier"]:
+            return "the extractors are loaded, the classifier is not: extractor outputs only, no emotion", False
         if bad:
             return (
                 f"{len(bad)} model(s) could not be loaded ({', '.join(bad)}); the others will run "

@@ -68,7 +68,7 @@ def file_html(path: Path, label: str) -> str:
 
 def summary_html(result: "Result") -> str:
     """The headline: top emotion (or why there is none), the video, timings, and the text report."""
-    from ..results import NO_CLASSIFIER
+    from ..results import no_classifier_line
 
     parts: list[str] = []
     if result.random_weights:
@@ -91,7 +91,9 @@ def summary_html(result: "Result") -> str:
             + " <span style='color:#666'>(the whole video)</span></div>"
         )
     else:
-        parts.append(f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(NO_CLASSIFIER)}</div>")
+        parts.append(
+            f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(no_classifier_line(result.warnings))}</div>"
+        )
     info = result.info
     if info is not None:
         parts.append(

@@ -40,6 +40,7 @@ from typing import Callable
 
 from .. import netguard
 from ..errors import ModelUnavailable, UserError, one_line
+from . import connection
 from .layout import OFFLINE_ENV, downloads_allowed, reference_target
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,7 @@ def download_file(
             if progress:
                 progress(stage, size, size)
         else:
+            connection.check(stage, url)
             with guard(url):
                 _fetch(url, part, progress, stage, timeout, max_bytes)
     except urllib.error.HTTPError as exc:
@@ -283,9 +285,11 @@ def download_file(
     except netguard.BudgetExceeded:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: the server sent more than the file's size; stopped and deleted") from None
-    except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
-        if isinstance(getattr(exc, "reason", None), netguard.AddressRefused):  # urllib wraps the refusal
+    except urllib.error.URLError as exc:  # no connection at all (a cut after bytes came is an OSError)
+        if isinstance(exc.reason, netguard.AddressRefused):  # urllib wraps the refusal
             raise DownloadError(f"{url}: {exc.reason}; check the download base URL setting") from None
+        raise connection.offline_error(stage, url, one_line(exc.reason)) from None
+    except (OSError, http.client.HTTPException) as exc:
         # the .part stays: the next run continues it
         raise DownloadError(
             f"{url}: download interrupted ({one_line(exc)}); run the command again to continue"
@@ -353,6 +357,14 @@ def fetch_reference_file(path: str, models_dir=None, progress: ProgressFn | None
         )
     blob = reference_blob(path)
     log.info("fetching %s of %s@%s", path, REFERENCE_REPO, REFERENCE_COMMIT[:7])
+    folder = path.split("/")[0]
+    connection.check(
+        f"{path} of the reference repository",
+        reference_base_url() + path,
+        "`vemoclap demo` runs offline on tiny random models; run `vemoclap download-models"
+        + (" --only samples" if folder == "sample_data" else "")
+        + "` where there is internet",
+    )
     return download_file(reference_base_url() + path, target, git_sha1=blob, progress=progress, stage=path)
 
 

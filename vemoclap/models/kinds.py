@@ -60,6 +60,10 @@ class Kind:
         """Bytes to download, asked of the server (None when it does not say)."""
         return None
 
+    def source_url(self, ref: ModelRef, name: str) -> str:
+        """The address it is downloaded from (its host is the one that must answer)."""
+        return ref.url if ref.url and not ref.hub_id else hub.hub_endpoint() or hub.HUB_URL
+
 
 class HubFolder(Kind):
     """A ``from_pretrained`` folder of the hub."""
@@ -183,6 +187,12 @@ class WhisperCheckpoint(Kind):
     def download_size(self, ref, name):
         return download.remote_size(whisper_url(name)[0])
 
+    def source_url(self, ref, name):
+        try:
+            return whisper_url(name)[0]
+        except (ImportError, OptionError):  # no openai-whisper here: the host its files come from
+            return os.environ.get(WHISPER_BASE_ENV) or WHISPER_URL_PREFIX
+
 
 def ct2_hub_id(name: str) -> str:
     """The hub repository of faster-whisper's CTranslate2 folder for Whisper size ``name``."""
@@ -251,6 +261,9 @@ class ReferenceFiles(Kind):
 
     def label(self, ref, name):
         return f"{REFERENCE_DIR}/{ref.folder}"
+
+    def source_url(self, ref, name):
+        return download.reference_base_url()
 
     def download_size(self, ref, name):
         sizes = [download.remote_size(download.reference_base_url() + f) for f in ref.files]

@@ -142,7 +142,7 @@ def tiny_models_dir(directory: str | Path | None = None) -> Path:
     except (OSError, ValueError):
         current = None
     if current != wanted:
-        from ..models import _quiet_transformers
+        from ..quiet import quiet_transformers as _quiet_transformers
 
         if current is not None:
             log.info("tiny models in %s were built by other builders; rebuilding them", directory)

@@ -88,7 +88,7 @@ def _sentiment(target: Path) -> None:
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
 
-    tokenizer = RobertaTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=400)
+    tokenizer = RobertaTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=400, show_progress=False)
     tokenizer.model_max_length = 126
     torch.manual_seed(0)
     config = RobertaConfig(
@@ -139,7 +139,7 @@ def _translation(target: Path) -> None:
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
 
     # NLLB's tokenizer keeps its 200 language codes as special tokens when retrained.
-    tokenizer = NllbTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=600)
+    tokenizer = NllbTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=600, show_progress=False)
     tokenizer.model_max_length = 128
     torch.manual_seed(2)
     config = M2M100Config(

@@ -176,7 +176,7 @@ def to_ctranslate2(transformers_dir: str | Path, target: str | Path, quantizatio
 
 def convert_checkpoint(checkpoint: str | Path, target: str | Path) -> Path:
     """openai-whisper checkpoint → CTranslate2 folder ``target`` (via a temporary transformers folder)."""
-    from ..models import _quiet_transformers
+    from ..quiet import quiet_transformers as _quiet_transformers
 
     with tempfile.TemporaryDirectory(prefix="vemoclap-whisper-hf-") as tmp, _quiet_transformers():
         hf = to_transformers(checkpoint, Path(tmp) / "hf")
