@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def mark_figure(fig: "Figure", result: "Result") -> "Figure":
     """Put the random-weights banner (:func:`vemoclap.notice.random_weights_mark`) at the top of
     ``fig`` when ``result`` ran on random weights; once per figure."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
     mark = result_mark(result)
     if mark and not getattr(fig, "_vemoclap_marked", False):
         fig.suptitle(
@@ -36,6 +38,9 @@ def mark_figure(fig: "Figure", result: "Result") -> "Figure":
             bbox={"facecolor": "#%02x%02x%02x" % BANNER_COLOR, "edgecolor": "none", "pad": 4},
         )
         fig._vemoclap_marked = True
+        engine = fig.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):  # room for the banner's padding below it
+            engine.set(h_pad=max(engine.get()["h_pad"], 0.1))
     return fig
 
 
