@@ -471,3 +471,19 @@ def test_feature_heatmaps_keep_rows_readable(result):
                 assert box.width / box.height <= 5, title
     finally:
         plt.close(fig)
+
+
+def test_every_figure_and_frame_of_random_weights_is_marked(result):
+    import matplotlib.pyplot as plt
+
+    from vemoclap.draw.figures import faces_figure, features_heatmap, frames_grid
+
+    figures = [frames_grid(result), faces_figure(result)[0], features_heatmap(result), *result.figures().values()]
+    try:
+        for fig in figures:
+            assert fig._suptitle.get_text() == "RANDOM WEIGHTS: this means nothing"
+    finally:
+        for fig in figures:
+            plt.close(fig)
+    assert _banner_share(result.annotated_frame(), 0.06) > 0.5  # the frame as an array carries it too
+    assert _banner_share(_trained(result).annotated_frame(), 0.06) < 0.01

@@ -83,3 +83,21 @@ def test_partly_random_results_name_the_random_models():
     assert "partly" not in result.summary()
     assert random_weights_mark([]) is None
     assert random_weights_notice(["clip"], loaded=True).startswith("RANDOM WEIGHTS: clip run on tiny")
+
+
+def test_the_timeline_plot_carries_the_mark_wherever_it_is_drawn():
+    import matplotlib.pyplot as plt
+
+    result = _result(np.full(6, 1 / 6))
+    result.weights = _weights(clip="random", classifier="download")
+    fig = result.timeline().plot()  # as the app draws it, without going through the Result
+    try:
+        assert fig._suptitle.get_text() == "RANDOM WEIGHTS (partly random: clip)"
+    finally:
+        plt.close(fig)
+    result.weights = _weights(clip="download")
+    fig = result.timeline().plot()
+    try:
+        assert fig._suptitle is None
+    finally:
+        plt.close(fig)

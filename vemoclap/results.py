@@ -266,12 +266,10 @@ class Result:
             windows = emotion_windows(self, classifier, self.feature_of, window_s, hop_s)
         else:
             windows = pd.DataFrame(columns=["start", "end", "centre", *self.labels, "top"])
-        return Timeline(windows=windows, faces=face_track(self, smooth_frames))
+        return Timeline(windows=windows, faces=face_track(self, smooth_frames), mark=result_mark(self))
 
     def plot_timeline(self, classifier=None, window_s: float | None = None) -> "Figure":
-        from .draw.figures import mark_figure
-
-        return mark_figure(self.timeline(classifier, window_s).plot(), self)
+        return self.timeline(classifier, window_s).plot()
 
     def emotion_segments(
         self, emotion: str, classifier=None, window_s: float | None = None

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..draw.figures import faces_figure, features_heatmap, figure_png, frames_grid, mark_figure
+from ..draw.figures import faces_figure, features_heatmap, figure_png, frames_grid
 from ..errors import one_line
 from ..samples import GENERATED
 from ..sources import is_url
@@ -257,9 +257,7 @@ class VemoclapApp:
         self._set_image(
             r.timeline,
             "the timeline",
-            (lambda: mark_figure(timeline.plot(), result))
-            if timeline is not None and result.info and result.info.duration > 0
-            else None,
+            timeline.plot if timeline is not None and result.info and result.info.duration > 0 else None,
         )
         r.details.value = self._guard("the details", lambda: details_html(result))
         r.missing.value = self._guard("the missing list", lambda: missing_html(result))

@@ -23,12 +23,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..timeline import Timeline
 
 
-def mark_figure(fig: "Figure", result: "Result") -> "Figure":
-    """Put the random-weights banner (:func:`vemoclap.notice.random_weights_mark`) at the top of
-    ``fig`` when ``result`` ran on random weights; once per figure."""
+def mark_figure(fig: "Figure", result: "Result | None", mark: str | None = None) -> "Figure":
+    """Put the random-weights banner (``mark``, else :func:`vemoclap.notice.result_mark` of
+    ``result``) at the top of ``fig`` when there is one; once per figure."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    mark = result_mark(result)
+    mark = mark or (result_mark(result) if result is not None else None)
     if mark and not getattr(fig, "_vemoclap_marked", False):
         fig.suptitle(
             mark,
@@ -357,4 +357,4 @@ def plot_timeline(timeline: "Timeline", ax_emotions=None, ax_faces=None) -> "Fig
             ax_faces.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=ax_faces.transAxes)
         ax_faces.set_ylabel("facial expression")
         ax_faces.set_xlabel("time (s)")
-    return fig
+    return mark_figure(fig, None, getattr(timeline, "mark", None))
