@@ -375,7 +375,9 @@ def test_videos_of_random_weights_have_the_mark_burned_in(analyzer, result, samp
     assert "RANDOM" in read_text(marked_frame) and "RANDOM" not in read_text(plain_frame)
     with open(video.csv_path) as handle:
         rows = list(csv.DictReader(handle))
-    assert rows and all(row["random_weights"].startswith("RANDOM WEIGHTS") for row in rows)
+    assert rows and {row["random_weights"] for row in rows} == {"yes (clip, face_emotion, caption, classifier)"}
+    with open(plain.csv_path) as handle:
+        assert {row["random_weights"] for row in csv.DictReader(handle)} == {"no"}
     emotion = analyzer.timeline(result, window_s=2.0).windows["top"].iloc[0]
     clips, _ = analyzer.export_emotion_clips(result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False)
     assert _banner_share(_first_frame(clips).to_ndarray(format="rgb24"), 0.06) > 0.5

@@ -323,7 +323,13 @@ class Result:
 
         analyze_image = getattr(face_model, "analyze_image", face_model)
         return export_annotated_video(
-            self._local_video(), out_path, analyze_image, every=every, progress=progress, mark=result_mark(self)
+            self._local_video(),
+            out_path,
+            analyze_image,
+            every=every,
+            progress=progress,
+            random_weights=self.random_weights,
+            used=list(self.weights),
         )
 
     def export_emotion_clips(

@@ -20,6 +20,7 @@ from .draw.overlay import distinct_faces, draw_banner, draw_faces, iou
 from .errors import UserError
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
+from .notice import random_weights_cell, random_weights_mark
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ def export_annotated_video(
     smoothing: float = 0.4,
     csv_path=None,
     progress: Progress = True,
-    mark: str | None = None,
+    random_weights: Sequence[str] = (),
+    used: Sequence[str] | None = None,
     keep_empty: bool = False,
 ) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
@@ -154,14 +156,16 @@ def export_annotated_video(
     upright everywhere). ``analyze_image(rgb) -> faces`` is the face model
     (``FaceEmotionExtractor.analyze_image``); with ``every=k`` it runs on every k-th frame and
     boxes are kept in between. The original audio is copied unchanged. Each frame's labels go to
-    ``csv_path`` (default: beside the video). ``mark`` (:func:`vemoclap.notice.random_weights_mark`)
-    is burned into every frame as a banner, and goes into the CSV's ``random_weights`` column.
+    ``csv_path`` (default: beside the video). ``random_weights``: the models of the result that ran on
+    random weights (of all those ``used``): their mark (:func:`vemoclap.notice.random_weights_mark`)
+    is burned into every frame as a banner, and the CSV's ``random_weights`` column names them.
 
     When no face is found in any frame, nothing is written (unless ``keep_empty``): the returned
     :class:`AnnotatedVideo` has no ``path``, and its :meth:`~AnnotatedVideo.line` says why.
     """
     try:
-        return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, mark, keep_empty)
+        marks = (random_weights_mark(random_weights, used), random_weights_cell(random_weights))
+        return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty)
     except _NothingDrawn as nothing:
         log.info("%s: no face in any of its %d frames; no annotated video written", source, nothing.frames)
         return AnnotatedVideo(None, None, nothing.frames, 0, source=str(source))
@@ -172,9 +176,10 @@ class _NothingDrawn(Exception):
         self.frames = frames
 
 
-def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, mark, keep_empty):
+def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty):
     import av
 
+    mark, random_cell = marks
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
     smoother = FaceSmoother(alpha=smoothing)
@@ -190,7 +195,6 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
         writer.writerow(
             ["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence", "random_weights"]
         )
-        random_cell = mark or "no"
         out_video = out_audio = None
         early_audio = []  # audio packets before the first frame fixes the output size
         tracks: list[TrackedFace] = []
