@@ -489,3 +489,40 @@ def test_every_figure_and_frame_of_random_weights_is_marked(result):
             plt.close(fig)
     assert _banner_share(result.annotated_frame(), 0.06) > 0.5  # the frame as an array carries it too
     assert _banner_share(_trained(result).annotated_frame(), 0.06) < 0.01
+
+
+@pytest.mark.slow
+def test_cli_says_no_annotated_video_when_no_face_is_found(vision_dir, tmp_path):
+    blank = make_video(
+        tmp_path / "blank.mp4", duration=1.0, size=(160, 96), frame_fn=lambda i: np.full((96, 160, 3), 90, np.uint8)
+    )
+    out = tmp_path / "annotated.mp4"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vemoclap.cli",
+            "analyze",
+            str(blank),
+            "--extractors",
+            "face_emotion",
+            "--no-classifier",
+            "--face-detector",
+            "opencv",
+            "--models-dir",
+            str(vision_dir),
+            "--device",
+            "cpu",
+            "--frames",
+            "4",
+            "--annotated-video",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"no face was found in any of the 25 frames of {blank}, so no annotated video was written" in run.stdout
+    assert not out.exists() and "wrote" not in run.stdout
