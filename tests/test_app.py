@@ -501,3 +501,27 @@ def test_missing_model_path_is_one_line(capsys, tmp_path):
     code = app_module.main(["--no-browser", "--models-dir", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no such file or folder" in err
+
+
+@pytest.mark.slow
+def test_no_annotated_video_is_offered_when_no_face_is_found(tiny_models, tmp_path):
+    from vemoclap.app.controller import Controller, NothingToCut
+    from vemoclap.synth import make_video
+
+    blank = make_video(
+        tmp_path / "blank.mp4", duration=1.0, size=(160, 96), frame_fn=lambda i: np.full((96, 160, 3), 90, np.uint8)
+    )
+    controller = Controller(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+    )
+    controller.source_kind, controller.path_text = "path", str(blank)
+    controller.run()
+    with pytest.raises(
+        NothingToCut, match=r"^no face was found in any of the 25 frames of .*, so no annotated video was written$"
+    ):
+        controller.annotated_video()
+    assert not list((tmp_path / "out").rglob("*.mp4"))
