@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -49,3 +50,54 @@ def test_json_csv_and_plots(tmp_path):
     table = pd.read_csv(out / "probabilities.csv")
     assert list(table["label"]) == list(EMOTIONS) and np.isclose(table["probability"].sum(), 1)
     assert (out / "probabilities.png").stat().st_size > 1000
+
+
+def _weights(**origins: str) -> dict:
+    return {name: [{"key": name, "path": None, "origin": origin}] for name, origin in origins.items()}
+
+
+def test_every_csv_says_which_models_were_random(tmp_path):
+    result = _result(np.full(6, 1 / 6))
+    result.weights = _weights(clip="random", classifier="random", beats="download")
+    out = result.save(tmp_path / "out")
+    for name in ("probabilities.csv", "frames.csv", "windows.csv"):
+        table = pd.read_csv(out / name, keep_default_na=False)
+        assert "random_weights" in table.columns, name
+        assert set(table["random_weights"]) <= {"yes (clip, classifier)"}, name
+    assert set(pd.read_csv(out / "probabilities.csv")["random_weights"]) == {"yes (clip, classifier)"}
+    result.weights = _weights(clip="download", classifier="local")
+    text = result.export_texts(result.timeline())["probabilities.csv"]
+    assert set(pd.read_csv(io.StringIO(text))["random_weights"]) == {"no"}
+
+
+def test_partly_random_results_name_the_random_models():
+    from vemoclap.notice import random_weights_mark, random_weights_notice, result_mark
+
+    result = _result(np.full(6, 1 / 6))
+    assert result_mark(result) is None  # nothing said of trained (or unknown) weights
+    result.weights = _weights(clip="random", classifier="random", beats="download")
+    assert result_mark(result) == "RANDOM WEIGHTS (partly random: clip, classifier)"
+    assert "!! RANDOM WEIGHTS: partly random: clip, classifier ran on" in result.summary()
+    result.weights = _weights(clip="random", classifier="random")
+    assert result_mark(result) == "RANDOM WEIGHTS: this means nothing"
+    assert "partly" not in result.summary()
+    assert random_weights_mark([]) is None
+    assert random_weights_notice(["clip"], loaded=True).startswith("RANDOM WEIGHTS: clip run on tiny")
+
+
+def test_the_timeline_plot_carries_the_mark_wherever_it_is_drawn():
+    import matplotlib.pyplot as plt
+
+    result = _result(np.full(6, 1 / 6))
+    result.weights = _weights(clip="random", classifier="download")
+    fig = result.timeline().plot()  # as the app draws it, without going through the Result
+    try:
+        assert fig._suptitle.get_text() == "RANDOM WEIGHTS (partly random: clip)"
+    finally:
+        plt.close(fig)
+    result.weights = _weights(clip="download")
+    fig = result.timeline().plot()
+    try:
+        assert fig._suptitle is None
+    finally:
+        plt.close(fig)

@@ -306,7 +306,7 @@ class Analyzer:
         self._classify(result)
         result.weights = self.weights()
         if result.random_weights:
-            result.warnings.insert(0, random_weights_notice(result.random_weights))
+            result.warnings.insert(0, random_weights_notice(result.random_weights, result.weights))
         return result
 
     __call__ = analyze

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._util import atomic_write_text, decode_array, encode_array, from_jsonable, to_jsonable
 from .labels import EMOTIONS, VALENCE_AROUSAL
-from .notice import random_weights_notice
+from .notice import random_names, random_weights_cell, random_weights_notice, result_mark
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -69,7 +69,7 @@ class Result:
     @property
     def random_weights(self) -> list[str]:
         """What ran on randomly initialised weights (extractors, "classifier"): its numbers mean nothing."""
-        return [name for name, uses in self.weights.items() if any(u.get("origin") == "random" for u in uses)]
+        return random_names(self.weights)
 
     # ---- numbers -------------------------------------------------------------------------
     @property
@@ -116,7 +116,7 @@ class Result:
         """A readable multi-line report."""
         lines = [f"vemoclap result for {self.source}"]
         if self.random_weights:
-            lines.append(f"  !! {random_weights_notice(self.random_weights)} !!")
+            lines.append(f"  !! {random_weights_notice(self.random_weights, self.weights)} !!")
         if self.info is not None:
             lines.append(
                 f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
@@ -272,7 +272,7 @@ class Result:
             windows = emotion_windows(self, classifier, self.feature_of, window_s, hop_s)
         else:
             windows = pd.DataFrame(columns=["start", "end", "centre", *self.labels, "top"])
-        return Timeline(windows=windows, faces=face_track(self, smooth_frames))
+        return Timeline(windows=windows, faces=face_track(self, smooth_frames), mark=result_mark(self))
 
     def plot_timeline(self, classifier=None, window_s: float | None = None) -> "Figure":
         return self.timeline(classifier, window_s).plot()
@@ -328,7 +328,15 @@ class Result:
         from .video_export import export_annotated_video
 
         analyze_image = getattr(face_model, "analyze_image", face_model)
-        return export_annotated_video(self._local_video(), out_path, analyze_image, every=every, progress=progress)
+        return export_annotated_video(
+            self._local_video(),
+            out_path,
+            analyze_image,
+            every=every,
+            progress=progress,
+            random_weights=self.random_weights,
+            used=list(self.weights),
+        )
 
     def export_emotion_clips(
         self,
@@ -346,19 +354,25 @@ class Result:
         segments = self.emotion_segments(emotion, classifier, window_s)
         if not segments:
             return None, []
-        return export_segments(self._local_video(), segments, out_path, progress=progress), segments
+        written = export_segments(self._local_video(), segments, out_path, progress=progress, mark=result_mark(self))
+        return written, segments
 
     # ---- files ---------------------------------------------------------------------------
     def export_texts(self, timeline=None, *, with_empty: bool = True) -> dict[str, str]:
-        """The text of each file in :data:`EXPORT_FILES`; the per-frame and per-window tables come
+        """The text of each file in :data:`EXPORT_FILES` (each CSV with a ``random_weights`` column
+        naming what ran on random weights); the per-frame and per-window tables come
         from ``timeline`` (:meth:`timeline`) and are left out without one, or when empty and not
         ``with_empty``."""
-        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self.to_frame().to_csv(index=False)}
+        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self._csv(self.to_frame())}
         if timeline is not None:
             for name, table in (("frames.csv", timeline.faces), ("windows.csv", timeline.windows)):
                 if with_empty or len(table):
-                    texts[name] = table.to_csv(index=False)
+                    texts[name] = self._csv(table)
         return texts
+
+    def _csv(self, table: "pd.DataFrame") -> str:
+        """A table as CSV with the ``random_weights`` column ("yes (clip, classifier)" or "no")."""
+        return table.assign(random_weights=random_weights_cell(self.random_weights)).to_csv(index=False)
 
     def save(self, directory: str | Path, classifier=None) -> Path:
         """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, frames.csv per sampled

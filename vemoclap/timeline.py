@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class Timeline:
     windows: "pd.DataFrame"  # start, end, centre, one column per emotion, top
     faces: "pd.DataFrame"  # frame_index, time, one column per expression (smoothed), top, n_faces
+    mark: str | None = None  # the random-weights mark of the result (vemoclap.notice), drawn on its plot
 
     def plot(self, ax_emotions=None, ax_faces=None) -> "Figure":
         from .draw.figures import plot_timeline

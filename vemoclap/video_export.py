@@ -16,10 +16,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ._util import atomic_output
-from .draw.overlay import draw_faces
+from .draw.overlay import distinct_faces, draw_banner, draw_faces, iou
 from .errors import UserError
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
+from .notice import random_weights_cell, random_weights_mark
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,6 @@ class TrackedFace:
     @property
     def confidence(self) -> float:
         return float(np.max(self.probabilities))
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
@@ -116,10 +109,24 @@ class _Reporter:
 
 @dataclass
 class AnnotatedVideo:
-    path: Path
-    csv_path: Path
+    """What :func:`export_annotated_video` wrote: no ``path`` when no face was found (nothing written)."""
+
+    path: Path | None
+    csv_path: Path | None
     frames: int
     faces: int
+    source: str = ""
+
+    def line(self) -> str:
+        """One line for the user: what was written, or why nothing was."""
+        if self.path is None:
+            return (
+                f"no face was found in any of the {self.frames} frames of {self.source or 'the video'}, "
+                "so no annotated video was written"
+            )
+        return (
+            f"wrote {self.path} ({self.frames} frames, {self.faces} face boxes) and per-frame labels to {self.csv_path}"
+        )
 
 
 def _add_video_stream(output, rate, size):
@@ -139,6 +146,9 @@ def export_annotated_video(
     smoothing: float = 0.4,
     csv_path=None,
     progress: Progress = True,
+    random_weights: Sequence[str] = (),
+    used: Sequence[str] | None = None,
+    keep_empty: bool = False,
 ) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
 
@@ -146,10 +156,30 @@ def export_annotated_video(
     upright everywhere). ``analyze_image(rgb) -> faces`` is the face model
     (``FaceEmotionExtractor.analyze_image``); with ``every=k`` it runs on every k-th frame and
     boxes are kept in between. The original audio is copied unchanged. Each frame's labels go to
-    ``csv_path`` (default: beside the video).
+    ``csv_path`` (default: beside the video). ``random_weights``: the models of the result that ran on
+    random weights (of all those ``used``): their mark (:func:`vemoclap.notice.random_weights_mark`)
+    is burned into every frame as a banner, and the CSV's ``random_weights`` column names them.
+
+    When no face is found in any frame, nothing is written (unless ``keep_empty``): the returned
+    :class:`AnnotatedVideo` has no ``path``, and its :meth:`~AnnotatedVideo.line` says why.
     """
+    try:
+        marks = (random_weights_mark(random_weights, used), random_weights_cell(random_weights))
+        return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty)
+    except _NothingDrawn as nothing:
+        log.info("%s: no face in any of its %d frames; no annotated video written", source, nothing.frames)
+        return AnnotatedVideo(None, None, nothing.frames, 0, source=str(source))
+
+
+class _NothingDrawn(Exception):
+    def __init__(self, frames: int):
+        self.frames = frames
+
+
+def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty):
     import av
 
+    mark, random_cell = marks
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
     smoother = FaceSmoother(alpha=smoothing)
@@ -162,7 +192,9 @@ def export_annotated_video(
         open(tmp_csv, "w", newline="") as handle,
     ):
         writer = csv.writer(handle)
-        writer.writerow(["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence"])
+        writer.writerow(
+            ["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence", "random_weights"]
+        )
         out_video = out_audio = None
         early_audio = []  # audio packets before the first frame fixes the output size
         tracks: list[TrackedFace] = []
@@ -188,7 +220,7 @@ def export_annotated_video(
                 early_audio.clear()
             image = item.image
             if n_frames % every == 0:
-                tracks = smoother.update(analyze_image(image))
+                tracks = smoother.update(distinct_faces(analyze_image(image)))
             for track in tracks:
                 writer.writerow(
                     [
@@ -198,10 +230,12 @@ def export_annotated_video(
                         *track.box,
                         track.expression,
                         f"{track.confidence:.4f}",
+                        random_cell,
                     ]
                 )
             n_faces += len(tracks)
             draw_faces(image, tracks)
+            draw_banner(image, mark)
             new = av.VideoFrame.from_ndarray(image, format="rgb24")
             new.pts, new.time_base = n_frames, 1 / reader.rate
             for out_packet in out_video.encode(new):
@@ -213,9 +247,11 @@ def export_annotated_video(
         for out_packet in out_video.encode():
             output.mux(out_packet)
         bar.close()
+        if n_faces == 0 and not keep_empty:
+            raise _NothingDrawn(n_frames)  # the temporary files are removed, nothing is renamed into place
         if reader.skipped:
             log.warning("%s: %d damaged video packet(s) were skipped", source, reader.skipped)
-    return AnnotatedVideo(out_path, csv_path, n_frames, n_faces)
+    return AnnotatedVideo(out_path, csv_path, n_frames, n_faces, source=str(source))
 
 
 def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:
@@ -229,9 +265,12 @@ def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) ->
     return [(a, b) for a, b in merged]
 
 
-def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True) -> Path:
+def export_segments(
+    source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True, mark: str | None = None
+) -> Path:
     """One video made of the given [start, end) segments of ``source`` (seconds from the video's
-    first frame), upright, with their audio (re-encoded)."""
+    first frame), upright, with their audio (re-encoded); ``mark`` (the random-weights mark of the
+    result that chose the segments) is burned into every frame."""
     import av
 
     segments = merge_segments(segments)
@@ -286,7 +325,7 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
                         for frame in pending_audio:
                             put_audio(frame)
                         pending_audio.clear()
-                    new = av.VideoFrame.from_ndarray(item.image, format="rgb24")
+                    new = av.VideoFrame.from_ndarray(draw_banner(item.image, mark), format="rgb24")
                     new.pts, new.time_base = video_pts, 1 / rate
                     video_pts += 1
                     for out_packet in out_video.encode(new):

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .. import samples as sample_videos
 from ..errors import UserError, one_line, user_errors
 from ..media import VIDEO_EXTENSIONS
+from ..models.provenance import is_random
+from ..notice import random_models_notice, random_names, random_weights_notice
 from ..sources import SourceError, check_url, is_url, save_upload
 from . import cache, colab
 from .cache import LoadedModels, ModelState
@@ -78,8 +80,11 @@ def default_classifier() -> Any:
     return REFERENCE_CLASSIFIER
 
 
+RANDOM_CLASSIFIER = " — a tiny RANDOM classifier (vemoclap.tiny): its emotions mean nothing"
+
+
 class NothingToCut(UserError):
-    """No window of the video has the chosen emotion on top."""
+    """Nothing to export: no window has the chosen emotion on top, or no face for the annotated video."""
 
 
 class Controller:
@@ -189,6 +194,9 @@ class Controller:
             )
         elif self.models_dir.is_dir():
             rows.append(("models", f"{self.models_dir}"))
+            random, present = self.folder_random()
+            if random:
+                warnings.append(random_models_notice(random, present))
         else:
             rows.append(
                 (
@@ -199,7 +207,8 @@ class Controller:
                 )
             )
         if self.classifier is not None:
-            rows.append(("classifier", str(self.classifier)))
+            random = is_random(self.classifier) or is_random(Path(self.classifier).parent)
+            rows.append(("classifier", f"{self.classifier}" + (RANDOM_CLASSIFIER if random else "")))
         elif default_classifier() is None:
             rows.append(
                 (
@@ -209,16 +218,31 @@ class Controller:
                 )
             )
         else:
-            rows.append(
-                (
-                    "classifier",
-                    "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in step 2"
-                    if default_classifier() == "reference"
-                    else f"{default_classifier()} (the default)",
-                )
-            )
+            rows.append(("classifier", self._default_classifier_row()))
         rows.append(("outputs", str(self.output_dir)))
         return rows, warnings
+
+    def folder_random(self) -> tuple[list[str], list[str]]:
+        """Of the models in the models folder, those with random weights (vemoclap.tiny's), and all present."""
+        from ..models import table
+
+        if self.models_dir is None or not self.models_dir.is_dir():
+            return [], []
+        rows = [row for row in table(self.models_dir) if row["local"]]
+        return [row["key"] for row in rows if row["origin"] == "random"], [row["key"] for row in rows]
+
+    def _default_classifier_row(self) -> str:
+        """Step 1's classifier row: what the models folder holds, not only what the default would be."""
+        if default_classifier() != "reference":
+            return f"{default_classifier()} (the default)"
+        from ..models import table
+
+        found = next((r for r in table(self.models_dir) if r["key"] == "classifier"), None)
+        if found and found["local"] and found["origin"] == "random":
+            return f"{found['local']}{RANDOM_CLASSIFIER}"
+        if found and found["local"] and found["origin"] == "download":
+            return f"the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified: {found['local']}"
+        return "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in step 2"
 
     # ---- step 2 --------------------------------------------------------------------------
     def uses_classifier(self) -> bool:
@@ -395,6 +419,14 @@ class Controller:
                 False,
             )
         return "all models are loaded", True
+
+    def loaded_random(self) -> str:
+        """The random-weights notice of what step 2 loaded (empty when every model is trained)."""
+        if self.loaded is None:
+            return ""
+        weights = self.loaded.analyzer.weights()
+        random = random_names(weights)
+        return random_weights_notice(random, weights, loaded=True) if random else ""
 
     # ---- steps 3 and 4 -------------------------------------------------------------------
     def source_choices(self) -> list[tuple[str, str]]:
@@ -573,6 +605,8 @@ class Controller:
         video = self.analyzer.export_annotated_video(
             self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
         )
+        if video.path is None:  # no face anywhere: nothing was written
+            raise NothingToCut(video.line())
         return Path(video.path), Path(video.csv_path)
 
     def emotion_clips(

@@ -14,7 +14,7 @@ from ._widgets import clear_upload, upload_entries, widgets
 from .cache import ModelState
 from .controller import SOURCES, Controller, Progress, describe_error
 from .logs import quiet
-from .views import CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, table_html
+from .views import CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, random_html, table_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result
@@ -162,7 +162,7 @@ class LoadStep:
             if name in self.rows:
                 self.rows[name].show(state, cached=cached)
         text, ok = self.controller.load_summary()
-        self.message.value = message_html(text, ok=ok)
+        self.message.value = message_html(text, ok=ok) + random_html(self.controller.loaded_random())
         if ok:
             self.progress.done("kept from before" if cached else "the models are loaded")
         elif self.controller.loaded.analyzer.extractors:

@@ -66,16 +66,23 @@ def file_html(path: Path, label: str) -> str:
     return f"{html.escape(label)}: {where} ({size / 2**20:.1f} MB)"
 
 
+def random_html(notice: str) -> str:
+    """The random-weights notice (:mod:`vemoclap.notice`) as a red banner (nothing when empty)."""
+    if not notice:
+        return ""
+    return (
+        "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
+        f"padding:0.4em;font-weight:bold'>{html.escape(notice)}</div>"
+    )
+
+
 def summary_html(result: "Result") -> str:
     """The headline: top emotion (or why there is none), the video, timings, and the text report."""
     from ..results import no_classifier_line
 
     parts: list[str] = []
     if result.random_weights:
-        parts.append(
-            "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
-            f"padding:0.4em;font-weight:bold'>{html.escape(random_weights_notice(result.random_weights))}</div>"
-        )
+        parts.append(random_html(random_weights_notice(result.random_weights, result.weights)))
     if result.has_prediction:
         va = result.valence_arousal
         va_text = f" · valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va else ""

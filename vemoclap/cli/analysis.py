@@ -76,7 +76,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             args.annotated_video,
             lambda: analyzer.export_annotated_video(result, args.annotated_video, progress=not args.quiet),
         )
-        print(f"wrote {video.path} ({video.frames} frames) and per-frame labels to {video.csv_path}")
+        print(video.line())
     if args.clips:
         emotion, out = args.clips
         path, segments = write_or_keep(
@@ -110,7 +110,9 @@ def _cmd_live(args: argparse.Namespace) -> int:
     options = with_shortcuts(face_detector=args.face_detector).get("face_emotion", {})
     faces = get("face_emotion", device=args.device, models_dir=args.models_dir, **options).load()
     show = False if args.no_window else None
-    stats = run_live(frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames)
+    stats = run_live(
+        frames, faces.analyze_image, show=show, every=args.every, max_frames=args.max_frames, weights=faces.weights
+    )
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")
     return 0
 
