@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from .marks import marked
+
 # A small multilingual corpus, so the offline-trained tokenizers cover the scripts tests use.
 _CORPUS = [
     "the quick brown fox jumps over the lazy dog",
@@ -261,8 +263,10 @@ def build_whisper_models(directory: Path) -> dict[str, Path]:
 def build(directory: Path) -> dict[str, Path]:
     """Write the tiny text models and Whisper checkpoints into ``directory``; returns model key → path
     (whisper: one per size)."""
-    return {
-        **build_sentiment_models(directory),
-        **build_ocr_text_models(directory),
-        **build_whisper_checkpoints(directory),
-    }
+    return marked(
+        {
+            **build_sentiment_models(directory),
+            **build_ocr_text_models(directory),
+            **build_whisper_checkpoints(directory),
+        }
+    )
