@@ -291,8 +291,10 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 
 @needs_proc
 @pytest.mark.slow
-def test_sigterm_ends_voila_and_its_kernel(tmp_path):
-    """SIGTERM to `vemoclap app` (with the page open, so a kernel runs) leaves no Voila, no kernel, a free port."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_the_app_ends_voila_and_its_kernel(tmp_path, signum):
+    """SIGTERM or SIGINT (Ctrl+C) to `vemoclap app`, with the page open so that a kernel runs, leaves no
+    Voila, no kernel, and the port free."""
     import threading
     import urllib.request
 
@@ -318,8 +320,8 @@ def test_sigterm_ends_voila_and_its_kernel(tmp_path):
         commands = _running(tree)
         assert any("voila" in line for line in commands), commands
         assert any("ipykernel" in line for line in commands), (commands, log.read_text()[-2000:])
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        process.send_signal(signum)
+        assert process.wait(timeout=60) == 128 + signum
         assert _wait_gone(tree, 10) == [], log.read_text()[-2000:]
         check_port(port)  # free again: the next app gets this port
     finally:

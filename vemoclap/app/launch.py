@@ -148,10 +148,10 @@ class _Stop(Exception):
 
 def _end(process: subprocess.Popen, grace: float = 20.0) -> None:
     """Stop Voila (SIGTERM: it shuts its kernels down), then kill what is left of its process tree."""
-    tree = descendants(process.pid)
+    tree = {pid: _started(pid) for pid in descendants(process.pid)}
     if process.poll() is None:
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGTERM) if hasattr(os, "killpg") else process.terminate()
         except ProcessLookupError:
             pass
         try:
@@ -159,16 +159,25 @@ def _end(process: subprocess.Popen, grace: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             log.warning("Voila did not stop within %.0f s: killing it", grace)
     deadline = time.monotonic() + 5
-    for pid in tree + [process.pid]:  # kernels live in sessions of their own: each by its id
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and _alive(pid):
+    for pid, started in tree.items():  # kernels live in sessions of their own: each by its id
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if _alive(pid) and _started(pid) == started:  # the same process, not a new one given its id
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     if process.poll() is None:
+        process.kill()
         process.wait(timeout=10)
+
+
+def _started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc), to tell it from a later process with its id."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:
