@@ -38,6 +38,14 @@ def test_embedded_wheel_is_written_back_byte_for_byte(tmp_path):
     assert zipfile.ZipFile(path).testzip() is None
 
 
+def test_no_wheel_cell_run_says_what_to_run(monkeypatch):
+    """Step 1 run without the cell that carries vemoclap (and vemoclap not installed): one line saying so."""
+    monkeypatch.delenv(install.SOURCE_ENV, raising=False)
+    with pytest.raises(install.InstallError) as err:
+        install.install(python="/nonexistent/python", embedded=None)
+    assert "\n" not in str(err.value) and "cell that carries it" in str(err.value)
+
+
 def test_damaged_wheel_is_one_line(tmp_path):
     with pytest.raises(install.InstallError) as err:
         install.write_wheel("vemoclap-0.1.0-py3-none-any.whl", "not base64 !", folder=str(tmp_path))

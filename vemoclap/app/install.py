@@ -162,7 +162,8 @@ def install(
     if not source:
         if embedded is None:
             raise InstallError(
-                f"no vemoclap to install: set {SOURCE_ENV}, or install(source=...), to a wheel or folder"
+                "no vemoclap to install: run the notebook's cell that carries it (just before step 1) first, "
+                f"or set {SOURCE_ENV}, or install(source=...), to a vemoclap wheel or folder"
             )
         with tempfile.TemporaryDirectory(prefix="vemoclap-wheel-") as folder:
             report = _install(write_wheel(*embedded, folder), extra, python, allow_upgrade)

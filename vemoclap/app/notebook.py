@@ -50,7 +50,7 @@ with the packages it needs from the package index, keeping the ones this machine
 _SETUP_TAIL = """
 # Empty: the wheel this notebook carries (the cell above). Or a wheel, a folder or a git URL of vemoclap.
 INSTALL_SOURCE = os.environ.get("VEMOCLAP_INSTALL_SOURCE") or None
-print(install(INSTALL_SOURCE, embedded=VEMOCLAP_WHEEL))
+print(install(INSTALL_SOURCE, embedded=globals().get("VEMOCLAP_WHEEL")))
 
 # Optional settings; the environment variables let CI point the notebook at tiny test models.
 MODELS_DIR = os.environ.get("VEMOCLAP_MODELS_DIR", "")  # folder of models; empty: the default place
