@@ -213,10 +213,14 @@ def serve(command: list[str], env: dict[str, str]) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        if process is not None:
-            _end(process)
+        for sig in handlers:  # a second Ctrl+C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            if process is not None:
+                _end(process)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
 
 def cmd_app(args: argparse.Namespace) -> int:
