@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"## Set up and test.*?```bash\n(.*?)```", text, re.S)
-    assert block, "README has a 'Set up and test' bash block"
+    block = re.search(r"## Set up and test.*?### For developers.*?```bash\n(.*?)```", text, re.S)
+    assert block, "README's 'Set up and test' has a bash block for developers"
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
