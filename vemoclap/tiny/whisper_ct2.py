@@ -195,8 +195,13 @@ def build(directory: str | Path) -> dict[str, Path]:
 
     Run after the tiny openai-whisper checkpoints are written. Returns ``"whisper_ct2:<size>"`` → folder.
     """
+    import importlib.util
+
     directory = Path(directory)
     written: dict[str, Path] = {}
+    if importlib.util.find_spec("ctranslate2") is None:  # the fast-asr extra is optional: openai-whisper runs
+        log.info("ctranslate2 is not installed: no tiny faster-whisper models (the ASR uses openai-whisper)")
+        return written
     for checkpoint in sorted((directory / "whisper").glob("*.pt")):
         target = directory / CT2_DIR / checkpoint.stem
         written[f"whisper_ct2:{checkpoint.stem}"] = convert_checkpoint(checkpoint, target)
