@@ -9,6 +9,7 @@ import sys
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 
 from vemoclap.generated_video import make_sample
@@ -43,6 +44,7 @@ def analyzer(vision_dir):
         device="cpu",
         face_detector="opencv",
         classifier=vision_dir / "classifier",
+        window_s=2.0,
     )
 
 
@@ -69,7 +71,7 @@ def test_annotated_frame_has_face_boxes(analyzer, result):
 
 
 def test_timeline_windows_and_face_track(analyzer, result):
-    timeline = analyzer.timeline(result, window_s=2.0)
+    timeline = result.timeline()  # the classifier's windows were scored during the analysis
     windows = timeline.windows
     assert len(windows) >= 4 and windows["start"].min() == 0.0
     assert windows["end"].max() == pytest.approx(result.info.duration, abs=0.05)
@@ -81,7 +83,7 @@ def test_timeline_windows_and_face_track(analyzer, result):
 
 
 def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
-    out = analyzer.save(result, tmp_path / "saved")
+    out = result.save(tmp_path / "saved")
     for name in [
         "result.json",
         "probabilities.csv",
@@ -219,19 +221,41 @@ def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path
     assert all(0 <= int(r["x0"]) < int(r["x1"]) <= width and 0 <= int(r["y0"]) < int(r["y1"]) <= height for r in rows)
 
 
-def test_emotion_clips_cut_the_dominant_segments(analyzer, result, tmp_path):
-    emotion = analyzer.timeline(result, window_s=2.0).windows["top"].iloc[0]
-    path, segments = analyzer.export_emotion_clips(
-        result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False
-    )
+def test_emotion_clips_cut_the_dominant_segments(result, tmp_path):
+    emotion = result.timeline().windows["top"].iloc[0]
+    path, segments = result.export_emotion_clips(emotion, tmp_path / "clips.mp4", progress=False)
     assert segments and path is not None
     expected = sum(end - start for start, end in segments)
     with av.open(str(path)) as container:
         assert container.streams.audio
         duration = container.duration / 1e6
     assert duration == pytest.approx(expected, abs=0.3)
-    other = next(e for e in EMOTIONS if e not in set(analyzer.timeline(result, window_s=2.0).windows["top"]))
-    assert analyzer.export_emotion_clips(result, other, tmp_path / "none.mp4", window_s=2.0) == (None, [])
+    other = next(e for e in EMOTIONS if e not in set(result.timeline().windows["top"]))
+    assert result.export_emotion_clips(other, tmp_path / "none.mp4") == (None, [])
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_annotation_cost_and_the_automatic_step(result):
+    from vemoclap.video_export import ANNOTATE_BUDGET, annotation_cost
+
+    frames = round(result.info.duration * result.info.fps)
+    every_frame = annotation_cost(result, 1)
+    assert every_frame.frames == frames and every_frame.every == 1
+    assert every_frame.face_seconds == pytest.approx(result.timings["face_emotion"] / len(result.frames))
+    assert "--every 1" in every_frame.line() and "about" in every_frame.line()
+    auto = annotation_cost(result)
+    assert 1 <= auto.every <= frames
+    budget = ANNOTATE_BUDGET * sum(result.timings.values())
+    assert auto.seconds <= budget or auto.every == frames
+    if auto.every > 1:  # the smallest such step: one less goes over the budget
+        assert annotation_cost(result, auto.every - 1).seconds > budget
+
+
+def test_every_must_be_a_whole_number(analyzer, result, tmp_path):
+    from vemoclap.errors import OptionError
+
+    with pytest.raises(OptionError, match="every must be a whole number"):
+        analyzer.export_annotated_video(result, tmp_path / "a.mp4", every=0, progress=False)
 
 
 def test_live_stream_tracks_the_face(analyzer, result, sample):
@@ -286,9 +310,27 @@ def test_result_round_trips_through_json_without_models(analyzer, result, tmp_pa
     faces = again.outputs["face_emotion"]
     assert type(faces) is type(result.outputs["face_emotion"]) and faces.frames[0].faces[0].box
     np.testing.assert_array_equal(again.outputs["clip"].feature, result.outputs["clip"].feature)
-    windows = again.timeline(analyzer.classifier, window_s=2.0).windows
-    np.testing.assert_allclose(
-        windows[list(EMOTIONS)].to_numpy(float),
-        analyzer.timeline(result, window_s=2.0).windows[list(EMOTIONS)].to_numpy(float),
+    assert len(result.windows) >= 4
+    pd.testing.assert_frame_equal(again.timeline().windows, result.timeline().windows)
+    pd.testing.assert_frame_equal(again.timeline().faces, result.timeline().faces)
+    # everything but annotating every frame works from the Result read back, with no model
+    saved = again.save(tmp_path / "saved")
+    assert len(pd.read_csv(saved / "windows.csv")) == len(result.windows)
+    assert len(pd.read_csv(saved / "frames.csv")) == len(result.frames)
+    emotion = result.windows["top"].iloc[0]
+    path, segments = again.export_emotion_clips(emotion, tmp_path / "clips.mp4", progress=False)
+    assert path is not None and segments == result.emotion_segments(emotion)
+
+
+def test_without_a_classifier_the_timeline_has_no_windows(vision_dir, sample):
+    result = Analyzer(["face_emotion"], models_dir=vision_dir, device="cpu", face_detector="opencv", classifier=None)(
+        sample
     )
-    assert list(again.timeline().windows.columns) == ["start", "end", "centre", *again.labels, "top"]
+    assert result.windows is None and len(result.timeline().windows) == 0
+    assert len(result.timeline().faces) == len(result.frames)
+    # the clips follow the face track then
+    from vemoclap.labels import EXPRESSION_TO_EMOTION
+
+    shown = {EXPRESSION_TO_EMOTION.get(top) for top in result.timeline().faces["top"] if top} - {None}
+    for emotion in shown:
+        assert result.emotion_segments(emotion)
