@@ -130,22 +130,20 @@ def _vemoclap() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "vemoclap.cli"]
 
 
+RUNNABLE = [(where, command) for where, command, reason in shell_commands() if reason is None]
+
+
 @pytest.mark.slow
-def test_shell_commands_run(workdir):
-    ran = []
-    for where, command, reason in shell_commands():
-        if reason is not None:
-            continue
-        argv = shlex.split(command.split("  #", 1)[0])
-        assert Path(argv[0]).name == "vemoclap"
-        run = subprocess.run(_vemoclap() + argv[1:], capture_output=True, text=True, timeout=600, env=os.environ.copy())
-        assert run.returncode == 0, f"{where}: `{command}` exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
-        ran.append(command)
-        if "--save out/" in command:
-            assert (workdir / "out" / "windows.csv").is_file() and (workdir / "out.json").is_file()
-        if "--annotated-video" in command:
-            assert "about" in run.stderr, "the time estimate comes before the annotating"
-            assert (workdir / "annotated.mp4").is_file()
-        if "--clips joy joy.mp4" in command:
-            assert ("wrote joy.mp4" in run.stdout) != ("no clip written" in run.stdout)
-    assert len(ran) >= 8
+@pytest.mark.parametrize("where, command", RUNNABLE, ids=[c.split("  #")[0].strip() for _, c in RUNNABLE])
+def test_shell_command_runs(where, command, workdir):
+    argv = shlex.split(command.split("  #", 1)[0])
+    assert Path(argv[0]).name == "vemoclap"
+    run = subprocess.run(_vemoclap() + argv[1:], capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    assert run.returncode == 0, f"{where}: `{command}` exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
+    if "--save out/" in command:
+        assert (workdir / "out" / "windows.csv").is_file() and (workdir / "out.json").is_file()
+    if "--annotated-video" in command:
+        assert "about" in run.stderr, "the time estimate comes before the annotating"
+        assert (workdir / "annotated.mp4").is_file()
+    if "--clips joy joy.mp4" in command:
+        assert ("wrote joy.mp4" in run.stdout) != ("no clip written" in run.stdout)
