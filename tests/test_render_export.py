@@ -334,3 +334,30 @@ def test_without_a_classifier_the_timeline_has_no_windows(vision_dir, sample):
     shown = {EXPRESSION_TO_EMOTION.get(top) for top in result.timeline().faces["top"] if top} - {None}
     for emotion in shown:
         assert result.emotion_segments(emotion)
+
+
+@pytest.mark.slow
+def test_cli_clips_and_annotated_video(vision_dir, sample, tmp_path, capsys):
+    """--clips says whether it wrote a clip, and why not; --every K with the estimate printed first."""
+    import json
+
+    from vemoclap.cli import main
+
+    common = ["analyze", str(sample), "--models-dir", str(vision_dir), "--classifier", str(vision_dir / "classifier")]
+    common += ["--extractors", "clip,face_emotion", "--face-detector", "opencv", "--device", "cpu", "-q"]
+    for emotion in EMOTIONS[:2]:
+        out = tmp_path / f"{emotion}.mp4"
+        assert main([*common, "--json", str(tmp_path / "r.json"), "--clips", emotion, str(out)]) == 0
+        printed = capsys.readouterr().out
+        windows = json.loads((tmp_path / "r.json").read_text())["windows"]
+        if any(window["top"] == emotion for window in windows):
+            assert f"wrote {out}" in printed and out.is_file()
+        else:
+            assert f"{emotion}: no clip written to {out}" in printed and "nothing to cut" in printed
+            assert not out.exists()
+    assert main([*common, "--annotated-video", str(tmp_path / "a.mp4"), "--every", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "(--every 3): about" in captured.err and "wrote" in captured.out and (tmp_path / "a.csv").is_file()
+    with pytest.raises(SystemExit):
+        main([*common, "--annotated-video", str(tmp_path / "b.mp4"), "--every", "0"])
+    assert "not a whole number" in capsys.readouterr().err

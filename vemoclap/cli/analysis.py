@@ -103,7 +103,10 @@ def _clips(args: argparse.Namespace, result) -> None:
     )
     if path is None:
         where = "timeline window" if result.windows is not None else "sampled frame's face"
-        print(f"{emotion}: no clip written to {out} — no {where} has {emotion} on top (see the timeline)")
+        overall = " although it leads for the whole video" if emotion == result.top_label else ""
+        print(
+            f"{emotion}: no clip written to {out} — no {where} has {emotion} on top{overall}, so there is nothing to cut"
+        )
         return
     spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments)
     print(f"{emotion} segments: {spans}; wrote {path}")
