@@ -131,9 +131,9 @@ def _add_video_stream(output, rate, size):
     return stream
 
 
-# Decoding, drawing and H.264-encoding one frame, per million pixels, on a 2-core CPU (measured by
-# benchmarks/annotate.py): what annotating costs besides the face model.
-FRAME_SECONDS_PER_MPX = 0.02
+# Decoding, drawing and H.264-encoding one frame, per million pixels, on a busy 2-core CPU (105 ms
+# measured by benchmarks/annotate.py): what annotating costs besides the face model.
+FRAME_SECONDS_PER_MPX = 0.1
 # Annotating may take at most this many times the analysis of the same video (``--every auto``).
 ANNOTATE_BUDGET = 2.0
 
