@@ -230,7 +230,7 @@ def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
     )
     assert "sample" in controller.samples.values()
     result = controller.run()
-    monkeypatch.setattr(type(result), "emotion_segments", lambda self, emotion, classifier=None, window_s=None: [])
+    monkeypatch.setattr(type(result), "emotion_segments", lambda self, emotion: [])
     with pytest.raises(NothingToCut, match="leads for the whole video.*clips follow the windows"):
         controller.emotion_clips(result.top_label)
     assert issubclass(NothingToCut, UserError)

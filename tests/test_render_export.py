@@ -10,6 +10,7 @@ import sys
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 
 from vemoclap.draw.overlay import BANNER_COLOR
@@ -47,6 +48,7 @@ def analyzer(vision_dir):
         device="cpu",
         face_detector="opencv",
         classifier=vision_dir / "classifier",
+        window_s=2.0,
     )
 
 
@@ -73,7 +75,7 @@ def test_annotated_frame_has_face_boxes(analyzer, result):
 
 
 def test_timeline_windows_and_face_track(analyzer, result):
-    timeline = analyzer.timeline(result, window_s=2.0)
+    timeline = result.timeline()  # the classifier's windows were scored during the analysis
     windows = timeline.windows
     assert len(windows) >= 4 and windows["start"].min() == 0.0
     assert windows["end"].max() == pytest.approx(result.info.duration, abs=0.05)
@@ -85,7 +87,7 @@ def test_timeline_windows_and_face_track(analyzer, result):
 
 
 def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
-    out = analyzer.save(result, tmp_path / "saved")
+    out = result.save(tmp_path / "saved")
     for name in [
         "result.json",
         "probabilities.csv",
@@ -225,19 +227,41 @@ def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path
     assert all(0 <= int(r["x0"]) < int(r["x1"]) <= width and 0 <= int(r["y0"]) < int(r["y1"]) <= height for r in rows)
 
 
-def test_emotion_clips_cut_the_dominant_segments(analyzer, result, tmp_path):
-    emotion = analyzer.timeline(result, window_s=2.0).windows["top"].iloc[0]
-    path, segments = analyzer.export_emotion_clips(
-        result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False
-    )
+def test_emotion_clips_cut_the_dominant_segments(result, tmp_path):
+    emotion = result.timeline().windows["top"].iloc[0]
+    path, segments = result.export_emotion_clips(emotion, tmp_path / "clips.mp4", progress=False)
     assert segments and path is not None
     expected = sum(end - start for start, end in segments)
     with av.open(str(path)) as container:
         assert container.streams.audio
         duration = container.duration / 1e6
     assert duration == pytest.approx(expected, abs=0.3)
-    other = next(e for e in EMOTIONS if e not in set(analyzer.timeline(result, window_s=2.0).windows["top"]))
-    assert analyzer.export_emotion_clips(result, other, tmp_path / "none.mp4", window_s=2.0) == (None, [])
+    other = next(e for e in EMOTIONS if e not in set(result.timeline().windows["top"]))
+    assert result.export_emotion_clips(other, tmp_path / "none.mp4") == (None, [])
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_annotation_cost_and_the_automatic_step(result):
+    from vemoclap.video_export import ANNOTATE_BUDGET, annotation_cost
+
+    frames = round(result.info.duration * result.info.fps)
+    every_frame = annotation_cost(result, 1)
+    assert every_frame.frames == frames and every_frame.every == 1
+    assert every_frame.face_seconds == pytest.approx(result.timings["face_emotion"] / len(result.frames))
+    assert "--every 1" in every_frame.line() and "about" in every_frame.line()
+    auto = annotation_cost(result)
+    assert 1 <= auto.every <= frames
+    budget = ANNOTATE_BUDGET * sum(result.timings.values())
+    assert auto.seconds <= budget or auto.every == frames
+    if auto.every > 1:  # the smallest such step: one less goes over the budget
+        assert annotation_cost(result, auto.every - 1).seconds > budget
+
+
+def test_every_must_be_a_whole_number(analyzer, result, tmp_path):
+    from vemoclap.errors import OptionError
+
+    with pytest.raises(OptionError, match="every must be a whole number"):
+        analyzer.export_annotated_video(result, tmp_path / "a.mp4", every=0, progress=False)
 
 
 def test_live_stream_tracks_the_face(analyzer, result, sample):
@@ -293,12 +317,57 @@ def test_result_round_trips_through_json_without_models(analyzer, result, tmp_pa
     faces = again.outputs["face_emotion"]
     assert type(faces) is type(result.outputs["face_emotion"]) and faces.frames[0].faces[0].box
     np.testing.assert_array_equal(again.outputs["clip"].feature, result.outputs["clip"].feature)
-    windows = again.timeline(analyzer.classifier, window_s=2.0).windows
-    np.testing.assert_allclose(
-        windows[list(EMOTIONS)].to_numpy(float),
-        analyzer.timeline(result, window_s=2.0).windows[list(EMOTIONS)].to_numpy(float),
+    assert len(result.windows) >= 4
+    pd.testing.assert_frame_equal(again.timeline().windows, result.timeline().windows)
+    pd.testing.assert_frame_equal(again.timeline().faces, result.timeline().faces)
+    # everything but annotating every frame works from the Result read back, with no model
+    saved = again.save(tmp_path / "saved")
+    assert len(pd.read_csv(saved / "windows.csv")) == len(result.windows)
+    assert len(pd.read_csv(saved / "frames.csv")) == len(result.frames)
+    emotion = result.windows["top"].iloc[0]
+    path, segments = again.export_emotion_clips(emotion, tmp_path / "clips.mp4", progress=False)
+    assert path is not None and segments == result.emotion_segments(emotion)
+
+
+def test_without_a_classifier_the_timeline_has_no_windows(vision_dir, sample):
+    result = Analyzer(["face_emotion"], models_dir=vision_dir, device="cpu", face_detector="opencv", classifier=None)(
+        sample
     )
-    assert list(again.timeline().windows.columns) == ["start", "end", "centre", *again.labels, "top"]
+    assert result.windows is None and len(result.timeline().windows) == 0
+    assert len(result.timeline().faces) == len(result.frames)
+    # the clips follow the face track then
+    from vemoclap.labels import EXPRESSION_TO_EMOTION
+
+    shown = {EXPRESSION_TO_EMOTION.get(top) for top in result.timeline().faces["top"] if top} - {None}
+    for emotion in shown:
+        assert result.emotion_segments(emotion)
+
+
+@pytest.mark.slow
+def test_cli_clips_and_annotated_video(vision_dir, sample, tmp_path, capsys):
+    """--clips says whether it wrote a clip, and why not; --every K with the estimate printed first."""
+    import json
+
+    from vemoclap.cli import main
+
+    common = ["analyze", str(sample), "--models-dir", str(vision_dir), "--classifier", str(vision_dir / "classifier")]
+    common += ["--extractors", "clip,face_emotion", "--face-detector", "opencv", "--device", "cpu", "-q"]
+    for emotion in EMOTIONS[:2]:
+        out = tmp_path / f"{emotion}.mp4"
+        assert main([*common, "--json", str(tmp_path / "r.json"), "--clips", emotion, str(out)]) == 0
+        printed = capsys.readouterr().out
+        windows = json.loads((tmp_path / "r.json").read_text())["windows"]
+        if any(window["top"] == emotion for window in windows):
+            assert f"wrote {out}" in printed and out.is_file()
+        else:
+            assert f"{emotion}: no clip written to {out}" in printed and "nothing to cut" in printed
+            assert not out.exists()
+    assert main([*common, "--annotated-video", str(tmp_path / "a.mp4"), "--every", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "(--every 3): about" in captured.err and "wrote" in captured.out and (tmp_path / "a.csv").is_file()
+    with pytest.raises(SystemExit):
+        main([*common, "--annotated-video", str(tmp_path / "b.mp4"), "--every", "0"])
+    assert "not a whole number" in capsys.readouterr().err
 
 
 # -- the random-weights mark and pictures a person can read -----------------------------------------
@@ -335,8 +404,8 @@ def _png(path) -> np.ndarray:
 @pytest.mark.slow
 def test_saved_pictures_of_random_weights_carry_a_readable_banner(analyzer, result, tmp_path, read_text):
     assert set(result.random_weights) == {"clip", "face_emotion", "caption", "classifier"}
-    marked = analyzer.save(result, tmp_path / "marked")
-    plain = analyzer.save(_trained(result), tmp_path / "plain")
+    marked = result.save(tmp_path / "marked")
+    plain = _trained(result).save(tmp_path / "plain")
     pngs = sorted(p.name for p in marked.glob("*.png"))
     assert pngs == ["annotated_frame.png", "circumplex.png", "probabilities.png", "timeline.png"]
     for name in pngs:
@@ -378,8 +447,8 @@ def test_videos_of_random_weights_have_the_mark_burned_in(analyzer, result, samp
     assert rows and {row["random_weights"] for row in rows} == {"yes (clip, face_emotion, caption, classifier)"}
     with open(plain.csv_path) as handle:
         assert {row["random_weights"] for row in csv.DictReader(handle)} == {"no"}
-    emotion = analyzer.timeline(result, window_s=2.0).windows["top"].iloc[0]
-    clips, _ = analyzer.export_emotion_clips(result, emotion, tmp_path / "clips.mp4", window_s=2.0, progress=False)
+    emotion = result.timeline().windows["top"].iloc[0]
+    clips, _ = result.export_emotion_clips(emotion, tmp_path / "clips.mp4", progress=False)
     assert _banner_share(_first_frame(clips).to_ndarray(format="rgb24"), 0.06) > 0.5
 
 

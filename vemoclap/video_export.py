@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 
 from ._util import atomic_output
 from .draw.overlay import distinct_faces, draw_banner, draw_faces, iou
-from .errors import UserError
+from .errors import OptionError, UserError
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
 from .notice import random_weights_cell, random_weights_mark
@@ -137,6 +138,56 @@ def _add_video_stream(output, rate, size):
     return stream
 
 
+# Decoding, drawing and H.264-encoding one frame, per million pixels, on a busy 2-core CPU (105 ms
+# measured by benchmarks/annotate.py): what annotating costs besides the face model.
+FRAME_SECONDS_PER_MPX = 0.1
+# Annotating may take at most this many times the analysis of the same video (``--every auto``).
+ANNOTATE_BUDGET = 2.0
+
+
+@dataclass(frozen=True)
+class AnnotationCost:
+    """What annotating every ``every``-th frame of a video is expected to cost."""
+
+    frames: int  # frames in the video
+    every: int  # the face model runs on every ``every``-th frame
+    face_seconds: float  # the face model on one frame (from the analysis)
+    frame_seconds: float  # decoding, drawing and encoding one frame
+
+    @property
+    def seconds(self) -> float:
+        return math.ceil(self.frames / self.every) * self.face_seconds + self.frames * self.frame_seconds
+
+    def line(self) -> str:
+        minutes, seconds = divmod(int(round(self.seconds)), 60)
+        took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        return (
+            f"annotating {self.frames} frames, the face model on every {_ordinal(self.every)} "
+            f"(--every {self.every}): about {took}"
+        )
+
+
+def _ordinal(k: int) -> str:
+    return "frame" if k == 1 else f"{k}{'nd' if k == 2 else 'rd' if k == 3 else 'th'} frame"
+
+
+def annotation_cost(result, every: int | str = "auto", budget: float = ANNOTATE_BUDGET) -> AnnotationCost:
+    """The cost of annotating ``result``'s video, from what its analysis measured: the face model's
+    seconds per sampled frame and the video's length. ``every="auto"``: the smallest step that keeps
+    annotating within ``budget`` times the analysis (its stages' seconds), at least 1."""
+    info = result.info
+    frames = max(1, int(round(info.duration * info.fps))) if info is not None and info.fps else 1
+    pixels = (info.width * info.height / 1e6) if info is not None and info.width else 0.3
+    frame_seconds = FRAME_SECONDS_PER_MPX * pixels
+    sampled = len(result.frames) if result.frames is not None else 0
+    face_seconds = result.timings.get("face_emotion", 0.0) / sampled if sampled else 0.0
+    if every != "auto":
+        return AnnotationCost(frames, int(every), face_seconds, frame_seconds)
+    room = budget * sum(result.timings.values()) - frames * frame_seconds
+    step = frames if room <= 0 else math.ceil(frames * face_seconds / room)
+    return AnnotationCost(frames, int(min(max(step, 1), frames)), face_seconds, frame_seconds)
+
+
 def export_annotated_video(
     source,
     out_path,
@@ -180,6 +231,8 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
     import av
 
     mark, random_cell = marks
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise OptionError(f"every must be a whole number of frames, 1 or more (got {every!r})")
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
     smoother = FaceSmoother(alpha=smoothing)

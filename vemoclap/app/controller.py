@@ -592,9 +592,9 @@ class Controller:
         return self.analyzer.classifier if self.analyzer is not None else None
 
     def timeline(self, result=None):
-        """The result's timeline with the loaded classifier's windows."""
+        """The result's timeline (its classifier's windows, scored during the analysis)."""
         result = result if result is not None else self.result
-        return result.timeline(self.loaded_classifier())
+        return result.timeline()
 
     def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path]:
         """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
@@ -618,7 +618,7 @@ class Controller:
             raise SourceError("choose an emotion first")
         path = directory / f"{safe_stem(self.result.source)}_{emotion}.mp4"
         written, segments = self.result.export_emotion_clips(
-            emotion, path, self.loaded_classifier(), progress=self._export_progress("cutting", on_progress, "s")
+            emotion, path, progress=self._export_progress("cutting", on_progress, "s")
         )
         if written is None:
             headline = " although it leads for the whole video" if emotion == self.result.top_label else ""

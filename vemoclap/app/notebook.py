@@ -103,7 +103,7 @@ display(app.run_step())"""
 _EXPLORE = """## Explore the result
 
 Each view below redraws after every run of step 5. `app.result` is the last result
-(`.summary()`, `.to_frame()`, `.plot()`, `.save(folder)`, `.export_annotated_video(path)`, ...)."""
+(`.summary()`, `.to_frame()`, `.plot()`, `.save(folder)`, `.export_emotion_clips(emotion, path)`, ...)."""
 
 _PAGE_EXPLORE = """## Explore the result
 

@@ -175,7 +175,7 @@ def safe_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:60] or "video"
 
 
-def downloads_html(result: "Result", timeline) -> str:
+def downloads_html(result: "Result") -> str:
     """A download link per export file (:data:`vemoclap.results.EXPORT_FILES`), named after the video."""
     from ..results import EXPORT_FILES
 
@@ -183,7 +183,7 @@ def downloads_html(result: "Result", timeline) -> str:
     mime = {".csv": "text/csv", ".json": "application/json"}
     links = [
         data_uri_link(text.encode("utf-8"), f"{stem}_{name}", mime[Path(name).suffix], EXPORT_FILES[name])
-        for name, text in result.export_texts(timeline, with_empty=False).items()
+        for name, text in result.export_texts(with_empty=False).items()
     ]
     return " · ".join(links)
 

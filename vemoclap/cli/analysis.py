@@ -45,7 +45,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     _check_analyze_outputs(args)  # before any model loads or video downloads
     path = _video_first(args)
-    extractors = args.extractors.split(",") if args.extractors else None
+    extractors = args.extractors or None  # "clip,face_emotion": the Analyzer splits it
     classifier = None if args.no_classifier else args.classifier
     analyzer = Analyzer(
         extractors,
@@ -67,27 +67,60 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         write_or_keep(result, "--json", args.json, lambda: result.to_json(args.json))
         print(f"wrote {args.json}")
     if args.save:
-        write_or_keep(result, "--save", args.save, lambda: analyzer.save(result, args.save))
+        write_or_keep(result, "--save", args.save, lambda: result.save(args.save))
         print(f"saved JSON, CSV and plots to {args.save}")
     if args.annotated_video:
-        video = write_or_keep(
-            result,
-            "--annotated-video",
-            args.annotated_video,
-            lambda: analyzer.export_annotated_video(result, args.annotated_video, progress=not args.quiet),
-        )
-        print(video.line())
+        _annotate(args, analyzer, result)
     if args.clips:
-        emotion, out = args.clips
-        path, segments = write_or_keep(
-            result, "--clips", out, lambda: analyzer.export_emotion_clips(result, emotion, out, progress=not args.quiet)
-        )
-        spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments) or "none"
-        print(f"{emotion} segments: {spans}" + (f"; wrote {path}" if path else ""))
+        _clips(args, result)
     if analyzer.bugs:  # the run finished and was reported, but an extractor hit a bug
         name, exc = analyzer.bugs[0]
         raise RuntimeError(f"extractor {name} failed: {type(exc).__name__}: {one_line(exc)}") from exc
     return 0
+
+
+def _annotate(args: argparse.Namespace, analyzer, result) -> None:
+    from ..outputs import write_or_keep
+    from ..video_export import annotation_cost
+
+    cost = annotation_cost(result, args.every)
+    print(cost.line(), file=sys.stderr)
+    video = write_or_keep(
+        result,
+        "--annotated-video",
+        args.annotated_video,
+        lambda: analyzer.export_annotated_video(
+            result, args.annotated_video, every=cost.every, progress=not args.quiet
+        ),
+    )
+    print(video.line())
+
+
+def _clips(args: argparse.Namespace, result) -> None:
+    from ..outputs import write_or_keep
+
+    emotion, out = args.clips
+    path, segments = write_or_keep(
+        result, "--clips", out, lambda: result.export_emotion_clips(emotion, out, progress=not args.quiet)
+    )
+    if path is None:
+        where = "timeline window" if result.windows is not None else "sampled frame's face"
+        overall = " although it leads for the whole video" if emotion == result.top_label else ""
+        print(
+            f"{emotion}: no clip written to {out} — no {where} has {emotion} on top{overall}, so there is nothing to cut"
+        )
+        return
+    spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments)
+    print(f"{emotion} segments: {spans}; wrote {path}")
+
+
+def _every(value: str) -> int | str:
+    """``--every``: a whole number of frames, 1 or more, or auto."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number of frames, 1 or more, nor auto")
+    return int(value)
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
@@ -180,7 +213,16 @@ def add_analyze(subparsers) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="also write every frame with face boxes and expressions (audio kept)",
+        help="also write every frame with face boxes and expressions (audio kept); the time it "
+        "will take is printed before it starts",
+    )
+    analyze.add_argument(
+        "--every",
+        type=_every,
+        default="auto",
+        metavar="K",
+        help="with --annotated-video: run the face model on every K-th frame, boxes carried in "
+        "between (default auto: the smallest K that keeps annotating within twice the analysis's time)",
     )
     analyze.add_argument(
         "--clips",
