@@ -7,6 +7,7 @@ The layout is not documented, so the import assumes and validates strictly; see
 
 from __future__ import annotations
 
+import _compat_pickle
 import json
 import logging
 import pickle
@@ -57,7 +58,7 @@ ALLOWED_GLOBALS = frozenset(
         ("numpy", "dtype"),
         ("_codecs", "encode"),
         ("collections", "OrderedDict"),
-        *(("builtins", name) for name in ("set", "frozenset", "complex", "slice", "bytearray", "range")),
+        *(("builtins", name) for name in ("set", "frozenset", "complex", "slice", "bytes", "bytearray", "range")),
     }
 )
 
@@ -70,6 +71,9 @@ class AllowListUnpickler(pickle.Unpickler):
     source = "the pickle"
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names (protocol-2 pickles), mapped as the base class maps them; no Python 3 module has them
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) not in ALLOWED_GLOBALS:
             raise PickleRefused(
                 f"{self.source}: refusing to unpickle it — it names {module}.{name}, which is not a numpy "
