@@ -177,3 +177,23 @@ def test_reproduce_runs_end_to_end_and_prints_the_table_beside_the_papers(tmp_pa
         assert main(argv) == 0
         assert capsys.readouterr().out == printed
         assert len([p for _, p, _ in zenodo.requests if p.endswith("/content")]) == len(fetched)
+
+
+def test_features_of_another_recipe_are_checked_before_any_training(tmp_path, capsys):
+    from vemoclap.cli import main
+
+    source = tmp_path / "ekman6_train.pkl"
+    source.write_bytes(pickle.dumps(author_layout(6, 0)))
+    imported = tmp_path / "imported"
+    import_reference_features(source, imported, progress=False)
+    out = tmp_path / "run"
+
+    argv = ["reproduce", "ekman6", "--features", str(imported), "--out", str(out), "-q"]
+    assert main([*argv, "--recipe", "vemoclap"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "made by recipe 'reference', not 'vemoclap'" in err
+    assert main([*argv, "--recipe", "reference", "--cleaned"]) == 2
+    assert "needs a blacklist" in capsys.readouterr().err
+    assert main([*argv, "--recipe", "reference"]) == 2  # one split only: the dataset's own train/test is needed
+    assert "need 'train' and 'test'" in capsys.readouterr().err
+    assert not (out / "paper" / "seed_0" / "classifier").exists()
