@@ -104,7 +104,7 @@ def test_the_authors_layout_imports_with_splits_from_file_names(tmp_path):
         import_reference_features(train, tmp_path / "bad", progress=False)
 
 
-def test_the_record_is_pinned_and_every_file_verified_and_resumed(tmp_path, online):
+def test_the_record_is_pinned_and_every_file_verified_and_resumed(tmp_path, online, monkeypatch):
     data = pickle.dumps(author_layout(4, 0))
     with ZenodoServer({EKMAN6_RECORD: {"features_train.pkl": data}}) as zenodo:
         record = read_record(EKMAN6_RECORD, zenodo.base_url)
@@ -129,6 +129,14 @@ def test_the_record_is_pinned_and_every_file_verified_and_resumed(tmp_path, onli
             read_record(EKMAN6_RECORD, zenodo.base_url)
     with pytest.raises(RecordError, match="cannot read the record"):
         read_record(EKMAN6_RECORD, zenodo.base_url)
+
+    from vemoclap.errors import ModelUnavailable
+
+    monkeypatch.setenv("VEMOCLAP_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match="downloads are off"):
+        fetch_files(record.files, tmp_path / "elsewhere", progress=False)
+    with pytest.raises(ModelUnavailable, match="downloads are off"):
+        read_record(EKMAN6_RECORD, zenodo.base_url, tmp_path / "none.json")
 
 
 @pytest.mark.slow
@@ -197,3 +205,7 @@ def test_features_of_another_recipe_are_checked_before_any_training(tmp_path, ca
     assert main([*argv, "--recipe", "reference"]) == 2  # one split only: the dataset's own train/test is needed
     assert "need 'train' and 'test'" in capsys.readouterr().err
     assert not (out / "paper" / "seed_0" / "classifier").exists()
+    assert main(["reproduce", "ekman6", "--recipe", "vemoclap", "--out", str(out), "-q"]) == 2
+    assert "pass --features DIR" in capsys.readouterr().err
+    assert main(["reproduce", "ekman6", "--recipe", "nosuch", "--out", str(out), "-q"]) == 2
+    assert "unknown feature recipe 'nosuch'" in capsys.readouterr().err

@@ -248,6 +248,7 @@ def fetch_files(files: Sequence[RecordFile], folder: Path, progress: bool = True
     from tqdm.auto import tqdm
 
     from ..models.download import download_file, md5_file
+    from ..models.layout import downloads_allowed
 
     paths = []
     for item in files:
@@ -256,6 +257,11 @@ def fetch_files(files: Sequence[RecordFile], folder: Path, progress: bool = True
             paths.append(target)
             continue
         target.unlink(missing_ok=True)
+        if not downloads_allowed():
+            raise ModelUnavailable(
+                f"{item.key} of the Zenodo record is not in {folder} and downloads are off "
+                f"(VEMOCLAP_OFFLINE/HF_HUB_OFFLINE); run where there is internet, or give --features DIR"
+            )
         with tqdm(total=item.size, desc=item.key, unit="B", unit_scale=True, disable=not progress) as bar:
 
             def show(_stage: str, done: int, total: int, bar=bar) -> None:
@@ -368,6 +374,15 @@ def reproduce_ekman6(options: ReproduceOptions) -> ReproduceReport:
     from .blacklist import read_blacklist
 
     options = replace(options, out=Path(options.out).expanduser())
+    if options.recipe is not None:
+        from ..recipes import get_recipe
+
+        get_recipe(options.recipe)  # an unknown name: one line listing the known ones
+        if options.features_dir is None and options.recipe != "reference":
+            raise UserError(
+                f"the published features are the reference recipe's; for '{options.recipe}' extract the record's "
+                f"raw videos with it (`vemoclap extract VIDEOS --out DIR`) and pass --features DIR"
+            )
     notes: list[str] = []
     if options.features_dir is not None:
         features_dir, blacklist, source = Path(options.features_dir).expanduser(), None, str(options.features_dir)
