@@ -183,6 +183,8 @@ def test_reproduce_runs_end_to_end_and_prints_the_table_beside_the_papers(tmp_pa
         paper = json.loads((out / "paper" / "seed_0" / "test" / "metrics.json").read_text())
         cleaned = json.loads((out / "cleaned" / "seed_1" / "test" / "metrics.json").read_text())
         assert paper["n_videos"] == 24 and cleaned["n_videos"] == 22  # the blacklist on the test split
+        settings = json.loads((out / "cleaned" / "seed_1" / "settings.json").read_text())
+        assert settings["epochs"] == 1 and "surprise_keyword_1_005" in settings["excluded"]
 
         # Again: nothing downloaded, imported or trained twice; the same table.
         assert main(argv) == 0

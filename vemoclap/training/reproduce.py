@@ -329,8 +329,10 @@ def train_and_score(features_dir: Path, protocol: str, exclude: Sequence[str], s
     from .train import TrainOptions, train
 
     run_dir = options.out / protocol / f"seed_{seed}"
-    metrics = run_dir / "test" / METRICS_FILE
-    if not metrics.is_file():
+    metrics, stamp = run_dir / "test" / METRICS_FILE, run_dir / "settings.json"
+    # a finished run is reused only when it was made from the same features with the same settings
+    settings = {"features": str(features_dir.resolve()), "excluded": sorted(exclude), "epochs": options.epochs}
+    if not (metrics.is_file() and stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == settings):
         feature_set = load_feature_set(features_dir, exclude=exclude)
         splits = feature_set.split_counts()
         if not splits.get("test") or not splits.get("train"):
@@ -341,6 +343,7 @@ def train_and_score(features_dir: Path, protocol: str, exclude: Sequence[str], s
         train_options = TrainOptions(seed=seed, epochs=options.epochs, device=options.device, progress=options.progress)
         report = train(feature_set, run_dir / "classifier", train_options)
         evaluate(report.checkpoint, feature_set, "test", run_dir / "test")
+        atomic_write_json(stamp, settings)
     data = json.loads(metrics.read_text(encoding="utf-8"))
     order = [data["labels"].index(name) for name in EMOTIONS]
     confusion = data["confusion_normalized"]
