@@ -195,7 +195,7 @@ def test_evaluate_with_each_head_count(published, tiny_models, tmp_path, capsys)
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| 4 (checkpoint's) |" in printed and "| 8 |" in printed and "best:" in printed
+    assert "| 4 (default) |" in printed and "| 8 |" in printed and "best:" in printed
     assert (tmp_path / "cli" / "heads_8" / "report.md").is_file()
 
 

@@ -21,6 +21,7 @@ from .classifier import add_ablate, add_evaluate, add_parity, add_train
 from .dataset import add_blacklist, add_extract, add_import_features
 from .model_files import add_download_models, add_models
 from .prediction import add_predict
+from .reproduce import add_reproduce
 
 log = logging.getLogger("vemoclap")
 
@@ -44,6 +45,7 @@ COMMANDS = (
     add_evaluate,
     add_parity,
     add_ablate,
+    add_reproduce,
 )
 
 

@@ -100,7 +100,20 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-HASHERS: dict[str, Callable[[str | os.PathLike], str]] = {"git-sha1": git_blob_sha1, "sha256": sha256_file}
+def md5_file(path: str | os.PathLike) -> str:
+    """MD5 of a file: what Zenodo's record API lists as each file's checksum (``md5:<hex>``)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+HASHERS: dict[str, Callable[[str | os.PathLike], str]] = {
+    "git-sha1": git_blob_sha1,
+    "sha256": sha256_file,
+    "md5": md5_file,
+}
 
 
 def verify(path: str | os.PathLike, expected: str, kind: str = "sha256", *, delete: bool = True) -> None:
@@ -246,6 +259,8 @@ def download_file(
     *,
     sha256: str | None = None,
     git_sha1: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
     progress: ProgressFn | None = None,
     stage: str | None = None,
     timeout: float = TIMEOUT_S,
@@ -253,7 +268,7 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``target`` through ``<target>.part``, verify, then rename into place.
 
-    With ``sha256`` / ``git_sha1`` the file must match (else it is deleted and
+    With ``sha256`` / ``git_sha1`` / ``md5`` (and ``size``, when given) the file must match (else it is deleted and
     :class:`VerificationError` raised); with neither, its SHA-256 is recorded in
     ``<target>.sha256`` and the file counts as unverified. An existing ``.part`` is continued with
     an HTTP Range request when the server allows it. ``progress(stage, done, total)`` is called as
@@ -294,11 +309,17 @@ def download_file(
         raise DownloadError(
             f"{url}: download interrupted ({one_line(exc)}); run the command again to continue"
         ) from None
-    if git_sha1:
-        verify(part, git_sha1, "git-sha1")
-    if sha256:
-        verify(part, sha256, "sha256")
-    if not (git_sha1 or sha256):
+    if size is not None and part.stat().st_size != size:
+        found = part.stat().st_size
+        part.unlink(missing_ok=True)
+        raise VerificationError(
+            f"{target.name}: downloaded {found} bytes, its published size is {size}; the file was deleted "
+            f"— run the command again, or check the download base URL"
+        )
+    for expected, kind in ((git_sha1, "git-sha1"), (sha256, "sha256"), (md5, "md5")):
+        if expected:
+            verify(part, expected, kind)
+    if not (git_sha1 or sha256 or md5):
         (target.with_name(target.name + ".sha256")).write_text(sha256_file(part) + "\n")
         log.warning("%s has no published hash: recorded its SHA-256, unverified", target.name)
     os.replace(part, target)
@@ -373,6 +394,7 @@ __all__ = [
     "VerificationError",
     "git_blob_sha1",
     "sha256_file",
+    "md5_file",
     "verify",
     "verify_sha256",
     "download_file",
