@@ -47,11 +47,26 @@ def internet(tiny_models, tmp_path_factory):
     make_video(raw / "sample_data" / "joy.mp4", duration=3.0, audio="speech")
     (raw / "whisper" / WHISPER_SHA_SMALL).mkdir(parents=True)
     shutil.copy(tiny_models / "whisper" / "small.pt", raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")
+    # the English PP-OCR pair: rapidocr's bundled det/rec (real ONNX models) stand in for its files
+    import rapidocr
+
+    from vemoclap.models.table import PPOCR_BASE_URL
+
+    bundled, ocr = Path(rapidocr.__file__).parent / "models", {}
+    for key, name in (("ppocr_en_det", "PP-OCRv6_det_small.onnx"), ("ppocr_en_rec", "PP-OCRv6_rec_small.onnx")):
+        target = raw / "ppocr" / models.MODELS[key].url[len(PPOCR_BASE_URL) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundled / name, target)
+        ocr[key] = _sha256(target)
     manifest = root / "manifest.json"
     reference = {p: git_blob_sha1((raw / p).read_bytes()) for p in [*models.CLASSIFIER_FILES, "sample_data/joy.mp4"]}
     manifest.write_text(
         json.dumps(
-            {"reference": reference, "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")}}
+            {
+                "reference": reference,
+                "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")},
+                "file": ocr,
+            }
         )
     )
     with HubServer(repos, raw=raw) as hub:
@@ -66,7 +81,7 @@ def _env(hub, tmp_path, **extra) -> dict[str, str]:
         VEMOCLAP_OFFLINE="0",
         VEMOCLAP_REFERENCE_BASE_URL=hub.raw_base,
         VEMOCLAP_WHISPER_BASE_URL=hub.raw_base + "whisper",
-        VEMOCLAP_PPOCR_BASE_URL=hub.raw_base + "ppocr",  # not served: the bundled OCR models run instead
+        VEMOCLAP_PPOCR_BASE_URL=hub.raw_base + "ppocr",
         VEMOCLAP_DOWNLOAD_MANIFEST=str(hub.manifest),
         VEMOCLAP_CACHE=str(tmp_path / "cache"),
         YOLO_OFFLINE="1",

@@ -62,7 +62,7 @@ class Kind:
 
     def source_url(self, ref: ModelRef, name: str) -> str:
         """The address it is downloaded from (its host is the one that must answer)."""
-        return ref.url if ref.url and not ref.hub_id else hub.hub_endpoint() or hub.HUB_URL
+        return file_url(ref) if ref.url and not ref.hub_id else hub.hub_endpoint() or hub.HUB_URL
 
 
 class HubFolder(Kind):
