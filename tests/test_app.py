@@ -24,7 +24,8 @@ from vemoclap import app as app_module  # noqa: E402
 from vemoclap.app import VemoclapApp, launch  # noqa: E402
 from vemoclap.app.guard import PageGuard  # noqa: E402
 
-IPYW7_PYTHON = Path(os.environ.get("VEMOCLAP_IPYW7_PYTHON", "/work/venvs/app-ipyw7/bin/python"))
+# A Python with Colab's ipywidgets 7.7.1 (README, "For developers", says how to make one).
+IPYW7_PYTHON = Path(os.environ["VEMOCLAP_IPYW7_PYTHON"]) if os.environ.get("VEMOCLAP_IPYW7_PYTHON") else None
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # Fast settings for tiny models on 2 CPUs: fewer frames, Whisper without temperature fallback.
@@ -95,6 +96,38 @@ def test_load_rows_show_every_model_loaded(ran):
         assert row.seconds.value.endswith(" s")
     assert "all models are loaded" in ran.load_message.value
     assert set(ran.analyzer.extractors) == set(default_extractors())
+
+
+def test_steps_1_and_2_say_which_models_are_random(ran):
+    setup = visible_text(ran.setup.html.value)
+    assert "RANDOM WEIGHTS: the models folder holds tiny randomly initialised models" in setup
+    for key in ("classifier", "clip", "face_expression", "whisper"):
+        assert key in setup
+    assert "tiny RANDOM classifier" in setup and "fetched and verified" not in setup
+    loaded = visible_text(ran.load_message.value)
+    assert "all models are loaded" in loaded and "RANDOM WEIGHTS:" in loaded and "partly" not in loaded
+    for name in ["classifier", *ran.analyzer.extractors]:
+        assert name in loaded.split("RANDOM WEIGHTS:")[1], name
+
+
+def test_step_1_names_the_random_models_of_a_partly_random_folder(tiny_models, tmp_path):
+    """The provenance of what is in the folder, not what the default would be."""
+    import shutil
+
+    from vemoclap.app.controller import Controller
+    from vemoclap.models import target_path, write_provenance
+
+    folder = tmp_path / "models"
+    shutil.copytree(target_path("classifier", tiny_models), target_path("classifier", folder))
+    trained = target_path("face_expression", folder)
+    shutil.copytree(target_path("face_expression", tiny_models), trained)
+    write_provenance(trained, {"origin": "download", "verified": "sha256"})
+    rows, warnings = Controller(models_dir=folder, output_dir=tmp_path / "out").setup_rows()
+    assert any("RANDOM WEIGHTS: partly random: the models folder" in w and "for classifier:" in w for w in warnings)
+    assert "tiny RANDOM classifier" in dict(rows)["classifier"]
+    shutil.rmtree(target_path("classifier", folder))
+    rows, warnings = Controller(models_dir=folder, output_dir=tmp_path / "out").setup_rows()
+    assert not any("RANDOM" in w for w in warnings) and "RANDOM" not in dict(rows)["classifier"]
 
 
 def test_run_shows_real_results(ran):
@@ -283,8 +316,11 @@ def test_widget_checks(check, tiny_models, tmp_path):
 
 def test_widget_checks_under_ipywidgets_7(tiny_models, tmp_path):
     """The same checks with Colab's ipywidgets 7.7.1, in an interpreter that has it."""
-    if not IPYW7_PYTHON.is_file():
-        pytest.skip(f"no interpreter with ipywidgets 7.7.1 at {IPYW7_PYTHON} (set VEMOCLAP_IPYW7_PYTHON)")
+    if IPYW7_PYTHON is None or not IPYW7_PYTHON.is_file():
+        pytest.skip(
+            "IPYWIDGETS 7 CHECK NOT RUN: set VEMOCLAP_IPYW7_PYTHON to a Python with ipywidgets 7.7.1 "
+            f"(README, 'For developers'){f'; {IPYW7_PYTHON} is not a file' if IPYW7_PYTHON else ''}"
+        )
     root = Path(__file__).resolve().parent.parent
     version = subprocess.run(
         [str(IPYW7_PYTHON), "-c", "import ipywidgets; print(ipywidgets.__version__)"], capture_output=True, text=True
@@ -470,3 +506,27 @@ def test_missing_model_path_is_one_line(capsys, tmp_path):
     code = app_module.main(["--no-browser", "--models-dir", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no such file or folder" in err
+
+
+@pytest.mark.slow
+def test_no_annotated_video_is_offered_when_no_face_is_found(tiny_models, tmp_path):
+    from vemoclap.app.controller import Controller, NothingToCut
+    from vemoclap.synth import make_video
+
+    blank = make_video(
+        tmp_path / "blank.mp4", duration=1.0, size=(160, 96), frame_fn=lambda i: np.full((96, 160, 3), 90, np.uint8)
+    )
+    controller = Controller(
+        models_dir=tiny_models,
+        classifier=tiny_models / "classifier",
+        extractors=["face_emotion"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+    )
+    controller.source_kind, controller.path_text = "path", str(blank)
+    controller.run()
+    with pytest.raises(
+        NothingToCut, match=r"^no face was found in any of the 25 frames of .*, so no annotated video was written$"
+    ):
+        controller.annotated_video()
+    assert not list((tmp_path / "out").rglob("*.mp4"))

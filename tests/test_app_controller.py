@@ -122,6 +122,11 @@ def test_missing_model_and_broken_classifier_are_rows_not_failures(tiny_models, 
     assert not ok and "clip" in text and "classifier" in text
     result = controller.run()
     assert not result.has_prediction and "clip" in result.missing
+    # the user never chose to go without a classifier: the result says why there is none
+    from vemoclap.results import NO_CLASSIFIER
+
+    assert NO_CLASSIFIER not in result.warnings and NO_CLASSIFIER not in result.summary()
+    assert any(w.startswith("no emotion classifier: the classifier could not be loaded") for w in result.warnings)
 
 
 def test_run_failure_leaves_no_result(tiny_models, tmp_path):
@@ -201,7 +206,7 @@ def test_fetch_follows_the_download_contract(tmp_path, monkeypatch):
 
     calls = []
 
-    def download_models(directory, only=None, progress=None):
+    def download_models(directory, only=None, whisper_sizes=None, progress=None):
         calls.append((Path(directory), only))
         progress("clip", 0, 4 * 2**20)
         progress("clip", 4 * 2**20, 4 * 2**20)
@@ -225,7 +230,7 @@ def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
     )
     assert "sample" in controller.samples.values()
     result = controller.run()
-    monkeypatch.setattr(type(result), "emotion_segments", lambda self, emotion, classifier=None, window_s=None: [])
+    monkeypatch.setattr(type(result), "emotion_segments", lambda self, emotion: [])
     with pytest.raises(NothingToCut, match="leads for the whole video.*clips follow the windows"):
         controller.emotion_clips(result.top_label)
     assert issubclass(NothingToCut, UserError)
@@ -274,3 +279,33 @@ def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
     report("annotating", 130, 100)
     report("annotating", 37, None)
     assert shown[-2:] == [Progress("annotating: 100%", 1.0), Progress("annotating: 37 frames", 0.0)]
+
+
+def test_load_step_with_nothing_there_shows_failure_never_success(tmp_path):
+    from contextlib import contextmanager
+
+    from vemoclap.app.steps import LoadStep
+
+    @contextmanager
+    def free():
+        yield True
+
+    cache.clear_cache()
+    controller = Controller(
+        models_dir=tmp_path / "empty",
+        extractors=["clip"],
+        analyzer_options=FAST,
+        output_dir=tmp_path / "out",
+        fetch_models=False,
+    )
+    step = LoadStep(controller, free)
+    # the cost up front, from the model table: the reference classifier and CLIP, nothing there yet
+    cost = controller.cost()
+    assert [key for key, _ in cost.wanted] == ["classifier", "clip"] and cost.download_mib == cost.disk_mib > 0
+    assert f"{cost.disk_mib:,} MiB on disk" in step.cost.value and "2 missing" in step.cost.value
+    step.load()
+    assert controller.load_summary() == ("no extractor could be loaded (classifier, clip); see each row for why", False)
+    assert step.progress.bar.bar_style == "danger" and "the models are loaded" not in step.progress.label.value
+    assert "no extractor could be loaded" in step.message.value and "the models are loaded" not in step.message.value
+    assert controller.analyzer.classifier_missing.startswith("the classifier could not be loaded")
+    assert "download-models" in controller.loaded.states["classifier"].reason  # why, and the fix

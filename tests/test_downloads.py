@@ -47,11 +47,26 @@ def internet(tiny_models, tmp_path_factory):
     make_video(raw / "sample_data" / "joy.mp4", duration=3.0, audio="speech")
     (raw / "whisper" / WHISPER_SHA_SMALL).mkdir(parents=True)
     shutil.copy(tiny_models / "whisper" / "small.pt", raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")
+    # the English PP-OCR pair: rapidocr's bundled det/rec (real ONNX models) stand in for its files
+    import rapidocr
+
+    from vemoclap.models.table import PPOCR_BASE_URL
+
+    bundled, ocr = Path(rapidocr.__file__).parent / "models", {}
+    for key, name in (("ppocr_en_det", "PP-OCRv6_det_small.onnx"), ("ppocr_en_rec", "PP-OCRv6_rec_small.onnx")):
+        target = raw / "ppocr" / models.MODELS[key].url[len(PPOCR_BASE_URL) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundled / name, target)
+        ocr[key] = _sha256(target)
     manifest = root / "manifest.json"
     reference = {p: git_blob_sha1((raw / p).read_bytes()) for p in [*models.CLASSIFIER_FILES, "sample_data/joy.mp4"]}
     manifest.write_text(
         json.dumps(
-            {"reference": reference, "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")}}
+            {
+                "reference": reference,
+                "whisper": {"small": _sha256(raw / "whisper" / WHISPER_SHA_SMALL / "small.pt")},
+                "file": ocr,
+            }
         )
     )
     with HubServer(repos, raw=raw) as hub:
@@ -66,6 +81,7 @@ def _env(hub, tmp_path, **extra) -> dict[str, str]:
         VEMOCLAP_OFFLINE="0",
         VEMOCLAP_REFERENCE_BASE_URL=hub.raw_base,
         VEMOCLAP_WHISPER_BASE_URL=hub.raw_base + "whisper",
+        VEMOCLAP_PPOCR_BASE_URL=hub.raw_base + "ppocr",
         VEMOCLAP_DOWNLOAD_MANIFEST=str(hub.manifest),
         VEMOCLAP_CACHE=str(tmp_path / "cache"),
         YOLO_OFFLINE="1",
@@ -91,7 +107,7 @@ def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet,
     assert "emotion: " in run.stdout and any(label in run.stdout for label in EMOTIONS)
     assert "RANDOM WEIGHTS" in run.stdout  # the served classifier is the tiny one, and says so
     announced = [line for line in run.stderr.splitlines() if line.startswith("downloading ")]
-    assert len(announced) == 1 and " MB" in announced[0] and "min at" in announced[0]  # size and time up front
+    assert len(announced) == 1 and " MiB" in announced[0] and "min at" in announced[0]  # size and time up front
     assert "classifier" in announced[0] and ("whisper small" in announced[0] or "whisper_ct2 small" in announced[0])
     folder = models.local_path("classifier", models_dir)
     record = models.read_provenance(folder)
@@ -106,12 +122,18 @@ def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet,
 def test_download_models_then_analyze_offline(internet, tmp_path):
     models_dir = tmp_path / "weights"
     env = _env(internet, tmp_path)
-    run = _cli("download-models", "--dir", models_dir, "--whisper", "small", "-q", env=env)
+    run = _cli("download-models", "--dir", models_dir, "-q", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    for key in models.default_downloads():
-        assert key in run.stdout
+    # what the default run needs on this device, said (size and disk) before it is fetched, and no more
+    from vemoclap.needs import default_cost
+
+    wanted = {key for key, _ in default_cost(tmp_path / "empty").wanted}
+    assert "MiB on disk" in run.stderr.splitlines()[0]
+    assert {line.split()[0] for line in run.stdout.splitlines()[:-1]} == wanted
+    assert len(wanted & {"whisper", "whisper_ct2"}) == 1 and "ast" not in wanted
     rows = {r["key"]: r for r in models.table(models_dir)}
-    assert all(rows[k]["local"] for k in models.default_downloads())
+    assert all(rows[k]["local"] for k in wanted)
+    assert not (models_dir / "whisper-ct2" / "medium").exists() and not (models_dir / "whisper" / "medium.pt").exists()
     assert rows["sentiment"]["license"] != ""  # read from the hub's metadata (no card: "unknown")
     # now nothing more is needed: offline, no classifier flag, an emotion
     offline = {**env, "VEMOCLAP_OFFLINE": "1"}
@@ -212,7 +234,7 @@ seen = []
 c.fetch(lambda p: seen.append((p.text, p.fraction)))
 states = {{}}
 c.load(on_model=lambda name, state: states.__setitem__(name, state.status))
-print(json.dumps({{"seen": seen, "states": states, "keys": c.model_keys(),
+print(json.dumps({{"seen": seen, "states": states, "keys": [k for k, _ in c.cost().wanted],
                   "classifier": c.loaded_classifier() is not None}}))
 """
     run = subprocess.run(

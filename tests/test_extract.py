@@ -26,7 +26,7 @@ from vemoclap.training.extraction import (
     read_manifest,
     rebuild_manifest,
 )
-from vemoclap.training.reference_features import PickleRefused, import_reference_features
+from vemoclap.training.reference_features import import_reference_features
 from vemoclap.training.store import FeatureFileError, feature_path, load_features
 from vemoclap.training.worker import ExtractionError
 
@@ -324,11 +324,7 @@ def test_import_reference_features(tmp_path):
     source.write_bytes(pickle.dumps(published))
     out = tmp_path / "imported"
 
-    with pytest.raises(PickleRefused, match="--trust-pickle") as info:
-        import_reference_features(source, out)
-    assert "\n" not in str(info.value) and not out.exists()
-
-    report = import_reference_features(source, out, trust_pickle=True, progress=False)
+    report = import_reference_features(source, out, progress=False)  # numpy and builtins: allowed
     assert report.extracted == 2
     rows = {row["id"]: row for row in read_manifest(out)}
     assert set(rows) == {"anger/anger_annoying_01", "joy/joy_party"}
@@ -350,7 +346,7 @@ def test_import_reference_features(tmp_path):
     ]:
         bad.write_bytes(pickle.dumps(content))
         with pytest.raises(FeatureFileError, match=message) as info:
-            import_reference_features(bad, tmp_path / "bad_out", trust_pickle=True, progress=False)
+            import_reference_features(bad, tmp_path / "bad_out", progress=False)
         assert "\n" not in str(info.value)
 
     # A torch.save file needs no trust: the safe loader reads tensors and plain containers.
@@ -423,9 +419,6 @@ def test_cli_commands(reference, dataset, models, tmp_path, capsys):
     source = tmp_path / "f.pkl"
     source.write_bytes(pickle.dumps({"a.mp4": {"clip": np.zeros((2, 512)), "label": "joy"}}))
     args = parser.parse_args(["import-features", str(source), "--out", str(tmp_path / "imp"), "-q"])
-    with pytest.raises(PickleRefused):
-        args.func(args)
-    args = parser.parse_args(["import-features", str(source), "--out", str(tmp_path / "imp"), "--trust-pickle", "-q"])
     assert args.func(args) == 0
     assert (tmp_path / "imp" / MANIFEST_FILE).is_file()
 

@@ -276,3 +276,21 @@ def test_ast_features_are_pooled_cls_and_distillation_tokens(models_dir):
     assert [tag.label for tag in output.tags] == [model.config.id2label[int(i)] for i in top]
 
     assert "silent" in ast(make_clip(np.zeros(4 * SR, np.float32))).missing
+
+
+@pytest.mark.slow
+def test_training_era_beats_rows_are_16_equidistant_rows_of_every_chunk(models_dir):
+    """The training-era sampler embedded every chunk (starts before N − 3 s) and kept 16 equidistant
+    rows; embedding the 16 equidistant chunks alone gives exactly those rows (each chunk is embedded
+    on its own), which is how the recipe setting reads them."""
+    from vemoclap.fusion.prepare import row_indices
+    from vemoclap.recipes import TRAINING_ERA_SAMPLER
+
+    assert TRAINING_ERA_SAMPLER["beats.chunk_end"] == "exclusive"
+    clip = make_clip(speech_like(33.0))  # 21 chunk starts: 0, 1.5, …, 28.5 (30.0 is not before 30.0)
+    every = extractors.get("beats", models_dir=models_dir, device="cpu", n_chunks=1000, chunk_end="exclusive")(clip)
+    sixteen = extractors.get("beats", models_dir=models_dir, device="cpu", chunk_end="exclusive")(clip)
+    assert every.feature.shape == (20, 768) and every.chunk_times[-1] == 28.5
+    keep = row_indices(len(every.feature), 16)
+    np.testing.assert_allclose(sixteen.feature, every.feature[keep], atol=1e-5)
+    assert sixteen.chunk_times == [every.chunk_times[i] for i in keep]

@@ -611,10 +611,177 @@ def test_english_models_offline_say_where_to_put_them(tiny_dir, tmp_path):
     # and the output says which models ran instead of the ones asked for.
     extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", ocr_models="ppocr-en").load()
     assert extractor.engine_note.startswith("ppocr-en unavailable") and "ppocr" in extractor.engine_note
-    (tmp_path / "ppocr").mkdir()
-    for name, _ in __import__("vemoclap.extractors.ocr", fromlist=["x"]).ENGLISH_MODELS.values():
-        (tmp_path / "ppocr" / name).write_bytes(b"not a model")
-    from vemoclap.extractors.ocr import english_model_files
+    assert "download-models --only ppocr_en_det,ppocr_en_rec" in extractor.engine_note
+    from vemoclap.extractors.ocr import ENGLISH_MODELS, english_model_files
+
+    for key in ENGLISH_MODELS.values():
+        path = models.target_path(key, tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not a model")
 
     with pytest.raises(models.ModelUnavailable, match="SHA-256"):
         english_model_files(tmp_path)
+
+
+# -- OCR as the reference ran it (v3): detector input, angle classifier, frame reuse, T5, de-duplication
+def _reference_ocr_options(*names: str) -> dict:
+    from vemoclap.recipes import get_recipe
+
+    options = get_recipe("reference", version=3).extractors["ocr_sentiment"]
+    return {name: options[name] for name in names}
+
+
+def _record_onnx_runs(monkeypatch) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Every ONNX inference the real sessions run: (model file name, the input arrays as fed)."""
+    import onnxruntime
+
+    runs: list[tuple[str, dict[str, np.ndarray]]] = []
+    original = onnxruntime.InferenceSession.run
+
+    def run(self, output_names, input_feed, run_options=None):
+        runs.append((Path(self._model_path).name, {k: np.array(v) for k, v in input_feed.items()}))
+        return original(self, output_names, input_feed, run_options)
+
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", run)
+    return runs
+
+
+@pytest.mark.parametrize("settings", ["today", "reference"])
+def test_the_real_detector_receives_the_references_normalisation_and_channel_order(tiny_dir, monkeypatch, settings):
+    # A 640×320 frame (multiples of 32, longer side under 960: the detector sees it unresized), red,
+    # green and blue all different, with black text so that recognition runs too.
+    frame = np.empty((320, 640, 3), np.uint8)
+    frame[...] = (200, 120, 40)  # RGB
+    frame[:, 320:] = (30, 160, 230)
+    import cv2
+
+    cv2.putText(frame, "HAPPY BIRTHDAY", (30, 180), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (0, 0, 0), 5, cv2.LINE_AA)
+    names = ("detection", "det_normalization", "channel_order", "angle_classifier")
+    options = _reference_ocr_options(*names) if settings == "reference" else {"detection": "paddleocr"}
+    extractor = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", **options).load()
+    runs = _record_onnx_runs(monkeypatch)
+    found = extractor.engine(frame, min_score=0.5)
+    assert "HAPPY" in " ".join(label for _, label, _ in found).upper()
+    det = [feed for name, feed in runs if "det" in name]
+    assert len(det) == 1
+    (tensor,) = det[0].values()
+    assert tensor.shape == (1, 3, 320, 640) and tensor.dtype == np.float32
+    if settings == "reference":
+        # PaddleOCR 2.x: ImageNet statistics, applied to the RGB frame as if it were BGR (channel 0 is red).
+        mean, std, channels = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), (0, 1, 2)
+    else:  # rapidocr: mean = std = 0.5 on the frame converted to BGR (channel 0 is blue)
+        mean, std, channels = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), (2, 1, 0)
+    expected = np.stack([(frame[..., c] / 255.0 - m) / s for c, m, s in zip(channels, mean, std)])[None]
+    np.testing.assert_allclose(tensor, expected.astype(np.float32), atol=1e-5)
+    # The angle classifier: rapidocr runs it by default; the reference ran none (not even loaded).
+    ran = {name for name, _ in runs}
+    assert any("rec" in name for name in ran)
+    classified = any("cls" in name for name in ran)
+    assert classified == (settings == "today")
+    assert (extractor.engine.engine.text_cls is None) == (settings == "reference")
+
+
+def _caption_frame(caption: str) -> np.ndarray:
+    """A static, textured background with a small caption in its lower third."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = cv2.resize(rng.integers(60, 110, (18, 32, 3), dtype=np.uint8), (SIZE[1], SIZE[0]))
+    cv2.rectangle(image, (20, 290), (260, 340), (255, 255, 255), -1)
+    cv2.putText(image, caption, (30, 328), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (0, 0, 0), 3, cv2.LINE_AA)
+    return image
+
+
+def test_a_caption_that_changes_on_a_static_background_is_read_under_reference(tiny_dir):
+    images = np.stack([_caption_frame("HELLO"), _caption_frame("WORLD")])
+    clip = make_clip(images)
+    today = get("ocr_sentiment", models_dir=tiny_dir, device="cpu").load()
+    lines, read, reused = today.read_frames(clip)
+    assert (read, reused) == (1, 1)  # the second frame reused the first one's text: WORLD is missed
+    assert "WORLD" not in " ".join(line.text for line in lines).upper()
+    assert _reference_ocr_options("skip_similar") == {"skip_similar": 0.0}
+    reference = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", skip_similar=0.0).load()
+    lines, read, reused = reference.read_frames(clip)
+    assert (read, reused) == (2, 0)
+    by_frame = {line.frame_index: line.text.upper() for line in lines}
+    assert "HELLO" in by_frame[0] and "WORLD" in by_frame[1]
+
+
+class _EngineByFrame:
+    """Stands in for the OCR engine where a test needs exact strings per frame (the rule, not the models)."""
+
+    description = "fixed strings per frame"
+
+    def __init__(self, *labels: str):
+        self.labels = list(labels)
+
+    def __call__(self, image, min_score):
+        return [(_box(40), self.labels.pop(0), 0.95)]
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_strings_made_equal_by_segmentation_are_joined_once_under_reference(tiny_dir, dedup):
+    options = dict(text_unit="frame", lowercase=True, spelling="segment+t5", spell_check=False, skip_similar=0)
+    extractor = get(
+        "ocr_sentiment", models_dir=tiny_dir, device="cpu", langid_threshold=1.01, dedup_english=dedup, **options
+    ).load()
+    segmented = {extractor.segmenter.segment_text(s) for s in ("happybirthday", "happy birthday")}
+    assert segmented == {"happy birthday"}  # two OCR strings, one string after segmentation
+    extractor.engine = _EngineByFrame("happybirthday", "happy birthday")
+    output = extractor(make_clip(np.stack([ttf_frame("x")] * 2)))
+    assert output.unique_lines == ["happybirthday", "happy birthday"]
+    assert output.english_lines == ["happy birthday", "happy birthday"]
+    assert output.english_text == ("happy birthday" if dedup else "happy birthday. happy birthday")
+    assert _reference_ocr_options("dedup_english") == {"dedup_english": True}
+
+
+@pytest.mark.slow
+def test_t5_reads_a_long_string_whole_under_reference(tiny_dir, monkeypatch):
+    extractor = get(
+        "ocr_sentiment",
+        models_dir=tiny_dir,
+        device="cpu",
+        spelling="segment+t5",
+        **_reference_ocr_options("spell_max_new_tokens", "spell_truncation"),
+    ).load()
+    speller = extractor.speller
+    seen = []
+    generate = speller.model.generate
+
+    def recording(**kwargs):
+        seen.append((kwargs["input_ids"].shape[1], {k: kwargs.get(k) for k in ("max_length", "max_new_tokens")}))
+        return generate(**kwargs)
+
+    monkeypatch.setattr(speller.model, "generate", recording)
+    long = " ".join(["happy birthday to you"] * 160)
+    n_tokens = len(speller.tokenizer(text.SPELL_PREFIX + long)["input_ids"])
+    assert n_tokens > 512
+    extractor._correct([long])
+    assert seen[-1] == (n_tokens, {"max_length": 512, "max_new_tokens": None})  # whole input, max_length 512
+    speller.correct([long])  # today's: input cut at 512 tokens, at most 128 new ones
+    assert seen[-1][0] == speller.max_length <= 512 and seen[-1][1]["max_new_tokens"] == 128
+
+
+def test_reference_v3_sets_the_ocr_rules_and_older_versions_keep_todays():
+    from vemoclap.extractors.ocr import Options
+    from vemoclap.recipes import get_recipe
+
+    rules = {
+        "det_normalization": "imagenet",
+        "channel_order": "rgb",
+        "angle_classifier": False,
+        "skip_similar": 0.0,
+        "spell_max_new_tokens": None,
+        "spell_truncation": False,
+        "dedup_english": True,
+    }
+    v3 = get_recipe("reference", version=3).extractors["ocr_sentiment"]
+    assert {key: v3[key] for key in rules} == rules
+    v2 = get_recipe("reference", version=2).extractors["ocr_sentiment"]
+    assert not set(rules) & set(v2)  # a v2 checkpoint runs today's defaults
+    built = get("ocr_sentiment", device="cpu", **v2).options
+    assert {key: getattr(built, key) for key in rules} == {key: getattr(Options(), key) for key in rules}
+    assert Options().skip_similar == 2.0 and Options().angle_classifier and Options().channel_order == "bgr"
+    built = get("ocr_sentiment", device="cpu", **v3)
+    assert built.engine_settings == {"normalization": "imagenet", "angle_classifier": False, "channel_order": "rgb"}
+    assert built.spell_limits == {"max_new_tokens": None, "truncation": False} and built.dedup_english

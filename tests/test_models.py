@@ -30,7 +30,7 @@ def _cli(*args, env=None, timeout=600):
 
 
 def _said(run) -> list[str]:
-    """stderr without the log's WARNING lines (the recipe's deviations, said before the run)."""
+    """stderr without the log's WARNING lines (the deviations are said in the report, not there)."""
     return [line for line in run.stderr.strip().splitlines() if not line.startswith("WARNING ")]
 
 
@@ -79,15 +79,112 @@ def test_weights_of_a_plain_folder_are_not_called_random(tmp_path, tiny_models, 
 def test_models_command_lists_classifier_with_licence_and_users(tiny_models):
     run = _cli("models", "--models-dir", tiny_models)
     assert run.returncode == 0, run.stderr
-    rows = {line.split()[0]: line for line in run.stdout.splitlines()[2:] if line.strip()}
+    lines = run.stdout.splitlines()
+    header = lines[1]
+    rows = {line.split()[0]: line for line in lines[2:] if line.strip()}
     assert "GPL-3.0" in rows["classifier"] and "fusion" in rows["classifier"]
     assert "random weights" in rows["classifier"]
     assert "AGPL-3.0" in rows["yolo_face"] and "face_emotion" in rows["yolo_face"]
     assert "CC-BY-NC-4.0" in rows["translation"] and "MIT" in rows["whisper"]
     assert "asr_sentiment, ocr_sentiment" in rows["sentiment"] and "unknown" in rows["sentiment"]
     assert "whisper/small.pt" in rows["whisper"] and "{name}" not in run.stdout
+    assert "asr_sentiment" in rows["whisper_ct2"]  # the faster backend analyze loads where it is installed
+    # sizes per variant: on a CPU the default run uses Whisper small
+    assert " 461 MiB" in rows["whisper"] and " 463 MiB" in rows["whisper_ct2"] and "1,457" not in rows["whisper"]
     for key in models.MODELS:
         assert key in rows
+        for column in ("licence", "used by", "default", "state", "source"):  # every column starts where its header does
+            at = header.index(column)
+            assert rows[key][at - 1] == " " and rows[key][at] != " " or rows[key][at : at + 3] == "   ", (key, column)
+    default = header.index("default")
+    assert rows["classifier"][default : default + 3] == "yes" and rows["samples"][default : default + 3] == "   "
+    assert rows["gpt2"][default : default + 3] == "   "
+    assert "MiB on disk" in run.stdout and "non-commercial" in run.stdout
+    medium = _cli("models", "--models-dir", tiny_models, "--whisper", "medium")
+    assert "1,457 MiB" in next(line for line in medium.stdout.splitlines() if line.startswith("whisper "))
+
+
+# The openai-whisper checkpoints (the files behind whisper._MODELS), MiB.
+WHISPER_CHECKPOINTS_MIB = {"tiny": 72, "base": 139, "small": 461, "medium": 1457, "large-v3": 2940}
+
+
+def test_the_table_gives_each_whisper_variant_its_own_size():
+    import whisper
+
+    for name, mib in WHISPER_CHECKPOINTS_MIB.items():
+        assert models.size_mib("whisper", name) == mib
+        assert abs(models.size_mib("whisper_ct2", name) / mib - 1) < 0.05  # CTranslate2 folders: about the same
+    assert models.size_mib("whisper", "large") == 2940 and models.size_mib("whisper", "small.en") == 461
+    variants = dict(models.MODELS["whisper"].variants_mib)
+    assert all(name.removesuffix(".en") in variants for name in whisper.available_models())
+    assert models.size_mib("whisper") == 461  # the default variant (small), from the MB column
+
+
+def test_the_default_run_needs_one_whisper_and_the_classifier_and_says_its_cost(tiny_models, tmp_path):
+    from vemoclap.needs import default_cost
+
+    there = default_cost(tiny_models, device="cpu")
+    assert there.device == "cpu" and there.recipe.startswith("reference")
+    assert there.wanted[0] == ("classifier", None)
+    asr = [(key, name) for key, name in there.wanted if key in ("whisper", "whisper_ct2")]
+    assert len(asr) == 1 and asr[0][1] == "small"  # on a CPU: small, one backend, not four copies
+    assert not {"ast", "samples", "gpt2", "clipcap"} & {key for key, _ in there.wanted}
+    # the tiny models dir has no English PP-OCR pair (the bundled OCR models run, as a named deviation)
+    english_ocr = {("ppocr_en_det", None), ("ppocr_en_rec", None)}
+    assert english_ocr <= set(there.wanted) and set(there.missing) == english_ocr
+    assert there.download_mib == sum(models.size_mib(key, name) for key, name in english_ocr)
+    assert there.disk_mib == sum(models.size_mib(key, name) for key, name in there.wanted)
+    empty = default_cost(tmp_path, device="cpu")
+    assert empty.wanted == there.wanted and empty.download_mib == empty.disk_mib == there.disk_mib
+    assert f"{empty.disk_mib:,} MiB to download ({len(empty.wanted)} missing)" in empty.line()
+
+
+def test_readme_states_the_costs_the_table_gives(tmp_path):
+    from pathlib import Path
+
+    from vemoclap.needs import default_cost
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    cpu = default_cost(tmp_path, device="cpu")
+    asr, small = next((key, name) for key, name in cpu.wanted if key in ("whisper", "whisper_ct2"))
+    gpu = cpu.disk_mib - models.size_mib(asr, small) + models.size_mib(asr, "large-v3")
+    assert f"{cpu.disk_mib:,} MiB" in readme and f"{gpu:,} MiB" in readme
+
+
+@pytest.mark.slow
+def test_demo_keeps_library_chatter_out_and_says_the_deviations_once(tiny_models):
+    run = _cli("demo", "--models-dir", tiny_models, "--frames", "4", "-q")
+    assert run.returncode == 0, run.stderr[-2000:]
+    foreign = [line for line in run.stderr.splitlines() if line.strip() and "vemoclap" not in line]
+    assert foreign == [] and "[ERROR]" not in run.stderr and "Glyph" not in run.stderr
+    assert not run.stdout.startswith("\n")  # no blank lines before the report
+    said = run.stdout + run.stderr
+    assert said.count("asr_sentiment.whisper_model") == 1 and "deviation(s):" in run.stdout  # once, in the report
+
+
+def test_muting_a_library_keeps_its_own_handler_quiet_and_its_words_in_our_log(caplog):
+    import io
+    import logging
+
+    from vemoclap.quiet import mute_libraries
+
+    out = io.StringIO()
+    library = logging.getLogger("RapidOCR")  # rapidocr's logger: its own coloured handler, not propagated
+    handler = logging.StreamHandler(out)
+    library.addHandler(handler)
+    saved = list(library.filters)
+    try:
+        library.error("before")
+        assert "before" in out.getvalue()
+        mute_libraries()
+        library.setLevel(logging.INFO)  # what rapidocr does when it is imported
+        with caplog.at_level(logging.DEBUG, logger="vemoclap.quiet"):
+            library.error("[ERROR] after")
+        assert "after" not in out.getvalue()
+        assert any("RapidOCR: [ERROR] after" in r.getMessage() for r in caplog.records)
+    finally:
+        library.removeHandler(handler)
+        library.filters[:] = saved
 
 
 def test_table_reads_a_downloaded_licence_from_provenance(tmp_path):
@@ -120,6 +217,58 @@ def test_offline_analyze_fails_fast_with_one_line_per_model(tmp_path, env):
     assert "vemoclap download-models --only classifier," in fix and f"--dir {tmp_path / 'empty'}" in fix
     assert "vemoclap demo" in fix
     assert seconds < 60  # not ~50 s of hub retries per model (loose: the machine is shared)
+
+
+def _no_network(endpoint: str) -> dict[str, str]:
+    """Every download host pointed at ``endpoint`` (a closed port, or a name that does not resolve)."""
+    return {
+        "VEMOCLAP_OFFLINE": "0",
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": endpoint,
+        "VEMOCLAP_REFERENCE_BASE_URL": endpoint + "/ref/",
+        "VEMOCLAP_WHISPER_BASE_URL": endpoint + "/whisper/",
+    }
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:9", "http://vemoclap-no-such-host.invalid"], ids=["port", "name"]
+)
+def test_no_connection_is_said_once_as_offline_within_seconds(tmp_path, endpoint):
+    started = time.perf_counter()
+    run = _cli("analyze", "sample:joy", "--models-dir", tmp_path / "empty", env=_no_network(endpoint), timeout=120)
+    seconds = time.perf_counter() - started
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("vemoclap: ") == 1 and "Traceback" not in run.stderr
+    line = _said(run)[0]
+    assert line.startswith("vemoclap: offline") and "interrupted" not in line
+    assert "`vemoclap demo`" in line and "vemoclap download-models" in line
+    assert endpoint.split("//")[1] in line  # the host that did not answer
+    assert seconds < 5
+
+
+def test_each_missing_model_names_the_host_it_comes_from(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEMOCLAP_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("VEMOCLAP_REFERENCE_BASE_URL", "http://reference-host.invalid/repo/")
+    needs = [models.Need("classifier"), models.Need("clip", user="clip")]
+    with pytest.raises(models.MissingModels) as caught:
+        models.fetch_needed(needs, tmp_path)
+    lines = {line.split("'")[1]: line for line in caught.value.lines if line.startswith("model '")}
+    assert "no connection to reference-host.invalid" in lines["classifier"] and "127.0.0.1" not in lines["classifier"]
+    assert "no connection to 127.0.0.1:9" in lines["clip"]
+    assert "huggingface.co" not in str(caught.value)
+    assert (
+        "vemoclap demo" in caught.value.lines[-1] and "download-models --only classifier,clip" in caught.value.lines[-1]
+    )
+
+
+def test_download_models_offline_is_one_line_naming_the_demo(tmp_path):
+    run = _cli("download-models", "--dir", tmp_path, "--only", "clip", "-q", env=_no_network("http://127.0.0.1:9"))
+    assert run.returncode == 2, run.stderr
+    assert _said(run) == [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(_said(run)) == 1 and "offline: no connection to 127.0.0.1:9" in run.stderr
+    assert "vemoclap demo" in run.stderr and "interrupted" not in run.stderr
 
 
 def test_skip_unavailable_offline_lists_each_extractor_with_its_fix(tmp_path, tiny_models, short_video):

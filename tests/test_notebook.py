@@ -39,14 +39,67 @@ print("CHECK " + json.dumps({
 """
 
 
+def _required(pyproject: dict) -> set[str]:
+    """pyproject's requirements as a wheel's METADATA lists them (one ``extra == ...`` marker per extra)."""
+    from packaging.requirements import Requirement
+
+    project = pyproject["project"]
+    wanted = {str(Requirement(r)) for r in project["dependencies"]}
+    for extra, requirements in project["optional-dependencies"].items():
+        wanted |= {str(Requirement(f'{r}; extra == "{extra}"')) for r in requirements}
+    return wanted
+
+
 def test_notebook_file_is_the_generated_one():
-    """The committed notebook is exactly what vemoclap.app generates (the page and `vemoclap app` use it)."""
+    """The committed notebook is exactly what vemoclap.app generates, and the wheel it carries is this
+    tree's package: its files' hashes are the tree's, its requirements pyproject's (a stale notebook
+    fails here with the command that regenerates it)."""
+    import tomllib
+    from email.parser import Parser
+
     from vemoclap.app import build_notebook
+    from vemoclap.app.notebook import REGENERATE, embedded_wheel, package_files, wheel_files, wheel_metadata
 
     assert NOTEBOOK.is_file()
-    regenerate = "python -c \"from vemoclap.app import write_notebook; write_notebook('notebooks/vemoclap.ipynb')\""
-    assert NOTEBOOK.read_text() == nbformat.writes(build_notebook()) + "\n", f"regenerate with: {regenerate}"
-    nbformat.validate(nbformat.read(NOTEBOOK, as_version=4))
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    name, wheel = embedded_wheel(committed)
+    stale = f"the wheel in {NOTEBOOK.name} is not this tree's vemoclap; regenerate with: {REGENERATE}"
+    assert wheel_files(wheel) == package_files(), stale
+    pyproject = tomllib.loads((NOTEBOOK.parent.parent / "pyproject.toml").read_text())
+    metadata = Parser().parsestr(wheel_metadata(wheel))
+    assert metadata["Version"] == pyproject["project"]["version"], stale
+    assert name == f"vemoclap-{metadata['Version']}-py3-none-any.whl", stale
+    from packaging.requirements import Requirement
+
+    assert {str(Requirement(r)) for r in metadata.get_all("Requires-Dist")} == _required(pyproject), stale
+    assert NOTEBOOK.stat().st_size < 1_000_000 and len(wheel) < 600_000
+    assert NOTEBOOK.read_text() == nbformat.writes(build_notebook(wheel=(name, wheel))) + "\n", stale
+    nbformat.validate(committed)
+
+
+def test_notebook_has_no_placeholder_source():
+    """What users meet names no invented repository: no placeholder git install, no OWNER/REPO badge."""
+    root = NOTEBOOK.parent.parent
+    publish = "**For whoever publishes the repository**"
+    for path in (NOTEBOOK, root / "README.md", root / "notebooks" / "README.md", root / "pyproject.toml"):
+        text = path.read_text()
+        assert "git+https://github.com/vemoclap" not in text, path
+        assert "github.com/vemoclap/vemoclap" not in text, path
+        # the badge is a documented step for the publisher, never a link users meet
+        met = text.split(publish)[0] if path.name == "README.md" and path.parent.name == "notebooks" else text
+        assert "OWNER/REPO" not in met, path
+    assert "OWNER/REPO" in (root / "notebooks" / "README.md").read_text().split(publish)[1]
+
+
+@pytest.mark.slow
+def test_build_wheel_is_reproducible_and_is_the_tree():
+    """The generator's wheel holds the tree's files, and the same tree gives the same bytes (a regenerated
+    notebook differs only where the package did)."""
+    from vemoclap.app.notebook import build_wheel, package_files, wheel_files
+
+    name, first = build_wheel()
+    assert name.startswith("vemoclap-") and wheel_files(first) == package_files()
+    assert build_wheel()[1] == first
 
 
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
@@ -83,7 +136,11 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
             text = output.get("text", "") + json.dumps(output.get("data", {}))
             assert "Traceback" not in text, text
     # every step cell shows its widget
-    step_cells = [c for c in nb.cells[:n_cells] if c.cell_type == "code" and "app.colab_upload()" not in c.source]
+    step_cells = [
+        c
+        for c in nb.cells[:n_cells]
+        if c.cell_type == "code" and "app.colab_upload()" not in c.source and "VEMOCLAP_WHEEL = (" not in c.source[:200]
+    ]
     for cell in step_cells:
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), cell.source
 

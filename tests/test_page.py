@@ -1,9 +1,11 @@
-"""End to end in a real browser: `vemoclap app` serves the notebook with Voila on 127.0.0.1, headless
-Chromium (Debian's package, driven by Playwright) picks the sample, clicks Load and Run, and sees the
-probability chart and the report.
+"""`vemoclap app`: it owns Voila and its kernels (stopping or killing the app ends them all; a busy port is
+an error naming it), and, end to end in a real browser, it serves the notebook with Voila on 127.0.0.1:
+headless Chromium (Debian's package, driven by Playwright) picks the sample, clicks Load and Run, and sees
+the probability chart and the report.
 
 CI installs the browser with `apt-get install -y --no-install-recommends chromium`; Playwright never
-downloads one. The page may load only from 127.0.0.1: every other request is aborted.
+downloads one. Without it the browser tests are skipped with a reason that says so. The page may load only
+from 127.0.0.1: every other request is aborted.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM.is_file(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y --no-install-recommends chromium)",
+    reason="BROWSER TEST NOT RUN: no Chromium at /usr/bin/chromium; install it to run the app page in a "
+    "browser: apt-get install -y --no-install-recommends chromium (README, 'For developers')",
 )
 
 
@@ -110,6 +113,7 @@ def served(tmp_path_factory, tiny_models):
                 process.wait(timeout=10)
 
 
+@needs_chromium
 def test_page_runs_the_app_in_a_browser(served, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     url, root, log = served
@@ -183,6 +187,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@needs_chromium
 def test_page_upload_of_50mb_reaches_the_analyzer_intact(served, tmp_path):
     """A 50 MB file chosen in the page's FileUpload (ipywidgets 8, the browser's own file input, as a
     person picks it) arrives in the kernel byte for byte and is what step 5 analyzes."""
@@ -232,3 +237,134 @@ def test_page_upload_of_50mb_reaches_the_analyzer_intact(served, tmp_path):
             assert "Emotion:" in page.locator(".vemoclap-summary").inner_text()
         finally:
             browser.close()
+
+
+def _app_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "VEMOCLAP_CACHE": str(root / "cache"),
+            "MPLBACKEND": "Agg",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "JUPYTER_CONFIG_DIR": str(root / "jupyter-config"),
+            "JUPYTER_RUNTIME_DIR": str(root / "jupyter-runtime"),
+            "IPYTHONDIR": str(root / "ipython"),
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+        }
+    )
+    return env
+
+
+def _start_app(root: Path, port: int) -> tuple[subprocess.Popen, Path]:
+    log = root / "app.log"
+    command = [sys.executable, "-m", "vemoclap.app", "--no-browser", "--port", str(port)]
+    command += ["--output-dir", str(root / "out")]
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, env=_app_env(root), stdout=handle, stderr=subprocess.STDOUT, cwd=root)
+    _wait_for_port(port, process, log)
+    return process, log
+
+
+def _running(pids) -> list[str]:
+    """The command lines of those of ``pids`` still running (zombies count as gone)."""
+    from vemoclap.app.launch import _alive
+
+    alive = []
+    for pid in pids:
+        if _alive(pid):
+            try:
+                alive.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+            except OSError:
+                alive.append(str(pid))
+    return alive
+
+
+def _wait_gone(pids, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while _running(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _running(pids)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+
+
+@needs_proc
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_the_app_ends_voila_and_its_kernel(tmp_path, signum):
+    """SIGTERM or SIGINT (Ctrl+C) to `vemoclap app`, with the page open so that a kernel runs, leaves no
+    Voila, no kernel, and the port free."""
+    import threading
+    import urllib.request
+
+    from vemoclap.app.launch import check_port, descendants
+
+    port = _free_port()
+    process, log = _start_app(tmp_path, port)
+    try:
+        # opening the page starts a kernel that runs the page's notebook
+        def open_page():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120).read()
+            except Exception:  # the app is stopped while the page may still be loading
+                pass
+
+        threading.Thread(target=open_page, daemon=True).start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            tree = descendants(process.pid)
+            if any("ipykernel" in line for line in _running(tree)):
+                break
+            time.sleep(0.3)
+        commands = _running(tree)
+        assert any("voila" in line for line in commands), commands
+        assert any("ipykernel" in line for line in commands), (commands, log.read_text()[-2000:])
+        process.send_signal(signum)
+        assert process.wait(timeout=60) == 128 + signum
+        assert _wait_gone(tree, 10) == [], log.read_text()[-2000:]
+        check_port(port)  # free again: the next app gets this port
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@needs_proc
+@pytest.mark.slow
+def test_voila_follows_an_app_that_dies(tmp_path):
+    """The app killed outright (SIGKILL: no handler runs) still takes Voila with it (PR_SET_PDEATHSIG)."""
+    from vemoclap.app.launch import descendants
+
+    port = _free_port()
+    process, log = _start_app(tmp_path, port)
+    tree = descendants(process.pid)
+    assert any("voila" in line for line in _running(tree)), _running(tree)
+    process.kill()
+    process.wait(timeout=10)
+    assert _wait_gone(tree, 30) == [], log.read_text()[-2000:]
+
+
+def test_busy_port_is_an_error_naming_it(tmp_path):
+    """A port something already listens on: exit 2 and one line naming it; Voila is never started."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "vemoclap.app", "--no-browser", "--port", str(port)],
+            env=_app_env(tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"port {port}" in lines[0] and "--port" in lines[0], proc.stderr
+    assert "http://" not in proc.stdout  # no address printed for a page that is not served
+
+
+def test_voila_never_moves_to_another_port():
+    from vemoclap.app.launch import voila_command
+
+    assert "--Voila.port_retries=0" in voila_command(Path("page.ipynb"), 8866)

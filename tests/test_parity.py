@@ -195,7 +195,7 @@ def test_evaluate_with_each_head_count(published, tiny_models, tmp_path, capsys)
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| 4 (checkpoint's) |" in printed and "| 8 |" in printed and "best:" in printed
+    assert "| 4 (default) |" in printed and "| 8 |" in printed and "best:" in printed
     assert (tmp_path / "cli" / "heads_8" / "report.md").is_file()
 
 
@@ -221,3 +221,65 @@ def test_published_beats_rows_tell_whether_they_carry_the_chunk_index_defect(vid
     defect = chunk_defect_signal(published_with("reference, beats reference-indices"))
     assert defect.near_identical == 1 and "'reference-indices'" in defect.line()
     assert report.chunk_signal.line() in report.table()
+
+
+# ---- which frame sampler made the published rows ----------------------------------------------
+
+
+def test_aligned_similarity_compares_rows_by_content_not_count():
+    rows = np.random.default_rng(0).normal(size=(40, 512))
+    seen = rows[np.round(np.linspace(0, 39, 16)).astype(int)]
+    same = similarity("clip", rows, seen)  # 40 scene rows here, the 16 the classifier kept there
+    assert same.rows is None and same.aligned == pytest.approx(1.0) and "seen 1.000" in same.cell()
+    fewer = similarity("clip", rows[:4], rows[:4])
+    assert fewer.aligned == pytest.approx(1.0)  # zero rows on both sides agree
+    other = similarity("clip", rows[::-1], seen)
+    assert other.aligned < 0.5
+
+
+def test_setting_with_frame_settings():
+    from vemoclap.errors import OptionError
+
+    setting = Setting.parse("reference, frames.positions=scenes, frames.short_side=null, beats.chunk_end=exclusive")
+    recipe = setting.build_recipe()
+    assert (recipe.frames.positions, recipe.frames.short_side) == ("scenes", None)
+    assert setting.extractor_options == {"beats": {"chunk_end": "exclusive"}} and setting.sampler == "scenes"
+    training_era = next(s for s in DEFAULT_SETTINGS if "training-era" in s.label)
+    assert training_era.sampler == "scenes" and training_era.build_recipe().frames.short_side is None
+    with pytest.raises(OptionError, match="frames.fps is not a frame setting"):
+        Setting.parse("reference, frames.fps=3").build_recipe()
+
+
+@pytest.mark.slow
+def test_parity_names_the_sampler_that_reproduces_the_published_rows(tiny_models, tmp_path):
+    """Published rows made by the training-era scene sampler (one CLIP row per scene, every BEATs
+    chunk): the parity report ranks that setting first by the content of its CLIP and BEATs rows,
+    and says so; the app's 16 frames come second."""
+    from vemoclap.parity import ParityReport
+    from vemoclap.synth import default_frame, make_video
+
+    colours = ((200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40), (10, 10, 10))
+    bounds = np.cumsum((0, 12, 20, 8, 24, 16))
+
+    def frame(index):
+        image = default_frame(index, 96, 64, 8)
+        image[32:] = colours[int(np.searchsorted(bounds, index, side="right")) - 1]
+        return image
+
+    video = make_video(tmp_path / "fear.mp4", duration=10.0, fps=8, size=(96, 64), audio="speech", frame_fn=frame)
+    training_era = next(s for s in DEFAULT_SETTINGS if "training-era" in s.label)
+    settings = [DEFAULT_SETTINGS[0], training_era]
+    rows, ran = extract_settings({"fear": video}, settings, extractors=EXTRACTORS, device="cpu", models_dir=tiny_models)
+    published = rows[training_era.label]["fear"]
+    assert len(published["clip"]) == 5  # one row per scene
+    similarities = {
+        "fear": {
+            s.label: {f: similarity(f, rows[s.label]["fear"][f], published[f]) for f in EXTRACTORS} for s in settings
+        }
+    }
+    report = ParityReport(settings, {}, similarities, [], ran, {"fear": "fear"}, EXTRACTORS)
+    ranked = report.samplers()
+    assert ranked[0].setting == training_era.label and ranked[0].sampler == "scenes"
+    assert ranked[0].score == pytest.approx(1.0)
+    assert ranked[1].sampler == "fps-filter" and ranked[1].features["clip"] < 0.99
+    assert f"best, by content: {training_era.label} (frames scenes)" in report.sampler_verdict()

@@ -36,15 +36,46 @@ def small_video(tmp_path_factory):
 # ---- frames -------------------------------------------------------------------------------------
 
 
-def test_reference_frames_are_those_on_screen_at_segment_centres_upscaled_to_360(small_video):
+def test_reference_frames_are_those_ffmpegs_fps_filter_gives_upscaled_to_360(small_video):
+    """Rule 2: the last frame starting *before* each (k + ½)·D/16. Here every centre falls exactly on
+    a frame's start (8 fps, 4 s), so the reference takes the frame before it; v2 took the frame at it."""
     clip = _analyzer(["clip"], "reference").read_clip(small_video)
     frames = clip.frames
     assert frames.images.shape == (16, 360, 540, 3)  # short side 360, aspect kept: small videos enlarged
-    duration = 4.0
-    centres = (np.arange(16) + 0.5) * duration / 16
-    np.testing.assert_allclose(frames.targets, centres, atol=1e-6)
-    np.testing.assert_allclose(frames.timestamps, np.floor(centres * 8) / 8, atol=1e-6)  # the frame on screen then
-    assert [read_frame_index(image) for image in frames.images] == [int(np.floor(t * 8)) for t in centres]
+    centres = (np.arange(16) + 0.5) * 4.0 / 16
+    np.testing.assert_allclose(frames.targets, centres, atol=1e-5)
+    earlier = np.floor(centres * 8) / 8 - 1 / 8  # a tie takes the earlier frame
+    np.testing.assert_allclose(frames.timestamps, earlier, atol=1e-6)
+    assert [read_frame_index(image) for image in frames.images] == [int(round(t * 8)) for t in earlier]
+    v2 = _analyzer(["clip"], recipes.get_recipe("reference", version=2)).read_clip(small_video).frames
+    assert [read_frame_index(image) for image in v2.images] == [int(np.floor(t * 8)) for t in centres]
+
+
+@pytest.mark.slow
+def test_a_container_longer_than_its_video_gives_15_frames_and_a_zero_row(tiny_models, tmp_path):
+    """Rule 1: the container lasts 4 s (its audio), the video 3.75 s (≥ 3 % shorter): FFmpeg's fps filter
+    gives the reference 15 frames and its app pads a 16th row of zeros; so does the reference recipe."""
+    from vemoclap.fusion import prepare
+    from vemoclap.synth import tone
+
+    path = make_video(tmp_path / "long.mp4", duration=4.0, fps=8, frames=30, size=(96, 64), audio=tone(4.0))
+    analyzer = _analyzer(["clip"], "reference", models_dir=tiny_models)
+    clip = analyzer.read_clip(path)
+    assert len(clip.frames) == 15 and "15 frames, not 16" in " ".join(clip.frames.warnings)
+    assert np.all(np.diff(clip.frames.targets) > 3.75 / 16)
+    rows = get("clip", device="cpu", models_dir=tiny_models)(clip).feature
+    assert rows.shape == (15, 512)
+    prepared = prepare({"clip": rows}, ["clip"])["clip"]
+    assert prepared.shape == (16, 512) and not prepared[15].any() and prepared[:15].any(axis=1).all()
+    assert len(_analyzer(["clip"], "vemoclap").read_clip(path).frames) == 16  # our own sampler: 16 frames
+
+
+def test_reference_frame_sizes_truncate(tmp_path):
+    """Rule 3: 94 × 64 at a 360 short side is 528.75 px wide: the reference truncates to 528."""
+    path = make_video(tmp_path / "odd.mp4", duration=1.0, fps=4, size=(94, 64), audio=None)
+    assert _analyzer(["clip"], "reference").read_clip(path).frames.images.shape[1:3] == (360, 528)
+    v2 = _analyzer(["clip"], recipes.get_recipe("reference", version=2))
+    assert v2.read_clip(path).frames.images.shape[1:3] == (360, 529)
 
 
 def test_vemoclap_frames_are_never_upscaled(small_video):
@@ -154,6 +185,8 @@ REFERENCE_ASR_OPTIONS = {
     "vad": ("vad", False),
     "min_seconds": ("min_seconds", 0.0),
     "task": ("task", "translate"),
+    "timestamps": ("timestamps", True),  # rule 20: decoded with timestamp tokens, merged as transformers does
+    "silence_dbfs": ("silence_level", None),  # rule 22: no loudness gate, a silent track goes to Whisper
 }
 
 
@@ -206,3 +239,34 @@ def test_a_reference_layout_checkpoint_runs_4_heads_whatever_its_config_says():
     assert reference_heads({"n_heads": 8}) == reference_heads({"num_heads": 2}) == reference_heads({}) == 4
     assert DEFAULT_HEADS == 4
     assert config_heads({"n_heads": 8}) == 8 and config_heads({"num_heads": 2}) == 2 and config_heads({}) is None
+
+
+# ---- the caption frame ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_caption_frame_prefers_faces_and_text_under_the_reference_recipe(tiny_models, tmp_path):
+    """The reference captions, among the frames having both faces and text, the one with the most
+    boxes; only when no frame has both does the largest total win."""
+    from vemoclap.extractors.caption import CaptionExtractor
+    from vemoclap.extractors.faces import Face, FacesOutput, FrameFaces
+    from vemoclap.extractors.ocr import OcrLine, OcrOutput
+
+    pick = CaptionExtractor.faces_and_text_index
+    assert pick([5, 0, 1, 1], [0, 6, 1, 2]) == 3  # frames 0 and 1 have more boxes, but one kind each
+    assert pick([5, 0, 1, 0], [0, 6, 0, 2]) == 1  # none has both: the largest total
+    assert pick([1, 1], [1, 1]) == 0  # a tie: the first
+    assert recipes.get_recipe("reference").extractors["caption"]["frame"] == "faces-and-text"
+    assert recipes.get_recipe("reference", version=2).extractors["caption"]["frame"] == "most-boxes"
+
+    clip = Clip.from_file(make_video(tmp_path / "v.mp4", duration=1.0, fps=4, size=(64, 48), audio=None), 4)
+    face = Face(box=(0, 0, 8, 8), detection_score=0.9, expression="happy", confidence=0.9)
+    counts = [3, 0, 1, 0]  # frame 0: three faces, no text; frame 2: one face and one line of text
+    faces = FacesOutput(
+        frames=[FrameFaces(i, float(t), [face] * counts[i]) for i, t in enumerate(clip.frames.timestamps)]
+    )
+    line = OcrLine(2, float(clip.frames.timestamps[2]), [[0, 0], [1, 0], [1, 1], [0, 1]], "hi", 0.9)
+    earlier = {"face_emotion": faces, "ocr_sentiment": OcrOutput(lines=[line])}
+    options = {"device": "cpu", "models_dir": tiny_models, "captioner": "clipcap"}
+    assert get("caption", frame="faces-and-text", **options)(clip, earlier).frame_index == 2
+    assert get("caption", frame="most-boxes", **options)(clip, earlier).frame_index == 0

@@ -91,15 +91,15 @@ def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_
     assert run.returncode == 1, run.stderr  # a video failed: the run finished, and says so
     assert "Traceback" not in run.stderr
     failed_lines = [line for line in run.stderr.splitlines() if "garbage.mp4" in line]
-    assert len(failed_lines) == 1 and "failed" in failed_lines[0]
-    assert "emotions of 3/4 videos" in run.stdout and "1 failed" in run.stdout
+    assert len(failed_lines) == 1 and "failed" in failed_lines[0] and "skipped when run again" in failed_lines[0]
+    assert "emotions of 3/4 videos" in run.stdout and "1 bad input" in run.stdout and "--retry-failed" in run.stdout
 
     rows = read_predictions(out)
     expected = sorted(str(p) for p in folder.rglob("*.mp4"))  # the listing's order: sorted paths
     assert [row["source"] for row in rows] == expected
     by_name = {Path(row["source"]).name: row for row in rows}
     bad = by_name.pop("garbage.mp4")
-    assert bad["status"] == "failed" and bad["top_label"] == "" and bad["anger"] is None
+    assert bad["status"] == "bad_input" and bad["top_label"] == "" and bad["anger"] is None
     assert "garbage.mp4" in bad["reason"] and "\n" not in bad["reason"]
     with open(out, newline="") as handle:
         header = next(csv.reader(handle))
@@ -119,11 +119,15 @@ def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_
         np.testing.assert_allclose(probabilities, direct.probabilities, atol=2e-6, err_msg=name)
     assert "beats" in by_name["c silent.mp4"]["missing"]  # no audio track
 
-    # A rerun analyzes only the failed video again: the other rows stay byte for byte.
+    # A rerun skips the file that is not a video (bad input), and says so: every row stays byte for byte.
     before = _lines(out)
     again = _cli("predict", folder, "--out", out, *_cli_options(models))
-    assert again.returncode == 1 and "emotions of 3/4 videos" in again.stdout
+    assert again.returncode == 1 and "emotions of 3/4 videos" in again.stdout and "1 bad input" in again.stdout
     assert "0 analyzed" in again.stdout and "3 already there" in again.stdout
+    assert _lines(out) == before
+    # --retry-failed analyzes it again (and it is still not a video); the other rows stay byte for byte
+    retried = _cli("predict", folder, "--out", out, "--retry-failed", *_cli_options(models))
+    assert retried.returncode == 1 and "garbage.mp4" in retried.stderr and "1 bad input" in retried.stdout
     after = _lines(out)
     assert len(after) == len(before) and [line for line in after if "garbage.mp4" not in line] == [
         line for line in before if "garbage.mp4" not in line
@@ -133,7 +137,7 @@ def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_
 def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer, tmp_path, monkeypatch):
     out = tmp_path / "p.csv"
     first = predict(folder, out, analyzer=analyzer, progress=False)
-    assert (first.total, first.predicted, first.skipped, len(first.failed)) == (4, 3, 0, 1)
+    assert (first.total, first.predicted, first.skipped, len(first.failed), len(first.bad_input)) == (4, 3, 0, 0, 1)
     assert sum(first.top_labels.values()) == 3
     lines = _lines(out)
     deleted = next(line for line in lines if "b speech.mp4" in line)
@@ -145,8 +149,8 @@ def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer,
         analyzer, "analyze", lambda source, **kw: analyzed.append(Path(source).name) or real(source, **kw)
     )
     second = predict(folder, out, analyzer=analyzer, progress=False)
-    assert sorted(analyzed) == ["b speech.mp4", "garbage.mp4"]  # the deleted row and the failed one
-    assert (second.predicted, second.skipped) == (1, 2)
+    assert analyzed == ["b speech.mp4"]  # the deleted row; not the file that is not a video
+    assert (second.predicted, second.skipped, list(second.bad_input)) == (1, 2, [str(folder / "garbage.mp4")])
     redone = _lines(out)
     assert len(redone) == len(lines)
     for old, new in zip(lines, redone):  # same order; only the redone row may differ (its timing)
@@ -154,6 +158,9 @@ def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer,
             assert new.split(",")[:10] == old.split(",")[:10]  # deterministic: the same probabilities
         else:
             assert new == old
+    analyzed.clear()
+    third = predict(folder, out, analyzer=analyzer, progress=False, retry_failed=True)
+    assert analyzed == ["garbage.mp4"] and (third.predicted, third.skipped, len(third.bad_input)) == (0, 3, 1)
 
 
 def test_a_killed_run_loses_at_most_the_video_it_was_on(models, folder, tmp_path):
@@ -183,7 +190,7 @@ def test_a_killed_run_loses_at_most_the_video_it_was_on(models, folder, tmp_path
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
     kept = read_predictions(out)
-    assert 1 <= len(kept) < 4 and all(row["status"] in ("ok", "failed") for row in kept)
+    assert 1 <= len(kept) < 4 and all(row["status"] in ("ok", "bad_input") for row in kept)
     with open(out, "a", encoding="utf-8") as handle:  # what a kill in the middle of a line would leave
         handle.write(f"{folder / 'x.mp4'},ok,jo")
 

@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"## Set up and test.*?```bash\n(.*?)```", text, re.S)
-    assert block, "README has a 'Set up and test' bash block"
+    block = re.search(r"## Set up and test.*?### For developers.*?```bash\n(.*?)```", text, re.S)
+    assert block, "README's 'Set up and test' has a bash block for developers"
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
@@ -236,3 +236,32 @@ def test_what_the_suite_loads_writes_only_inside_its_own_folders(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p not in (home, temp))
     assert written == [], written
+
+
+def _laid_out() -> set[str]:
+    """The paths the README's "How the code is laid out" section names under vemoclap/."""
+    text = (ROOT / "README.md").read_text()
+    section = re.search(r"## How the code is laid out\n(.*?)\n## |\Z", text + "\n## ", re.S)
+    assert section, "README has a 'How the code is laid out' section"
+    named = set()
+    for row in re.findall(r"^\| (.*?) \|", section.group(1), re.M):
+        cells = re.findall(r"`([^`]+)`", row)
+        base = ""
+        for cell in cells:
+            if cell.startswith("vemoclap/"):
+                base = cell.rsplit("/", 1)[0] + "/" if not cell.endswith("/") else "vemoclap/"
+                named.add(cell.rstrip("/"))
+            elif base:
+                named.add(base + cell.rstrip("/"))
+    return named
+
+
+def test_the_readme_lays_out_every_package_and_top_level_module():
+    tree = {
+        f"vemoclap/{p.name}" if p.is_dir() else f"vemoclap/{p.name}"
+        for p in (ROOT / "vemoclap").iterdir()
+        if (p.is_dir() and p.name != "__pycache__") or (p.suffix == ".py" and p.name != "__init__.py")
+    }
+    named = _laid_out()
+    assert tree - named == set(), "in the tree, not in the README"
+    assert {n for n in named if n.startswith("vemoclap/")} - tree == set(), "in the README, not in the tree"

@@ -245,3 +245,13 @@ def test_a_cache_from_before_the_manifest_is_rebuilt(tmp_path, monkeypatch):
     BUILDS.clear()
     tiny.tiny_models_dir(old)
     assert BUILDS == ["one"] and (old / "one.txt").is_file()
+
+
+def test_every_tiny_builder_marks_what_it_writes(tmp_path):
+    """Tiny models are random weights whoever builds them (not only make_tiny_models), so nothing
+    made from them can come out unmarked."""
+    from vemoclap.models import origin
+    from vemoclap.tiny import audio, vision
+
+    written = {**vision.build(tmp_path / "v"), **audio.build(tmp_path / "a")}
+    assert written and {key: origin(path) for key, path in written.items()} == dict.fromkeys(written, "random")

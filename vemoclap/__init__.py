@@ -8,7 +8,14 @@ small trained network.
 
 from __future__ import annotations
 
+import os
+
 from .labels import EMOTIONS
+
+# onnxruntime (rapidocr's engine) looks up its telemetry host (mobile.events.data.microsoft.com) from
+# a background thread unless this is set when it is imported; its disable_telemetry_events() does
+# not stop that lookup. Set before anything of vemoclap imports onnxruntime.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
 

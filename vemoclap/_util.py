@@ -14,6 +14,13 @@ from typing import Any
 import numpy as np
 
 
+def ultralytics_offline() -> None:
+    """Call before importing ultralytics: unless ``YOLO_OFFLINE`` is set, importing it looks up
+    one.one.one.one and dns.google (its online check) and it may fetch assets from its own hosts.
+    vemoclap fetches the YOLO weights itself (the model table), so ultralytics stays offline."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
 def cache_root() -> Path:
     """vemoclap's own cache folder: ``$VEMOCLAP_CACHE``, else ``~/.cache/vemoclap``."""
     return Path(os.environ.get("VEMOCLAP_CACHE") or Path.home() / ".cache" / "vemoclap").expanduser()

@@ -12,12 +12,13 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .draw.overlay import draw_faces
+from .draw.overlay import distinct_faces, draw_banner, draw_faces
 from .errors import OptionError
+from .notice import random_weights_mark, random_weights_notice
 from .video_export import FaceSmoother, TrackedFace
 
 log = logging.getLogger(__name__)
@@ -48,27 +49,32 @@ def analyze_stream(
     every: int = 1,
     draw: bool = True,
     fps_window: int = 30,
+    mark: str | None = None,
 ) -> Iterator[LiveFrame]:
-    """Yield one :class:`LiveFrame` per input frame: tracked faces with smoothed expressions."""
+    """Yield one :class:`LiveFrame` per input frame: tracked faces with smoothed expressions
+    (``mark``, the random-weights mark, drawn as a banner on each shown frame)."""
     _check_count(every, "every")
     smoother = FaceSmoother(alpha=smoothing)
     stamps: deque[float] = deque(maxlen=fps_window)
     tracks: list[TrackedFace] = []
     for index, image in enumerate(frames):
         if index % every == 0:
-            tracks = smoother.update(face_model(image))
+            tracks = smoother.update(distinct_faces(face_model(image)))
         stamps.append(time.perf_counter())
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
         shown = draw_faces(image.copy(), tracks) if draw else image
         if draw:
-            _draw_fps(shown, fps)
+            draw_banner(shown, mark)
+            _draw_fps(shown, fps, bottom=bool(mark))
         yield LiveFrame(index, shown, tracks, fps)
 
 
-def _draw_fps(image: np.ndarray, fps: float) -> None:
+def _draw_fps(image: np.ndarray, fps: float, bottom: bool = False) -> None:
+    """The rate in the top-left corner (bottom-left when the random-weights banner holds the top)."""
     import cv2
 
-    cv2.putText(image, f"{fps:.1f} FPS", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    y = image.shape[0] - 10 if bottom else 24
+    cv2.putText(image, f"{fps:.1f} FPS", (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
 
 
 def camera_frames(index: int = 0) -> Iterator[np.ndarray]:
@@ -147,14 +153,21 @@ def run_live(
     every: int = 1,
     max_frames: int | None = None,
     out=print,
+    weights: Sequence = (),
 ) -> dict[str, float]:
     """Drive :func:`analyze_stream`; show a window when possible, else print a line per frame.
 
+    ``weights``: the face model's :class:`~vemoclap.models.ModelUse` list; when any is random, the
+    notice is printed first, each printed line starts with the mark and each shown frame has the banner.
     Returns {"frames": n, "fps": mean processing rate}. Press q in the window to stop.
     """
     _check_count(every, "every")
     if max_frames is not None:
         _check_count(max_frames, "max_frames")
+    random = ["face_emotion"] if any(getattr(use, "random", False) for use in weights) else []
+    mark = random_weights_mark(random)
+    if mark:
+        out(random_weights_notice(random))
     show = has_display() if show is None else show
     window = None
     if show:
@@ -167,7 +180,7 @@ def run_live(
             log.info("OpenCV has no GUI here; printing instead")
             window = None
     start, count = time.perf_counter(), 0
-    for live in analyze_stream(frames, face_model, every=every, draw=window is not None):
+    for live in analyze_stream(frames, face_model, every=every, draw=window is not None, mark=mark):
         count += 1
         if window is not None:
             import cv2
@@ -176,7 +189,7 @@ def run_live(
             if cv2.waitKey(1) & 0xFF == ord("q"):
                 break
         else:
-            out(live.line())
+            out(f"[{mark}] {live.line()}" if mark else live.line())
         if max_frames and count >= max_frames:
             break
     if window is not None:

@@ -448,7 +448,49 @@ def _target_times(n: int, start: float, duration: float, random: bool, seed: int
     return start + (np.arange(n) + offsets) * segment
 
 
-def _output_size(width: int, height: int, short_side: int | None, upscale: bool = False) -> tuple[int, int]:
+_TIE = 2e-6  # s: an "fps-filter" position a hair early, so a frame starting exactly on it is not taken
+POSITIONS = ("centre", "fps-filter", "scenes")
+SIZE_ROUNDINGS = ("round", "truncate")
+
+
+@dataclass(frozen=True)
+class _Positions:
+    targets: np.ndarray  # seconds (stream time) of each position; their number is the frame count
+    segment: float
+    notes: tuple[str, ...] = ()
+
+
+def _positions(container, start, duration, n, random, seed, positions, name) -> _Positions:
+    """Where the frames are taken. ``centre``: the ``n`` segment centres of the stream's real extent.
+    ``fps-filter``: what FFmpeg's ``fps=n/D`` filter gives over the *container's* duration D (the
+    reference's sampler): output frame k is the last frame starting before (k + ½)·D/n (a frame
+    starting exactly there is not taken), and there are round(stream length / (D/n)) of them — 15 when
+    the container runs ≥ ~3 % past the video stream (the reference then has a zero row), 17 when it
+    stops ≥ ~3 % short of it (the reference keeps 16 equidistant rows of the features)."""
+    if positions == "centre":
+        return _Positions(_target_times(n, start, duration, random, seed), duration / n)
+    claimed = (container.duration or 0) / 1e6
+    span = claimed if claimed > 0 and math.isfinite(claimed) else duration
+    segment = span / n
+    count = int(math.floor(duration / segment + 0.5)) if duration > 0 else n  # FFmpeg rounds halves up
+    count = min(max(1, count), MAX_FRAMES)
+    targets = _target_times(count, start, count * segment, random, seed)
+    if not random:
+        targets = targets - _TIE
+    notes: tuple[str, ...] = ()
+    if count != n:
+        what = "its missing rows are zeros" if count < n else f"{n} equidistant rows are kept"
+        notes = (
+            f"the container lasts {span:.2f} s and its video stream {duration:.2f} s: {count} frames, not "
+            f"{n}, as the reference's FFmpeg fps filter gives them (in the features {what})",
+        )
+        log.info("%s: %s", name, notes[0])
+    return _Positions(targets, segment, notes)
+
+
+def _output_size(
+    width: int, height: int, short_side: int | None, upscale: bool = False, truncate: bool = False
+) -> tuple[int, int]:
     """Keep the aspect ratio; shrink so the short side is ``short_side``; enlarge only with ``upscale``.
 
     A picture thinner than 1:MAX_ASPECT is padded to that ratio afterwards, so the rule applies to
@@ -460,6 +502,12 @@ def _output_size(width: int, height: int, short_side: int | None, upscale: bool 
     if short <= short_side and not upscale:
         return width, height
     scale = short_side / short
+    if short == min(width, height) and truncate:  # the reference's int(w / h · 360)
+        return (
+            (short_side, max(1, int(height / width * short_side)))
+            if width <= height
+            else (max(1, int(width / height * short_side)), short_side)
+        )
     if short == min(width, height):  # the usual case: the short side lands exactly on short_side
         return (
             (short_side, max(1, int(round(height * scale))))
@@ -475,12 +523,13 @@ class _SizeRule:
     upscale: bool = False
     max_long_side: int | None = None
     max_pixels: int | None = None
+    truncate: bool = False  # the long side truncated (the reference's int()), not rounded
 
     def geometry(self, path, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int], list[str]]:
         """(picture size, canvas size, warnings) in display orientation for a width × height video.
 
         The explicit caps refuse; the safety bounds shrink, then pad to at most MAX_ASPECT."""
-        w, h = _output_size(width, height, self.short_side, self.upscale)
+        w, h = _output_size(width, height, self.short_side, self.upscale, self.truncate)
         if self.max_long_side is not None and max(w, h) > self.max_long_side:
             raise _fail(
                 path,
@@ -782,6 +831,133 @@ def _take(dec: _Decoder, t: float, lo: float, hi: float, exact: bool):
             return frame, "ok"
 
 
+# --------------------------------------------------------------------------------------------
+# Scene frames: the sampler of the reference's training-era repository
+
+
+SCENE_THRESHOLD = 0.27  # a cut where FFmpeg's scene score exceeds this (the training-era repository's value)
+
+
+@dataclass
+class SceneScan:
+    """What one pass over a video stream found: where its scenes change and how many frames it has."""
+
+    cuts: list[float]  # seconds (from the stream's first frame) of the first frame of each new scene
+    scores: np.ndarray  # FFmpeg's scene score of every frame (0 for the first)
+    times: np.ndarray  # seconds of every frame
+    fps: float  # the stream's average frame rate
+
+
+def _scene_planes(frame) -> np.ndarray:
+    """The frame's Y, U and V samples as one 8-bit array (what FFmpeg's scene score sums over)."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    return frame.to_ndarray()
+
+
+def scene_scores(path) -> SceneScan:
+    """FFmpeg's scene score of every frame (``select=scene``, libavfilter's f_select): the mean
+    absolute difference of a frame's pixels from the previous frame's (all planes), ``mafd``, and
+    the score ``min(mafd, |mafd − previous mafd|) / 100`` clipped to [0, 1]. A cut is a frame whose
+    score exceeds :data:`SCENE_THRESHOLD`. Decodes the whole stream once (no frame is kept)."""
+    import av
+
+    container = _open(path)
+    try:
+        stream = _video_stream(container)
+        if stream is None:
+            raise _fail(path, "has no video stream", "pass a video file")
+        stream.thread_type = "AUTO"
+        start = _seconds(stream.start_time, stream.time_base) or 0.0
+        scores, times, prev, prev_mafd = [], [], None, 0.0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                planes = _scene_planes(frame)
+                score = 0.0
+                if prev is not None and prev.shape == planes.shape:
+                    mafd = float(np.abs(planes.astype(np.int16) - prev).sum()) / planes.size
+                    score = min(max(min(mafd, abs(mafd - prev_mafd)) / 100.0, 0.0), 1.0)
+                    prev_mafd = mafd
+                prev = planes.astype(np.int16)
+                scores.append(score)
+                times.append(_frame_time(frame) - start)
+        except av.FFmpegError as exc:
+            if not times:
+                raise _fail(
+                    path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})", "download it again or re-encode it"
+                ) from None
+        if not times:
+            raise _fail(path, "has no decodable video frame", "download it again or re-encode it")
+        scores_array, times_array = np.asarray(scores), np.asarray(times)
+        cuts = [float(t) for t, sc in zip(times_array, scores_array) if sc > SCENE_THRESHOLD]
+        return SceneScan(cuts, scores_array, times_array, _fps(stream))
+    finally:
+        container.close()
+
+
+def mid_scene_frames(scan: SceneScan, duration: float) -> list[int]:
+    """The training-era rule: scenes run between 0, each cut and the container's ``duration``; each
+    scene's middle time becomes a frame number ``round(t · fps)`` (fps rounded to 2 decimals, at most
+    the last frame), duplicates dropped, in order."""
+    bounds = [0.0, *scan.cuts] + ([duration] if duration > 0 else [])
+    fps = round(scan.fps, 2) or 25.0
+    last = len(scan.times) - 1
+    middles = [(a + b) / 2 for a, b in zip(bounds[:-1], bounds[1:])] or [0.0]
+    return sorted({min(int(round(t * fps)), last) for t in middles})
+
+
+def _scene_frames(path, rule: _SizeRule) -> Frames:
+    """Each scene's middle frame (:func:`mid_scene_frames`), sized by ``rule`` (native for the
+    training-era sampler); at most :data:`MAX_FRAMES` and 2 GiB of them, equidistant past that."""
+    scan = scene_scores(path)
+    container = _open(path)
+    try:
+        duration = (container.duration or 0) / 1e6
+        numbers = mid_scene_frames(scan, duration if math.isfinite(duration) else 0.0)
+        stream = _video_stream(container)
+        (w, h) = rule.geometry(path, *_display_size(stream))[1]
+        budget = max(1, min(MAX_FRAMES, _MAX_BATCH_BYTES // max(1, w * h * 3)))
+        notes = [
+            f"{len(numbers)} scene(s) ({len(scan.cuts)} cut(s) at FFmpeg scene score > {SCENE_THRESHOLD}): "
+            "the middle frame of each, as the reference's training-era extraction took them"
+        ]
+        if len(numbers) > budget:
+            keep = np.round(np.linspace(0, len(numbers) - 1, budget)).astype(int)
+            numbers = [numbers[i] for i in keep]
+            notes.append(f"only {budget} equidistant scenes were kept (memory)")
+        wanted = {number: row for row, number in enumerate(numbers)}
+        out = _Collector(path, len(numbers), rule, stream)
+        dec = _Decoder(container, stream, path)
+        dec.stats.threading = "sequential"
+        dec._frames = dec._decode()
+        index = 0
+        while index <= numbers[-1]:
+            frame = dec.next()
+            if frame is None:
+                break
+            if index in wanted:
+                out.put(wanted[index], frame)
+            index += 1
+        have = ~np.isnan(out.times)
+        if not have.all():
+            raise _fail(path, "ended before its last scene could be read", "download it again or re-encode it")
+        start = _seconds(stream.start_time, stream.time_base) or 0.0
+        for message in notes:
+            log.info("%s: %s", Path(os.fspath(path)).name, message)
+        return Frames(
+            images=out.images,
+            timestamps=out.times - start,
+            warnings=notes + out.warnings,
+            targets=scan.times[numbers],
+            rotation=out.rotation,
+            stats=dec.stats,
+        )
+    finally:
+        container.close()
+
+
 class _NothingDecoded(MediaError):
     """No frame decoded by seeking; a sequential pass may still find some."""
 
@@ -802,6 +978,8 @@ def sample_frames(
     max_long_side: int | None = None,
     max_pixels: int | None = None,
     seed: int | None = None,
+    positions: str = "centre",
+    size_rounding: str = "round",
 ) -> Frames:
     """``n`` RGB frames at equidistant (or, ``random=True``, random per-segment) positions.
 
@@ -815,6 +993,14 @@ def sample_frames(
     each centre (k + 0.5)·D/n, D being the stream's real extent. A video with fewer frames than
     ``n`` repeats frames. Rotation metadata is applied (a phone video recorded upright comes out
     upright). ``n`` is at most :data:`MAX_FRAMES` (:class:`OptionError` otherwise).
+
+    ``positions="fps-filter"`` takes the frames FFmpeg's ``fps=n/D`` filter gives (the reference
+    app's sampler, see :func:`_positions`): D is the container's duration, ties take the earlier
+    frame, and the count may be ``n - 1`` or ``n + 1`` (a note in ``Frames.warnings`` says so).
+    ``positions="scenes"`` takes the middle frame of each scene instead (:func:`_scene_frames`, the
+    training-era repository's sampler): as many frames as scenes, ``n`` and ``random`` unused.
+    ``size_rounding="truncate"`` makes the long side ``int(long / short · short_side)`` as the
+    reference does (default: rounded).
     """
     import av
 
@@ -824,7 +1010,13 @@ def sample_frames(
     for name, value in (("max_long_side", max_long_side), ("max_pixels", max_pixels)):
         if value is not None and value < 1:
             raise OptionError(f"{name} must be a positive number of pixels or None, got {value!r}")
-    rule = _SizeRule(short_side, upscale, max_long_side, max_pixels)
+    if positions not in POSITIONS:
+        raise OptionError(f"positions must be one of {', '.join(POSITIONS)}, got {positions!r}")
+    if size_rounding not in SIZE_ROUNDINGS:
+        raise OptionError(f"size_rounding must be one of {', '.join(SIZE_ROUNDINGS)}, got {size_rounding!r}")
+    rule = _SizeRule(short_side, upscale, max_long_side, max_pixels, size_rounding == "truncate")
+    if positions == "scenes":
+        return _scene_frames(path, rule)
     container = _open(path)
     try:
         stream = _video_stream(container)
@@ -836,13 +1028,13 @@ def sample_frames(
             sequential = extent.same_time or _is_still(container)
             if not sequential:
                 try:
-                    return _sample(container, stream, path, n, random, rule, seed, tolerance, extent)
+                    return _sample(container, stream, path, n, random, rule, seed, tolerance, extent, positions)
                 except _NothingDecoded:  # seeking found nothing: one plain pass from the start
                     log.info("%s: no frame found by seeking; decoding sequentially", Path(path).name)
             container.close()
             container = _open(path)
             stream = _video_stream(container)
-            return _sequential(container, stream, path, n, random, rule, seed, extent)
+            return _sequential(container, stream, path, n, random, rule, seed, extent, positions)
         except av.FFmpegError as exc:
             raise _fail(
                 path, f"is corrupt or truncated ({_ffmpeg_reason(exc)})", "download it again or re-encode it"
@@ -851,19 +1043,19 @@ def sample_frames(
         container.close()
 
 
-def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _Extent) -> Frames:
+def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _Extent, positions="centre") -> Frames:
     start, duration = extent.start, extent.duration
     if duration <= 0 and not stream.frames:
         raise _fail(path, "has a video stream with no frames (zero duration)", "export or download the video again")
     fps = _fps(stream) or 25.0
     if duration <= 0:
         duration = stream.frames / fps
-    segment = duration / n
-    if tolerance is None:
-        tolerance = 0.0 if random else DEFAULT_TOLERANCE
+    plan = _positions(container, start, duration, n, random, seed, positions, Path(os.fspath(path)).name)
+    targets, segment, n = plan.targets, plan.segment, len(plan.targets)
+    if tolerance is None or positions == "fps-filter":
+        tolerance = 0.0 if random or positions == "fps-filter" else DEFAULT_TOLERANCE
     tol = max(0.0, min(float(tolerance), 0.5)) * segment
     exact = tol == 0
-    targets = _target_times(n, start, duration, random, seed)
 
     index = _KeyIndex(stream)
 
@@ -902,10 +1094,10 @@ def _sample(container, stream, path, n, random, rule, seed, tolerance, extent: _
             else:
                 frame = _seek_and_take(dec, step, t, lo, hi, exact, start, gaps, max_back)
         out.put(i, frame)
-    return _assemble(path, out, targets, start, dec, segment, extent.warnings)
+    return _assemble(path, out, targets, start, dec, segment, extent.warnings + list(plan.notes))
 
 
-def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent) -> Frames:
+def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent, positions="centre") -> Frames:
     """One pass from the start, keeping the frame on screen at each position: for still images,
     files that cannot be seeked, and streams whose frames all carry one timestamp (by order)."""
     fps = _fps(stream) or 25.0
@@ -914,7 +1106,8 @@ def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent)
     duration = extent.packets / fps if by_order else extent.duration
     if duration <= 0:
         duration = (stream.frames or 1) / fps
-    targets = _target_times(n, start, duration, random, seed)
+    plan = _positions(container, start, duration, n, random, seed, positions, Path(os.fspath(path)).name)
+    targets, n = plan.targets, len(plan.targets)
     dec = _Decoder(container, stream, path)
     dec.stats.threading = "sequential"
     dec._frames = dec._decode()
@@ -937,7 +1130,7 @@ def _sequential(container, stream, path, n, random, rule, seed, extent: _Extent)
     while k < n and prev is not None:
         out.put(k, prev)
         k += 1
-    return _assemble(path, out, targets, start, dec, duration / n, extent.warnings)
+    return _assemble(path, out, targets, start, dec, plan.segment, extent.warnings + list(plan.notes))
 
 
 def _serves(frame, following, t: float, lo: float, hi: float) -> bool:
@@ -1081,9 +1274,132 @@ class _AudioBuffer:
             self.out[self.filled : self.filled + len(samples)] = samples
             self.filled += len(samples)
 
+    def put_array(self, samples: np.ndarray) -> None:
+        """Mono samples already at the buffer's rate (clipped at the limit)."""
+        if self.limit is not None and self.filled + len(samples) > self.limit:
+            samples, self.clipped = samples[: self.limit - self.filled], True
+        self.out = np.concatenate([self.out[: self.filled], np.asarray(samples, np.float32)])
+        self.filled = len(self.out)
+
     def samples(self) -> np.ndarray:
         self.out.resize(self.filled, refcheck=False)  # in place: no second copy of a long track
         return self.out
+
+
+RESAMPLERS = ("swresample", "sinc")
+SINC_WIDTH = 6  # zero crossings of the sinc kept either side (torchaudio's lowpass_filter_width)
+SINC_ROLLOFF = 0.99  # cut-off as a fraction of the lower Nyquist frequency
+
+
+def _sinc_kernels(orig: int, new: int, width: int, rolloff: float):
+    """(new, 1, taps) float64 polyphase kernels of a Hann-windowed sinc low-pass, and their reach.
+
+    Output sample ``q·new + i`` sits at input time ``q·orig + i·orig/new``; its value is the sum of
+    the input samples ``q·orig + j`` (j from ``-reach`` to ``orig + reach``) weighted by
+    h(j/orig − i/new), where h(τ) = (f/orig)·sinc(f·τ)·w(f·τ), f = rolloff·min(orig, new) (the
+    cut-off in units of the reduced rates) and w the Hann window cos²(π·x / 2·width) on |x| ≤ width
+    (J. O. Smith's band-limited interpolation, https://ccrma.stanford.edu/~jos/resample/)."""
+    import torch
+
+    cutoff = rolloff * min(orig, new)
+    reach = math.ceil(width * orig / cutoff)
+    offsets = torch.arange(-reach, orig + reach, dtype=torch.float64) / orig
+    phases = torch.arange(new, dtype=torch.float64)[:, None] / new
+    x = ((offsets[None, :] - phases) * cutoff).clamp(-width, width)
+    window = torch.cos(x * math.pi / (2 * width)) ** 2
+    kernels = torch.special.sinc(x) * window * (cutoff / orig)
+    return kernels[:, None, :], reach
+
+
+def _torchaudio_resample():
+    """``torchaudio.functional.resample`` when torchaudio is installed and works with this torch."""
+    try:
+        from torchaudio.functional import resample
+    except Exception:  # not installed, or built for another torch
+        return None
+    return resample
+
+
+def sinc_resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """``samples`` (float32, last axis time) from ``orig_rate`` to ``new_rate`` Hz with the reference's
+    resampler: ``torchaudio.functional.resample`` (Hann-windowed sinc, width 6, roll-off 0.99) where
+    torchaudio is installed, else :func:`sinc_resample_torch`, the same filter written here."""
+    samples = np.asarray(samples, dtype=np.float32)
+    resample = _torchaudio_resample()
+    if resample is None or samples.shape[-1] == 0:
+        return sinc_resample_torch(samples, orig_rate, new_rate)
+    import torch
+
+    with torch.no_grad():
+        return resample(torch.from_numpy(np.ascontiguousarray(samples)), int(orig_rate), int(new_rate)).numpy()
+
+
+def sinc_resample_torch(samples: np.ndarray, orig_rate: int, new_rate: int, *, block: int = 1 << 16) -> np.ndarray:
+    """``samples`` (float32, last axis time) from ``orig_rate`` to ``new_rate`` Hz with a Hann-windowed
+    sinc (:data:`SINC_WIDTH` zero crossings, roll-off :data:`SINC_ROLLOFF`), the filter of torchaudio's
+    default ``sinc_interp_hann``, on torch's conv1d; ``block`` output steps at a time, so memory stays
+    bounded on long tracks. Output length ``ceil(len · new / orig)``."""
+    import torch
+
+    samples = np.asarray(samples, dtype=np.float32)
+    g = math.gcd(int(orig_rate), int(new_rate))
+    orig, new = int(orig_rate) // g, int(new_rate) // g
+    if orig == new or samples.shape[-1] == 0:
+        return samples.copy()
+    kernels, reach = _sinc_kernels(orig, new, SINC_WIDTH, SINC_ROLLOFF)
+    kernels = kernels.to(torch.float32)
+    shape, length = samples.shape[:-1], samples.shape[-1]
+    x = torch.from_numpy(np.ascontiguousarray(samples.reshape(-1, 1, length)))
+    x = torch.nn.functional.pad(x, (reach, reach + orig))
+    steps = length // orig + 1
+    pieces = []
+    with torch.no_grad():
+        for q in range(0, steps, block):
+            q_end = min(steps, q + block)
+            piece = x[..., q * orig : (q_end - 1) * orig + kernels.shape[-1]]
+            y = torch.nn.functional.conv1d(piece, kernels, stride=orig)  # (rows, new, steps)
+            pieces.append(y.transpose(1, 2).reshape(x.shape[0], -1))
+    out = torch.cat(pieces, dim=-1)[:, : math.ceil(new * length / orig)]
+    return out.numpy().reshape(*shape, -1)
+
+
+class _SincMono:
+    """Audio frames at their own rate and channels → their plain channel mean → :func:`sinc_resample`
+    to ``sr`` (the reference's decoding). A change of rate or layout midway starts a new piece."""
+
+    def __init__(self, sr: int, max_seconds: float | None):
+        self.sr, self.max_seconds = sr, max_seconds
+        self.pieces: list[np.ndarray] = []  # done, at sr
+        self.native: list[np.ndarray] = []  # the current piece at ``rate``
+        self.rate: int | None = None
+        self.layout = None
+        self.seconds = 0.0  # decoded so far
+        self.converter = None
+
+    def put(self, frame) -> bool:
+        """Take one decoded frame; False once ``max_seconds`` are decoded (stop reading)."""
+        import av
+
+        key = (frame.sample_rate, frame.layout.name)
+        if key != (self.rate, self.layout):
+            self.flush()
+            self.rate, self.layout = key
+            self.converter = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
+        for converted in self.converter.resample(frame):
+            channels = converted.to_ndarray().astype(np.float32, copy=False)
+            self.native.append(channels.reshape(-1, converted.samples).mean(axis=0))
+            self.seconds += converted.samples / self.rate
+        return self.max_seconds is None or self.seconds < self.max_seconds
+
+    def flush(self) -> None:
+        if self.native:
+            mono = np.concatenate(self.native)
+            self.pieces.append(sinc_resample(mono, self.rate, self.sr))
+        self.native = []
+
+    def samples(self) -> np.ndarray:
+        self.flush()
+        return np.concatenate(self.pieces) if self.pieces else np.zeros(0, np.float32)
 
 
 def _mono_resampler(sr: int):
@@ -1118,8 +1434,10 @@ def _mean_channels(frame):
     return mono
 
 
-def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
+def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int, resampler: str = "swresample"):
     """Decode ``stream`` into ``buffer``, skipping damaged packets; (packets with data, damaged ones)."""
+    if resampler == "sinc":
+        return _decode_audio_sinc(path, container, stream, buffer, sr)
     import av
 
     packets = errors = 0
@@ -1157,6 +1475,39 @@ def _decode_audio(path, container, stream, buffer: _AudioBuffer, sr: int) -> tup
     return packets, errors
 
 
+def _decode_audio_sinc(path, container, stream, buffer: _AudioBuffer, sr: int) -> tuple[int, int]:
+    """As :func:`_decode_audio`, resampled by :class:`_SincMono` (native rate, plain mean, sinc)."""
+    import av
+
+    packets = errors = 0
+    limit = None if buffer.limit is None else buffer.limit / sr
+    to_mono = _SincMono(sr, limit)
+    try:
+        reading = True
+        for packet in container.demux(stream):
+            if not reading:
+                break
+            packets += bool(packet.size)
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:  # a damaged packet: skip it
+                errors += 1
+                continue
+            for frame in decoded:
+                frame.pts = None
+                reading = to_mono.put(frame) and reading
+    except av.FFmpegError as exc:
+        if not to_mono.seconds:
+            raise _fail(
+                path,
+                f"audio track is corrupt or truncated ({_ffmpeg_reason(exc)})",
+                "download it again or re-encode it",
+            ) from None
+        errors += 1
+    buffer.put_array(to_mono.samples())
+    return packets, errors
+
+
 def _audio_warnings(
     path, got: float, stated: float, clipped: bool, max_seconds: float | None, packets: int, errors: int
 ) -> list[str]:
@@ -1185,7 +1536,9 @@ def _audio_warnings(
     return warnings
 
 
-def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> Audio:
+def read_audio(
+    path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS, resampler: str = "swresample"
+) -> Audio:
     """The first audio track as mono float32 at ``sr`` Hz (empty when the file has no audio).
 
     Resampled by FFmpeg (PyAV's AudioResampler); channels are averaged ((L+R)/2 for stereo, so a
@@ -1193,7 +1546,14 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
     actually decoded (never sized from the duration the file claims), up to ``max_seconds``
     (``None``: no limit): past it the track is clipped and a warning says so. Damaged packets
     are skipped and counted; a track shorter than it claims gives what exists and a warning.
+
+    ``resampler="sinc"`` decodes as the reference did: at the track's own rate, the plain mean of
+    its channels (5.1 included: all six, equally), then :func:`sinc_resample` to ``sr`` — the same
+    result as the reference's order for Whisper (mean, then resample) and for BEATs (resample, then
+    mean), both steps being linear. The default ``swresample`` resamples and downmixes with FFmpeg.
     """
+    if resampler not in RESAMPLERS:
+        raise OptionError(f"resampler must be one of {', '.join(RESAMPLERS)}, got {resampler!r}")
     if max_seconds is not None and not max_seconds > 0:
         raise OptionError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
     limit = None if max_seconds is None else int(max_seconds * sr)
@@ -1205,7 +1565,7 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
         stream = container.streams.audio[0]
         stated = _seconds(stream.duration, stream.time_base) or 0.0
         buffer = _AudioBuffer(sr, limit)
-        packets, errors = _decode_audio(path, container, stream, buffer, sr)
+        packets, errors = _decode_audio(path, container, stream, buffer, sr, resampler)
         warnings = _audio_warnings(path, buffer.filled / sr, stated, buffer.clipped, max_seconds, packets, errors)
         for message in warnings:
             log.warning("%s: %s", name, message)
@@ -1214,9 +1574,11 @@ def read_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_A
         container.close()
 
 
-def load_audio(path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS) -> np.ndarray:
+def load_audio(
+    path, sr: int = SAMPLE_RATE, *, max_seconds: float | None = MAX_AUDIO_SECONDS, resampler: str = "swresample"
+) -> np.ndarray:
     """:func:`read_audio`'s samples alone (its warnings are logged)."""
-    return read_audio(path, sr, max_seconds=max_seconds).samples
+    return read_audio(path, sr, max_seconds=max_seconds, resampler=resampler).samples
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,15 @@ was trained on, and so settles the provisional defaults of the ``reference`` rec
 
 Similarity of a feature: ``rows`` is the mean cosine of row i with row i when both have the same
 number of rows (frames and chunks at the same positions); ``mean`` is the cosine of the two
-row means (for face rows, whose count depends on which frames show a face). Missing on one side
-is said as such; missing on both counts as agreement.
+row means (for face rows, whose count depends on which frames show a face); ``aligned`` is the
+mean row-wise cosine after both sides are brought to the rows the classifier sees (16 equidistant
+rows of a longer sequence, zero rows after a shorter one), so a sampler that keeps more rows (one
+per scene) is compared by content, not by its row count. Missing on one side is said as such;
+missing on both counts as agreement.
+
+Which frame sampler made the published rows: every setting also names its sampler (the recipe's
+``frames.positions``); :meth:`ParityReport.samplers` ranks the settings by the aligned cosine of
+their CLIP and BEATs rows, over the videos, and says which reproduces the published rows best.
 
 Which published video is which: given (``published_ids``), or found as the published video of the
 same label whose CLIP rows are most similar to ours (CLIP is a feature both make the same way);
@@ -21,6 +28,7 @@ the match, its similarity and the runner-up's are reported.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -70,14 +78,52 @@ class Setting:
             options.setdefault(extractor, {})[option.strip()] = parsed
         return cls(text.strip(), recipe, options)
 
+    @property
+    def extractor_options(self) -> dict[str, dict[str, Any]]:
+        """The options of the extractors (``frames.…`` are the recipe's frame settings, not options)."""
+        return {name: dict(values) for name, values in self.options.items() if name != "frames"}
+
+    def build_recipe(self):
+        """The recipe with this setting's frame settings (``frames.positions=scenes`` …) applied."""
+        from .recipes import FrameSettings, get_recipe
+
+        recipe = get_recipe(self.recipe)
+        known = {f.name for f in dataclasses.fields(FrameSettings)}
+        for key, value in self.options.get("frames", {}).items():
+            if key not in known:
+                raise OptionError(
+                    f"parity setting '{self.label}': frames.{key} is not a frame setting; "
+                    f"choose from {', '.join(sorted(known))}"
+                )
+            setattr(recipe.frames, key, value)
+            recipe.notes.append(f"parity setting '{self.label}': frames.{key} = {value!r}")
+        return recipe
+
+    @property
+    def sampler(self) -> str:
+        """Which frame sampler this setting runs (the recipe's ``frames.positions``)."""
+        return str(self.build_recipe().frames.positions)
+
+
+def _training_era() -> dict[str, dict[str, Any]]:
+    from .recipes import TRAINING_ERA_SAMPLER
+
+    options: dict[str, dict[str, Any]] = {}
+    for setting, value in TRAINING_ERA_SAMPLER.items():
+        where, key = setting.split(".", 1)
+        options.setdefault(where, {})[key] = value
+    return options
+
 
 # The settings the reference recipe leaves provisional, each beside the recipe as it is.
 DEFAULT_SETTINGS: tuple[Setting, ...] = (
     Setting("reference", "reference"),
     Setting("reference, beats reference-indices", "reference", {"beats": {"chunk_selection": "reference-indices"}}),
     Setting("reference, bundled OCR models", "reference", {"ocr_sentiment": {"ocr_models": "ppocr-default"}}),
+    Setting("reference, training-era scenes", "reference", _training_era()),
     Setting("vemoclap", "vemoclap"),
 )
+SAMPLER_FEATURES = ("clip", "beats")  # the rows a frame / chunk sampler decides
 
 
 # ---- similarity ----------------------------------------------------------------------------------
@@ -97,6 +143,16 @@ def _rows(value: Any) -> np.ndarray | None:
     return array if array.size else None
 
 
+def _as_seen(rows: np.ndarray, length: int) -> np.ndarray:
+    """The rows the classifier sees: ``length`` equidistant ones of more, zero rows after fewer."""
+    from .fusion.prepare import row_indices
+
+    rows = rows[row_indices(len(rows), length)]
+    if len(rows) < length:
+        rows = np.concatenate([rows, np.zeros((length - len(rows), rows.shape[1]))])
+    return rows
+
+
 @dataclass
 class Similarity:
     feature: str
@@ -105,16 +161,21 @@ class Similarity:
     n_ours: int
     n_published: int
     note: str = ""
+    aligned: float | None = None  # mean row-wise cosine of the rows the classifier sees, both sides
 
     def cell(self) -> str:
         if self.note:
             return self.note
         rows = f"{self.rows:.3f}" if self.rows is not None else "–"
-        return f"{rows} / {self.mean:.3f} ({self.n_ours}:{self.n_published})"
+        aligned = f" · seen {self.aligned:.3f}" if self.aligned is not None and self.rows is None else ""
+        return f"{rows} / {self.mean:.3f}{aligned} ({self.n_ours}:{self.n_published})"
 
 
-def similarity(feature: str, ours: Any, published: Any) -> Similarity:
-    """How alike our rows and the published rows of one feature are (see the module docstring)."""
+def similarity(feature: str, ours: Any, published: Any, length: int | None = None) -> Similarity:
+    """How alike our rows and the published rows of one feature are (see the module docstring);
+    ``length``: the rows the classifier sees (default: the feature's registration, else 16)."""
+    from .registry import FEATURES
+
     a, b = _rows(ours), _rows(published)
     if a is None or b is None:
         note = "both missing" if a is None and b is None else "missing here" if a is None else "missing there"
@@ -122,7 +183,10 @@ def similarity(feature: str, ours: Any, published: Any) -> Similarity:
     if a.shape[1] != b.shape[1]:
         raise UserError(f"feature {feature}: width {a.shape[1]} here but {b.shape[1]} in the published features")
     rows = float(np.mean([_cosine(x, y) for x, y in zip(a, b)])) if len(a) == len(b) else None
-    return Similarity(feature, rows, _cosine(a.mean(0), b.mean(0)), len(a), len(b))
+    spec = FEATURES.get(feature)
+    length = length or (spec.length if spec is not None and spec.sequence else 16)
+    aligned = float(np.mean([_cosine(x, y) for x, y in zip(_as_seen(a, length), _as_seen(b, length))]))
+    return Similarity(feature, rows, _cosine(a.mean(0), b.mean(0)), len(a), len(b), aligned=aligned)
 
 
 # ---- which published video -----------------------------------------------------------------------
@@ -232,6 +296,21 @@ class Prediction:
 
 
 @dataclass
+class SamplerScore:
+    """How well one setting's sampler reproduces the published rows, by content."""
+
+    setting: str
+    sampler: str  # the recipe's frames.positions
+    features: dict[str, float | None]  # feature → mean over the videos of the aligned cosine
+    score: float | None  # the mean of those
+
+    def line(self) -> str:
+        cells = ", ".join(f"{f} {v:.3f}" if v is not None else f"{f} –" for f, v in self.features.items())
+        total = f"{self.score:.3f}" if self.score is not None else "–"
+        return f"{self.setting} (frames {self.sampler}): {total} ({cells})"
+
+
+@dataclass
 class ParityReport:
     settings: list[Setting]
     matches: dict[str, Match]  # video → its published row set
@@ -271,10 +350,37 @@ class ParityReport:
             lines += ["", "deviations from the recipes in this run:"]
             for label, items in deviations.items():
                 lines += [f"- {label}: {d['setting']}: {d['wanted']!r} → {d['used']!r} ({d['reason']})" for d in items]
-        lines += ["", self.summary()]
+        lines += ["", self.summary(), self.sampler_verdict()]
         if self.chunk_signal is not None:
             lines.append(self.chunk_signal.line())
         return "\n".join(lines)
+
+    def samplers(self) -> list[SamplerScore]:
+        """Every setting's CLIP and BEATs rows against the published ones, by the aligned cosine
+        (the rows the classifier sees), best first; settings with no such rows come last."""
+        scores = []
+        for setting in self.settings:
+            per_feature: dict[str, float | None] = {}
+            for feature in SAMPLER_FEATURES:
+                values = [
+                    per[setting.label][feature].aligned
+                    for per in self.similarities.values()
+                    if feature in per[setting.label] and per[setting.label][feature].aligned is not None
+                ]
+                per_feature[feature] = float(np.mean(values)) if values else None
+            present = [v for v in per_feature.values() if v is not None]
+            score = float(np.mean(present)) if present else None
+            scores.append(SamplerScore(setting.label, setting.sampler, per_feature, score))
+        return sorted(scores, key=lambda s: -1.0 if s.score is None else -s.score)
+
+    def sampler_verdict(self) -> str:
+        """One line: which setting (and frame sampler) reproduces the published CLIP and BEATs rows best."""
+        ranked = [s for s in self.samplers() if s.score is not None]
+        if not ranked:
+            return "frame sampler: no CLIP or BEATs rows on both sides, so no sampler can be told apart"
+        best = ranked[0]
+        runner = f"; next {ranked[1].line()}" if len(ranked) > 1 else ""
+        return f"frame sampler that reproduces the published rows best, by content: {best.line()}{runner}"
 
     def _heads(self) -> list[int]:
         return sorted({p.heads for p in self.predictions})
@@ -320,6 +426,8 @@ class ParityReport:
                 "predictions": self.predictions,
                 "recipes": self.recipes,
                 "mean_similarity": self.mean_similarity(),
+                "samplers": self.samplers(),
+                "sampler_verdict": self.sampler_verdict(),
                 "chunk_signal": None
                 if self.chunk_signal is None
                 else {**vars(self.chunk_signal), "line": self.chunk_signal.line()},
@@ -338,7 +446,7 @@ def _extractor_keys(setting: Setting, names: Sequence[str], device: str, frames:
     from . import recipes
 
     planned = recipes.plan(
-        recipes.get_recipe(setting.recipe), names, device=device, overrides=setting.options, n_frames=frames
+        setting.build_recipe(), names, device=device, overrides=setting.extractor_options, n_frames=frames
     )
     frames_key = json.dumps(planned.media_options, sort_keys=True, default=str)
     keys = {
@@ -393,8 +501,8 @@ def extract_settings(
                 classifier=None,
                 device=device,
                 models_dir=models_dir,
-                recipe=setting.recipe,
-                extractor_options={k: v for k, v in setting.options.items() if k in todo},
+                recipe=setting.build_recipe(),
+                extractor_options={k: v for k, v in setting.extractor_options.items() if k in todo},
                 frames=frames,
                 skip_unavailable=skip_unavailable,
             )
@@ -522,6 +630,8 @@ __all__ = [
     "chunk_defect_signal",
     "Similarity",
     "similarity",
+    "SamplerScore",
+    "SAMPLER_FEATURES",
     "Match",
     "match_published",
     "Prediction",

@@ -20,6 +20,7 @@ from .notice import random_weights_notice
 from .registry import EXTRACTORS, default_extractors, run_order, with_shortcuts
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
+from .timeline import emotion_windows
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Analyzer:
     output waits for it). The default, 2, runs the audio and the visual extractors side by side:
     the models release the GIL, and much of their work (decoders, small batches) cannot use two
     cores alone. 1 runs them one after another in registry order.
+    ``window_s``/``hop_s``: the timeline's sliding windows, which the classifier scores during
+    ``analyze`` (default: a quarter of the video, 3–10 s, hop half of it; see ``Result.timeline``).
     """
 
     def __init__(
@@ -93,6 +96,8 @@ class Analyzer:
         announce: Callable[[str], None] | None = None,
         parallel: int | None = None,
         heads: int | None = None,
+        window_s: float | None = None,
+        hop_s: float | None = None,
     ):
         from .extractors import resolve_device
 
@@ -107,14 +112,18 @@ class Analyzer:
         if self.parallel < 1:
             raise OptionError(f"parallel must be 1 (one extractor at a time) or more, got {parallel}")
         self.models_dir = models_dir
+        self.window_s, self.hop_s = window_s, hop_s
         self.skip_unavailable = skip_unavailable
         options = with_shortcuts(extractor_options, whisper_model=whisper_model, face_detector=face_detector)
         self.classifier = None
         self.classifier_name: str | None = None
         self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
+        self.classifier_missing: str | None = None  # why there is no classifier when one was wanted
         self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.announce = announce
         self._fetched = False
+        if isinstance(extractors, str):  # "clip,face_emotion", or one name
+            extractors = [name.strip() for name in extractors.split(",") if name.strip()]
         names = run_order(extractors if extractors is not None else default_extractors())
         reference = isinstance(classifier, str) and classifier == REFERENCE_CLASSIFIER
         if classifier is not None and not reference:
@@ -148,7 +157,7 @@ class Analyzer:
             if not recipe_only:
                 raise
             self.recipe.deviations.append(recipes.Deviation(name, recipe_only, "defaults", one_line(exc)))
-            log.warning("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())
+            log.info("recipe %s: %s", self.recipe.label, self.recipe.deviations[-1].line())  # in the report
             return get(
                 name,
                 device=self.device,
@@ -311,7 +320,7 @@ class Analyzer:
         self._classify(result)
         result.weights = self.weights()
         if result.random_weights:
-            result.warnings.insert(0, random_weights_notice(result.random_weights))
+            result.warnings.insert(0, random_weights_notice(result.random_weights, result.weights))
         return result
 
     __call__ = analyze
@@ -413,7 +422,10 @@ class Analyzer:
     def _classify(self, result: Result) -> None:
         if self.classifier is None:
             result.classifier = None
-            result.warnings.append(NO_CLASSIFIER)
+            missing = self.classifier_missing
+            result.warnings.append(
+                f"no emotion classifier: {missing}; extractor outputs only" if missing else NO_CLASSIFIER
+            )
             return
         start = time.perf_counter()
         features = self.features(result)
@@ -426,6 +438,7 @@ class Analyzer:
         note = self.classifier.heads_note()
         if note:
             result.warnings.append(note)
+        result.windows = emotion_windows(result, self.classifier, self.window_s, self.hop_s)
         result.timings["classifier"] = time.perf_counter() - start
 
     # ---- what needs the models after the run ----------------------------------------------
@@ -437,18 +450,23 @@ class Analyzer:
             raise UserError("no face model is loaded (run the face_emotion extractor) to annotate the video")
         return self.extractors["face_emotion"].load()
 
-    def timeline(self, result: Result, **options):
-        """``result.timeline`` with this Analyzer's classifier."""
-        return result.timeline(self.classifier, **options)
+    def export_annotated_video(self, result: Result, out_path, *, every: int = 1, progress: "bool | Callable" = True):
+        """Every frame of ``result``'s video with face boxes and smoothed expressions (audio kept,
+        labels per frame in a CSV beside). It runs this Analyzer's face model on the frames again —
+        on every ``every``-th one, boxes carried in between — so it needs the loaded Analyzer, not
+        only the Result."""
+        from .video_export import export_annotated_video
 
-    def save(self, result: Result, directory):
-        return result.save(directory, self.classifier)
-
-    def export_annotated_video(self, result: Result, out_path, **options):
-        return result.export_annotated_video(out_path, self.face_model(), **options)
-
-    def export_emotion_clips(self, result: Result, emotion: str, out_path, **options):
-        return result.export_emotion_clips(emotion, out_path, self.classifier, **options)
+        analyze_image = self.face_model().analyze_image
+        return export_annotated_video(
+            result.local_video(),
+            out_path,
+            analyze_image,
+            every=every,
+            progress=progress,
+            random_weights=result.random_weights,
+            used=list(result.weights),
+        )
 
 
 def analyze(

@@ -3,7 +3,9 @@
 One row per video, in the order the videos were listed (:func:`~vemoclap.training.dataset.list_videos`):
 
     source          the video's absolute path
-    status          ok, or failed (the run goes on; a rerun tries it again)
+    status          ok; failed (the run goes on; a rerun tries it again); or bad_input: the file
+                    itself cannot be read as a video, so a rerun skips it (``--retry-failed`` /
+                    ``retry_failed=True`` tries it again)
     top_label       the most probable label, and top_probability its probability
     <label> …       one probability per label of the classifier (they sum to 1)
     missing         what the analysis went without, "extractor: reason; …"
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import OptionError, UserError
+from .media import MediaError
 from .training.dataset import Video, list_videos
 from .training.loop import VideoLoop, clean_temporary, exclusive_lock, seed_video, write_csv
 
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 
 OK = "ok"
 FAILED = "failed"
+BAD_INPUT = "bad_input"  # the file itself cannot be read as a video: not retried unless asked
 HEAD = ("source", "status", "top_label", "top_probability")
 TAIL = ("missing", "warnings", "random_weights", "duration", "seconds", "classifier", "reason")
 
@@ -62,13 +66,14 @@ class PredictionReport:
     out: Path
     total: int  # videos asked for
     predicted: int  # analyzed by this run
-    skipped: int  # rows already there
+    skipped: int  # ok rows already there
     failed: dict[str, str]  # source → reason
     top_labels: dict[str, int]  # label → videos it is the top label of (every ok row of this listing)
     seconds: float
     random_weights: bool = False  # some row says its weights are random
     bugs: int = 0  # extractor bugs hit during the run (their outputs are listed as missing)
     rows: list[dict[str, str]] = field(default_factory=list, repr=False)  # this listing's rows, in order
+    bad_input: dict[str, str] = field(default_factory=dict)  # source → why it is not a readable video
 
     @property
     def done(self) -> int:
@@ -91,10 +96,21 @@ class PredictionReport:
             lines.append(f"  {self.bugs} extractor bug(s) hit; their outputs are listed as missing (--debug logs them)")
         if self.failed:
             lines.append(f"  {len(self.failed)} failed (rows with status=failed; run again to retry):")
-            lines.extend(f"    {_failure_line(source, reason)}" for source, reason in list(self.failed.items())[:20])
-            if len(self.failed) > 20:
-                lines.append(f"    … and {len(self.failed) - 20} more")
+            lines.extend(_listed(self.failed))
+        if self.bad_input:
+            lines.append(
+                f"  {len(self.bad_input)} bad input (rows with status=bad_input: not readable videos, "
+                "skipped when run again; --retry-failed tries them again):"
+            )
+            lines.extend(_listed(self.bad_input))
         return "\n".join(lines)
+
+
+def _listed(failures: Mapping[str, str], most: int = 20) -> list[str]:
+    lines = [f"    {_failure_line(source, reason)}" for source, reason in list(failures.items())[:most]]
+    if len(failures) > most:
+        lines.append(f"    … and {len(failures) - most} more")
+    return lines
 
 
 def _failure_line(source: str, reason: str, given: str = "") -> str:
@@ -168,7 +184,7 @@ def _read_rows(out: Path, wanted: Sequence[str]) -> list[dict[str, str]]:
         if (
             None in row
             or any(value is None for value in row.values())
-            or row.get("status") not in (OK, FAILED)
+            or row.get("status") not in (OK, FAILED, BAD_INPUT)
             or not row.get("source")
         ):
             log.warning("%s: ignoring a damaged row (line %d); that video is analyzed again", out, reader.line_num)
@@ -246,7 +262,9 @@ class _Rows:
     """The CSV's rows during a run: those kept from ``out`` (ok rows, and rows of videos not listed
     now), then each finished video's, appended at once and rewritten atomically in order at the end."""
 
-    def __init__(self, out: Path, fields: Sequence[str], classifier: str, videos: Sequence[Video]):
+    def __init__(
+        self, out: Path, fields: Sequence[str], classifier: str, videos: Sequence[Video], retry_failed: bool = False
+    ):
         self.out, self.fields, self.classifier = out, fields, classifier
         existing = {row["source"]: row for row in _read_rows(out, fields)}
         others = sorted({row["classifier"] for row in existing.values() if row["status"] == OK} - {classifier})
@@ -256,9 +274,11 @@ class _Rows:
                 f"choose another --out for {classifier or 'this one'}"
             )
         self.listed = {_key(video): video for video in videos}
-        self.rows = {key: row for key, row in existing.items() if row["status"] == OK or key not in self.listed}
+        kept = (OK,) if retry_failed else (OK, BAD_INPUT)
+        self.rows = {key: row for key, row in existing.items() if row["status"] in kept or key not in self.listed}
         self.todo = [video for key, video in self.listed.items() if key not in self.rows]
-        self.skipped = len(self.listed) - len(self.todo)
+        self.skipped = sum(1 for key in self.listed if self.rows.get(key, {}).get("status") == OK)
+        self.bad: set[str] = set()  # videos of this run that failed as bad input
         self.appender: _Appender | None = None
 
     def ordered(self) -> list[dict[str, str]]:
@@ -278,7 +298,8 @@ class _Rows:
 
     def record(self, video: Video, row: dict[str, Any] | None, reason: str | None) -> None:
         if row is None:
-            row = {"source": _key(video), "status": FAILED, "classifier": self.classifier, "reason": reason}
+            status = BAD_INPUT if _key(video) in self.bad else FAILED
+            row = {"source": _key(video), "status": status, "classifier": self.classifier, "reason": reason}
         self.rows[_key(video)] = row
         self.appender.write(row)
 
@@ -304,6 +325,7 @@ def _report(rows: _Rows, predicted: int, seconds: float, bugs: int) -> Predictio
         any(str(row.get("random_weights", "")).startswith("yes") for row in mine),
         bugs,
         mine,
+        {row["source"]: row["reason"] for row in mine if row["status"] == BAD_INPUT},
     )
 
 
@@ -314,6 +336,7 @@ def predict(
     progress: bool = True,
     analyzer=None,
     on_video: Callable[[Video, str | None], None] | None = None,
+    retry_failed: bool = False,
     **analyzer_options,
 ) -> PredictionReport:
     """Analyze every video of ``sources`` (a folder, a CSV, or paths) into the CSV ``out``; resumable.
@@ -323,7 +346,8 @@ def predict(
     pass a built ``analyzer``. Its models load only when some video is left to analyze.
     ``on_video(video, failure reason or None)`` is called after each video. A video that fails is
     a row with status=failed and its reason, and the run goes on; a missing model or a bad
-    option stops it before any video (a :class:`~vemoclap.errors.UserError`).
+    option stops it before any video (a :class:`~vemoclap.errors.UserError`). A file that cannot
+    be read as a video is a row with status=bad_input, which a rerun skips unless ``retry_failed``.
     """
     from .outputs import check_file_output
 
@@ -343,9 +367,9 @@ def predict(
         PredictionError,
     ):
         clean_temporary(out.parent, f".{out.name}.*.tmp", recursive=False)
-        rows = _Rows(out, fields, _classifier_id(analyzer.classifier_name), videos)
+        rows = _Rows(out, fields, _classifier_id(analyzer.classifier_name), videos, retry_failed)
         log.info("%d videos: %d already in %s, %d to analyze", len(rows.listed), rows.skipped, out, len(rows.todo))
-        rows.rewrite()  # failed rows go (they are retried), a cut-off line too
+        rows.rewrite()  # failed rows go (they are retried), a cut-off line too; bad input stays unless retried
         bugs_before = len(analyzer.bugs)
         try:
             if rows.todo:
@@ -355,7 +379,11 @@ def predict(
             def work(video: Video) -> dict[str, Any]:
                 seed_video(video.id)  # the same numbers in any run (Whisper's temperature fallback samples)
                 began = time.perf_counter()
-                result = analyzer.analyze(video.path)
+                try:
+                    result = analyzer.analyze(video.path)
+                except MediaError:  # the file itself: a rerun would fail the same way
+                    rows.bad.add(_key(video))
+                    raise
                 return _row(_key(video), result, labels, time.perf_counter() - began)
 
             with VideoLoop(
@@ -364,7 +392,14 @@ def predict(
                 desc="predict",
                 progress=progress,
                 on_video=on_video,
-                describe=lambda video, reason: _failure_line(_key(video), reason, str(video.path)),
+                describe=lambda video, reason: (
+                    _failure_line(_key(video), reason, str(video.path))
+                    + (
+                        "; bad input: skipped when run again (--retry-failed tries it again)"
+                        if _key(video) in rows.bad
+                        else ""
+                    )
+                ),
                 logger=log,
             ) as loop:
                 loop.run(rows.todo, work)

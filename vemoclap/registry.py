@@ -98,7 +98,7 @@ EXTRACTORS: dict[str, Registration] = {
         Registration(
             "asr_sentiment",
             "vemoclap.extractors.asr:AsrSentimentExtractor",
-            ("whisper", "sentiment"),
+            ("whisper", "whisper_ct2", "sentiment"),
             _single("asr_sentiment", "RoBERTa sentiment CLS feature of the transcript"),
             reference_input=True,
             tiny=("vemoclap.tiny.text:build_sentiment_models", "vemoclap.tiny.text:build_whisper_models"),

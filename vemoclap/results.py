@@ -1,9 +1,11 @@
 """One :class:`Result` per analyzed video: numbers, readable outputs, pictures and exports.
 
 A Result is plain data: it holds no models, and ``to_json``/``from_json`` round-trip it (feature
-arrays included; the sampled frames' pixels stay in memory only). What needs a model takes it as an
-argument — the timeline and emotion clips take the classifier, the annotated video the face model —
-or goes through the :class:`~vemoclap.pipeline.Analyzer` that made the Result.
+arrays and the classifier's per-window probabilities included; the sampled frames' pixels stay in
+memory only). Everything made from what the analysis found — the timeline, the saved files, the
+clips where an emotion dominates — works from a Result alone, also one read back from JSON. Only
+annotating every frame of the video needs a model again, so it lives on the
+:class:`~vemoclap.pipeline.Analyzer` (``Analyzer.export_annotated_video``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from ._util import atomic_write_text, decode_array, encode_array, from_jsonable, to_jsonable
 from .errors import UserError, one_line
 from .labels import EMOTIONS, VALENCE_AROUSAL
-from .notice import random_weights_notice
+from .notice import random_names, random_weights_cell, random_weights_notice, result_mark
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -31,6 +33,12 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 NO_CLASSIFIER = "no emotion classifier was used (--no-classifier / classifier=None): extractor outputs only"
+
+
+def no_classifier_line(warnings) -> str:
+    """Why a Result has no emotion: the reason among its warnings, else that none was chosen."""
+    return next((w for w in warnings if w.startswith("no emotion classifier")), NO_CLASSIFIER)
+
 
 # The files a Result exports, by name: :meth:`Result.save` writes them into a folder and the app
 # offers them as downloads named after the video ("clip_frames.csv").
@@ -87,11 +95,14 @@ class Result:
     recipe: dict[str, Any] | None = None  # the feature recipe run (vemoclap.recipes.Recipe.to_dict)
     feature_of: dict[str, str] = field(default_factory=dict, repr=False)  # output name → fusion feature
     weights: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # extractor → models it ran on
+    # The classifier on sliding windows, computed at analysis time (vemoclap.timeline.emotion_windows):
+    # start, end, centre, one column per label, top; None when no classifier ran.
+    windows: "pd.DataFrame | None" = field(default=None, repr=False)
 
     @property
     def random_weights(self) -> list[str]:
         """What ran on randomly initialised weights (extractors, "classifier"): its numbers mean nothing."""
-        return [name for name, uses in self.weights.items() if any(u.get("origin") == "random" for u in uses)]
+        return random_names(self.weights)
 
     # ---- numbers -------------------------------------------------------------------------
     @property
@@ -138,14 +149,14 @@ class Result:
         """A readable multi-line report."""
         lines = [f"vemoclap result for {self.source}"]
         if self.random_weights:
-            lines.append(f"  !! {random_weights_notice(self.random_weights)} !!")
+            lines.append(f"  !! {random_weights_notice(self.random_weights, self.weights)} !!")
         if self.info is not None:
             lines.append(
                 f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
                 f"{self.info.fps:.2f} fps, audio: {'yes' if self.info.has_audio else 'no'}"
             )
         if self.probabilities is None:
-            lines.append(f"  emotion: {NO_CLASSIFIER}")
+            lines.append(f"  emotion: {no_classifier_line(self.warnings)}")
         else:
             lines.append(f"  emotion: {self.top_label} ({self.top_probability:.0%})")
             for label, prob in sorted(self.scores.items(), key=lambda kv: -kv[1]):
@@ -191,6 +202,7 @@ class Result:
             "warnings": list(self.warnings),
             "feature_of": dict(self.feature_of),
             "frame_times": None if self.frames is None else [float(t) for t in self.frames.timestamps],
+            "windows": None if self.windows is None else self.windows.to_dict(orient="records"),
             "arrays": {
                 name: {"feature": encode_array(out.feature), "times": encode_array(out.times)}
                 for name, out in self.outputs.items()
@@ -214,7 +226,11 @@ class Result:
         labels = tuple(data.get("labels") or EMOTIONS)
         scores = data.get("probabilities")
         times = data.get("frame_times")
-        frames = None
+        frames = windows = None
+        if data.get("windows") is not None:
+            from .timeline import window_table
+
+            windows = window_table(data["windows"], labels)
         if times is not None:
             frames = Frames(np.zeros((len(times), 0, 0, 3), np.uint8), np.asarray(times, float))
         return cls(
@@ -232,6 +248,7 @@ class Result:
             feature_of=dict(data.get("feature_of") or {}),
             recipe=data.get("recipe"),
             weights={k: list(v) for k, v in (data.get("weights") or {}).items()},
+            windows=windows,
         )
 
     @classmethod
@@ -261,7 +278,7 @@ class Result:
 
         probs = self.probabilities if self.probabilities is not None else np.full(len(self.labels), np.nan)
         frame = pd.DataFrame({"label": list(self.labels), "probability": np.asarray(probs, float)})
-        frame["rank"] = frame["probability"].rank(ascending=False, method="first")
+        frame["rank"] = frame["probability"].rank(ascending=False, method="first").astype("Int64")
         frame.insert(0, "source", self.source)
         return frame
 
@@ -288,27 +305,18 @@ class Result:
 
         return plot_circumplex(self, ax)
 
-    def timeline(
-        self, classifier=None, window_s: float | None = None, hop_s: float | None = None, smooth_frames: int = 3
-    ):
-        """Emotion probabilities on sliding windows (with ``classifier``, the model that made the
-        probabilities) and the smoothed facial-expression track per sampled frame."""
-        import pandas as pd
+    def timeline(self, smooth_frames: int = 3):
+        """The classifier's probabilities on sliding windows (computed at analysis time; empty
+        without a classifier) and the smoothed facial-expression track per sampled frame."""
+        from .timeline import Timeline, face_track, window_table
 
-        from .timeline import Timeline, emotion_windows, face_track
+        windows = self.windows if self.windows is not None else window_table([], self.labels)
+        return Timeline(windows=windows, faces=face_track(self, smooth_frames), mark=result_mark(self))
 
-        if classifier is not None:
-            windows = emotion_windows(self, classifier, self.feature_of, window_s, hop_s)
-        else:
-            windows = pd.DataFrame(columns=["start", "end", "centre", *self.labels, "top"])
-        return Timeline(windows=windows, faces=face_track(self, smooth_frames))
+    def plot_timeline(self) -> "Figure":
+        return self.timeline().plot()
 
-    def plot_timeline(self, classifier=None, window_s: float | None = None) -> "Figure":
-        return self.timeline(classifier, window_s).plot()
-
-    def emotion_segments(
-        self, emotion: str, classifier=None, window_s: float | None = None
-    ) -> list[tuple[float, float]]:
+    def emotion_segments(self, emotion: str) -> list[tuple[float, float]]:
         """Time ranges where ``emotion`` is the top label: the classifier's windows, or the face
         track's frames (matching expression) without a classifier."""
         from .errors import OptionError
@@ -317,7 +325,7 @@ class Result:
 
         if emotion not in self.labels:
             raise OptionError(f"unknown emotion '{emotion}'; choose from {', '.join(self.labels)}")
-        timeline = self.timeline(classifier, window_s)
+        timeline = self.timeline()
         if len(timeline.windows):
             hits = timeline.windows[timeline.windows["top"] == emotion]
             return merge_segments(list(zip(hits["start"], hits["end"])))
@@ -329,17 +337,18 @@ class Result:
         hits = faces[[EXPRESSION_TO_EMOTION.get(top) == emotion for top in faces["top"]]]
         return merge_segments([(max(0.0, t - half), t + half) for t in hits["time"]], gap=1e-6)
 
-    def figures(self, classifier=None) -> dict[str, "Figure"]:
+    def figures(self) -> dict[str, "Figure"]:
         """Every plot this result can draw, by file stem."""
         figures = {"probabilities": self.plot(), "circumplex": self.plot_circumplex()}
         if self.frames is not None and len(self.frames) and self.frames.images.size:
             figures["annotated_frame"] = self.plot_annotated_frame()
         if self.info is not None and self.info.duration > 0:
-            figures["timeline"] = self.plot_timeline(classifier)
+            figures["timeline"] = self.plot_timeline()
         return figures
 
     # ---- video exports -------------------------------------------------------------------
-    def _local_video(self) -> str:
+    def local_video(self) -> str:
+        """The analyzed video file on this machine (a UserError when it is gone)."""
         from .errors import UserError
 
         if not self.path or not Path(self.path).is_file():
@@ -349,56 +358,46 @@ class Result:
             )
         return self.path
 
-    def export_annotated_video(self, out_path, face_model, *, every: int = 1, progress: "bool | Callable" = True):
-        """Every frame of the video with face boxes and smoothed expressions; audio kept; CSV beside.
-
-        ``face_model``: image → faces, e.g. the face_emotion extractor's ``analyze_image`` (or the
-        extractor itself)."""
-        from .video_export import export_annotated_video
-
-        analyze_image = getattr(face_model, "analyze_image", face_model)
-        return export_annotated_video(self._local_video(), out_path, analyze_image, every=every, progress=progress)
-
     def export_emotion_clips(
-        self,
-        emotion: str,
-        out_path,
-        classifier=None,
-        *,
-        window_s: float | None = None,
-        progress: "bool | Callable" = True,
+        self, emotion: str, out_path, *, progress: "bool | Callable" = True
     ) -> tuple[Path | None, list[tuple[float, float]]]:
         """One video of the segments where ``emotion`` dominates (the classifier's windows, or the
-        face track without one), and those segments' times."""
+        face track without one), and those segments' times; (None, []) when there is none — nothing
+        is written then."""
         from .video_export import export_segments
 
-        segments = self.emotion_segments(emotion, classifier, window_s)
+        segments = self.emotion_segments(emotion)
         if not segments:
             return None, []
-        return export_segments(self._local_video(), segments, out_path, progress=progress), segments
+        written = export_segments(self.local_video(), segments, out_path, progress=progress, mark=result_mark(self))
+        return written, segments
 
     # ---- files ---------------------------------------------------------------------------
-    def export_texts(self, timeline=None, *, with_empty: bool = True) -> dict[str, str]:
-        """The text of each file in :data:`EXPORT_FILES`; the per-frame and per-window tables come
-        from ``timeline`` (:meth:`timeline`) and are left out without one, or when empty and not
-        ``with_empty``."""
-        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self.to_frame().to_csv(index=False)}
-        if timeline is not None:
-            for name, table in (("frames.csv", timeline.faces), ("windows.csv", timeline.windows)):
-                if with_empty or len(table):
-                    texts[name] = table.to_csv(index=False)
+    def export_texts(self, *, with_empty: bool = True) -> dict[str, str]:
+        """The text of each file in :data:`EXPORT_FILES` (each CSV with a ``random_weights`` column
+        naming what ran on random weights); the per-frame and per-window tables (:meth:`timeline`)
+        are left out when empty and not ``with_empty``."""
+        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self._csv(self.to_frame())}
+        timeline = self.timeline()
+        for name, table in (("frames.csv", timeline.faces), ("windows.csv", timeline.windows)):
+            if with_empty or len(table):
+                texts[name] = self._csv(table)
         return texts
 
-    def save(self, directory: str | Path, classifier=None) -> Path:
+    def _csv(self, table: "pd.DataFrame") -> str:
+        """A table as CSV with the ``random_weights`` column ("yes (clip, classifier)" or "no")."""
+        return table.assign(random_weights=random_weights_cell(self.random_weights)).to_csv(index=False)
+
+    def save(self, directory: str | Path) -> Path:
         """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, frames.csv per sampled
-        frame, windows.csv per timeline window with ``classifier``) and a PNG per plot into ``directory``."""
+        frame, windows.csv per timeline window) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name, text in self.export_texts(self.timeline(classifier)).items():
+        for name, text in self.export_texts().items():
             atomic_write_text(directory / name, text)
-        for stem, fig in self.figures(classifier).items():
+        for stem, fig in self.figures().items():
             fig.savefig(directory / f"{stem}.png", dpi=120)
             plt.close(fig)
         log.info("saved result to %s", directory)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class Timeline:
     windows: "pd.DataFrame"  # start, end, centre, one column per emotion, top
     faces: "pd.DataFrame"  # frame_index, time, one column per expression (smoothed), top, n_faces
+    mark: str | None = None  # the random-weights mark of the result (vemoclap.notice), drawn on its plot
 
     def plot(self, ax_emotions=None, ax_faces=None) -> "Figure":
         from .draw.figures import plot_timeline
@@ -65,27 +66,29 @@ def window_features(
     return features
 
 
-def emotion_windows(
-    result: "Result",
-    classifier,
-    feature_of: Mapping[str, str],
-    window_s: float | None = None,
-    hop_s: float | None = None,
-) -> "pd.DataFrame":
+def window_table(rows, labels) -> "pd.DataFrame":
+    """The windows' table (start, end, centre, one column per label, top) from row dicts."""
     import pandas as pd
 
+    return pd.DataFrame(list(rows), columns=["start", "end", "centre", *labels, "top"])
+
+
+def emotion_windows(
+    result: "Result", classifier, window_s: float | None = None, hop_s: float | None = None
+) -> "pd.DataFrame":
+    """The classifier on each window of :func:`window_bounds` (the Analyzer keeps it in ``Result.windows``)."""
     labels = list(classifier.config.labels)
     duration = result.info.duration if result.info else 0.0
     bounds = window_bounds(duration, window_s, hop_s)
     rows = []
-    batch = [window_features(result.outputs, feature_of, start, end) for start, end in bounds]
+    batch = [window_features(result.outputs, result.feature_of, start, end) for start, end in bounds]
     probabilities = classifier.predict_batch(batch) if batch else np.zeros((0, len(labels)))
     for (start, end), probs in zip(bounds, probabilities):
         row = {"start": start, "end": end, "centre": (start + end) / 2}
         row.update({label: float(p) for label, p in zip(labels, probs)})
         row["top"] = labels[int(np.argmax(probs))]
         rows.append(row)
-    return pd.DataFrame(rows, columns=["start", "end", "centre", *labels, "top"])
+    return window_table(rows, labels)
 
 
 def smooth(values: np.ndarray, width: int = 3) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,10 +17,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ._util import atomic_output
-from .draw.overlay import draw_faces
-from .errors import UserError
+from .draw.overlay import distinct_faces, draw_banner, draw_faces, iou
+from .errors import OptionError, UserError
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
+from .notice import random_weights_cell, random_weights_mark
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,6 @@ class TrackedFace:
     @property
     def confidence(self) -> float:
         return float(np.max(self.probabilities))
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
@@ -116,10 +110,24 @@ class _Reporter:
 
 @dataclass
 class AnnotatedVideo:
-    path: Path
-    csv_path: Path
+    """What :func:`export_annotated_video` wrote: no ``path`` when no face was found (nothing written)."""
+
+    path: Path | None
+    csv_path: Path | None
     frames: int
     faces: int
+    source: str = ""
+
+    def line(self) -> str:
+        """One line for the user: what was written, or why nothing was."""
+        if self.path is None:
+            return (
+                f"no face was found in any of the {self.frames} frames of {self.source or 'the video'}, "
+                "so no annotated video was written"
+            )
+        return (
+            f"wrote {self.path} ({self.frames} frames, {self.faces} face boxes) and per-frame labels to {self.csv_path}"
+        )
 
 
 def _add_video_stream(output, rate, size):
@@ -153,6 +161,56 @@ def _check_export_bounds(source, size: tuple[int, int], frames: int) -> None:
         )
 
 
+# Decoding, drawing and H.264-encoding one frame, per million pixels, on a busy 2-core CPU (105 ms
+# measured by benchmarks/annotate.py): what annotating costs besides the face model.
+FRAME_SECONDS_PER_MPX = 0.1
+# Annotating may take at most this many times the analysis of the same video (``--every auto``).
+ANNOTATE_BUDGET = 2.0
+
+
+@dataclass(frozen=True)
+class AnnotationCost:
+    """What annotating every ``every``-th frame of a video is expected to cost."""
+
+    frames: int  # frames in the video
+    every: int  # the face model runs on every ``every``-th frame
+    face_seconds: float  # the face model on one frame (from the analysis)
+    frame_seconds: float  # decoding, drawing and encoding one frame
+
+    @property
+    def seconds(self) -> float:
+        return math.ceil(self.frames / self.every) * self.face_seconds + self.frames * self.frame_seconds
+
+    def line(self) -> str:
+        minutes, seconds = divmod(int(round(self.seconds)), 60)
+        took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        return (
+            f"annotating {self.frames} frames, the face model on every {_ordinal(self.every)} "
+            f"(--every {self.every}): about {took}"
+        )
+
+
+def _ordinal(k: int) -> str:
+    return "frame" if k == 1 else f"{k}{'nd' if k == 2 else 'rd' if k == 3 else 'th'} frame"
+
+
+def annotation_cost(result, every: int | str = "auto", budget: float = ANNOTATE_BUDGET) -> AnnotationCost:
+    """The cost of annotating ``result``'s video, from what its analysis measured: the face model's
+    seconds per sampled frame and the video's length. ``every="auto"``: the smallest step that keeps
+    annotating within ``budget`` times the analysis (its stages' seconds), at least 1."""
+    info = result.info
+    frames = max(1, int(round(info.duration * info.fps))) if info is not None and info.fps else 1
+    pixels = (info.width * info.height / 1e6) if info is not None and info.width else 0.3
+    frame_seconds = FRAME_SECONDS_PER_MPX * pixels
+    sampled = len(result.frames) if result.frames is not None else 0
+    face_seconds = result.timings.get("face_emotion", 0.0) / sampled if sampled else 0.0
+    if every != "auto":
+        return AnnotationCost(frames, int(every), face_seconds, frame_seconds)
+    room = budget * sum(result.timings.values()) - frames * frame_seconds
+    step = frames if room <= 0 else math.ceil(frames * face_seconds / room)
+    return AnnotationCost(frames, int(min(max(step, 1), frames)), face_seconds, frame_seconds)
+
+
 def export_annotated_video(
     source,
     out_path,
@@ -162,6 +220,9 @@ def export_annotated_video(
     smoothing: float = 0.4,
     csv_path=None,
     progress: Progress = True,
+    random_weights: Sequence[str] = (),
+    used: Sequence[str] | None = None,
+    keep_empty: bool = False,
 ) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
 
@@ -169,10 +230,32 @@ def export_annotated_video(
     upright everywhere). ``analyze_image(rgb) -> faces`` is the face model
     (``FaceEmotionExtractor.analyze_image``); with ``every=k`` it runs on every k-th frame and
     boxes are kept in between. The original audio is copied unchanged. Each frame's labels go to
-    ``csv_path`` (default: beside the video).
+    ``csv_path`` (default: beside the video). ``random_weights``: the models of the result that ran on
+    random weights (of all those ``used``): their mark (:func:`vemoclap.notice.random_weights_mark`)
+    is burned into every frame as a banner, and the CSV's ``random_weights`` column names them.
+
+    When no face is found in any frame, nothing is written (unless ``keep_empty``): the returned
+    :class:`AnnotatedVideo` has no ``path``, and its :meth:`~AnnotatedVideo.line` says why.
     """
+    try:
+        marks = (random_weights_mark(random_weights, used), random_weights_cell(random_weights))
+        return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty)
+    except _NothingDrawn as nothing:
+        log.info("%s: no face in any of its %d frames; no annotated video written", source, nothing.frames)
+        return AnnotatedVideo(None, None, nothing.frames, 0, source=str(source))
+
+
+class _NothingDrawn(Exception):
+    def __init__(self, frames: int):
+        self.frames = frames
+
+
+def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty):
     import av
 
+    mark, random_cell = marks
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise OptionError(f"every must be a whole number of frames, 1 or more (got {every!r})")
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
     smoother = FaceSmoother(alpha=smoothing)
@@ -185,7 +268,9 @@ def export_annotated_video(
         open(tmp_csv, "w", newline="") as handle,
     ):
         writer = csv.writer(handle)
-        writer.writerow(["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence"])
+        writer.writerow(
+            ["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence", "random_weights"]
+        )
         out_video = out_audio = None
         early_audio = []  # audio packets before the first frame fixes the output size
         tracks: list[TrackedFace] = []
@@ -212,7 +297,7 @@ def export_annotated_video(
                 early_audio.clear()
             image = item.image
             if n_frames % every == 0:
-                tracks = smoother.update(analyze_image(image))
+                tracks = smoother.update(distinct_faces(analyze_image(image)))
             for track in tracks:
                 writer.writerow(
                     [
@@ -222,10 +307,12 @@ def export_annotated_video(
                         *track.box,
                         track.expression,
                         f"{track.confidence:.4f}",
+                        random_cell,
                     ]
                 )
             n_faces += len(tracks)
             draw_faces(image, tracks)
+            draw_banner(image, mark)
             new = av.VideoFrame.from_ndarray(image, format="rgb24")
             new.pts, new.time_base = n_frames, 1 / reader.rate
             for out_packet in out_video.encode(new):
@@ -239,9 +326,11 @@ def export_annotated_video(
         for out_packet in out_video.encode():
             output.mux(out_packet)
         bar.close()
+        if n_faces == 0 and not keep_empty:
+            raise _NothingDrawn(n_frames)  # the temporary files are removed, nothing is renamed into place
         if reader.skipped:
             log.warning("%s: %d damaged video packet(s) were skipped", source, reader.skipped)
-    return AnnotatedVideo(out_path, csv_path, n_frames, n_faces)
+    return AnnotatedVideo(out_path, csv_path, n_frames, n_faces, source=str(source))
 
 
 def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:
@@ -255,9 +344,12 @@ def merge_segments(segments: Sequence[tuple[float, float]], gap: float = 0.0) ->
     return [(a, b) for a, b in merged]
 
 
-def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True) -> Path:
+def export_segments(
+    source, segments: Sequence[tuple[float, float]], out_path, *, progress: Progress = True, mark: str | None = None
+) -> Path:
     """One video made of the given [start, end) segments of ``source`` (seconds from the video's
-    first frame), upright, with their audio (re-encoded)."""
+    first frame), upright, with their audio (re-encoded); ``mark`` (the random-weights mark of the
+    result that chose the segments) is burned into every frame."""
     import av
 
     segments = merge_segments(segments)
@@ -312,7 +404,7 @@ def export_segments(source, segments: Sequence[tuple[float, float]], out_path, *
                         for frame in pending_audio:
                             put_audio(frame)
                         pending_audio.clear()
-                    new = av.VideoFrame.from_ndarray(item.image, format="rgb24")
+                    new = av.VideoFrame.from_ndarray(draw_banner(item.image, mark), format="rgb24")
                     new.pts, new.time_base = video_pts, 1 / rate
                     video_pts += 1
                     for out_packet in out_video.encode(new):

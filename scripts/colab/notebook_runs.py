@@ -1,8 +1,8 @@
 """The notebook on the Colab-like venv (run by that venv's Python; scripts/colab/check.py starts it).
 
-Run 1 executes notebooks/vemoclap.ipynb in a fresh kernel with VEMOCLAP_INSTALL_SOURCE pointing at this
-checkout: its step-1 cell installs vemoclap exactly as a user's would (a folder as the source), then the
-same kernel goes on to analyze the generated sample. The preinstalled set is compared before and after.
+Run 1 executes a copy of notebooks/vemoclap.ipynb, alone in the work folder, in a fresh kernel with no
+install source set and no checkout on its path: its step-1 cell installs the wheel the notebook carries,
+exactly as a user's would, then the same kernel goes on to analyze the generated sample. The preinstalled set is compared before and after.
 Runs 2-4 execute it again (step 1 now finds vemoclap installed) through the other sources: an upload of a
 generated video of at least 50 MB through Colab's upload path (the stand-in google.colab in
 tests/standins; bytes compared by sha256), a path, and a link served from 127.0.0.1.
@@ -52,10 +52,14 @@ print("CHECK " + json.dumps({
 """
 
 
-def _load_installer(root: Path):
-    spec = importlib.util.spec_from_file_location("vemoclap_install", root / "vemoclap" / "app" / "install.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _load_installer(notebook: Path):
+    """The installer as the notebook's step-1 cell inlines it (the cell up to its own settings), for snapshots."""
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next(c.source for c in nb.cells if c.cell_type == "code" and "def install(" in c.source)
+    code, found, _ = cell.partition("\n\nimport os\n\n#")
+    assert found, "the notebook's step-1 cell no longer ends with its settings after `import os`"
+    module = type(sys)("vemoclap_install")
+    exec(compile(code, f"{notebook}:step-1", "exec"), module.__dict__)
     return module
 
 
@@ -160,16 +164,16 @@ def _assert_result(name: str, check: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
+    parser.add_argument("notebook", type=Path, help="the notebook file (a copy outside any checkout)")
     parser.add_argument("work", type=Path)
+    parser.add_argument("--standins", type=Path, required=True, help="the stand-in google.colab package's folder")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     args = parser.parse_args()
-    root, work = args.root.resolve(), args.work.resolve()
-    installer = _load_installer(root)
-    notebook = root / "notebooks" / "vemoclap.ipynb"
+    notebook, work = args.notebook.resolve(), args.work.resolve()
+    installer = _load_installer(notebook)
 
     base = {
-        "PYTHONPATH": str(root / "tests" / "standins"),  # google.colab: the stand-in (never the checkout)
+        "PYTHONPATH": str(args.standins.resolve()),  # google.colab: the stand-in (never a checkout)
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         "VEMOCLAP_MODELS_DIR": str(work / "models"),
         "VEMOCLAP_AUTORUN": "1",
@@ -195,9 +199,11 @@ def main() -> int:
     }
     report: dict = {"runs": {}}
 
-    # Run 1: step 1 installs from this checkout, then the sample is analyzed in the same kernel.
+    # Run 1: step 1 installs the wheel the notebook carries, then the sample is analyzed in the same kernel.
     before = installer.snapshot()
-    check = run_notebook(notebook, work, "sample", {**base, "VEMOCLAP_INSTALL_SOURCE": str(root)}, args.timeout)
+    assert "vemoclap" not in before["dists"], "vemoclap is installed before step 1"
+    os.environ.pop("VEMOCLAP_INSTALL_SOURCE", None)
+    check = run_notebook(notebook, work, "sample", base, args.timeout)
     after = installer.snapshot()
     print(check["step1"].strip(), flush=True)
     changed = {
@@ -208,6 +214,7 @@ def main() -> int:
     assert not changed, f"step 1 changed preinstalled packages: {changed}"
     assert before["cv2"] == after["cv2"], f"step 1 changed cv2: {before['cv2']} -> {after['cv2']}"
     assert "changed 0: nothing" in check["step1"] and "OpenCV unchanged" in check["step1"], check["step1"]
+    assert "installed from the wheel this notebook carries" in check["step1"], check["step1"]
     assert "vemoclap" in after["dists"] and "vemoclap" not in before["dists"]
     _assert_result("sample", check)
     assert check["source"] and "sample" in check["source"], check["source"]

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from .. import samples as sample_videos
 from ..errors import UserError, one_line, user_errors
 from ..media import VIDEO_EXTENSIONS
+from ..models.provenance import is_random
+from ..notice import random_models_notice, random_names, random_weights_notice
 from ..sources import SourceError, check_url, is_url, save_upload
 from . import cache, colab
 from .cache import LoadedModels, ModelState
@@ -78,8 +80,11 @@ def default_classifier() -> Any:
     return REFERENCE_CLASSIFIER
 
 
+RANDOM_CLASSIFIER = " — a tiny RANDOM classifier (vemoclap.tiny): its emotions mean nothing"
+
+
 class NothingToCut(UserError):
-    """No window of the video has the chosen emotion on top."""
+    """Nothing to export: no window has the chosen emotion on top, or no face for the annotated video."""
 
 
 class Controller:
@@ -189,6 +194,9 @@ class Controller:
             )
         elif self.models_dir.is_dir():
             rows.append(("models", f"{self.models_dir}"))
+            random, present = self.folder_random()
+            if random:
+                warnings.append(random_models_notice(random, present))
         else:
             rows.append(
                 (
@@ -199,7 +207,8 @@ class Controller:
                 )
             )
         if self.classifier is not None:
-            rows.append(("classifier", str(self.classifier)))
+            random = is_random(self.classifier) or is_random(Path(self.classifier).parent)
+            rows.append(("classifier", f"{self.classifier}" + (RANDOM_CLASSIFIER if random else "")))
         elif default_classifier() is None:
             rows.append(
                 (
@@ -209,16 +218,31 @@ class Controller:
                 )
             )
         else:
-            rows.append(
-                (
-                    "classifier",
-                    "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in step 2"
-                    if default_classifier() == "reference"
-                    else f"{default_classifier()} (the default)",
-                )
-            )
+            rows.append(("classifier", self._default_classifier_row()))
         rows.append(("outputs", str(self.output_dir)))
         return rows, warnings
+
+    def folder_random(self) -> tuple[list[str], list[str]]:
+        """Of the models in the models folder, those with random weights (vemoclap.tiny's), and all present."""
+        from ..models import table
+
+        if self.models_dir is None or not self.models_dir.is_dir():
+            return [], []
+        rows = [row for row in table(self.models_dir) if row["local"]]
+        return [row["key"] for row in rows if row["origin"] == "random"], [row["key"] for row in rows]
+
+    def _default_classifier_row(self) -> str:
+        """Step 1's classifier row: what the models folder holds, not only what the default would be."""
+        if default_classifier() != "reference":
+            return f"{default_classifier()} (the default)"
+        from ..models import table
+
+        found = next((r for r in table(self.models_dir) if r["key"] == "classifier"), None)
+        if found and found["local"] and found["origin"] == "random":
+            return f"{found['local']}{RANDOM_CLASSIFIER}"
+        if found and found["local"] and found["origin"] == "download":
+            return f"the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified: {found['local']}"
+        return "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in step 2"
 
     # ---- step 2 --------------------------------------------------------------------------
     def uses_classifier(self) -> bool:
@@ -256,19 +280,29 @@ class Controller:
             self.loaded, self.analyzer = loaded, loaded.analyzer
         return loaded
 
-    def model_keys(self) -> list[str] | None:
-        """The model-table keys the chosen extractors need (None: every model)."""
-        from .. import models
-        from ..extractors import extractor_class
+    def cost(self):
+        """What this configuration needs and costs (:class:`vemoclap.needs.Cost`): worked out once per
+        configuration, what is missing looked up each time."""
+        from ..needs import cost, recipe_needs
 
-        keys: list[str] = []
-        for name in self.extractor_names:
-            with contextlib.suppress(Exception):  # an extractor that cannot be imported is said in load()
-                keys += [k for k in extractor_class(name).model_keys if k not in keys]
-        keys = [k for k in keys if k in models.MODELS]
-        if self.classifier is None and default_classifier() == "reference":
-            keys.insert(0, "classifier")
-        return keys or None
+        key = self.cache_key()
+        if getattr(self, "_needs", (None,))[0] != key:
+            classifier = self.classifier if self.classifier is not None else default_classifier()
+            options = {k: v for k, v in self.analyzer_options.items() if k != "skip_unavailable"}
+            planned = recipe_needs(
+                self.extractor_names, device=self.device, models_dir=self.models_dir, classifier=classifier, **options
+            )
+            self._needs = (key, planned)
+        needs, device, recipe = self._needs[1]
+        return cost(needs, self.models_dir, device=device, recipe=recipe)
+
+    def cost_line(self) -> str:
+        """Step 2's line on the cost: what the chosen recipe needs, its disk use and what is left to fetch."""
+        try:
+            return self.cost().line()
+        except Exception as exc:  # the cost is a courtesy: loading says what is wrong
+            log.info("the cost of the models is unknown: %s", exc)
+            return ""
 
     def fetch(self, on_progress: ProgressFn | None = None) -> str:
         """Download the models into the models dir (what is there already is kept). Returns a line."""
@@ -283,7 +317,10 @@ class Controller:
             fraction = min(1.0, done / total) if total else 0.0
             report(Progress(f"fetching {stage}: {done / 2**20:.0f}{total_mb}", fraction))
 
-        models.download_models(self.models_dir, only=self.model_keys(), progress=bytes_done)
+        wanted = self.cost().wanted
+        keys = list(dict.fromkeys(key for key, _ in wanted))
+        sizes = tuple(dict.fromkeys(name for _, name in wanted if name)) or models.DEFAULT_WHISPER_SIZES
+        models.download_models(self.models_dir, only=keys or None, whisper_sizes=sizes, progress=bytes_done)
         report(Progress("the models are fetched", 1.0))
         return f"models fetched into {self.models_dir}"
 
@@ -334,6 +371,7 @@ class Controller:
                 "unavailable", time.perf_counter() - start, f"{one_line(exc)}; extractor outputs only"
             )
             analyzer = Analyzer(names, classifier=None, **options)
+            analyzer.classifier_missing = f"the classifier could not be loaded ({one_line(exc)})"
         if "classifier" in states:
             tell("classifier", states["classifier"])
 
@@ -358,11 +396,9 @@ class Controller:
                 tell(order[done], ModelState("loading"))
                 report(Progress(f"loading {order[done]} ({done + 1}/{total})", done / max(1, total)))
             else:
-                report(Progress("the models are loaded", 1.0))
+                report(Progress(f"{total} of {total} tried", 1.0))
 
         analyzer.load(progress=loading)
-        if not order:
-            report(Progress("the models are loaded", 1.0))
         loaded = cache.put(self.cache_key(), LoadedModels(analyzer, states, not_importable))
         self.loaded, self.analyzer = loaded, analyzer
         return loaded
@@ -374,6 +410,8 @@ class Controller:
         bad = [name for name, state in self.loaded.states.items() if not state.ok]
         if bad and not self.loaded.analyzer.extractors:
             return f"no extractor could be loaded ({', '.join(bad)}); see each row for why", False
+        if bad == ["classifier"]:
+            return "the extractors are loaded, the classifier is not: extractor outputs only, no emotion", False
         if bad:
             return (
                 f"{len(bad)} model(s) could not be loaded ({', '.join(bad)}); the others will run "
@@ -381,6 +419,14 @@ class Controller:
                 False,
             )
         return "all models are loaded", True
+
+    def loaded_random(self) -> str:
+        """The random-weights notice of what step 2 loaded (empty when every model is trained)."""
+        if self.loaded is None:
+            return ""
+        weights = self.loaded.analyzer.weights()
+        random = random_names(weights)
+        return random_weights_notice(random, weights, loaded=True) if random else ""
 
     # ---- steps 3 and 4 -------------------------------------------------------------------
     def source_choices(self) -> list[tuple[str, str]]:
@@ -552,9 +598,9 @@ class Controller:
         return self.analyzer.classifier if self.analyzer is not None else None
 
     def timeline(self, result=None):
-        """The result's timeline with the loaded classifier's windows."""
+        """The result's timeline (its classifier's windows, scored during the analysis)."""
         result = result if result is not None else self.result
-        return result.timeline(self.loaded_classifier())
+        return result.timeline()
 
     def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path]:
         """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
@@ -565,6 +611,8 @@ class Controller:
         video = self.analyzer.export_annotated_video(
             self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
         )
+        if video.path is None:  # no face anywhere: nothing was written
+            raise NothingToCut(video.line())
         return Path(video.path), Path(video.csv_path)
 
     def emotion_clips(
@@ -576,7 +624,7 @@ class Controller:
             raise SourceError("choose an emotion first")
         path = directory / f"{safe_stem(self.result.source)}_{emotion}.mp4"
         written, segments = self.result.export_emotion_clips(
-            emotion, path, self.loaded_classifier(), progress=self._export_progress("cutting", on_progress, "s")
+            emotion, path, progress=self._export_progress("cutting", on_progress, "s")
         )
         if written is None:
             headline = " although it leads for the whole video" if emotion == self.result.top_label else ""

@@ -1,5 +1,8 @@
 """Step 1 of the notebook: install vemoclap into the running kernel without touching what is already there.
 
+The notebook carries vemoclap's own wheel (base64, in the cell before step 1; vemoclap/app/notebook.py builds
+and embeds it, tests/test_notebook.py checks it matches the source tree): step 1 writes it out and installs it
+with its extra's dependencies from the package index, so the notebook file alone is enough.
 Standard library only: the notebook inlines this file's source, because vemoclap cannot be imported
 before it is installed. Every distribution the kernel already has is held at its version (constraints
 taken from the kernel's own installed set, as `pip freeze` lists it), except the few in ALLOW_UPGRADE.
@@ -18,9 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-# The project's repository, as declared once in pyproject.toml [project.urls] (tests/test_install.py checks).
-REPOSITORY = "https://github.com/vemoclap/vemoclap"
-DEFAULT_SOURCE = f"git+{REPOSITORY}.git"
 SOURCE_ENV = "VEMOCLAP_INSTALL_SOURCE"
 
 # Released often and broken by YouTube changes within weeks: a stale copy in the kernel must not be kept.
@@ -99,6 +99,22 @@ def _spec(source: str, extra: str) -> str:
     return source if "[" in source or not extra else f"{source}[{extra}]"
 
 
+def write_wheel(name: str, payload: str, folder: str | None = None) -> str:
+    """Write the notebook's embedded wheel (``payload``: base64, whitespace ignored) as ``folder/name``."""
+    import base64
+    import binascii
+
+    if not name.endswith(".whl") or "/" in name or "\\" in name:
+        raise InstallError(f"{name!r} is not a wheel's file name; regenerate the notebook")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InstallError(f"the wheel embedded in this notebook is damaged ({exc}); get the notebook again") from None
+    path = Path(folder or tempfile.mkdtemp(prefix="vemoclap-wheel-"), name)
+    path.write_bytes(data)
+    return str(path)
+
+
 def _changes(before: dict, after: dict) -> tuple[list[str], list[str]]:
     added = [f"{n} {v}" for n, v in sorted(after.items()) if n not in before]
     changed = [f"{n} {before[n]} -> {v}" for n, v in sorted(after.items()) if n in before and before[n] != v]
@@ -123,12 +139,13 @@ def install(
     *,
     python: str = sys.executable,
     allow_upgrade: tuple[str, ...] = ALLOW_UPGRADE,
+    embedded: tuple[str, str] | None = None,
 ) -> str:
     """Install vemoclap[extra] from `source` into `python`'s environment, keeping what it has.
 
     source: a wheel, a folder, a git/https URL or a package name; default $VEMOCLAP_INSTALL_SOURCE, else
-    the project's repository. Returns a report: what was added, what changed (only allow-listed names can),
-    and whether cv2 is still the same OpenCV build.
+    ``embedded``, the (file name, base64) of the wheel the notebook carries. Returns a report: what was
+    added, what changed (only allow-listed names can), and whether cv2 is still the same OpenCV build.
     """
     if not (source or os.environ.get(SOURCE_ENV)) and python == sys.executable:
         import importlib.util
@@ -141,7 +158,20 @@ def install(
             except importlib.metadata.PackageNotFoundError:  # a source checkout on the path
                 version = "from source"
             return f"vemoclap {version} is already installed: nothing added (set {SOURCE_ENV} to reinstall)"
-    source = source or os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE
+    source = source or os.environ.get(SOURCE_ENV)
+    if not source:
+        if embedded is None:
+            raise InstallError(
+                "no vemoclap to install: run the notebook's cell that carries it (just before step 1) first, "
+                f"or set {SOURCE_ENV}, or install(source=...), to a vemoclap wheel or folder"
+            )
+        with tempfile.TemporaryDirectory(prefix="vemoclap-wheel-") as folder:
+            report = _install(write_wheel(*embedded, folder), extra, python, allow_upgrade)
+        return report.replace(f"installed from {folder}/", "installed from the wheel this notebook carries: ", 1)
+    return _install(source, extra, python, allow_upgrade)
+
+
+def _install(source: str, extra: str, python: str, allow_upgrade: tuple[str, ...]) -> str:
     spec = _spec(source, extra)
     before = snapshot(python)
     allowed = {_canon(n) for n in allow_upgrade} | {"vemoclap"}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import warnings
 from pathlib import Path
-from typing import Iterator
+
+from ..quiet import captured
 
 log = logging.getLogger("vemoclap.app")
 
@@ -36,19 +34,6 @@ def log_to_file(path: Path) -> None:
         logger.setLevel(logging.INFO)
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
+def quiet():
     """Library chatter (prints, progress bars, warnings) goes to the log instead of the page."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        warnings.catch_warnings(record=True) as caught,
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        warnings.simplefilter("default")
-        yield
-    for w in caught:
-        log.debug("warning: %s", w.message)
-    for stream, text in (("stdout", out.getvalue()), ("stderr", err.getvalue())):
-        if text.strip():
-            log.debug("%s: %s", stream, text.strip()[-4000:])
+    return captured(log)

@@ -14,7 +14,7 @@ from ._widgets import clear_upload, upload_entries, widgets
 from .cache import ModelState
 from .controller import SOURCES, Controller, Progress, describe_error
 from .logs import quiet
-from .views import CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, table_html
+from .views import CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, random_html, table_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result
@@ -48,8 +48,12 @@ class ProgressLine:
     def done(self, text: str) -> None:
         self.bar.value, self.bar.bar_style, self.label.value = 1000, "success", text
 
-    def failed(self) -> None:
-        self.bar.bar_style, self.label.value = "danger", ""
+    def failed(self, text: str = "") -> None:
+        self.bar.bar_style, self.label.value = "danger", text
+
+    def partly(self, text: str) -> None:
+        """Finished, but not everything worked: an amber bar, never a green one."""
+        self.bar.value, self.bar.bar_style, self.label.value = 1000, "warning", text
 
 
 class SetupStep:
@@ -75,7 +79,7 @@ class ModelRow:
 
     @classmethod
     def create(cls, name: str) -> "ModelRow":
-        label = widgets.Label(name, layout=widgets.Layout(width="130px"))
+        label = widgets.Label(name, layout=widgets.Layout(min_width="130px", flex="0 0 auto"))  # never cut
         progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="160px"))
         seconds = widgets.Label("", layout=widgets.Layout(width="70px"))
         status = widgets.HTML("waiting", layout=widgets.Layout(flex="1 1 auto"))
@@ -117,16 +121,26 @@ class LoadStep:
         self.message = widgets.HTML()
         self.progress = ProgressLine()
         self.rows: dict[str, ModelRow] = {name: ModelRow.create(name) for name in controller.model_names()}
+        cost = controller.cost_line()
+        self.cost = widgets.HTML(note_html(cost) if cost else "")
+        self.cost.add_class("vemoclap-cost")
         self.drive = widgets.Checkbox(
-            value=False, indent=False, description=f"keep the models on Google Drive ({colab.drive_models()})"
+            value=False,
+            indent=False,
+            description=f"keep the models on Google Drive ({colab.drive_models()})",
+            layout=widgets.Layout(width="auto"),
         )
         self.fetch = widgets.Checkbox(
-            value=controller.fetch_models, indent=False, description="fetch missing models into the models folder first"
+            value=controller.fetch_models,
+            indent=False,
+            description="fetch missing models into the models folder first",
+            layout=widgets.Layout(width="auto"),
         )
         options = [self.drive] if controller.on_colab else []
         options.append(self.fetch)
         self.widget = widgets.VBox(
             [
+                self.cost,
                 *options,
                 self.button,
                 self.progress.box,
@@ -148,8 +162,15 @@ class LoadStep:
             if name in self.rows:
                 self.rows[name].show(state, cached=cached)
         text, ok = self.controller.load_summary()
-        self.message.value = message_html(text, ok=ok)
-        self.progress.done("kept from before" if cached else "the models are loaded")
+        self.message.value = message_html(text, ok=ok) + random_html(self.controller.loaded_random())
+        if ok:
+            self.progress.done("kept from before" if cached else "the models are loaded")
+        elif self.controller.loaded.analyzer.extractors:
+            self.progress.partly("loaded in part: see the rows")
+        else:
+            self.progress.failed("nothing loaded: see the rows")
+        cost = self.controller.cost_line()
+        self.cost.value = note_html(cost) if cost else ""
 
     def load(self):
         """Fetch (when asked) and load the models. Returns the Analyzer, or None when nothing works."""
@@ -194,6 +215,7 @@ class SourceStep:
         self.toggle = widgets.ToggleButtons(
             options=controller.source_choices(),
             value=controller.source_kind,
+            style={"button_width": "auto"},  # whole labels, never "File on this machin…"
             tooltips=[
                 "a bundled sample",
                 "a YouTube (or any yt-dlp) link",

@@ -261,7 +261,7 @@ class VemoclapApp:
         )
         r.details.value = self._guard("the details", lambda: details_html(result))
         r.missing.value = self._guard("the missing list", lambda: missing_html(result))
-        r.downloads.value = self._guard("the downloads", lambda: downloads_html(result, timeline))
+        r.downloads.value = self._guard("the downloads", lambda: downloads_html(result))
         r.emotion.options = list(result.labels)
         if result.top_label:
             r.emotion.value = result.top_label

@@ -66,16 +66,23 @@ def file_html(path: Path, label: str) -> str:
     return f"{html.escape(label)}: {where} ({size / 2**20:.1f} MB)"
 
 
+def random_html(notice: str) -> str:
+    """The random-weights notice (:mod:`vemoclap.notice`) as a red banner (nothing when empty)."""
+    if not notice:
+        return ""
+    return (
+        "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
+        f"padding:0.4em;font-weight:bold'>{html.escape(notice)}</div>"
+    )
+
+
 def summary_html(result: "Result") -> str:
     """The headline: top emotion (or why there is none), the video, timings, and the text report."""
-    from ..results import NO_CLASSIFIER
+    from ..results import no_classifier_line
 
     parts: list[str] = []
     if result.random_weights:
-        parts.append(
-            "<div class='vemoclap-random' style='background:#fde2e1;border:2px solid #c0392b;"
-            f"padding:0.4em;font-weight:bold'>{html.escape(random_weights_notice(result.random_weights))}</div>"
-        )
+        parts.append(random_html(random_weights_notice(result.random_weights, result.weights)))
     if result.has_prediction:
         va = result.valence_arousal
         va_text = f" · valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va else ""
@@ -91,7 +98,9 @@ def summary_html(result: "Result") -> str:
             + " <span style='color:#666'>(the whole video)</span></div>"
         )
     else:
-        parts.append(f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(NO_CLASSIFIER)}</div>")
+        parts.append(
+            f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(no_classifier_line(result.warnings))}</div>"
+        )
     info = result.info
     if info is not None:
         parts.append(
@@ -166,7 +175,7 @@ def safe_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:60] or "video"
 
 
-def downloads_html(result: "Result", timeline) -> str:
+def downloads_html(result: "Result") -> str:
     """A download link per export file (:data:`vemoclap.results.EXPORT_FILES`), named after the video."""
     from ..results import EXPORT_FILES
 
@@ -174,7 +183,7 @@ def downloads_html(result: "Result", timeline) -> str:
     mime = {".csv": "text/csv", ".json": "application/json"}
     links = [
         data_uri_link(text.encode("utf-8"), f"{stem}_{name}", mime[Path(name).suffix], EXPORT_FILES[name])
-        for name, text in result.export_texts(timeline, with_empty=False).items()
+        for name, text in result.export_texts(with_empty=False).items()
     ]
     return " · ".join(links)
 

@@ -19,12 +19,14 @@ from pathlib import Path
 from .._util import cache_root
 from ..app.launch import add_commands as add_app
 from ..errors import one_line, user_errors
+from ..quiet import mute_libraries
 from .analysis import add_analyze, add_demo, add_live
 from .classifier import add_ablate, add_evaluate, add_parity, add_train
 from .dataset import add_blacklist, add_extract, add_import_features
 from .model_files import add_download_models, add_models
 from .prediction import add_predict
 from .report import terminal_text
+from .reproduce import add_reproduce
 
 log = logging.getLogger("vemoclap")
 
@@ -49,12 +51,16 @@ COMMANDS = (
     add_evaluate,
     add_parity,
     add_ablate,
+    add_reproduce,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vemoclap", description="Tell the emotion of a video (Ekman-6).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show info logs and the libraries' own messages (muted by default)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)
@@ -64,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not (args.debug or args.verbose):
+        mute_libraries()
     # torch warns on every pickle protocol it did not write; a refused file gets its own line below
     warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
     try:

@@ -4,6 +4,7 @@ FPS shown) and ``demo`` (offline, on tiny random models)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     _check_analyze_outputs(args)  # before any model loads or video downloads
     path = _video_first(args)
-    extractors = args.extractors.split(",") if args.extractors else None
+    extractors = args.extractors or None  # "clip,face_emotion": the Analyzer splits it
     classifier = None if args.no_classifier else args.classifier
     analyzer = Analyzer(
         extractors,
@@ -84,27 +85,60 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         write_or_keep(result, "--json", args.json, lambda: result.to_json(args.json))
         print(f"wrote {args.json}")
     if args.save:
-        write_or_keep(result, "--save", args.save, lambda: analyzer.save(result, args.save))
+        write_or_keep(result, "--save", args.save, lambda: result.save(args.save))
         print(f"saved JSON, CSV and plots to {args.save}")
     if args.annotated_video:
-        video = write_or_keep(
-            result,
-            "--annotated-video",
-            args.annotated_video,
-            lambda: analyzer.export_annotated_video(result, args.annotated_video, progress=not args.quiet),
-        )
-        print(f"wrote {video.path} ({video.frames} frames) and per-frame labels to {video.csv_path}")
+        _annotate(args, analyzer, result)
     if args.clips:
-        emotion, out = args.clips
-        path, segments = write_or_keep(
-            result, "--clips", out, lambda: analyzer.export_emotion_clips(result, emotion, out, progress=not args.quiet)
-        )
-        spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments) or "none"
-        print(f"{emotion} segments: {spans}" + (f"; wrote {path}" if path else ""))
+        _clips(args, result)
     if analyzer.bugs:  # the run finished and was reported, but an extractor hit a bug
         name, exc = analyzer.bugs[0]
         raise RuntimeError(f"extractor {name} failed: {type(exc).__name__}: {one_line(exc)}") from exc
     return 0
+
+
+def _annotate(args: argparse.Namespace, analyzer, result) -> None:
+    from ..outputs import write_or_keep
+    from ..video_export import annotation_cost
+
+    cost = annotation_cost(result, args.every)
+    print(cost.line(), file=sys.stderr)
+    video = write_or_keep(
+        result,
+        "--annotated-video",
+        args.annotated_video,
+        lambda: analyzer.export_annotated_video(
+            result, args.annotated_video, every=cost.every, progress=not args.quiet
+        ),
+    )
+    print(video.line())
+
+
+def _clips(args: argparse.Namespace, result) -> None:
+    from ..outputs import write_or_keep
+
+    emotion, out = args.clips
+    path, segments = write_or_keep(
+        result, "--clips", out, lambda: result.export_emotion_clips(emotion, out, progress=not args.quiet)
+    )
+    if path is None:
+        where = "timeline window" if result.windows is not None else "sampled frame's face"
+        overall = " although it leads for the whole video" if emotion == result.top_label else ""
+        print(
+            f"{emotion}: no clip written to {out} — no {where} has {emotion} on top{overall}, so there is nothing to cut"
+        )
+        return
+    spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments)
+    print(f"{emotion} segments: {spans}; wrote {path}")
+
+
+def _every(value: str) -> int | str:
+    """``--every``: a whole number of frames, 1 or more, or auto."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a whole number of frames, 1 or more, nor auto")
+    return int(value)
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
@@ -127,12 +161,21 @@ def _cmd_live(args: argparse.Namespace) -> int:
     options = with_shortcuts(face_detector=args.face_detector).get("face_emotion", {})
     faces = get("face_emotion", device=args.device, models_dir=args.models_dir, **options).load()
     window = False if args.no_window else None
-    stats = run_live(frames, faces.analyze_image, show=window, every=args.every, max_frames=args.max_frames, out=show)
+    stats = run_live(
+        frames,
+        faces.analyze_image,
+        show=window,
+        every=args.every,
+        max_frames=args.max_frames,
+        weights=faces.weights,
+        out=show,
+    )
     print(f"{stats['frames']} frames at {stats['fps']:.1f} FPS")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from ..models import OFFLINE_ENV
     from ..pipeline import Analyzer
     from ..tiny import tiny_models_dir
 
@@ -145,6 +188,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "(extractors → classifier → report), and its emotion means nothing",
         file=sys.stderr,
     )
+    os.environ[OFFLINE_ENV] = "1"  # the demo downloads nothing: what the tiny models lack is a named deviation
     models_dir = tiny_models_dir(args.models_dir)
     analyzer = Analyzer(device=args.device, models_dir=models_dir, frames=args.frames)
     result = analyzer.analyze(args.source, progress=not args.quiet)
@@ -197,7 +241,16 @@ def add_analyze(subparsers) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="also write every frame with face boxes and expressions (audio kept)",
+        help="also write every frame with face boxes and expressions (audio kept); the time it "
+        "will take is printed before it starts",
+    )
+    analyze.add_argument(
+        "--every",
+        type=_every,
+        default="auto",
+        metavar="K",
+        help="with --annotated-video: run the face model on every K-th frame, boxes carried in "
+        "between (default auto: the smallest K that keeps annotating within twice the analysis's time)",
     )
     analyze.add_argument(
         "--clips",

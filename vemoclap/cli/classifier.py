@@ -315,8 +315,9 @@ def add_parity(subparsers) -> None:
         "--setting",
         action="append",
         metavar="RECIPE[,extractor.option=value…]",
-        help="an extraction setting to compare (repeatable; default: reference, reference with the "
-        "app's BEATs chunk indices, reference with the bundled OCR models, vemoclap)",
+        help="an extraction setting to compare (repeatable; frames.FIELD=value sets the recipe's frame "
+        "settings, e.g. frames.positions=scenes; default: reference, reference with the app's BEATs chunk "
+        "indices, reference with the bundled OCR models, reference with the training-era scene sampler, vemoclap)",
     )
     parity.add_argument(
         "--checkpoint", default="reference", help="classifier whose predictions to show (default: the reference's)"

@@ -2,7 +2,7 @@
 
 Each handler returns an exit code. Bad input raises :class:`~vemoclap.training.dataset.DatasetError`,
 :class:`~vemoclap.training.worker.ExtractionError` (and its
-:class:`~vemoclap.training.reference_features.PickleRefused`) or
+:class:`~vemoclap.training.reference_features.PickleRefused`, a pickle naming a global outside the allow-list) or
 :class:`~vemoclap.training.store.FeatureFileError` — one-line messages, all ``UserError``s.
 """
 
@@ -128,7 +128,7 @@ def _cmd_blacklist_suggest(args: argparse.Namespace) -> int:
 def _cmd_import_features(args: argparse.Namespace) -> int:
     from ..training.reference_features import import_reference_features
 
-    report = import_reference_features(args.pickle, args.out, trust_pickle=args.trust_pickle, progress=not args.quiet)
+    report = import_reference_features(args.pickle, args.out, progress=not args.quiet)
     print(report.summary())
     return 0
 
@@ -215,13 +215,14 @@ def add_import_features(subparsers) -> None:
     imp = subparsers.add_parser(
         "import-features", help="convert the reference's published features (a pickle) to feature files"
     )
-    imp.add_argument("pickle", type=Path, help="the published features file")
-    imp.add_argument("--out", type=Path, required=True, help="output folder, e.g. features/reference")
     imp.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="allow unpickling (it can run code from the file: only for files you trust)",
+        "pickle",
+        type=Path,
+        nargs="+",
+        help="the published features file(s); pickles load through an allow-list (numpy arrays and "
+        "builtins only), torch files through torch's weights_only loader",
     )
+    imp.add_argument("--out", type=Path, required=True, help="output folder, e.g. features/reference")
     add_quiet(imp)
     imp.set_defaults(func=_cmd_import_features)
 

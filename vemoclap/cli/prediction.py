@@ -25,9 +25,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     if args.classifier is not None:  # otherwise the Analyzer's default classifier
         options["classifier"] = args.classifier
-    report = predict(args.videos, args.out, progress=not args.quiet, **options)
+    report = predict(args.videos, args.out, progress=not args.quiet, retry_failed=args.retry_failed, **options)
     show(report.summary())
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.bad_input else 0
 
 
 def add_predict(subparsers) -> None:
@@ -62,6 +62,11 @@ def add_predict(subparsers) -> None:
         "--skip-unavailable",
         action="store_true",
         help="go on without models that cannot be loaded (each row lists them as missing)",
+    )
+    predict.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also analyze again the videos a previous run found unreadable (status=bad_input; skipped otherwise)",
     )
     add_quiet(predict)
     predict.set_defaults(func=_cmd_predict)

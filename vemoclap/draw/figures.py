@@ -1,22 +1,83 @@
 """Matplotlib figures of a Result (probabilities, annotated frame, valence–arousal plane, timeline,
-the app's explore views) and PNG bytes of any figure."""
+the app's explore views) and PNG bytes of any figure. A figure of a Result made with random weights
+carries the random-weights banner (:func:`mark_figure`)."""
 
 from __future__ import annotations
 
 import io
+import re
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..labels import EMOTION_COLORS, EXPRESSION_TO_EMOTION, FACE_EXPRESSIONS, VALENCE_AROUSAL
-from .overlay import annotated_frame, best_frame_index
+from ..notice import result_mark
+from .overlay import BANNER_COLOR, OCR_COLOR, annotated_frame, best_frame_index
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from ..results import Result
     from ..timeline import Timeline
+
+
+def mark_figure(fig: "Figure", result: "Result | None", mark: str | None = None) -> "Figure":
+    """Put the random-weights banner (``mark``, else :func:`vemoclap.notice.result_mark` of
+    ``result``) at the top of ``fig`` when there is one; once per figure."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    mark = mark or (result_mark(result) if result is not None else None)
+    if mark and not getattr(fig, "_vemoclap_marked", False):
+        fig.suptitle(
+            mark,
+            color="white",
+            fontsize=12,
+            fontweight="bold",
+            bbox={"facecolor": "#%02x%02x%02x" % BANNER_COLOR, "edgecolor": "none", "pad": 4},
+        )
+        fig._vemoclap_marked = True
+        engine = fig.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):  # room for the banner's padding below it
+            engine.set(h_pad=max(engine.get()["h_pad"], 0.1))
+    return fig
+
+
+def printable(text: str | None) -> str:
+    """``text`` as it can be drawn: control, format and private-use characters and U+FFFD (what a
+    decoder puts for bytes it could not read) removed, runs of whitespace made one space."""
+    if not text:
+        return ""
+    kept = "".join(
+        " " if ch.isspace() else ch
+        for ch in str(text)
+        if ch.isspace() or (ch != "\ufffd" and not unicodedata.category(ch).startswith("C"))
+    )
+    return re.sub(r"\s+", " ", kept).strip()
+
+
+def _box_handles(faces: bool, text: bool) -> list:
+    """Legend entries saying which boxes are faces and which on-screen text (only the kinds drawn)."""
+    from matplotlib.patches import Patch
+
+    handles = []
+    if faces:
+        handles.append(Patch(facecolor="none", edgecolor="#888888", lw=2, label="face: expression, confidence"))
+    if text:
+        color = tuple(c / 255 for c in OCR_COLOR)
+        handles.append(Patch(facecolor="none", edgecolor=color, lw=2, label="on-screen text (OCR)"))
+    return handles
+
+
+def _boxes_drawn(result: "Result", indices) -> tuple[bool, bool]:
+    """Whether faces, and whether text lines, are drawn on any of the frames ``indices``."""
+    indices = set(indices)
+    faces = result.outputs.get("face_emotion")
+    ocr = result.outputs.get("ocr_sentiment")
+    has_faces = any(f.frame_index in indices and f.faces for f in getattr(faces, "frames", None) or [])
+    has_text = any(line.frame_index in indices for line in getattr(ocr, "lines", None) or [])
+    return has_faces, has_text
 
 
 def figure_png(fig: "Figure", dpi: int = 100) -> bytes:
@@ -39,14 +100,18 @@ def frames_grid(result: "Result", columns: int = 4) -> "Figure | None":
         return None
     n = len(result.frames)
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 2.1 * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i < n:
-            ax.imshow(result.annotated_frame(i))
+            ax.imshow(annotated_frame(result, i, mark=False))
             ax.set_title(f"{result.frames.timestamps[i]:.1f} s", fontsize=8)
-    fig.tight_layout()
-    return fig
+    handles = _box_handles(*_boxes_drawn(result, range(n)))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
+    return mark_figure(fig, result)
 
 
 def face_crops(result: "Result") -> tuple[list[tuple[Any, str]], str]:
@@ -79,19 +144,27 @@ def faces_figure(result: "Result", limit: int = 24) -> tuple["Figure | None", st
     shown = crops[:limit]
     columns = min(8, len(shown))
     rows = -(-len(shown) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(max(1.6 * columns, 4.0), 2.0 * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, (crop, title) in zip(axes.flat, shown):
         ax.imshow(crop)
         ax.set_title(title, fontsize=8)
-    fig.tight_layout()
+    mark_figure(fig, result)
     more = f" (first {limit} shown)" if len(crops) > limit else ""
     return fig, f"{len(crops)} face crop(s){more}"
 
 
+def _heatmap_height(rows: int) -> float:
+    """Inches for a heatmap of ``rows`` rows: at least 0.14 in (14 px at 100 dpi) a row, up to 3.2 in."""
+    return float(np.clip(0.14 * rows, 0.7, 3.2))
+
+
 def features_heatmap(result: "Result") -> "Figure | None":
-    """One heatmap per feature (rows: time steps or the single vector; columns: dimensions)."""
+    """One heatmap per feature (rows: time steps or the single vector; columns: dimensions), each
+    as tall as its rows need to be told apart (a 16×512 feature is not squashed into a strip)."""
     import matplotlib.pyplot as plt
 
     features = [
@@ -101,14 +174,28 @@ def features_heatmap(result: "Result") -> "Figure | None":
     ]
     if not features:
         return None
-    fig, axes = plt.subplots(len(features), 1, figsize=(9, 1.3 + 0.9 * len(features)), squeeze=False)
+    heights = [_heatmap_height(array.shape[0]) for _, array in features]
+    fig, axes = plt.subplots(
+        len(features),
+        1,
+        figsize=(9, sum(heights) + 0.75 * len(features) + 0.6),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"height_ratios": heights},
+    )
     for ax, (name, array) in zip(axes[:, 0], features):
         image = ax.imshow(array, aspect="auto", cmap="viridis", interpolation="nearest")
-        ax.set_title(f"{name} {array.shape[0]}×{array.shape[1]}", fontsize=9, loc="left")
-        ax.set_yticks([])
+        rows = array.shape[0]
+        ax.set_title(f"{name} {rows}×{array.shape[1]}", fontsize=9, loc="left")
+        if rows > 1:
+            ax.set_ylabel("step", fontsize=8)
+            ax.set_yticks(sorted({0, rows - 1, *range(0, rows, max(1, rows // 4))}))
+        else:
+            ax.set_yticks([])
+        ax.tick_params(labelsize=7)
         fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
-    fig.tight_layout()
-    return fig
+    axes[-1, 0].set_xlabel("dimension", fontsize=8)
+    return mark_figure(fig, result)
 
 
 def plot_probabilities(result: "Result", ax=None) -> "Figure":
@@ -120,6 +207,7 @@ def plot_probabilities(result: "Result", ax=None) -> "Figure":
     else:
         fig = ax.figure
     labels = list(result.labels)
+    mark_figure(fig, result)
     if result.probabilities is None:
         ax.text(0.5, 0.5, "no emotion classifier loaded", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -140,20 +228,24 @@ def plot_annotated_frame(result: "Result", index: int | None = None, ax=None) ->
     import matplotlib.pyplot as plt
 
     index = best_frame_index(result) if index is None else index
-    image = annotated_frame(result, index)
+    image = annotated_frame(result, index, mark=False)  # the figure carries the banner
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     else:
         fig = ax.figure
+    mark_figure(fig, result)
     ax.set_axis_off()
     if image is None:
         ax.text(0.5, 0.5, "no video frames", ha="center", va="center", transform=ax.transAxes)
         return fig
     ax.imshow(image)
     caption = result.outputs.get("caption")
-    title = getattr(caption, "text", None) if caption is not None and not caption.missing else None
+    title = printable(getattr(caption, "text", None)) if caption is not None and not caption.missing else None
     time = result.frames.timestamps[index]
     ax.set_title(f"“{title}” — {time:.1f} s" if title else f"frame at {time:.1f} s", fontsize=10)
+    handles = _box_handles(*_boxes_drawn(result, [index]))
+    if handles:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=8)
     return fig
 
 
@@ -182,6 +274,7 @@ def plot_circumplex(result: "Result", ax=None) -> "Figure":
         fig, ax = plt.subplots(figsize=(4.6, 4.6), layout="constrained")
     else:
         fig = ax.figure
+    mark_figure(fig, result)
     scores = result.scores
     for emotion, ((v, v_sd), (a, a_sd)) in VALENCE_AROUSAL.items():
         color = EMOTION_COLORS[emotion]
@@ -264,4 +357,4 @@ def plot_timeline(timeline: "Timeline", ax_emotions=None, ax_faces=None) -> "Fig
             ax_faces.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=ax_faces.transAxes)
         ax_faces.set_ylabel("facial expression")
         ax_faces.set_xlabel("time (s)")
-    return fig
+    return mark_figure(fig, None, getattr(timeline, "mark", None))

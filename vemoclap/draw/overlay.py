@@ -1,5 +1,6 @@
-"""Boxes and labels drawn onto frames (RGB arrays): faces with their expression, on-screen text, and
-the sampled frame of a Result that shows the most."""
+"""Boxes and labels drawn onto frames (RGB arrays): faces with their expression (near-duplicate boxes
+merged first, so each face has one label), on-screen text, the random-weights banner, and the
+sampled frame of a Result that shows the most."""
 
 from __future__ import annotations
 
@@ -13,6 +14,61 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result
 
 OCR_COLOR = (255, 221, 0)  # RGB
+BANNER_COLOR = (192, 57, 43)  # RGB: the random-weights banner (white text on it)
+DUPLICATE_IOU = 0.5  # boxes overlapping this much (or one nearly inside the other) are one face
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    inter = _intersection(a, b)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _intersection(a: Sequence[float], b: Sequence[float]) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+def _duplicates(a: Sequence[float], b: Sequence[float], threshold: float) -> bool:
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    inside = _intersection(a, b) / smaller if smaller > 0 else 0.0
+    return iou(a, b) >= threshold or inside >= 0.8
+
+
+def distinct_faces(faces: Sequence, threshold: float = DUPLICATE_IOU) -> list:
+    """Non-maximum suppression: of boxes that overlap by ``threshold`` IoU or more (or one lying
+    mostly inside another), only the most confident detection is kept."""
+
+    def score(face) -> float:
+        return float(getattr(face, "detection_score", None) or getattr(face, "confidence", 0.0) or 0.0)
+
+    kept: list = []
+    for face in sorted(faces, key=score, reverse=True):
+        if not any(_duplicates(face.box, other.box, threshold) for other in kept):
+            kept.append(face)
+    return [face for face in faces if any(face is k for k in kept)]  # the caller's order
+
+
+def draw_banner(image: np.ndarray, text: str | None) -> np.ndarray:
+    """A full-width strip at the top of an RGB image with ``text`` in white capitals, in place
+    (nothing drawn when ``text`` is None); the text is shrunk to fit the width."""
+    import cv2
+
+    if not text:
+        return image
+    height, width = image.shape[:2]
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(min(height, width) / 300))
+    scale = max(0.35, min(height, width) / 600)
+    (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    if tw > width - 8:
+        scale *= (width - 8) / tw
+        (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    strip = th + base + 8
+    cv2.rectangle(image, (0, 0), (width - 1, strip), BANNER_COLOR, -1)
+    cv2.putText(image, text, (4, 4 + th), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
@@ -32,7 +88,7 @@ def draw_faces(image: np.ndarray, faces: Sequence, thickness: int | None = None)
     height, width = image.shape[:2]
     thickness = thickness or max(1, round(min(height, width) / 240))
     scale = max(0.4, min(height, width) / 720)
-    for face in faces:
+    for face in distinct_faces(faces):
         x0, y0, x1, y1 = (int(v) for v in face.box)
         color = expression_color(face.expression)
         cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness)
@@ -82,8 +138,11 @@ def best_frame_index(result: "Result") -> int:
     return int(best[np.argmin(np.abs(best - n // 2))])  # ties: nearest the middle
 
 
-def annotated_frame(result: "Result", index: int | None = None) -> np.ndarray | None:
-    """A copy of one sampled frame with face boxes (expression, confidence) and OCR boxes drawn."""
+def annotated_frame(result: "Result", index: int | None = None, *, mark: bool = True) -> np.ndarray | None:
+    """A copy of one sampled frame with face boxes (expression, confidence) and OCR boxes drawn,
+    and (``mark``) the random-weights banner when the result ran on random weights."""
+    from ..notice import result_mark
+
     if result.frames is None or len(result.frames) == 0:
         return None
     index = best_frame_index(result) if index is None else index
@@ -94,4 +153,6 @@ def annotated_frame(result: "Result", index: int | None = None) -> np.ndarray | 
     for frame in getattr(faces, "frames", None) or []:
         if frame.frame_index == index:
             draw_faces(image, frame.faces)
+    if mark:
+        draw_banner(image, result_mark(result))
     return image

@@ -76,6 +76,9 @@ class Clip:
         max_long_side: int | None = None,
         max_pixels: int | None = None,
         max_audio_seconds: float | None = MAX_AUDIO_SECONDS,
+        positions: str = "centre",
+        size_rounding: str = "round",
+        audio_resampler: str = "swresample",
     ) -> "Clip":
         """Probe, sample frames (``media.sample_frames``'s keywords) and load the audio (up to
         ``max_audio_seconds``); a file without a video stream gives no frames."""
@@ -93,12 +96,14 @@ class Clip:
                 tolerance=tolerance,
                 max_long_side=max_long_side,
                 max_pixels=max_pixels,
+                positions=positions,
+                size_rounding=size_rounding,
             )
         else:
             frames = media.Frames(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0))
         audio_warnings: list[str] = []
         if info.has_audio:
-            track = media.read_audio(path, max_seconds=max_audio_seconds)
+            track = media.read_audio(path, max_seconds=max_audio_seconds, resampler=audio_resampler)
             audio, audio_warnings = track.samples, track.warnings
         else:
             audio = np.zeros(0, np.float32)

@@ -50,10 +50,15 @@ class CaptionOutput(ExtractorOutput):
         return [f"caption: {self.text!r}{at}"] + ([f"  ({self.captioner_note})"] if self.captioner_note else [])
 
 
+BOX_FRAMES = ("most-boxes", "faces-and-text")  # frame rules that read the face and OCR boxes
+
+
 @dataclass(frozen=True)
 class Options:
     captioner: str = "blip"  # one of CAPTIONERS
-    frame: str | int = "middle"  # "middle", "most-boxes" (most face and text boxes) or a frame index
+    # "middle", "most-boxes" (most face + text boxes), "faces-and-text" (the reference's rule: among the
+    # frames having both faces and text the most boxes, else the most boxes) or a frame index
+    frame: str | int = "middle"
     # decoding
     prompt: str = "a picture of"  # BLIP's text prefix
     max_new_tokens: int = 30
@@ -78,9 +83,9 @@ class CaptionExtractor(Extractor):
         self.captioner, self.captioner_used, self.captioner_note = captioner, captioner, ""
         self.clipcap = self.clip = None
         if not (
-            frame in ("middle", "most-boxes") or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))
+            frame in BOX_FRAMES + ("middle",) or (isinstance(frame, (int, np.integer)) and not isinstance(frame, bool))
         ):
-            raise OptionError(f"frame must be 'middle', 'most-boxes' or a frame index, got {frame!r}")
+            raise OptionError(f"frame must be 'middle', 'most-boxes', 'faces-and-text' or a frame index, got {frame!r}")
         self.frame = frame
         self.prompt = prompt.strip()
         self.max_new_tokens = int(max_new_tokens)
@@ -143,7 +148,7 @@ class CaptionExtractor(Extractor):
         """Which of ``n_frames`` frames gets captioned; Missing when the asked index is not there."""
         if n_frames == 0:
             raise Missing("the clip has no frames")
-        if self.frame in ("middle", "most-boxes"):  # most-boxes needs the boxes: see most_boxes_index
+        if self.frame in BOX_FRAMES + ("middle",):  # the box rules need the boxes: see most_boxes_index
             return n_frames // 2
         index = int(self.frame)
         if not -n_frames <= index < n_frames:
@@ -158,6 +163,18 @@ class CaptionExtractor(Extractor):
         if counts.size == 0:
             raise Missing("the clip has no frames")
         return int(np.argmax(counts))
+
+    @staticmethod
+    def faces_and_text_index(face_boxes, ocr_boxes) -> int:
+        """The reference's caption frame (its ``find_common_nonzero_argmax``): among the frames with
+        both a face and text, the one with the most face + OCR boxes; when no frame has both, the
+        one with the most boxes. The first of a tie either way."""
+        faces = np.asarray(face_boxes, dtype=np.int64)
+        texts = np.asarray(ocr_boxes, dtype=np.int64)
+        both = np.flatnonzero((faces > 0) & (texts > 0))
+        if both.size == 0:
+            return CaptionExtractor.most_boxes_index(faces, texts)
+        return int(both[np.argmax(faces[both] + texts[both])])
 
     def caption_at(self, clip: Clip, index: int, embedding=None) -> CaptionOutput:
         """The caption of frame ``index`` (e.g. :meth:`most_boxes_index` of the face and OCR
@@ -185,12 +202,14 @@ class CaptionExtractor(Extractor):
         (``most-boxes``), and CLIPCap captions that frame's CLIP row instead of embedding it again."""
         n = len(clip.frames)
         index, note = self.frame_index(n), ""
-        if self.frame == "most-boxes":
+        if self.frame in BOX_FRAMES:
             counts = _boxes_per_frame(earlier, n)
             if counts is None:
                 note = "the frame with the most face + OCR boxes needs their outputs; the middle frame was captioned"
-            else:
+            elif self.frame == "most-boxes":
                 index = self.most_boxes_index(*counts)
+            else:
+                index = self.faces_and_text_index(*counts)
         rows = getattr(earlier.get("clip"), "feature", None)
         embedding = rows[index] if rows is not None and len(rows) == n else None
         output = self.caption_at(clip, index, embedding)

@@ -15,31 +15,19 @@ frames at 360p give even offsets, where both agree.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import models
+from ..quiet import quiet_logger
 from .base import Clip, Extractor, ExtractorOutput, batches
 
 log = logging.getLogger(__name__)
 
 # The full CLIP checkpoint also holds the text tower; these keys are expected to go unused.
 _TEXT_KEYS = ("text_model.", "text_projection.", "logit_scale")
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str):
-    """Silence one logger below ERROR for a moment (transformers' load report lists every text-tower key)."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -65,7 +53,7 @@ class ClipExtractor(Extractor):
 
         self.source = models.resolve("clip", self.models_dir)
         self.processor = models.load_pretrained("clip", CLIPImageProcessor, self.models_dir)
-        with _quiet("transformers.modeling_utils"):
+        with quiet_logger("transformers.modeling_utils"):
             model, info = models.load_pretrained(
                 "clip", CLIPVisionModelWithProjection, self.models_dir, output_loading_info=True
             )

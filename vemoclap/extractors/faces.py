@@ -50,6 +50,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .. import models
+from .._util import ultralytics_offline
 from ..errors import OptionError, one_line
 from ..labels import FACE_EXPRESSIONS
 from .base import Clip, Extractor, ExtractorOutput, Missing, as_rgb, batches
@@ -211,6 +212,7 @@ class OpenCVFaceDetector:
 
 def _check_restricted_load(path: Path) -> None:
     """Open an ultralytics checkpoint with weights_only=True and an allow-list; refuse anything else."""
+    ultralytics_offline()
     from ultralytics.nn import tasks
 
     safe_load = getattr(tasks, "torch_safe_load", None)
@@ -253,6 +255,7 @@ class YoloFaceDetector:
         half: bool = False,
         min_face_size: int = 0,
     ):
+        ultralytics_offline()
         from ultralytics import YOLO
 
         path = Path(checkpoint)

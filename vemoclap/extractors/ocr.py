@@ -14,10 +14,11 @@ OCR models (``ocr_models``):
 * "ppocr-default": the models inside the installed package (rapidocr 3: PP-OCRv6 small det/rec,
   multilingual incl. Chinese and English; rapidocr-onnxruntime 1.x: PP-OCRv4 Chinese+English).
 * "ppocr-en": the reference's paper-era English pair, en_PP-OCRv3_det_mobile +
-  en_PP-OCRv4_rec_mobile (rapidocr 3 only). Taken from ``<models dir>/ppocr/`` when there, each
-  file checked against its SHA-256; otherwise rapidocr downloads them on first use from the URLs
-  in its ``default_models.yaml`` and checks the SHA-256 listed there (refused when downloads are
-  off).
+  en_PP-OCRv4_rec_mobile (rapidocr 3 only). Rows of the model table (``ppocr_en_det``,
+  ``ppocr_en_rec``: the URL and SHA-256 that rapidocr's ``default_models.yaml`` lists), fetched
+  and verified into ``<models dir>/ppocr/`` on first use and handed to rapidocr as files, so
+  rapidocr itself never downloads. When they cannot be had, the bundled models read the text and
+  the output names the deviation.
 
 Spelling (``spelling``):
 * "tokens" (default): SymSpell segments only run-together non-dictionary tokens of every unit,
@@ -43,6 +44,13 @@ Choices (documented so results can be compared):
   waits on memory, and int8 weights make it about 4× faster. Greedy outputs can differ where two
   tokens are nearly tied. The ``reference`` recipe asks for float32 and turns this on for a CPU as
   a named deviation; off by default.
+* The reference's PaddleOCR 2.x, which these options reproduce: ``det_normalization="imagenet"``
+  (the detector's input normalised with ImageNet mean/std; rapidocr's own is mean = std = 0.5),
+  ``channel_order="rgb"`` (the RGB frame handed as it is to an engine that reads arrays as BGR, so
+  the models see red and blue swapped: a quirk of the reference, followed under ``reference``),
+  ``angle_classifier=False`` (no text-direction classifier), ``dedup_english=True`` (strings that
+  translation and spelling made equal are read once, ``dict.fromkeys``), and T5 with
+  ``spell_max_new_tokens=None`` / ``spell_truncation=False`` (``max_length=512``, input whole).
 * A frame nearly identical to the last frame read (mean absolute grey-level difference of
   64×36 thumbnails below ``skip_similar``) reuses that frame's text instead of running OCR again:
   sampled frames of static title cards and slides often repeat, and OCR costs 0.3–0.7 s a frame
@@ -51,6 +59,7 @@ Choices (documented so results can be compared):
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,12 +102,19 @@ DETECTION = {
     },
 }
 
-# The reference's English PP-OCR pair as rapidocr 3.10 publishes it: file name → SHA-256 (from
-# rapidocr's default_models.yaml). Inside a models dir they live under ppocr/.
-ENGLISH_MODELS = {
-    "det": ("en_PP-OCRv3_det_mobile.onnx", "ea07c15d38ac40cd69da3c493444ec75b44ff23840553ff8ba102c1219ed39c2"),
-    "rec": ("en_PP-OCRv4_rec_mobile.onnx", "e8770c967605983d1570cdf5352041dfb68fa0c21664f49f47b155abd3e0e318"),
+# The detector's input normalisation by name, (mean, std) per channel of the array the engine is
+# given: rapidocr's own (0.5, 0.5), or PaddleOCR 2.x's ImageNet statistics, which the reference ran.
+DET_NORMALIZATION = {
+    "rapidocr": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+# What the engine (which reads arrays as OpenCV BGR) is handed: "bgr", the frame converted to BGR;
+# "rgb", the RGB frame as it is, so the models see red and blue swapped (the reference's quirk).
+CHANNEL_ORDERS = ("bgr", "rgb")
+
+# The reference's English PP-OCR pair: rows of the model table (URL and SHA-256 pinned there).
+# Inside a models dir they live under ppocr/.
+ENGLISH_MODELS = {"det": "ppocr_en_det", "rec": "ppocr_en_rec"}
 
 
 @dataclass
@@ -139,26 +155,17 @@ class OcrOutput(ExtractorOutput):
 Detection = tuple[np.ndarray, str, float]  # (4×2 corner points, text, score)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def english_model_files(models_dir) -> dict[str, Path] | None:
-    """The English det/rec pair from ``<models dir>/ppocr/`` (SHA-256 checked), or None when absent."""
-    root = models.models_root(models_dir)
-    if root is None:
-        return None
-    paths = {part: root / "ppocr" / name for part, (name, _) in ENGLISH_MODELS.items()}
+    """The English det/rec pair from ``<models dir>/ppocr/`` (SHA-256 checked against the model
+    table), or None when absent."""
+    from ..models.download import expected_sha256, sha256_file
+
+    paths = {part: models.target_path(key, models_dir) for part, key in ENGLISH_MODELS.items()}
     if not all(path.is_file() for path in paths.values()):
         return None
     for part, path in paths.items():
-        if _sha256(path) != ENGLISH_MODELS[part][1]:
+        key = ENGLISH_MODELS[part]
+        if sha256_file(path) != expected_sha256("file", key, models.MODELS[key].sha256):
             raise models.ModelUnavailable(
                 f"OCR model {path} does not match its SHA-256 (damaged or another file); delete it and "
                 "let vemoclap fetch it again, or use ocr_models='ppocr-default'"
@@ -166,22 +173,77 @@ def english_model_files(models_dir) -> dict[str, Path] | None:
     return paths
 
 
+def fetch_english_models(models_dir) -> dict[str, Path]:
+    """The English det/rec pair, fetched (verified) into the models dir by the model table when not
+    there yet; :class:`~vemoclap.models.ModelUnavailable` when it cannot be had."""
+    local = english_model_files(models_dir)
+    if local is not None:
+        return local
+    if not models.downloads_allowed():
+        root = models.models_root(models_dir)
+        folder = root / "ppocr" if root is not None else "the ppocr/ folder of a models dir (--models-dir)"
+        raise models.ModelUnavailable(
+            f"downloads are off and {folder} lacks the English pair: `vemoclap download-models "
+            "--only ppocr_en_det,ppocr_en_rec` fetches it (or ocr_models='ppocr-default')"
+        )
+    try:
+        for key in ENGLISH_MODELS.values():
+            if models.local_path(key, models_dir) is None:
+                models.fetch_model(key, models_dir)
+    except models.ModelUnavailable:
+        raise
+    except Exception as exc:  # network errors come in many types: one line, and the caller falls back
+        raise models.ModelUnavailable(
+            f"OCR models 'ppocr-en' could not be fetched ({type(exc).__name__}: {one_line(exc, limit=160)})"
+        ) from exc
+    return english_model_files(models_dir)
+
+
+@functools.cache
+def _no_onnxruntime_telemetry() -> None:
+    """onnxruntime's telemetry events off, before any inference session is made. Its lookup of the
+    telemetry host is stopped only by ``ORT_DISABLE_TELEMETRY`` set before onnxruntime is imported,
+    which importing vemoclap does (``vemoclap/__init__.py``); this call stops the events themselves."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    disable = getattr(onnxruntime, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()
+
+
 class _RapidOcr:
     """rapidocr 3 (PP-OCRv6 small in its wheel, or the English pair), else rapidocr-onnxruntime 1.x."""
 
-    def __init__(self, use_cuda: bool, ocr_models: str = "ppocr-default", models_dir=None, detection: str = "rapidocr"):
+    def __init__(
+        self,
+        use_cuda: bool,
+        ocr_models: str = "ppocr-default",
+        models_dir=None,
+        detection: str = "rapidocr",
+        *,
+        normalization: str = "rapidocr",
+        angle_classifier: bool = True,
+        channel_order: str = "bgr",
+    ):
+        _no_onnxruntime_telemetry()
+        self.channel_order = channel_order
+        self.angle_classifier = angle_classifier
         try:
             import rapidocr
         except ImportError:
             rapidocr = None
         if rapidocr is None:
-            self._init_v1(use_cuda, ocr_models, detection)
+            self._init_v1(use_cuda, ocr_models, detection, normalization)
             return
         from rapidocr import LangDet, LangRec, ModelType, OCRVersion, RapidOCR
 
         self.v3 = True
-        params: dict[str, Any] = {"Global.log_level": "error"}
+        params: dict[str, Any] = {"Global.log_level": "error", "Global.use_cls": bool(angle_classifier)}
         params.update({f"Det.{key}": value for key, value in DETECTION[detection].items()})
+        mean, std = DET_NORMALIZATION[normalization]
+        params.update({"Det.mean": list(mean), "Det.std": list(std)})
         if use_cuda:
             import onnxruntime
 
@@ -189,14 +251,9 @@ class _RapidOcr:
                 params["EngineConfig.onnxruntime.use_cuda"] = True
         self.description = "rapidocr 3: PP-OCRv6 small det + rec (bundled)"
         if ocr_models == "ppocr-en":
-            local = english_model_files(models_dir)
-            if local is None and not models.downloads_allowed():
-                root = models.models_root(models_dir)
-                folder = root / "ppocr" if root is not None else "the ppocr/ folder of a models dir (--models-dir)"
-                raise models.ModelUnavailable(
-                    f"OCR models 'ppocr-en' are not in {folder} (en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile) "
-                    "and downloads are off; put the two .onnx files there or use ocr_models='ppocr-default'"
-                )
+            # Fetched by the model table (pinned URL and SHA-256) and handed over as files, so rapidocr
+            # never downloads anything itself.
+            local = fetch_english_models(models_dir)
             params.update(
                 {
                     "Det.lang_type": LangDet.EN,
@@ -207,26 +264,11 @@ class _RapidOcr:
                     "Rec.model_type": ModelType.MOBILE,
                 }
             )
-            if local is not None:
-                params.update({"Det.model_path": str(local["det"]), "Rec.model_path": str(local["rec"])})
-            else:  # rapidocr downloads them and checks the SHA-256 of its default_models.yaml
-                root = models.models_root(models_dir)
-                if root is not None:
-                    params["Global.model_root_dir"] = str(root / "ppocr")
+            params.update({"Det.model_path": str(local["det"]), "Rec.model_path": str(local["rec"])})
             self.description = "rapidocr 3: en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile"
-            if local is None:
-                try:
-                    self.engine = RapidOCR(params=params)
-                    self.engine(np.full((32, 32, 3), 255, np.uint8))  # rapidocr fetches its models on first use
-                except Exception as exc:  # rapidocr's downloader raises its own types; the caller falls back
-                    raise models.ModelUnavailable(
-                        f"OCR models 'ppocr-en' could not be fetched by rapidocr "
-                        f"({type(exc).__name__}: {one_line(exc, limit=160)})"
-                    ) from exc
-                return
         self.engine = RapidOCR(params=params)
 
-    def _init_v1(self, use_cuda: bool, ocr_models: str, detection: str = "rapidocr") -> None:
+    def _init_v1(self, use_cuda: bool, ocr_models: str, detection: str = "rapidocr", normalization: str = "rapidocr"):
         try:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:
@@ -236,6 +278,8 @@ class _RapidOcr:
                 f"OCR models '{ocr_models}' need rapidocr 3 (pip install 'rapidocr>=3' onnxruntime); "
                 "rapidocr-onnxruntime 1.x has only its bundled models (ocr_models='ppocr-default')"
             )
+        if normalization != "rapidocr":
+            raise OptionError("det_normalization needs rapidocr 3 (pip install 'rapidocr>=3' onnxruntime)")
         self.v3 = False
         options: dict[str, Any] = {f"det_{key}": value for key, value in DETECTION[detection].items()}
         if use_cuda:
@@ -247,8 +291,7 @@ class _RapidOcr:
         self.description = "rapidocr-onnxruntime 1.x: PP-OCRv4 Chinese+English det + rec (bundled)"
 
     def __call__(self, image_rgb: np.ndarray, min_score: float) -> list[Detection]:
-        # rapidocr takes arrays as OpenCV BGR.
-        image = np.ascontiguousarray(image_rgb[..., ::-1])
+        image = _engine_input(image_rgb, self.channel_order)
         if self.v3:
             out = self.engine(image, text_score=min_score)
             if out.boxes is None or out.txts is None:
@@ -257,7 +300,7 @@ class _RapidOcr:
                 (np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
                 for points, label, score in zip(out.boxes, out.txts, out.scores)
             ]
-        result, _ = self.engine(image, text_score=min_score)
+        result, _ = self.engine(image, use_cls=self.angle_classifier, text_score=min_score)
         return [
             (np.asarray(points, dtype=np.float32).reshape(4, 2), str(label), float(score))
             for points, label, score in (result or [])
@@ -269,8 +312,21 @@ class _PaddleOcr:
 
     description = "PaddleOCR (its default models)"
 
-    def __init__(self, use_cuda: bool, ocr_models: str = "ppocr-default", models_dir=None, detection: str = ""):
-        # ``detection`` is taken for the engines' common signature: PaddleOCR uses its own settings.
+    def __init__(
+        self,
+        use_cuda: bool,
+        ocr_models: str = "ppocr-default",
+        models_dir=None,
+        detection: str = "",
+        *,
+        normalization: str = "",
+        angle_classifier: bool = True,
+        channel_order: str = "bgr",
+    ):
+        # ``detection`` and ``normalization`` are taken for the engines' common signature: PaddleOCR
+        # uses its own settings (ImageNet statistics).
+        self.channel_order = channel_order
+        self.angle_classifier = angle_classifier
         if ocr_models != "ppocr-default":
             raise OptionError(f"ocr_models '{ocr_models}' is for the rapidocr backend; PaddleOCR uses its own")
         try:
@@ -282,24 +338,32 @@ class _PaddleOcr:
             self.engine = paddleocr.PaddleOCR(
                 use_doc_orientation_classify=False,
                 use_doc_unwarping=False,
-                use_textline_orientation=True,
+                use_textline_orientation=angle_classifier,
                 device="gpu" if use_cuda else "cpu",
             )
         else:
-            self.engine = paddleocr.PaddleOCR(use_angle_cls=True, show_log=False, use_gpu=use_cuda)
+            self.engine = paddleocr.PaddleOCR(use_angle_cls=angle_classifier, show_log=False, use_gpu=use_cuda)
 
     def __call__(self, image_rgb: np.ndarray, min_score: float) -> list[Detection]:
-        image = np.ascontiguousarray(image_rgb[..., ::-1])
+        image = _engine_input(image_rgb, self.channel_order)
         found: list[Detection] = []
         if self.v3:
             for page in self.engine.predict(image):
                 for poly, label, score in zip(page["rec_polys"], page["rec_texts"], page["rec_scores"]):
                     found.append((np.asarray(poly, dtype=np.float32).reshape(-1, 2)[:4], str(label), float(score)))
         else:
-            for page in self.engine.ocr(image, cls=True) or []:
+            for page in self.engine.ocr(image, cls=self.angle_classifier) or []:
                 for poly, (label, score) in page or []:
                     found.append((np.asarray(poly, dtype=np.float32).reshape(4, 2), str(label), float(score)))
         return [d for d in found if d[2] >= min_score]
+
+
+def _engine_input(image_rgb: np.ndarray, channel_order: str) -> np.ndarray:
+    """The array the engine (which reads arrays as OpenCV BGR) is handed: the frame in BGR, or
+    ("rgb") the RGB frame as it is, as the reference handed it."""
+    if channel_order == "rgb":
+        return np.ascontiguousarray(image_rgb)
+    return np.ascontiguousarray(image_rgb[..., ::-1])
 
 
 def _rect(points: np.ndarray) -> list[list[int]]:
@@ -378,6 +442,9 @@ class Options:
     backend: str = "rapidocr"  # one of BACKENDS
     ocr_models: str = "ppocr-default"  # one of OCR_MODELS
     detection: str = "rapidocr"  # text-detection settings, one of DETECTION
+    det_normalization: str = "rapidocr"  # the detector's input mean/std, one of DET_NORMALIZATION
+    channel_order: str = "bgr"  # what the engine is handed, one of CHANNEL_ORDERS ("rgb": the reference's quirk)
+    angle_classifier: bool = True  # rapidocr's text-direction (0/180°) classifier; the reference ran none
     text_unit: str = "line"  # one of TEXT_UNITS: what one piece of text is
     merge_lines: bool = True  # boxes on one line become one line
     min_confidence: float = 0.5  # recognition confidence below which a box is dropped
@@ -391,6 +458,9 @@ class Options:
     # spelling
     spelling: str = "tokens"  # one of SPELLING
     spell_check: bool | None = None  # T5 spelling fix (None: on CUDA only)
+    spell_max_new_tokens: int | None = 128  # T5's output cap (also 2n+16); None: generate(max_length=512)
+    spell_truncation: bool = True  # T5's input cut at 512 tokens; False: read whole, as the reference did
+    dedup_english: bool = False  # repeats dropped after translation and spelling (the reference's dict.fromkeys)
     int8_decoders: bool = False  # NLLB and T5 with int8 weights (CPU only)
     # old names
     min_score: float | None = None  # of min_confidence
@@ -411,6 +481,8 @@ class OcrSentimentExtractor(Extractor):
             ("backend", o.backend, BACKENDS),
             ("ocr_models", o.ocr_models, OCR_MODELS),
             ("detection", o.detection, tuple(DETECTION)),
+            ("det_normalization", o.det_normalization, tuple(DET_NORMALIZATION)),
+            ("channel_order", o.channel_order, CHANNEL_ORDERS),
             ("text_unit", o.text_unit, TEXT_UNITS),
             ("spelling", o.spelling, SPELLING),
             ("chinese_code", o.chinese_code, CHINESE_CODES),
@@ -420,6 +492,11 @@ class OcrSentimentExtractor(Extractor):
         self.backend = o.backend
         self.ocr_models = o.ocr_models
         self.detection = o.detection
+        self.engine_settings = {
+            "normalization": o.det_normalization,
+            "angle_classifier": bool(o.angle_classifier),
+            "channel_order": o.channel_order,
+        }
         self.text_unit = o.text_unit
         self.lowercase = bool(o.lowercase)
         self.min_confidence = float(o.min_confidence if o.min_score is None else o.min_score)
@@ -434,28 +511,42 @@ class OcrSentimentExtractor(Extractor):
         self.merge_lines = o.merge_lines
         self.skip_similar = o.skip_similar
         self.max_lines = o.max_lines
+        self.dedup_english = bool(o.dedup_english)
+        if o.spell_max_new_tokens is not None and int(o.spell_max_new_tokens) < 1:
+            raise OptionError(f"spell_max_new_tokens must be at least 1 (or None), not {o.spell_max_new_tokens}")
+        self.spell_limits = {"max_new_tokens": o.spell_max_new_tokens, "truncation": bool(o.spell_truncation)}
 
     def needed_models(self) -> dict[str, str | None]:
         keys = ["language_id", "translation", "sentiment"]
         if self.spelling != "none" and self.spell_check is not False:
             keys.append("spell")
+        if self._english_pair():
+            keys += ENGLISH_MODELS.values()
         return {key: None for key in keys}
 
     def optional_models(self) -> set[str]:
         asked = self.spell_check or self.spelling == "segment+t5"
-        return set() if asked else {"spell"}  # "auto" corrects spelling only where the model is there
+        optional = set() if asked else {"spell"}  # "auto" corrects spelling only where the model is there
+        if self._english_pair():  # without them the bundled models read the text (a named deviation)
+            optional |= set(ENGLISH_MODELS.values())
+        return optional
+
+    def _english_pair(self) -> bool:
+        return self.backend == "rapidocr" and self.ocr_models == "ppocr-en"
 
     def _load(self) -> None:
         use_cuda = self.device.type == "cuda"
         engine_cls = _RapidOcr if self.backend == "rapidocr" else _PaddleOcr
         models_dir = self.models_dir
+        settings = self.engine_settings
+        tag = ":".join(str(value) for value in settings.values())
         try:
             self.engine = shared_model(
-                f"ocr:{self.backend}:{self.ocr_models}:{self.detection}",
+                f"ocr:{self.backend}:{self.ocr_models}:{self.detection}:{tag}",
                 self.device,
                 None,
                 models_dir,
-                lambda: engine_cls(use_cuda, self.ocr_models, models_dir, self.detection),
+                lambda: engine_cls(use_cuda, self.ocr_models, models_dir, self.detection, **settings),
             )
         except models.ModelUnavailable as exc:
             if self.ocr_models == "ppocr-default":
@@ -464,11 +555,11 @@ class OcrSentimentExtractor(Extractor):
             # and the output says which models ran instead.
             log.warning("OCR: %s; using the bundled models instead", one_line(exc))
             self.engine = shared_model(
-                f"ocr:{self.backend}:ppocr-default:{self.detection}",
+                f"ocr:{self.backend}:ppocr-default:{self.detection}:{tag}",
                 self.device,
                 None,
                 models_dir,
-                lambda: engine_cls(use_cuda, "ppocr-default", models_dir, self.detection),
+                lambda: engine_cls(use_cuda, "ppocr-default", models_dir, self.detection, **settings),
             )
             self.engine_note = f"{self.ocr_models} unavailable ({one_line(exc, limit=400)})"
         args = (self.device, self.dtype, self.models_dir)
@@ -575,19 +666,18 @@ class OcrSentimentExtractor(Extractor):
             for i in where:
                 english[i] = self.segmenter.segment_text(english[i])
             if self.speller is not None and where:
-                for i, fixed in zip(
-                    where, self.speller.correct([english[i] for i in where], batch_size=self.batch_size)
-                ):
+                for i, fixed in zip(where, self._correct([english[i] for i in where])):
                     english[i] = fixed
         elif self.spelling == "tokens":
             english = [self.segmenter.segment(line) for line in english]
             if self.speller is not None:
                 where = [i for i, line in enumerate(english) if _mostly_latin(line)]
-                for i, fixed in zip(
-                    where, self.speller.correct([english[i] for i in where], batch_size=self.batch_size)
-                ):
+                for i, fixed in zip(where, self._correct([english[i] for i in where])):
                     english[i] = fixed
         return english, languages, scores
+
+    def _correct(self, strings: list[str]) -> list[str]:
+        return self.speller.correct(strings, batch_size=self.batch_size, **self.spell_limits)
 
     def _run(self, clip: Clip) -> OcrOutput:
         lines, read, reused = self.read_frames(clip)
@@ -600,6 +690,8 @@ class OcrSentimentExtractor(Extractor):
             unique = unique[: self.max_lines]
         english, languages, scores = self.to_english(unique)
         kept = [line.strip() for line in english if line.strip()]
+        if self.dedup_english:  # strings that translation and spelling made equal are read once
+            kept = list(dict.fromkeys(kept))
         if not kept:
             raise Missing("the text found gave no English words")
         joined = ". ".join(kept)

@@ -316,12 +316,15 @@ class WordSegmenter:
         return " ".join(tokens)
 
 
+REFERENCE_SPELL_MAX_LENGTH = 512  # the reference's T5 generate(max_length=512)
+
+
 class SpellCorrector:
     """T5-large-spell: fixes spelling of English text (prompt prefix "grammar: ", as in its model card)."""
 
     key = "spell"
 
-    def __init__(self, device="cpu", dtype=None, models_dir=None, max_new_tokens: int = 128):
+    def __init__(self, device="cpu", dtype=None, models_dir=None):
         import torch
         from transformers import AutoTokenizer, T5ForConditionalGeneration
 
@@ -330,24 +333,31 @@ class SpellCorrector:
         model = models.load_pretrained(self.key, T5ForConditionalGeneration, models_dir)
         # T5 activations overflow float16 (a known T5 problem): float32, or int8 weights on the CPU.
         self.model = _prepare(model, self.device, INT8 if dtype == INT8 else torch.float32)
-        self.max_new_tokens = max_new_tokens
         self.max_length = min(512, int(self.tokenizer.model_max_length or 512))
 
-    def correct(self, lines: Sequence[str], batch_size: int = 8) -> list[str]:
+    def correct(
+        self, lines: Sequence[str], batch_size: int = 8, *, max_new_tokens: int | None = 128, truncation: bool = True
+    ) -> list[str]:
+        """Corrected lines. ``max_new_tokens`` caps the output (also at 2n+16 for n input tokens);
+        None generates up to ``max_length=512`` tokens in all, as the reference did.
+        ``truncation=False`` reads inputs longer than 512 tokens whole (the reference)."""
         import torch
 
         out: list[str] = []
         for chunk in batches(list(lines), batch_size):
             inputs = self.tokenizer(
                 [SPELL_PREFIX + line for line in chunk],
-                truncation=True,
-                max_length=self.max_length,
+                truncation=truncation,
+                max_length=self.max_length if truncation else None,
                 padding=True,
                 return_tensors="pt",
             ).to(self.device)
-            limit = min(self.max_new_tokens, 2 * inputs["input_ids"].shape[1] + 16)
+            if max_new_tokens is None:
+                limits = {"max_length": REFERENCE_SPELL_MAX_LENGTH}
+            else:
+                limits = {"max_new_tokens": min(max_new_tokens, 2 * inputs["input_ids"].shape[1] + 16)}
             with torch.inference_mode():
-                generated = self.model.generate(**inputs, max_new_tokens=limit)
+                generated = self.model.generate(**inputs, **limits)
             decoded = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
             # An empty correction would lose the line: keep the input then.
             out.extend(fixed.strip() or line for fixed, line in zip(decoded, chunk))

@@ -223,10 +223,13 @@ def merge_with_timestamps(
             span.stride_right / SAMPLE_RATE,
         )
         outputs.append({"tokens": np.asarray([ids], dtype=np.int64), "stride": stride})
+    from ..quiet import quiet_transformers
+
     tokenizer.kept = []
-    text, optional = _decode_asr(
-        tokenizer, outputs, return_timestamps=True, return_language=False, time_precision=TIME_PRECISION
-    )
+    with quiet_transformers():  # "did not predict an ending timestamp": a window cut mid-word, as expected
+        text, optional = _decode_asr(
+            tokenizer, outputs, return_timestamps=True, return_language=False, time_precision=TIME_PRECISION
+        )
     chunks = [(c["timestamp"][0], c["timestamp"][1], c["text"]) for c in optional.get("chunks", [])]
     return text, chunks, list(tokenizer.kept)
 

@@ -39,7 +39,8 @@ class NormStats:
         return {"min": self.min, "max": self.max, "mean": self.mean, "std": self.std}
 
 
-# The reference's training-set statistics (reference-facts).
+# The reference's training-set statistics (min, max, mean, std): stats.pt at the root of
+# serkansulun/video-emotion@312f802.
 REFERENCE_STATS: dict[str, NormStats] = {
     "face_emotion": NormStats(-93.499756, 83.879723, 0.023644, 7.139699),
     "asr_sentiment": NormStats(-3.862561, 31.993481, 0.066896, 0.751966),

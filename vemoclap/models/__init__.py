@@ -9,6 +9,7 @@ Lookup order for a model: the models directory (``--models-dir`` / ``VEMOCLAP_MO
   CTranslate2 folder, reference files) — its place in the models dir, how it is found and fetched;
 * :mod:`~vemoclap.models.fetch`: download plans, ``vemoclap download-models``, what a run needs;
 * :mod:`~vemoclap.models.download` and :mod:`~vemoclap.models.hub`: verified downloads;
+* :mod:`~vemoclap.models.connection`: whether a download host answers (asked once; offline said as such);
 * :mod:`~vemoclap.models.provenance`: where weights came from, and whether they are random;
 * :mod:`~vemoclap.models.loading`: loading through the models dir, with errors that say the fix;
 * :mod:`~vemoclap.models.inventory`: the ``vemoclap models`` listing.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from ..errors import ModelUnavailable
 from .advice import MissingModels, fetch_command, unavailable
+from .connection import Offline
 from .download import fetch_reference_file
 from .fetch import Need, download_models, fetch_model, fetch_needed
 from .inventory import license_of, table
@@ -31,7 +33,6 @@ from .layout import (
     models_root,
     reference_target,
 )
-from .loading import _quiet_transformers as _quiet_transformers  # the tiny builders mute transformers with it
 from .loading import checkpoint_file, classifier_dir, load_pretrained, resolve
 from .provenance import (
     PROVENANCE,
@@ -56,6 +57,7 @@ from .table import (
     ModelRef,
     default_downloads,
     register,
+    size_mib,
 )
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "ModelUnavailable",
     "ModelUse",
     "Need",
+    "Offline",
     "checkpoint_file",
     "classifier_dir",
     "ct2_hub_id",
@@ -101,6 +104,7 @@ __all__ = [
     "register",
     "replay",
     "resolve",
+    "size_mib",
     "table",
     "target_path",
     "unavailable",

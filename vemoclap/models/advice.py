@@ -40,12 +40,13 @@ def unavailable(
     )
 
 
-def offline_lines(wanted: list[tuple[str, str | None]], models_dir, why: str) -> list[str]:
+def offline_lines(wanted: list[tuple[str, str | None]], models_dir, whys: dict) -> list[str]:
     """One line per (model key, Whisper size or None) that is missing and cannot be downloaded
-    (``why``), then a last line, starting "fix: ", with the command that fetches them all."""
+    (``whys[(key, size)]``: why, naming the host it comes from), then a last line, starting "fix: ",
+    with the command that fetches them all."""
     root = models_root(models_dir)
     lines = [
-        f"model '{key}'{f' ({stem})' if stem else ''} is not in {root} and cannot be downloaded: {why}"
+        f"model '{key}'{f' ({stem})' if stem else ''} is not in {root} and cannot be downloaded: {whys[(key, stem)]}"
         for key, stem in wanted
     ]
     fix = fetch_command(list(dict.fromkeys(key for key, _ in wanted)), models_dir)

@@ -17,7 +17,7 @@ that fails verification is deleted and the error says so in one line.
 Base URLs are settings (environment variable, or an argument): ``VEMOCLAP_REFERENCE_BASE_URL``
 for the reference repository's raw files (a mirror, a local folder as ``file://`` or a test
 server can stand in) and the hub's own ``HF_ENDPOINT``. ``VEMOCLAP_DOWNLOAD_MANIFEST`` names a
-JSON file ``{"reference": {path: blob id}, "whisper": {name: sha256}}`` that replaces pinned
+JSON file ``{"reference": {path: blob id}, "whisper": {name: sha256}, "file": {key: sha256}}`` that replaces pinned
 hashes (for a mirror with other files, and for tests).
 """
 
@@ -40,6 +40,7 @@ from typing import Callable
 
 from .. import netguard
 from ..errors import ModelUnavailable, UserError, one_line
+from . import connection
 from .layout import OFFLINE_ENV, downloads_allowed, reference_target
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,20 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-HASHERS: dict[str, Callable[[str | os.PathLike], str]] = {"git-sha1": git_blob_sha1, "sha256": sha256_file}
+def md5_file(path: str | os.PathLike) -> str:
+    """MD5 of a file: what Zenodo's record API lists as each file's checksum (``md5:<hex>``)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+HASHERS: dict[str, Callable[[str | os.PathLike], str]] = {
+    "git-sha1": git_blob_sha1,
+    "sha256": sha256_file,
+    "md5": md5_file,
+}
 
 
 def verify(path: str | os.PathLike, expected: str, kind: str = "sha256", *, delete: bool = True) -> None:
@@ -245,6 +259,8 @@ def download_file(
     *,
     sha256: str | None = None,
     git_sha1: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
     progress: ProgressFn | None = None,
     stage: str | None = None,
     timeout: float = TIMEOUT_S,
@@ -252,7 +268,7 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``target`` through ``<target>.part``, verify, then rename into place.
 
-    With ``sha256`` / ``git_sha1`` the file must match (else it is deleted and
+    With ``sha256`` / ``git_sha1`` / ``md5`` (and ``size``, when given) the file must match (else it is deleted and
     :class:`VerificationError` raised); with neither, its SHA-256 is recorded in
     ``<target>.sha256`` and the file counts as unverified. An existing ``.part`` is continued with
     an HTTP Range request when the server allows it. ``progress(stage, done, total)`` is called as
@@ -273,6 +289,7 @@ def download_file(
             if progress:
                 progress(stage, size, size)
         else:
+            connection.check(stage, url)
             with guard(url):
                 _fetch(url, part, progress, stage, timeout, max_bytes)
     except urllib.error.HTTPError as exc:
@@ -283,18 +300,26 @@ def download_file(
     except netguard.BudgetExceeded:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{url}: the server sent more than the file's size; stopped and deleted") from None
-    except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
-        if isinstance(getattr(exc, "reason", None), netguard.AddressRefused):  # urllib wraps the refusal
+    except urllib.error.URLError as exc:  # no connection at all (a cut after bytes came is an OSError)
+        if isinstance(exc.reason, netguard.AddressRefused):  # urllib wraps the refusal
             raise DownloadError(f"{url}: {exc.reason}; check the download base URL setting") from None
+        raise connection.offline_error(stage, url, one_line(exc.reason)) from None
+    except (OSError, http.client.HTTPException) as exc:
         # the .part stays: the next run continues it
         raise DownloadError(
             f"{url}: download interrupted ({one_line(exc)}); run the command again to continue"
         ) from None
-    if git_sha1:
-        verify(part, git_sha1, "git-sha1")
-    if sha256:
-        verify(part, sha256, "sha256")
-    if not (git_sha1 or sha256):
+    if size is not None and part.stat().st_size != size:
+        found = part.stat().st_size
+        part.unlink(missing_ok=True)
+        raise VerificationError(
+            f"{target.name}: downloaded {found} bytes, its published size is {size}; the file was deleted "
+            f"— run the command again, or check the download base URL"
+        )
+    for expected, kind in ((git_sha1, "git-sha1"), (sha256, "sha256"), (md5, "md5")):
+        if expected:
+            verify(part, expected, kind)
+    if not (git_sha1 or sha256 or md5):
         (target.with_name(target.name + ".sha256")).write_text(sha256_file(part) + "\n")
         log.warning("%s has no published hash: recorded its SHA-256, unverified", target.name)
     os.replace(part, target)
@@ -353,6 +378,14 @@ def fetch_reference_file(path: str, models_dir=None, progress: ProgressFn | None
         )
     blob = reference_blob(path)
     log.info("fetching %s of %s@%s", path, REFERENCE_REPO, REFERENCE_COMMIT[:7])
+    folder = path.split("/")[0]
+    connection.check(
+        f"{path} of the reference repository",
+        reference_base_url() + path,
+        "`vemoclap demo` runs offline on tiny random models; run `vemoclap download-models"
+        + (" --only samples" if folder == "sample_data" else "")
+        + "` where there is internet",
+    )
     return download_file(reference_base_url() + path, target, git_sha1=blob, progress=progress, stage=path)
 
 
@@ -361,6 +394,7 @@ __all__ = [
     "VerificationError",
     "git_blob_sha1",
     "sha256_file",
+    "md5_file",
     "verify",
     "verify_sha256",
     "download_file",

@@ -20,10 +20,11 @@ from typing import Callable
 from ..errors import ModelUnavailable, OptionError, UserError, one_line
 from . import download
 from .advice import MissingModels, offline_lines, unavailable
-from .hub import hub_endpoint, reachable, redacted_endpoint, size_bound
-from .kinds import WHISPER_BASE_ENV, kind_of, local_path
+from .connection import Offline, host_name, unreachable
+from .hub import hub_endpoint, size_bound
+from .kinds import PPOCR_BASE_ENV, WHISPER_BASE_ENV, kind_of, local_path
 from .layout import OFFLINE_ENV, downloads_allowed, models_root
-from .table import DEFAULT_WHISPER_SIZES, MODELS, default_downloads
+from .table import DEFAULT_WHISPER_SIZES, MIB, MODELS, default_downloads, size_mib
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,13 @@ def size_of(item: Planned) -> int | None:
 
 def describe_plan(plan: list[Planned]) -> str:
     """One line: what will be downloaded, how much, and about how long it takes."""
-    sizes = [item.bytes if item.bytes is not None else MODELS[item.key].size_mb * 1e6 for item in plan]
-    total_mb = sum(sizes) / 1e6
+    sizes = [item.bytes if item.bytes is not None else size_mib(item.key, item.name) * MIB for item in plan]
+    total_mib = sum(sizes) / MIB
     names = ", ".join(item.key + (f" {item.name}" if item.name else "") for item in plan)
-    minutes = total_mb / ASSUMED_MB_PER_S / 60
+    minutes = sum(sizes) / 1e6 / ASSUMED_MB_PER_S / 60
     exact = "" if all(item.bytes is not None for item in plan) else "about "
     return (
-        f"downloading {len(plan)} model(s) ({names}): {exact}{total_mb:,.0f} MB, "
+        f"downloading {len(plan)} model(s) ({names}): {exact}{total_mib:,.0f} MiB (as much disk), "
         f"≈{max(minutes, 0.1):.1f} min at {ASSUMED_MB_PER_S:.0f} MB/s"
     )
 
@@ -117,7 +118,7 @@ def _guarded_reason(exc: BaseException, guard) -> str | None:
 def mirror_bases() -> list[str]:
     """The configured download hosts (a local mirror among them may have a private address)."""
     bases = [hub_endpoint() or "https://huggingface.co", download.reference_base_url()]
-    return bases + ([os.environ[WHISPER_BASE_ENV]] if os.environ.get(WHISPER_BASE_ENV) else [])
+    return bases + [os.environ[env] for env in (WHISPER_BASE_ENV, PPOCR_BASE_ENV) if os.environ.get(env)]
 
 
 def size_limit(item: Planned) -> int | None:
@@ -154,6 +155,13 @@ def download_models(
         raise ModelUnavailable(
             f"{', '.join(item.key for item in plan)} missing and downloads are off "
             f"({OFFLINE_ENV}=1 or HF_HUB_OFFLINE=1); unset it to download"
+        )
+    cut = no_connection([(item.key, item.name) for item in plan])
+    if cut:
+        hosts = sorted(set(cut.values()))
+        raise Offline(
+            f"{'; '.join(hosts)}: cannot download {', '.join(dict.fromkeys(key for key, _ in cut))}; "
+            "run this again where there is internet (`vemoclap demo` runs offline on tiny random models)"
         )
     written: dict[str, Path] = {}
     for key in keys:
@@ -222,7 +230,7 @@ def fetch_needed(
     announce: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Download (verified) the needed models that are not in the models dir yet, saying the total
-    size and the expected time first. Offline — downloads off, or the hub unreachable (checked once,
+    size and the expected time first. Offline — downloads off, or a model's host unreachable (each asked once,
     in seconds) — a model that is required and missing is a :class:`MissingModels` error with one
     line per model and the command that fetches them. With ``skip``, the users (extractors) of what
     cannot be had are returned instead (user → why), unless the classifier needs it too."""
@@ -235,13 +243,19 @@ def fetch_needed(
     required = {k: users for k, users in todo.items() if any(not n.optional for n in users)}
     if not todo:
         return {}
-    if not (downloads_allowed() and reachable()):
-        return _offline(required, models_dir, skip)
+    if not downloads_allowed():
+        why = f"downloads are off ({OFFLINE_ENV} / HF_HUB_OFFLINE)"
+        return _offline(required, models_dir, skip, dict.fromkeys(required, why))
+    cut = no_connection(todo)
+    skipped = _offline({k: v for k, v in required.items() if k in cut}, models_dir, skip, cut) if cut else {}
+    for wanted in cut:
+        todo.pop(wanted)
+    if not todo:
+        return skipped
     plan = [Planned(key, name) for key, name in todo]
     for item in plan:
         item.bytes = size_of(item)
     (announce or log.warning)(describe_plan(plan))
-    skipped: dict[str, str] = {}
     for item in plan:
         users = [need.user for need in todo[(item.key, item.name)]]
         try:
@@ -257,19 +271,27 @@ def fetch_needed(
     return skipped
 
 
-def _offline(required: dict[tuple[str, str | None], list[Need]], models_dir, skip: bool) -> dict[str, str]:
+def no_connection(wanted) -> dict[tuple[str, str | None], str]:
+    """(key, Whisper size) → why its host cannot be reached, for those of ``wanted`` whose host does
+    not answer (each host asked once per process, within seconds)."""
+    out = {}
+    for key, name in wanted:
+        ref, kind = kind_of(key)
+        url = kind.source_url(ref, name or DEFAULT_WHISPER_SIZES[0])
+        why = unreachable(url)
+        if why:
+            out[(key, name)] = f"offline: no connection to {host_name(url)} ({why})"
+    return out
+
+
+def _offline(required: dict[tuple[str, str | None], list[Need]], models_dir, skip: bool, whys: dict) -> dict[str, str]:
     """The users to skip offline (user → why), or :class:`MissingModels` when the run cannot go on."""
     for wanted, needs in list(required.items()):  # a model whose stand-in is here is not missing now
         if all(n.stand_in and not missing([n.stand_in[0]], models_dir, (n.stand_in[1],)) for n in needs):
             del required[wanted]
     if not required:
         return {}
-    why = (
-        f"downloads are off ({OFFLINE_ENV} / HF_HUB_OFFLINE)"
-        if not downloads_allowed()
-        else f"no connection to {redacted_endpoint()}"
-    )
-    lines = offline_lines(list(required), models_dir, why)
+    lines = offline_lines(list(required), models_dir, whys)
     users = [need.user for needs in required.values() for need in needs]
     if CLASSIFIER_USER in users or not skip:
         raise MissingModels(lines)

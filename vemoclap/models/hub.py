@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import urllib.parse
 from pathlib import Path
 
 from .. import netguard
 from ..errors import ModelUnavailable
-from . import download
+from . import connection, download
 from .provenance import RANDOM, read_provenance, write_provenance
 from .table import ModelRef
 
@@ -29,19 +28,16 @@ METADATA_MAX_BYTES = 16 << 20  # a model_info answer with files metadata
 SIZE_MARGIN, SIZE_SLACK = 1.05, 1 << 20  # a download may read its listed size plus this much
 
 
+HUB_URL = "https://huggingface.co"
+
+
 def hub_endpoint() -> str | None:
     return os.environ.get("HF_ENDPOINT") or None
 
 
-def reachable(timeout: float = 3.0) -> bool:
+def reachable() -> bool:
     """Whether the hub (or its configured stand-in) answers a TCP connection, checked once, quickly."""
-    parsed = urllib.parse.urlparse(hub_endpoint() or "https://huggingface.co")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return connection.unreachable(hub_endpoint() or HUB_URL) is None
 
 
 def hub_info(ref: ModelRef, hub_id: str | None = None):

@@ -8,7 +8,7 @@ from ..registry import used_by
 from .kinds import kind_of
 from .layout import models_root
 from .provenance import read_provenance
-from .table import MODELS
+from .table import MODELS, size_mib
 
 # Users of the models no extractor loads.
 OTHER_USERS = {"classifier": ["fusion"], "samples": ["samples"]}
@@ -36,7 +36,7 @@ def table(models_dir: str | os.PathLike | None = None, whisper_size: str = "smal
             {
                 "key": key,
                 "source": kind.describe(ref, whisper_size),
-                "size_mb": ref.size_mb,
+                "size_mib": size_mib(key, whisper_size if kind.sized else None),
                 "license": license_of(key, models_dir),
                 "used_by": used_by(key) or OTHER_USERS.get(key, []),
                 "local": str(local) if local else None,

@@ -24,11 +24,12 @@ from ..errors import OptionError
 from . import download, hub
 from .layout import REFERENCE_DIR, models_root
 from .provenance import record, write_provenance
-from .table import DEFAULT_WHISPER_SIZES, MODELS, ModelRef
+from .table import DEFAULT_WHISPER_SIZES, MODELS, PPOCR_BASE_URL, ModelRef
 
 ProgressFn = download.ProgressFn
 WHISPER_BASE_ENV = "VEMOCLAP_WHISPER_BASE_URL"
 WHISPER_URL_PREFIX = "https://openaipublic.azureedge.net/main/whisper/models/"
+PPOCR_BASE_ENV = "VEMOCLAP_PPOCR_BASE_URL"
 CT2_HUB_NAMES = {"large": "large-v3"}  # the hub folder of a whisper name, where it differs
 
 
@@ -59,6 +60,10 @@ class Kind:
         """Bytes to download, asked of the server (None when it does not say)."""
         return None
 
+    def source_url(self, ref: ModelRef, name: str) -> str:
+        """The address it is downloaded from (its host is the one that must answer)."""
+        return file_url(ref) if ref.url and not ref.hub_id else hub.hub_endpoint() or hub.HUB_URL
+
 
 class HubFolder(Kind):
     """A ``from_pretrained`` folder of the hub."""
@@ -77,22 +82,33 @@ class HubFolder(Kind):
         return sum(s.size or 0 for s in hub.hf_files(hub.hub_info(ref).siblings))
 
 
+def file_url(ref: ModelRef) -> str:
+    """A row's download URL, with its host's base replaced where a setting names a mirror (the
+    PP-OCR models: ``$VEMOCLAP_PPOCR_BASE_URL``)."""
+    base = os.environ.get(PPOCR_BASE_ENV)
+    if base and ref.url.startswith(PPOCR_BASE_URL):
+        return base.rstrip("/") + "/" + ref.url[len(PPOCR_BASE_URL) :]
+    return ref.url
+
+
 class Checkpoint(Kind):
-    """One checkpoint file: from a hub repository, else from a plain URL with no published hash
-    (its SHA-256 is recorded, unverified)."""
+    """One checkpoint file: from a hub repository, else from a plain URL, checked against the
+    row's published SHA-256 (or the manifest's ``"file"`` entry for its key); a URL with no
+    published hash gets its SHA-256 recorded, unverified."""
 
     def fetch(self, ref, root, name, progress):
         target = self.target(ref, root, name)
         if ref.hub_id:
             return hub.fetch_file(ref, target, progress)
-        path = download.download_file(ref.url, target, progress=progress, stage=ref.key)
+        url, sha = file_url(ref), download.expected_sha256("file", ref.key, ref.sha256)
+        path = download.download_file(url, target, sha256=sha, progress=progress, stage=ref.key)
         write_provenance(
             path,
             {
                 "origin": "download",
-                "source": ref.url,
-                "verified": None,
-                "sha256": download.sha256_file(path),
+                "source": url,
+                "verified": "sha256" if sha else None,
+                "sha256": sha or download.sha256_file(path),
                 "license": ref.license,
             },
         )
@@ -103,7 +119,7 @@ class Checkpoint(Kind):
 
     def download_size(self, ref, name):
         if not ref.hub_id:
-            return None
+            return download.remote_size(file_url(ref)) if ref.url and ref.sha256 else None
         base = Path(ref.filename).name
         return next((s.size for s in hub.hub_info(ref).siblings if s.rfilename == base), None)
 
@@ -170,6 +186,12 @@ class WhisperCheckpoint(Kind):
 
     def download_size(self, ref, name):
         return download.remote_size(whisper_url(name)[0])
+
+    def source_url(self, ref, name):
+        try:
+            return whisper_url(name)[0]
+        except (ImportError, OptionError):  # no openai-whisper here: the host its files come from
+            return os.environ.get(WHISPER_BASE_ENV) or WHISPER_URL_PREFIX
 
 
 def ct2_hub_id(name: str) -> str:
@@ -239,6 +261,9 @@ class ReferenceFiles(Kind):
 
     def label(self, ref, name):
         return f"{REFERENCE_DIR}/{ref.folder}"
+
+    def source_url(self, ref, name):
+        return download.reference_base_url()
 
     def download_size(self, ref, name):
         sizes = [download.remote_size(download.reference_base_url() + f) for f in ref.files]

@@ -3,11 +3,11 @@ failure is a :class:`~vemoclap.errors.ModelUnavailable` that names the model and
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 from ..errors import ModelUnavailable, one_line
+from ..quiet import quiet_transformers
 from .advice import unavailable
 from .fetch import fetch_model
 from .kinds import local_path
@@ -46,7 +46,7 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
         record(key, None, "hub")
         kwargs.setdefault("local_files_only", True)  # offline: only the hub's local cache can serve it
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:  # transformers raises OSError for missing repos/files
         raise unavailable(key, models_dir, one_line(exc)) from exc
@@ -56,26 +56,6 @@ def load_pretrained(key: str, cls, models_dir: str | os.PathLike | None = None, 
         raise unavailable(
             key, models_dir, f"damaged weights file ({one_line(exc)}); delete the folder and fetch it again"
         ) from exc
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Hide transformers' per-load progress bars and layout notices; our own logs say what loaded."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # a class from another library
-        yield
-        return
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def checkpoint_file(key: str, models_dir: str | os.PathLike | None = None, *, name: str | None = None) -> Path:

@@ -14,19 +14,51 @@ class ModelRef:
     hub_id: str | None = None  # Hugging Face repo id
     filename: str | None = None  # file name inside the models dir (and inside the hub repo, if any)
     url: str | None = None  # direct download URL for "file" models hosted outside the hub
+    sha256: str | None = None  # "file" from a URL: the SHA-256 its publisher lists (checked on download)
     purpose: str = ""
-    size_mb: int = 0  # approximate download size
+    size_mb: int = 0  # approximate download size, MB (10**6 bytes); the sized kinds: of the default variant
     license: str | None = None  # known licence; None: read from the hub's metadata on download, "unknown" until then
     revision: str | None = None  # pinned hub revision; None: the hub's main, recorded at download
     files: tuple[str, ...] = ()  # "reference": paths inside the reference repository
     folder: str | None = None  # "reference": the local folder that makes it complete (relative to <dir>/reference)
-    fetched_by_default: bool = True  # by `vemoclap download-models` with no --only
+    fetched_by_default: bool = True  # by `vemoclap download-models --all`
+    variants_mib: tuple[tuple[str, int], ...] = ()  # the sized kinds: (Whisper size, download size in MiB)
 
 
 BEATS_CHECKPOINT = "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt"
 CLASSIFIER_FILES = ("weights/classifier/model.pt", "weights/classifier/model_config.pt")
 SAMPLE_NAMES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "sample")
 SAMPLE_FILES = tuple(f"sample_data/{name}.mp4" for name in SAMPLE_NAMES)
+# rapidocr 3.10's model host, as its default_models.yaml lists it (URL and SHA-256 of each ONNX file).
+PPOCR_BASE_URL = "https://www.modelscope.cn/models/RapidAI/RapidOCR/resolve/v3.10.0/onnx/"
+
+# Download sizes per Whisper size, MiB: openai-whisper's checkpoints (the files behind whisper._MODELS)
+# and faster-whisper's CTranslate2 folders on the hub (Systran/faster-whisper-<size>: model.bin, config,
+# tokenizer, vocabulary). An English-only size (".en") is the size of its multilingual twin.
+WHISPER_MIB = (
+    ("tiny", 72),
+    ("base", 139),
+    ("small", 461),
+    ("medium", 1457),
+    ("large-v1", 2944),
+    ("large-v2", 2944),
+    ("large-v3", 2940),
+    ("large", 2940),
+    ("large-v3-turbo", 1543),
+    ("turbo", 1543),
+)
+CT2_MIB = (
+    ("tiny", 74),
+    ("base", 141),
+    ("small", 463),
+    ("medium", 1459),
+    ("large-v1", 2946),
+    ("large-v2", 2946),
+    ("large-v3", 2946),
+    ("large", 2946),
+    ("large-v3-turbo", 1546),
+    ("turbo", 1546),
+)
 
 MODELS: dict[str, ModelRef] = {
     ref.key: ref
@@ -86,8 +118,9 @@ MODELS: dict[str, ModelRef] = {
             "whisper",
             filename="whisper/{name}.pt",
             purpose="Whisper speech recognition, translated to English",
-            size_mb=1457,
+            size_mb=483,
             license="MIT",
+            variants_mib=WHISPER_MIB,
         ),
         ModelRef(
             "whisper_ct2",
@@ -95,7 +128,9 @@ MODELS: dict[str, ModelRef] = {
             hub_id="Systran/faster-whisper-{name}",
             filename="whisper-ct2/{name}",
             purpose="Whisper for faster-whisper (CTranslate2 folder), the faster ASR backend",
-            size_mb=484,
+            size_mb=486,
+            license="MIT",
+            variants_mib=CT2_MIB,
         ),
         ModelRef(
             "sentiment",
@@ -144,6 +179,30 @@ MODELS: dict[str, ModelRef] = {
             license="GPL-3.0",
             fetched_by_default=False,  # each sample comes on first use
         ),
+        # The reference's English PP-OCR pair (PaddleOCR 2.8 lang='en'), not in the rapidocr wheel; without
+        # them the bundled models read the text, as a named deviation. They come on first use.
+        ModelRef(
+            "ppocr_en_det",
+            "file",
+            filename="ppocr/en_PP-OCRv3_det_mobile.onnx",
+            url=PPOCR_BASE_URL + "PP-OCRv4/det/en_PP-OCRv3_det_mobile.onnx",
+            sha256="ea07c15d38ac40cd69da3c493444ec75b44ff23840553ff8ba102c1219ed39c2",
+            purpose="en_PP-OCRv3 text detector (ONNX, from rapidocr's model list): the reference's OCR",
+            size_mb=3,
+            license="Apache-2.0",
+            fetched_by_default=False,
+        ),
+        ModelRef(
+            "ppocr_en_rec",
+            "file",
+            filename="ppocr/en_PP-OCRv4_rec_mobile.onnx",
+            url=PPOCR_BASE_URL + "PP-OCRv4/rec/en_PP-OCRv4_rec_mobile.onnx",
+            sha256="e8770c967605983d1570cdf5352041dfb68fa0c21664f49f47b155abd3e0e318",
+            purpose="en_PP-OCRv4 text recognizer (ONNX, from rapidocr's model list): the reference's OCR",
+            size_mb=8,
+            license="Apache-2.0",
+            fetched_by_default=False,
+        ),
         # The CLIPCap pair (a Google Drive file with no published hash) comes only when asked: the caption
         # falls back to BLIP.
         ModelRef(
@@ -180,5 +239,21 @@ def register(ref: ModelRef) -> ModelRef:
 
 
 def default_downloads() -> tuple[str, ...]:
-    """What ``vemoclap download-models`` fetches when no ``--only`` is given."""
+    """What ``vemoclap download-models --all`` fetches (with no option it fetches what the default
+    recipe needs on this device: :mod:`vemoclap.needs`)."""
     return tuple(key for key, ref in MODELS.items() if ref.fetched_by_default)
+
+
+MIB = 2**20
+
+
+def size_mib(key: str, variant: str | None = None) -> int:
+    """A model's approximate download size in MiB (per variant for the sized kinds: ``variant`` is
+    the Whisper size, ``None`` the default one), from the table."""
+    ref = MODELS[key]
+    sizes = dict(ref.variants_mib)
+    if variant is not None and sizes:
+        stem = variant.removesuffix(".en")
+        if stem in sizes:
+            return sizes[stem]
+    return round(ref.size_mb * 1e6 / MIB)

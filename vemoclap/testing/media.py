@@ -48,14 +48,14 @@ def write_text_file(path, text: str = "this is not a video\n") -> Path:
 
 
 def write_audio(path, samples: np.ndarray, rate: int = 16000, codec: str = "aac") -> Path:
-    """Write an audio-only file from float32 samples: 1-D (mono) or channels × samples (stereo)."""
+    """Write an audio-only file from float32 samples: 1-D (mono) or channels × samples (stereo, 5.1)."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = np.asarray(samples, np.float32)
     planes = samples[None, :] if samples.ndim == 1 else samples
-    layout = {1: "mono", 2: "stereo"}[planes.shape[0]]
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[planes.shape[0]]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
         stream.layout = layout

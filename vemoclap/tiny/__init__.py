@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..models import mark_random, target_path
 from ..registry import load_builder, tiny_builders
+from .marks import marked
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,7 @@ def make_tiny_models(directory: str | Path, *, classifier: bool = True) -> dict[
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for target in tiny_builders():
-        written.update(load_builder(target)(directory))
-    for path in written.values():
-        mark_random(path)
+        written.update(marked(load_builder(target)(directory)))
     if classifier:
         written["classifier"] = make_tiny_classifier(directory / "classifier")
         # where the default classifier ("reference") is looked for in a models dir
@@ -142,7 +141,7 @@ def tiny_models_dir(directory: str | Path | None = None) -> Path:
     except (OSError, ValueError):
         current = None
     if current != wanted:
-        from ..models import _quiet_transformers
+        from ..quiet import quiet_transformers as _quiet_transformers
 
         if current is not None:
             log.info("tiny models in %s were built by other builders; rebuilding them", directory)

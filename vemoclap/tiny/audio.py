@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from ..models import BEATS_CHECKPOINT, MODELS
+from .marks import marked
 
 BEATS_FILE = BEATS_CHECKPOINT
 AST_ID = MODELS["ast"].hub_id
@@ -108,4 +109,4 @@ def build_ast_models(directory: Path) -> dict[str, Path]:
 
 def build(directory: Path) -> dict[str, Path]:
     """Write the tiny BEATs checkpoint and tiny AST into ``directory`` (a models dir)."""
-    return {**build_beats_models(directory), **build_ast_models(directory)}
+    return marked({**build_beats_models(directory), **build_ast_models(directory)})

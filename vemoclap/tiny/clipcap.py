@@ -27,7 +27,7 @@ def build(directory: str | Path) -> dict[str, Path]:
 
     directory = Path(directory)
     gpt_dir = directory / models.MODELS["gpt2"].hub_id
-    tokenizer = GPT2TokenizerFast().train_new_from_iterator(_CORPUS * 20, vocab_size=300)
+    tokenizer = GPT2TokenizerFast().train_new_from_iterator(_CORPUS * 20, vocab_size=300, show_progress=False)
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer),

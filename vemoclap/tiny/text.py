@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from .marks import marked
+
 # A small multilingual corpus, so the offline-trained tokenizers cover the scripts tests use.
 _CORPUS = [
     "the quick brown fox jumps over the lazy dog",
@@ -88,7 +90,7 @@ def _sentiment(target: Path) -> None:
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
 
-    tokenizer = RobertaTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=400)
+    tokenizer = RobertaTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=400, show_progress=False)
     tokenizer.model_max_length = 126
     torch.manual_seed(0)
     config = RobertaConfig(
@@ -139,7 +141,7 @@ def _translation(target: Path) -> None:
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizerFast
 
     # NLLB's tokenizer keeps its 200 language codes as special tokens when retrained.
-    tokenizer = NllbTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=600)
+    tokenizer = NllbTokenizerFast().train_new_from_iterator(_corpus(), vocab_size=600, show_progress=False)
     tokenizer.model_max_length = 128
     torch.manual_seed(2)
     config = M2M100Config(
@@ -261,8 +263,10 @@ def build_whisper_models(directory: Path) -> dict[str, Path]:
 def build(directory: Path) -> dict[str, Path]:
     """Write the tiny text models and Whisper checkpoints into ``directory``; returns model key → path
     (whisper: one per size)."""
-    return {
-        **build_sentiment_models(directory),
-        **build_ocr_text_models(directory),
-        **build_whisper_checkpoints(directory),
-    }
+    return marked(
+        {
+            **build_sentiment_models(directory),
+            **build_ocr_text_models(directory),
+            **build_whisper_checkpoints(directory),
+        }
+    )

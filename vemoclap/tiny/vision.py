@@ -23,8 +23,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .._util import ultralytics_offline
 from ..labels import FACE_EXPRESSIONS
 from ..models import MODELS
+from .marks import marked
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +160,7 @@ def build_caption(target: Path) -> Path:
 
 def ensure_ultralytics_font() -> None:
     """Put matplotlib's DejaVuSans at $YOLO_CONFIG_DIR/Ultralytics/Arial.ttf so ultralytics never fetches a font."""
+    ultralytics_offline()
     config_dir = os.environ.get("YOLO_CONFIG_DIR")
     if not config_dir:
         return
@@ -215,7 +218,7 @@ def build_caption_models(directory: str | os.PathLike) -> dict[str, Path]:
 
 def build(directory: str | os.PathLike) -> dict[str, Path]:
     """Write every tiny vision model into ``directory`` (a models dir); returns model key → path."""
-    return {**build_clip_models(directory), **build_face_models(directory), **build_caption_models(directory)}
+    return marked({**build_clip_models(directory), **build_face_models(directory), **build_caption_models(directory)})
 
 
 __all__ = [

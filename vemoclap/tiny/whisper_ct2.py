@@ -176,7 +176,7 @@ def to_ctranslate2(transformers_dir: str | Path, target: str | Path, quantizatio
 
 def convert_checkpoint(checkpoint: str | Path, target: str | Path) -> Path:
     """openai-whisper checkpoint → CTranslate2 folder ``target`` (via a temporary transformers folder)."""
-    from ..models import _quiet_transformers
+    from ..quiet import quiet_transformers as _quiet_transformers
 
     with tempfile.TemporaryDirectory(prefix="vemoclap-whisper-hf-") as tmp, _quiet_transformers():
         hf = to_transformers(checkpoint, Path(tmp) / "hf")
@@ -195,8 +195,13 @@ def build(directory: str | Path) -> dict[str, Path]:
 
     Run after the tiny openai-whisper checkpoints are written. Returns ``"whisper_ct2:<size>"`` → folder.
     """
+    import importlib.util
+
     directory = Path(directory)
     written: dict[str, Path] = {}
+    if importlib.util.find_spec("ctranslate2") is None:  # the fast-asr extra is optional: openai-whisper runs
+        log.info("ctranslate2 is not installed: no tiny faster-whisper models (the ASR uses openai-whisper)")
+        return written
     for checkpoint in sorted((directory / "whisper").glob("*.pt")):
         target = directory / CT2_DIR / checkpoint.stem
         written[f"whisper_ct2:{checkpoint.stem}"] = convert_checkpoint(checkpoint, target)
