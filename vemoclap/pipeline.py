@@ -58,6 +58,9 @@ def _tqdm_progress() -> ProgressFn:
 class Analyzer:
     """Keeps the models loaded across videos: build once, call ``analyze`` many times.
 
+    The extractors run in its :class:`~vemoclap.engine.Engine` (``self.engine``), the one place
+    that runs them: :meth:`run` gives their outputs, :meth:`analyze` makes a Result of them.
+
     ``extractors`` names the extractors to run (default: the reference's set). ``classifier`` is a
     checkpoint path (our format or the reference's pair) or None for extractor outputs only.
     Per-extractor options go in ``extractor_options`` (e.g. ``{"asr_sentiment": {"whisper_model":

@@ -122,7 +122,8 @@ def effective_options(config: ExtractionConfig) -> dict[str, dict[str, Any]]:
 
 class FeatureWorker:
     """One set of loaded models (an :class:`~vemoclap.pipeline.Analyzer`) turning videos into
-    :class:`VideoFeatures`. Runs in the driver or inside a Ray actor: the same code either way."""
+    :class:`VideoFeatures`: the same engine run as ``analyze``, in the feature-file view. Runs in
+    the driver or inside a Ray actor: the same code either way."""
 
     def __init__(self, config: ExtractionConfig, *, device: str = "auto", models_dir=None):
         from ..pipeline import Analyzer
@@ -174,7 +175,9 @@ class FeatureWorker:
         seed_video(video.id)
         single = None
         if len(clip.frames) and n != self.config.single_frames:  # the frames inference reads, audio shared
-            single = functools.partial(self.analyzer.with_frames, clip, video.path, self.config.single_frames)  # decoded when an extractor needs it
+            single = functools.partial(
+                self.analyzer.with_frames, clip, video.path, self.config.single_frames
+            )  # decoded when an extractor needs it
         outputs = self.analyzer.run(clip, single=single, strict=True)
         rows = feature_rows(outputs, self.analyzer.extractors)
         features, times, missing = rows.features, rows.times, rows.missing
