@@ -512,9 +512,9 @@ def extract_settings(
             for name in todo:
                 cache[keys[name]] = {}
             for video, path in videos.items():
-                result = runner.analyze(path)
+                outputs = runner.run(path)  # the features only: no classifier, no Result
                 for name in todo:
-                    output = result.outputs.get(name)
+                    output = outputs.get(name)
                     cache[keys[name]][video] = None if output is None else output.feature
             del runner
             _free_models()

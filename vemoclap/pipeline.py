@@ -6,26 +6,22 @@ import dataclasses
 import logging
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
 from . import models, recipes
-from .errors import OptionError, UserError, one_line
+from .engine import Engine, ProgressFn, SingleClip
+from .errors import OptionError, one_line
 from .extractors import Clip, Extractor, ExtractorOutput, get
 from .media import MediaError, check_frame_count
-from .models import ModelUnavailable
 from .notice import random_weights_notice
-from .registry import EXTRACTORS, default_extractors, run_order, with_shortcuts
+from .registry import default_extractors, run_order, with_shortcuts
 from .results import NO_CLASSIFIER, Result
 from .sources import resolve_source
 from .timeline import emotion_windows
 
 log = logging.getLogger(__name__)
-
-# progress(stage, done, total): stages are "load", "media" and each extractor's name.
-ProgressFn = Callable[[str, int, int], None]
 
 REFERENCE_CLASSIFIER = "reference"  # the default: the reference's trained classifier, fetched and verified
 
@@ -61,6 +57,9 @@ def _tqdm_progress() -> ProgressFn:
 
 class Analyzer:
     """Keeps the models loaded across videos: build once, call ``analyze`` many times.
+
+    The extractors run in its :class:`~vemoclap.engine.Engine` (``self.engine``), the one place
+    that runs them: :meth:`run` gives their outputs, :meth:`analyze` makes a Result of them.
 
     ``extractors`` names the extractors to run (default: the reference's set). ``classifier`` is a
     checkpoint path (our format or the reference's pair) or None for extractor outputs only.
@@ -106,20 +105,17 @@ class Analyzer:
             check_frame_count(frames)
         self.device = device
         try:
-            self.parallel = default_parallel() if parallel is None else int(parallel)
+            parallel = default_parallel() if parallel is None else int(parallel)
         except (TypeError, ValueError):
             raise OptionError(f"parallel must be a whole number, 1 or more, not {parallel!r}") from None
-        if self.parallel < 1:
+        if parallel < 1:
             raise OptionError(f"parallel must be 1 (one extractor at a time) or more, got {parallel}")
         self.models_dir = models_dir
         self.window_s, self.hop_s = window_s, hop_s
-        self.skip_unavailable = skip_unavailable
         options = with_shortcuts(extractor_options, whisper_model=whisper_model, face_detector=face_detector)
         self.classifier = None
         self.classifier_name: str | None = None
-        self.unavailable: dict[str, str] = {}  # extractor → why it could not be loaded
         self.classifier_missing: str | None = None  # why there is no classifier when one was wanted
-        self.bugs: list[tuple[str, BaseException]] = []  # extractor → exception that was not the input's fault
         self.announce = announce
         self._fetched = False
         if isinstance(extractors, str):  # "clip,face_emotion", or one name
@@ -136,9 +132,8 @@ class Analyzer:
         planned = recipes.plan(chosen, names, device=device, overrides=options, n_frames=frames, short_side=short_side)
         self.recipe, self._media_options = planned.recipe, planned.media_options
         self.n_frames = self.recipe.frames.n_frames
-        self.extractors: dict[str, Extractor] = {
-            name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names
-        }
+        built = {name: self._build(name, planned.extractor_options[name], options.get(name, {})) for name in names}
+        self.engine = Engine(built, parallel=parallel, skip_unavailable=skip_unavailable)
         if reference:  # fetched (verified) together with whatever else is missing, then loaded
             from .fusion import load_classifier
 
@@ -148,6 +143,21 @@ class Analyzer:
             self.classifier_name = f"reference ({path})"
         if self.classifier is not None:
             self.classifier.autocast = self.recipe.classifier_precision == "fp16-autocast"
+
+    # The engine's state, under the names callers know.
+    extractors = property(lambda self: self.engine.extractors, doc="Name → extractor, in run order.")
+    unavailable = property(lambda self: self.engine.unavailable, doc="Extractor → why it could not be loaded.")
+    bugs = property(lambda self: self.engine.bugs, doc="(extractor, exception) not the input's fault.")
+    skip_unavailable = property(lambda self: self.engine.skip_unavailable)
+
+    @property
+    def parallel(self) -> int:
+        """How many extractors run at once."""
+        return self.engine.parallel
+
+    @parallel.setter
+    def parallel(self, value: int) -> None:
+        self.engine.parallel = int(value)
 
     def _build(self, name: str, opts: dict, user: Mapping) -> Extractor:
         try:
@@ -203,10 +213,7 @@ class Analyzer:
             self._skip(name, reason)
 
     def _skip(self, name: str, reason: str) -> None:
-        if name in self.extractors:
-            log.warning("skipping %s: %s", name, reason)
-            self.unavailable[name] = reason
-            del self.extractors[name]
+        self.engine.skip(name, reason)
 
     def load(self, progress: bool | ProgressFn = False) -> "Analyzer":
         """Load every extractor now (otherwise they load on first use).
@@ -220,32 +227,24 @@ class Analyzer:
         for done, name in enumerate(names):
             if report:
                 report("load", done, len(names))
-            self._load_one(name)
+            self.engine.load_one(name)
         if report:
             report("load", len(names), len(names))
         return self
-
-    def _load_one(self, name: str) -> bool:
-        extractor = self.extractors.get(name)
-        if extractor is None:
-            return False
-        try:
-            extractor.load()
-            return True
-        except Exception as exc:  # missing model, corrupt weights, a library that will not import
-            if not self.skip_unavailable:
-                raise
-            reason = str(exc) if isinstance(exc, ModelUnavailable) else f"{name} could not be loaded: {one_line(exc)}"
-            log.warning("skipping %s: %s", name, reason, exc_info=not isinstance(exc, ModelUnavailable))
-            self.unavailable[name] = reason
-            del self.extractors[name]
-            return False
 
     # ---- analysis ------------------------------------------------------------------------
     def read_clip(self, path, *, random: bool = False, seed: int | None = None, n_frames: int | None = None) -> Clip:
         """The clip the extractors see, with the recipe's media options (``n_frames``: default the recipe's)."""
         n = self.n_frames if n_frames is None else n_frames
         return Clip.from_file(path, n, random=random, seed=seed, **self._media_options)
+
+    def with_frames(self, clip: Clip, path, n_frames: int) -> Clip:
+        """``clip`` (of the file at ``path``) with ``n_frames`` frames instead, sampled as
+        :meth:`read_clip` samples them; the audio is shared, not decoded again."""
+        from .media import sample_frames
+
+        options = {k: v for k, v in self._media_options.items() if k != "audio_resampler"}
+        return dataclasses.replace(clip, frames=sample_frames(path, n_frames, **options))
 
     def analyze(
         self, source, *, progress: bool | ProgressFn = False, allow_private: bool = False, cookies=None
@@ -290,28 +289,10 @@ class Analyzer:
             kind = "no video frame could be decoded" if clip.info and clip.info.video_codec else "no video stream"
             result.warnings.append(f"the file has {kind}: only audio was analyzed")
 
-        running: list[str] = []
-        done = 1
-
-        def started(name: str) -> None:
-            running.append(name)
-            if report:
-                report(" + ".join(running), done, total)
-
-        for name, output in self._run_all(clip, started):
-            done += 1
-            if name in running:
-                running.remove(name)
-                if report and running:
-                    report(" + ".join(running), done, total)
-            if output is None:
-                continue
-            result.outputs[name] = output
-            timings[name] = output.seconds
-            if output.missing:
-                result.missing[name] = output.missing
-        order = list(self.extractors)  # the report's order, whichever finished first
-        result.outputs = {name: result.outputs[name] for name in order if name in result.outputs}
+        result.outputs = self.run(clip, progress=report, done=1, total=total)
+        order = list(result.outputs)
+        timings.update({name: output.seconds for name, output in result.outputs.items()})
+        result.missing.update({name: output.missing for name, output in result.outputs.items() if output.missing})
         result.timings = {stage: timings[stage] for stage in ["media", *order] if stage in timings}
         result.missing.update(self.unavailable)  # extractors skipped while loading lazily above
         if report:
@@ -325,69 +306,22 @@ class Analyzer:
 
     __call__ = analyze
 
-    def _run_all(
-        self, clip: Clip, started: Callable[[str], None] = lambda name: None
-    ) -> Iterable[tuple[str, ExtractorOutput | None]]:
-        """(name, output) of every extractor as each finishes; ``started(name)`` as each starts.
-
-        Up to ``parallel`` run at once, in registry order; one that reads others' outputs starts
-        when they are done. Extractors load first, one after another (model loading records what
-        it loaded per thread, and not every library loads safely from two threads)."""
-        names = list(self.extractors)
-        loaded = [name for name in names if self._load_one(name)]
-        for name in names:
-            if name not in loaded:  # could not be loaded: skipped, listed in self.unavailable
-                yield name, None
-        outputs: dict[str, ExtractorOutput | None] = {}
-        if self.parallel == 1 or len(loaded) < 2:
-            for name in loaded:
-                started(name)
-                outputs[name] = self._run_one(name, clip, outputs)
-                yield name, outputs[name]
-            return
-        # Only on those earlier in run order (which puts what an extractor reads first): no cycle can wait forever.
-        waits_for = {name: set(EXTRACTORS[name].reads) & set(loaded[: loaded.index(name)]) for name in loaded}
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="vemoclap")
-        running: dict = {}  # future → name, in the order submitted (the order the pool starts them)
-        reported: set[str] = set()
-        try:
-            while True:
-                for name in loaded:
-                    if name not in outputs and name not in running.values() and waits_for[name] <= outputs.keys():
-                        running[pool.submit(self._run_one, name, clip, dict(outputs))] = name
-                if not running:
-                    return
-                for name in running.values():  # a queued one starts when a thread is free
-                    if name not in reported and len(reported) - len(outputs) < self.parallel:
-                        reported.add(name)
-                        started(name)
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(finished, key=lambda f: loaded.index(running[f])):
-                    name = running.pop(future)
-                    outputs[name] = future.result()
-                    if name not in reported:
-                        reported.add(name)
-                        started(name)
-                    yield name, outputs[name]
-        finally:  # stopped early (Ctrl-C, an error): queued extractors never start
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _run_one(self, name: str, clip: Clip, earlier: Mapping[str, ExtractorOutput]) -> ExtractorOutput | None:
-        if not self._load_one(name):
-            return None
-        extractor = self.extractors[name]
-        try:
-            return extractor(clip, earlier)
-        except UserError as exc:  # the input or an option: the other extractors' results still count
-            log.warning("extractor %s: %s", name, one_line(exc))
-            return extractor.output_type(name=name, missing=f"failed: {one_line(exc)}")
-        except Exception as exc:  # a bug: keep the others' results, and the traceback (self.bugs; --debug logs it)
-            log.error("extractor %s failed: %s: %s", name, type(exc).__name__, one_line(exc))
-            log.debug("extractor %s traceback", name, exc_info=True)
-            self.bugs.append((name, exc))
-            return extractor.output_type(
-                name=name, missing=f"internal error ({type(exc).__name__}: {one_line(exc, limit=200)}); this is a bug"
-            )
+    def run(
+        self,
+        video,
+        *,
+        single: SingleClip = None,
+        strict: bool = False,
+        progress: ProgressFn | None = None,
+        done: int = 0,
+        total: int | None = None,
+    ) -> dict[str, ExtractorOutput]:
+        """Every extractor's output for ``video`` (a file, or a :class:`Clip` already read): the
+        engine's forward step (:meth:`vemoclap.engine.Engine.run`, which takes the other arguments),
+        without the classifier. ``analyze`` and dataset extraction make their views from it."""
+        clip = video if isinstance(video, Clip) else self.read_clip(video)
+        self.fetch_missing()  # after the video: a file that cannot be read is said first
+        return self.engine.run(clip, single=single, strict=strict, progress=progress, done=done, total=total)
 
     def weights(self) -> dict[str, list[dict[str, str | None]]]:
         """Extractor (and "classifier") → the models it runs on: key, local path, origin ("random" for

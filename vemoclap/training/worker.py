@@ -6,13 +6,12 @@ this process or inside a Ray actor.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-
-import numpy as np
 
 from .._util import to_jsonable
 from ..errors import UserError
@@ -123,7 +122,8 @@ def effective_options(config: ExtractionConfig) -> dict[str, dict[str, Any]]:
 
 class FeatureWorker:
     """One set of loaded models (an :class:`~vemoclap.pipeline.Analyzer`) turning videos into
-    :class:`VideoFeatures`. Runs in the driver or inside a Ray actor: the same code either way."""
+    :class:`VideoFeatures`: the same engine run as ``analyze``, in the feature-file view. Runs in
+    the driver or inside a Ray actor: the same code either way."""
 
     def __init__(self, config: ExtractionConfig, *, device: str = "auto", models_dir=None):
         from ..pipeline import Analyzer
@@ -139,6 +139,7 @@ class FeatureWorker:
             extractor_options=self.options,
             recipe=config.recipe,
             classifier=None,
+            parallel=1,  # one extractor after another: the seeded random numbers are drawn in one order
         )  # features only
         self.analyzer.load()
         self.description = self._describe()
@@ -167,52 +168,24 @@ class FeatureWorker:
 
     def extract(self, video: Video, read=None) -> VideoFeatures:
         """All features of one video (``read``: what :meth:`read` gave, when it was read ahead);
-        raises on a broken file or a failing extractor."""
-        from .. import media
-        from ..extractors.base import Clip
-        from ..fusion import FEATURES
+        raises on a broken file or a failing extractor. The engine's outputs, in the feature-file view."""
+        from ..engine import feature_rows
 
         info, n, clip = read if read is not None else self.read(video)
         seed_video(video.id)
-        single_clip: Clip | None = None
-        features: dict[str, np.ndarray] = {}
-        times: dict[str, np.ndarray] = {}
-        missing: dict[str, str] = {}
-        readable: dict[str, Any] = {}
-        seconds: dict[str, float] = {}
-        for name, extractor in self.analyzer.extractors.items():
-            feature = type(extractor).feature_name
-            spec = FEATURES.get(feature) if feature else None
-            use = clip
-            if (
-                spec is not None
-                and not spec.sequence
-                and "frames" in type(extractor).inputs
-                and len(clip.frames)
-                and n != self.config.single_frames
-            ):
-                if single_clip is None:  # the frames inference reads, audio shared
-                    frames = media.sample_frames(
-                        video.path, self.config.single_frames, short_side=self.config.short_side
-                    )
-                    single_clip = Clip(frames=frames, audio=clip.audio, sample_rate=clip.sample_rate, info=clip.info)
-                use = single_clip
-            output = extractor(use)  # Missing becomes output.missing; anything else fails the video
-            seconds[name] = round(output.seconds, 4)
-            readable[name] = {k: v for k, v in output.readable().items() if k not in ("name", "seconds")}
-            if not feature:
-                continue
-            if output.feature is None or np.asarray(output.feature).size == 0:
-                missing[feature] = output.missing or "no rows"
-                continue
-            array = np.asarray(output.feature, dtype=np.float32)
-            if array.ndim == 1:
-                array = array[None, :]
-            if spec is not None and (array.ndim != 2 or array.shape[1] != spec.dim):
-                raise ValueError(f"{name} gave shape {tuple(array.shape)}, expected (k, {spec.dim})")
-            features[feature] = array
-            if output.times is not None and len(output.times) == len(array):
-                times[feature] = np.asarray(output.times, dtype=np.float64)
+        single = None
+        if len(clip.frames) and n != self.config.single_frames:  # the frames inference reads, audio shared
+            single = functools.partial(
+                self.analyzer.with_frames, clip, video.path, self.config.single_frames
+            )  # decoded when an extractor needs it
+        outputs = self.analyzer.run(clip, single=single, strict=True)
+        rows = feature_rows(outputs, self.analyzer.extractors)
+        features, times, missing = rows.features, rows.times, rows.missing
+        seconds = {name: round(output.seconds, 4) for name, output in outputs.items()}
+        readable = {
+            name: {k: v for k, v in output.readable().items() if k not in ("name", "seconds")}
+            for name, output in outputs.items()
+        }
         metadata = {
             "id": video.id,
             "label": video.label,
