@@ -70,8 +70,7 @@ def test_full_default_run_on_the_sample(analyzer, videos):
     assert detector in ("haar", "lbp") and f"faces ({detector})" in summary
     assert "on-screen text" in summary and result.top_label in summary
     assert "feature recipe: reference" in summary  # the tiny classifier has the reference layout
-    assert analyzer.classifier.config.num_heads == 4  # the reference app's head count by default
-    assert any("unverified" in w for w in result.warnings) and "attention heads: 4" in summary
+    assert analyzer.classifier.heads_note() is None  # our own checkpoint format states its heads
     assert json.loads(result.to_json())["outputs"]["face_emotion"]["frames"][0]["faces"]
 
 
@@ -282,3 +281,14 @@ def test_cli_internal_bug_exits_1_with_the_traceback_logged(models, videos, tmp_
     logs = list((tmp_path / "logs").glob("*.log"))
     assert len(logs) == 1 and "LinAlgError" in logs[0].read_text() and str(logs[0]) in run.stderr
     assert "internal error" in run.stdout  # the report still printed, naming the failed extractor
+
+
+def test_the_reference_classifier_runs_4_heads_and_the_result_says_they_are_unverified(models, videos):
+    """The default classifier (reference layout; its config says 8 heads) runs the reference app's 4,
+    and the Result says in one line that the count is unverified, unless the user sets it."""
+    default = Analyzer(["clip"], models_dir=models, device="cpu")
+    result = default.analyze(videos["sample"])
+    assert default.classifier.config.num_heads == 4
+    assert [w for w in result.warnings if "unverified" in w] and "attention heads: 4" in result.summary()
+    settled = Analyzer(["clip"], models_dir=models, device="cpu", heads=8).analyze(videos["sample"])
+    assert not [w for w in settled.warnings if "unverified" in w]
