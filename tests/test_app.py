@@ -541,3 +541,38 @@ def test_no_annotated_video_is_offered_when_no_face_is_found(tiny_models, tmp_pa
     ):
         controller.annotated_video()
     assert not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_each_step_is_written_once_in_the_steps_table(tmp_path):
+    """Number, title, cell and class of each step come from STEPS: the page, the notebook, the app's
+    column and the controller's messages all say them from there; the app has no second names."""
+    from vemoclap.app import steps as step_classes
+    from vemoclap.app.notebook import notebook_cells
+    from vemoclap.app.step_table import STEP, STEPS
+    from vemoclap.sources import SourceError
+
+    assert [s.number for s in STEPS] == [1, 2, 3, 4, 5] and len({s.key for s in STEPS}) == 5
+    for page in (True, False):
+        cells = notebook_cells(page=page, wheel=("vemoclap-0-py3-none-any.whl", b"wheel"))
+        headings = [source for kind, source in cells if kind == "markdown" and source.startswith("## ")]
+        assert headings[:5] == [f"## {s.heading}" for s in STEPS]
+        codes = [source for kind, source in cells if kind == "code"]
+        for step in STEPS:  # one cell opens with the step's comment, and it shows that step
+            (cell,) = [c for c in codes if c.startswith(step.comment(""))]
+            assert f"app.{step.key}_step()" in cell
+    app = VemoclapApp(output_dir=tmp_path)
+    shown = [visible_text(w.value) for w in app.widget().children[::2]]
+    assert shown == [s.heading for s in STEPS]
+    assert [type(app.step(s.key)).__name__ for s in STEPS] == [s.factory for s in STEPS]
+    assert all(isinstance(app.steps[s.key], getattr(step_classes, s.factory)) for s in STEPS)
+    # the step objects are the only names of their widgets: no alias properties on the app
+    aliases = [name for name, value in vars(VemoclapApp).items() if isinstance(value, property)]
+    assert aliases == []
+    with pytest.raises(AttributeError):
+        app.run_button  # noqa: B018
+    # step 5 owns its button's action; the controller's messages name the step from the table
+    app.controller.source_kind = "link"
+    app.steps["run"].button.click()
+    assert_one_line(app.steps["run"].message.value, f"paste a video link in {STEP['pick'].name} first")
+    with pytest.raises(SourceError, match=f"run {STEP['run'].name} first"):
+        app.controller.export_dir()
