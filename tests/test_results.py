@@ -211,3 +211,18 @@ def test_text_html_and_csv_come_from_one_summary():
     result.weights = _weights(clip="random")
     assert result.summary().splitlines()[1].startswith("  !! RANDOM WEIGHTS")
     assert "vemoclap-random" in summary_html(result)
+
+
+def test_live_frames_and_the_annotated_videos_csv_share_the_faces_table():
+    from vemoclap.facetable import FACE_COLUMNS
+    from vemoclap.labels import FACE_EXPRESSIONS
+    from vemoclap.live import LiveFrame
+    from vemoclap.video_export import TrackedFace
+
+    probabilities = np.eye(len(FACE_EXPRESSIONS))[FACE_EXPRESSIONS.index("happy")] * 0.9 + 0.1 / len(FACE_EXPRESSIONS)
+    frame = LiveFrame(7, np.zeros((4, 4, 3), np.uint8), [TrackedFace(3, (1, 2, 3, 4), probabilities, 0.8)], 30.0)
+    table = frame.table(time=0.25)
+    assert list(table.columns) == list(FACE_COLUMNS) and len(table) == 1
+    row = table.iloc[0]
+    assert (row["frame_index"], row["time"], row["face"], row["expression"]) == (7, 0.25, 3, "happy")
+    assert (row["x0"], row["y1"]) == (1, 4) and np.isclose(row["confidence"], probabilities.max())
