@@ -601,7 +601,9 @@ class Controller:
         """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
         directory = self.export_dir()
         if self.analyzer is None or "face_emotion" not in self.analyzer.extractors:
-            raise SourceError(f"the annotated video needs the face_emotion extractor; load it in {STEP['load'].name} and run again")
+            raise SourceError(
+                f"the annotated video needs the face_emotion extractor; load it in {STEP['load'].name} and run again"
+            )
         path = directory / f"{safe_stem(self.result.source)}_annotated.mp4"
         video = self.analyzer.export_annotated_video(
             self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
