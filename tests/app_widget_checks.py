@@ -26,7 +26,7 @@ def upload(app, name: str, content: bytes) -> None:
     """What a browser upload does to the FileUpload widget, in the installed ipywidgets' own format."""
     import ipywidgets
 
-    widget = app.upload
+    widget = app.steps["pick"].upload
     if int(ipywidgets.__version__.split(".")[0]) >= 8:
         widget.value = (
             {
@@ -60,33 +60,39 @@ def check_upload_run_and_exports(models: Path, out: Path) -> None:
         output_dir=out / "app",
     )
     app.widget()
-    app.source.value = "upload"
-    assert app.upload in app.pick_box.children
+    app.steps["source"].toggle.value = "upload"
+    assert app.steps["pick"].upload in app.steps["pick"].box.children
     upload(app, "../My Holiday (1).mp4", video.read_bytes())
-    assert "is ready" in visible_text(app.upload_message.value), app.upload_message.value
+    assert "is ready" in visible_text(app.steps["pick"].upload_message.value), app.steps["pick"].upload_message.value
     saved = app.uploaded_path
     assert saved.is_file() and saved.name == "My_Holiday_1.mp4" and saved.read_bytes() == video.read_bytes()
     assert (out / "app" / "uploads") in saved.parents  # the name never picked the folder
-    assert len(upload_entries(app.upload.value)) == 1  # its button counts the file: "Choose video (1)"
+    assert len(upload_entries(app.steps["pick"].upload.value)) == 1  # its button counts the file: "Choose video (1)"
 
-    app.run_button.click()  # Run without Load loads first
-    assert app.result is not None, visible_text(app.message.value)
-    assert all("loaded" in row.status.value for row in app.model_rows.values())
-    assert app.frame_image.value[:8] == PNG
-    assert app.progress.value == app.progress.max and app.progress.bar_style == "success"
+    app.steps["run"].button.click()  # Run without Load loads first
+    assert app.result is not None, visible_text(app.steps["run"].message.value)
+    assert all("loaded" in row.status.value for row in app.steps["load"].rows.values())
+    assert app.steps["run"].frame.value[:8] == PNG
+    assert (
+        app.steps["run"].progress.bar.value == app.steps["run"].progress.bar.max
+        and app.steps["run"].progress.bar.bar_style == "success"
+    )
 
     path = app.make_annotated_video()
-    assert path is not None and path.stat().st_size > 1000, app.video_message.value
-    video_link = app.video_message.value
+    assert path is not None and path.stat().st_size > 1000, app.steps["run"].video_message.value
+    video_link = app.steps["run"].video_message.value
     assert "data:video/mp4;base64," in video_link
     emotion = app.controller.timeline().windows["top"].iloc[0]
-    app.emotion_dropdown.value = emotion
-    app.clips_button.click()
+    app.steps["run"].emotion.value = emotion
+    app.steps["run"].clips_button.click()
     written = list(path.parent.glob(f"*_{emotion}.mp4"))
-    assert written and written[0].stat().st_size > 1000, app.clips_message.value
-    assert "–" in visible_text(app.clips_message.value)  # the windows' times are listed
-    assert app.video_message.value == video_link  # the clips did not replace the annotated video's link
-    assert app.progress.value == app.progress.max and "ready" in app.progress_label.value
+    assert written and written[0].stat().st_size > 1000, app.steps["run"].clips_message.value
+    assert "–" in visible_text(app.steps["run"].clips_message.value)  # the windows' times are listed
+    assert app.steps["run"].video_message.value == video_link  # the clips did not replace the annotated video's link
+    assert (
+        app.steps["run"].progress.bar.value == app.steps["run"].progress.bar.max
+        and "ready" in app.steps["run"].progress.label.value
+    )
 
 
 def check_refused_upload_is_cleared(models: Path, out: Path) -> None:
@@ -94,11 +100,11 @@ def check_refused_upload_is_cleared(models: Path, out: Path) -> None:
     from vemoclap.app._widgets import upload_entries
 
     app = VemoclapApp(models_dir=models, extractors=["face_emotion"], output_dir=out / "refused")
-    app.source.value = "upload"
+    app.steps["source"].toggle.value = "upload"
     upload(app, "notes.mp4", b"these are my notes, not a video\n" * 20)
-    text = visible_text(app.upload_message.value)
+    text = visible_text(app.steps["pick"].upload_message.value)
     assert text.startswith("⚠ notes.mp4: ") and "\n" not in text, text
-    assert app.uploaded_path is None and upload_entries(app.upload.value) == []
+    assert app.uploaded_path is None and upload_entries(app.steps["pick"].upload.value) == []
 
 
 CHECKS = [check_upload_run_and_exports, check_refused_upload_is_cleared]

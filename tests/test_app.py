@@ -80,31 +80,31 @@ def ran(tiny_models, tmp_path_factory) -> VemoclapApp:
         output_dir=tmp_path_factory.mktemp("out"),
     )
     app.widget()
-    app.load_button.click()
-    app.source.value = "sample"
-    assert app.sample_dropdown.value == "sample"
-    app.run_button.click()
+    app.steps["load"].button.click()
+    app.steps["source"].toggle.value = "sample"
+    assert app.steps["pick"].sample.value == "sample"
+    app.steps["run"].button.click()
     return app
 
 
 def test_load_rows_show_every_model_loaded(ran):
     from vemoclap.registry import default_extractors
 
-    assert list(ran.model_rows) == ["classifier", *default_extractors()]
-    for name, row in ran.model_rows.items():
+    assert list(ran.steps["load"].rows) == ["classifier", *default_extractors()]
+    for name, row in ran.steps["load"].rows.items():
         assert "loaded" in row.status.value and row.progress.value == 1, (name, row.status.value)
         assert row.seconds.value.endswith(" s")
-    assert "all models are loaded" in ran.load_message.value
+    assert "all models are loaded" in ran.steps["load"].message.value
     assert set(ran.analyzer.extractors) == set(default_extractors())
 
 
 def test_steps_1_and_2_say_which_models_are_random(ran):
-    setup = visible_text(ran.setup.html.value)
+    setup = visible_text(ran.steps["setup"].html.value)
     assert "RANDOM WEIGHTS: the models folder holds tiny randomly initialised models" in setup
     for key in ("classifier", "clip", "face_expression", "whisper"):
         assert key in setup
     assert "tiny RANDOM classifier" in setup and "fetched and verified" not in setup
-    loaded = visible_text(ran.load_message.value)
+    loaded = visible_text(ran.steps["load"].message.value)
     assert "all models are loaded" in loaded and "RANDOM WEIGHTS:" in loaded and "partly" not in loaded
     for name in ["classifier", *ran.analyzer.extractors]:
         assert name in loaded.split("RANDOM WEIGHTS:")[1], name
@@ -132,14 +132,19 @@ def test_step_1_names_the_random_models_of_a_partly_random_folder(tiny_models, t
 
 def test_run_shows_real_results(ran):
     result = ran.result
-    assert result is not None and result.has_prediction, visible_text(ran.message.value)
+    assert result is not None and result.has_prediction, visible_text(ran.steps["run"].message.value)
     assert set(result.outputs) == set(ran.analyzer.extractors)
-    for image in (ran.chart_image, ran.circumplex_image, ran.frame_image, ran.timeline_image):
+    for image in (
+        ran.steps["run"].chart,
+        ran.steps["run"].circumplex,
+        ran.steps["run"].frame,
+        ran.steps["run"].timeline,
+    ):
         assert image.value[:8] == PNG and len(image.value) > 5000
-    summary = ran.summary_html.value
+    summary = ran.steps["run"].summary.value
     assert f">{result.top_label}</span>" in summary and f"{result.top_probability:.0%}" in summary
     assert "vemoclap result for sample" in summary  # the full text report
-    details = ran.details_html.value
+    details = ran.steps["run"].details.value
     # rapidocr's real models read the sample's title; OpenCV's real detector finds the astronaut
     assert "WONDERFUL" in details.upper()
     faces = result.outputs["face_emotion"]
@@ -150,46 +155,53 @@ def test_run_shows_real_results(ran):
             assert f"data-extractor='{name}'" in details
             for line in output.describe():
                 assert html.escape(line.strip()) in details
-    assert ran.progress.value == ran.progress.max and ran.progress.bar_style == "success"
-    assert ran.progress_label.value.startswith("done in")
-    downloads = ran.downloads_html.value
+    assert (
+        ran.steps["run"].progress.bar.value == ran.steps["run"].progress.bar.max
+        and ran.steps["run"].progress.bar.bar_style == "success"
+    )
+    assert ran.steps["run"].progress.label.value.startswith("done in")
+    downloads = ran.steps["run"].downloads.value
     assert 'download="sample_result.json"' in downloads and "data:text/csv;base64," in downloads
-    assert ran.results.children and ran.message.value == ""
+    assert ran.steps["run"].results.children and ran.steps["run"].message.value == ""
     assert_no_traceback(ran)
 
 
 def test_clips_say_the_headline_is_for_the_whole_video(ran):
     """Beside "Make emotion clips" the page says that clips follow the timeline's windows while
     the headline is the whole video's; an emotion on top of no window says so in one line."""
-    shown = " ".join(visible_text(w.value) for w in ran.results.children if isinstance(getattr(w, "value", None), str))
+    shown = " ".join(
+        visible_text(w.value) for w in ran.steps["run"].results.children if isinstance(getattr(w, "value", None), str)
+    )
     assert "whole video" in shown and "window" in shown
     tops = set(ran.controller.timeline().windows["top"])
     absent = [e for e in ran.result.labels if e not in tops]
     if not absent:
         pytest.skip("every emotion leads some window of this run")
-    link = ran.video_message.value
+    link = ran.steps["run"].video_message.value
     assert ran.make_emotion_clips(absent[0]) is None
-    assert_one_line(ran.clips_message.value, f"no window of the timeline has {absent[0]} on top", "whole video")
-    assert ran.video_message.value == link and ran.progress_label.value == ""
+    assert_one_line(
+        ran.steps["run"].clips_message.value, f"no window of the timeline has {absent[0]} on top", "whole video"
+    )
+    assert ran.steps["run"].video_message.value == link and ran.steps["run"].progress.label.value == ""
     assert_no_traceback(ran)
 
 
 def test_rerun_keeps_models_loaded(ran, tiny_models):
     before = dict(ran.analyzer.extractors)
     loaded = app_module.cached_models()
-    ran.load_button.click()  # rerunning step 2
+    ran.steps["load"].button.click()  # rerunning step 2
     assert dict(ran.analyzer.extractors) == before
     again = VemoclapApp(
         models_dir=tiny_models, classifier=tiny_models / "classifier", analyzer_options=FAST, output_dir=ran.output_dir
     )  # rerunning step 1 builds a new app
     again.load_step()
     assert again.analyzer is ran.analyzer  # shown as loaded before the button is pressed
-    again.load_button.click()
+    again.steps["load"].button.click()
     assert again.analyzer is ran.analyzer
     assert all(again.analyzer.extractors[name] is extractor for name, extractor in before.items())
     # built once: neither the rerun nor the new app loaded anything again
     assert [m.loads for m in app_module.cached_models().values()] == [m.loads for m in loaded.values()] == [1]
-    assert all("kept from before" in row.status.value for row in again.model_rows.values())
+    assert all("kept from before" in row.status.value for row in again.steps["load"].rows.values())
 
 
 def test_explorers_draw_the_last_result(ran):
@@ -212,7 +224,7 @@ def test_figures_are_closed(ran):
     before = plt.get_fignums()
     ran.explore_features()
     assert plt.get_fignums() == before
-    assert np.all([len(w.value) > 0 for w in (ran.chart_image, ran.timeline_image)])
+    assert np.all([len(w.value) > 0 for w in (ran.steps["run"].chart, ran.steps["run"].timeline)])
 
 
 @pytest.mark.parametrize(
@@ -226,17 +238,17 @@ def test_figures_are_closed(ran):
 )
 def test_bad_links_give_one_line(ran, link, needle):
     frames = ran.explore_frames()
-    ran.source.value = "link"
-    assert ran.url_text in ran.pick_box.children
-    ran.url_text.value = link
-    ran.run_button.click()
-    assert_one_line(ran.message.value, needle)
+    ran.steps["source"].toggle.value = "link"
+    assert ran.steps["pick"].url in ran.steps["pick"].box.children
+    ran.steps["pick"].url.value = link
+    ran.steps["run"].button.click()
+    assert_one_line(ran.steps["run"].message.value, needle)
     # nothing of the previous video is left to look like this one's
-    assert ran.result is None and not ran.results.children and not ran.chart_image.value
+    assert ran.result is None and not ran.steps["run"].results.children and not ran.steps["run"].chart.value
     assert "no result" in frames.children[0].value and needle in frames.children[0].value
-    assert ran.progress.bar_style == "danger" and "%" not in ran.progress_label.value
+    assert ran.steps["run"].progress.bar.bar_style == "danger" and "%" not in ran.steps["run"].progress.label.value
     assert_no_traceback(ran)
-    ran.source.value = "sample"
+    ran.steps["source"].toggle.value = "sample"
 
 
 def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
@@ -263,17 +275,17 @@ def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
             allow_private=True,
         )
         app.widget()
-        app.source.value = "link"
-        app.url_text.value = f"  {link} "
-        app.run_button.click()
+        app.steps["source"].toggle.value = "link"
+        app.steps["pick"].url.value = f"  {link} "
+        app.steps["run"].button.click()
     finally:
         server.shutdown()
         server.server_close()
-    assert app.result is not None, visible_text(app.message.value)
+    assert app.result is not None, visible_text(app.steps["run"].message.value)
     assert app.result.source == link and app.result.info.duration == pytest.approx(1.5, abs=0.2)
     assert app.result.outputs["face_emotion"].n_faces >= 1
     # no classifier given: the default (the reference's, here its tiny stand-in) predicts, and says it is random
-    assert "Emotion:" in app.summary_html.value and "RANDOM WEIGHTS" in app.summary_html.value
+    assert "Emotion:" in app.steps["run"].summary.value and "RANDOM WEIGHTS" in app.steps["run"].summary.value
     assert_no_traceback(app)
 
 
@@ -281,31 +293,31 @@ _upload = upload
 
 
 def test_text_file_named_mp4_is_refused(ran):
-    ran.source.value = "upload"
-    assert ran.upload in ran.pick_box.children
+    ran.steps["source"].toggle.value = "upload"
+    assert ran.steps["pick"].upload in ran.steps["pick"].box.children
     _upload(ran, "notes.mp4", b"these are my notes, not a video\n" * 20)
     assert ran.uploaded_path is None
-    assert_one_line(ran.upload_message.value, "notes.mp4: ")
-    assert str(ran.output_dir) not in ran.upload_message.value
+    assert_one_line(ran.steps["pick"].upload_message.value, "notes.mp4: ")
+    assert str(ran.output_dir) not in ran.steps["pick"].upload_message.value
     assert not list((ran.output_dir / "uploads").rglob("*.mp4"))  # the bad file is not kept
-    ran.run_button.click()
-    assert_one_line(ran.message.value, "upload a video file in step 4 first")
+    ran.steps["run"].button.click()
+    assert_one_line(ran.steps["run"].message.value, "upload a video file in step 4 first")
     assert_no_traceback(ran)
-    ran.source.value = "sample"
+    ran.steps["source"].toggle.value = "sample"
 
 
 @pytest.mark.parametrize("name", ["report.pdf", "../../evil.sh", "movie.mp4.exe", "noextension"])
 def test_bad_extensions_are_refused(ran, name):
     _upload(ran, name, b"\x00" * 100)
     assert ran.uploaded_path is None
-    assert_one_line(ran.upload_message.value, "not a video file")
+    assert_one_line(ran.steps["pick"].upload_message.value, "not a video file")
     assert [p for p in ran.output_dir.rglob("*") if p.is_file() and p.name != app_module.LOG_FILE] == []
 
 
 def test_upload_too_big_is_refused(tiny_models, tmp_path):
     app = VemoclapApp(models_dir=tiny_models, max_upload_mb=0.001, output_dir=tmp_path)
     _upload(app, "big.mp4", b"\x00" * 5000)
-    assert_one_line(app.upload_message.value, "over the", "upload limit")
+    assert_one_line(app.steps["pick"].upload_message.value, "over the", "upload limit")
     assert app.uploaded_path is None
 
 
@@ -353,17 +365,17 @@ def test_missing_model_is_one_line_and_listed(tiny_models, tmp_path):
         output_dir=tmp_path / "out",
     )
     app.widget()
-    app.load_button.click()
-    clip_row = app.model_rows["clip"]
+    app.steps["load"].button.click()
+    clip_row = app.steps["load"].rows["clip"]
     assert "unavailable" in clip_row.status.value and "clip" in clip_row.status.value
     assert clip_row.progress.bar_style == "danger"
     assert_one_line(clip_row.status.value, "download-models")
-    assert "loaded" in app.model_rows["face_emotion"].status.value
-    assert_one_line(app.load_message.value, "could not be loaded", "clip")
-    app.run_button.click()
+    assert "loaded" in app.steps["load"].rows["face_emotion"].status.value
+    assert_one_line(app.steps["load"].message.value, "could not be loaded", "clip")
+    app.steps["run"].button.click()
     result = app.result
     assert result is not None and "clip" in result.missing and result.has_prediction
-    missing = app.missing_html.value
+    missing = app.steps["run"].missing.value
     assert "<b>clip</b>" in missing and "download-models" in missing
     assert "zeros were used" in missing  # features no extractor produced
     assert_no_traceback(app)
@@ -383,14 +395,14 @@ def test_corrupt_weights_fail_one_row_and_the_rest_runs(tiny_models, tmp_path):
         models_dir=models, extractors=["clip", "face_emotion"], analyzer_options=FAST, output_dir=tmp_path / "out"
     )
     app.widget()
-    app.load_button.click()
-    row = app.model_rows["face_emotion"]
+    app.steps["load"].button.click()
+    row = app.steps["load"].rows["face_emotion"]
     assert row.progress.bar_style == "danger" and ("failed" in row.status.value or "unavailable" in row.status.value)
     assert_one_line(row.status.value)
-    assert "loaded" in app.model_rows["clip"].status.value
-    app.run_button.click()
+    assert "loaded" in app.steps["load"].rows["clip"].status.value
+    app.steps["run"].button.click()
     assert app.result is not None and "clip" in app.result.outputs
-    assert "face_emotion" in app.result.missing and "<b>face_emotion</b>" in app.missing_html.value
+    assert "face_emotion" in app.result.missing and "<b>face_emotion</b>" in app.steps["run"].missing.value
     assert_no_traceback(app)
 
 
@@ -407,14 +419,14 @@ def test_broken_classifier_is_one_line_and_the_rest_runs(tiny_models, tmp_path):
         output_dir=tmp_path / "out",
     )
     app.widget()
-    app.load_button.click()
-    row = app.model_rows["classifier"]
+    app.steps["load"].button.click()
+    row = app.steps["load"].rows["classifier"]
     assert "unavailable" in row.status.value and "extractor outputs only" in row.status.value
     assert_one_line(row.status.value)
-    assert "loaded" in app.model_rows["face_emotion"].status.value
-    app.run_button.click()
+    assert "loaded" in app.steps["load"].rows["face_emotion"].status.value
+    app.steps["run"].button.click()
     assert app.result is not None and not app.result.has_prediction
-    assert "No emotion prediction" in app.summary_html.value
+    assert "No emotion prediction" in app.steps["run"].summary.value
     assert_no_traceback(app)
 
 
@@ -431,16 +443,16 @@ def test_corrupt_video_is_one_line(tiny_models, tmp_path):
     )
     (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 3])  # a truncated download
     app.widget()
-    app.source.value = "sample"
-    app.sample_dropdown.value = str(tmp_path / "cut.mp4")
-    app.run_button.click()
+    app.steps["source"].toggle.value = "sample"
+    app.steps["pick"].sample.value = str(tmp_path / "cut.mp4")
+    app.steps["run"].button.click()
     assert app.result is None
-    assert_one_line(app.message.value, "cut.mp4", "not a readable media file")
-    app.source.value = "upload"
+    assert_one_line(app.steps["run"].message.value, "cut.mp4", "not a readable media file")
+    app.steps["source"].toggle.value = "upload"
     _upload(app, "my clip.mp4", good[: len(good) // 3])
     # the person's file name, not the path of our copy
-    assert_one_line(app.upload_message.value, "my clip.mp4: is not a readable media file")
-    assert "uploads" not in app.upload_message.value and app.uploaded_path is None
+    assert_one_line(app.steps["pick"].upload_message.value, "my clip.mp4: is not a readable media file")
+    assert "uploads" not in app.steps["pick"].upload_message.value and app.uploaded_path is None
     assert_no_traceback(app)
 
 
@@ -470,7 +482,7 @@ def test_page_and_notebook_each_have_their_own_words(tmp_path):
     app.widget()
     assert not app.on_colab
     for _, kind in app.controller.source_choices():
-        app.source.value = kind
+        app.steps["source"].toggle.value = kind
         shown = " ".join(visible_text(text) for text in texts(app)).lower()
         assert "cell" not in shown and "colab" not in shown, (kind, shown)
 
@@ -530,3 +542,38 @@ def test_no_annotated_video_is_offered_when_no_face_is_found(tiny_models, tmp_pa
     ):
         controller.annotated_video()
     assert not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_each_step_is_written_once_in_the_steps_table(tmp_path):
+    """Number, title, cell and class of each step come from STEPS: the page, the notebook, the app's
+    column and the controller's messages all say them from there; the app has no second names."""
+    from vemoclap.app import steps as step_classes
+    from vemoclap.app.notebook import notebook_cells
+    from vemoclap.app.step_table import STEP, STEPS
+    from vemoclap.sources import SourceError
+
+    assert [s.number for s in STEPS] == [1, 2, 3, 4, 5] and len({s.key for s in STEPS}) == 5
+    for page in (True, False):
+        cells = notebook_cells(page=page, wheel=("vemoclap-0-py3-none-any.whl", b"wheel"))
+        headings = [source for kind, source in cells if kind == "markdown" and source.startswith("## ")]
+        assert headings[:5] == [f"## {s.heading}" for s in STEPS]
+        codes = [source for kind, source in cells if kind == "code"]
+        for step in STEPS:  # one cell opens with the step's comment, and it shows that step
+            (cell,) = [c for c in codes if c.startswith(step.comment(""))]
+            assert f"app.{step.key}_step()" in cell
+    app = VemoclapApp(output_dir=tmp_path)
+    shown = [visible_text(w.value) for w in app.widget().children[::2]]
+    assert shown == [s.heading for s in STEPS]
+    assert [type(app.step(s.key)).__name__ for s in STEPS] == [s.factory for s in STEPS]
+    assert all(isinstance(app.steps[s.key], getattr(step_classes, s.factory)) for s in STEPS)
+    # the step objects are the only names of their widgets: no alias properties on the app
+    aliases = [name for name, value in vars(VemoclapApp).items() if isinstance(value, property)]
+    assert aliases == []
+    with pytest.raises(AttributeError):
+        app.run_button  # noqa: B018
+    # step 5 owns its button's action; the controller's messages name the step from the table
+    app.controller.source_kind = "link"
+    app.steps["run"].button.click()
+    assert_one_line(app.steps["run"].message.value, f"paste a video link in {STEP['pick'].name} first")
+    with pytest.raises(SourceError, match=f"run {STEP['run'].name} first"):
+        app.controller.export_dir()

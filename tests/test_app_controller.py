@@ -282,23 +282,17 @@ def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
 
 
 def test_load_step_with_nothing_there_shows_failure_never_success(tmp_path):
-    from contextlib import contextmanager
-
-    from vemoclap.app.steps import LoadStep
-
-    @contextmanager
-    def free():
-        yield True
+    from vemoclap.app import VemoclapApp
 
     cache.clear_cache()
-    controller = Controller(
+    app = VemoclapApp(
         models_dir=tmp_path / "empty",
         extractors=["clip"],
         analyzer_options=FAST,
         output_dir=tmp_path / "out",
         fetch_models=False,
     )
-    step = LoadStep(controller, free)
+    controller, step = app.controller, app.steps["load"]  # the step object owns its widgets and action
     # the cost up front, from the model table: the reference classifier and CLIP, nothing there yet
     cost = controller.cost()
     assert [key for key, _ in cost.wanted] == ["classifier", "clip"] and cost.download_mib == cost.disk_mib > 0

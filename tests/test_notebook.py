@@ -28,12 +28,12 @@ print("CHECK " + json.dumps({
     "summary": app.result.summary() if app.result else None,
     "outputs": sorted(app.result.outputs) if app.result else [],
     "faces": app.result.outputs["face_emotion"].n_faces if app.result else 0,
-    "chart": len(app.chart_image.value),
-    "explorers": {name: [type(c).__name__ for c in box.children] for name, box in app.explorer_boxes.items()},
-    "frames_png": len(app.explorer_boxes["frames"].children[0].value),
-    "summary_html": app.summary_html.value,
-    "rows": {name: row.status.value for name, row in app.model_rows.items()},
-    "message": app.message.value,
+    "chart": len(app.steps["run"].chart.value),
+    "explorers": {name: [type(c).__name__ for c in e.box.children] for name, e in app.explorers.items()},
+    "frames_png": len(app.explorers["frames"].box.children[0].value),
+    "summary_html": app.steps["run"].summary.value,
+    "rows": {name: row.status.value for name, row in app.steps["load"].rows.items()},
+    "message": app.steps["run"].message.value,
     "traceback": any("Traceback" in t for t in texts),
 }))
 """
@@ -196,8 +196,8 @@ def test_colab_upload_cell_delivers_50mb_intact(tmp_path, monkeypatch, tiny_mode
     app.source_step()
     app.pick_step()
     path = app.colab_upload()
-    assert path is not None, app.upload_message.value
-    text = app.upload_message.value
+    assert path is not None, app.steps["pick"].upload_message.value
+    text = app.steps["pick"].upload_message.value
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(picked.read_bytes()).hexdigest()
     assert "family trip.mp4 is ready" in text and f"{picked.stat().st_size / 2**20:.1f} MB" in text
     assert list(work.iterdir()) == []  # Colab wrote the file into the cwd; it was moved to the output dir

@@ -156,7 +156,7 @@ def test_annotated_video_keeps_every_frame_and_audio(analyzer, result, sample, t
     assert {row["expression"] for row in rows} <= set(FACE_EXPRESSIONS)
     # one face, followed rather than re-found: one track holds most detections (the offline LBP
     # detector of OpenCV 5 installs misses a frame now and then, which may start a short new track)
-    tracks = [row["track"] for row in rows]
+    tracks = [row["face"] for row in rows]  # the faces table's columns; "face" is the track's id
     assert max(tracks.count(t) for t in set(tracks)) >= 0.7 * len(tracks)
 
 
@@ -223,7 +223,7 @@ def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path
     assert np.abs(image.astype(int) - upright[0]).mean() < 12  # the same picture (plus face boxes)
     with open(video.csv_path) as handle:
         rows = list(csv.DictReader(handle))
-    assert len({row["frame"] for row in rows}) >= 0.7 * video.frames
+    assert len({row["frame_index"] for row in rows}) >= 0.7 * video.frames
     assert all(0 <= int(r["x0"]) < int(r["x1"]) <= width and 0 <= int(r["y0"]) < int(r["y1"]) <= height for r in rows)
 
 

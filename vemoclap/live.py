@@ -12,7 +12,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .draw.overlay import distinct_faces, draw_banner, draw_faces
 from .errors import OptionError
 from .notice import random_weights_mark, random_weights_notice
 from .video_export import FaceSmoother, TrackedFace
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,15 @@ class LiveFrame:
     image: np.ndarray  # RGB, with boxes drawn when ``draw=True``
     faces: list[TrackedFace]
     fps: float  # frames per second over the last ``fps_window`` frames (processing rate)
+
+    def table(self, time: float | None = None) -> "pd.DataFrame":
+        """This frame's faces as rows of the faces table (:mod:`vemoclap.facetable`; "face" is the track's id)."""
+        import pandas as pd
+
+        from .facetable import FACE_COLUMNS, tracked_row
+
+        rows = [tracked_row(self.index, self.index if time is None else time, face) for face in self.faces]
+        return pd.DataFrame(rows, columns=list(FACE_COLUMNS))
 
     def line(self) -> str:
         faces = ", ".join(f"#{f.track_id} {f.expression} {f.confidence:.0%}" for f in self.faces) or "no face"

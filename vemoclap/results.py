@@ -27,7 +27,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from .extractors.asr import AsrOutput
     from .extractors.base import ExtractorOutput
+    from .extractors.caption import CaptionOutput
+    from .extractors.faces import FacesOutput
+    from .extractors.ocr import OcrOutput
     from .media import Frames, MediaInfo
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ def no_classifier_line(warnings) -> str:
 EXPORT_FILES = {
     "result.json": "result (JSON)",
     "probabilities.csv": "probabilities (CSV)",
+    "faces.csv": "every face found (CSV)",
     "frames.csv": "faces per frame (CSV)",
     "windows.csv": "emotion timeline (CSV)",
 }
@@ -75,6 +80,70 @@ def _read_result_file(path: str | Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text, so not a vemoclap result") from None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a summary section: a label, its value in words, and a number (a bar) where one is drawn."""
+
+    label: str
+    value: str
+    number: float | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of a :class:`Summary`. ``kind``: "info" (a titled line and its rows), "output" (an
+    extractor's own lines, ``describe()``), "list" (titled rows only). ``file``/``table``: the CSV
+    this section exports (a plain DataFrame), if any."""
+
+    key: str
+    title: str
+    text: str = ""
+    rows: tuple[Row, ...] = ()
+    kind: str = "info"
+    file: str | None = None
+    table: "pd.DataFrame | None" = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A Result as sections and rows (as ultralytics' ``Results.summary()``): the text report
+    (:meth:`text`), the app's HTML (``vemoclap.app.views``) and the CSVs (:meth:`tables`) render it."""
+
+    source: str
+    notice: str  # the random-weights notice ("" when every model is trained)
+    sections: tuple[Section, ...]
+
+    def section(self, key: str) -> Section | None:
+        return next((s for s in self.sections if s.key == key), None)
+
+    def of_kind(self, kind: str) -> list[Section]:
+        return [s for s in self.sections if s.kind == kind]
+
+    def tables(self) -> dict[str, "pd.DataFrame"]:
+        """The CSV file name → table of each section that exports one."""
+        return {s.file: s.table for s in self.sections if s.file and s.table is not None}
+
+    def text(self) -> str:
+        lines = [f"vemoclap result for {self.source}"]
+        if self.notice:
+            lines.append(f"  !! {self.notice} !!")
+        for section in self.sections:
+            if section.kind == "output":
+                lines.extend("  " + row.value for row in section.rows)
+                continue
+            if section.kind == "table" or (section.kind == "list" and not section.rows):
+                continue
+            lines.append(f"  {section.title}: {section.text}" if section.text else f"  {section.title}:")
+            lines.extend(_row_text(row) for row in section.rows)
+        return "\n".join(lines)
+
+
+def _row_text(row: Row) -> str:
+    if row.number is not None:
+        return f"    {row.label:<9} {row.value:>6} {'█' * int(round(row.number * 30))}"
+    return f"    {row.label}: {row.value}" if row.label else f"    {row.value}"
 
 
 @dataclass
@@ -144,40 +213,98 @@ class Result:
     def output(self, name: str) -> "ExtractorOutput | None":
         return self.outputs.get(name)
 
-    # ---- text ----------------------------------------------------------------------------
-    def summary(self) -> str:
-        """A readable multi-line report."""
-        lines = [f"vemoclap result for {self.source}"]
-        if self.random_weights:
-            lines.append(f"  !! {random_weights_notice(self.random_weights, self.weights)} !!")
+    # ---- typed accessors (the outputs that ran, found by their type, not by a name) -------
+    def _of_type(self, module: str, cls: str) -> "Any | None":
+        import importlib
+
+        kind = getattr(importlib.import_module(f".extractors.{module}", __package__), cls)
+        return next((o for o in self.outputs.values() if isinstance(o, kind)), None)
+
+    @property
+    def face_output(self) -> "FacesOutput | None":
+        """The face extractor's output (None when it did not run; its ``missing`` says why it has none)."""
+        return self._of_type("faces", "FacesOutput")
+
+    @property
+    def faces(self) -> "pd.DataFrame":
+        """Every face found: one row per face per sampled frame (:data:`vemoclap.facetable.FACE_COLUMNS`)."""
+        from .facetable import faces_table
+
+        output = self.face_output
+        return faces_table(output.frames if output is not None and not output.missing else [])
+
+    @property
+    def transcript(self) -> "AsrOutput | None":
+        """What was said (Whisper's transcript, its language and sentiment), or None when ASR did not run."""
+        return self._of_type("asr", "AsrOutput")
+
+    @property
+    def ocr(self) -> "OcrOutput | None":
+        """The on-screen text read (lines per frame, English text, sentiment), or None when OCR did not run."""
+        return self._of_type("ocr", "OcrOutput")
+
+    @property
+    def caption(self) -> "CaptionOutput | None":
+        """The caption of one frame, or None when the captioner did not run."""
+        return self._of_type("caption", "CaptionOutput")
+
+    # ---- the summary -----------------------------------------------------------------------
+    def summarize(self) -> Summary:
+        """This result as sections and rows; the text report, the app's HTML and the CSVs render it."""
+        from .timeline import face_track, window_table
+
+        sections: list[Section] = []
         if self.info is not None:
-            lines.append(
-                f"  video: {self.info.duration:.1f} s, {self.info.width}×{self.info.height}, "
-                f"{self.info.fps:.2f} fps, audio: {'yes' if self.info.has_audio else 'no'}"
-            )
-        if self.probabilities is None:
-            lines.append(f"  emotion: {no_classifier_line(self.warnings)}")
-        else:
-            lines.append(f"  emotion: {self.top_label} ({self.top_probability:.0%})")
-            for label, prob in sorted(self.scores.items(), key=lambda kv: -kv[1]):
-                bar = "█" * int(round(prob * 30))
-                lines.append(f"    {label:<9} {prob:6.1%} {bar}")
+            info = self.info
+            audio = "yes" if info.has_audio else "no"
+            text = f"{info.duration:.1f} s, {info.width}×{info.height}, {info.fps:.2f} fps, audio: {audio}"
+            sections.append(Section("video", "video", text))
+        sections.append(self._emotion_section())
+        va = self.valence_arousal
+        if va is not None:
+            sections.append(Section("valence_arousal", "valence, arousal", f"{va[0]:+.2f}, {va[1]:+.2f}"))
         if self.recipe:
             deviations = self.recipe.get("deviations") or []
-            lines.append(
-                f"  feature recipe: {self.recipe.get('name')} v{self.recipe.get('version')}"
-                + (f", {len(deviations)} deviation(s):" if deviations else "")
-            )
-            lines.extend(f"    {d['setting']}: {d['wanted']!r} → {d['used']!r} ({d['reason']})" for d in deviations)
-        for output in self.outputs.values():
+            text = f"{self.recipe.get('name')} v{self.recipe.get('version')}"
+            text += f", {len(deviations)} deviation(s):" if deviations else ""
+            rows = tuple(Row(d["setting"], f"{d['wanted']!r} → {d['used']!r} ({d['reason']})") for d in deviations)
+            sections.append(Section("recipe", "feature recipe", text, rows))
+        for name, output in self.outputs.items():
             if not output.missing:  # missing ones are listed below with their reasons
-                lines.extend("  " + line for line in output.describe())
-        if self.missing:
-            lines.append("  missing:")
-            lines.extend(f"    {name}: {reason}" for name, reason in self.missing.items())
-        for warning in self.warnings:
-            lines.append(f"  warning: {warning}")
-        return "\n".join(lines)
+                sections.append(
+                    Section(name, name, rows=tuple(Row("", line) for line in output.describe()), kind="output")
+                )
+        sections.append(
+            Section("missing", "missing", rows=tuple(Row(k, v) for k, v in self.missing.items()), kind="list")
+        )
+        sections.append(Section("warnings", "warnings", rows=tuple(Row("", w) for w in self.warnings), kind="list"))
+        if self.timings:
+            ranked = sorted(self.timings.items(), key=lambda kv: -kv[1])
+            rows = tuple(Row(k, f"{v:.1f} s") for k, v in ranked)
+            sections.append(Section("time", "time", f"{sum(self.timings.values()):.1f} s", rows, kind="list"))
+        windows = self.windows if self.windows is not None else window_table([], self.labels)
+        sections += [
+            Section("faces", "every face found", kind="table", file="faces.csv", table=self.faces),
+            Section("face_track", "faces per frame", kind="table", file="frames.csv", table=face_track(self)),
+            Section("windows", "emotion timeline", kind="table", file="windows.csv", table=windows),
+        ]
+        notice = random_weights_notice(self.random_weights, self.weights) if self.random_weights else ""
+        return Summary(self.source, notice, tuple(sections))
+
+    def _emotion_section(self) -> Section:
+        table = self.to_frame()
+        if self.probabilities is None:
+            return Section(
+                "emotion", "emotion", no_classifier_line(self.warnings), file="probabilities.csv", table=table
+            )
+        ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
+        rows = tuple(Row(label, f"{prob:.1%}", prob) for label, prob in ranked)
+        text = f"{self.top_label} ({self.top_probability:.0%})"
+        return Section("emotion", "emotion", text, rows, file="probabilities.csv", table=table)
+
+    def summary(self) -> str:
+        """A readable multi-line report (:meth:`summarize` as text)."""
+        return self.summarize().text()
 
     def __str__(self) -> str:
         return self.summary()
@@ -374,23 +501,22 @@ class Result:
 
     # ---- files ---------------------------------------------------------------------------
     def export_texts(self, *, with_empty: bool = True) -> dict[str, str]:
-        """The text of each file in :data:`EXPORT_FILES` (each CSV with a ``random_weights`` column
-        naming what ran on random weights); the per-frame and per-window tables (:meth:`timeline`)
-        are left out when empty and not ``with_empty``."""
-        texts = {"result.json": self.to_json() + "\n", "probabilities.csv": self._csv(self.to_frame())}
-        timeline = self.timeline()
-        for name, table in (("frames.csv", timeline.faces), ("windows.csv", timeline.windows)):
-            if with_empty or len(table):
+        """The text of each file in :data:`EXPORT_FILES`: the JSON, and each table of :meth:`summarize`
+        as CSV with a ``random_weights`` column naming what ran on random weights; the tables of faces
+        and windows are left out when empty and not ``with_empty``."""
+        texts = {"result.json": self.to_json() + "\n"}
+        for name, table in self.summarize().tables().items():
+            if with_empty or len(table) or name == "probabilities.csv":
                 texts[name] = self._csv(table)
-        return texts
+        return {name: texts[name] for name in EXPORT_FILES if name in texts}
 
     def _csv(self, table: "pd.DataFrame") -> str:
         """A table as CSV with the ``random_weights`` column ("yes (clip, classifier)" or "no")."""
         return table.assign(random_weights=random_weights_cell(self.random_weights)).to_csv(index=False)
 
     def save(self, directory: str | Path) -> Path:
-        """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, frames.csv per sampled
-        frame, windows.csv per timeline window) and a PNG per plot into ``directory``."""
+        """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, faces.csv per face found,
+        frames.csv per sampled frame, windows.csv per timeline window) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)

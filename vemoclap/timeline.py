@@ -93,6 +93,7 @@ def emotion_windows(
 
 def smooth(values: np.ndarray, width: int = 3) -> np.ndarray:
     """Centred moving average along axis 0, shrinking the window at the edges."""
+    width = min(width, len(values) - 1 + len(values) % 2)  # odd and no longer than the values (np.convolve's "same")
     if len(values) == 0 or width <= 1:
         return values
     kernel = np.ones(width)
@@ -102,28 +103,24 @@ def smooth(values: np.ndarray, width: int = 3) -> np.ndarray:
 
 
 def face_track(result: "Result", width: int = 3) -> "pd.DataFrame":
-    """Per sampled frame: the mean expression probabilities of its faces (NaN without a face), smoothed."""
+    """Per sampled frame: the mean expression probabilities of its faces (NaN without a face), smoothed;
+    from the Result's table of faces (:attr:`Result.faces`)."""
     import pandas as pd
 
     columns = ["frame_index", "time", *FACE_EXPRESSIONS, "top", "n_faces"]
-    faces = result.outputs.get("face_emotion")
-    if faces is None or faces.missing or not getattr(faces, "frames", None):
+    output = result.face_output
+    if output is None or output.missing or not output.frames:
         return pd.DataFrame(columns=columns)
-    rows, probs = [], []
-    for frame in faces.frames:
-        found = [face.probabilities for face in frame.faces]
-        vector = (
-            np.array([[p.get(e, 0.0) for e in FACE_EXPRESSIONS] for p in found]).mean(0)
-            if found
-            else np.full(len(FACE_EXPRESSIONS), np.nan)
-        )
-        rows.append({"frame_index": frame.frame_index, "time": frame.timestamp, "n_faces": len(found)})
-        probs.append(vector)
-    matrix = np.array(probs, float)
+    frames = pd.DataFrame(
+        {"frame_index": [f.frame_index for f in output.frames], "time": [f.timestamp for f in output.frames]}
+    )
+    per_frame = result.faces.groupby("frame_index")
+    table = frames.join(per_frame[list(FACE_EXPRESSIONS)].mean(), on="frame_index")
+    table["n_faces"] = table["frame_index"].map(per_frame.size()).fillna(0).astype(int)
+    matrix = table[list(FACE_EXPRESSIONS)].to_numpy(float)
     with_face = ~np.isnan(matrix[:, 0])
     if with_face.any():  # smooth over the frames that have a face, so gaps stay gaps
         matrix[with_face] = smooth(matrix[with_face], width)
-    table = pd.DataFrame(rows)
     for i, expression in enumerate(FACE_EXPRESSIONS):
         table[expression] = matrix[:, i]
     table["top"] = [FACE_EXPRESSIONS[int(np.nanargmax(r))] if not np.isnan(r).all() else None for r in matrix]

@@ -19,6 +19,7 @@ import numpy as np
 from ._util import atomic_output
 from .draw.overlay import distinct_faces, draw_banner, draw_faces, iou
 from .errors import OptionError, UserError
+from .facetable import FACE_COLUMNS, tracked_row
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
 from .notice import random_weights_cell, random_weights_mark
@@ -267,10 +268,8 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
         av.open(str(tmp_video), "w", format="mp4") as output,
         open(tmp_csv, "w", newline="") as handle,
     ):
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["frame", "time", "track", "x0", "y0", "x1", "y1", "expression", "confidence", "random_weights"]
-        )
+        writer = csv.DictWriter(handle, [*FACE_COLUMNS, "random_weights"])  # the Result's faces table
+        writer.writeheader()
         out_video = out_audio = None
         early_audio = []  # audio packets before the first frame fixes the output size
         tracks: list[TrackedFace] = []
@@ -298,18 +297,8 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
             image = item.image
             if n_frames % every == 0:
                 tracks = smoother.update(distinct_faces(analyze_image(image)))
-            for track in tracks:
-                writer.writerow(
-                    [
-                        n_frames,
-                        f"{item.time:.3f}",
-                        track.track_id,
-                        *track.box,
-                        track.expression,
-                        f"{track.confidence:.4f}",
-                        random_cell,
-                    ]
-                )
+            for track in tracks:  # "face" is the track's id: one face followed across frames
+                writer.writerow({**tracked_row(n_frames, round(item.time, 3), track), "random_weights": random_cell})
             n_faces += len(tracks)
             draw_faces(image, tracks)
             draw_banner(image, mark)

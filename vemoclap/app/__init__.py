@@ -2,8 +2,9 @@
 
 - ``controller``: state and actions of the five steps, no widgets (set up, load models, choose the
   source, pick the video, run and show);
-- ``steps``: one small widget class per step; ``ui``: :class:`VemoclapApp`, the steps together
-  with the explore views;
+- ``step_table``: ``STEPS``, each step's number, title, cell and widget class, once;
+- ``steps``: one widget class per step, owning its widgets and actions; ``ui``: :class:`VemoclapApp`,
+  the steps together (``app.steps``) with the explore views;
 - ``views``: the HTML of a Result (outputs describe themselves); figures live in ``vemoclap.draw.figures``;
 - ``cache``: loaded models kept across reruns; ``colab``: Colab's uploader and Drive;
 - ``notebook``: notebooks/vemoclap.ipynb and the page's notebook; ``launch``: ``vemoclap app``;

@@ -30,6 +30,7 @@ from . import cache, colab
 from .cache import LoadedModels, ModelState
 from .logs import LOG_FILE, log_to_file
 from .settings import SETTINGS_ENV, settings_from_env  # noqa: F401  (re-exported)
+from .step_table import STEP
 from .views import safe_stem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,8 +50,8 @@ COLAB_UPLOAD_MB = 200
 # The reference's Colab app (VEMOCLAP) runs step 5 in about 30 s for a one-minute video on the free
 # T4; the CPU figure is a rough guide.
 GPU_SPEED_NOTE = (
-    "no GPU: step 5 runs on the CPU, several minutes for a one-minute video instead of about "
-    "30 s on Colab's free T4; choose Runtime → Change runtime type → T4 GPU, then rerun from step 1"
+    f"no GPU: {STEP['run'].name} runs on the CPU, several minutes for a one-minute video instead of about "
+    f"30 s on Colab's free T4; choose Runtime → Change runtime type → T4 GPU, then rerun from {STEP['setup'].name}"
 )
 
 
@@ -201,7 +202,7 @@ class Controller:
             rows.append(
                 (
                     "models",
-                    f"{self.models_dir} does not exist yet (step 2 fetches the models into it)"
+                    f"{self.models_dir} does not exist yet ({STEP['load'].name} fetches the models into it)"
                     if self.fetch_models
                     else f"{self.models_dir} does not exist (models will be looked up on the hub)",
                 )
@@ -242,7 +243,7 @@ class Controller:
             return f"{found['local']}{RANDOM_CLASSIFIER}"
         if found and found["local"] and found["origin"] == "download":
             return f"the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified: {found['local']}"
-        return "the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in step 2"
+        return f"the reference's trained classifier (VEMOCLAP, GPL-3.0), fetched and verified in {STEP['load'].name}"
 
     # ---- step 2 --------------------------------------------------------------------------
     def uses_classifier(self) -> bool:
@@ -493,7 +494,7 @@ class Controller:
         """A video file on this machine (or mounted Google Drive), checked like an upload."""
         text = (text or "").strip().strip('"').strip("'")
         if not text:
-            raise SourceError("type the path of a video file in step 4 first")
+            raise SourceError(f"type the path of a video file in {STEP['pick'].name} first")
         if "\0" in text:
             raise SourceError("the path holds a NUL byte, which no file name can; type the video's path again")
         path = Path(text).expanduser()
@@ -515,19 +516,19 @@ class Controller:
         if self.source_kind == "link":
             url = self.url.strip()
             if not url:
-                raise SourceError("paste a video link in step 4 first")
+                raise SourceError(f"paste a video link in {STEP['pick'].name} first")
             if not is_url(url):
                 raise SourceError(f"{url!r} is not a link; it must start with https:// (or http://)")
             check_url(url, allow_private=self.allow_private)
             return url
         if self.source_kind == "upload":
             if self.uploaded_path is None or not self.uploaded_path.is_file():
-                raise SourceError("upload a video file in step 4 first")
+                raise SourceError(f"upload a video file in {STEP['pick'].name} first")
             return self.uploaded_path
         if self.source_kind == "path":
             return self.accept_path(self.path_text)[0]
         if not self.sample:
-            raise SourceError("choose a sample in step 4 first")
+            raise SourceError(f"choose a sample in {STEP['pick'].name} first")
         return self.sample
 
     # ---- step 5 --------------------------------------------------------------------------
@@ -570,7 +571,7 @@ class Controller:
     # ---- exports -------------------------------------------------------------------------
     def export_dir(self) -> Path:
         if self.result is None:
-            raise SourceError("run step 5 first")
+            raise SourceError(f"run {STEP['run'].name} first")
         directory = self.output_dir / safe_stem(self.result.source)
         directory.mkdir(parents=True, exist_ok=True)
         return directory
@@ -606,7 +607,9 @@ class Controller:
         """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
         directory = self.export_dir()
         if self.analyzer is None or "face_emotion" not in self.analyzer.extractors:
-            raise SourceError("the annotated video needs the face_emotion extractor; load it in step 2 and run again")
+            raise SourceError(
+                f"the annotated video needs the face_emotion extractor; load it in {STEP['load'].name} and run again"
+            )
         path = directory / f"{safe_stem(self.result.source)}_annotated.mp4"
         video = self.analyzer.export_annotated_video(
             self.result, path, progress=self._export_progress("annotating", on_progress, "frames")

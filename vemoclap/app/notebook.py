@@ -20,6 +20,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .step_table import STEP, STEPS
+
 NOTEBOOK_NAME = "vemoclap.ipynb"
 INSTALLER = Path(__file__).with_name("install.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -61,21 +63,6 @@ from vemoclap.app import VemoclapApp
 app = VemoclapApp.from_env(models_dir=MODELS_DIR, classifier=CLASSIFIER)
 app.setup_step()"""
 
-_PAGE_SETUP = """# Step 1 · Setup: the machine, the versions, where the models come from (set by `vemoclap app`).
-from vemoclap.app import VemoclapApp
-
-app = VemoclapApp.from_env()
-app.setup_step()"""
-
-_LOAD = """# Step 2 · Load the models (once: rerunning this cell or the app keeps them loaded).
-app.load_step()"""
-
-_SOURCE = """# Step 3 · Choose the source: a sample video, a YouTube link, an upload or a file path.
-app.source_step()"""
-
-_PICK = """# Step 4 · Pick the video.
-app.pick_step()"""
-
 _COLAB_UPLOAD_TEXT = """### Upload on Colab
 
 On Colab, uploads go through Colab's own file chooser, which runs in the cell below and not from a
@@ -86,19 +73,8 @@ video on Google Drive and choose *File on this machine or Google Drive*). Outsid
 nothing: use the *Choose video* button of step 4."""
 
 _COLAB_UPLOAD = """# Colab's uploader (blocks until a file is chosen); VEMOCLAP_SOURCE=upload runs it headless.
-if app.on_colab and (app.source.value == "upload" or os.environ.get("VEMOCLAP_SOURCE") == "upload"):
+if app.on_colab and (app.steps["source"].toggle.value == "upload" or os.environ.get("VEMOCLAP_SOURCE") == "upload"):
     app.colab_upload()"""
-
-_RUN = """# Step 5 · Run and show. VEMOCLAP_AUTORUN=1 presses Load and Run on VEMOCLAP_SOURCE (headless runs, CI).
-display(app.run_step())
-if os.environ.get("VEMOCLAP_AUTORUN") == "1":
-    if os.environ.get("VEMOCLAP_SOURCE") == "upload":
-        app.run_upload()
-    else:
-        app.autorun(os.environ.get("VEMOCLAP_SOURCE", "sample"))"""
-
-_PAGE_RUN = """# Step 5 · Run and show.
-display(app.run_step())"""
 
 _EXPLORE = """## Explore the result
 
@@ -201,52 +177,28 @@ def embedded_wheel(nb) -> tuple[str, bytes]:
 
 def _setup_cell() -> str:
     # The installer's source comes first: a `from __future__` import must open the cell.
-    return (
-        "# Step 1 · Setup. Installs vemoclap where it is missing (on Colab, keeping Colab's own packages),\n"
-        "# then checks the machine. The installer is inlined: vemoclap cannot be imported before it is installed.\n"
-        f"{installer_source()}\n\nimport os\n{_SETUP_TAIL}"
+    note = (
+        ". Installs vemoclap where it is missing (on Colab, keeping Colab's own packages),\n"
+        "# then checks the machine. The installer is inlined: vemoclap cannot be imported before it is installed."
     )
+    return f"{STEP['setup'].comment(note)}\n{installer_source()}\n\nimport os\n{_SETUP_TAIL}"
 
 
 def notebook_cells(page: bool = False, wheel: tuple[str, bytes] | None = None) -> list[tuple[str, str]]:
-    """(cell type, source) of the app notebook, or of the page `vemoclap app` serves. The notebook carries
-    ``wheel`` (file name, bytes), built from the tree when not given."""
+    """(cell type, source) of the app notebook, or of the page `vemoclap app` serves: a heading and a
+    cell per step of :data:`~vemoclap.app.step_table.STEPS`. The notebook carries ``wheel`` (file name,
+    bytes), built from the tree when not given."""
+    cells: list[tuple[str, str]] = [("markdown", _PAGE_INTRO if page else _INTRO)]
+    for step in STEPS:
+        cells.append(("markdown", f"## {step.heading}"))
+        if step.key == "setup" and not page:
+            cells += [("markdown", _WHEEL_TEXT), ("code", _wheel_cell(wheel or build_wheel())), ("code", _setup_cell())]
+            continue
+        cells.append(("code", step.cell(page)))
+        if step.key == "pick" and not page:
+            cells += [("markdown", _COLAB_UPLOAD_TEXT), ("code", _COLAB_UPLOAD)]
     explore = [("code", _FRAMES), ("code", _FACES), ("code", _FEATURES)]
-    if page:
-        return [
-            ("markdown", _PAGE_INTRO),
-            ("markdown", "## 1 · Setup"),
-            ("code", _PAGE_SETUP),
-            ("markdown", "## 2 · Load the models"),
-            ("code", _LOAD),
-            ("markdown", "## 3 · Choose the source"),
-            ("code", _SOURCE),
-            ("markdown", "## 4 · Pick the video"),
-            ("code", _PICK),
-            ("markdown", "## 5 · Run and show"),
-            ("code", _PAGE_RUN),
-            ("markdown", _PAGE_EXPLORE),
-            *explore,
-        ]
-    return [
-        ("markdown", _INTRO),
-        ("markdown", "## 1 · Setup"),
-        ("markdown", _WHEEL_TEXT),
-        ("code", _wheel_cell(wheel or build_wheel())),
-        ("code", _setup_cell()),
-        ("markdown", "## 2 · Load the models"),
-        ("code", _LOAD),
-        ("markdown", "## 3 · Choose the source"),
-        ("code", _SOURCE),
-        ("markdown", "## 4 · Pick the video"),
-        ("code", _PICK),
-        ("markdown", _COLAB_UPLOAD_TEXT),
-        ("code", _COLAB_UPLOAD),
-        ("markdown", "## 5 · Run and show"),
-        ("code", _RUN),
-        ("markdown", _EXPLORE),
-        *explore,
-    ]
+    return [*cells, ("markdown", _PAGE_EXPLORE if page else _EXPLORE), *explore]
 
 
 def build_notebook(page: bool = False, wheel: tuple[str, bytes] | None = None):

@@ -1,23 +1,45 @@
-"""One small widget class per step. Each shows what the controller says and calls its actions."""
+"""One widget class per step of :data:`vemoclap.app.step_table.STEPS`, each built as ``cls(app)``.
+Each owns its widgets and its actions (step 2 loads, step 5 runs, draws and exports); the controller
+holds the state and does the work."""
 
 from __future__ import annotations
 
 import html
 import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..errors import user_errors
+from ..draw.figures import figure_png
+from ..errors import one_line, user_errors
 from ..media import VIDEO_EXTENSIONS
 from . import colab
 from ._widgets import clear_upload, upload_entries, widgets
 from .cache import ModelState
-from .controller import SOURCES, Controller, Progress, describe_error
+from .controller import SOURCES, Progress, describe_error
 from .logs import quiet
-from .views import CLIPS_NOTE, ERROR_COLOR, OK_COLOR, message_html, note_html, random_html, table_html
+from .step_table import STEP
+from .views import (
+    CLIPS_NOTE,
+    ERROR_COLOR,
+    OK_COLOR,
+    details_html,
+    downloads_html,
+    file_html,
+    message_html,
+    missing_html,
+    note_html,
+    random_html,
+    summary_html,
+    table_html,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from ..results import Result
+    from .ui import VemoclapApp
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +81,8 @@ class ProgressLine:
 class SetupStep:
     """Step 1: the device found (a warning without a GPU on Colab), versions, where models come from."""
 
-    def __init__(self, controller: Controller):
-        rows, warnings = controller.setup_rows()
+    def __init__(self, app: "VemoclapApp"):
+        rows, warnings = app.controller.setup_rows()
         self.html = widgets.HTML(
             "".join(f"<div>{message_html(w)}</div>" for w in warnings) + table_html(rows, "vemoclap-setup")
         )
@@ -108,9 +130,9 @@ class ModelRow:
 class LoadStep:
     """Step 2: optionally a Drive cache (Colab), the Load button, one row per model."""
 
-    def __init__(self, controller: Controller, busy: Callable):
-        self.controller = controller
-        self.busy = busy
+    def __init__(self, app: "VemoclapApp"):
+        self.controller = controller = app.controller
+        self.busy = app.working
         self.button = widgets.Button(
             description="Load models",
             icon="download",
@@ -210,8 +232,8 @@ class LoadStep:
 class SourceStep:
     """Step 3: sample, link, upload or a file path."""
 
-    def __init__(self, controller: Controller):
-        self.controller = controller
+    def __init__(self, app: "VemoclapApp"):
+        self.controller = controller = app.controller
         self.toggle = widgets.ToggleButtons(
             options=controller.source_choices(),
             value=controller.source_kind,
@@ -233,8 +255,9 @@ class SourceStep:
 class PickStep:
     """Step 4: the control for the chosen source (changes with step 3)."""
 
-    def __init__(self, controller: Controller, source: SourceStep):
-        self.controller = controller
+    def __init__(self, app: "VemoclapApp"):
+        self.controller = controller = app.controller
+        source: SourceStep = app.steps["source"]
         self.hint = widgets.HTML()
         self.sample = widgets.Dropdown(
             options=list(controller.samples.items()),
@@ -343,9 +366,12 @@ def _image(css_class: str, max_width: str):
 
 
 class RunStep:
-    """Step 5: Run, one progress line, then the results with downloads and video exports."""
+    """Step 5: Run, one progress line, then the results with downloads and video exports; its
+    buttons' actions (:meth:`run`, :meth:`make_annotated_video`, :meth:`make_emotion_clips`)."""
 
-    def __init__(self):
+    def __init__(self, app: "VemoclapApp"):
+        self.app = app
+        self.controller = app.controller
         W = widgets
         self.button = W.Button(
             description="Run", icon="play", button_style="success", tooltip="analyze the chosen video"
@@ -386,6 +412,9 @@ class RunStep:
         self.results = W.VBox()
         self.results.add_class("vemoclap-results")
         self.widget = W.VBox([self.button, self.progress.box, self.message, self.results])
+        self.button.on_click(lambda _: self.run())
+        self.video_button.on_click(lambda _: self.make_annotated_video())
+        self.clips_button.on_click(lambda _: self.make_emotion_clips())
 
     def clear(self) -> None:
         self.message.value = ""
@@ -415,6 +444,126 @@ class RunStep:
         ]
         self.results.children = rows
 
+    # ---- actions -------------------------------------------------------------------------
+    def run(self) -> "Result | None":
+        """Analyze the chosen video and show the results (the Run button)."""
+        loader = self.app.steps["load"]
+        with self.app.working() as free:
+            if not free:
+                return None
+            self.clear()
+            start = time.perf_counter()
+            with quiet():
+                try:
+                    result = self.controller.run(self.progress.show, loader.show_model)
+                except Exception as exc:
+                    _log_failure(exc, "the analysis")
+                    self.progress.failed()
+                    self.message.value = message_html(describe_error(exc, "the analysis"))
+                    if self.controller.loaded is not None:
+                        loader.show_loaded()
+                    self.app.refresh_explorers()
+                    return None
+                if self.controller.loaded is not None:
+                    loader.show_loaded()
+                self.progress.show(Progress("drawing the results…", 1.0))
+                self.render(result)
+                self.progress.done(f"done in {time.perf_counter() - start:.1f} s")
+                self.app.refresh_explorers()
+        return result
+
+    def render(self, result: "Result") -> None:
+        timeline = None
+        try:
+            timeline = self.controller.timeline(result)
+        except Exception:
+            log.exception("the timeline failed")
+        self.summary.value = _guard("the summary", lambda: summary_html(result))
+        self._set_image(self.chart, "the probability chart", result.plot)
+        self._set_image(self.circumplex, "the valence–arousal plot", result.plot_circumplex)
+        has_frames = result.frames is not None and len(result.frames) > 0
+        self._set_image(self.frame, "the annotated frame", result.plot_annotated_frame if has_frames else None)
+        self._set_image(
+            self.timeline,
+            "the timeline",
+            timeline.plot if timeline is not None and result.info and result.info.duration > 0 else None,
+        )
+        self.details.value = _guard("the details", lambda: details_html(result))
+        self.missing.value = _guard("the missing list", lambda: missing_html(result))
+        self.downloads.value = _guard("the downloads", lambda: downloads_html(result))
+        self.emotion.options = list(result.labels)
+        if result.top_label:
+            self.emotion.value = result.top_label
+        self.layout()
+
+    def _set_image(self, image, what: str, plot: Callable[[], "Figure"] | None) -> None:
+        image.value = b""
+        if plot is None:
+            return
+        try:
+            image.value = figure_png(plot())
+        except Exception:
+            log.exception("drawing %s failed", what)
+            self.message.value = message_html(f"could not draw {what} (details in the log)")
+
+    def make_annotated_video(self) -> Path | None:
+        """Write every frame with faces and expressions (audio kept) and offer it for download."""
+        with self.app.working() as free:
+            if not free:
+                return None
+            with quiet():
+                try:
+                    self.video_message.value = "making the annotated video…"
+                    video, csv_path = self.controller.annotated_video(self.progress.show)
+                except Exception as exc:
+                    _log_failure(exc, "the annotated video")
+                    self.progress.failed()
+                    self.video_message.value = message_html(describe_error(exc, "the annotated video"))
+                    return None
+                parts = [self.offer(video, "annotated video"), self.offer(csv_path, "per-frame labels (CSV)")]
+                self.video_message.value = " · ".join(parts)
+                self.progress.done("the annotated video is ready")
+                return video
+
+    def make_emotion_clips(self, emotion: str | None = None) -> Path | None:
+        """Write one video of the windows where ``emotion`` (default: the dropdown's) is on top."""
+        with self.app.working() as free:
+            if not free:
+                return None
+            with quiet():
+                emotion = emotion or self.emotion.value
+                try:
+                    self.clips_message.value = f"finding the {html.escape(str(emotion))} windows…"
+                    written, segments = self.controller.emotion_clips(emotion, self.progress.show)
+                except Exception as exc:
+                    _log_failure(exc, "the emotion clips")
+                    self.progress.reset()
+                    self.clips_message.value = message_html(describe_error(exc, "the emotion clips"))
+                    return None
+                spans = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in segments)
+                self.clips_message.value = f"{self.offer(written, f'{emotion} clips')} ({html.escape(spans)})"
+                self.progress.done(f"the {emotion} clips are ready")
+                return written
+
+    def offer(self, path: Path, label: str) -> str:
+        """HTML offering a written file; on Colab the browser download starts too."""
+        if self.controller.on_colab:
+            try:
+                from google.colab import files
+
+                files.download(str(path))
+            except Exception:  # the link / path still works
+                log.exception("Colab download of %s failed", path)
+        return file_html(path, label)
+
+
+def _guard(what: str, build: Callable[[], str]) -> str:
+    try:
+        return build()
+    except Exception as exc:
+        log.exception("drawing %s failed", what)
+        return message_html(f"could not show {what}: {one_line(exc)}")
+
 
 class Explorer:
     """A view redrawn after every run (the notebook's cells below step 5)."""
@@ -422,18 +571,16 @@ class Explorer:
     def __init__(self, kind: str, draw: Callable[["Result"], list]):
         self.kind = kind
         self.draw = draw
-        self.box = widgets.VBox([widgets.HTML("<i>appears after step 5 has run</i>")])
+        self.box = widgets.VBox([widgets.HTML(f"<i>appears after {STEP['run'].name} has run</i>")])
         self.box.add_class(f"vemoclap-explore-{kind}")
 
     def refresh(self, result: "Result | None", why: str = "") -> None:
         if result is None:
-            text = f"no result: {why}" if why else "appears after step 5 has run"
+            text = f"no result: {why}" if why else f"appears after {STEP['run'].name} has run"
             self.box.children = [widgets.HTML(f"<i>{html.escape(text)}</i>")]
             return
         try:
             self.box.children = self.draw(result)
         except Exception as exc:
-            from ..errors import one_line
-
             log.exception("vemoclap-explore-%s failed", self.kind)
             self.box.children = [widgets.HTML(message_html(f"could not draw this: {one_line(exc)}"))]

@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..notice import random_weights_notice
-
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import Result
 
@@ -77,50 +75,39 @@ def random_html(notice: str) -> str:
 
 
 def summary_html(result: "Result") -> str:
-    """The headline: top emotion (or why there is none), the video, timings, and the text report."""
-    from ..results import no_classifier_line
-
-    parts: list[str] = []
-    if result.random_weights:
-        parts.append(random_html(random_weights_notice(result.random_weights, result.weights)))
-    if result.has_prediction:
-        va = result.valence_arousal
-        va_text = f" · valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va else ""
+    """The headline: top emotion (or why there is none), the video, timings, and the text report,
+    all rendered from :meth:`Result.summarize`."""
+    summary = result.summarize()
+    parts: list[str] = [random_html(summary.notice)]
+    emotion = summary.section("emotion")
+    va = summary.section("valence_arousal")
+    if emotion.rows:
+        va_text = f" · valence, arousal {va.text}" if va else ""
+        top = emotion.rows[0]
         parts.append(
             f"<h3 style='margin:0.2em 0'>Emotion: <span class='vemoclap-top'>"
-            f"{html.escape(result.top_label)}</span> ({result.top_probability:.0%})"
+            f"{html.escape(top.label)}</span> ({top.number:.0%})"
             f"{html.escape(va_text)}</h3>"
         )
-        ranked = sorted(result.scores.items(), key=lambda kv: -kv[1])
         parts.append(
             "<div>"
-            + " · ".join(f"{html.escape(k)} {v:.0%}" for k, v in ranked)
+            + " · ".join(f"{html.escape(row.label)} {row.number:.0%}" for row in emotion.rows)
             + " <span style='color:#666'>(the whole video)</span></div>"
         )
     else:
-        parts.append(
-            f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(no_classifier_line(result.warnings))}</div>"
-        )
-    info = result.info
-    if info is not None:
-        parts.append(
-            f"<div>{html.escape(Path(result.source).name or result.source)}: {info.duration:.1f} s, "
-            f"{info.width}×{info.height}, {info.fps:.1f} fps, audio: {'yes' if info.has_audio else 'no'}"
-            "</div>"
-        )
-    if result.timings:
-        total = sum(result.timings.values())
-        slowest = sorted(result.timings.items(), key=lambda kv: -kv[1])[:4]
-        parts.append(
-            "<div style='color:#666'>time: "
-            + html.escape(f"{total:.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in slowest) + ")")
-            + "</div>"
-        )
+        parts.append(f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(emotion.text)}</div>")
+    video = summary.section("video")
+    if video is not None:
+        parts.append(f"<div>{html.escape(Path(result.source).name or result.source)}: {html.escape(video.text)}</div>")
+    timings = summary.section("time")
+    if timings is not None:
+        slowest = ", ".join(f"{row.label} {row.value}" for row in timings.rows[:4])
+        parts.append(f"<div style='color:#666'>time: {html.escape(f'{timings.text} ({slowest})')}</div>")
     parts.append(
         "<details><summary>text report</summary><pre class='vemoclap-report'>"
-        f"{html.escape(result.summary())}</pre></details>"
+        f"{html.escape(summary.text())}</pre></details>"
     )
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
 
 
 def _section(title: str, body: str) -> str:
@@ -128,30 +115,34 @@ def _section(title: str, body: str) -> str:
 
 
 def details_html(result: "Result") -> str:
-    """Every extractor's readable output, as each output describes itself."""
+    """Every extractor's readable output, as each output describes itself (the summary's output sections)."""
     sections: list[str] = []
-    for name, output in result.outputs.items():
-        if output.missing:
-            continue
-        lines = [line for line in output.describe() if line.strip()]
+    for section in result.summarize().of_kind("output"):
+        lines = [row.value for row in section.rows if row.value.strip()]
         items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines) or "<li><i>nothing</i></li>"
-        sections.append(
-            _section(name, f"<ul class='vemoclap-output' data-extractor='{html.escape(name, quote=True)}'>{items}</ul>")
-        )
+        key = html.escape(section.key, quote=True)
+        sections.append(_section(section.title, f"<ul class='vemoclap-output' data-extractor='{key}'>{items}</ul>"))
     return "\n".join(sections)
 
 
+_LIST_TITLES = {"missing": "Missing", "warnings": "Notes"}
+
+
 def missing_html(result: "Result") -> str:
-    """What is missing and why, and any warnings, escaped."""
+    """What is missing and why, and any warnings, escaped (the summary's "missing" and "warnings")."""
+    summary = result.summarize()
     parts: list[str] = []
-    if result.missing:
+    for key, title in _LIST_TITLES.items():
+        section = summary.section(key)
+        if section is None or not section.rows:
+            continue
         items = "".join(
-            f"<li><b>{html.escape(name)}</b>: {html.escape(reason)}</li>" for name, reason in result.missing.items()
+            f"<li><b>{html.escape(row.label)}</b>: {html.escape(row.value)}</li>"
+            if row.label
+            else f"<li>{html.escape(row.value)}</li>"
+            for row in section.rows
         )
-        parts.append(_section("Missing", f"<ul>{items}</ul>"))
-    if result.warnings:
-        items = "".join(f"<li>{html.escape(w)}</li>" for w in result.warnings)
-        parts.append(_section("Notes", f"<ul>{items}</ul>"))
+        parts.append(_section(title, f"<ul>{items}</ul>"))
     return "\n".join(parts)
 
 

@@ -73,10 +73,9 @@ def _box_handles(faces: bool, text: bool) -> list:
 def _boxes_drawn(result: "Result", indices) -> tuple[bool, bool]:
     """Whether faces, and whether text lines, are drawn on any of the frames ``indices``."""
     indices = set(indices)
-    faces = result.outputs.get("face_emotion")
-    ocr = result.outputs.get("ocr_sentiment")
-    has_faces = any(f.frame_index in indices and f.faces for f in getattr(faces, "frames", None) or [])
-    has_text = any(line.frame_index in indices for line in getattr(ocr, "lines", None) or [])
+    ocr = result.ocr
+    has_faces = bool(result.faces["frame_index"].isin(indices).any())
+    has_text = any(line.frame_index in indices for line in (ocr.lines if ocr is not None else []))
     return has_faces, has_text
 
 
@@ -116,21 +115,19 @@ def frames_grid(result: "Result", columns: int = 4) -> "Figure | None":
 
 def face_crops(result: "Result") -> tuple[list[tuple[Any, str]], str]:
     """(crop, title) of every detected face, or no crops and why."""
-    output = result.outputs.get("face_emotion")
+    output = result.face_output
     if output is None:
         return [], "the face extractor did not run"
     if output.missing:
         return [], f"no faces: {output.missing}"
     crops: list[tuple[Any, str]] = []
-    for frame in getattr(output, "frames", None) or []:
-        image = result.frames.images[frame.frame_index]
-        for face in frame.faces:
-            x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-            x0, y0 = max(0, x0), max(0, y0)
-            x1, y1 = min(image.shape[1], x1), min(image.shape[0], y1)
-            if x1 > x0 and y1 > y0:
-                time_s = result.frames.timestamps[frame.frame_index]
-                crops.append((image[y0:y1, x0:x1], f"{face.expression} {face.confidence:.0%}\n{time_s:.1f} s"))
+    for face in result.faces.itertuples(index=False):
+        image = result.frames.images[face.frame_index]
+        x0, y0 = max(0, int(face.x0)), max(0, int(face.y0))
+        x1, y1 = min(image.shape[1], int(face.x1)), min(image.shape[0], int(face.y1))
+        if x1 > x0 and y1 > y0:
+            time_s = result.frames.timestamps[face.frame_index]
+            crops.append((image[y0:y1, x0:x1], f"{face.expression} {face.confidence:.0%}\n{time_s:.1f} s"))
     return crops, "" if crops else "no faces were found"
 
 
@@ -239,8 +236,8 @@ def plot_annotated_frame(result: "Result", index: int | None = None, ax=None) ->
         ax.text(0.5, 0.5, "no video frames", ha="center", va="center", transform=ax.transAxes)
         return fig
     ax.imshow(image)
-    caption = result.outputs.get("caption")
-    title = printable(getattr(caption, "text", None)) if caption is not None and not caption.missing else None
+    caption = result.caption
+    title = printable(caption.text) if caption is not None and not caption.missing else None
     time = result.frames.timestamps[index]
     ax.set_title(f"“{title}” — {time:.1f} s" if title else f"frame at {time:.1f} s", fontsize=10)
     handles = _box_handles(*_boxes_drawn(result, [index]))

@@ -126,11 +126,10 @@ def best_frame_index(result: "Result") -> int:
     if n == 0:
         return -1
     score = np.zeros(n)
-    faces = result.outputs.get("face_emotion")
-    for frame in getattr(faces, "frames", None) or []:
-        score[frame.frame_index] += 2 * len(frame.faces)  # faces matter more than text lines
-    ocr = result.outputs.get("ocr_sentiment")
-    for line in getattr(ocr, "lines", None) or []:
+    for index, count in result.faces["frame_index"].value_counts().items():
+        score[index] += 2 * count  # faces matter more than text lines
+    ocr = result.ocr
+    for line in ocr.lines if ocr is not None else []:
         score[line.frame_index] += 1
     if score.max() == 0:
         return n // 2
@@ -141,18 +140,16 @@ def best_frame_index(result: "Result") -> int:
 def annotated_frame(result: "Result", index: int | None = None, *, mark: bool = True) -> np.ndarray | None:
     """A copy of one sampled frame with face boxes (expression, confidence) and OCR boxes drawn,
     and (``mark``) the random-weights banner when the result ran on random weights."""
+    from ..facetable import boxes
     from ..notice import result_mark
 
     if result.frames is None or len(result.frames) == 0:
         return None
     index = best_frame_index(result) if index is None else index
     image = result.frames.images[index].copy()
-    ocr = result.outputs.get("ocr_sentiment")
-    draw_text_boxes(image, [line for line in getattr(ocr, "lines", None) or [] if line.frame_index == index])
-    faces = result.outputs.get("face_emotion")
-    for frame in getattr(faces, "frames", None) or []:
-        if frame.frame_index == index:
-            draw_faces(image, frame.faces)
+    ocr = result.ocr
+    draw_text_boxes(image, [line for line in (ocr.lines if ocr is not None else []) if line.frame_index == index])
+    draw_faces(image, boxes(result.faces, index))
     if mark:
         draw_banner(image, result_mark(result))
     return image
