@@ -53,6 +53,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 def test_full_default_run_on_the_sample(analyzer, videos):
     result = analyzer.analyze(videos["sample"])
     assert set(result.outputs) == set(default_extractors())
@@ -74,6 +75,7 @@ def test_full_default_run_on_the_sample(analyzer, videos):
     assert json.loads(result.to_json())["outputs"]["face_emotion"]["frames"][0]["faces"]
 
 
+@pytest.mark.slow
 def test_models_stay_loaded_across_videos(analyzer, videos):
     before = {name: id(ext) for name, ext in analyzer.extractors.items()}
     analyzer.analyze(videos["unicode"])
@@ -101,6 +103,7 @@ def _observe(analyzer, monkeypatch, gate=()):
     return spans
 
 
+@pytest.mark.slow
 def test_audio_and_vision_run_side_by_side_with_the_same_results(analyzer, videos, monkeypatch):
     assert analyzer.parallel == 2  # the default
     stages = []
@@ -140,6 +143,7 @@ def test_parallel_must_be_at_least_one(models):
         Analyzer(["clip"], models_dir=models, device="cpu", classifier=None, parallel=0)
 
 
+@pytest.mark.slow
 def test_video_without_audio_is_a_partial_result(analyzer, videos):
     result = analyzer.analyze(videos["silent_no_audio"])
     assert result.missing["beats"] == "no audio track" and result.missing["asr_sentiment"] == "no audio track"
@@ -154,6 +158,7 @@ def test_audio_only_file_is_a_partial_result(analyzer, videos):
     assert any("no video stream" in w for w in result.warnings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vertical_vfr", "uhd", "unicode"])
 def test_odd_but_valid_videos(analyzer, videos, name):
     result = analyzer.analyze(videos[name])
@@ -165,6 +170,7 @@ def test_odd_but_valid_videos(analyzer, videos, name):
     assert result.outputs["clip"].ok
 
 
+@pytest.mark.slow
 def test_without_classifier_all_outputs_are_still_produced(models, videos):
     analyzer = Analyzer(["clip", "ocr_sentiment"], models_dir=models, device="cpu", classifier=None)
     result = analyzer.analyze(videos["sample"])
@@ -220,6 +226,7 @@ def test_cli_missing_model_exits_2_naming_it(tmp_path, videos):
     assert run.returncode == 2 and "'clip'" in run.stderr and "download-models" in run.stderr
 
 
+@pytest.mark.slow
 def test_cli_report_json_and_save(models, videos, tmp_path):
     run = _cli(
         "analyze",
@@ -244,6 +251,7 @@ def test_cli_report_json_and_save(models, videos, tmp_path):
     assert (tmp_path / "out" / "timeline.png").is_file()
 
 
+@pytest.mark.slow
 def test_cli_internal_bug_exits_1_with_the_traceback_logged(models, videos, tmp_path):
     """A numpy error inside an extractor (a ValueError subclass) is a bug, not bad input."""
     script = (

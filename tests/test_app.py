@@ -87,6 +87,7 @@ def ran(tiny_models, tmp_path_factory) -> VemoclapApp:
     return app
 
 
+@pytest.mark.slow
 def test_load_rows_show_every_model_loaded(ran):
     from vemoclap.registry import default_extractors
 
@@ -251,6 +252,7 @@ def test_bad_links_give_one_line(ran, link, needle):
     ran.steps["source"].toggle.value = "sample"
 
 
+@pytest.mark.slow
 def test_link_is_downloaded_and_analyzed(tiny_models, tmp_path):
     """A link through yt-dlp's generic extractor, served from 127.0.0.1 (allowed for this app only)."""
     import functools
@@ -321,6 +323,7 @@ def test_upload_too_big_is_refused(tiny_models, tmp_path):
     assert app.uploaded_path is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_widget_checks(check, tiny_models, tmp_path):
     check(tiny_models, tmp_path)
@@ -352,6 +355,7 @@ def test_widget_checks_under_ipywidgets_7(tiny_models, tmp_path):
     assert run.stdout.count("(ipywidgets 7.7.1)") == len(CHECKS), run.stdout
 
 
+@pytest.mark.slow
 def test_missing_model_is_one_line_and_listed(tiny_models, tmp_path):
     # A models dir with the face models but no CLIP: CLIP's row says so, the rest runs.
     partial = tmp_path / "models"
@@ -406,6 +410,7 @@ def test_corrupt_weights_fail_one_row_and_the_rest_runs(tiny_models, tmp_path):
     assert_no_traceback(app)
 
 
+@pytest.mark.slow
 def test_broken_classifier_is_one_line_and_the_rest_runs(tiny_models, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -467,6 +472,7 @@ def test_setup_step_reports_device_and_versions(tiny_models, tmp_path):
     assert app.setup_step() is app.setup_step()  # rerunning the cell shows the same widget
 
 
+@pytest.mark.slow
 def test_page_and_notebook_each_have_their_own_words(tmp_path):
     """The page `vemoclap app` serves speaks of no cells, installs, Colab or `app.result`; the
     notebook does. On the page, no widget speaks of cells either, whatever source is chosen."""

@@ -99,6 +99,7 @@ def test_load_builds_the_analyzer_once_and_reports_each_model(tiny_models, tmp_p
     assert again.load() is loaded and len(builds) == 1 and loaded.loads == 1
 
 
+@pytest.mark.slow
 def test_missing_model_and_broken_classifier_are_rows_not_failures(tiny_models, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
@@ -129,6 +130,7 @@ def test_missing_model_and_broken_classifier_are_rows_not_failures(tiny_models, 
     assert any(w.startswith("no emotion classifier: the classifier could not be loaded") for w in result.warnings)
 
 
+@pytest.mark.slow
 def test_run_failure_leaves_no_result(tiny_models, tmp_path):
     controller = Controller(
         models_dir=tiny_models, extractors=["face_emotion"], analyzer_options=FAST, output_dir=tmp_path
@@ -141,6 +143,7 @@ def test_run_failure_leaves_no_result(tiny_models, tmp_path):
     assert controller.result is None and "only http(s) links" in controller.last_error
 
 
+@pytest.mark.slow
 def test_path_source_is_checked(tiny_models, tmp_path):
     from vemoclap.generated_video import make_sample
 
@@ -219,6 +222,7 @@ def test_fetch_follows_the_download_contract(tmp_path, monkeypatch):
     assert shown[1] == Progress("fetching clip: 4 of 4 MB", 1.0)
 
 
+@pytest.mark.slow
 def test_samples_and_nothing_to_cut(tiny_models, tmp_path, monkeypatch):
     assert samples.names()[0] == "sample"
     controller = Controller(
@@ -248,6 +252,7 @@ def _assert_text_matches_bar(progress: list[Progress]) -> None:
             assert int(shown.group(1)) == round(100 * p.fraction), p
 
 
+@pytest.mark.slow
 def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
     from vemoclap.generated_video import make_sample
 

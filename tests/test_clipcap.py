@@ -35,6 +35,7 @@ def _log_prob(model, prefix, tokens):
         return float(sum(logits[i, t] for i, t in enumerate(tokens)))
 
 
+@pytest.mark.slow
 def test_prefix_is_ten_gpt2_embeddings_of_the_clip_embedding(captioner):
     width = captioner.model.gpt.transformer.wte.weight.shape[1]
     prefix = captioner.model.prefix(torch.zeros(2, 512))

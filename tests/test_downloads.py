@@ -100,6 +100,7 @@ def _cli(*args, env, timeout=900):
     )
 
 
+@pytest.mark.slow
 def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet, tmp_path):
     models_dir = tmp_path / "models"  # empty: a fresh machine
     run = _cli("analyze", "sample:joy", "-q", env=_env(internet, tmp_path, VEMOCLAP_MODELS_DIR=str(models_dir)))
@@ -119,6 +120,7 @@ def test_readme_third_command_fetches_everything_and_prints_an_emotion(internet,
     assert not list(models_dir.rglob("*.part"))
 
 
+@pytest.mark.slow
 def test_download_models_then_analyze_offline(internet, tmp_path):
     models_dir = tmp_path / "weights"
     env = _env(internet, tmp_path)
@@ -201,6 +203,7 @@ def test_a_corrupted_reference_file_is_refused_and_removed(internet, tmp_path):
     assert not list(models_dir.rglob("model_config.pt*"))
 
 
+@pytest.mark.slow
 def test_whisper_checkpoint_is_checked_against_its_sha256(internet, tmp_path):
     models_dir = tmp_path / "weights"
     env = _env(internet, tmp_path)
@@ -225,6 +228,7 @@ def test_the_sample_list_offers_the_reference_samples():
     ]
 
 
+@pytest.mark.slow
 def test_app_step_two_fetches_with_progress_and_loads_the_reference_classifier(internet, tmp_path):
     code = f"""
 import json, sys
@@ -358,6 +362,7 @@ def test_an_endless_model_body_stops_at_the_listed_size_plus_a_margin(tmp_path):
     assert sum(p.stat().st_size for p in (tmp_path / "w").rglob("*") if p.is_file()) < 4 << 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["body", "headers"])
 def test_a_server_sending_a_byte_every_so_often_is_cut_off(tmp_path, where):
     import time

@@ -91,6 +91,7 @@ def _assert_same_output(videos, out_a: Path, out_b: Path, exact: bool = True) ->
                 np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=f"{video.id} {name}")
 
 
+@pytest.mark.slow
 def test_one_file_per_video_with_features_times_and_metadata(reference, models):
     from vemoclap.pipeline import Analyzer
 
@@ -207,6 +208,7 @@ def test_a_broken_video_is_recorded_and_retried(dataset, models, tmp_path):
     assert sorted(r["id"] for r in read_manifest(out)) == ["fear/broken", "fear/good"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(reference, dataset, models, tmp_path):
     videos, ref_out, _ = reference
     videos = videos[::2]  # 5 videos of every class and length keep it quick
@@ -264,6 +266,7 @@ def test_ray_with_two_workers_matches_one_process(reference, models, tmp_path, m
     assert os.environ["HOME"] == str(tmp_path / "home")
 
 
+@pytest.mark.slow
 def test_default_extractor_set(dataset, models, tmp_path):
     from vemoclap.training.dataset import Video
 

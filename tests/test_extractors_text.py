@@ -248,6 +248,7 @@ def test_rapidocr_reads_a_rendered_phrase():
         assert 120 <= points[:, 1].mean() <= 230  # around the baseline the text was drawn at (y=200)
 
 
+@pytest.mark.slow
 def test_paddleocr_detection_reads_a_360p_frame_without_enlarging_it():
     # The reference's PaddleOCR 2.x limited the longer side to 960 px; rapidocr brings the shorter
     # side to 736 px, so a 640×360 frame is detected at 2× (4× the pixels).
@@ -267,6 +268,7 @@ def test_paddleocr_detection_reads_a_360p_frame_without_enlarging_it():
         OcrSentimentExtractor(detection="huge")
 
 
+@pytest.mark.slow
 def test_int8_decoders_quantize_nllb_and_t5_only(tiny_dir):
     plain = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spell_check=True).load()
     int8 = get("ocr_sentiment", models_dir=tiny_dir, device="cpu", spell_check=True, int8_decoders=True).load()
@@ -450,6 +452,7 @@ def _box(y: float) -> np.ndarray:
     return np.array([[40, y], [300, y], [300, y + 40], [40, y + 40]], np.float32)
 
 
+@pytest.mark.slow
 def test_frame_unit_gives_one_lowercased_string_per_frame(tiny_dir):
     two_rows = ttf_frame("Happy Birthday", "SALE TODAY")
     other = ttf_frame("Good Morning")
@@ -692,6 +695,7 @@ def _caption_frame(caption: str) -> np.ndarray:
     return image
 
 
+@pytest.mark.slow
 def test_a_caption_that_changes_on_a_static_background_is_read_under_reference(tiny_dir):
     images = np.stack([_caption_frame("HELLO"), _caption_frame("WORLD")])
     clip = make_clip(images)

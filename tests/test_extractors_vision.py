@@ -304,6 +304,7 @@ def test_one_astronaut_frame_gives_one_row(faces_extractor, astronaut):
     assert out.feature.shape == (1, 768)
 
 
+@pytest.mark.slow
 def test_frame_row_is_the_mean_of_the_two_largest_faces(faces_extractor, astronaut):
     import cv2
 

@@ -447,6 +447,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_cross_attention_learns_an_interaction_that_per_modality_means_miss(one_thread):
     from sklearn.linear_model import LogisticRegression
 

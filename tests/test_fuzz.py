@@ -173,6 +173,7 @@ def test_the_generator_is_seeded_and_changes_the_files(bases):
     assert sum(data != bases[name.split("-", 1)[1]] for name, data, _ in first) >= 8
 
 
+@pytest.mark.slow
 def test_malformed_media_never_gives_a_traceback_or_unbounded_memory(bases, tmp_path):
     outcomes = {"ok": 0, "refused": 0}
     for name, data, what in generate(bases):
@@ -202,6 +203,7 @@ def clip_models(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_whole_command_on_damaged_and_thin_videos(bases, clip_models, tmp_path):
     rng = random.Random(SEED + 1)
     files = {

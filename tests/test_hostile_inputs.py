@@ -122,6 +122,7 @@ def _namespace_ok() -> bool:
 needs_mount_namespace = pytest.mark.skipif(not _namespace_ok(), reason="unshare -m is not permitted here")
 
 
+@pytest.mark.slow
 @needs_mount_namespace
 def test_a_full_disk_keeps_the_analysis_in_a_temp_file(video, clip_models, tmp_path):
     disk, temp = tmp_path / "disk", tmp_path / "temp"
@@ -344,6 +345,7 @@ print(json.dumps({"shape": list(clip.frames.images.shape), "found": found, "rss_
 """
 
 
+@pytest.mark.slow
 def test_ocr_of_a_thin_video_stays_bounded(tmp_path):
     """The real bundled PP-OCR models on the frames the recipe makes of a 2×720 video, in a child
     with a capped address space; the timeout only catches a hang (it once took 44 s and 2.2 GB a frame)."""

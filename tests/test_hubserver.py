@@ -272,6 +272,7 @@ def test_raw_faults_cut_corrupt_no_length_fail(hub):
     assert error.value.code == 503
 
 
+@pytest.mark.slow
 def test_hub_client_retries_cut_downloads_and_does_not_notice_corruption(hub, clip_folder, tmp_path):
     weights = (clip_folder / "model.safetensors").read_bytes()
     config = (clip_folder / "config.json").read_bytes()

@@ -68,6 +68,7 @@ def long_video(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------ probe
 
 
+@pytest.mark.slow
 def test_probe_reads_the_container(files):
     info = probe(files["web"])
     assert info.duration == pytest.approx(12.0, abs=0.05)
@@ -109,6 +110,7 @@ def test_default_tolerance_takes_a_nearby_frame_and_reports_its_time(files):
     assert frames.stats.tolerance == pytest.approx(DEFAULT_TOL * segment)
 
 
+@pytest.mark.slow
 def test_keyframes_inside_the_window_cost_one_decoded_frame_each(long_video):
     # 600 s / 16 = 37.5-s segments, keyframes every 2 s: every window holds a keyframe.
     frames = sample_frames(long_video, 16)

@@ -224,6 +224,7 @@ def namespace_run(tmp_path_factory):
     return report
 
 
+@pytest.mark.slow
 def test_the_setup_works_a_public_link_is_downloaded(namespace_run):
     control = namespace_run["api"]["control"]
     assert "ok" in control, control

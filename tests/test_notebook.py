@@ -102,6 +102,7 @@ def test_build_wheel_is_reproducible_and_is_the_tree():
     assert build_wheel()[1] == first
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch, tiny_models):
     models = tiny_models
     env = {

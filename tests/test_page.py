@@ -344,6 +344,7 @@ def test_voila_follows_an_app_that_dies(tmp_path):
     assert _wait_gone(tree, 30) == [], log.read_text()[-2000:]
 
 
+@pytest.mark.slow
 def test_busy_port_is_an_error_naming_it(tmp_path):
     """A port something already listens on: exit 2 and one line naming it; Voila is never started."""
     with socket.socket() as taken:
@@ -365,6 +366,7 @@ def test_busy_port_is_an_error_naming_it(tmp_path):
 
 
 def test_voila_never_moves_to_another_port():
+    from vemoclap.app.guard import PageGuard
     from vemoclap.app.launch import voila_command
 
-    assert "--Voila.port_retries=0" in voila_command(Path("page.ipynb"), 8866)
+    assert "--Voila.port_retries=0" in voila_command(Path("page.ipynb"), 8866, PageGuard.new())

@@ -73,6 +73,7 @@ def report(published, videos, tiny_models):
     )
 
 
+@pytest.mark.slow
 def test_parity_finds_each_videos_published_rows_and_scores_every_setting(report):
     assert {v: m.published_id for v, m in report.matches.items()} == {
         "anger": "anger/anger_keyword_0007",
@@ -109,6 +110,7 @@ def test_parity_predictions_with_each_head_count(report):
     assert "## anger" in table and "4 heads" in table and "reference, beats reference-indices" in table
 
 
+@pytest.mark.slow
 def test_parity_cli(published, videos, tiny_models, tmp_path, capsys):
     from vemoclap.cli import main
 
@@ -199,6 +201,7 @@ def test_evaluate_with_each_head_count(published, tiny_models, tmp_path, capsys)
     assert (tmp_path / "cli" / "heads_8" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_published_beats_rows_tell_whether_they_carry_the_chunk_index_defect(videos, tiny_models, report):
     from vemoclap.parity import chunk_defect_signal
     from vemoclap.training.features import FeatureSet

@@ -85,6 +85,7 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
+@pytest.mark.slow
 def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_path):
     out = tmp_path / "predictions.csv"
     run = _cli("predict", folder, "--out", out, *_cli_options(models))
@@ -134,6 +135,7 @@ def test_cli_one_row_per_video_failures_and_rerun(models, folder, analyzer, tmp_
     ]
 
 
+@pytest.mark.slow
 def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer, tmp_path, monkeypatch):
     out = tmp_path / "p.csv"
     first = predict(folder, out, analyzer=analyzer, progress=False)
@@ -163,6 +165,7 @@ def test_rerun_redoes_a_deleted_row_and_keeps_the_rest(models, folder, analyzer,
     assert analyzed == ["garbage.mp4"] and (third.predicted, third.skipped, len(third.bad_input)) == (0, 3, 1)
 
 
+@pytest.mark.slow
 def test_a_killed_run_loses_at_most_the_video_it_was_on(models, folder, tmp_path):
     out = tmp_path / "killed.csv"
     process = subprocess.Popen(
@@ -202,6 +205,7 @@ def test_a_killed_run_loses_at_most_the_video_it_was_on(models, folder, tmp_path
     assert [row["status"] for row in rows].count("ok") == 3
 
 
+@pytest.mark.slow
 def test_csv_input_with_a_missing_file(models, folder, analyzer, tmp_path):
     listing = tmp_path / "list.csv"
     with open(listing, "w", newline="", encoding="utf-8") as handle:

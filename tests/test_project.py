@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -210,6 +212,7 @@ def test_every_command_option_says_what_it_does():
     assert not twice, f"arguments named like an option: {', '.join(twice)}"
 
 
+@pytest.mark.slow
 def test_what_the_suite_loads_writes_only_inside_its_own_folders(tmp_path):
     """The libraries the tests load (ultralytics, transformers/torch, onnxruntime through rapidocr)
     write nothing into the home folder or the system temp folder under the suite's settings

@@ -62,6 +62,7 @@ def _frame_count(path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+@pytest.mark.slow
 def test_annotated_frame_has_face_boxes(analyzer, result):
     faces = result.outputs["face_emotion"]
     assert not faces.missing and faces.n_faces >= 8  # the astronaut is in every frame
@@ -112,6 +113,7 @@ def _circumplex_cases() -> dict[str, np.ndarray | None]:
     return cases
 
 
+@pytest.mark.slow
 def test_valence_arousal_plot_has_no_overlapping_text():
     """Every emotion's name, the video's star and its legend are drawn apart and inside the axes,
     wherever the video's weighted point falls (measured with matplotlib's own renderer)."""
@@ -145,6 +147,7 @@ def test_valence_arousal_plot_has_no_overlapping_text():
             plt.close(fig)
 
 
+@pytest.mark.slow
 def test_annotated_video_keeps_every_frame_and_audio(analyzer, result, sample, tmp_path):
     video = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", every=5, progress=False)
     assert video.frames == _frame_count(sample) == _frame_count(video.path)
@@ -197,6 +200,7 @@ def test_exports_of_a_rotated_video_are_upright(tmp_path, degrees, corner):
         assert np.all(np.abs(image[~red] - 40).mean(axis=1) < 40), f"{path.name}: marker elsewhere too"
 
 
+@pytest.mark.slow
 def test_phone_video_is_analysed_and_exported_upright(analyzer, sample, tmp_path):
     """A portrait phone recording stores the picture sideways and says so in its metadata: the
     Analyzer's annotated export shows it upright, so the (upright-only) face detector finds the face."""
@@ -264,6 +268,7 @@ def test_every_must_be_a_whole_number(analyzer, result, tmp_path):
         analyzer.export_annotated_video(result, tmp_path / "a.mp4", every=0, progress=False)
 
 
+@pytest.mark.slow
 def test_live_stream_tracks_the_face(analyzer, result, sample):
     face_model = analyzer.face_model().analyze_image
     frames = list(analyze_stream(file_frames(str(sample)), face_model, every=2))
@@ -278,6 +283,7 @@ def test_live_stream_tracks_the_face(analyzer, result, sample):
     assert stats["frames"] == 5 and len(lines) == 5 and "fps" in lines[0]
 
 
+@pytest.mark.slow
 def test_live_cli_on_a_file(vision_dir, sample):
     run = subprocess.run(
         [
@@ -329,6 +335,7 @@ def test_result_round_trips_through_json_without_models(analyzer, result, tmp_pa
     assert path is not None and segments == result.emotion_segments(emotion)
 
 
+@pytest.mark.slow
 def test_without_a_classifier_the_timeline_has_no_windows(vision_dir, sample):
     result = Analyzer(["face_emotion"], models_dir=vision_dir, device="cpu", face_detector="opencv", classifier=None)(
         sample
@@ -461,6 +468,7 @@ def test_no_annotated_video_when_no_face_is_found(sample, tmp_path):
     assert video.line().startswith("no face was found in any of the") and "no annotated video" in video.line()
 
 
+@pytest.mark.slow
 def test_live_says_random_weights_in_every_line_and_frame(analyzer, sample):
     face_model = analyzer.face_model()
     assert any(use.random for use in face_model.weights)
@@ -544,6 +552,7 @@ def test_feature_heatmaps_keep_rows_readable(result):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_every_figure_and_frame_of_random_weights_is_marked(result):
     import matplotlib.pyplot as plt
 

@@ -56,6 +56,7 @@ def test_non_http_links_refused(url):
         check_url(url)
 
 
+@pytest.mark.slow
 def test_page_without_video_gives_one_line_reason(server, tmp_path):
     with pytest.raises(SourceError) as info:
         resolve_source(f"{server}/page.html", directory=tmp_path, allow_private=True)
@@ -335,6 +336,7 @@ def test_a_feed_is_refused_before_its_entries_are_resolved(hostile, tmp_path):
     assert hostile.handler.log == ["/feed.xml"], hostile.handler.log[:5]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["/drip.mp4", "/drip-headers.mp4"])
 def test_a_server_dripping_bytes_is_cut_off(hostile, tmp_path, path):
     import time

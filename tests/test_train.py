@@ -117,6 +117,7 @@ def test_stratified_holdout_is_seeded_and_per_class():
 # ---- training ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_trained_checkpoint_loads_and_predicts_well(trained, feature_set):
     report = trained
     assert report.n_train + report.n_val == 96 and report.n_val == 10
@@ -152,6 +153,7 @@ def test_early_stopping(untrained):
     assert untrained.stopped_early and untrained.best_epoch == 1 and untrained.epochs_run == 3
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(feature_set, tmp_path):
     options = dict(features=["clip", "beats", "asr_sentiment"], epochs=3, patience=0, **FAST)
     runs = [train(feature_set, tmp_path / name, seed=seed, **options) for name, seed in (("a", 5), ("b", 5), ("c", 6))]

@@ -90,6 +90,7 @@ def _clip(audio: np.ndarray) -> Clip:
 # ---- the same weights, the same tokens ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_conversion_keeps_the_tokenizer_and_model(models_dir, loaded):
     from whisper.tokenizer import get_tokenizer
 
