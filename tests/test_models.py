@@ -375,3 +375,29 @@ def test_default_downloads_are_every_model_but_the_samples_ast_and_the_clipcap_p
     assert {"classifier", "clip", "beats", "face_expression", "yolo_face", "whisper", "whisper_ct2"} <= set(chosen)
     assert {"sentiment", "language_id", "translation", "spell", "caption"} <= set(chosen)
     assert not {"samples", "ast", "gpt2", "clipcap"} & set(chosen)
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_models_extra_alone(tmp_path):
+    """Without the fast-asr extra (no ctranslate2, no faster-whisper) the demo builds no faster-whisper
+    models and the ASR runs on openai-whisper: `[models]` is enough for a user."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('ctranslate2', 'faster_whisper'):\n    sys.modules[name] = None\n"
+    )
+    run = _cli(
+        "demo",
+        "--models-dir",
+        tmp_path / "tiny",
+        "--frames",
+        "4",
+        "-q",
+        "--json",
+        tmp_path / "r.json",
+        env={"VEMOCLAP_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(blocker)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert not (tmp_path / "tiny" / "whisper-ct2").exists()
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert "asr_sentiment" in data["outputs"] and data["top_label"] in EMOTIONS
