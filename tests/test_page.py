@@ -11,6 +11,7 @@ from 127.0.0.1: every other request is aborted.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,6 +60,18 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
     raise AssertionError(f"the app did not listen on port {port}:\n{log.read_text()[-3000:]}")
 
 
+def _printed_url(log: Path, port: int, timeout: float = 60.0) -> str:
+    """The address `vemoclap app` prints: the page with its per-launch token (nothing opens without it)."""
+    deadline = time.monotonic() + timeout
+    pattern = re.compile(rf"(http://127\.0\.0\.1:{port}/\?token=[\w-]+)")
+    while time.monotonic() < deadline:
+        found = pattern.search(log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"vemoclap app printed no address with a token:\n{log.read_text(errors='replace')[-2000:]}")
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_models):
     """`python -m vemoclap.app` (= `vemoclap app`) on a free port, pointed at tiny models."""
@@ -102,7 +115,7 @@ def served(tmp_path_factory, tiny_models):
         )
     try:
         _wait_for_port(port, process, log)
-        yield f"http://127.0.0.1:{port}/", root, log
+        yield _printed_url(log, port), root, log
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)  # the app, Voila and its kernel: our own group
@@ -303,10 +316,12 @@ def test_stopping_the_app_ends_voila_and_its_kernel(tmp_path, signum):
     port = _free_port()
     process, log = _start_app(tmp_path, port)
     try:
+        url = _printed_url(log, port)  # the page with its token: without it no kernel starts
+
         # opening the page starts a kernel that runs the page's notebook
         def open_page():
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120).read()
+                urllib.request.urlopen(url, timeout=120).read()
             except Exception:  # the app is stopped while the page may still be loading
                 pass
 
