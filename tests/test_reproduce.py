@@ -214,3 +214,33 @@ def test_features_of_another_recipe_are_checked_before_any_training(tmp_path, ca
     assert "pass --features DIR" in capsys.readouterr().err
     assert main(["reproduce", "ekman6", "--recipe", "nosuch", "--out", str(out), "-q"]) == 2
     assert "unknown feature recipe 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_notebooks_reproduce_cell_shows_the_table_and_the_heads_verdict(tmp_path, monkeypatch, online):
+    from vemoclap.app import VemoclapApp
+    from vemoclap.models.kinds import target_path
+    from vemoclap.tiny import make_tiny_reference_classifier
+
+    models = tmp_path / "models"
+    make_tiny_reference_classifier(target_path("classifier", models))
+    files = {"ekman6_train.pkl": pickle.dumps(author_layout(30, 0)), "ekman6_test.pkl": pickle.dumps(author_layout(18, 1))}
+    app = VemoclapApp(models_dir=models, output_dir=tmp_path / "outputs", device="cpu", extractors=[])
+    app.reproduce_step()
+    view = app._reproduce
+    view.runs.value = 1
+    with ZenodoServer({EKMAN6_RECORD: files}) as zenodo:
+        monkeypatch.setenv(ZENODO_ENV, zenodo.base_url)
+        view.button.click()
+    shown = view.table.value
+    assert "65.28%" in shown and "heads verdict" in shown and "RANDOM WEIGHTS" in shown, view.message.value
+    assert (tmp_path / "outputs" / "reproduce" / "ekman6" / "table.md").is_file()
+    assert not view.button.disabled
+
+    # The record without its features: one line in the cell, no table, the button usable again.
+    with ZenodoServer({EKMAN6_RECORD: {"videos.zip": b"raw"}}) as zenodo:
+        monkeypatch.setenv(ZENODO_ENV, zenodo.base_url)
+        app.controller.output_dir = tmp_path / "elsewhere"  # the first record is kept (pinned) in the first
+        view.button.click()
+    assert view.table.value == "" and "holds no features file" in view.message.value
+    assert not view.button.disabled

@@ -96,6 +96,19 @@ _FEATURES = """# The features the emotion classifier reads: shapes and values.
 app.explore_features()"""
 
 
+_REPRODUCE_TEXT = """## The paper's table (optional)
+
+Nothing above needs this. The button below reproduces the paper's Ekman-6 result, as
+`vemoclap reproduce ekman6` does: it downloads the published features from Zenodo (each file checked
+against the checksum the record lists; the sizes show in the progress bars), trains the fusion classifier
+with the paper's protocol once per seed, evaluates it, and prints the table beside the paper's figures
+(65.28 % accuracy), with the verdict on the reference classifier's attention heads (4 or 8). Training
+on the features is small: minutes on a GPU, longer on a CPU. See docs/reproduce.md."""
+
+_REPRODUCE = """# The paper's Ekman-6 table from the published features (downloads, then trains; the button starts it).
+app.reproduce_step()"""
+
+
 def installer_source() -> str:
     """vemoclap/app/install.py as text, without a ``__main__`` block (a notebook's ``__name__`` is
     ``__main__``, so such a block would run)."""
@@ -198,7 +211,8 @@ def notebook_cells(page: bool = False, wheel: tuple[str, bytes] | None = None) -
         if step.key == "pick" and not page:
             cells += [("markdown", _COLAB_UPLOAD_TEXT), ("code", _COLAB_UPLOAD)]
     explore = [("code", _FRAMES), ("code", _FACES), ("code", _FEATURES)]
-    return [*cells, ("markdown", _PAGE_EXPLORE if page else _EXPLORE), *explore]
+    cells += [("markdown", _PAGE_EXPLORE if page else _EXPLORE), *explore]
+    return cells if page else [*cells, ("markdown", _REPRODUCE_TEXT), ("code", _REPRODUCE)]
 
 
 def build_notebook(page: bool = False, wheel: tuple[str, bytes] | None = None):

@@ -45,6 +45,7 @@ class VemoclapApp:
         self.controller = Controller(**settings)
         self._busy = False
         self._column = None
+        self._reproduce = None  # the optional cell after the views: built when first shown
         self.explorers: dict[str, Explorer] = {}  # the views below step 5, by kind
         self.steps: dict[str, Any] = {}  # the step objects of STEPS, by key; each owns its widgets and actions
         for step in STEPS:
@@ -227,6 +228,14 @@ class VemoclapApp:
             return [widgets.HTML(features_table_html(result))] + ([_png_image(fig)] if fig is not None else [])
 
         return self._explorer("features", draw)
+
+    def reproduce_step(self):
+        """The paper's Ekman-6 table from the published features (`vemoclap reproduce ekman6`), with a button."""
+        if self._reproduce is None:
+            from .reproduce import ReproduceView
+
+            self._reproduce = ReproduceView(self)
+        return self._reproduce.widget
 
 
 def _png_image(fig: "Figure"):
