@@ -224,7 +224,10 @@ def test_the_notebooks_reproduce_cell_shows_the_table_and_the_heads_verdict(tmp_
 
     models = tmp_path / "models"
     make_tiny_reference_classifier(target_path("classifier", models))
-    files = {"ekman6_train.pkl": pickle.dumps(author_layout(30, 0)), "ekman6_test.pkl": pickle.dumps(author_layout(18, 1))}
+    files = {
+        "ekman6_train.pkl": pickle.dumps(author_layout(30, 0)),
+        "ekman6_test.pkl": pickle.dumps(author_layout(18, 1)),
+    }
     app = VemoclapApp(models_dir=models, output_dir=tmp_path / "outputs", device="cpu", extractors=[])
     app.reproduce_step()
     view = app._reproduce
