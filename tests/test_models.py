@@ -401,3 +401,20 @@ def test_demo_runs_on_the_models_extra_alone(tmp_path):
     assert not (tmp_path / "tiny" / "whisper-ct2").exists()
     data = json.loads((tmp_path / "r.json").read_text())
     assert "asr_sentiment" in data["outputs"] and data["top_label"] in EMOTIONS
+
+
+def test_a_reader_that_leaves_early_is_not_an_internal_error(tiny_models):
+    # `vemoclap models | head -1`, made certain: the pipe's read end is closed before anything is written
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "vemoclap.cli", "models", "--models-dir", str(tiny_models)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        os.close(write_end)
+    assert run.returncode == 141 and run.stderr.strip() == "", run.stderr

@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in getattr(exc, "lines", None) or [one_line(exc)]:  # MissingModels: one line per model
             print(f"vemoclap: {terminal_text(line)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `vemoclap models | head`: the reader left, which is not an error
+        # Python's documented recipe: point stdout at devnull so the flush at exit cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except pickle.UnpicklingError as exc:  # a weights-only load refused a model file: bad input, not a bug
         if args.debug:
             raise
