@@ -604,3 +604,21 @@ def test_cli_says_no_annotated_video_when_no_face_is_found(vision_dir, tmp_path)
     assert run.returncode == 0, run.stderr
     assert f"no face was found in any of the 25 frames of {blank}, so no annotated video was written" in run.stdout
     assert not out.exists() and "wrote" not in run.stdout
+
+
+def test_library_exports_never_write_over_the_analyzed_video(analyzer, result, tmp_path):
+    import hashlib
+    import os
+
+    from vemoclap.errors import UserError
+
+    # the analyzed video under another spelling (a hard link): the same file all the same
+    alias = tmp_path / "alias.mp4"
+    os.link(result.local_video(), alias)
+    before = hashlib.sha256(alias.read_bytes()).hexdigest()
+    emotion = result.timeline().windows["top"].iloc[0]
+    with pytest.raises(UserError, match="is the input .* would destroy it"):
+        result.export_emotion_clips(emotion, alias, progress=False)
+    with pytest.raises(UserError, match="is the input .* would destroy it"):
+        analyzer.export_annotated_video(result, alias, progress=False)
+    assert hashlib.sha256(alias.read_bytes()).hexdigest() == before

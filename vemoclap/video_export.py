@@ -23,6 +23,7 @@ from .facetable import FACE_COLUMNS, tracked_row
 from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
 from .notice import random_weights_cell, random_weights_mark
+from .outputs import check_not_input
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,9 @@ def export_annotated_video(
     When no face is found in any frame, nothing is written (unless ``keep_empty``): the returned
     :class:`AnnotatedVideo` has no ``path``, and its :meth:`~AnnotatedVideo.line` says why.
     """
+    check_not_input(out_path, [source], "the annotated video")  # library and app callers too, not only the CLI
+    if csv_path is not None:
+        check_not_input(csv_path, [source], "the annotated video's CSV")
     try:
         marks = (random_weights_mark(random_weights, used), random_weights_cell(random_weights))
         return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty)
@@ -344,6 +348,7 @@ def export_segments(
     segments = merge_segments(segments)
     if not segments:
         raise UserError("no segments to export")
+    check_not_input(out_path, [source], "the clips video")
     out_path = Path(out_path)
     with (
         atomic_output(out_path) as tmp,
