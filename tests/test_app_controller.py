@@ -269,6 +269,9 @@ def test_export_progress_says_what_the_bar_shows(tiny_models, tmp_path):
     result = controller.run(shown.append)
     _assert_text_matches_bar(shown)
     shown.clear()
+    cost = controller.annotation_cost()  # the face model on every k-th frame, k as `--every auto` picks it
+    assert cost.frames == 20 and 1 <= cost.every <= 20
+    assert cost.line(option=False).startswith("annotating 20 frames") and "--every" not in cost.line(option=False)
     video, csv_path = controller.annotated_video(shown.append)
     assert video.is_file() and csv_path.is_file()
     _assert_text_matches_bar(shown)

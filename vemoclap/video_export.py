@@ -183,13 +183,12 @@ class AnnotationCost:
     def seconds(self) -> float:
         return math.ceil(self.frames / self.every) * self.face_seconds + self.frames * self.frame_seconds
 
-    def line(self) -> str:
+    def line(self, option: bool = True) -> str:
+        """What it will do and take; ``option``: name the command's ``--every`` (not in the app)."""
         minutes, seconds = divmod(int(round(self.seconds)), 60)
         took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
-        return (
-            f"annotating {self.frames} frames, the face model on every {_ordinal(self.every)} "
-            f"(--every {self.every}): about {took}"
-        )
+        flag = f" (--every {self.every})" if option else ""
+        return f"annotating {self.frames} frames, the face model on every {_ordinal(self.every)}{flag}: about {took}"
 
 
 def _ordinal(k: int) -> str:

@@ -603,8 +603,16 @@ class Controller:
         result = result if result is not None else self.result
         return result.timeline()
 
+    def annotation_cost(self):
+        """What the annotated video will cost: the face model on every k-th frame, k chosen as the
+        command's ``--every auto`` chooses it (within a budget of the analysis's own time)."""
+        from ..video_export import annotation_cost
+
+        return annotation_cost(self.result)
+
     def annotated_video(self, on_progress: ProgressFn | None = None) -> tuple[Path, Path]:
-        """Every frame with faces and expressions (audio kept); the video and its per-frame CSV."""
+        """Every frame with faces and expressions (audio kept; the face model on every k-th frame, as
+        :meth:`annotation_cost` says); the video and its per-frame CSV."""
         directory = self.export_dir()
         if self.analyzer is None or "face_emotion" not in self.analyzer.extractors:
             raise SourceError(
@@ -612,7 +620,10 @@ class Controller:
             )
         path = directory / f"{safe_stem(self.result.source)}_annotated.mp4"
         video = self.analyzer.export_annotated_video(
-            self.result, path, progress=self._export_progress("annotating", on_progress, "frames")
+            self.result,
+            path,
+            every=self.annotation_cost().every,
+            progress=self._export_progress("annotating", on_progress, "frames"),
         )
         if video.path is None:  # no face anywhere: nothing was written
             raise NothingToCut(video.line())

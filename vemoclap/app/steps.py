@@ -513,7 +513,7 @@ class RunStep:
                 return None
             with quiet():
                 try:
-                    self.video_message.value = "making the annotated video…"
+                    self.video_message.value = html.escape(self.controller.annotation_cost().line(option=False)) + "…"
                     video, csv_path = self.controller.annotated_video(self.progress.show)
                 except Exception as exc:
                     _log_failure(exc, "the annotated video")
