@@ -50,6 +50,9 @@ Fault injection (each matches request paths, without the query, ending with ``pa
 With ``cdn_redirect=True``, LFS files on ``/resolve`` answer ``302`` to
 ``http://localhost:PORT/cdn/...`` (another host name, as the real hub redirects to its CDN), the
 redirect carrying the ``X-Linked-*`` headers; huggingface_hub then downloads from that location.
+With ``xet=True``, LFS files on ``/resolve`` also carry ``X-Xet-Hash`` and ``X-Xet-Refresh-Route`` (a
+route this server does not serve), as the real hub offers Xet storage: a client that took the offer
+would ask that route for a token and then download in hf_xet's Rust code, outside Python.
 """
 
 from __future__ import annotations
@@ -228,9 +231,11 @@ class HubServer:
         licenses: Mapping[str, str] | None = None,
         lfs_patterns: tuple[str, ...] = LFS_PATTERNS,
         cdn_redirect: bool = False,
+        xet: bool = False,
     ):
         self.lfs_patterns = lfs_patterns
         self.cdn_redirect = cdn_redirect
+        self.xet = xet
         self.repos: dict[str, Repo] = {}
         for repo_id, source in (repos or {}).items():
             self.add_repo(repo_id, source, commit=(commits or {}).get(repo_id), license=(licenses or {}).get(repo_id))
@@ -616,6 +621,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{file.etag}"'}
         if file.lfs:
             headers.update({"X-Linked-Etag": f'"{file.sha256}"', "X-Linked-Size": str(file.size)})
+        if file.lfs and self.hub.xet:  # the headers by which the real hub offers Xet storage (hf_xet)
+            route = f"{self.hub.endpoint}/api/models/{repo.repo_id}/xet-read-token/{repo.commit}"
+            headers.update({"X-Xet-Hash": file.sha256, "X-Xet-Refresh-Route": route})
         if "redirect" in faults or (file.lfs and self.hub.cdn_redirect):
             headers["ETag"] = f'"{file.blob_id}"'
             headers["Location"] = (

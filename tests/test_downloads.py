@@ -466,3 +466,17 @@ def test_credentials_in_hf_endpoint_are_not_written_to_provenance(tmp_path):
     record = models.read_provenance(tmp_path / "w" / models.MODELS["clip"].hub_id)
     assert record["endpoint"] == endpoint
     assert not [p for p in (tmp_path / "w").rglob("*") if p.is_file() and b"secret" in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_hub_offering_xet_storage_is_still_read_over_guarded_http(tmp_path):
+    # hf_xet would download in Rust, where the address, size and deadline guard cannot see the bytes
+    with _small_internet(tmp_path, xet=True) as hub:
+        env = _env(hub, tmp_path)
+        run = _cli("download-models", "--dir", tmp_path / "w", "--only", "clip", "-q", env=env, timeout=120)
+        offered = [r for r in hub.requests if r.method == "HEAD" and "model.safetensors" in r.path]
+        asked = [r for r in hub.requests if "xet-read-token" in r.path]
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert offered and not asked  # the offer was made, and not taken
+    weights = next((tmp_path / "w").rglob("model.safetensors"))
+    assert weights.read_bytes() == b"\0" * 4096

@@ -8,9 +8,11 @@ provenance file. ``HF_ENDPOINT`` (read at each call) names the hub or a stand-in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import threading
 import urllib.parse
 from pathlib import Path
 
@@ -63,8 +65,33 @@ def _hub_download(repo: str, sibling, revision: str, part: Path) -> None:
     from huggingface_hub import hf_hub_download
 
     _quiet_guarded_retries()
-    with _guard(max_bytes=size_bound(sibling.size)):
+    with _guard(max_bytes=size_bound(sibling.size)), _plain_http():
         hf_hub_download(repo, sibling.rfilename, revision=revision, local_dir=part, endpoint=hub_endpoint())
+
+
+_XET_LOCK = threading.Lock()
+_xet_off = {"running": 0, "before": False}  # downloads may run in threads: the first sets, the last restores
+
+
+@contextlib.contextmanager
+def _plain_http():
+    """Every byte over Python's HTTP, where the guard sees it: hf_xet downloads in Rust, outside its
+    address, size and deadline checks, when the hub (or a mirror) offers Xet storage. huggingface_hub
+    reads ``HF_HUB_DISABLE_XET`` once, at import, so its constant is set while any download runs."""
+    from huggingface_hub import constants
+
+    with _XET_LOCK:
+        if not _xet_off["running"]:
+            _xet_off["before"] = constants.HF_HUB_DISABLE_XET
+        _xet_off["running"] += 1
+        constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        with _XET_LOCK:
+            _xet_off["running"] -= 1
+            if not _xet_off["running"]:
+                constants.HF_HUB_DISABLE_XET = _xet_off["before"]
 
 
 def _guard_has_stopped(record: logging.LogRecord) -> bool:
