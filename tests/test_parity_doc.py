@@ -1,8 +1,9 @@
 """docs/parity.md tells the truth: 45 rules numbered 1..45, each with a status of same / differs /
 unknown; every "same" row names the test that shows it; every test id the document cites exists;
-every vemoclap file:line it cites lies inside an existing file (and, where the citation names an
-identifier, the identifier is on or just after that line); the tally matches the rows. A mutated
-copy of the document shows that each check can fail."""
+every vemoclap file:line it cites lies inside an existing file and names what is there (the function,
+class or module-level name that holds the line, or a name on the cited lines), so a citation that
+drifts is caught (scripts/parity_citations.py --since REV moves them along a change); the tally
+matches the rows. A mutated copy of the document shows that each check can fail."""
 
 from __future__ import annotations
 
@@ -61,6 +62,22 @@ def parse_table(text: str) -> list[Row]:
 
 
 @lru_cache(maxsize=None)
+def _holders(path: Path) -> tuple[tuple[int, int, str], ...]:
+    """(first line, last line, name) of each def, class and module-level assignment of a file."""
+    tree = ast.parse(path.read_text())
+    found = [
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    for node in tree.body:
+        for target in [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", []):
+            if isinstance(target, ast.Name):
+                found.append((node.lineno, node.end_lineno or node.lineno, target.id))
+    return tuple(found)
+
+
+@lru_cache(maxsize=None)
 def _test_names(path: str) -> frozenset[str]:
     """Test functions of one test file: module-level ``name`` and ``Class::name``, read with ast."""
     file = ROOT / path
@@ -90,7 +107,12 @@ def _citation_problems(where: str, cell: str, root: Path) -> list[str]:
             problems.append(
                 f"{where}: cites {path}:{first}{'-' + last if last else ''}; the file has {len(lines)} lines"
             )
-        elif identifier and not any(identifier in line for line in lines[int(first) - 1 : end + 2]):
+        elif not identifier:
+            problems.append(f"{where}: cites {path}:{first} without naming what is there (scripts/parity_citations.py)")
+        elif not (
+            any(a <= int(first) <= b and name == identifier for a, b, name in _holders(file))
+            or any(re.search(rf"\b{identifier}\b", line) for line in lines[int(first) - 1 : end + 2])
+        ):
             problems.append(f"{where}: cites {path}:{first} for `{identifier}`, which is not there")
     return problems
 
@@ -170,6 +192,10 @@ MUTATIONS = {
             r"vemoclap/media\.py:\d+` \(`_output_size`", "vemoclap/media.py:1` (`_output_size`", t, count=1
         ),
         "not there",
+    ),
+    "a citation that names nothing": (
+        lambda t: re.sub(r"(vemoclap/media\.py:\d+`) \(`_output_size`\)", r"\1", t, count=1),
+        "without naming what is there",
     ),
     "a wrong tally": (lambda t: TALLY.sub("Tally: same 45, differs 0, unknown 0.", t), "tally"),
 }
