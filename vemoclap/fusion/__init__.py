@@ -44,6 +44,7 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .classifier import EmotionClassifier, load_classifier, with_heads
+from .explain import Explanation, explain
 from .network import AttentionClassifier
 from .prepare import REFERENCE_STATS, NormStats, collate, compute_stats, is_sequence, prepare, row_indices
 
@@ -69,6 +70,8 @@ __all__ = [
     "config_from_reference",
     "load_reference_checkpoint",
     "EmotionClassifier",
+    "Explanation",
+    "explain",
     "load_classifier",
     "with_heads",
     "reference_heads",
