@@ -158,3 +158,36 @@ def test_a_result_keeps_it_through_json_and_shows_it_in_the_report(tmp_path):
     assert f"  why: {why.sentence()}" in text.splitlines()
     assert "    the on-screen text: missing" in text.splitlines()
     assert Result.from_json(Result(source="v.mp4").to_json()).explanation is None
+
+
+def test_top_frames_sum_the_per_frame_inputs_and_the_figure_shows_them():
+    from vemoclap.media import Frames
+
+    stamps = np.array([0.2, 1.0, 1.8, 2.6])
+    clip = Steps((0.1, 0.2, 0.3, 0.4), tuple(stamps))
+    faces = Steps((0.5, 0.3, 0.2, 0.0), (0.2, 1.0, 1.8, None))  # a frame without a face: padding
+    audio = Steps((0.9, 0.1), (1.5, 4.5))  # audio chunks are not frames: left out
+    labels = tuple(EMOTIONS)
+    why = Explanation(
+        labels,
+        tuple(1 / len(labels) for _ in labels),
+        {name: tuple(float(i) for i in range(len(labels))) for name in ("clip", "face_emotion", "beats")},
+        steps={"clip": clip, "face_emotion": faces, "beats": audio},
+    )
+    ranked = why.top_frames(stamps, 4)
+    assert [index for index, _ in ranked] == [0, 1, 2, 3]  # 0.6, 0.5, 0.5 (earlier first), 0.4
+    assert [weight for _, weight in ranked] == pytest.approx([0.6, 0.5, 0.5, 0.4])
+    images = np.zeros((4, 24, 32, 3), np.uint8)
+    result = Result(
+        "v.mp4",
+        probabilities=np.array(why.probabilities),
+        labels=labels,
+        explanation=why,
+        frames=Frames(images, stamps),
+    )
+    figure = result.plot_contributions()
+    assert len(figure.axes) == 1 + 3 and figure.axes[1].get_title() == "attended to most: 0.2 s"
+    assert "contributions" in result.figures()
+    result.frames = Frames(np.zeros((4, 0, 0, 3), np.uint8), stamps)  # read back from JSON: no pixels
+    assert len(result.plot_contributions().axes) == 1
+    assert "contributions" not in Result("v.mp4").figures()

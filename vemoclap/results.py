@@ -489,9 +489,17 @@ class Result:
         hits = faces[[EXPRESSION_TO_EMOTION.get(top) == emotion for top in faces["top"]]]
         return merge_segments([(max(0.0, t - half), t + half) for t in hits["time"]], gap=1e-6)
 
+    def plot_contributions(self) -> "Figure":
+        """Why this emotion: each input's contribution to the top label, and the frames attended to most."""
+        from .draw.why import plot_contributions
+
+        return plot_contributions(self)
+
     def figures(self) -> dict[str, "Figure"]:
         """Every plot this result can draw, by file stem."""
         figures = {"probabilities": self.plot(), "circumplex": self.plot_circumplex()}
+        if self.explanation is not None:
+            figures["contributions"] = self.plot_contributions()
         if self.frames is not None and len(self.frames) and self.frames.images.size:
             figures["annotated_frame"] = self.plot_annotated_frame()
         if self.info is not None and self.info.duration > 0:

@@ -110,6 +110,22 @@ class Explanation:
             text += f" ({_and([spoken(f) for f in self.missing])} missing)"
         return text
 
+    def top_frames(self, timestamps: Sequence[float], n: int = 3) -> list[tuple[int, float]]:
+        """The ``n`` sampled frames (index into ``timestamps``) the classifier attended to most, as
+        (index, weight): the attention weights of the rows at each frame's time, summed over the
+        inputs whose rows are sampled frames (CLIP's, the faces'); most first."""
+        stamps = np.asarray(timestamps, dtype=np.float64)
+        score = np.zeros(len(stamps))
+        for steps in self.steps.values():
+            rows = [(t, w) for t, w in zip(steps.times, steps.weights) if t is not None]
+            hits = [np.flatnonzero(np.isclose(stamps, t, rtol=0, atol=1e-6)) for t, _ in rows]
+            if not rows or any(len(hit) == 0 for hit in hits):  # not a per-frame input (audio chunks)
+                continue
+            for hit, (_, weight) in zip(hits, rows):
+                score[hit[0]] += weight
+        ranked = sorted((i for i in range(len(stamps)) if score[i] > 0), key=lambda i: (-score[i], i))
+        return [(i, float(score[i])) for i in ranked[:n]]
+
     def table(self) -> "pd.DataFrame":
         """One row per input: feature, missing, one column per label (points), the label it raised most."""
         import pandas as pd
