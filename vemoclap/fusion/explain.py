@@ -11,8 +11,10 @@
   which ``b`` is the key/value side (:data:`ATTENTION_METHOD`). The weights of one input sum to 1.
   A classifier with a single sequence input has no attention, so no per-row weights.
 
-Every run is in eval mode (no dropout), one video at a time: the same inputs give the same numbers,
-and the probabilities here are the ones ``EmotionClassifier.predict`` gives.
+Every run is in eval mode (no dropout): the same inputs give the same numbers. Two passes: the
+video as ``EmotionClassifier.predict`` runs it (the probabilities here are its own), then one batch
+of the video and the video without each input that is there (the attention weights are that
+batch's first row).
 """
 
 from __future__ import annotations
@@ -176,18 +178,19 @@ def explain(
     config = classifier.config
     full = config.prepare(features)
     blank = config.prepare({})  # every input as the classifier sees it when its modality is missing
-    attention: dict[str, torch.Tensor] = {}
-    classifier.predict_prepared([full], attention=attention)  # its probabilities may round differently: unused
     baseline = classifier.predict_prepared([full])[0].astype(np.float64)  # predict()'s path and numbers
-    points: dict[str, tuple[float, ...]] = {}
-    missing = []
-    for name in config.features:
-        if np.array_equal(full[name], blank[name]):
-            missing.append(name)
-            points[name] = (0.0,) * len(config.labels)
-            continue
-        without = classifier.predict_prepared([{**full, name: blank[name]}])[0].astype(np.float64)
-        points[name] = tuple(float(v) for v in (baseline - without) * 100)
+    missing = [name for name in config.features if np.array_equal(full[name], blank[name])]
+    rerun = [name for name in config.features if name not in missing]
+    # One batch: the video as it is (for the attention weights), then once without each input there.
+    attention: dict[str, torch.Tensor] = {}
+    batch = [full] + [{**full, name: blank[name]} for name in rerun]
+    without = dict(zip(rerun, classifier.predict_prepared(batch, attention=attention)[1:].astype(np.float64)))
+    points = {
+        name: (0.0,) * len(config.labels)
+        if name in missing
+        else tuple(float(v) for v in (baseline - without[name]) * 100)
+        for name in config.features
+    }
     times = times or {}
     steps = {
         name: Steps(
