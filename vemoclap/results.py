@@ -150,6 +150,8 @@ def _row_text(row: Row) -> str:
 def _explanation(data: dict[str, Any] | None) -> "Explanation | None":
     from .fusion.explain import Explanation
 
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(f"its explanation is a JSON {type(data).__name__}, not an object")
     return from_jsonable(Explanation, data)
 
 

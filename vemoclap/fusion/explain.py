@@ -78,6 +78,24 @@ class Explanation:
     steps: dict[str, Steps] = field(default_factory=dict)  # sequence input → its rows' attention
     method: str = f"leave-one-out: {LEAVE_ONE_OUT}; per row: {ATTENTION_METHOD}"
 
+    def __post_init__(self) -> None:
+        """Consistent sizes (a result file read back may hold anything): a ValueError otherwise."""
+        n = len(self.labels)
+        if not n or not all(isinstance(label, str) for label in self.labels) or len(self.probabilities) != n:
+            raise ValueError("an explanation needs one probability per label")
+        if not isinstance(self.points, dict) or any(len(p) != n for p in self.points.values()):
+            raise ValueError("an explanation needs, per input, one number per label")
+        if not set(self.missing) <= set(self.points):
+            raise ValueError("an explanation's missing inputs must be among its inputs")
+        if not isinstance(self.steps, dict) or any(
+            not isinstance(s, Steps) or len(s.weights) != len(s.times) for s in self.steps.values()
+        ):
+            raise ValueError("an explanation needs, per sequence input, one time per attention weight")
+        values = [*self.probabilities, *(v for p in self.points.values() for v in p)]
+        values += [w for s in self.steps.values() for w in (*s.weights, *(t for t in s.times if t is not None))]
+        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+            raise ValueError("an explanation holds numbers only")
+
     @property
     def top_label(self) -> str:
         return self.labels[int(np.argmax(self.probabilities))]
