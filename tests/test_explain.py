@@ -143,6 +143,8 @@ def test_the_sentence_names_helpers_and_what_pulled_away():
     )
     table = why.table()
     assert list(table["feature"]) == list(why.points) and table.loc[table.feature == "beats", "toward"].item() == "fear"
+    small = Explanation(labels, probabilities, {"clip": points(joy=0.5, fear=-0.5), "beats": points(joy=0.7)})
+    assert small.sentence() == "joy, mostly from the audio (+0.7 pts) and the picture (+0.5 pts)"
     undecided = Explanation(labels, probabilities, {"clip": points(joy=0.2)})
     assert undecided.sentence().startswith("joy, with no input raising it")
 

@@ -118,7 +118,7 @@ class Explanation:
         helped = [(f, v) for f, v in present.items() if v >= MIN_POINTS][:most]
         against = [f for f, v in reversed(present.items()) if v <= -MIN_POINTS]
         if helped:
-            text = f"{top}, mostly from " + _and([f"{spoken(f)} ({v:+.0f} pts)" for f, v in helped])
+            text = f"{top}, mostly from " + _and([f"{spoken(f)} ({_points(v)} pts)" for f, v in helped])
         else:
             text = f"{top}, with no input raising it by {MIN_POINTS:g} pt or more"
         pulled: dict[str, list[str]] = {}  # label → the inputs that pulled toward it, strongest first
@@ -155,6 +155,11 @@ class Explanation:
             for f, p in self.points.items()
         ]
         return pd.DataFrame(rows, columns=["feature", "missing", *self.labels, "toward"])
+
+
+def _points(value: float) -> str:
+    """Whole points, or one decimal under 1 ("+31", "+0.6")."""
+    return f"{value:+.0f}" if abs(value) >= 1 else f"{value:+.1f}"
 
 
 def _and(parts: Sequence[str]) -> str:
