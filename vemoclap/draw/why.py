@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..results import Result
 
-HELPED, PULLED, MISSING = "#2e7d32", "#c62828", "#9e9e9e"
+HELPED, PULLED, MISSING = "#2e7d32", "#e57373", "#9e9e9e"  # not the banner's red
 
 
 def plot_contributions(result: "Result", frames: int = 3) -> "Figure":
