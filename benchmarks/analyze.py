@@ -2,6 +2,12 @@
 
     python benchmarks/analyze.py [--device cpu|cuda] [--video PATH] [--runs 2] [--recipe NAME]
                                  [--whisper-model SIZE] [--asr-backend auto|faster-whisper|openai-whisper]
+    python benchmarks/analyze.py --explanation-only [--device cpu|cuda] [--runs 20]
+
+The "explanation" stage is why this emotion (vemoclap.fusion.explain: leave-one-out per input and
+attention per row); the table ends with its cost as a ratio to the rest of the analysis.
+``--explanation-only`` times just the classifier and the explanation, on the reference-layout
+classifier (random weights) and random features in seconds: no extractor models are built.
 
 Full-size architectures with random weights (or --models-dir with real ones). The first run
 includes model loading; later runs show what a notebook user waits for on a rerun. The
@@ -43,11 +49,17 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch (and CTranslate2) threads")
     parser.add_argument("--parallel", type=int, default=None, help="extractors at once (default: the Analyzer's)")
+    parser.add_argument(
+        "--explanation-only", action="store_true", help="time only the classifier and its explanation (seconds)"
+    )
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.explanation_only:
+        explanation_only(args.device, args.runs)
+        return
 
     from vemoclap.pipeline import Analyzer
 
@@ -108,10 +120,42 @@ def main() -> None:
         print(f"stages run {analyzer.parallel} at a time: the shares add up to more than 100 %")
     print(work_done(result))
     print(table(rows, ["stage", "median s", "share"]))
+    if "explanation" in stages:
+        why = median(stages["explanation"])
+        print(f"why this emotion (explanation): {why:.3f} s, {why / (total - why):.2%} of the rest of the analysis")
     print(
         f"real-time factor: {total / duration:.2f} s of compute per s of video "
         f"(the reference: ≈30 s for a 60-s video on a Colab T4, i.e. 0.5)"
     )
+
+
+def explanation_only(device: str, runs: int) -> None:
+    """The classifier once (what predict costs) against the explanation, on one video's features."""
+    import numpy as np
+    import torch
+
+    from vemoclap.fusion import FEATURES, AttentionClassifier, EmotionClassifier, default_config, explain
+
+    torch.manual_seed(0)
+    config = default_config()
+    classifier = EmotionClassifier(AttentionClassifier.from_config(config), config, device)
+    rng = np.random.default_rng(0)
+    features = {name: rng.normal(size=(FEATURES[name].length, FEATURES[name].dim)) for name in config.features}
+    timed: dict[str, list[float]] = {"classifier (predict)": [], "explanation": []}
+    for _ in range(runs + 1):  # the first run warms up and is dropped
+        for stage, work in (("classifier (predict)", classifier.predict), ("explanation", explain)):
+            t0 = time.perf_counter()
+            work(features) if stage != "explanation" else work(classifier, features)
+            timed[stage].append(time.perf_counter() - t0)
+    predict_s, explain_s = median(timed["classifier (predict)"][1:]), median(timed["explanation"][1:])
+    rows = [{"stage": stage, "median s": f"{median(values[1:]):.4f}"} for stage, values in timed.items()]
+    print(
+        f"reference-layout classifier (d_model {config.d_model}, {config.num_heads} heads, "
+        f"{len(config.features)} inputs), device: {device_name(device)}, {torch.get_num_threads()} threads, "
+        f"median of {runs} runs"
+    )
+    print(table(rows, ["stage", "median s"]))
+    print(f"explanation / classifier: {explain_s / predict_s:.1f}×")
 
 
 def work_done(result) -> str:

@@ -249,6 +249,12 @@ def test_cli_report_json_and_save(models, videos, tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["top_label"] in run.stdout and "WONDERFUL" in run.stdout.upper()
     assert (tmp_path / "out" / "timeline.png").is_file()
+    # why this emotion: the report's sentence is the one the saved result makes
+    from vemoclap.results import Result
+
+    why = Result.from_json(tmp_path / "r.json").explanation
+    assert f"  why: {why.sentence()}" in run.stdout.splitlines() and why.missing == ("beats", "asr_sentiment")
+    assert (tmp_path / "out" / "contributions.png").is_file()
 
 
 @pytest.mark.slow

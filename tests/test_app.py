@@ -138,6 +138,7 @@ def test_run_shows_real_results(ran):
     for image in (
         ran.steps["run"].chart,
         ran.steps["run"].circumplex,
+        ran.steps["run"].why,
         ran.steps["run"].frame,
         ran.steps["run"].timeline,
     ):
@@ -145,6 +146,10 @@ def test_run_shows_real_results(ran):
     summary = ran.steps["run"].summary.value
     assert f">{result.top_label}</span>" in summary and f"{result.top_probability:.0%}" in summary
     assert "vemoclap result for sample" in summary  # the full text report
+    # why this emotion: the sentence under the probabilities, its chart beside theirs
+    assert f"why: {html.escape(result.explanation.sentence())}</div>" in summary
+    charts = next(w for w in ran.steps["run"].results.children if ran.steps["run"].chart in getattr(w, "children", ()))
+    assert ran.steps["run"].why in charts.children
     details = ran.steps["run"].details.value
     # rapidocr's real models read the sample's title; OpenCV's real detector finds the astronaut
     assert "WONDERFUL" in details.upper()

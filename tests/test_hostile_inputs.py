@@ -604,8 +604,14 @@ def _result_json() -> dict:
         lambda path: path.write_text(json.dumps([1, 2, 3])),
         lambda path: path.write_bytes(b"{\xff\xfe}"),
         lambda path: path.write_text(json.dumps({**_result_json(), "source": None, "frame_times": "abc"})),
+        lambda path: path.write_text(json.dumps({**_result_json(), "explanation": ["joy"]})),
+        lambda path: path.write_text(
+            json.dumps(
+                {**_result_json(), "explanation": {"labels": ["joy"], "probabilities": [1], "points": {"a": []}}}
+            )
+        ),
     ],
-    ids=["deep-list", "deep-object", "a-list", "not-utf8", "wrong-types"],
+    ids=["deep-list", "deep-object", "a-list", "not-utf8", "wrong-types", "explanation-list", "explanation-sizes"],
 )
 def test_a_hostile_result_file_is_one_line(tmp_path, make):
     from vemoclap.errors import UserError

@@ -243,3 +243,19 @@ def test_checks_before_any_work(models, folder, analyzer, tmp_path):
     with pytest.raises(PredictionError, match="another classifier"):
         predict(folder, mixed, analyzer=analyzer, progress=False)
     assert mixed.read_text() == text
+
+
+def test_why_columns_say_what_each_input_gave_the_top_label(models, folder, analyzer, tmp_path):
+    out = tmp_path / "why.csv"
+    predict([folder / "a tone.mp4"], out, analyzer=analyzer, progress=False)
+    with open(out, newline="") as handle:
+        header = next(csv.reader(handle))
+    features = analyzer.classifier.config.features
+    assert header[-1 - len(features) :] == ["why", *(f"pts_{name}" for name in features)]
+    [row] = read_predictions(out)
+    direct = analyzer.analyze(row["source"]).explanation
+    assert row["why"] == direct.sentence() and row["why"].startswith(f"{row['top_label']}, ")
+    for name, points in direct.toward(row["top_label"]).items():
+        assert row[f"pts_{name}"] == pytest.approx(points, abs=1e-3)
+    assert row["pts_asr_sentiment"] == 0.0 and row["pts_ocr_sentiment"] == 0.0  # not extracted here: missing
+    assert any(row[f"pts_{name}"] != 0.0 for name in EXTRACTORS)

@@ -96,6 +96,7 @@ def test_save_writes_every_picture_and_table(analyzer, result, tmp_path):
         "windows.csv",
         "probabilities.png",
         "circumplex.png",
+        "contributions.png",
         "annotated_frame.png",
         "timeline.png",
     ]:
@@ -414,7 +415,7 @@ def test_saved_pictures_of_random_weights_carry_a_readable_banner(analyzer, resu
     marked = result.save(tmp_path / "marked")
     plain = _trained(result).save(tmp_path / "plain")
     pngs = sorted(p.name for p in marked.glob("*.png"))
-    assert pngs == ["annotated_frame.png", "circumplex.png", "probabilities.png", "timeline.png"]
+    assert pngs == ["annotated_frame.png", "circumplex.png", "contributions.png", "probabilities.png", "timeline.png"]
     for name in pngs:
         with_mark, without = _png(marked / name), _png(plain / name)
         assert with_mark.shape == without.shape, name

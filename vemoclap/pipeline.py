@@ -374,6 +374,19 @@ class Analyzer:
             result.warnings.append(note)
         result.windows = emotion_windows(result, self.classifier, self.window_s, self.hop_s)
         result.timings["classifier"] = time.perf_counter() - start
+        from .fusion.explain import explain
+
+        start = time.perf_counter()
+        result.explanation = explain(self.classifier, features, self.feature_times(result))
+        result.timings["explanation"] = time.perf_counter() - start
+
+    def feature_times(self, result: Result) -> dict[str, np.ndarray | None]:
+        """Fusion feature name → the seconds of each of its rows (None when its extractor gave none)."""
+        return {
+            feature: result.outputs[name].times
+            for name, feature in self.feature_names().items()
+            if name in result.outputs
+        }
 
     # ---- what needs the models after the run ----------------------------------------------
     def face_model(self):

@@ -14,6 +14,10 @@ One row per video, in the order the videos were listed (:func:`~vemoclap.trainin
     duration        seconds of video; seconds: time the analysis took
     classifier      the classifier that made the row
     reason          why a failed video failed (one line)
+    why             why the top label, in one line ("joy, mostly from the faces (+31 pts) …";
+                    :meth:`vemoclap.fusion.explain.Explanation.sentence`)
+    pts_<feature> … one per input of the classifier: how many percentage points of the top label's
+                    probability that input gave (leave-one-out; 0 when it was missing)
 
 The loop is the dataset extraction's (:class:`~vemoclap.training.loop.VideoLoop`): a progress
 bar, one warning line per failed video, and resumable. A rerun keeps the rows that are there and
@@ -47,18 +51,21 @@ FAILED = "failed"
 BAD_INPUT = "bad_input"  # the file itself cannot be read as a video: not retried unless asked
 HEAD = ("source", "status", "top_label", "top_probability")
 TAIL = ("missing", "warnings", "random_weights", "duration", "seconds", "classifier", "reason")
+WHY = "why"
+POINTS = "pts_"  # + a classifier input's name: its leave-one-out contribution to the top label
 
 
 class PredictionError(UserError):
     """The predictions cannot be made or written (output file, classifier); one line."""
 
 
-def columns(labels: Sequence[str]) -> tuple[str, ...]:
-    """The CSV's columns for a classifier with these labels."""
-    clash = set(labels) & set(HEAD + TAIL)
+def columns(labels: Sequence[str], features: Sequence[str] = ()) -> tuple[str, ...]:
+    """The CSV's columns for a classifier with these labels and inputs (``features``)."""
+    why = (WHY, *(POINTS + name for name in features))
+    clash = set(labels) & set(HEAD + TAIL + why)
     if clash:
         raise PredictionError(f"the classifier's labels {', '.join(sorted(clash))} clash with predict's columns")
-    return HEAD + tuple(labels) + TAIL
+    return HEAD + tuple(labels) + TAIL + why
 
 
 @dataclass
@@ -237,6 +244,10 @@ def _row(source: str, result, labels: Sequence[str], seconds: float) -> dict[str
         "reason": "",
     }
     row.update({label: f"{scores[label]:.6f}" for label in labels})
+    why = result.explanation
+    if why is not None:
+        row[WHY] = why.sentence()
+        row.update({POINTS + name: f"{points:.3f}" for name, points in why.toward().items()})
     return row
 
 
@@ -358,7 +369,7 @@ def predict(
         raise OptionError(f"--out {out}: is the list of videos itself; choose another file")
     analyzer = _analyzer(analyzer, analyzer_options)
     labels = list(analyzer.classifier.config.labels)
-    fields = columns(labels)
+    fields = columns(labels, analyzer.classifier.config.features)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     with exclusive_lock(
@@ -413,15 +424,16 @@ def predict(
 
 
 def read_predictions(path) -> list[dict[str, Any]]:
-    """The rows of a predictions CSV, probabilities as floats (empty for failed rows)."""
+    """The rows of a predictions CSV, probabilities and points as floats (None for failed rows)."""
     path = Path(path)
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         fieldnames = list(reader.fieldnames or [])
-        labels = fieldnames[len(HEAD) : len(fieldnames) - len(TAIL)]
+        labels = fieldnames[len(HEAD) : fieldnames.index(TAIL[0])]
+        points = [name for name in fieldnames if name.startswith(POINTS)]
         rows: list[dict[str, Any]] = []
         for row in reader:
-            for name in ("top_probability", *labels):
+            for name in ("top_probability", *labels, *points):
                 row[name] = float(row[name]) if row.get(name) else None
             rows.append(row)
     return rows

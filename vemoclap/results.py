@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .extractors.caption import CaptionOutput
     from .extractors.faces import FacesOutput
     from .extractors.ocr import OcrOutput
+    from .fusion.explain import Explanation
     from .media import Frames, MediaInfo
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,14 @@ def _row_text(row: Row) -> str:
     return f"    {row.label}: {row.value}" if row.label else f"    {row.value}"
 
 
+def _explanation(data: dict[str, Any] | None) -> "Explanation | None":
+    from .fusion.explain import Explanation
+
+    if data is not None and not isinstance(data, dict):
+        raise TypeError(f"its explanation is a JSON {type(data).__name__}, not an object")
+    return from_jsonable(Explanation, data)
+
+
 @dataclass
 class Result:
     """Everything vemoclap found in one video."""
@@ -167,6 +176,9 @@ class Result:
     # The classifier on sliding windows, computed at analysis time (vemoclap.timeline.emotion_windows):
     # start, end, centre, one column per label, top; None when no classifier ran.
     windows: "pd.DataFrame | None" = field(default=None, repr=False)
+    # Why this emotion: each input's leave-one-out contribution and the attention per frame / audio
+    # chunk (vemoclap.fusion.explain); None when no classifier ran.
+    explanation: "Explanation | None" = field(default=None, repr=False)
 
     @property
     def random_weights(self) -> list[str]:
@@ -260,6 +272,8 @@ class Result:
             text = f"{info.duration:.1f} s, {info.width}×{info.height}, {info.fps:.2f} fps, audio: {audio}"
             sections.append(Section("video", "video", text))
         sections.append(self._emotion_section())
+        if self.explanation is not None:
+            sections.append(self._why_section())
         va = self.valence_arousal
         if va is not None:
             sections.append(Section("valence_arousal", "valence, arousal", f"{va[0]:+.2f}, {va[1]:+.2f}"))
@@ -302,6 +316,17 @@ class Result:
         text = f"{self.top_label} ({self.top_probability:.0%})"
         return Section("emotion", "emotion", text, rows, file="probabilities.csv", table=table)
 
+    def _why_section(self) -> Section:
+        from .fusion.explain import spoken
+
+        why = self.explanation
+        top = why.top_label
+        rows = tuple(
+            Row(spoken(f), "missing" if f in why.missing else f"{v:+.1f} pts for {top}, most toward {why.pulled_to(f)}")
+            for f, v in why.toward().items()
+        )
+        return Section("why", "why", why.sentence(), rows)
+
     def summary(self) -> str:
         """A readable multi-line report (:meth:`summarize` as text)."""
         return self.summarize().text()
@@ -330,6 +355,7 @@ class Result:
             "feature_of": dict(self.feature_of),
             "frame_times": None if self.frames is None else [float(t) for t in self.frames.timestamps],
             "windows": None if self.windows is None else self.windows.to_dict(orient="records"),
+            "explanation": to_jsonable(self.explanation),
             "arrays": {
                 name: {"feature": encode_array(out.feature), "times": encode_array(out.times)}
                 for name, out in self.outputs.items()
@@ -376,6 +402,7 @@ class Result:
             recipe=data.get("recipe"),
             weights={k: list(v) for k, v in (data.get("weights") or {}).items()},
             windows=windows,
+            explanation=_explanation(data.get("explanation")),
         )
 
     @classmethod
@@ -464,9 +491,17 @@ class Result:
         hits = faces[[EXPRESSION_TO_EMOTION.get(top) == emotion for top in faces["top"]]]
         return merge_segments([(max(0.0, t - half), t + half) for t in hits["time"]], gap=1e-6)
 
+    def plot_contributions(self) -> "Figure":
+        """Why this emotion: each input's contribution to the top label, and the frames attended to most."""
+        from .draw.why import plot_contributions
+
+        return plot_contributions(self)
+
     def figures(self) -> dict[str, "Figure"]:
         """Every plot this result can draw, by file stem."""
         figures = {"probabilities": self.plot(), "circumplex": self.plot_circumplex()}
+        if self.explanation is not None:
+            figures["contributions"] = self.plot_contributions()
         if self.frames is not None and len(self.frames) and self.frames.images.size:
             figures["annotated_frame"] = self.plot_annotated_frame()
         if self.info is not None and self.info.duration > 0:

@@ -384,6 +384,7 @@ class RunStep:
         self.summary.add_class("vemoclap-summary")
         self.chart = _image("vemoclap-chart", "600px")
         self.circumplex = _image("vemoclap-circumplex", "460px")
+        self.why = _image("vemoclap-why", "600px")  # each input's contribution, the frames attended to most
         self.frame = _image("vemoclap-frame", "760px")
         self.timeline = _image("vemoclap-timeline", "900px")
         self.details = W.HTML()
@@ -419,14 +420,14 @@ class RunStep:
     def clear(self) -> None:
         self.message.value = ""
         self.results.children = ()
-        for image in (self.chart, self.circumplex, self.frame, self.timeline):
+        for image in (self.chart, self.circumplex, self.why, self.frame, self.timeline):
             image.value = b""
         self.video_message.value = self.clips_message.value = ""
         self.progress.reset()
 
     def layout(self) -> None:
         W = widgets
-        images = [w for w in (self.chart, self.circumplex) if w.value]
+        images = [w for w in (self.chart, self.why, self.circumplex) if w.value]
         rows: list = [self.summary]
         if images:
             rows.append(W.HBox(images, layout=W.Layout(flex_flow="row wrap", align_items="flex-start")))
@@ -481,6 +482,7 @@ class RunStep:
         self.summary.value = _guard("the summary", lambda: summary_html(result))
         self._set_image(self.chart, "the probability chart", result.plot)
         self._set_image(self.circumplex, "the valence–arousal plot", result.plot_circumplex)
+        self._set_image(self.why, "why this emotion", result.plot_contributions if result.explanation else None)
         has_frames = result.frames is not None and len(result.frames) > 0
         self._set_image(self.frame, "the annotated frame", result.plot_annotated_frame if has_frames else None)
         self._set_image(

@@ -94,6 +94,9 @@ def summary_html(result: "Result") -> str:
             + " · ".join(f"{html.escape(row.label)} {row.number:.0%}" for row in emotion.rows)
             + " <span style='color:#666'>(the whole video)</span></div>"
         )
+        why = summary.section("why")
+        if why is not None:
+            parts.append(f"<div class='vemoclap-why-text'>why: {html.escape(why.text)}</div>")
     else:
         parts.append(f"<h3 style='margin:0.2em 0'>No emotion prediction</h3><div>{html.escape(emotion.text)}</div>")
     video = summary.section("video")

@@ -17,6 +17,9 @@ inference script both do it this way):
    (training augmentation: ``length`` random rows, kept in time order; the reference's dataset
    meant to do this too, but its mode check never matched, so it trained on equidistant rows).
 
+Why a video got its emotion — each input's leave-one-out contribution and the attention each row
+of a sequence received — is :func:`explain` (``explain.py``).
+
 Checkpoints: ours is a folder with ``classifier.safetensors`` (state dict) and
 ``classifier.json`` (:class:`ClassifierConfig`). The reference ships ``model_config.pt`` (a pickled
 dict holding paths and a ``torch.device``) and ``model.pt`` (a state dict); both are read with
@@ -44,6 +47,7 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .classifier import EmotionClassifier, load_classifier, with_heads
+from .explain import Explanation, explain
 from .network import AttentionClassifier
 from .prepare import REFERENCE_STATS, NormStats, collate, compute_stats, is_sequence, prepare, row_indices
 
@@ -69,6 +73,8 @@ __all__ = [
     "config_from_reference",
     "load_reference_checkpoint",
     "EmotionClassifier",
+    "Explanation",
+    "explain",
     "load_classifier",
     "with_heads",
     "reference_heads",

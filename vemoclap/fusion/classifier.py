@@ -71,11 +71,24 @@ class EmotionClassifier:
         """``N × n_labels`` probabilities for N videos."""
         if len(videos) == 0:
             return np.zeros((0, self.config.n_labels), np.float32)
-        batch = collate([self.config.prepare(video) for video in videos])
+        return self.predict_prepared([self.config.prepare(video) for video in videos])
+
+    def predict_prepared(
+        self, prepared: Sequence[Mapping[str, np.ndarray]], attention: dict[str, torch.Tensor] | None = None
+    ) -> np.ndarray:
+        """``N × n_labels`` probabilities for videos already prepared (``config.prepare``), in eval
+        mode (no dropout) whatever mode the model was left in; ``attention``, a dict, receives each
+        pair's head-averaged attention weights (:meth:`AttentionClassifier.forward`)."""
+        batch = collate(prepared)
         use_autocast = self.autocast and self.device.type == "cuda"
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=use_autocast):
-            logits = self.model({name: x.to(self.device) for name, x in batch.items()})
-            return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=use_autocast):
+                logits = self.model({name: x.to(self.device) for name, x in batch.items()}, attention=attention)
+                return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        finally:
+            self.model.train(training)
 
 
 def with_heads(classifier: EmotionClassifier, heads: int | None) -> EmotionClassifier:

@@ -96,11 +96,14 @@ class AttentionClassifier(nn.Module):
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, batch: Mapping[str, torch.Tensor], attention: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """``batch``: name → ``B × L × D`` (or ``B × D`` for a single vector) → logits ``B × n_labels``.
 
         A feature absent from ``batch`` is zeros (one row: in eval mode the output is the same
-        for all-zero rows of any length)."""
+        for all-zero rows of any length). ``attention``, a dict, receives each pair's attention
+        weights, ``"<a>_<b>"`` → ``B × L_a × L_b`` averaged over heads (``a`` the query side)."""
         unknown = sorted(set(batch) - set(self.feature_dims))
         if unknown:
             raise ValueError(
@@ -126,7 +129,10 @@ class AttentionClassifier(nn.Module):
             v = {m: self.dropout(self.value_proj[m](encoded[m])) for m in self.sequence_features}
             for a, b in self.pairs:
                 key = f"{a}_{b}"
-                attended, _ = self.attention_layers[key](q[a], k[b], v[b], need_weights=False)
+                want = attention is not None
+                attended, weights = self.attention_layers[key](q[a], k[b], v[b], need_weights=want)
+                if want:
+                    attention[key] = weights
                 pooled[key] = self.dropout(self.attn_norms[key](attended)).mean(1)
         elif self.sequence_features:
             name = self.sequence_features[0]
