@@ -189,3 +189,19 @@ def test_result_people_timeline_json_and_csv(tiny_models, tmp_path):
     saved = pd.read_csv(tmp_path / "out" / "people.csv")
     assert list(saved["person"]) == list(people["person"]) and "random_weights" in saved
     assert list(pd.read_csv(tmp_path / "out" / "faces.csv")["person"]) == list(result.faces["person"])
+    # the app: one row per person, their face cut from the frame where it is largest, their dominant expression
+    from vemoclap.app.views import people_html
+
+    shown = people_html(result)
+    assert shown.count("class='vemoclap-person'") == 2 and shown.count("<img src='data:image/png;base64,") == 2
+    for person in summary.itertuples():
+        assert f"<b>person {person.person}</b>" in shown and f"{person.expression} {person.share:.0%}" in shown
+    assert "person 1" in again.summary() and "<img" not in people_html(again)  # no pixels kept in the JSON
+    assert people_html(Result(source="none.mp4")) == ""
+    # the annotated video numbers each person as the analysis did (its tracker starts from their looks)
+    written = analyzer.export_annotated_video(result, tmp_path / "annotated.mp4", progress=False)
+    exported = pd.read_csv(written.csv_path)
+    assert exported["frame_index"].nunique() >= 16 * fps - 2
+    for row in exported.itertuples():
+        truth = _who((row.x0, row.y0, row.x1, row.y1), _swapping(row.frame_index // fps))
+        assert {row.person} == seen[truth], row

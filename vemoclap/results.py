@@ -284,6 +284,7 @@ class Result:
                 sections.append(
                     Section(name, name, rows=tuple(Row("", line) for line in output.describe()), kind="output")
                 )
+        sections.append(self._people_section())
         sections.append(
             Section("missing", "missing", rows=tuple(Row(k, v) for k, v in self.missing.items()), kind="list")
         )
@@ -301,6 +302,20 @@ class Result:
         ]
         notice = random_weights_notice(self.random_weights, self.weights) if self.random_weights else ""
         return Summary(self.source, notice, tuple(sections))
+
+    def _people_section(self) -> Section:
+        """One row per person the faces were linked into: their dominant expression and when they are seen."""
+        from .tracking import people_summary
+
+        rows = tuple(
+            Row(
+                f"person {p.person}",
+                f"{p.expression} {p.share:.0%}, in {p.frames} frame{'s' if p.frames != 1 else ''}, "
+                f"{p.first:.1f}–{p.last:.1f} s",
+            )
+            for p in people_summary(self.people()).itertuples(index=False)
+        )
+        return Section("who", "people", rows=rows, kind="list")
 
     def _emotion_section(self) -> Section:
         table = self.to_frame()

@@ -17,7 +17,7 @@ numbered from 1 in the order they first appear. A person unseen for more than ``
 can no longer be linked by position, only by appearance (they may come back into the picture).
 
 The expression ViT is trained on expressions, not identities: its feature separates different
-faces (measured on the tests' two faces, see ``docs/people.md``) but it also moves with the
+faces (measured on the tests' two faces, see README.md) but it also moves with the
 expression, so two looks of one person may be split into two people, or two look-alikes merged.
 
 :func:`people_table` is the per-person expression timeline (pandas), smoothed per person, and
@@ -64,7 +64,7 @@ class TrackedFace:
 class _Person:
     number: int
     box: tuple[int, int, int, int]
-    probabilities: np.ndarray
+    probabilities: np.ndarray | None  # smoothed; None for a person known only by appearance (seeded)
     appearance: np.ndarray | None  # unit-length running mean of the faces' features
     time: float | None
     age: int = 0  # updates since last seen
@@ -85,6 +85,9 @@ def _probabilities(face) -> np.ndarray:
     return np.asarray(probabilities, float)
 
 
+MAX_PEOPLE = 256  # people a tracker remembers (a long live session meets many)
+
+
 @dataclass
 class FaceTracker:
     """Links faces into people frame after frame (see the module's doc).
@@ -103,6 +106,20 @@ class FaceTracker:
     max_age: int = 10
     people: list[_Person] = field(default_factory=list)
     _next: int = 1
+
+    def seed(self, looks) -> "FaceTracker":
+        """Start from known people (person number → appearance feature, as :func:`link_frames`
+        returns), so that faces are numbered as they were there (the annotated video as the analysis)."""
+        for number, look in sorted((looks or {}).items()):
+            unit = _unit(look)
+            if unit is not None:
+                self.people.append(_Person(int(number), (0, 0, 0, 0), None, unit, None, age=self.max_age + 1))
+                self._next = max(self._next, int(number) + 1)
+        return self
+
+    def looks(self) -> dict[int, np.ndarray]:
+        """Each person's appearance (their running mean feature), by number."""
+        return {p.number: p.appearance for p in self.people if p.appearance is not None}
 
     def update(self, faces: Sequence, time: float | None = None, features: Sequence | None = None) -> list[TrackedFace]:
         """The people of this frame's ``faces`` (each with ``box``, ``probabilities`` and optionally
@@ -144,7 +161,9 @@ class FaceTracker:
                 self._next += 1
                 self.people.append(person)
             else:
-                person.probabilities = self.alpha * probabilities + (1 - self.alpha) * person.probabilities
+                if person.probabilities is not None:
+                    probabilities = self.alpha * probabilities + (1 - self.alpha) * person.probabilities
+                person.probabilities = probabilities
                 if look is not None:
                     mean = (
                         look
@@ -164,11 +183,18 @@ class FaceTracker:
             )
         for person in self.people:
             person.age += 1
+        # People lost by position and without an appearance cannot come back; the rest are remembered
+        # (appearance can find them again), the most recently seen MAX_PEOPLE of them.
+        remembered = [p for p in self.people if p.appearance is not None or p.age <= self.max_age]
+        self.people = (
+            sorted(remembered, key=lambda p: p.age)[:MAX_PEOPLE] if len(remembered) > MAX_PEOPLE else remembered
+        )
         return current
 
 
-def link_frames(frames, tracker: FaceTracker | None = None) -> None:
-    """Give every face of a face extractor's frames (``FrameFaces``) its person's number, in place.
+def link_frames(frames, tracker: FaceTracker | None = None) -> dict[int, np.ndarray]:
+    """Give every face of a face extractor's frames (``FrameFaces``) its person's number, in place;
+    returns each person's appearance (:meth:`FaceTracker.looks`).
     A box that duplicates another of its frame (a detector's second box on one face,
     :func:`~vemoclap.draw.overlay.distinct_faces`) gets the person of the box it overlaps most."""
     tracker = tracker or FaceTracker()
@@ -179,6 +205,7 @@ def link_frames(frames, tracker: FaceTracker | None = None) -> None:
         for face in frame.faces:
             if not any(face is k for k in kept):
                 face.person = max(kept, key=lambda k: iou(k.box, face.box)).person
+    return tracker.looks()
 
 
 PEOPLE_COLUMNS = ("person", "frame_index", "time", "x0", "y0", "x1", "y1", "expression", "confidence")

@@ -169,6 +169,7 @@ def export_annotated_video(
     random_weights: Sequence[str] = (),
     used: Sequence[str] | None = None,
     keep_empty: bool = False,
+    people=None,
 ) -> AnnotatedVideo:
     """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264),
     each face labelled with its person ("person 2: happy 64%", :class:`vemoclap.tracking.FaceTracker`).
@@ -181,12 +182,16 @@ def export_annotated_video(
     random weights (of all those ``used``): their mark (:func:`vemoclap.notice.random_weights_mark`)
     is burned into every frame as a banner, and the CSV's ``random_weights`` column names them.
 
+    ``people``: person number → appearance of the analysis's people (``FacesOutput.looks``), so the
+    video numbers them as the Result does; others get the next numbers.
+
     When no face is found in any frame, nothing is written (unless ``keep_empty``): the returned
     :class:`AnnotatedVideo` has no ``path``, and its :meth:`~AnnotatedVideo.line` says why.
     """
     try:
         marks = (random_weights_mark(random_weights, used), random_weights_cell(random_weights))
-        return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty)
+        tracker = FaceTracker(alpha=smoothing).seed(people)  # faces → people: appearance and box overlap
+        return _annotate(source, out_path, analyze_image, every, tracker, csv_path, progress, marks, keep_empty)
     except _NothingDrawn as nothing:
         log.info("%s: no face in any of its %d frames; no annotated video written", source, nothing.frames)
         return AnnotatedVideo(None, None, nothing.frames, 0, source=str(source))
@@ -197,7 +202,7 @@ class _NothingDrawn(Exception):
         self.frames = frames
 
 
-def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty):
+def _annotate(source, out_path, analyze_image, every, tracker, csv_path, progress, marks, keep_empty):
     import av
 
     mark, random_cell = marks
@@ -205,7 +210,6 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
         raise OptionError(f"every must be a whole number of frames, 1 or more (got {every!r})")
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
-    tracker = FaceTracker(alpha=smoothing)  # faces → people: appearance and box overlap
     n_frames = n_faces = 0
     with (
         atomic_output(out_path) as tmp_video,

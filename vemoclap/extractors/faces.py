@@ -348,6 +348,9 @@ class FacesOutput(ExtractorOutput):
     detector_note: str = ""  # why it is not the one asked for (a fallback), else empty
     min_face_size: int = 0  # pixels; 0: no minimum
     frames: list[FrameFaces] = field(default_factory=list)  # every frame, with or without faces
+    # person → appearance (vemoclap.tracking.link_frames): the annotated video numbers people as here;
+    # in memory only, never exported
+    looks: dict[int, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_faces(self) -> int:
@@ -365,6 +368,7 @@ class FacesOutput(ExtractorOutput):
 
     def readable(self) -> dict:
         data = super().readable()
+        data.pop("looks", None)
         for frame in data.get("frames") or []:
             for face in frame.get("faces") or []:
                 face.pop("feature", None)  # the appearance feature stays in memory
@@ -569,7 +573,7 @@ class FaceEmotionExtractor(Extractor):
             raise Missing(f"no face found in {len(frames)} frames ({self.detector.name} detector)")
         from ..tracking import link_frames
 
-        link_frames(per_frame)  # faces → people, by appearance (the sampled frames are seconds apart)
+        looks = link_frames(per_frame)  # faces → people, by appearance (the sampled frames are seconds apart)
         return FacesOutput(
             feature=np.stack(rows),
             times=np.asarray(times, dtype=np.float64),
@@ -577,4 +581,5 @@ class FaceEmotionExtractor(Extractor):
             detector_note=self.detector_note,
             min_face_size=self.min_face_size,
             frames=per_frame,
+            looks=looks,
         )
