@@ -204,7 +204,7 @@ def test_text_html_and_csv_come_from_one_summary():
     # the CSVs are the summary's tables, in the export files' order
     texts = result.export_texts()
     tables = summary.tables()
-    assert list(texts) == ["result.json", "probabilities.csv", "faces.csv", "frames.csv", "windows.csv"]
+    assert list(texts) == ["result.json", "probabilities.csv", "faces.csv", "people.csv", "frames.csv", "windows.csv"]
     for name, table in tables.items():
         assert pd.read_csv(io.StringIO(texts[name])).drop(columns="random_weights").shape == table.shape, name
     # random weights: the notice leads the text and the HTML

@@ -3,7 +3,8 @@ not a subclass). The Result's faces (``Result.faces``, ``faces.csv``), the drawi
 the annotated video's CSV and the webcam mode all read or write these columns.
 
 Columns: ``frame_index`` (the sampled frame, or the frame of the video), ``time`` (seconds), ``face``
-(its number in the frame, or its track's id where faces are followed), the box ``x0, y0, x1, y1`` in
+(its number in the frame, or its track's id where faces are followed), ``person`` (the number of the
+person it was linked to across frames, :mod:`vemoclap.tracking`; empty where faces were not linked), the box ``x0, y0, x1, y1`` in
 frame pixels (x1, y1 exclusive), ``detection_score``, ``expression`` and ``confidence`` (the most
 probable expression and its probability), then one probability per facial expression.
 """
@@ -24,6 +25,7 @@ FACE_COLUMNS = (
     "frame_index",
     "time",
     "face",
+    "person",
     "x0",
     "y0",
     "x1",
@@ -43,6 +45,7 @@ class FaceBox:
     expression: str
     confidence: float
     detection_score: float = 1.0
+    person: int | None = None
 
 
 def face_row(
@@ -54,9 +57,10 @@ def face_row(
     confidence: float,
     probabilities: "Mapping[str, float] | Sequence[float]",
     detection_score: float = 1.0,
+    person: int | None = None,
 ) -> dict[str, Any]:
     """One row of the table. ``probabilities``: expression → probability, or a vector in
-    :data:`~vemoclap.labels.FACE_EXPRESSIONS` order."""
+    :data:`~vemoclap.labels.FACE_EXPRESSIONS` order; ``person``: the person the face was linked to."""
     if not isinstance(probabilities, Mapping):
         probabilities = dict(zip(FACE_EXPRESSIONS, (float(p) for p in probabilities)))
     x0, y0, x1, y1 = (int(round(v)) for v in box)
@@ -64,6 +68,7 @@ def face_row(
         "frame_index": int(frame_index),
         "time": float(time),
         "face": int(face),
+        "person": None if person is None else int(person),
         "x0": x0,
         "y0": y0,
         "x1": x1,
@@ -77,7 +82,7 @@ def face_row(
 
 
 def tracked_row(frame_index: int, time: float, track) -> dict[str, Any]:
-    """The row of a face followed across frames (:class:`vemoclap.video_export.TrackedFace`)."""
+    """The row of a face followed across frames (:class:`vemoclap.tracking.TrackedFace`); its track is its person."""
     return face_row(
         frame_index,
         time,
@@ -87,6 +92,7 @@ def tracked_row(frame_index: int, time: float, track) -> dict[str, Any]:
         track.confidence,
         np.asarray(track.probabilities, float),
         track.detection_score,
+        track.person,
     )
 
 
@@ -104,16 +110,20 @@ def faces_table(frames: Iterable) -> "pd.DataFrame":
             face.confidence,
             face.probabilities,
             face.detection_score,
+            getattr(face, "person", None),
         )
         for frame in frames
         for number, face in enumerate(frame.faces)
     ]
     table = pd.DataFrame(rows, columns=list(FACE_COLUMNS))
-    return table.astype({c: "int64" for c in ("frame_index", "face", "x0", "y0", "x1", "y1")})
+    table = table.astype({c: "int64" for c in ("frame_index", "face", "x0", "y0", "x1", "y1")})
+    return table.astype({"person": "Int64"})  # empty where faces were not linked (a result saved before)
 
 
 def boxes(table: "pd.DataFrame", frame_index: int | None = None) -> list[FaceBox]:
     """The faces of one frame (or every row) as :class:`FaceBox` for drawing."""
+    import pandas as pd
+
     rows = table if frame_index is None else table[table["frame_index"] == frame_index]
     return [
         FaceBox(
@@ -121,6 +131,7 @@ def boxes(table: "pd.DataFrame", frame_index: int | None = None) -> list[FaceBox
             str(r.expression),
             float(r.confidence),
             float(r.detection_score),
+            None if getattr(r, "person", None) is None or r.person is pd.NA else int(r.person),
         )
         for r in rows.itertuples(index=False)
     ]

@@ -19,7 +19,7 @@ import numpy as np
 from .draw.overlay import distinct_faces, draw_banner, draw_faces
 from .errors import OptionError
 from .notice import random_weights_mark, random_weights_notice
-from .video_export import FaceSmoother, TrackedFace
+from .tracking import FaceTracker, TrackedFace
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -44,7 +44,7 @@ class LiveFrame:
         return pd.DataFrame(rows, columns=list(FACE_COLUMNS))
 
     def line(self) -> str:
-        faces = ", ".join(f"#{f.track_id} {f.expression} {f.confidence:.0%}" for f in self.faces) or "no face"
+        faces = ", ".join(f"person {f.person}: {f.expression} {f.confidence:.0%}" for f in self.faces) or "no face"
         return f"frame {self.index:6d}  {self.fps:5.1f} fps  {faces}"
 
 
@@ -66,12 +66,12 @@ def analyze_stream(
     """Yield one :class:`LiveFrame` per input frame: tracked faces with smoothed expressions
     (``mark``, the random-weights mark, drawn as a banner on each shown frame)."""
     _check_count(every, "every")
-    smoother = FaceSmoother(alpha=smoothing)
+    tracker = FaceTracker(alpha=smoothing)
     stamps: deque[float] = deque(maxlen=fps_window)
     tracks: list[TrackedFace] = []
     for index, image in enumerate(frames):
         if index % every == 0:
-            tracks = smoother.update(distinct_faces(face_model(image)))
+            tracks = tracker.update(distinct_faces(face_model(image)))
         stamps.append(time.perf_counter())
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
         shown = draw_faces(image.copy(), tracks) if draw else image

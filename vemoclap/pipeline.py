@@ -399,7 +399,7 @@ class Analyzer:
 
     def export_annotated_video(self, result: Result, out_path, *, every: int = 1, progress: "bool | Callable" = True):
         """Every frame of ``result``'s video with face boxes and smoothed expressions (audio kept,
-        labels per frame in a CSV beside). It runs this Analyzer's face model on the frames again —
+        labels per frame in a CSV beside), each face numbered as its person in ``result``. It runs this Analyzer's face model on the frames again —
         on every ``every``-th one, boxes carried in between — so it needs the loaded Analyzer, not
         only the Result."""
         from .video_export import export_annotated_video
@@ -413,6 +413,7 @@ class Analyzer:
             progress=progress,
             random_weights=result.random_weights,
             used=list(result.weights),
+            people=getattr(result.face_output, "looks", None),  # numbered as the analysis's people
         )
 
 

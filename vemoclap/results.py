@@ -51,6 +51,7 @@ EXPORT_FILES = {
     "result.json": "result (JSON)",
     "probabilities.csv": "probabilities (CSV)",
     "faces.csv": "every face found (CSV)",
+    "people.csv": "each person's expressions over time (CSV)",
     "frames.csv": "faces per frame (CSV)",
     "windows.csv": "emotion timeline (CSV)",
 }
@@ -245,6 +246,15 @@ class Result:
         output = self.face_output
         return faces_table(output.frames if output is not None and not output.missing else [])
 
+    def people(self, smooth_frames: int = 3) -> "pd.DataFrame":
+        """Each person's expressions over time: the faces linked into people across the sampled frames
+        (:mod:`vemoclap.tracking`), one row per person per frame they are seen in (person, frame_index,
+        time, box, expression, confidence, one probability per expression), smoothed per person over
+        ``smooth_frames`` of their frames. :func:`vemoclap.tracking.people_summary` makes it one row per person."""
+        from .tracking import people_table
+
+        return people_table(self.faces, smooth_frames)
+
     @property
     def transcript(self) -> "AsrOutput | None":
         """What was said (Whisper's transcript, its language and sentiment), or None when ASR did not run."""
@@ -288,6 +298,7 @@ class Result:
                 sections.append(
                     Section(name, name, rows=tuple(Row("", line) for line in output.describe()), kind="output")
                 )
+        sections.append(self._people_section())
         sections.append(
             Section("missing", "missing", rows=tuple(Row(k, v) for k, v in self.missing.items()), kind="list")
         )
@@ -299,11 +310,26 @@ class Result:
         windows = self.windows if self.windows is not None else window_table([], self.labels)
         sections += [
             Section("faces", "every face found", kind="table", file="faces.csv", table=self.faces),
+            Section("people", "each person's expressions", kind="table", file="people.csv", table=self.people()),
             Section("face_track", "faces per frame", kind="table", file="frames.csv", table=face_track(self)),
             Section("windows", "emotion timeline", kind="table", file="windows.csv", table=windows),
         ]
         notice = random_weights_notice(self.random_weights, self.weights) if self.random_weights else ""
         return Summary(self.source, notice, tuple(sections))
+
+    def _people_section(self) -> Section:
+        """One row per person the faces were linked into: their dominant expression and when they are seen."""
+        from .tracking import people_summary
+
+        rows = tuple(
+            Row(
+                f"person {p.person}",
+                f"{p.expression} {p.share:.0%}, in {p.frames} frame{'s' if p.frames != 1 else ''}, "
+                f"{p.first:.1f}–{p.last:.1f} s",
+            )
+            for p in people_summary(self.people()).itertuples(index=False)
+        )
+        return Section("who", "people", rows=rows, kind="list")
 
     def _emotion_section(self) -> Section:
         table = self.to_frame()
@@ -551,7 +577,7 @@ class Result:
 
     def save(self, directory: str | Path) -> Path:
         """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, faces.csv per face found,
-        frames.csv per sampled frame, windows.csv per timeline window) and a PNG per plot into ``directory``."""
+        people.csv per person per frame, frames.csv per sampled frame, windows.csv per timeline window) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)

@@ -10,77 +10,22 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ._util import atomic_output
-from .draw.overlay import distinct_faces, draw_banner, draw_faces, iou
+from .draw.overlay import distinct_faces, draw_banner, draw_faces
 from .errors import OptionError, UserError
 from .facetable import FACE_COLUMNS, tracked_row
-from .labels import FACE_EXPRESSIONS
 from .media import MediaError, VideoReader
 from .notice import random_weights_cell, random_weights_mark
 from .outputs import check_not_input
+from .tracking import FaceTracker, TrackedFace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrackedFace:
-    """A face followed across frames; its expression probabilities are smoothed over time."""
-
-    track_id: int
-    box: tuple[int, int, int, int]
-    probabilities: np.ndarray  # smoothed, in FACE_EXPRESSIONS order
-    detection_score: float = 1.0
-
-    @property
-    def expression(self) -> str:
-        return FACE_EXPRESSIONS[int(np.argmax(self.probabilities))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probabilities))
-
-
-@dataclass
-class FaceSmoother:
-    """Matches faces to the previous frame's by box overlap and averages expressions exponentially.
-
-    ``alpha`` is the weight of the newest frame (1 = no smoothing); a face unseen for ``max_age``
-    frames is dropped.
-    """
-
-    alpha: float = 0.4
-    min_iou: float = 0.3
-    max_age: int = 10
-    tracks: list[TrackedFace] = field(default_factory=list)
-    _ages: dict[int, int] = field(default_factory=dict)
-    _next_id: int = 0
-
-    def update(self, faces: Sequence) -> list[TrackedFace]:
-        current: list[TrackedFace] = []
-        unmatched = list(self.tracks)
-        for face in sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1])):
-            probs = np.array([face.probabilities.get(e, 0.0) for e in FACE_EXPRESSIONS], float)
-            match = max(unmatched, key=lambda t: iou(t.box, face.box), default=None)
-            if match is not None and iou(match.box, face.box) >= self.min_iou:
-                unmatched.remove(match)
-                smoothed = self.alpha * probs + (1 - self.alpha) * match.probabilities
-                track = TrackedFace(match.track_id, tuple(face.box), smoothed, face.detection_score)
-            else:
-                track = TrackedFace(self._next_id, tuple(face.box), probs, face.detection_score)
-                self._next_id += 1
-            self._ages[track.track_id] = 0
-            current.append(track)
-        for stale in unmatched:  # keep unseen faces' history a while (detectors blink)
-            self._ages[stale.track_id] = self._ages.get(stale.track_id, 0) + 1
-        kept = [t for t in unmatched if self._ages[t.track_id] <= self.max_age]
-        self.tracks = current + kept
-        return current
 
 
 # progress: True/False for a tqdm bar, or a callable(stage, done, total) as everywhere in vemoclap
@@ -224,8 +169,10 @@ def export_annotated_video(
     random_weights: Sequence[str] = (),
     used: Sequence[str] | None = None,
     keep_empty: bool = False,
+    people=None,
 ) -> AnnotatedVideo:
-    """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264).
+    """Draw face boxes and smoothed expressions on every frame of ``source`` into ``out_path`` (H.264),
+    each face labelled with its person ("person 2: happy 64%", :class:`vemoclap.tracking.FaceTracker`).
 
     Frames are read upright (a phone video's rotation metadata is applied, so the export plays
     upright everywhere). ``analyze_image(rgb) -> faces`` is the face model
@@ -235,6 +182,9 @@ def export_annotated_video(
     random weights (of all those ``used``): their mark (:func:`vemoclap.notice.random_weights_mark`)
     is burned into every frame as a banner, and the CSV's ``random_weights`` column names them.
 
+    ``people``: person number → appearance of the analysis's people (``FacesOutput.looks``), so the
+    video numbers them as the Result does; others get the next numbers.
+
     When no face is found in any frame, nothing is written (unless ``keep_empty``): the returned
     :class:`AnnotatedVideo` has no ``path``, and its :meth:`~AnnotatedVideo.line` says why.
     """
@@ -243,7 +193,8 @@ def export_annotated_video(
         check_not_input(csv_path, [source], "the annotated video's CSV")
     try:
         marks = (random_weights_mark(random_weights, used), random_weights_cell(random_weights))
-        return _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty)
+        tracker = FaceTracker(alpha=smoothing).seed(people)  # faces → people: appearance and box overlap
+        return _annotate(source, out_path, analyze_image, every, tracker, csv_path, progress, marks, keep_empty)
     except _NothingDrawn as nothing:
         log.info("%s: no face in any of its %d frames; no annotated video written", source, nothing.frames)
         return AnnotatedVideo(None, None, nothing.frames, 0, source=str(source))
@@ -254,7 +205,7 @@ class _NothingDrawn(Exception):
         self.frames = frames
 
 
-def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progress, marks, keep_empty):
+def _annotate(source, out_path, analyze_image, every, tracker, csv_path, progress, marks, keep_empty):
     import av
 
     mark, random_cell = marks
@@ -262,7 +213,6 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
         raise OptionError(f"every must be a whole number of frames, 1 or more (got {every!r})")
     out_path = Path(out_path)
     csv_path = Path(csv_path) if csv_path else out_path.with_suffix(".csv")
-    smoother = FaceSmoother(alpha=smoothing)
     n_frames = n_faces = 0
     with (
         atomic_output(out_path) as tmp_video,
@@ -299,8 +249,8 @@ def _annotate(source, out_path, analyze_image, every, smoothing, csv_path, progr
                 early_audio.clear()
             image = item.image
             if n_frames % every == 0:
-                tracks = smoother.update(distinct_faces(analyze_image(image)))
-            for track in tracks:  # "face" is the track's id: one face followed across frames
+                tracks = tracker.update(distinct_faces(analyze_image(image)), time=item.time)
+            for track in tracks:  # "face" and "person" are the track's id: one person followed across frames
                 writer.writerow({**tracked_row(n_frames, round(item.time, 3), track), "random_weights": random_cell})
             n_faces += len(tracks)
             draw_faces(image, tracks)

@@ -30,6 +30,7 @@ from .views import (
     message_html,
     missing_html,
     note_html,
+    people_html,
     random_html,
     summary_html,
     table_html,
@@ -387,6 +388,8 @@ class RunStep:
         self.why = _image("vemoclap-why", "600px")  # each input's contribution, the frames attended to most
         self.frame = _image("vemoclap-frame", "760px")
         self.timeline = _image("vemoclap-timeline", "900px")
+        self.people = W.HTML()
+        self.people.add_class("vemoclap-people")
         self.details = W.HTML()
         self.details.add_class("vemoclap-details")
         self.missing = W.HTML()
@@ -431,7 +434,7 @@ class RunStep:
         rows: list = [self.summary]
         if images:
             rows.append(W.HBox(images, layout=W.Layout(flex_flow="row wrap", align_items="flex-start")))
-        rows += [w for w in (self.frame, self.timeline) if w.value]
+        rows += [w for w in (self.frame, self.timeline, self.people) if w.value]
         rows += [
             self.details,
             self.missing,
@@ -490,6 +493,7 @@ class RunStep:
             "the timeline",
             timeline.plot if timeline is not None and result.info and result.info.duration > 0 else None,
         )
+        self.people.value = _guard("the people", lambda: people_html(result))
         self.details.value = _guard("the details", lambda: details_html(result))
         self.missing.value = _guard("the missing list", lambda: missing_html(result))
         self.downloads.value = _guard("the downloads", lambda: downloads_html(result))

@@ -149,6 +149,50 @@ def missing_html(result: "Result") -> str:
     return "\n".join(parts)
 
 
+THUMBNAIL_SIDE = 72  # pixels: the people's face pictures
+
+
+def _thumbnail_uri(image, box) -> str:
+    """A face cut from a sampled frame as a small PNG data URI ("" where the frame has no pixels,
+    as in a result read back from JSON)."""
+    import io
+
+    from PIL import Image
+
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if image is None or image.size == 0 or x1 <= x0 or y1 <= y0:
+        return ""
+    crop = Image.fromarray(image[max(0, y0) : y1, max(0, x0) : x1])
+    crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buffer = io.BytesIO()
+    crop.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def people_html(result: "Result") -> str:
+    """One row per person the faces were linked into (:meth:`Result.people`): their face from the
+    frame where it is largest, their dominant expression, and when they are seen ("" without people)."""
+    from ..tracking import people_summary
+
+    people = people_summary(result.people())
+    if not len(people):
+        return ""
+    images = result.frames.images if result.frames is not None else None
+    rows = []
+    for person in people.itertuples(index=False):
+        image = images[person.frame_index] if images is not None and person.frame_index < len(images) else None
+        uri = _thumbnail_uri(image, (person.x0, person.y0, person.x1, person.y1))
+        picture = f"<img src='{uri}' alt='person {person.person}' style='max-height:{THUMBNAIL_SIDE}px'>" if uri else ""
+        seen = f"in {person.frames} frame{'s' if person.frames != 1 else ''}, {person.first:.1f}–{person.last:.1f} s"
+        rows.append(
+            f"<tr class='vemoclap-person'><td style='padding-right:1em'>{picture}</td>"
+            f"<td style='padding-right:1em'><b>person {person.person}</b></td>"
+            f"<td style='padding-right:1em'>{html.escape(person.expression)} {person.share:.0%}</td>"
+            f"<td style='color:#666'>{html.escape(seen)}</td></tr>"
+        )
+    return _section("People", f"<table class='vemoclap-people'>{''.join(rows)}</table>")
+
+
 def features_table_html(result: "Result") -> str:
     rows = []
     for name, out in result.outputs.items():

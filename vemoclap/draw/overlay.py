@@ -82,7 +82,8 @@ def expression_color(expression: str) -> tuple[int, int, int]:
 
 
 def draw_faces(image: np.ndarray, faces: Sequence, thickness: int | None = None) -> np.ndarray:
-    """Boxes labelled 'expression 87%' in the expression's colour, drawn in place on an RGB image."""
+    """Boxes labelled 'expression 87%' (or 'person 2: expression 87%' where faces are linked into
+    people) in the expression's colour, drawn in place on an RGB image."""
     import cv2
 
     height, width = image.shape[:2]
@@ -92,7 +93,9 @@ def draw_faces(image: np.ndarray, faces: Sequence, thickness: int | None = None)
         x0, y0, x1, y1 = (int(v) for v in face.box)
         color = expression_color(face.expression)
         cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness)
+        person = getattr(face, "person", None)
         label = f"{face.expression} {face.confidence:.0%}"
+        label = label if person is None else f"person {person}: {label}"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness - 1))
         top = y0 - th - base - 4 if y0 - th - base - 4 >= 0 else y1
         cv2.rectangle(image, (x0, top), (x0 + tw + 4, top + th + base + 4), color, -1)

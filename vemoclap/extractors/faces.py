@@ -330,6 +330,9 @@ class Face:
     expression: str  # the most probable of the model's labels
     confidence: float  # its probability
     probabilities: dict[str, float] = field(default_factory=dict)
+    person: int | None = None  # the person it is linked to across frames (vemoclap.tracking), from 1
+    # The face's CLS feature (the appearance the tracker links by); in memory only, never exported.
+    feature: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -345,6 +348,9 @@ class FacesOutput(ExtractorOutput):
     detector_note: str = ""  # why it is not the one asked for (a fallback), else empty
     min_face_size: int = 0  # pixels; 0: no minimum
     frames: list[FrameFaces] = field(default_factory=list)  # every frame, with or without faces
+    # person → appearance (vemoclap.tracking.link_frames): the annotated video numbers people as here;
+    # in memory only, never exported
+    looks: dict[int, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_faces(self) -> int:
@@ -355,10 +361,26 @@ class FacesOutput(ExtractorOutput):
         counts = collections.Counter(face.expression for frame in self.frames for face in frame.faces)
         return dict(counts.most_common())
 
+    @property
+    def n_people(self) -> int:
+        """How many people the faces were linked into (0 where they were not linked)."""
+        return len({face.person for frame in self.frames for face in frame.faces if face.person is not None})
+
+    def readable(self) -> dict:
+        data = super().readable()
+        data.pop("looks", None)
+        for frame in data.get("frames") or []:
+            for face in frame.get("faces") or []:
+                face.pop("feature", None)  # the appearance feature stays in memory
+        return data
+
     def describe(self) -> list[str]:
         counts = ", ".join(f"{label} ×{n}" for label, n in self.expression_counts().items())
         with_faces = sum(bool(f.faces) for f in self.frames)
-        lines = [f"faces ({self.detector}): {self.n_faces} in {with_faces} of {len(self.frames)} frames: {counts}"]
+        people = f" ({self.n_people} {'person' if self.n_people == 1 else 'people'})" if self.n_people else ""
+        lines = [
+            f"faces ({self.detector}): {self.n_faces}{people} in {with_faces} of {len(self.frames)} frames: {counts}"
+        ]
         if self.detector_note:
             lines.append(f"  face detector: {self.detector_note}")
         return lines
@@ -522,6 +544,7 @@ class FaceEmotionExtractor(Extractor):
                 expression=self.labels[top],
                 confidence=float(probs[top]),
                 probabilities={label: float(p) for label, p in zip(self.labels, probs)},
+                feature=feature,
             )
             results[index].append((face, feature))
         return results
@@ -532,7 +555,8 @@ class FaceEmotionExtractor(Extractor):
         return [[face for face, _ in faces] for faces in self._analyze(arrays)]
 
     def analyze_image(self, image) -> list[Face]:
-        """Detect and classify the faces of one RGB image (webcam frames, annotated exports)."""
+        """Detect and classify the faces of one RGB image (webcam frames, annotated exports); each face
+        carries its CLS ``feature``, which the tracker links people by."""
         return self.analyze_images([image])[0]
 
     def _run(self, clip: Clip) -> FacesOutput:
@@ -547,6 +571,9 @@ class FaceEmotionExtractor(Extractor):
                 times.append(float(timestamp))
         if not rows:
             raise Missing(f"no face found in {len(frames)} frames ({self.detector.name} detector)")
+        from ..tracking import link_frames
+
+        looks = link_frames(per_frame)  # faces → people, by appearance (the sampled frames are seconds apart)
         return FacesOutput(
             feature=np.stack(rows),
             times=np.asarray(times, dtype=np.float64),
@@ -554,4 +581,5 @@ class FaceEmotionExtractor(Extractor):
             detector_note=self.detector_note,
             min_face_size=self.min_face_size,
             frames=per_frame,
+            looks=looks,
         )

@@ -5,6 +5,7 @@ Real videos come from :mod:`vemoclap.synth` (which the generated sample uses too
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 
@@ -106,3 +107,31 @@ def make_empty_container(path) -> Path:
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         container.start_encoding()
     return path
+
+
+# Two different faces for the tracking tests: the astronaut (skimage.data.astronaut, colour) and a
+# person of scikit-image's LFW subset (grey), both found by the offline LBP detector at this size.
+FACE_SIDE = 110  # pixels: each face's square patch
+
+
+@functools.lru_cache(maxsize=1)
+def two_faces() -> tuple[np.ndarray, np.ndarray]:
+    """The two face patches (FACE_SIDE × FACE_SIDE RGB): the astronaut, then an LFW face."""
+    import cv2
+    from skimage import data
+
+    astronaut = cv2.resize(data.astronaut()[20:220, 125:325], (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_AREA)
+    grey = cv2.resize((data.lfw_subset()[0] * 255).astype(np.uint8), (FACE_SIDE, FACE_SIDE), cv2.INTER_CUBIC)
+    return astronaut, np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def faces_frame(
+    positions: tuple[tuple[int, int], tuple[int, int]], size: tuple[int, int] = (480, 270), background: int = 90
+) -> np.ndarray:
+    """A frame (``size`` is width, height) with the astronaut's patch at ``positions[0]`` and the
+    LFW face's at ``positions[1]`` (top-left corners, x, y); the LFW face is drawn over the astronaut."""
+    width, height = size
+    image = np.full((height, width, 3), background, np.uint8)
+    for (x, y), patch in zip(positions, two_faces()):
+        image[y : y + FACE_SIDE, x : x + FACE_SIDE] = patch
+    return image
