@@ -3,7 +3,7 @@ under a reference-like configuration and under full parity, in the same process,
 
     python benchmarks/analyze.py [--device cpu|cuda] [--video PATH | --seconds 60] [--runs 2] [--recipe NAME]
                                  [--whisper-model SIZE] [--asr-backend auto|faster-whisper|openai-whisper]
-                                 [--configs default,reference-like,parity]
+                                 [--configs default,reference-like,parity] [--extractors clip,beats,...]
 
 Full-size architectures with random weights (or --models-dir with real ones). Every configuration is
 loaded first (loading time printed), then the runs go round the configurations in turn (--runs
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--whisper-model", default=None, help="default: the recipe's, resolved for the device")
     parser.add_argument("--asr-backend", default=None, help="default: the recipe's (auto)")
     parser.add_argument("--face-detector", default=None, help="default: the recipe's (YOLO)")
+    parser.add_argument("--extractors", default=None, help="comma-separated (default: every default extractor)")
     parser.add_argument(
         "--configs",
         default=",".join(CONFIGS),
@@ -118,6 +119,7 @@ def analyzer_options(name: str, args, models: Path) -> dict:
         whisper_model=args.whisper_model,
         recipe=args.recipe,
         parallel=args.parallel,
+        extractors=args.extractors,
     )
     if name == "reference-like":
         options["asr_sentiment"] = {"backend": "openai-whisper"}  # fp32 on a CPU (the recipe's fp16 on CUDA)

@@ -40,6 +40,7 @@ def _args(**changes) -> argparse.Namespace:
         whisper_model=None,
         recipe=None,
         parallel=None,
+        extractors=None,
     )
     return argparse.Namespace(**{**values, **changes})
 
