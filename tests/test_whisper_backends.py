@@ -454,6 +454,7 @@ print("RESULT " + json.dumps({"chosen": chosen, "backend": out.backend, "missing
 """
 
 
+@pytest.mark.slow  # a fresh Python that loads torch, whisper and the tiny models
 def test_auto_falls_back_to_openai_when_ctranslate2_cannot_load(models_dir, tmp_path):
     """A real load failure: CTranslate2's package without its shared library beside it (the dynamic
     loader cannot find libctranslate2, as when a wheel's libraries are missing), in a fresh Python."""
