@@ -248,6 +248,27 @@ def test_rapidocr_reads_a_rendered_phrase():
         assert 120 <= points[:, 1].mean() <= 230  # around the baseline the text was drawn at (y=200)
 
 
+def test_ocr_on_the_gpu_only_with_onnxruntimes_cuda_provider(caplog):
+    import onnxruntime
+
+    from vemoclap.extractors.ocr import ON_GPU, _RapidOcr, onnx_cuda
+
+    assert onnx_cuda(True, ["CUDAExecutionProvider", "CPUExecutionProvider"])  # onnxruntime-gpu
+    assert not onnx_cuda(False, ["CUDAExecutionProvider", "CPUExecutionProvider"])  # a CPU device
+    with caplog.at_level("INFO", logger="vemoclap.extractors.ocr"):
+        assert not onnx_cuda(True, ["CPUExecutionProvider"])
+    assert [r.getMessage() for r in caplog.records if "onnxruntime-gpu" in r.getMessage()] == [
+        "OCR runs on the CPU: onnxruntime has no CUDA provider here (onnxruntime-gpu, in place of onnxruntime, "
+        "runs it on the GPU)"
+    ]
+    # asked for the GPU with this machine's onnxruntime: the engine says where it runs, and still reads
+    on_gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    engine = _RapidOcr(use_cuda=True)
+    assert engine.on_gpu == on_gpu and engine.description.endswith(ON_GPU) == on_gpu
+    words = " ".join(label for _, label, _ in engine(text_frame("HAPPY BIRTHDAY"), min_score=0.5)).upper().split()
+    assert "HAPPY" in words and "BIRTHDAY" in words
+
+
 @pytest.mark.slow
 def test_paddleocr_detection_reads_a_360p_frame_without_enlarging_it():
     # The reference's PaddleOCR 2.x limited the longer side to 960 px; rapidocr brings the shorter

@@ -425,6 +425,80 @@ def test_auto_falls_back_to_openai_when_only_its_checkpoint_is_here(models_dir, 
         get("asr_sentiment", models_dir=tmp_path, device="cpu", backend="faster-whisper").load()
 
 
+_BROKEN_CT2_RUN = r"""
+import json, logging, sys
+import numpy as np
+from vemoclap.errors import OptionError
+from vemoclap.extractors import Clip, get
+from vemoclap.media import Frames
+from vemoclap.synth import speech_like
+
+records = []
+handler = logging.Handler()
+handler.emit = lambda record: records.append(record.getMessage())
+logging.getLogger("vemoclap").addHandler(handler)
+logging.getLogger("vemoclap").setLevel(logging.INFO)
+models_dir = sys.argv[1]
+extractor = get("asr_sentiment", models_dir=models_dir, device="cpu", temperature=0.0)
+chosen = extractor.backend
+clip = Clip(frames=Frames(np.zeros((2, 32, 32, 3), np.uint8), np.array([0.0, 1.0])),
+            audio=speech_like(12.0, seed=4).astype(np.float32))
+out = extractor(clip)
+try:
+    get("asr_sentiment", models_dir=models_dir, device="cpu", backend="faster-whisper").load()
+    explicit = "loaded"
+except OptionError as exc:
+    explicit = str(exc)
+print("RESULT " + json.dumps({"chosen": chosen, "backend": out.backend, "missing": out.missing, "text": out.text,
+                              "feature": out.feature.tolist(), "log": records, "explicit": explicit}))
+"""
+
+
+@pytest.mark.slow  # a fresh Python that loads torch, whisper and the tiny models
+def test_auto_falls_back_to_openai_when_ctranslate2_cannot_load(models_dir, tmp_path):
+    """A real load failure: CTranslate2's package without its shared library beside it (the dynamic
+    loader cannot find libctranslate2, as when a wheel's libraries are missing), in a fresh Python."""
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+
+    package = Path(importlib.util.find_spec("ctranslate2").origin).parent
+    shadow = tmp_path / "broken" / "ctranslate2"  # every file linked, but no ctranslate2.libs/ beside it
+    shadow.mkdir(parents=True)
+    for item in package.iterdir():
+        (shadow / item.name).symlink_to(item)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), str(root)])}
+    proc = subprocess.run(
+        [sys.executable, "-c", _BROKEN_CT2_RUN, str(models_dir)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
+    assert result["chosen"] == "faster-whisper"  # installed, so chosen; it fails only when loaded
+    assert result["backend"] == "openai-whisper" and result["missing"] is None, result
+    fallback = [line for line in result["log"] if "faster-whisper cannot run here" in line]
+    assert len(fallback) == 1 and "\n" not in fallback[0], result["log"]
+    assert "libctranslate2" in fallback[0] and "openai-whisper instead" in fallback[0], fallback
+    assert "faster-whisper cannot be imported" in result["explicit"] and "openai-whisper" in result["explicit"]
+    # the same transcript and feature as openai-whisper asked for by name, in this (working) process
+    asked = get("asr_sentiment", models_dir=models_dir, device="cpu", temperature=0.0, backend="openai-whisper")
+    clip = _clip(speech_like(12.0, seed=4))
+    expected = asked(clip)
+    assert result["text"] == expected.text
+    np.testing.assert_allclose(np.asarray(result["feature"]), expected.feature, rtol=1e-5, atol=1e-5)
+
+
+def test_library_failures_are_told_from_other_errors():
+    assert wb.library_failure(ImportError("libctranslate2-a7a60d30.so.4.8.5: cannot open shared object file"))
+    assert wb.library_failure(RuntimeError("Library libcublas.so.12 is not found or cannot be loaded"))
+    assert wb.library_failure(RuntimeError("CUDA failed with error no CUDA-capable device is detected"))
+    assert not wb.library_failure(RuntimeError("CUDA failed with error out of memory"))
+    assert not wb.library_failure(RuntimeError("Unsupported model binary version"))
+    assert not wb.library_failure(ValueError("bad audio"))
+
+
 # ---- voice-activity detection -----------------------------------------------------------------------
 
 

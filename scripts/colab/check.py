@@ -7,11 +7,13 @@
    Cached in $VEMOCLAP_CI_CACHE (default ~/.cache/vemoclap-ci): the wheels (the torch stack from PyPI
    alone is ~2.6 GB) and the pristine venv, which each run copies as hard links (pip replaces files, it
    never writes into one; the pristine venv's file list, sizes and times are checked before each copy).
-2. `pip install --dry-run ".[models,app]"` resolves on Python 3.13 and 3.12 with Colab's versions as
-   constraints (the notebook extra is vemoclap[models]: resolved with it, and installed for real in 4).
+2. `pip install --dry-run ".[notebook,app]"` resolves on Python 3.13 and 3.12 with Colab's versions as
+   constraints (the notebook extra, vemoclap[models,fast-asr], is installed for real in 4); the plan must hold
+   faster-whisper and CTranslate2 (the faster Whisper backend the notebook brings).
 3. Tiny models, made by the Python running this script (the project's venv; vemoclap.tiny).
 4. scripts/colab/notebook_runs.py in the copy: the notebook's own step 1, from a copy of the notebook file
-   alone (no checkout path, no install source), installs the wheel the notebook carries; nothing preinstalled changes and cv2 stays the same build, then the notebook runs through
+   alone (no checkout path, no install source), installs the wheel the notebook carries; nothing preinstalled changes,
+   cv2 stays the same build and faster-whisper (CTranslate2) imports and is the backend chosen, then the notebook runs through
    every source (sample, a 50 MB upload through the stand-in google.colab, a path, a link on 127.0.0.1).
 Each phase's wall time is printed at the end.
 """
@@ -37,6 +39,8 @@ FREEZE = ROOT / "scripts" / "colab" / "pip-freeze.gpu.txt"
 SKIP = {"tensorflow", "jax", "jaxlib"}
 LAST = "opencv-python"  # its cv2 must win over opencv-contrib-python's, as on Colab (cv2 5.x there)
 PYTHONS = {"3.13": "3.13.0", "3.12": "3.12.1"}
+EXTRAS = "notebook,app"  # what the notebook installs (notebook = models + fast-asr), and the app's extra
+REQUIRED = ("faster-whisper", "ctranslate2")  # the notebook's faster Whisper backend must be in the plan
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1", "TQDM_DISABLE": "1"}
 
 
@@ -250,6 +254,9 @@ def finish_resolve(proc: subprocess.Popen, short: str) -> None:
         )
     planned = json.loads(proc.report.read_text())["install"]
     versions = {canon(i["metadata"]["name"]): i["metadata"]["version"] for i in planned}
+    missing = [name for name in REQUIRED if name not in versions]
+    if missing:
+        raise SystemExit(f"Python {short}: .[{proc.extras}] resolved without {', '.join(missing)}")
     for name in ("torch", "numpy", "transformers", "ipywidgets", "opencv-python", "ipykernel", "protobuf"):
         if name in versions and versions[name] != PINS[name]:
             raise SystemExit(
@@ -258,7 +265,8 @@ def finish_resolve(proc: subprocess.Popen, short: str) -> None:
     print(
         f"Python {short}: .[{proc.extras}] resolves with Colab's versions as constraints ({len(planned)} "
         f"packages; torch {versions.get('torch')}, numpy {versions.get('numpy')}, ipywidgets "
-        f"{versions.get('ipywidgets')})",
+        f"{versions.get('ipywidgets')}, faster-whisper {versions['faster-whisper']}, ctranslate2 "
+        f"{versions['ctranslate2']})",
         flush=True,
     )
 
@@ -297,13 +305,13 @@ def main() -> int:
         if not args.resolve_only:
             with phases.time("Python 3.13 venv with Colab's packages"):
                 fresh_venv(cache, constraints, venv)
-        with phases.time("resolve .[models,app] on Python 3.13 and 3.12 (together)"):
+        with phases.time(f"resolve .[{EXTRAS}] on Python 3.13 and 3.12 (together)"):
             pythons = {"3.13": str(venv / "bin" / "python") if not args.resolve_only else need_python("3.13.0")}
             if pyenv_python(PYTHONS["3.12"]):
                 pythons["3.12"] = pyenv_python(PYTHONS["3.12"])
             else:  # the 3.12 resolve is a secondary check: say so loudly, but the 3.13 check still counts
                 print(f"SKIPPED: the resolve on Python 3.12 (pyenv has no {PYTHONS['3.12']})", flush=True)
-            started = {short: resolve(python, constraints, "models,app", work) for short, python in pythons.items()}
+            started = {short: resolve(python, constraints, EXTRAS, work) for short, python in pythons.items()}
             for short, proc in started.items():
                 finish_resolve(proc, short)
         if not args.resolve_only:

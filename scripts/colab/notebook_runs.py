@@ -36,6 +36,13 @@ CHECK = r"""
 # (added by the Colab-like check) what the kernel's app holds after step 5
 import hashlib, json, sys, importlib.metadata as md
 import cv2
+try:  # the faster Whisper backend step 1 brings: CTranslate2's library loads, and "auto" picks it
+    import ctranslate2, faster_whisper
+    from vemoclap.extractors import whisper_backends
+    fast_asr = {"faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
+                "backend": whisper_backends.choose()}
+except Exception as exc:
+    fast_asr = {"error": type(exc).__name__ + ": " + str(exc)}
 uploaded = app.controller.uploaded_path
 print("CHECK " + json.dumps({
     "python": sys.version.split()[0],
@@ -48,6 +55,7 @@ print("CHECK " + json.dumps({
     "uploaded_sha256": hashlib.sha256(uploaded.read_bytes()).hexdigest() if uploaded and uploaded.is_file() else None,
     "versions": {n: md.version(n) for n in ("torch", "numpy", "transformers", "ipywidgets", "vemoclap")},
     "cv2": cv2.__version__,
+    "fast_asr": fast_asr,
 }))
 """
 
@@ -160,6 +168,7 @@ def _assert_result(name: str, check: dict) -> None:
     assert check["outputs"] == ["clip", "face_emotion", "ocr_sentiment"], check["outputs"]
     assert all("loaded" in status for status in check["rows"].values()), check["rows"]
     assert check["message"] == "", f"run {name}: the app says {check['message']}"
+    assert check["fast_asr"].get("backend") == "faster-whisper", f"run {name}: {check['fast_asr']}"
 
 
 def main() -> int:
@@ -216,6 +225,7 @@ def main() -> int:
     assert "changed 0: nothing" in check["step1"] and "OpenCV unchanged" in check["step1"], check["step1"]
     assert "installed from the wheel this notebook carries" in check["step1"], check["step1"]
     assert "vemoclap" in after["dists"] and "vemoclap" not in before["dists"]
+    assert {"faster-whisper", "ctranslate2"} <= set(after["dists"]) - set(before["dists"]), "no faster-whisper"
     _assert_result("sample", check)
     assert check["source"] and "sample" in check["source"], check["source"]
     added = sorted(set(after["dists"]) - set(before["dists"]))
@@ -223,7 +233,8 @@ def main() -> int:
     report["runs"]["sample"] = check
     print(
         f"run sample: {check['top_label']} in {check['seconds']} s; step 1 added {len(added)} distributions, "
-        f"changed none; cv2 {after['cv2']['version']} build {after['cv2']['build']} unchanged",
+        f"changed none; cv2 {after['cv2']['version']} build {after['cv2']['build']} unchanged; faster-whisper "
+        f"{check['fast_asr']['faster_whisper']} (ctranslate2 {check['fast_asr']['ctranslate2']}) imports and is chosen",
         flush=True,
     )
 

@@ -31,6 +31,9 @@ Choices (documented so results can be compared):
   else float32; "float32" reproduces openai-whisper's fp32 arithmetic most closely.
 * English-only (".en") and "turbo" models were not trained to translate: task "translate" rejects them.
 * The audio array is passed to the backend directly (``whisper.load_audio`` needs ffmpeg).
+* ``backend="auto"`` with a faster-whisper that cannot run here (CTranslate2's library does not load,
+  or on a GPU its CUDA 12 / cuDNN 9 libraries do not, at load or at the first transcription): one
+  logged line, and Whisper runs on openai-whisper; an explicit ``backend="faster-whisper"`` fails instead.
 """
 
 from __future__ import annotations
@@ -253,6 +256,8 @@ class AsrSentimentExtractor(Extractor):
     def _build(self, loader, source: str, *args):
         try:
             return loader(source, self.device, *args)
+        except whisper_backends.BackendUnavailable:  # the library, not the model: _load falls back
+            raise
         except Exception as exc:  # download or unreadable file: say which model and what to do
             first = one_line(exc)
             if Path(source).exists():
@@ -319,16 +324,28 @@ class AsrSentimentExtractor(Extractor):
                 "use a multilingual model or task='transcribe'"
             )
 
+    def _can_fall_back(self) -> bool:
+        return self.requested_backend == "auto" and whisper_backends.installed("openai-whisper")
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """faster-whisper cannot run here (its libraries do not load): one line, then openai-whisper."""
+        log.warning("faster-whisper cannot run here (%s); Whisper runs on openai-whisper instead", one_line(exc))
+        self.backend = "openai-whisper"
+
     def _load(self) -> None:
         if self.backend == "faster-whisper":
             try:
                 self._load_faster()
             except models.ModelUnavailable as exc:
                 # auto: an offline machine with only openai-whisper's checkpoint still runs
-                if self.requested_backend != "auto" or not whisper_backends.installed("openai-whisper"):
+                if not self._can_fall_back():
                     raise
                 log.info("faster-whisper model unavailable (%s); using openai-whisper", one_line(exc))
                 self.backend = "openai-whisper"
+            except whisper_backends.BackendUnavailable as exc:
+                if not self._can_fall_back():
+                    raise OptionError(f"{exc}; choose backend='auto' or 'openai-whisper'") from exc
+                self._fall_back(exc)
         if self.backend == "openai-whisper":
             self._load_openai()
         self.sentiment = text.load(SentimentModel, self.device, self.dtype, self.models_dir)
@@ -352,10 +369,18 @@ class AsrSentimentExtractor(Extractor):
         import torch
 
         self.load()
+        if self.backend == "faster-whisper":
+            try:
+                with _seeded(self.seed, self.backend, self.device):
+                    return whisper_backends.faster_transcribe(self.whisper, audio, self.decoding)
+            except Exception as exc:
+                # CTranslate2 loads cuBLAS / cuDNN on first use: a GPU without them fails here, not at load
+                if not (whisper_backends.library_failure(exc) and self._can_fall_back()):
+                    raise
+                self._fall_back(exc)
+                self._load_openai()
+        fp16 = self.device.type == "cuda" and self.dtype == torch.float16
         with _seeded(self.seed, self.backend, self.device):
-            if self.backend == "faster-whisper":
-                return whisper_backends.faster_transcribe(self.whisper, audio, self.decoding)
-            fp16 = self.device.type == "cuda" and self.dtype == torch.float16
             return whisper_backends.openai_transcribe(self.whisper, audio, self.decoding, fp16=fp16)
 
     def _run(self, clip: Clip) -> AsrOutput:

@@ -10,6 +10,10 @@ the engine's reading order, as the reference did). The units are deduplicated ov
 language is known and not English → spelling; the units are joined with ". " and scored by the
 sentiment model shared with the ASR extractor.
 
+On a CUDA device the PP-OCR sessions run on the GPU when onnxruntime has its CUDA provider
+(``onnxruntime-gpu`` installed in place of ``onnxruntime``; cuDNN picks convolution algorithms by
+heuristic, not by timing each new crop width); without it they run on the CPU and one line is logged.
+
 OCR models (``ocr_models``):
 * "ppocr-default": the models inside the installed package (rapidocr 3: PP-OCRv6 small det/rec,
   multilingual incl. Chinese and English; rapidocr-onnxruntime 1.x: PP-OCRv4 Chinese+English).
@@ -213,6 +217,30 @@ def _no_onnxruntime_telemetry() -> None:
         disable()
 
 
+# rapidocr's default cuDNN search is EXHAUSTIVE: every convolution algorithm timed again for each new input
+# shape, and each text crop the recognizer reads has its own width. HEURISTIC picks without timing.
+CUDA_EP_SETTINGS = {"cudnn_conv_algo_search": "HEURISTIC"}
+ON_GPU = "; on the GPU (onnxruntime CUDA)"
+
+
+def onnx_cuda(wanted: bool, providers: list[str] | None = None) -> bool:
+    """Whether OCR's onnxruntime sessions run on the GPU: asked for (the extractor is on a CUDA device)
+    and onnxruntime has its CUDA provider (``onnxruntime-gpu``). Asked for without it: one logged line."""
+    if not wanted:
+        return False
+    if providers is None:
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" in providers:
+        return True
+    log.info(
+        "OCR runs on the CPU: onnxruntime has no CUDA provider here (onnxruntime-gpu, in place of "
+        "onnxruntime, runs it on the GPU)"
+    )
+    return False
+
+
 class _RapidOcr:
     """rapidocr 3 (PP-OCRv6 small in its wheel, or the English pair), else rapidocr-onnxruntime 1.x."""
 
@@ -226,6 +254,7 @@ class _RapidOcr:
         normalization: str = "rapidocr",
         angle_classifier: bool = True,
         channel_order: str = "bgr",
+        device_index: int = 0,
     ):
         _no_onnxruntime_telemetry()
         self.channel_order = channel_order
@@ -244,11 +273,11 @@ class _RapidOcr:
         params.update({f"Det.{key}": value for key, value in DETECTION[detection].items()})
         mean, std = DET_NORMALIZATION[normalization]
         params.update({"Det.mean": list(mean), "Det.std": list(std)})
-        if use_cuda:
-            import onnxruntime
-
-            if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                params["EngineConfig.onnxruntime.use_cuda"] = True
+        self.on_gpu = onnx_cuda(use_cuda)
+        if self.on_gpu:
+            params["EngineConfig.onnxruntime.use_cuda"] = True
+            params.update({f"EngineConfig.onnxruntime.cuda_ep_cfg.{k}": v for k, v in CUDA_EP_SETTINGS.items()})
+            params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = int(device_index)
         self.description = "rapidocr 3: PP-OCRv6 small det + rec (bundled)"
         if ocr_models == "ppocr-en":
             # Fetched by the model table (pinned URL and SHA-256) and handed over as files, so rapidocr
@@ -267,6 +296,7 @@ class _RapidOcr:
             params.update({"Det.model_path": str(local["det"]), "Rec.model_path": str(local["rec"])})
             self.description = "rapidocr 3: en_PP-OCRv3_det_mobile + en_PP-OCRv4_rec_mobile"
         self.engine = RapidOCR(params=params)
+        self.description += ON_GPU if self.on_gpu else ""
 
     def _init_v1(self, use_cuda: bool, ocr_models: str, detection: str = "rapidocr", normalization: str = "rapidocr"):
         try:
@@ -282,13 +312,12 @@ class _RapidOcr:
             raise OptionError("det_normalization needs rapidocr 3 (pip install 'rapidocr>=3' onnxruntime)")
         self.v3 = False
         options: dict[str, Any] = {f"det_{key}": value for key, value in DETECTION[detection].items()}
-        if use_cuda:
-            import onnxruntime
-
-            if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                options.update({"det_use_cuda": True, "cls_use_cuda": True, "rec_use_cuda": True})
+        self.on_gpu = onnx_cuda(use_cuda)
+        if self.on_gpu:
+            options.update({"det_use_cuda": True, "cls_use_cuda": True, "rec_use_cuda": True})
         self.engine = RapidOCR(**options)
         self.description = "rapidocr-onnxruntime 1.x: PP-OCRv4 Chinese+English det + rec (bundled)"
+        self.description += ON_GPU if self.on_gpu else ""
 
     def __call__(self, image_rgb: np.ndarray, min_score: float) -> list[Detection]:
         image = _engine_input(image_rgb, self.channel_order)
@@ -322,6 +351,7 @@ class _PaddleOcr:
         normalization: str = "",
         angle_classifier: bool = True,
         channel_order: str = "bgr",
+        device_index: int = 0,  # PaddleOCR picks its own GPU
     ):
         # ``detection`` and ``normalization`` are taken for the engines' common signature: PaddleOCR
         # uses its own settings (ImageNet statistics).
@@ -538,7 +568,7 @@ class OcrSentimentExtractor(Extractor):
         use_cuda = self.device.type == "cuda"
         engine_cls = _RapidOcr if self.backend == "rapidocr" else _PaddleOcr
         models_dir = self.models_dir
-        settings = self.engine_settings
+        settings = dict(self.engine_settings, device_index=self.device.index or 0)
         tag = ":".join(str(value) for value in settings.values())
         try:
             self.engine = shared_model(

@@ -18,7 +18,9 @@ forces the slower backend:
 
 :func:`choose` picks the backend ("auto": the fastest installed one; faster-whisper is about 2×
 faster on a CPU, see benchmarks/README.md). The same weights give the same tokens in both
-(tests/test_whisper_backends.py).
+(tests/test_whisper_backends.py). An installed faster-whisper whose CTranslate2 cannot load (its
+library, or CUDA 12 / cuDNN 9 on a GPU) raises :class:`BackendUnavailable`, on which the ASR
+extractor falls back to openai-whisper.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import OptionError, one_line
 from ..media import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,25 @@ _MODULES = {"faster-whisper": ("faster_whisper", "ctranslate2"), "openai-whisper
 WINDOW_S = 30  # whisper's input window
 EOT = 50257  # tokens below this are text (both vocabularies)
 TIME_PRECISION = 0.02  # seconds per timestamp token (30 s / 1500 encoder positions)
+
+
+class BackendUnavailable(RuntimeError):
+    """faster-whisper is installed but cannot run here: CTranslate2's library, or the CUDA libraries it
+    loads (CUDA 12's cuBLAS, cuDNN 9), failed to load. The message is one line."""
+
+
+# what CTranslate2 says when a library it needs cannot be loaded (at import, model load or first use)
+_LIBRARY_FAILURE = re.compile(r"cuda|cudnn|cublas|\.so\b|\.so\.|\.dll|librar|symbol|driver", re.IGNORECASE)
+
+
+def library_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says that faster-whisper's libraries cannot load (not a bad model or input)."""
+    if isinstance(exc, BackendUnavailable):
+        return True
+    if isinstance(exc, (ImportError, OSError)):
+        return True
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and "out of memory" not in message and bool(_LIBRARY_FAILURE.search(message))
 
 
 def installed(backend: str) -> bool:
@@ -343,21 +365,36 @@ def _timestamped_transcript(
 
 
 def load_faster(source: str, device, compute_type: str, *, download_root: str | None = None, cpu_threads: int = 0):
-    """A ``faster_whisper.WhisperModel`` from a CTranslate2 folder or a size name (downloaded)."""
-    from faster_whisper import WhisperModel
+    """A ``faster_whisper.WhisperModel`` from a CTranslate2 folder or a size name (downloaded).
+
+    Raises :class:`BackendUnavailable` when faster-whisper cannot be imported (CTranslate2's library does
+    not load) or CTranslate2 cannot use the device (no CUDA, or CUDA libraries it cannot load)."""
+    try:
+        from faster_whisper import WhisperModel
+    except (ImportError, OSError) as exc:
+        raise BackendUnavailable(f"faster-whisper cannot be imported ({_one_line(exc)})") from exc
 
     kind, _, index = str(device).partition(":")
-    model = WhisperModel(
-        source,
-        device=kind,
-        device_index=int(index or 0),
-        compute_type=compute_type,
-        cpu_threads=cpu_threads,
-        download_root=download_root,
-    )
+    try:
+        model = WhisperModel(
+            source,
+            device=kind,
+            device_index=int(index or 0),
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            download_root=download_root,
+        )
+    except RuntimeError as exc:
+        if kind == "cuda" and library_failure(exc):
+            raise BackendUnavailable(f"CTranslate2 cannot run on {device} ({_one_line(exc)})") from exc
+        raise
     model.vemoclap_text_ctx = _ct2_text_ctx(Path(source))
     model.max_length = model.vemoclap_text_ctx  # faster-whisper assumes 448 positions
     return model
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(exc, limit=200)}"
 
 
 def _ct2_text_ctx(folder: Path) -> int:
