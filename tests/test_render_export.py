@@ -276,7 +276,7 @@ def test_live_stream_tracks_the_face(analyzer, result, sample):
     assert len(frames) == _frame_count(sample)
     with_faces = [f for f in frames if f.faces]
     assert len(with_faces) > len(frames) // 2
-    ids = [face.track_id for f in with_faces for face in f.faces]
+    ids = [face.person for f in with_faces for face in f.faces]
     assert max(ids.count(i) for i in set(ids)) >= 0.7 * len(ids)  # one face, followed
     assert frames[-1].fps > 0
     lines: list[str] = []

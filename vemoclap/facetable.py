@@ -3,10 +3,11 @@ not a subclass). The Result's faces (``Result.faces``, ``faces.csv``), the drawi
 the annotated video's CSV and the webcam mode all read or write these columns.
 
 Columns: ``frame_index`` (the sampled frame, or the frame of the video), ``time`` (seconds), ``face``
-(its number in the frame, or its track's id where faces are followed), ``person`` (the number of the
-person it was linked to across frames, :mod:`vemoclap.tracking`; empty where faces were not linked), the box ``x0, y0, x1, y1`` in
-frame pixels (x1, y1 exclusive), ``detection_score``, ``expression`` and ``confidence`` (the most
-probable expression and its probability), then one probability per facial expression.
+(its number in the frame, or its person where faces are followed), ``person`` (the number of the
+person it was linked to across frames, :mod:`vemoclap.tracking`; empty where faces were not linked),
+the box ``x0, y0, x1, y1`` in frame pixels (x1, y1 exclusive), ``detection_score``, ``expression`` and
+``confidence`` (the most probable expression and its probability), then one probability per facial
+expression.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def tracked_row(frame_index: int, time: float, track) -> dict[str, Any]:
     return face_row(
         frame_index,
         time,
-        track.track_id,
+        track.person,
         track.box,
         track.expression,
         track.confidence,

@@ -399,9 +399,9 @@ class Analyzer:
 
     def export_annotated_video(self, result: Result, out_path, *, every: int = 1, progress: "bool | Callable" = True):
         """Every frame of ``result``'s video with face boxes and smoothed expressions (audio kept,
-        labels per frame in a CSV beside), each face numbered as its person in ``result``. It runs this Analyzer's face model on the frames again —
-        on every ``every``-th one, boxes carried in between — so it needs the loaded Analyzer, not
-        only the Result."""
+        labels per frame in a CSV beside), each face numbered as its person in ``result``. It runs
+        this Analyzer's face model on the frames again — on every ``every``-th one, boxes carried in
+        between — so it needs the loaded Analyzer, not only the Result."""
         from .video_export import export_annotated_video
 
         analyze_image = self.face_model().analyze_image

@@ -26,6 +26,7 @@ class FeatureSpec:
     length: int  # rows the classifier sees (sequences are padded / trimmed to it)
     sequence: bool  # True: one row per frame / audio chunk; False: one vector per video
     description: str = ""
+    spoken: str = ""  # how the report names the input ("the faces"); empty: its name
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,12 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def _sequence(name: str, dim: int, description: str) -> FeatureSpec:
-    return FeatureSpec(name, dim, 16, True, description)
+def _sequence(name: str, dim: int, description: str, spoken: str) -> FeatureSpec:
+    return FeatureSpec(name, dim, 16, True, description, spoken)
 
 
-def _single(name: str, description: str) -> FeatureSpec:
-    return FeatureSpec(name, 768, 1, False, description)
+def _single(name: str, description: str, spoken: str) -> FeatureSpec:
+    return FeatureSpec(name, 768, 1, False, description, spoken)
 
 
 # In the order the reference runs them.
@@ -75,7 +76,7 @@ EXTRACTORS: dict[str, Registration] = {
             "clip",
             "vemoclap.extractors.clip:ClipExtractor",
             ("clip",),
-            _sequence("clip", 512, "CLIP ViT-B/32 image embedding per frame"),
+            _sequence("clip", 512, "CLIP ViT-B/32 image embedding per frame", "the picture"),
             reference_input=True,
             tiny=("vemoclap.tiny.vision:build_clip_models",),
         ),
@@ -83,7 +84,7 @@ EXTRACTORS: dict[str, Registration] = {
             "beats",
             "vemoclap.extractors.beats:BeatsExtractor",
             ("beats",),
-            _sequence("beats", 768, "BEATs embedding per 3-s audio chunk"),
+            _sequence("beats", 768, "BEATs embedding per 3-s audio chunk", "the audio"),
             reference_input=True,
             tiny=("vemoclap.tiny.audio:build_beats_models",),
         ),
@@ -91,7 +92,7 @@ EXTRACTORS: dict[str, Registration] = {
             "face_emotion",
             "vemoclap.extractors.faces:FaceEmotionExtractor",
             ("face_expression", "yolo_face"),
-            _sequence("face_emotion", 768, "facial-expression ViT CLS feature per frame with a face"),
+            _sequence("face_emotion", 768, "facial-expression ViT CLS feature per frame with a face", "the faces"),
             reference_input=True,
             tiny=("vemoclap.tiny.vision:build_face_models",),
         ),
@@ -99,7 +100,7 @@ EXTRACTORS: dict[str, Registration] = {
             "asr_sentiment",
             "vemoclap.extractors.asr:AsrSentimentExtractor",
             ("whisper", "whisper_ct2", "sentiment"),
-            _single("asr_sentiment", "RoBERTa sentiment CLS feature of the transcript"),
+            _single("asr_sentiment", "RoBERTa sentiment CLS feature of the transcript", "the transcript"),
             reference_input=True,
             tiny=("vemoclap.tiny.text:build_sentiment_models", "vemoclap.tiny.text:build_whisper_models"),
         ),
@@ -107,7 +108,7 @@ EXTRACTORS: dict[str, Registration] = {
             "ocr_sentiment",
             "vemoclap.extractors.ocr:OcrSentimentExtractor",
             ("language_id", "translation", "spell", "sentiment"),
-            _single("ocr_sentiment", "RoBERTa sentiment CLS feature of the on-screen text"),
+            _single("ocr_sentiment", "RoBERTa sentiment CLS feature of the on-screen text", "the on-screen text"),
             reference_input=True,
             tiny=("vemoclap.tiny.text:build_sentiment_models", "vemoclap.tiny.text:build_ocr_text_models"),
         ),
@@ -125,7 +126,7 @@ EXTRACTORS: dict[str, Registration] = {
             "ast",
             "vemoclap.extractors.audio_spectrogram:AstExtractor",
             ("ast",),
-            _sequence("ast", 768, "AST embedding per 3-s audio chunk"),
+            _sequence("ast", 768, "AST embedding per 3-s audio chunk", "the audio"),
             run_by_default=False,
             tiny=("vemoclap.tiny.audio:build_ast_models",),
         ),

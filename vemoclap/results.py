@@ -298,7 +298,8 @@ class Result:
                 sections.append(
                     Section(name, name, rows=tuple(Row("", line) for line in output.describe()), kind="output")
                 )
-        sections.append(self._people_section())
+        people = self.people()  # the report's list and people.csv read one table
+        sections.append(self._people_section(people))
         sections.append(
             Section("missing", "missing", rows=tuple(Row(k, v) for k, v in self.missing.items()), kind="list")
         )
@@ -310,15 +311,16 @@ class Result:
         windows = self.windows if self.windows is not None else window_table([], self.labels)
         sections += [
             Section("faces", "every face found", kind="table", file="faces.csv", table=self.faces),
-            Section("people", "each person's expressions", kind="table", file="people.csv", table=self.people()),
+            Section("people", "each person's expressions", kind="table", file="people.csv", table=people),
             Section("face_track", "faces per frame", kind="table", file="frames.csv", table=face_track(self)),
             Section("windows", "emotion timeline", kind="table", file="windows.csv", table=windows),
         ]
         notice = random_weights_notice(self.random_weights, self.weights) if self.random_weights else ""
         return Summary(self.source, notice, tuple(sections))
 
-    def _people_section(self) -> Section:
-        """One row per person the faces were linked into: their dominant expression and when they are seen."""
+    def _people_section(self, people: "pd.DataFrame") -> Section:
+        """One row per person the faces were linked into (``people``: :meth:`people`): their dominant
+        expression and when they are seen."""
         from .tracking import people_summary
 
         rows = tuple(
@@ -327,7 +329,7 @@ class Result:
                 f"{p.expression} {p.share:.0%}, in {p.frames} frame{'s' if p.frames != 1 else ''}, "
                 f"{p.first:.1f}–{p.last:.1f} s",
             )
-            for p in people_summary(self.people()).itertuples(index=False)
+            for p in people_summary(people).itertuples(index=False)
         )
         return Section("who", "people", rows=rows, kind="list")
 
@@ -577,7 +579,8 @@ class Result:
 
     def save(self, directory: str | Path) -> Path:
         """Write the :data:`EXPORT_FILES` (result.json, probabilities.csv, faces.csv per face found,
-        people.csv per person per frame, frames.csv per sampled frame, windows.csv per timeline window) and a PNG per plot into ``directory``."""
+        people.csv per person per frame, frames.csv per sampled frame, windows.csv per timeline
+        window) and a PNG per plot into ``directory``."""
         import matplotlib.pyplot as plt
 
         directory = Path(directory)

@@ -10,8 +10,8 @@ is scored by
   there appearance alone links them.
 
 A pair may be linked when its appearance similarity reaches ``min_similarity`` (or, where a face
-or person has no feature, when its IoU reaches ``min_iou`` on close frames); among those, the assignment of faces to people that
-maximises the summed score is solved exactly (the Hungarian method,
+or person has no feature, when its IoU reaches ``min_iou`` on close frames); among those, the
+assignment of faces to people that maximises the summed score is solved exactly (the Hungarian method,
 :func:`scipy.optimize.linear_sum_assignment`). A face left over is a new person. People are
 numbered from 1 in the order they first appear. A person unseen for more than ``max_age`` updates
 can no longer be linked by position, only by appearance (they may come back into the picture).
@@ -42,14 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class TrackedFace:
     """A face linked to a person; its expression probabilities are smoothed over time."""
 
-    track_id: int  # the person's number, from 1
+    person: int  # the person's number, from 1 (also the face's number in the annotated video's CSV)
     box: tuple[int, int, int, int]
     probabilities: np.ndarray  # smoothed, in FACE_EXPRESSIONS order
     detection_score: float = 1.0
-
-    @property
-    def person(self) -> int:
-        return self.track_id
 
     @property
     def expression(self) -> str:

@@ -159,10 +159,12 @@ def _thumbnail_uri(image, box) -> str:
 
     from PIL import Image
 
-    x0, y0, x1, y1 = (int(v) for v in box)
-    if image is None or image.size == 0 or x1 <= x0 or y1 <= y0:
+    from ..draw.figures import crop_box
+
+    face = crop_box(image, box)
+    if face is None:
         return ""
-    crop = Image.fromarray(image[max(0, y0) : y1, max(0, x0) : x1])
+    crop = Image.fromarray(face)
     crop.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     buffer = io.BytesIO()
     crop.save(buffer, format="PNG")

@@ -113,6 +113,16 @@ def frames_grid(result: "Result", columns: int = 4) -> "Figure | None":
     return mark_figure(fig, result)
 
 
+def crop_box(image: "np.ndarray | None", box) -> "np.ndarray | None":
+    """The part of an RGB image inside ``box`` (x0, y0, x1, y1; clipped to the image), or None when
+    nothing of it is there (no pixels, an empty box)."""
+    if image is None or image.size == 0:
+        return None
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(image.shape[1], int(box[2])), min(image.shape[0], int(box[3]))
+    return image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else None
+
+
 def face_crops(result: "Result") -> tuple[list[tuple[Any, str]], str]:
     """(crop, title) of every detected face, or no crops and why."""
     output = result.face_output
@@ -122,12 +132,10 @@ def face_crops(result: "Result") -> tuple[list[tuple[Any, str]], str]:
         return [], f"no faces: {output.missing}"
     crops: list[tuple[Any, str]] = []
     for face in result.faces.itertuples(index=False):
-        image = result.frames.images[face.frame_index]
-        x0, y0 = max(0, int(face.x0)), max(0, int(face.y0))
-        x1, y1 = min(image.shape[1], int(face.x1)), min(image.shape[0], int(face.y1))
-        if x1 > x0 and y1 > y0:
+        crop = crop_box(result.frames.images[face.frame_index], (face.x0, face.y0, face.x1, face.y1))
+        if crop is not None:
             time_s = result.frames.timestamps[face.frame_index]
-            crops.append((image[y0:y1, x0:x1], f"{face.expression} {face.confidence:.0%}\n{time_s:.1f} s"))
+            crops.append((crop, f"{face.expression} {face.confidence:.0%}\n{time_s:.1f} s"))
     return crops, "" if crops else "no faces were found"
 
 

@@ -37,21 +37,15 @@ ATTENTION_METHOD = (
     "of sequence inputs in which this input is the key/value side"
 )
 LEAVE_ONE_OUT = "p(all inputs) − p(this input as missing: zeros), in percentage points"
-# What the report calls each input; an input not listed is called by its name.
-SPOKEN = {
-    "face_emotion": "the faces",
-    "clip": "the picture",
-    "beats": "the audio",
-    "ast": "the audio",
-    "asr_sentiment": "the transcript",
-    "ocr_sentiment": "the on-screen text",
-}
 MIN_POINTS = 0.5  # a contribution under half a point is not named in the sentence (it would print as ±0)
 
 
 def spoken(feature: str) -> str:
-    """How the report names an input ("the faces")."""
-    return SPOKEN.get(feature, feature)
+    """How the report names an input ("the faces": its registration's ``spoken``), else its name."""
+    from ..registry import FEATURES
+
+    spec = FEATURES.get(feature)
+    return (spec.spoken if spec is not None else "") or feature
 
 
 @dataclass(frozen=True)
